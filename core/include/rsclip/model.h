@@ -1,0 +1,140 @@
+/*
+ * rsclip/model.h -- the SigLIP (Git-RSCLIP) model: checkpoint loading, image preprocessing, the
+ * vision and text towers, and SigLIP's sigmoid scoring. Numerically the same model as
+ * transformers' SiglipModel + SiglipProcessor (v4.44.2).
+ *
+ * Two objects, as in whisper.cpp:
+ *   rsclip_model    read-only after load (weights converted to float32 once, config, tokenizer);
+ *                   shared by any number of threads.
+ *   rsclip_encoder  per-thread state: one activation arena sized for max_batch at creation; a
+ *                   forward pass allocates nothing.
+ *
+ *     rsclip_model *m;
+ *     if (rsclip_model_load("tests/fixtures/siglip-tiny", NULL, &m) != RSCLIP_OK) ...
+ *     const rsclip_model_info *mi = rsclip_model_get_info(m);
+ *     rsclip_encoder *enc;
+ *     rsclip_encoder_params ep = rsclip_encoder_default_params();
+ *     rsclip_encoder_new(m, &ep, &enc);
+ *     float *px = malloc(sizeof(float) * 3 * mi->image_size * mi->image_size);
+ *     rsclip_preprocess_rgb8(m, rgb, w, h, w * 3, px);      // HWC uint8 -> [3,S,S]
+ *     float emb[mi->embed_dim];
+ *     rsclip_encode_images(enc, 1, px, emb, NULL);
+ *     int32_t ids[64];
+ *     rsclip_model_tokenize(m, "a remote sensing image of river", -1, ids, NULL);
+ *     float temb[mi->embed_dim];
+ *     rsclip_encode_texts(enc, 1, ids, temb, NULL);
+ *     float p = rsclip_model_prob(m, rsclip_cosine(emb, temb, mi->embed_dim));
+ *
+ * Threading: one level of parallelism at a time. An encoder runs its GEMMs on
+ * rsclip_encoder_params.n_threads BLAS threads (OpenBLAS' pool is process-wide: do not run two
+ * multi-threaded encoders at once; run several encoders with n_threads = 1 instead).
+ */
+#ifndef RSCLIP_MODEL_H
+#define RSCLIP_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rsclip_tower_info {
+    int hidden;       /* D */
+    int intermediate; /* MLP width */
+    int layers;
+    int heads;
+    double layer_norm_eps;
+} rsclip_tower_info;
+
+typedef struct rsclip_model_info {
+    char name[256];         /* repo id or folder name the model was loaded from */
+    char fingerprint[17];   /* hex fingerprint of the weights (rsclip_st_fingerprint, combined over shards) */
+    char weights_dtype[8];  /* dtype of the checkpoint's floating tensors: "F32", "F16", "BF16" */
+    int embed_dim;          /* length of image and text embeddings */
+    rsclip_tower_info text;
+    rsclip_tower_info vision;
+    int vocab_size;
+    int text_ctx;           /* text positions = tokens per text (64) */
+    int image_size;         /* S: model input is S x S */
+    int patch_size;         /* P */
+    int n_patches;          /* (S/P)^2 = vision tokens */
+    float logit_scale;      /* raw checkpoint value; logits use exp(logit_scale) */
+    float logit_bias;
+    /* preprocessor_config.json */
+    int do_resize, do_rescale, do_normalize;
+    double rescale_factor;
+    float image_mean[3], image_std[3];
+} rsclip_model_info;
+
+typedef struct rsclip_model_params {
+    int reserved; /* room for precision selection etc.; zero-initialise */
+} rsclip_model_params;
+
+typedef struct rsclip_model rsclip_model;
+
+/* Load a Hugging Face snapshot folder: config.json (missing keys take SiglipConfig defaults),
+ * model.safetensors or model.safetensors.index.json + shards (memory-mapped, F32/F16/BF16
+ * converted once), spiece.model, tokenizer_config.json, preprocessor_config.json (both optional:
+ * defaults as SigLIP's). Every expected tensor is checked for presence, dtype and shape; errors
+ * name the tensor and the file. params may be NULL. */
+int rsclip_model_load(const char *dir, const rsclip_model_params *params, rsclip_model **out);
+void rsclip_model_free(rsclip_model *m); /* NULL-safe */
+
+const rsclip_model_info *rsclip_model_get_info(const rsclip_model *m);
+
+/* The model's tokenizer (owned by the model). */
+const struct rsclip_tokenizer *rsclip_model_tokenizer(const rsclip_model *m);
+
+/* Tokenize into exactly info->text_ctx ids (EOS, truncation, padding as SiglipProcessor with
+ * padding="max_length", truncation=True). len = -1 for NUL-terminated text. */
+int rsclip_model_tokenize(const rsclip_model *m, const char *text, ptrdiff_t len, int32_t *ids,
+                          int *n_tokens);
+
+/* SiglipImageProcessor: rgb is 8-bit interleaved RGB, width x height, row stride in bytes.
+ * Resizes to S x S with Pillow-exact bicubic when the size differs (aspect not kept), rescales,
+ * normalises; out: [3, S, S] float32 (CHW). Bit-identical to the reference pixel_values. */
+int rsclip_preprocess_rgb8(const rsclip_model *m, const uint8_t *rgb, int width, int height,
+                           size_t stride, float *out);
+
+/* Pillow 9.4 BICUBIC resize of 8-bit interleaved images with `channels` channels (exposed for the
+ * tiler and tests). dst has dst_w * dst_h * channels bytes, tightly packed. */
+int rsclip_resize_bicubic_u8(const uint8_t *src, int src_w, int src_h, size_t src_stride,
+                             int channels, uint8_t *dst, int dst_w, int dst_h);
+
+typedef struct rsclip_encoder_params {
+    int max_batch; /* images or texts per internal batch (arena sized for it); default 8 */
+    int n_threads; /* BLAS threads for this encoder's forward passes; default 0 = all cores */
+} rsclip_encoder_params;
+
+rsclip_encoder_params rsclip_encoder_default_params(void);
+
+typedef struct rsclip_encoder rsclip_encoder;
+
+int rsclip_encoder_new(const rsclip_model *m, const rsclip_encoder_params *params,
+                       rsclip_encoder **out);
+void rsclip_encoder_free(rsclip_encoder *e); /* NULL-safe */
+
+/* Vision tower. pixels: [n, 3, S, S] preprocessed. embeds: [n, embed_dim], unnormalised
+ * (get_image_features). last_hidden (may be NULL): [n, n_patches, vision.hidden], the
+ * post-layernorm tokens. Any n >= 1: processed in chunks of max_batch. */
+int rsclip_encode_images(rsclip_encoder *e, int n, const float *pixels, float *embeds,
+                         float *last_hidden);
+
+/* Text tower. ids: [n, text_ctx]. embeds: [n, embed_dim], unnormalised (get_text_features).
+ * last_hidden (may be NULL): [n, text_ctx, text.hidden], the final-layernorm output. */
+int rsclip_encode_texts(rsclip_encoder *e, int n, const int32_t *ids, float *embeds,
+                        float *last_hidden);
+
+/* Scale v[0..n) to unit L2 norm in place (plain division, as SiglipModel does). */
+void rsclip_l2_normalize(float *v, int n);
+/* Cosine of two vectors (need not be normalised). */
+float rsclip_cosine(const float *a, const float *b, int n);
+/* SigLIP logit and probability of a cosine: cos * exp(logit_scale) + logit_bias, sigmoid of it. */
+float rsclip_model_logit(const rsclip_model *m, float cosine);
+float rsclip_model_prob(const rsclip_model *m, float cosine);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

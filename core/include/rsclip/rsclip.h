@@ -1,0 +1,18 @@
+/*
+ * rsclip/rsclip.h -- umbrella header of the rsclip C library.
+ *
+ * rsclip turns imagery into a searchable index: a GDAL tiler cuts rasters into model-sized tiles
+ * with exact footprints, an embedded SigLIP encoder (Git-RSCLIP) embeds them, a SQLite/GeoPackage
+ * index stores vectors and footprints, and text queries come back as ranked, georeferenced hits.
+ * Each module has its own header; this one includes them all.
+ */
+#ifndef RSCLIP_RSCLIP_H
+#define RSCLIP_RSCLIP_H
+
+#include "rsclip/status.h"
+#include "rsclip/safetensors.h"
+#include "rsclip/tokenizer.h"
+#include "rsclip/model.h"
+#include "rsclip/hub.h"
+
+#endif
