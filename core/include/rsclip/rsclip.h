@@ -14,5 +14,6 @@
 #include "rsclip/tokenizer.h"
 #include "rsclip/model.h"
 #include "rsclip/hub.h"
+#include "rsclip/export.h"
 
 #endif
