@@ -5,7 +5,9 @@
 #include "test_util.h"
 
 #include <stdint.h>
+#include <dirent.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char tmpdir[] = "/tmp/rsclip_st_XXXXXX";
@@ -545,7 +547,23 @@ static void test_hostile(void) {
         "{\"ok\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},\"bad\":1}", 1,
         "tensor 'bad'");
 
-    /* Files that are not regular, or missing. */
+    /* Names in messages stay on one line and are cut to a bounded length. */
+    BAD("ctl_name.st", "{\"a\\nb\\u0001\":1}", 0, "tensor 'a?b?': entry is not an object");
+    char longhdr[1200];
+    memset(longhdr, 0, sizeof longhdr);
+    strcpy(longhdr, "{\"");
+    memset(longhdr + 2, 'n', 1000);
+    strcpy(longhdr + 1002, "\":1}");
+    BAD("long_name.st", longhdr, 0, "nnn...': entry is not an object");
+    CHECK(strlen(rsclip_last_error()) < 600);
+
+    /* Files that are not regular (a FIFO must not block the open), or missing. */
+    char fifo[400];
+    snprintf(fifo, sizeof fifo, "%s/fifo", tmpdir);
+    if (mkfifo(fifo, 0600) == 0) {
+        expect_fail(fifo, RSCLIP_ERR_IO, "not a regular file", __LINE__);
+        unlink(fifo);
+    }
     expect_fail(tmpdir, RSCLIP_ERR_IO, "not a regular file", __LINE__);
     char missing[400];
     snprintf(missing, sizeof missing, "%s/does_not_exist.safetensors", tmpdir);
@@ -575,6 +593,31 @@ static void test_hostile(void) {
     }
 }
 
+/* The fuzzer's seed files are valid checkpoints (they must stay so to seed anything useful). */
+static void test_fuzz_seeds(void) {
+    const char *src = getenv("RSCLIP_SOURCE_DIR");
+    if (!src) return;
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/tests/fuzz/corpus/safetensors", src);
+    DIR *d = opendir(dir);
+    REQUIRE(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t l = strlen(e->d_name);
+        if (l < 12 || strcmp(e->d_name + l - 12, ".safetensors") != 0) continue;
+        char path[1400];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        rsclip_st_file *f = NULL;
+        CHECK_OK(rsclip_st_open(path, &f));
+        if (f) check_invariants(f);
+        rsclip_st_close(f);
+        n++;
+    }
+    closedir(d);
+    CHECK(n >= 3);
+}
+
 int main(void) {
     REQUIRE(mkdtemp(tmpdir));
     test_fixture_model();
@@ -583,6 +626,7 @@ int main(void) {
     test_valid_synthetic();
     test_fingerprint_definition();
     test_hostile();
+    test_fuzz_seeds();
     for (int i = 0; i < n_made; i++) unlink(made[i]);
     rmdir(tmpdir);
     return tu_finish("test_safetensors");

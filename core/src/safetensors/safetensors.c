@@ -118,9 +118,31 @@ static void st_free(rsclip_st_file *f) {
     free(f);
 }
 
-/* Tensor names in messages are cut so one hostile name cannot fill the message buffer. */
+/* Names as they appear in messages: cut at NAME_MAX_SHOWN bytes so one hostile name cannot fill
+ * the message buffer, control characters shown as '?' so a message stays one line. */
+#define NAME_MAX_SHOWN 200
+typedef struct {
+    char s[NAME_MAX_SHOWN + 4];
+} shown_name;
+
+static const char *show(const char *name, shown_name *b) {
+    size_t i = 0;
+    if (!name) name = "";
+    for (; name[i] && i < NAME_MAX_SHOWN; i++) {
+        unsigned char c = (unsigned char)name[i];
+        b->s[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    }
+    if (name[i]) {
+        memcpy(b->s + i, "...", 3);
+        i += 3;
+    }
+    b->s[i] = '\0';
+    return b->s;
+}
+#define SHOW(name) show(name, &(shown_name){{0}})
+
 #define TERR(code, f, name, fmt, ...)                                                              \
-    rsclip__error(code, "%s: tensor '%.200s': " fmt, (f)->path, name, __VA_ARGS__)
+    rsclip__error(code, "%s: tensor '%s': " fmt, (f)->path, SHOW(name), __VA_ARGS__)
 
 static int get_nonneg_int(const rsclip_json *v, int64_t *out) {
     if (!v || v->type != RSCLIP_JSON_NUMBER || !v->is_int || v->inum < 0) return 0;
@@ -138,8 +160,8 @@ static int parse_metadata(rsclip_st_file *f, const rsclip_json *m) {
         return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", f->path);
     for (size_t i = 0; i < m->len; i++) {
         if (m->items[i].type != RSCLIP_JSON_STRING)
-            return rsclip__error(RSCLIP_ERR_FORMAT, "%s: __metadata__ '%.200s' is not a string",
-                                 f->path, m->keys[i]);
+            return rsclip__error(RSCLIP_ERR_FORMAT, "%s: __metadata__ '%s' is not a string",
+                                 f->path, SHOW(m->keys[i]));
         f->meta_keys[i] = strdup(m->keys[i]);
         f->meta_vals[i] = strdup(m->items[i].str);
         f->n_meta = i + 1;
@@ -158,7 +180,7 @@ static int parse_tensor(rsclip_st_file *f, const char *name, const rsclip_json *
     const char *dt = rsclip_json_get_str(e, "dtype");
     if (!dt) return TERR(RSCLIP_ERR_FORMAT, f, name, "%s", "missing or non-string dtype");
     if (!dtype_from_name(dt, &t->dtype))
-        return TERR(RSCLIP_ERR_FORMAT, f, name, "unknown dtype '%.32s'", dt);
+        return TERR(RSCLIP_ERR_FORMAT, f, name, "unknown dtype '%s'", SHOW(dt));
 
     const rsclip_json *shape = rsclip_json_get(e, "shape");
     if (!shape || shape->type != RSCLIP_JSON_ARRAY)
@@ -323,8 +345,9 @@ static int build(rsclip_st_file *f) {
         if (spans[i].begin == spans[i].end) continue;
         if (prev >= 0 && spans[i].begin < prev_end) {
             rc = TERR(RSCLIP_ERR_FORMAT, f, f->tensors[spans[i].idx].name,
-                      "data [%zu, %zu) overlaps tensor '%.200s' [%zu, %zu)", spans[i].begin,
-                      spans[i].end, f->tensors[spans[prev].idx].name, spans[prev].begin, prev_end);
+                      "data [%zu, %zu) overlaps tensor '%s' [%zu, %zu)", spans[i].begin,
+                      spans[i].end, SHOW(f->tensors[spans[prev].idx].name), spans[prev].begin,
+                      prev_end);
             goto done;
         }
         prev = i;
@@ -372,7 +395,8 @@ int rsclip_st_open(const char *path, rsclip_st_file **out) {
     if (!out) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_st_open: out is NULL");
     *out = NULL;
     if (!path) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_st_open: path is NULL");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO must not block the open; it is refused as not regular just below. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return rsclip__error(RSCLIP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
@@ -482,11 +506,11 @@ int rsclip_st_to_f32(const rsclip_st_tensor *t, float *dst, size_t n) {
     if (!t) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_st_to_f32: tensor is NULL");
     if (n != (uint64_t)t->n_elements)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG,
-                             "tensor '%.200s': destination holds %zu values, tensor has %lld",
-                             t->name ? t->name : "", n, (long long)t->n_elements);
+                             "tensor '%s': destination holds %zu values, tensor has %lld",
+                             SHOW(t->name), n, (long long)t->n_elements);
     if (n && !dst)
-        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "tensor '%.200s': destination is NULL",
-                             t->name ? t->name : "");
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "tensor '%s': destination is NULL",
+                             SHOW(t->name));
     const unsigned char *p = t->data;
     switch (t->dtype) {
     case RSCLIP_DTYPE_F32:
@@ -512,9 +536,9 @@ int rsclip_st_to_f32(const rsclip_st_tensor *t, float *dst, size_t n) {
         return RSCLIP_OK;
     default:
         return rsclip__error(RSCLIP_ERR_UNSUPPORTED,
-                             "tensor '%.200s': dtype %s is not a floating type, cannot convert to "
+                             "tensor '%s': dtype %s is not a floating type, cannot convert to "
                              "F32",
-                             t->name ? t->name : "", rsclip_dtype_name(t->dtype));
+                             SHOW(t->name), rsclip_dtype_name(t->dtype));
     }
 }
 
