@@ -163,6 +163,27 @@ static void test_fixture_model(void) {
     CHECK(rsclip_st_to_f32(NULL, buf, 0) == RSCLIP_ERR_INVALID_ARG);
     free(buf);
 
+    /* The loader convenience: shape check + conversion with file/tensor in every message. */
+    float ls = 0;
+    const int64_t one[1] = {1}, two[2] = {1, 1};
+    CHECK_OK(rsclip_st_read_f32(f, "logit_scale", 1, one, &ls, 1));
+    CHECK(ls != 0);
+    CHECK_OK(rsclip_st_read_f32(f, "logit_scale", 0, NULL, &ls, 1));
+    CHECK(rsclip_st_read_f32(f, "logit_scale", 2, two, &ls, 1) == RSCLIP_ERR_MISMATCH);
+    CHECK(strstr(rsclip_last_error(), path) &&
+          strstr(rsclip_last_error(), "tensor 'logit_scale': shape [1], expected [1, 1]"));
+    CHECK(rsclip_st_read_f32(f, "logit_scale", 1, one, &ls, 2) == RSCLIP_ERR_MISMATCH);
+    CHECK(rsclip_st_read_f32(f, "nope", 1, one, &ls, 1) == RSCLIP_ERR_NOT_FOUND);
+    CHECK(strncmp(rsclip_last_error(), path, strlen(path)) == 0 &&
+          strstr(rsclip_last_error(), "tensor 'nope'"));
+    const int64_t ids_shape[2] = {12, 64};
+    float *ib = malloc(12 * 64 * sizeof *ib);
+    REQUIRE(ib);
+    CHECK(rsclip_st_read_f32(r, "input_ids", 2, ids_shape, ib, 12 * 64) == RSCLIP_ERR_UNSUPPORTED);
+    CHECK(strncmp(rsclip_last_error(), rpath, strlen(rpath)) == 0 &&
+          strstr(rsclip_last_error(), "input_ids"));
+    free(ib);
+
     /* The pixel values are (u8/255 - 0.5)/0.5: within [-1, 1]. */
     const rsclip_st_tensor *pv = rsclip_st_find(r, "pixel_values");
     float *px = malloc((size_t)pv->n_elements * sizeof *px);

@@ -91,6 +91,13 @@ const char *rsclip_st_metadata(const rsclip_st_file *f, const char *key);
  * RSCLIP_ERR_UNSUPPORTED. Messages name the tensor, not the file: callers add the path. */
 int rsclip_st_to_f32(const rsclip_st_tensor *t, float *dst, size_t n);
 
+/* Convenience for loaders: find `name` in f, check that its shape is exactly shape[0..n_dims)
+ * (shape == NULL: any shape), and convert it into the caller's dst[n] (n must equal its element
+ * count). Errors name the file and the tensor: RSCLIP_ERR_NOT_FOUND (absent), RSCLIP_ERR_MISMATCH
+ * (shape or n differ), RSCLIP_ERR_UNSUPPORTED (not a floating dtype). */
+int rsclip_st_read_f32(const rsclip_st_file *f, const char *name, int n_dims, const int64_t *shape,
+                       float *dst, size_t n);
+
 /* 64-bit fingerprint (hex, 16 chars + NUL) of the file: FNV-1a over the header bytes and 64
  * evenly spaced 4 KiB blocks of the data. Cheap (no full read) yet changes with any retrained
  * checkpoint; used as the model's provenance in an index.

@@ -542,6 +542,36 @@ int rsclip_st_to_f32(const rsclip_st_tensor *t, float *dst, size_t n) {
     }
 }
 
+static void format_shape(char *buf, size_t cap, int n_dims, const int64_t *shape) {
+    size_t o = 0;
+    o += (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < n_dims && o < cap; i++)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (o < cap) snprintf(buf + o, cap - o, "]");
+}
+
+int rsclip_st_read_f32(const rsclip_st_file *f, const char *name, int n_dims, const int64_t *shape,
+                       float *dst, size_t n) {
+    if (!f || !name)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_st_read_f32: file or name is NULL");
+    const rsclip_st_tensor *t = rsclip_st_find(f, name);
+    if (!t) return TERR(RSCLIP_ERR_NOT_FOUND, f, name, "%s", "not in the checkpoint");
+    int same = !shape || t->n_dims == n_dims;
+    for (int i = 0; shape && same && i < n_dims; i++) same = t->shape[i] == shape[i];
+    if (!same) {
+        char have[200], want[200];
+        format_shape(have, sizeof have, t->n_dims, t->shape);
+        format_shape(want, sizeof want, n_dims < 0 ? 0 : n_dims, shape);
+        return TERR(RSCLIP_ERR_MISMATCH, f, name, "shape %s, expected %s", have, want);
+    }
+    if (n != (uint64_t)t->n_elements)
+        return TERR(RSCLIP_ERR_MISMATCH, f, name, "%lld elements, destination holds %zu",
+                    (long long)t->n_elements, n);
+    int rc = rsclip_st_to_f32(t, dst, n);
+    if (rc) rsclip__error_prefix(f->path);
+    return rc;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Fingerprint
  */
