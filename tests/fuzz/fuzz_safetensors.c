@@ -27,7 +27,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 size_t n = (size_t)t->n_elements;
                 float *dst = malloc(n ? n * sizeof *dst : 1);
                 if (dst) {
-                    (void)rsclip_st_to_f32(t, dst, n);
+                    int rc = rsclip_st_to_f32(t, dst, n);
+                    /* The convenience path must agree with the plain conversion. */
+                    if (rsclip_st_read_f32(f, t->name, t->n_dims, t->shape, dst, n) != rc) abort();
                     free(dst);
                 }
             }
