@@ -33,13 +33,13 @@ typedef enum rsclip_json_type {
 typedef struct rsclip_json rsclip_json;
 struct rsclip_json {
     rsclip_json_type type;
-    double num;      /* NUMBER */
-    int64_t inum;    /* NUMBER: exact value when is_int */
-    int is_int;      /* NUMBER written without fraction/exponent and within int64 */
-    char *str;       /* STRING: decoded UTF-8, NUL-terminated */
-    size_t len;      /* STRING: byte length; ARRAY/OBJECT: number of children */
+    double num;         /* NUMBER */
+    int64_t inum;       /* NUMBER: exact value when is_int */
+    int is_int;         /* NUMBER written without fraction/exponent and within int64 */
+    char *str;          /* STRING: decoded UTF-8, NUL-terminated */
+    size_t len;         /* STRING: byte length; ARRAY/OBJECT: number of children */
     rsclip_json *items; /* ARRAY/OBJECT children, in document order */
-    char **keys;     /* OBJECT: keys[i] names items[i] (decoded, NUL-terminated) */
+    char **keys;        /* OBJECT: keys[i] names items[i] (decoded, NUL-terminated) */
 };
 
 /* Parse text[0..len) (need not be NUL-terminated). On error returns RSCLIP_ERR_FORMAT with a
