@@ -1,0 +1,178 @@
+/* AVX-512 micro-kernels and A packing. Compiled for the baseline ISA with per-function target
+ * attributes; gemm.c calls them only after the cpuid check. */
+#include "gemm/gemm_internal.h"
+
+#if defined(RSCLIP_GEMM_HAVE_X86)
+
+#include <immintrin.h>
+
+#define T_F __attribute__((target("avx512f")))
+#define T_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+
+/* GELU tanh form: 0.5 x (1 + tanh(u)) = x / (1 + exp(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3).
+ * exp by 2^n * p(r), |r| <= ln2/2, degree-6 polynomial (relative error ~2e-7). */
+static inline T_F __m512 gelu16(__m512 x) {
+    const __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+    __m512 t = _mm512_fmadd_ps(_mm512_set1_ps(0.044715f), x3, x);
+    t = _mm512_mul_ps(t, _mm512_set1_ps(-1.5957691216057308f)); /* -2 sqrt(2/pi) */
+    t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(87.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(1.4426950408889634f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), t);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720.0f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    const __m512 e = _mm512_scalef_ps(p, n);
+    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+static inline T_F void store_row(float *c, __m512 v0, __m512 v1, __mmask16 m0, __mmask16 m1,
+                                 int mode, const float *bias, int gelu) {
+    if (mode & GEMM_STORE_ADD_C) {
+        v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, c));
+        v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, c + 16));
+    }
+    if (mode & GEMM_STORE_LAST) {
+        if (bias) {
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, bias));
+            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, bias + 16));
+        }
+        if (gelu) {
+            v0 = gelu16(v0);
+            v1 = gelu16(v1);
+        }
+    }
+    _mm512_mask_storeu_ps(c, m0, v0);
+    _mm512_mask_storeu_ps(c + 16, m1, v1);
+}
+
+#define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
+#define DECL(r) __m512 c##r##_0 = _mm512_setzero_ps(), c##r##_1 = _mm512_setzero_ps();
+#define STORE(r)                                                                                   \
+    if (r < mr) store_row(c + (size_t)r * ldc, c##r##_0, c##r##_1, m0, m1, mode, bias, gelu);
+
+#define STEP_BF16(r)                                                                               \
+    {                                                                                              \
+        const __m512bh av = (__m512bh)_mm512_set1_epi32((int)a[r]);                                \
+        c##r##_0 = _mm512_dpbf16_ps(c##r##_0, av, w0);                                             \
+        c##r##_1 = _mm512_dpbf16_ps(c##r##_1, av, w1);                                             \
+    }
+
+T_BF16 void rsclip__gemm_kernel_bf16_avx512(size_t ks, const uint32_t *a, const uint32_t *w,
+                                            float *c, size_t ldc, int mr, int nr, int mode,
+                                            const float *bias, int gelu) {
+    ROWS(DECL)
+    for (size_t s = 0; s < ks; s++) {
+        const __m512bh w0 = (__m512bh)_mm512_load_si512((const void *)w);
+        const __m512bh w1 = (__m512bh)_mm512_load_si512((const void *)(w + 16));
+        ROWS(STEP_BF16)
+        a += GEMM_MR;
+        w += GEMM_NR;
+    }
+    const __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
+    const __mmask16 m1 = nr >= 32  ? (__mmask16)0xFFFF
+                         : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1)
+                                   : 0;
+    ROWS(STORE)
+}
+
+#define STEP_F32(r)                                                                                \
+    {                                                                                              \
+        const __m512 av = _mm512_set1_ps(((const float *)a)[r]);                                   \
+        c##r##_0 = _mm512_fmadd_ps(av, w0, c##r##_0);                                              \
+        c##r##_1 = _mm512_fmadd_ps(av, w1, c##r##_1);                                              \
+    }
+
+T_F void rsclip__gemm_kernel_f32_avx512(size_t ks, const uint32_t *a, const uint32_t *w, float *c,
+                                        size_t ldc, int mr, int nr, int mode, const float *bias,
+                                        int gelu) {
+    ROWS(DECL)
+    for (size_t s = 0; s < ks; s++) {
+        const __m512 w0 = _mm512_load_ps((const void *)w);
+        const __m512 w1 = _mm512_load_ps((const void *)(w + 16));
+        ROWS(STEP_F32)
+        a += GEMM_MR;
+        w += GEMM_NR;
+    }
+    const __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
+    const __mmask16 m1 = nr >= 32  ? (__mmask16)0xFFFF
+                         : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1)
+                                   : 0;
+    ROWS(STORE)
+}
+
+/* Pack: one row of A at a time, 16 k steps per vector, scattered with stride MR into the panel. */
+T_BF16 void rsclip__gemm_pack_a_bf16_avx512(const float *a, size_t lda, size_t rows, size_t s0,
+                                            size_t ks, size_t k_total, uint32_t *dst) {
+    const size_t panels = (rows + GEMM_MR - 1) / GEMM_MR;
+    const __m512i idx =
+        _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                           _mm512_set1_epi32(GEMM_MR));
+    const size_t k0 = 2 * s0;
+    const size_t kend = k0 + 2 * ks < k_total ? k0 + 2 * ks : k_total;
+    for (size_t p = 0; p < panels; p++) {
+        uint32_t *pd = dst + p * ks * GEMM_MR;
+        for (int r = 0; r < GEMM_MR; r++) {
+            const size_t row = p * GEMM_MR + (size_t)r;
+            if (row >= rows) {
+                for (size_t s = 0; s < ks; s++) pd[s * GEMM_MR + (size_t)r] = 0;
+                continue;
+            }
+            const float *ar = a + row * lda;
+            for (size_t s = 0; s < ks; s += 16) {
+                const size_t kk = k0 + 2 * s; /* first k of this chunk of 32 */
+                const size_t left = kend > kk ? kend - kk : 0;
+                const __mmask16 lo = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+                const __mmask16 hi = left >= 32  ? (__mmask16)0xFFFF
+                                     : left > 16 ? (__mmask16)((1u << (left - 16)) - 1)
+                                                 : 0;
+                const __m512 x0 = _mm512_maskz_loadu_ps(lo, ar + kk);
+                const __m512 x1 = _mm512_maskz_loadu_ps(hi, ar + kk + 16);
+                /* cvtne2ps2bf16(b, a): low 16 bf16 from a, high 16 from b -> k order */
+                const __m512i v = (__m512i)_mm512_cvtne2ps_pbh(x1, x0);
+                const size_t n = ks - s < 16 ? ks - s : 16;
+                const __mmask16 sm = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+                _mm512_mask_i32scatter_epi32(pd + s * GEMM_MR + (size_t)r, sm, idx, v, 4);
+            }
+        }
+    }
+}
+
+T_F void rsclip__gemm_pack_a_f32_avx512(const float *a, size_t lda, size_t rows, size_t s0,
+                                        size_t ks, size_t k_total, uint32_t *dst) {
+    const size_t panels = (rows + GEMM_MR - 1) / GEMM_MR;
+    const __m512i idx =
+        _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                           _mm512_set1_epi32(GEMM_MR));
+    const size_t kend = s0 + ks < k_total ? s0 + ks : k_total;
+    for (size_t p = 0; p < panels; p++) {
+        float *pd = (float *)(dst + p * ks * GEMM_MR);
+        for (int r = 0; r < GEMM_MR; r++) {
+            const size_t row = p * GEMM_MR + (size_t)r;
+            if (row >= rows) {
+                for (size_t s = 0; s < ks; s++) pd[s * GEMM_MR + (size_t)r] = 0.0f;
+                continue;
+            }
+            const float *ar = a + row * lda;
+            for (size_t s = 0; s < ks; s += 16) {
+                const size_t kk = s0 + s;
+                const size_t left = kend > kk ? kend - kk : 0;
+                const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+                const __m512 x = _mm512_maskz_loadu_ps(m, ar + kk);
+                const size_t n = ks - s < 16 ? ks - s : 16;
+                const __mmask16 sm = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+                _mm512_mask_i32scatter_ps(pd + s * GEMM_MR + (size_t)r, sm, idx, x, 4);
+            }
+        }
+    }
+}
+
+#else
+/* Keep the translation unit non-empty on other architectures. */
+typedef int rsclip__gemm_avx512_unused;
+#endif

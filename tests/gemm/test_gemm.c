@@ -1,0 +1,230 @@
+/* GEMM kernels against a float64 triple loop: odd shapes, both weight formats, every path this CPU
+ * has plus the forced portable one, bias/GELU/accumulate epilogues, and 1 vs 2 threads. */
+#include "gemm/gemm.h"
+#include "rsclip/status.h"
+#include "test_util.h"
+
+#include <stdint.h>
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static float frand(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+/* bf16 rounding written independently of the library: keep 8 significant bits, ties to even. */
+static double bf16_round(float x) {
+    if (x == 0.0f) return 0.0;
+    int e;
+    const double m = frexp((double)x, &e); /* x = m 2^e, 0.5 <= |m| < 1 */
+    return ldexp(nearbyint(m * 256.0) / 256.0, e);
+}
+
+static double gelu_ref(double x) {
+    return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
+}
+
+typedef struct shape {
+    size_t m, n, k;
+} shape;
+
+/* One product checked against two references: exact inputs (error bound of two bf16 roundings
+ * plus f32 accumulation) and bf16-rounded inputs (f32 accumulation only). */
+static int check_one(rsclip__gemm_ctx *g, shape s, int format, unsigned flags, int use_bias,
+                     int pad, float **out_c) {
+    const size_t lda = s.k + (size_t)pad, ldc = s.n + (size_t)(2 * pad), ldw = s.k + (size_t)pad;
+    float *a = malloc(s.m * lda * sizeof(float));
+    float *w = malloc(s.n * ldw * sizeof(float));
+    float *bias = malloc(s.n * sizeof(float));
+    float *c = malloc(s.m * ldc * sizeof(float));
+    float *c0 = malloc(s.m * ldc * sizeof(float));
+    REQUIRE(a && w && bias && c && c0);
+    for (size_t i = 0; i < s.m * lda; i++) a[i] = frand();
+    for (size_t i = 0; i < s.n * ldw; i++) w[i] = frand() * 0.5f;
+    for (size_t i = 0; i < s.n; i++) bias[i] = frand();
+    for (size_t i = 0; i < s.m * ldc; i++) c0[i] = c[i] = frand();
+    rsclip__packed_w *pw = NULL;
+    CHECK_OK(rsclip__pack_weights(w, s.n, s.k, ldw, (rsclip__gemm_format)format, &pw));
+    REQUIRE(pw);
+    CHECK(rsclip__packed_w_n(pw) == s.n && rsclip__packed_w_k(pw) == s.k);
+    CHECK_OK(rsclip__gemm(g, s.m, a, lda, pw, c, ldc, use_bias ? bias : NULL, flags));
+    const int bf16 = format == RSCLIP__GEMM_BF16;
+    double *ar = malloc(s.m * lda * sizeof(double)), *wr = malloc(s.n * ldw * sizeof(double));
+    REQUIRE(ar && wr);
+    for (size_t i = 0; i < s.m * lda; i++) ar[i] = bf16 ? bf16_round(a[i]) : a[i];
+    for (size_t i = 0; i < s.n * ldw; i++) wr[i] = bf16 ? bf16_round(w[i]) : w[i];
+    const double u = bf16 ? 1.0 / 256.0 : 0.0;
+    const double acc_eps = (double)(s.k + 2) * 0x1p-23;
+    int bad = 0;
+    double worst = 0.0;
+    for (size_t i = 0; i < s.m && bad < 5; i++) {
+        for (size_t j = 0; j < s.n; j++) {
+            double exact = 0.0, rounded = 0.0, mag = 0.0;
+            for (size_t l = 0; l < s.k; l++) {
+                const double x = a[i * lda + l], y = w[j * ldw + l];
+                exact += x * y;
+                rounded += ar[i * lda + l] * wr[j * ldw + l];
+                mag += fabs(x * y);
+            }
+            double pre = 0.0;
+            if (flags & RSCLIP__GEMM_ACCUMULATE) pre += c0[i * ldc + j];
+            if (use_bias) pre += bias[j];
+            mag += fabs(pre);
+            exact += pre;
+            rounded += pre;
+            const int gelu = (flags & RSCLIP__GEMM_GELU) != 0;
+            /* GELU' is at most ~1.13 in magnitude */
+            const double lip = gelu ? 1.2 : 1.0;
+            const double ye = gelu ? gelu_ref(exact) : exact;
+            const double yr = gelu ? gelu_ref(rounded) : rounded;
+            const double got = c[i * ldc + j];
+            const double tol_exact = lip * ((2.0 * u + u * u) * mag + acc_eps * mag) + 1e-6;
+            const double tol_rounded = lip * acc_eps * mag + 2e-6 * fabs(yr) + 1e-6;
+            const double e1 = fabs(got - ye), e2 = fabs(got - yr);
+            if (e2 / (mag + 1e-30) > worst) worst = e2 / (mag + 1e-30);
+            if (!(e1 <= tol_exact) || !(e2 <= tol_rounded)) {
+                fprintf(stderr,
+                        "  %zux%zux%zu fmt=%d flags=%u bias=%d: C[%zu][%zu]=%.9g want %.9g "
+                        "(bf16 inputs %.9g)\n",
+                        s.m, s.n, s.k, format, flags, use_bias, i, j, got, ye, yr);
+                bad++;
+                break;
+            }
+        }
+    }
+    /* padding columns of C are never written */
+    for (size_t i = 0; i < s.m; i++)
+        for (size_t j = s.n; j < ldc; j++)
+            if (c[i * ldc + j] != c0[i * ldc + j]) bad++;
+    CHECK(bad == 0);
+    rsclip__packed_w_free(pw);
+    free(ar);
+    free(wr);
+    free(a);
+    free(w);
+    free(bias);
+    free(c0);
+    if (out_c)
+        *out_c = c;
+    else
+        free(c);
+    return bad;
+}
+
+/* Same inputs (same seed) through two contexts or two paths must give identical / close C. */
+static void run_pair(rsclip__gemm_ctx *g1, unsigned f1, rsclip__gemm_ctx *g2, unsigned f2, shape s,
+                     int format, int exact) {
+    const uint64_t seed = rng;
+    float *c1 = NULL, *c2 = NULL;
+    check_one(g1, s, format, f1 | RSCLIP__GEMM_GELU, 1, 0, &c1);
+    rng = seed;
+    check_one(g2, s, format, f2 | RSCLIP__GEMM_GELU, 1, 0, &c2);
+    if (exact) {
+        CHECK(memcmp(c1, c2, s.m * s.n * sizeof(float)) == 0);
+    } else {
+        double md = 0.0, mx = 0.0;
+        for (size_t i = 0; i < s.m * s.n; i++) {
+            md = fmax(md, fabs((double)c1[i] - c2[i]));
+            mx = fmax(mx, fabs((double)c1[i]));
+        }
+        CHECK(md <= 1e-4 * mx + 1e-6);
+    }
+    free(c1);
+    free(c2);
+}
+
+int main(int argc, char **argv) {
+    const int expect_scalar = argc > 1 && strcmp(argv[1], "--expect-scalar") == 0;
+
+    /* bf16 rounding of the library against the independent one (and specials) */
+    CHECK(rsclip__f32_to_bf16(1.0f) == 0x3F80);
+    CHECK(rsclip__f32_to_bf16(-2.0f) == 0xC000);
+    {
+        uint32_t u;
+        float x;
+        u = 0x3F808000u; /* tie, even below -> down */
+        memcpy(&x, &u, 4);
+        CHECK(rsclip__f32_to_bf16(x) == 0x3F80);
+        u = 0x3F818000u; /* tie, odd below -> up */
+        memcpy(&x, &u, 4);
+        CHECK(rsclip__f32_to_bf16(x) == 0x3F82);
+        u = 0x7F7FFFFFu; /* FLT_MAX rounds to inf */
+        memcpy(&x, &u, 4);
+        CHECK(rsclip__f32_to_bf16(x) == 0x7F80);
+        u = 0x7FC00001u; /* NaN stays NaN */
+        memcpy(&x, &u, 4);
+        CHECK(isnan(rsclip__bf16_to_f32(rsclip__f32_to_bf16(x))));
+        CHECK(rsclip__f32_to_bf16(INFINITY) == 0x7F80);
+        for (int i = 0; i < 10000; i++) {
+            const float v = frand() * 1000.0f;
+            CHECK((double)rsclip__bf16_to_f32(rsclip__f32_to_bf16(v)) == bf16_round(v));
+        }
+    }
+
+    /* argument checks */
+    rsclip__gemm_ctx *g1 = NULL, *g2 = NULL;
+    rsclip__packed_w *pw = NULL;
+    float one = 1.0f;
+    CHECK(rsclip__gemm_ctx_new(0, &g1) == RSCLIP_ERR_INVALID_ARG && g1 == NULL);
+    CHECK(rsclip__pack_weights(&one, 1, 0, 1, RSCLIP__GEMM_BF16, &pw) == RSCLIP_ERR_INVALID_ARG);
+    CHECK(rsclip__pack_weights(&one, 1, 2, 1, RSCLIP__GEMM_BF16, &pw) == RSCLIP_ERR_INVALID_ARG);
+    CHECK(pw == NULL);
+    rsclip__packed_w_free(NULL);
+    rsclip__gemm_ctx_free(NULL);
+    REQUIRE(rsclip__gemm_ctx_new(1, &g1) == RSCLIP_OK);
+    REQUIRE(rsclip__gemm_ctx_new(2, &g2) == RSCLIP_OK);
+    CHECK(rsclip__gemm_ctx_threads(g2) == 2);
+    REQUIRE(rsclip__pack_weights(&one, 1, 1, 1, RSCLIP__GEMM_BF16, &pw) == RSCLIP_OK);
+    float cc = 0.0f;
+    CHECK(rsclip__gemm(g1, 1, &one, 0, pw, &cc, 1, NULL, 0) == RSCLIP_ERR_INVALID_ARG);
+    CHECK(rsclip__gemm(g1, 0, NULL, 1, pw, NULL, 1, NULL, 0) == RSCLIP_OK);
+    CHECK(rsclip__gemm(g1, 1, &one, 1, pw, &cc, 1, NULL, 0) == RSCLIP_OK && cc == 1.0f);
+
+    /* which paths run here */
+    const rsclip__gemm_path pb = rsclip__gemm_path_for(pw, 0);
+    rsclip__packed_w_free(pw);
+    printf("cpu: avx512bf16=%d avx512f=%d; bf16 weights run %s\n",
+           rsclip__gemm_cpu_has_avx512bf16(), rsclip__gemm_cpu_has_avx512f(),
+           rsclip__gemm_path_name(pb));
+    if (expect_scalar)
+        CHECK(pb == RSCLIP__GEMM_PATH_SCALAR);
+    else
+        CHECK((pb == RSCLIP__GEMM_PATH_AVX512BF16) == (rsclip__gemm_cpu_has_avx512bf16() != 0));
+    CHECK(rsclip__gemm_path_for(NULL, 0) == RSCLIP__GEMM_PATH_SCALAR);
+
+    const shape shapes[] = {{1, 1, 1},    {1, 33, 1},    {15, 1, 7},    {3, 2, 2},
+                            {29, 47, 3},  {14, 32, 384}, {33, 65, 385}, {100, 31, 769},
+                            {1, 200, 70}, {2, 64, 1025}, {463, 33, 401}};
+    const size_t n_shapes = sizeof shapes / sizeof shapes[0];
+    const unsigned flag_sets[] = {0, RSCLIP__GEMM_GELU, RSCLIP__GEMM_ACCUMULATE,
+                                  RSCLIP__GEMM_ACCUMULATE | RSCLIP__GEMM_GELU};
+    for (int format = 0; format < 2; format++) {
+        for (int forced = 0; forced < 2; forced++) {
+            const unsigned fs = forced ? RSCLIP__GEMM_FORCE_SCALAR : 0;
+            for (size_t si = 0; si < n_shapes; si++) {
+                for (int fl = 0; fl < 4; fl++) {
+                    rsclip__gemm_ctx *g = (si + (size_t)fl) % 2 ? g2 : g1;
+                    check_one(g, shapes[si], format, flag_sets[fl] | fs, fl != 2 || si % 2,
+                              (int)(si % 3), NULL);
+                }
+            }
+        }
+    }
+
+    /* thread count does not change a single bit: row split (m large) and column split (m small) */
+    const shape tshapes[] = {{460, 40, 300}, {5, 300, 129}, {29, 1, 17}, {300, 33, 65}};
+    for (int format = 0; format < 2; format++)
+        for (size_t i = 0; i < 4; i++) {
+            run_pair(g1, 0, g2, 0, tshapes[i], format, 1);
+            run_pair(g1, RSCLIP__GEMM_FORCE_SCALAR, g2, RSCLIP__GEMM_FORCE_SCALAR, tshapes[i],
+                     format, 1);
+            /* vector path vs portable path: close */
+            run_pair(g2, 0, g1, RSCLIP__GEMM_FORCE_SCALAR, tshapes[i], format, 0);
+        }
+
+    rsclip__gemm_ctx_free(g1);
+    rsclip__gemm_ctx_free(g2);
+    return tu_finish("test_gemm");
+}
