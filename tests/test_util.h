@@ -12,7 +12,7 @@ static int tu_failures;
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);              \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
             tu_failures++;                                                                         \
         }                                                                                          \
     } while (0)
@@ -30,19 +30,17 @@ static int tu_failures;
 #define REQUIRE(cond)                                                                              \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, #cond);            \
+            fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, #cond);             \
             exit(1);                                                                               \
         }                                                                                          \
     } while (0)
 
-static inline const char *tu_fixtures(void)
-{
+static inline const char *tu_fixtures(void) {
     const char *d = getenv("RSCLIP_FIXTURES");
     return d ? d : "tests/fixtures";
 }
 
-static inline int tu_finish(const char *name)
-{
+static inline int tu_finish(const char *name) {
     if (tu_failures) {
         fprintf(stderr, "%s: %d check(s) failed\n", name, tu_failures);
         return 1;

@@ -4,8 +4,7 @@
 
 #include <pthread.h>
 
-static void *other_thread(void *arg)
-{
+static void *other_thread(void *arg) {
     /* A fresh thread starts with no error, and its errors do not leak into other threads. */
     int *ok = arg;
     *ok = rsclip_last_status() == RSCLIP_OK && rsclip_last_error()[0] == '\0';
@@ -14,15 +13,13 @@ static void *other_thread(void *arg)
 }
 
 static int n_logged;
-static void log_fn(int level, const char *msg, void *user)
-{
+static void log_fn(int level, const char *msg, void *user) {
     (void)level;
     (void)user;
     if (strstr(msg, "bad tensor")) n_logged++;
 }
 
-int main(void)
-{
+int main(void) {
     CHECK(rsclip_last_status() == RSCLIP_OK);
     rsclip_set_log(log_fn, NULL);
     CHECK(rsclip__error(RSCLIP_ERR_FORMAT, "%s: bad tensor '%s'", "m.safetensors", "x") ==

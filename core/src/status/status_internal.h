@@ -29,14 +29,12 @@ int rsclip__error_prefix(const char *prefix);
 void rsclip__log(int level, const char *fmt, ...) RSCLIP_PRINTF(2, 3);
 
 /* Overflow-checked size arithmetic: return 0 on success, non-zero on overflow. */
-static inline int rsclip__mul_size(size_t a, size_t b, size_t *out)
-{
+static inline int rsclip__mul_size(size_t a, size_t b, size_t *out) {
     if (a != 0 && b > (size_t)-1 / a) return 1;
     *out = a * b;
     return 0;
 }
-static inline int rsclip__add_size(size_t a, size_t b, size_t *out)
-{
+static inline int rsclip__add_size(size_t a, size_t b, size_t *out) {
     if (b > (size_t)-1 - a) return 1;
     *out = a + b;
     return 0;
