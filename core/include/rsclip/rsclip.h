@@ -15,5 +15,6 @@
 #include "rsclip/model.h"
 #include "rsclip/hub.h"
 #include "rsclip/export.h"
+#include "rsclip/imageio.h"
 
 #endif

@@ -1,0 +1,56 @@
+/* GDAL registration and error capture (see gdal_util.h). */
+#include "imageio/gdal_util.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cpl_error.h>
+#include <gdal.h>
+
+static pthread_once_t g_gdal_once = PTHREAD_ONCE_INIT;
+
+static void register_all(void) {
+    GDALAllRegister();
+}
+
+void rsclip__gdal_init(void) {
+    pthread_once(&g_gdal_once, register_all);
+}
+
+static void CPL_STDCALL capture(CPLErr cls, CPLErrorNum num, const char *msg) {
+    rsclip__gdal_errors *e = CPLGetErrorHandlerUserData();
+    (void)num;
+    if (!msg) msg = "";
+    if (cls == CE_Warning) {
+        rsclip__log(RSCLIP_LOG_WARN, "GDAL: %s", msg);
+    } else if (cls == CE_Failure || cls == CE_Fatal) {
+        if (e && e->n_failures++ == 0) {
+            snprintf(e->msg, sizeof e->msg, "%s", msg);
+            for (char *p = e->msg; *p; p++)
+                if (*p == '\n' || *p == '\r') *p = ' ';
+        }
+    }
+}
+
+void rsclip__gdal_errors_push(rsclip__gdal_errors *e) {
+    e->msg[0] = '\0';
+    e->n_failures = 0;
+    CPLPushErrorHandlerEx(capture, e);
+}
+
+void rsclip__gdal_errors_pop(rsclip__gdal_errors *e) {
+    (void)e;
+    CPLPopErrorHandler();
+}
+
+int rsclip__gdal_error(const rsclip__gdal_errors *e, int code, const char *fmt, ...) {
+    char head[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(head, sizeof head, fmt, ap);
+    va_end(ap);
+    if (e && e->msg[0]) return rsclip__error(code, "%s: %s", head, e->msg);
+    return rsclip__error(code, "%s", head);
+}
