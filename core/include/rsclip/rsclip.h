@@ -16,5 +16,6 @@
 #include "rsclip/hub.h"
 #include "rsclip/export.h"
 #include "rsclip/imageio.h"
+#include "rsclip/index.h"
 
 #endif

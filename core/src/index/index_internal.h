@@ -1,0 +1,97 @@
+/* Private declarations of the index module (SQLite + GeoPackage geometry helpers). */
+#ifndef RSCLIP_INDEX_INTERNAL_H
+#define RSCLIP_INDEX_INTERNAL_H
+
+#include "rsclip/index.h"
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Generated from sql/NNN_*.sql by cmake/embed_sql.cmake, sorted by name, {NULL, NULL}-terminated.
+ */
+struct rsclip_sql_file {
+    const char *name;
+    const char *text;
+};
+extern const struct rsclip_sql_file rsclip_sql_files[];
+extern const size_t rsclip_sql_file_count;
+
+/* Cached prepared statements (prepared on first use, finalized on close). */
+enum { IDX_ST_INSERT_TILE, IDX_ST_INSERT_VEC, IDX_ST_GET_VEC, IDX_ST_GET_TILE, IDX_ST_COUNT };
+
+struct rsclip_index {
+    sqlite3 *db;
+    char *path;
+    int readonly;
+    sqlite3_stmt *st[IDX_ST_COUNT];
+};
+
+/* Translate the connection's last SQLite error once: "PATH: WHAT: sqlite message" with
+ * RSCLIP_ERR_IO for full disk / I/O errors, RSCLIP_ERR_FORMAT for not-a-database / corruption,
+ * RSCLIP_ERR_NOMEM, else RSCLIP_ERR_DB. Returns the code. */
+int idx__db_error(rsclip_index *idx, const char *what);
+
+/* Run SQL without results; translates errors. */
+int idx__exec(rsclip_index *idx, const char *sql, const char *what);
+
+/* Prepare (uncached); translates errors. */
+int idx__prepare(rsclip_index *idx, const char *sql, sqlite3_stmt **st);
+
+/* Cached statement slot (reset and cleared of bindings). */
+int idx__cached(rsclip_index *idx, int slot, const char *sql, sqlite3_stmt **st);
+
+/* Transactions: begin_write takes the write lock at once (BEGIN IMMEDIATE) so a busy writer fails
+ * early; begin_read opens a snapshot. end commits (rc == OK) or rolls back (rc != OK, keeping the
+ * error already recorded); returns the final status. */
+int idx__begin_write(rsclip_index *idx);
+int idx__begin_read(rsclip_index *idx);
+int idx__end(rsclip_index *idx, int rc);
+
+/* Refuse writes on a read-only handle. */
+int idx__writable(rsclip_index *idx, const char *what);
+
+/* Stamp tool_version/updated_at in rsclip_meta (inside a write transaction). */
+int idx__touch(rsclip_index *idx);
+
+/* Read an integer meta value (missing -> *v = 0, RSCLIP_OK). */
+int idx__meta_int(rsclip_index *idx, const char *key, int64_t *v);
+
+/* ---- GeoPackage geometry (index_gpkg.c) ---- */
+
+/* Register ST_IsEmpty, ST_MinX, ST_MaxX, ST_MinY, ST_MaxY on a connection (the R-tree triggers
+ * call them). Returns a SQLite result code. */
+int idx__register_gpkg_functions(sqlite3 *db);
+
+/* Parsed GeoPackage geometry blob header. */
+typedef struct idx_gpkg_geom {
+    int empty;
+    int has_env;
+    double env[4]; /* minx, maxx, miny, maxy (GeoPackage order) */
+    int32_t srs_id;
+    const uint8_t *wkb;
+    size_t wkb_len;
+} idx_gpkg_geom;
+
+/* Parse a blob header; when the blob has no envelope and is not empty, the envelope is computed
+ * from the WKB. 0 on success, -1 when the blob is malformed. */
+int idx__gpkg_parse(const uint8_t *b, size_t n, idx_gpkg_geom *g);
+
+/* Bytes needed to encode a polygon with one ring of n points (closing point added when missing). */
+size_t idx__gpkg_polygon_size(const double *xy, size_t n);
+
+/* Encode xy (n lon,lat pairs) as a GeoPackage POLYGON blob (srs 4326, little endian, envelope)
+ * into out (idx__gpkg_polygon_size bytes). Returns the bytes written. */
+size_t idx__gpkg_polygon_encode(const double *xy, size_t n, int32_t srs_id, uint8_t *out);
+
+/* Decode the exterior ring of a 2D polygon WKB: *xy new array (free()) of *n points. 0 on
+ * success, -1 malformed or not a 2D polygon, -2 out of memory. */
+int idx__wkb_polygon_ring(const uint8_t *wkb, size_t len, double **xy, size_t *n);
+
+/* Point in polygon (ring of n points, closed or not): ray casting. */
+int idx__ring_contains(const double *xy, size_t n, double x, double y);
+
+/* Does the ring (as a polygon) meet the box {minx, miny, maxx, maxy}? */
+int idx__ring_meets_box(const double *xy, size_t n, const double box[4]);
+
+#endif

@@ -1,0 +1,335 @@
+/* Readers: tiles by id, spatial queries (R-tree, then exact geometry), the bulk embedding load and
+ * the fetch of selected embeddings. */
+#include "index/index_internal.h"
+#include "status/status_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int host_is_le(void) {
+    const uint16_t one = 1;
+    uint8_t b;
+    memcpy(&b, &one, 1);
+    return b == 1;
+}
+
+/* dim little-endian float32 values from src into dst. */
+static void copy_vec(float *dst, const void *src, size_t dim) {
+    if (host_is_le()) {
+        memcpy(dst, src, dim * 4);
+        return;
+    }
+    const uint8_t *s = src;
+    for (size_t k = 0; k < dim; k++) {
+        uint8_t b[4] = {s[4 * k + 3], s[4 * k + 2], s[4 * k + 1], s[4 * k]};
+        memcpy(dst + k, b, 4);
+    }
+}
+
+/* Parse a tiles.geom blob: exterior ring (new array) and envelope. */
+static int tile_geom(rsclip_index *idx, int64_t id, sqlite3_stmt *st, int col, double **xy,
+                     size_t *n, double env[4]) {
+    const uint8_t *b = sqlite3_column_blob(st, col);
+    size_t len = (size_t)sqlite3_column_bytes(st, col);
+    idx_gpkg_geom g;
+    *xy = NULL;
+    *n = 0;
+    if (idx__gpkg_parse(b, len, &g) != 0 || g.empty || !g.has_env)
+        return rsclip__error(RSCLIP_ERR_FORMAT, "%s: tile %lld: footprint is not a valid geometry",
+                             idx->path, (long long)id);
+    int r = idx__wkb_polygon_ring(g.wkb, g.wkb_len, xy, n);
+    if (r == -2) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
+    if (r != 0)
+        return rsclip__error(RSCLIP_ERR_FORMAT, "%s: tile %lld: footprint is not a 2D polygon",
+                             idx->path, (long long)id);
+    env[0] = g.env[0]; /* minx */
+    env[1] = g.env[2]; /* miny */
+    env[2] = g.env[1]; /* maxx */
+    env[3] = g.env[3]; /* maxy */
+    return RSCLIP_OK;
+}
+
+int rsclip_index_get_tile(rsclip_index *idx, int64_t tile_id, rsclip_tile_info **out) {
+    if (!idx || !out)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_index_get_tile: NULL argument");
+    *out = NULL;
+    sqlite3_stmt *st;
+    int rc = idx__cached(idx, IDX_ST_GET_TILE,
+                         "SELECT scene_id, xoff, yoff, xsize, ysize, valid_fraction, lon, lat, "
+                         "ul_x, ul_y, ur_x, ur_y, lr_x, lr_y, ll_x, ll_y, geom FROM tiles "
+                         "WHERE fid = ?1",
+                         &st);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, tile_id);
+    int r = sqlite3_step(st);
+    if (r != SQLITE_ROW) {
+        rc = r == SQLITE_DONE ? rsclip__error(RSCLIP_ERR_NOT_FOUND, "%s: no tile with id %lld",
+                                              idx->path, (long long)tile_id)
+                              : idx__db_error(idx, "reading a tile");
+        sqlite3_reset(st);
+        return rc;
+    }
+    double *xy, env[4];
+    size_t np;
+    rc = tile_geom(idx, tile_id, st, 16, &xy, &np, env);
+    if (rc) {
+        sqlite3_reset(st);
+        return rc;
+    }
+    rsclip_tile_info *t = calloc(1, sizeof *t + np * 2 * sizeof(double));
+    if (!t) {
+        free(xy);
+        sqlite3_reset(st);
+        return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
+    }
+    t->id = tile_id;
+    t->scene_id = sqlite3_column_int64(st, 0);
+    t->window.xoff = sqlite3_column_int(st, 1);
+    t->window.yoff = sqlite3_column_int(st, 2);
+    t->window.xsize = sqlite3_column_int(st, 3);
+    t->window.ysize = sqlite3_column_int(st, 4);
+    t->valid_fraction = sqlite3_column_double(st, 5);
+    t->lon = sqlite3_column_double(st, 6);
+    t->lat = sqlite3_column_double(st, 7);
+    for (int k = 0; k < 8; k++) t->corners[k] = sqlite3_column_double(st, 8 + k);
+    memcpy(t->bbox, env, sizeof env);
+    t->n_footprint = np;
+    t->footprint = (double *)(t + 1);
+    memcpy(t->footprint, xy, np * 2 * sizeof(double));
+    free(xy);
+    sqlite3_reset(st);
+    *out = t;
+    return RSCLIP_OK;
+}
+
+typedef struct cand {
+    int64_t id;
+    double key;
+} cand;
+
+static int cand_by_key(const void *a, const void *b) {
+    const cand *x = a, *y = b;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* R-tree candidates meeting the box, then the exact test on each footprint: mode 0 = envelope
+ * meets box, 1 = polygon meets box, 2 = polygon contains the point (box[0], box[1]). Results in
+ * *ids: id order for modes 0/1, nearest centre first for mode 2. */
+static int spatial_impl(rsclip_index *idx, const double box[4], int mode, int64_t **ids,
+                        size_t *n) {
+    sqlite3_stmt *st;
+    int rc = idx__prepare(idx,
+                          "SELECT t.fid, t.lon, t.lat, t.geom FROM rtree_tiles_geom r "
+                          "JOIN tiles t ON t.fid = r.id WHERE r.maxx >= ?1 AND r.minx <= ?3 AND "
+                          "r.maxy >= ?2 AND r.miny <= ?4 ORDER BY r.id",
+                          &st);
+    if (rc) return rc;
+    for (int k = 0; k < 4; k++) sqlite3_bind_double(st, k + 1, box[k]);
+    cand *a = NULL;
+    size_t cnt = 0, cap = 0;
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        double *xy, env[4];
+        size_t np;
+        if ((rc = tile_geom(idx, id, st, 3, &xy, &np, env))) break;
+        int keep;
+        /* the R-tree stores float32 boxes rounded outwards: re-test with the exact envelope */
+        if (env[2] < box[0] || env[0] > box[2] || env[3] < box[1] || env[1] > box[3])
+            keep = 0;
+        else if (mode == 0)
+            keep = 1;
+        else if (mode == 1)
+            keep = idx__ring_meets_box(xy, np, box);
+        else
+            keep = idx__ring_contains(xy, np, box[0], box[1]);
+        free(xy);
+        if (!keep) continue;
+        if (cnt == cap) {
+            size_t nc = cap ? cap * 2 : 64, bytes;
+            cand *na = NULL;
+            if (!rsclip__mul_size(nc, sizeof *a, &bytes)) na = realloc(a, bytes);
+            if (!na) {
+                rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
+                break;
+            }
+            a = na;
+            cap = nc;
+        }
+        double dx = sqlite3_column_double(st, 1) - box[0],
+               dy = sqlite3_column_double(st, 2) - box[1];
+        a[cnt].id = id;
+        a[cnt].key = mode == 2 ? dx * dx + dy * dy : 0.0;
+        cnt++;
+    }
+    if (!rc && r != SQLITE_DONE) rc = idx__db_error(idx, "querying the R-tree");
+    sqlite3_finalize(st);
+    if (!rc && cnt > 0) {
+        if (mode == 2) qsort(a, cnt, sizeof *a, cand_by_key);
+        *ids = malloc(cnt * sizeof **ids);
+        if (!*ids) rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
+        for (size_t i = 0; !rc && i < cnt; i++) (*ids)[i] = a[i].id;
+        if (!rc) *n = cnt;
+    }
+    free(a);
+    return rc;
+}
+
+int rsclip_index_tiles_at(rsclip_index *idx, double lon, double lat, int64_t **ids, size_t *n) {
+    if (!idx || !ids || !n)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_index_tiles_at: NULL argument");
+    *ids = NULL;
+    *n = 0;
+    if (!isfinite(lon) || !isfinite(lat))
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: tiles_at: coordinates not finite",
+                             idx->path);
+    const double box[4] = {lon, lat, lon, lat};
+    int rc = idx__begin_read(idx);
+    if (rc) return rc;
+    return idx__end(idx, spatial_impl(idx, box, 2, ids, n));
+}
+
+int rsclip_index_tiles_in_bbox(rsclip_index *idx, const double bbox[4], int exact, int64_t **ids,
+                               size_t *n) {
+    if (!idx || !bbox || !ids || !n)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_index_tiles_in_bbox: NULL argument");
+    *ids = NULL;
+    *n = 0;
+    if (!(bbox[0] <= bbox[2] && bbox[1] <= bbox[3]))
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG,
+                             "%s: bbox must be min lon, min lat, max lon, max lat", idx->path);
+    int rc = idx__begin_read(idx);
+    if (rc) return rc;
+    return idx__end(idx, spatial_impl(idx, bbox, exact ? 1 : 0, ids, n));
+}
+
+/* ---- embeddings ------------------------------------------------------------------------------ */
+
+void rsclip_embeddings_free(rsclip_embeddings *e) {
+    if (!e) return;
+    free(e->ids);
+    free(e->vecs);
+    free(e);
+}
+
+static int grow(rsclip_index *idx, rsclip_embeddings *e, size_t *cap, size_t want) {
+    size_t vbytes, ibytes, vcount;
+    if (rsclip__mul_size(want, (size_t)e->dim, &vcount) ||
+        rsclip__mul_size(vcount, sizeof(float), &vbytes) ||
+        rsclip__mul_size(want, sizeof(int64_t), &ibytes))
+        return rsclip__error(RSCLIP_ERR_NOMEM, "%s: %zu embeddings do not fit in memory", idx->path,
+                             want);
+    float *v = realloc(e->vecs, vbytes ? vbytes : 1);
+    if (!v)
+        return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory loading embeddings", idx->path);
+    e->vecs = v;
+    int64_t *ids = realloc(e->ids, ibytes ? ibytes : 1);
+    if (!ids)
+        return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory loading embeddings", idx->path);
+    e->ids = ids;
+    *cap = want;
+    return RSCLIP_OK;
+}
+
+static int load_impl(rsclip_index *idx, rsclip_embeddings *e) {
+    int64_t dim = 0, hint = 0;
+    int rc = idx__meta_int(idx, "embed_dim", &dim);
+    if (rc) return rc;
+    if (dim <= 0) return RSCLIP_OK;
+    if (dim > (1 << 20))
+        return rsclip__error(RSCLIP_ERR_FORMAT, "%s: embed_dim %lld is not plausible", idx->path,
+                             (long long)dim);
+    e->dim = (int)dim;
+    /* scenes.tiles_stored is kept in step with the tiles in the same transactions: an exact size
+     * without counting the (large) embeddings table */
+    sqlite3_stmt *st;
+    if ((rc = idx__prepare(idx, "SELECT coalesce(sum(tiles_stored), 0) FROM scenes", &st)))
+        return rc;
+    if (sqlite3_step(st) == SQLITE_ROW) hint = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    size_t cap = 0;
+    if ((rc = grow(idx, e, &cap, hint > 0 ? (size_t)hint : 16))) return rc;
+    if ((rc = idx__prepare(idx, "SELECT tile_id, vec FROM embeddings ORDER BY tile_id", &st)))
+        return rc;
+    const size_t row_bytes = (size_t)dim * 4;
+    size_t n = 0;
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        const void *b = sqlite3_column_blob(st, 1);
+        size_t len = (size_t)sqlite3_column_bytes(st, 1);
+        if (len != row_bytes || !b) {
+            rc = rsclip__error(RSCLIP_ERR_FORMAT,
+                               "%s: embedding of tile %lld has %zu bytes, expected %zu", idx->path,
+                               (long long)sqlite3_column_int64(st, 0), len, row_bytes);
+            break;
+        }
+        if (n == cap && (rc = grow(idx, e, &cap, cap * 2))) break;
+        e->ids[n] = sqlite3_column_int64(st, 0);
+        copy_vec(e->vecs + n * (size_t)dim, b, (size_t)dim);
+        n++;
+    }
+    if (!rc && r != SQLITE_DONE) rc = idx__db_error(idx, "reading embeddings");
+    sqlite3_finalize(st);
+    e->n = n;
+    if (!rc && n < cap && n > 0) {
+        size_t dummy;
+        rc = grow(idx, e, &dummy, n); /* give back the slack */
+    }
+    return rc;
+}
+
+int rsclip_index_load_embeddings(rsclip_index *idx, rsclip_embeddings **out) {
+    if (!idx || !out)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_index_load_embeddings: NULL argument");
+    *out = NULL;
+    rsclip_embeddings *e = calloc(1, sizeof *e);
+    if (!e) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
+    int rc = idx__begin_read(idx);
+    if (!rc) rc = idx__end(idx, load_impl(idx, e));
+    if (rc) {
+        rsclip_embeddings_free(e);
+        return rc;
+    }
+    *out = e;
+    return RSCLIP_OK;
+}
+
+static int get_vecs_impl(rsclip_index *idx, const int64_t *ids, size_t n, float *out) {
+    int64_t dim = 0;
+    int rc = idx__meta_int(idx, "embed_dim", &dim);
+    if (rc) return rc;
+    if (dim <= 0)
+        return rsclip__error(RSCLIP_ERR_NOT_FOUND, "%s: the index holds no embeddings", idx->path);
+    sqlite3_stmt *st;
+    for (size_t i = 0; i < n; i++) {
+        if ((rc = idx__cached(idx, IDX_ST_GET_VEC, "SELECT vec FROM embeddings WHERE tile_id = ?1",
+                              &st)))
+            return rc;
+        sqlite3_bind_int64(st, 1, ids[i]);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_DONE)
+            rc = rsclip__error(RSCLIP_ERR_NOT_FOUND, "%s: no embedding for tile %lld", idx->path,
+                               (long long)ids[i]);
+        else if (r != SQLITE_ROW)
+            rc = idx__db_error(idx, "reading an embedding");
+        else if ((size_t)sqlite3_column_bytes(st, 0) != (size_t)dim * 4)
+            rc = rsclip__error(RSCLIP_ERR_FORMAT, "%s: embedding of tile %lld has %d bytes",
+                               idx->path, (long long)ids[i], sqlite3_column_bytes(st, 0));
+        else
+            copy_vec(out + i * (size_t)dim, sqlite3_column_blob(st, 0), (size_t)dim);
+        sqlite3_reset(st);
+        if (rc) return rc;
+    }
+    return RSCLIP_OK;
+}
+
+int rsclip_index_get_embeddings(rsclip_index *idx, const int64_t *tile_ids, size_t n, float *out) {
+    if (!idx || (n > 0 && (!tile_ids || !out)))
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_index_get_embeddings: NULL argument");
+    if (n == 0) return RSCLIP_OK;
+    int rc = idx__begin_read(idx);
+    if (rc) return rc;
+    return idx__end(idx, get_vecs_impl(idx, tile_ids, n, out));
+}
