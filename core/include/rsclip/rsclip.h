@@ -17,5 +17,6 @@
 #include "rsclip/export.h"
 #include "rsclip/imageio.h"
 #include "rsclip/index.h"
+#include "rsclip/search.h"
 
 #endif

@@ -1,0 +1,48 @@
+/* Private declarations of the search module: the int8 dot-product kernels and a view of the scan's
+ * candidate set (for tests). */
+#ifndef RSCLIP_SEARCH_INTERNAL_H
+#define RSCLIP_SEARCH_INTERNAL_H
+
+#include "rsclip/search.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Codes are stored offset-binary: byte = c + 128 with c in [-128, 127] (the quantiser writes
+ * [-127, 127]); rows are padded with byte 128 (c = 0) to the stride, a multiple of 64.
+ * Query codes are int8 in [-127, 127], padded with 0 to the stride. */
+#define RSCLIP__CODE_ALIGN 64
+
+/* One kernel call: for n rows, the exact integer dots of each row's codes c with nq query code
+ * vectors: out[i * nq + j] = sum_t c[row_i][t] * qc[j][t].
+ *   codes:  base of the code rows, stride bytes each (64-byte aligned rows)
+ *   rows:   row indices [n], or NULL for the contiguous rows first..first+n-1
+ *   qc:     [nq, stride] int8, 64-byte aligned
+ *   qsum:   [nq] sum of each query's codes (the u8 x s8 instructions need it)
+ * The results are exact integers, identical for every kernel. */
+typedef void (*rsclip__dot_kernel)(const uint8_t *codes, size_t stride, const uint32_t *rows,
+                                   size_t first, size_t n, const int8_t *qc, int nq,
+                                   const int32_t *qsum, int32_t *out);
+
+/* The kernel for an rsclip_kernel value, or NULL if this CPU (or build) cannot run it. AUTO picks
+ * the best available. */
+rsclip__dot_kernel rsclip__search_kernel(int kernel);
+
+/* The best kernel this CPU runs, as an rsclip_kernel value. */
+int rsclip__search_best_kernel(void);
+
+/* The candidate set of the int8 scan (tests): up to cap (row id, approximate score) pairs ordered
+ * by score desc, id asc; *n receives the count. Uses params' n_candidates (as cap if 0), kernel,
+ * threads, negatives and filters. */
+int rsclip__vecset_candidates(const rsclip_vecset *vs, const float *query,
+                              const rsclip_search_params *params, int64_t *ids, float *scores,
+                              size_t cap, size_t *n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

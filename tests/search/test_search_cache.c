@@ -1,0 +1,295 @@
+/* The .rsvec cache: save/load round trip (with and without floats), identical search results after
+ * a load, and hostile files: truncated, wrong magic, newer version, bad checksum, counts that
+ * overflow the file, offsets that disagree with the layout, unsorted ids, NaN scales. */
+#include "rsclip/search.h"
+#include "rsclip/status.h"
+#include "search_testutil.h"
+#include "test_util.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char g_dir[256];
+
+static void path_of(char *out, size_t n, const char *name) {
+    snprintf(out, n, "%s/%s", g_dir, name);
+}
+
+static unsigned char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    REQUIRE(f);
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)sz + 1);
+    REQUIRE(fread(b, 1, (size_t)sz, f) == (size_t)sz);
+    fclose(f);
+    *n = (size_t)sz;
+    return b;
+}
+
+static void spit(const char *path, const unsigned char *b, size_t n) {
+    FILE *f = fopen(path, "wb");
+    REQUIRE(f);
+    REQUIRE(fwrite(b, 1, n, f) == n);
+    fclose(f);
+}
+
+/* The header checksum as the format defines it (FNV-1a 64 over bytes 0..111), computed here. */
+static void fix_checksum(unsigned char *h) {
+    uint64_t x = 0xcbf29ce484222325ull;
+    for (int i = 0; i < 112; i++) {
+        x ^= h[i];
+        x *= 0x100000001b3ull;
+    }
+    memcpy(h + 112, &x, 8);
+}
+
+static int load_status(const unsigned char *b, size_t n) {
+    char p[300];
+    path_of(p, sizeof p, "hostile.rsvec");
+    spit(p, b, n);
+    rsclip_vecset *vs = NULL;
+    int rc = rsclip_vecset_load(p, &vs);
+    if (rc == RSCLIP_OK) {
+        /* must still be usable */
+        rsclip_vecset_free(vs);
+    } else {
+        CHECK(vs == NULL);
+        CHECK(strstr(rsclip_last_error(), "hostile.rsvec") != NULL);
+    }
+    return rc;
+}
+
+static void put64(unsigned char *b, size_t off, uint64_t v) {
+    memcpy(b + off, &v, 8);
+}
+static void put32(unsigned char *b, size_t off, uint32_t v) {
+    memcpy(b + off, &v, 4);
+}
+
+static int fetch_none(void *user, size_t n, const int64_t *ids, float *out) {
+    (void)user, (void)n, (void)ids, (void)out;
+    return RSCLIP_ERR_INTERNAL;
+}
+
+typedef struct fctx {
+    const float *vecs;
+    int dim;
+} fctx;
+static int fetch_rows(void *user, size_t n, const int64_t *ids, float *out) {
+    fctx *f = user;
+    for (size_t i = 0; i < n; i++) /* ids are 10 * row */
+        memcpy(out + i * f->dim, f->vecs + (size_t)(ids[i] / 10) * f->dim, f->dim * sizeof(float));
+    return RSCLIP_OK;
+}
+
+int main(void) {
+    snprintf(g_dir, sizeof g_dir, "/tmp/rsclip_test_cache_%d", (int)getpid());
+    REQUIRE(mkdir(g_dir, 0755) == 0 || 1);
+    const int dim = 40;
+    const size_t n = 5000;
+    st_rng r = {11};
+    float *vecs = malloc(n * dim * sizeof(float));
+    int64_t *ids = malloc(n * sizeof(int64_t));
+    st_unit_vectors(&r, n, dim, vecs);
+    for (size_t i = 0; i < n; i++) ids[i] = 10 * (int64_t)i;
+    char p1[300], p2[300];
+    path_of(p1, sizeof p1, "codes.rsvec");
+    path_of(p2, sizeof p2, "floats.rsvec");
+
+    for (int floats = 0; floats < 2; floats++) {
+        rsclip_vecset_params vp = rsclip_vecset_default_params();
+        vp.keep_floats = floats;
+        vp.capacity_hint = 100;
+        rsclip_vecset *vs;
+        REQUIRE(rsclip_vecset_new(dim, &vp, &vs) == RSCLIP_OK);
+        CHECK_OK(rsclip_vecset_add(vs, n, ids, vecs));
+        const char *path = floats ? p2 : p1;
+        CHECK(rsclip_vecset_save(vs, path, 7) == RSCLIP_ERR_INVALID_ARG); /* not finalized */
+        CHECK_OK(rsclip_vecset_finalize(vs));
+        uint64_t stamp = 0xfedcba9876543210ull + (uint64_t)floats;
+        CHECK_OK(rsclip_vecset_save(vs, path, stamp));
+        rsclip_vecset *ld = NULL;
+        CHECK_OK(rsclip_vecset_load(path, &ld));
+        REQUIRE(ld);
+        CHECK(rsclip_vecset_count(ld) == n && rsclip_vecset_dim(ld) == dim);
+        CHECK(rsclip_vecset_source_stamp(ld) == stamp);
+        CHECK(rsclip_vecset_source_stamp(vs) == 0);
+        CHECK(rsclip_vecset_has_floats(ld) == floats);
+        CHECK(memcmp(rsclip_vecset_ids(ld), ids, n * sizeof(int64_t)) == 0);
+        CHECK(rsclip_vecset_add(ld, 1, ids, vecs) == RSCLIP_ERR_INVALID_ARG); /* read-only */
+        fctx fc = {vecs, dim};
+        float q[40];
+        int diff = 0;
+        for (int it = 0; it < 10; it++) {
+            st_unit_vectors(&r, 1, dim, q);
+            rsclip_search_params sp = rsclip_search_default_params();
+            sp.k = 15;
+            sp.fetch = fetch_rows;
+            sp.fetch_user = &fc;
+            sp.mode = it % 2 ? RSCLIP_SEARCH_QUANT : RSCLIP_SEARCH_AUTO;
+            rsclip_vecset_hit h1[15], h2[15];
+            int n1, n2;
+            CHECK_OK(rsclip_vecset_search(vs, q, &sp, h1, &n1));
+            CHECK_OK(rsclip_vecset_search(ld, q, &sp, h2, &n2));
+            diff += n1 != n2 || memcmp(h1, h2, (size_t)n1 * sizeof(rsclip_vecset_hit)) != 0;
+            st_scored o[15];
+            size_t no = st_oracle(vecs, ids, n, dim, q, NULL, 0, 0, NULL, NULL, 15, o);
+            diff += st_compare(h2, n2, o, no) != 0;
+            float *a1 = malloc(n * sizeof(float)), *a2 = malloc(n * sizeof(float));
+            CHECK_OK(rsclip_vecset_score_all(vs, q, &sp, a1));
+            CHECK_OK(rsclip_vecset_score_all(ld, q, &sp, a2));
+            diff += memcmp(a1, a2, n * sizeof(float)) != 0;
+            free(a1);
+            free(a2);
+        }
+        CHECK(diff == 0);
+        /* a set with floats needs no fetch callback after loading */
+        if (floats) {
+            rsclip_search_params sp = rsclip_search_default_params();
+            sp.fetch = fetch_none;
+            rsclip_vecset_hit h[10];
+            int nh;
+            CHECK_OK(rsclip_vecset_search(ld, q, &sp, h, &nh));
+            CHECK(nh == 10);
+        }
+        rsclip_vecset_free(ld);
+        rsclip_vecset_free(vs);
+    }
+
+    /* an empty set round-trips */
+    {
+        rsclip_vecset *vs, *ld = NULL;
+        char pe[300];
+        path_of(pe, sizeof pe, "empty.rsvec");
+        REQUIRE(rsclip_vecset_new(dim, NULL, &vs) == RSCLIP_OK);
+        CHECK_OK(rsclip_vecset_finalize(vs));
+        CHECK_OK(rsclip_vecset_save(vs, pe, 1));
+        CHECK_OK(rsclip_vecset_load(pe, &ld));
+        CHECK(ld && rsclip_vecset_count(ld) == 0);
+        rsclip_vecset_free(ld);
+        rsclip_vecset_free(vs);
+        unlink(pe);
+    }
+
+    /* hostile files, derived from a valid one */
+    size_t sz;
+    unsigned char *good = slurp(p1, &sz);
+    unsigned char *b = malloc(sz + 4096);
+    CHECK(load_status(good, sz) == RSCLIP_OK);
+    /* the layout the format promises, computed here */
+    size_t stride = 64, off_scales = (128 + 8 * n + 63) / 64 * 64;
+    size_t off_codes = (off_scales + 4 * n + 63) / 64 * 64;
+    CHECK(sz == off_codes + stride * n);
+    /* truncated anywhere */
+    size_t cuts[] = {0, 1, 7, 64, 127, 128, 129, 1000, off_scales, off_codes, sz - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++)
+        CHECK(load_status(good, cuts[i]) == RSCLIP_ERR_FORMAT);
+    /* trailing junk */
+    memcpy(b, good, sz);
+    memset(b + sz, 0, 64);
+    CHECK(load_status(b, sz + 64) == RSCLIP_ERR_FORMAT);
+    /* wrong magic */
+    memcpy(b, good, sz);
+    b[0] = 'X';
+    CHECK(load_status(b, sz) == RSCLIP_ERR_FORMAT);
+    /* newer version (checksum fixed so that the version is what is judged) */
+    memcpy(b, good, sz);
+    put32(b, 8, 2);
+    fix_checksum(b);
+    CHECK(load_status(b, sz) == RSCLIP_ERR_UNSUPPORTED);
+    /* any header byte after the version flipped without fixing the checksum */
+    for (int i = 12; i < 112; i += 5) {
+        memcpy(b, good, sz);
+        b[i] ^= 0x40;
+        CHECK(load_status(b, sz) == RSCLIP_ERR_FORMAT);
+    }
+    /* counts that overflow the file, with a valid checksum */
+    uint64_t counts[] = {n + 1,          n * 2,     (uint64_t)UINT32_MAX, (uint64_t)UINT32_MAX + 1,
+                         UINT64_MAX / 8, UINT64_MAX};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        memcpy(b, good, sz);
+        put64(b, 24, counts[i]);
+        fix_checksum(b);
+        CHECK(load_status(b, sz) == RSCLIP_ERR_FORMAT);
+    }
+    /* a smaller count with the file size in the header consistent but the file longer */
+    memcpy(b, good, sz);
+    put64(b, 24, n - 1);
+    fix_checksum(b);
+    CHECK(load_status(b, sz) == RSCLIP_ERR_FORMAT);
+    /* dim / stride / offsets / flags / file size disagreeing with the layout */
+    struct {
+        size_t off;
+        int is64;
+        uint64_t v;
+    } edits[] = {{16, 0, 0},
+                 {16, 0, 65},
+                 {16, 0, 1u << 20},
+                 {20, 0, 128},
+                 {20, 0, 40},
+                 {48, 1, 192},
+                 {56, 1, 0},
+                 {64, 1, off_codes + 64},
+                 {72, 1, off_codes},
+                 {80, 1, sz + 1},
+                 {40, 0, 1},
+                 {40, 0, 4},
+                 {44, 0, 2},
+                 {12, 0, 64},
+                 {96, 1, 1},
+                 {120, 1, 1},
+                 {88, 1, 0x7ff8000000000000ull}};
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        memcpy(b, good, sz);
+        if (edits[i].is64)
+            put64(b, edits[i].off, edits[i].v);
+        else
+            put32(b, edits[i].off, (uint32_t)edits[i].v);
+        fix_checksum(b);
+        int rc = load_status(b, sz);
+        if (rc == RSCLIP_OK) fprintf(stderr, "edit %zu accepted\n", i);
+        CHECK(rc == RSCLIP_ERR_FORMAT || rc == RSCLIP_ERR_UNSUPPORTED);
+    }
+    /* content: ids out of order, a NaN / negative / infinite scale */
+    memcpy(b, good, sz);
+    put64(b, 128 + 8 * 100, 10 * 99);
+    CHECK(load_status(b, sz) == RSCLIP_ERR_FORMAT);
+    float badf[3] = {NAN, -1.0f, INFINITY};
+    for (int i = 0; i < 3; i++) {
+        memcpy(b, good, sz);
+        memcpy(b + off_scales + 4 * 17, &badf[i], 4);
+        CHECK(load_status(b, sz) == RSCLIP_ERR_FORMAT);
+    }
+    /* random code bytes are fine (any byte is a valid code) */
+    memcpy(b, good, sz);
+    for (size_t i = off_codes; i < sz; i += 3) b[i] = (unsigned char)st_next(&r);
+    CHECK(load_status(b, sz) == RSCLIP_OK);
+    /* missing file, a directory */
+    rsclip_vecset *vs = NULL;
+    char pm[300];
+    path_of(pm, sizeof pm, "missing.rsvec");
+    CHECK(rsclip_vecset_load(pm, &vs) == RSCLIP_ERR_NOT_FOUND && vs == NULL);
+    CHECK(rsclip_vecset_load(g_dir, &vs) != RSCLIP_OK && vs == NULL);
+    CHECK(rsclip_vecset_load(NULL, &vs) == RSCLIP_ERR_INVALID_ARG);
+    /* save into a folder that does not exist */
+    REQUIRE(rsclip_vecset_new(dim, NULL, &vs) == RSCLIP_OK);
+    CHECK_OK(rsclip_vecset_finalize(vs));
+    CHECK(rsclip_vecset_save(vs, "/nonexistent-dir/x.rsvec", 0) == RSCLIP_ERR_IO);
+    rsclip_vecset_free(vs);
+
+    free(good);
+    free(b);
+    free(vecs);
+    free(ids);
+    char ph[300];
+    path_of(ph, sizeof ph, "hostile.rsvec");
+    unlink(ph);
+    unlink(p1);
+    unlink(p2);
+    rmdir(g_dir);
+    return tu_finish("test_search_cache");
+}
