@@ -29,11 +29,11 @@ extern "C" {
 #endif
 
 typedef struct rsclip_tokenizer_params {
-    int do_lower_case;        /* 1 (tokenizer_config.json "do_lower_case") */
-    int max_length;           /* 64 ("model_max_length"); encode pads/truncates to this */
-    char eos_token[32];       /* "</s>" */
-    char unk_token[32];       /* "<unk>" */
-    char pad_token[32];       /* "</s>" */
+    int do_lower_case;  /* 1 (tokenizer_config.json "do_lower_case") */
+    int max_length;     /* 64 ("model_max_length"); encode pads/truncates to this */
+    char eos_token[32]; /* "</s>" */
+    char unk_token[32]; /* "<unk>" */
+    char pad_token[32]; /* "</s>" */
 } rsclip_tokenizer_params;
 
 rsclip_tokenizer_params rsclip_tokenizer_default_params(void);
@@ -53,6 +53,8 @@ int rsclip_tokenizer_vocab_size(const rsclip_tokenizer *tok);
 int rsclip_tokenizer_eos_id(const rsclip_tokenizer *tok);
 int rsclip_tokenizer_pad_id(const rsclip_tokenizer *tok);
 int rsclip_tokenizer_unk_id(const rsclip_tokenizer *tok);
+/* params.max_length given at load (the usual `cap` of rsclip_tokenizer_encode). */
+int rsclip_tokenizer_max_length(const rsclip_tokenizer *tok);
 /* Piece string of an id (NUL-terminated UTF-8), NULL if out of range. */
 const char *rsclip_tokenizer_piece(const rsclip_tokenizer *tok, int id);
 
