@@ -118,6 +118,13 @@ ODD = ["</s>", "<unk>", "</S>", "<UNK>", "<s>", "<pad>", "<unk", "</s", "unk>", 
        "\u212a", "\u2126", "\u1f88", "\u0345", "\u00c5", "\ufe0f", "\u0301", "\x00", "\x7f"]
 
 
+NFKC_RANGES = [(0x41, 0x7A), (0x300, 0x36F), (0xC0, 0x24F), (0x1100, 0x11FF), (0xAC00, 0xAC40),
+               (0xFB50, 0xFDFF), (0xFE70, 0xFEFF), (0xFF61, 0xFF9F), (0x3099, 0x309C),
+               (0x304B, 0x3062), (0xF900, 0xFAFF), (0x3200, 0x33FF), (0x1D400, 0x1D7FF),
+               (0x2150, 0x218B), (0x2460, 0x24FF), (0x1E00, 0x1EFF), (0x0E00, 0x0E7F),
+               (0x0900, 0x097F), (0xFF01, 0xFF5E), (0x2000, 0x206F), (0x0590, 0x05FF)]
+
+
 def random_text(rng):
     parts = []
     for _ in range(rng.randint(0, 14)):
@@ -133,6 +140,10 @@ def random_text(rng):
             parts.append("".join(rng.choice(string.punctuation) for _ in range(rng.randint(1, 3))))
         elif r < 0.85:
             parts.append("".join(rng.choice("0123456789") for _ in range(rng.randint(1, 9))))
+        elif r < 0.92:
+            # ranges where NFKC composes, decomposes or reorders (multi-character charsmap rules)
+            lo, hi = rng.choice(NFKC_RANGES)
+            parts.append("".join(chr(rng.randint(lo, hi)) for _ in range(rng.randint(1, 4))))
         else:
             cp = rng.randint(0, 0x10FFFF) if rng.random() < 0.3 else rng.randint(0x20, 0x3000)
             if 0xD800 <= cp <= 0xDFFF:

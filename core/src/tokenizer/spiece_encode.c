@@ -152,6 +152,7 @@ static int normalize(const rsclip_tokenizer *tok, const uint8_t *in, size_t n, r
         if (is_prev_space)
             while (rep_len && rep[0] == ' ') rep++, rep_len--;
         if (rep_len) {
+            if (out->len + 3 * rep_len > RSCLIP__MAX_NORMALIZED) return RSCLIP_ERR_NOMEM;
             for (size_t k = 0; k < rep_len; k++) {
                 if (tok->escape_whitespaces && rep[k] == ' ')
                     rc = rsclip__buf_append(out, k_space_symbol, 3);

@@ -138,6 +138,11 @@ int rsclip_tokenizer_load(const char *path, const rsclip_tokenizer_params *param
     char chunk[65536];
     size_t got;
     while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (b.len + got > RSCLIP__SPM_MAX_FILE) {
+            rc = rsclip__error(RSCLIP_ERR_FORMAT, "%s: spiece.model: larger than %d MiB", path,
+                               RSCLIP__SPM_MAX_FILE >> 20);
+            break;
+        }
         if (rsclip__buf_append(&b, chunk, got)) {
             rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", path);
             break;
@@ -404,8 +409,9 @@ int rsclip_tokenizer_encode(const rsclip_tokenizer *tok, const char *text, ptrdi
     st.n_specials = special_tokens(tok, st.specials);
     int rc = encode_text(&st, text, n);
     if (rc == RSCLIP_ERR_NOMEM) {
-        rc = rsclip__error(rc, "%s: out of memory while encoding a text of %zu bytes", tok->label,
-                           n);
+        rc = rsclip__error(
+            rc, "%s: out of memory (or normalized text over 256 MiB) encoding a text of %zu bytes",
+            tok->label, n);
     } else if (rc) {
         rc = rsclip__error(rc, "%s: internal error while encoding", tok->label);
     } else {

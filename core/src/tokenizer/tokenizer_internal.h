@@ -18,6 +18,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Sanity limits: real spiece.model files are a few MiB at most; a normalized text is a small
+ * multiple of its input unless a hostile charsmap expands every character. */
+#define RSCLIP__SPM_MAX_FILE (256 << 20)
+#define RSCLIP__MAX_NORMALIZED ((size_t)1 << 28)
+
 /* ModelProto.SentencePiece.Type */
 enum {
     RSCLIP__PIECE_NORMAL = 1,
