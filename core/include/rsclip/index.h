@@ -219,6 +219,11 @@ typedef struct rsclip_tile_window {
 int rsclip_index_scene_windows(rsclip_index *idx, int64_t scene_id, rsclip_tile_window **out,
                                size_t *n);
 
+/* The tiles of a scene in id order: *ids (and, if windows is not NULL, *windows) are new arrays
+ * of *n entries (rsclip_free; NULL when n = 0). */
+int rsclip_index_scene_tiles(rsclip_index *idx, int64_t scene_id, int64_t **ids,
+                             rsclip_tile_window **windows, size_t *n);
+
 /* One tile to store. */
 typedef struct rsclip_tile_record {
     rsclip_tile_window window;

@@ -15,6 +15,7 @@
 #include "rsclip/model.h"
 #include "rsclip/hub.h"
 #include "rsclip/export.h"
+#include "rsclip/query.h"
 #include "rsclip/imageio.h"
 #include "rsclip/index.h"
 #include "rsclip/search.h"

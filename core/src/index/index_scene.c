@@ -413,6 +413,60 @@ int rsclip_index_scene_windows(rsclip_index *idx, int64_t scene_id, rsclip_tile_
     return RSCLIP_OK;
 }
 
+int rsclip_index_scene_tiles(rsclip_index *idx, int64_t scene_id, int64_t **ids,
+                             rsclip_tile_window **windows, size_t *n) {
+    if (!idx || !ids || !n)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_index_scene_tiles: NULL argument");
+    *ids = NULL;
+    if (windows) *windows = NULL;
+    *n = 0;
+    sqlite3_stmt *st;
+    int rc = idx__prepare(idx,
+                          "SELECT fid, xoff, yoff, xsize, ysize FROM tiles WHERE scene_id = ?1 "
+                          "ORDER BY fid",
+                          &st);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, scene_id);
+    size_t cap = 0, cnt = 0;
+    int64_t *a = NULL;
+    rsclip_tile_window *w = NULL;
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (cnt == cap) {
+            size_t nc = cap ? cap * 2 : 256, b1, b2;
+            int64_t *na = NULL;
+            rsclip_tile_window *nw = NULL;
+            if (!rsclip__mul_size(nc, sizeof *a, &b1) && (na = realloc(a, b1))) a = na;
+            if (!rsclip__mul_size(nc, sizeof *w, &b2) && (nw = realloc(w, b2))) w = nw;
+            if (!na || !nw) {
+                rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
+                break;
+            }
+            cap = nc;
+        }
+        a[cnt] = sqlite3_column_int64(st, 0);
+        w[cnt].xoff = sqlite3_column_int(st, 1);
+        w[cnt].yoff = sqlite3_column_int(st, 2);
+        w[cnt].xsize = sqlite3_column_int(st, 3);
+        w[cnt].ysize = sqlite3_column_int(st, 4);
+        cnt++;
+    }
+    if (!rc && r != SQLITE_DONE) rc = idx__db_error(idx, "reading the tiles of a scene");
+    sqlite3_finalize(st);
+    if (rc) {
+        free(a);
+        free(w);
+        return rc;
+    }
+    *ids = a;
+    if (windows)
+        *windows = w;
+    else
+        free(w);
+    *n = cnt;
+    return RSCLIP_OK;
+}
+
 /* ---- the tile writer ------------------------------------------------------------------------- */
 
 static int check_record(rsclip_index *idx, const rsclip_tile_record *t, size_t i) {

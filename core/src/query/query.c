@@ -1,0 +1,658 @@
+/* Queries against an index: text / example / image queries, spatial filters, hits. */
+#include "rsclip/query.h"
+#include "rsclip/hub.h"
+#include "rsclip/imageio.h"
+#include "rsclip/index.h"
+#include "rsclip/model.h"
+#include "rsclip/search.h"
+#include "status/status_internal.h"
+
+#include <cpl_conv.h>
+#include <cpl_error.h>
+#include <gdal.h>
+#include <ogr_api.h>
+#include <ogr_srs_api.h>
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Below this many vectors the set keeps its float32 copy and every search is exact. */
+#define QUERY_EXACT_BELOW 32768
+
+struct rsclip_session {
+    char *path;
+    rsclip_index *idx;
+    rsclip_index_info info;
+    rsclip_vecset *vs;
+    int have_calibration;
+    float logit_scale, logit_bias;
+    rsclip_session_params params;
+    char *model_name; /* params.model or the index's model id */
+    rsclip_model *model;
+    rsclip_encoder *enc;
+};
+
+rsclip_session_params rsclip_session_default_params(void) {
+    rsclip_session_params p = {NULL, 0, 1};
+    return p;
+}
+
+rsclip_query rsclip_query_default(void) {
+    rsclip_query q;
+    memset(&q, 0, sizeof q);
+    q.k = 20;
+    return q;
+}
+
+size_t rsclip_session_count(const rsclip_session *s) {
+    return s && s->vs ? rsclip_vecset_count(s->vs) : 0;
+}
+
+int rsclip_session_dim(const rsclip_session *s) {
+    return s ? s->info.embed_dim : 0;
+}
+
+struct rsclip_index *rsclip_session_index(rsclip_session *s) {
+    return s ? s->idx : NULL;
+}
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* Identifies the index's content: any committed write changes updated_at or the counts. */
+static uint64_t content_stamp(const rsclip_index_info *in) {
+    uint64_t h = 1469598103934665603ULL;
+    h = fnv1a(h, &in->n_embeddings, sizeof in->n_embeddings);
+    h = fnv1a(h, &in->n_tiles, sizeof in->n_tiles);
+    h = fnv1a(h, &in->n_scenes, sizeof in->n_scenes);
+    h = fnv1a(h, &in->embed_dim, sizeof in->embed_dim);
+    h = fnv1a(h, in->updated_at, strlen(in->updated_at));
+    h = fnv1a(h, in->model_fingerprint, strlen(in->model_fingerprint));
+    return h ? h : 1;
+}
+
+static int build_vecset(rsclip_session *s, rsclip_vecset **out) {
+    rsclip_embeddings *e = NULL;
+    int rc = rsclip_index_load_embeddings(s->idx, &e);
+    if (rc) return rc;
+    rsclip_vecset_params vp = rsclip_vecset_default_params();
+    vp.keep_floats = e->n <= QUERY_EXACT_BELOW;
+    vp.capacity_hint = e->n;
+    rsclip_vecset *vs = NULL;
+    rc = rsclip_vecset_new(s->info.embed_dim, &vp, &vs);
+    if (!rc && e->n) rc = rsclip_vecset_add(vs, e->n, e->ids, e->vecs);
+    if (!rc) rc = rsclip_vecset_finalize(vs);
+    rsclip_embeddings_free(e);
+    if (rc) {
+        rsclip_vecset_free(vs);
+        return rc;
+    }
+    *out = vs;
+    return RSCLIP_OK;
+}
+
+static int load_vectors(rsclip_session *s) {
+    if (!s->params.use_cache) return build_vecset(s, &s->vs);
+    uint64_t stamp = content_stamp(&s->info);
+    size_t n = strlen(s->path);
+    char *cache = malloc(n + 7);
+    if (!cache) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+    memcpy(cache, s->path, n);
+    memcpy(cache + n, ".rsvec", 7);
+    rsclip_vecset *vs = NULL;
+    if (access(cache, R_OK) == 0 && rsclip_vecset_load(cache, &vs) == RSCLIP_OK) {
+        if (rsclip_vecset_source_stamp(vs) == stamp && rsclip_vecset_dim(vs) == s->info.embed_dim &&
+            (int64_t)rsclip_vecset_count(vs) == s->info.n_embeddings) {
+            s->vs = vs;
+            free(cache);
+            return RSCLIP_OK;
+        }
+        rsclip_vecset_free(vs);
+        vs = NULL;
+    }
+    rsclip_clear_error();
+    int rc = build_vecset(s, &vs);
+    if (rc) {
+        free(cache);
+        return rc;
+    }
+    /* The cache is derived data: failing to write it (read-only folder, full disk) only costs
+     * speed next time. */
+    if (rsclip_vecset_save(vs, cache, stamp) != RSCLIP_OK)
+        rsclip__log(RSCLIP_LOG_DEBUG, "%s: vector cache not written: %s", cache,
+                    rsclip_last_error());
+    rsclip_clear_error();
+    free(cache);
+    s->vs = vs;
+    return RSCLIP_OK;
+}
+
+int rsclip_session_open(const char *index_path, const rsclip_session_params *params,
+                        rsclip_session **out) {
+    if (!out || !index_path)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_session_open: no index path");
+    *out = NULL;
+    rsclip_session *s = calloc(1, sizeof *s);
+    if (!s) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+    s->params = params ? *params : rsclip_session_default_params();
+    s->path = strdup(index_path);
+    int rc = s->path ? RSCLIP_OK : rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+    if (!rc) rc = rsclip_index_open(index_path, RSCLIP_INDEX_READONLY, &s->idx);
+    if (!rc) rc = rsclip_index_get_info(s->idx, &s->info);
+    if (!rc && s->info.embed_dim <= 0)
+        rc = rsclip__error(RSCLIP_ERR_NOT_FOUND,
+                           "%s: the index holds no tiles yet (no model bound)", index_path);
+    if (!rc) {
+        char *a = NULL, *b = NULL;
+        if (rsclip_index_get_meta(s->idx, "logit_scale", &a) == RSCLIP_OK &&
+            rsclip_index_get_meta(s->idx, "logit_bias", &b) == RSCLIP_OK) {
+            s->logit_scale = strtof(a, NULL);
+            s->logit_bias = strtof(b, NULL);
+            s->have_calibration = 1;
+        }
+        rsclip_free(a);
+        rsclip_free(b);
+        rsclip_clear_error();
+        const char *name = s->params.model ? s->params.model : s->info.model_id;
+        s->model_name = strdup(name);
+        if (!s->model_name) rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+    }
+    if (!rc) rc = load_vectors(s);
+    if (rc) {
+        rsclip_session_close(s);
+        return rc;
+    }
+    *out = s;
+    return RSCLIP_OK;
+}
+
+void rsclip_session_close(rsclip_session *s) {
+    if (!s) return;
+    rsclip_encoder_free(s->enc);
+    rsclip_model_free(s->model);
+    rsclip_vecset_free(s->vs);
+    rsclip_index_close(s->idx);
+    free(s->model_name);
+    free(s->path);
+    free(s);
+}
+
+/* Load the index's model on first need and check it is the one the index was built with. */
+static int need_model(rsclip_session *s) {
+    if (s->enc) return RSCLIP_OK;
+    char dir[4096];
+    int rc = rsclip_hub_resolve(s->model_name, dir, sizeof dir);
+    if (rc) return rc;
+    rc = rsclip_model_load(dir, NULL, &s->model);
+    if (rc) return rc;
+    const rsclip_model_info *mi = rsclip_model_get_info(s->model);
+    rc = rsclip_index_check_model(s->idx, mi->fingerprint, mi->embed_dim);
+    if (rc) return rc;
+    if (!s->have_calibration) {
+        s->logit_scale = mi->logit_scale;
+        s->logit_bias = mi->logit_bias;
+        s->have_calibration = 1;
+    }
+    rsclip_encoder_params ep = rsclip_encoder_default_params();
+    ep.max_batch = 4;
+    ep.n_threads = s->params.n_threads;
+    return rsclip_encoder_new(s->model, &ep, &s->enc);
+}
+
+static float prob_of(const rsclip_session *s, float cosine) {
+    double z = (double)cosine * exp((double)s->logit_scale) + (double)s->logit_bias;
+    return (float)(1.0 / (1.0 + exp(-z)));
+}
+
+/* Embed texts through the template into out: [n, dim], L2-normalised. */
+static int embed_texts(rsclip_session *s, const char *tmpl, const char *const *texts, int n,
+                       float *out) {
+    int rc = need_model(s);
+    if (rc) return rc;
+    const rsclip_model_info *mi = rsclip_model_get_info(s->model);
+    if (!tmpl) tmpl = RSCLIP_DEFAULT_TEMPLATE;
+    const char *slot = strstr(tmpl, "{}");
+    if (!slot)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG,
+                             "template '%s' has no {} where the query text goes", tmpl);
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)mi->text_ctx * (size_t)n);
+    if (!ids) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n && !rc; i++) {
+        const char *t = texts[i];
+        const char *p = t;
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+        if (!*p) {
+            rc = rsclip__error(RSCLIP_ERR_INVALID_ARG, "empty query text");
+            break;
+        }
+        size_t lt = strlen(t), lm = strlen(tmpl);
+        char *full = malloc(lm + lt + 1);
+        if (!full) {
+            rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+            break;
+        }
+        size_t pre = (size_t)(slot - tmpl);
+        memcpy(full, tmpl, pre);
+        memcpy(full + pre, t, lt);
+        memcpy(full + pre + lt, slot + 2, lm - pre - 2 + 1);
+        rc = rsclip_model_tokenize(s->model, full, -1, ids + (size_t)i * mi->text_ctx, NULL);
+        free(full);
+    }
+    if (!rc) rc = rsclip_encode_texts(s->enc, n, ids, out, NULL);
+    free(ids);
+    for (int i = 0; i < n && !rc; i++)
+        rsclip_l2_normalize(out + (size_t)i * mi->embed_dim, mi->embed_dim);
+    return rc;
+}
+
+static int embed_image(rsclip_session *s, const char *path, float *out) {
+    int rc = need_model(s);
+    if (rc) return rc;
+    const rsclip_model_info *mi = rsclip_model_get_info(s->model);
+    uint8_t *rgb = NULL;
+    int w = 0, h = 0;
+    rc = rsclip_image_read_rgb8(path, &rgb, &w, &h);
+    if (rc) return rc;
+    size_t npx = (size_t)3 * (size_t)mi->image_size * (size_t)mi->image_size;
+    float *px = malloc(npx * sizeof(float));
+    if (!px) rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+    if (!rc) rc = rsclip_preprocess_rgb8(s->model, rgb, w, h, (size_t)w * 3, px);
+    if (!rc) rc = rsclip_encode_images(s->enc, 1, px, out, NULL);
+    if (!rc) rsclip_l2_normalize(out, mi->embed_dim);
+    free(px);
+    rsclip_free(rgb);
+    return rc;
+}
+
+/* The query vector of q (text, tile, point or image), normalised: out [dim]. */
+static int query_vector(rsclip_session *s, const rsclip_query *q, float *out) {
+    int n_kinds =
+        (q->text != NULL) + (q->like_tile > 0) + (q->has_like_point != 0) + (q->like_image != NULL);
+    if (n_kinds != 1)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG,
+                             "give exactly one query: a text, a tile id, a point or an image");
+    if (q->text) return embed_texts(s, q->template_str, &q->text, 1, out);
+    if (q->like_image) return embed_image(s, q->like_image, out);
+    int64_t tile = q->like_tile;
+    if (q->has_like_point) {
+        int64_t *ids = NULL;
+        size_t n = 0;
+        int rc = rsclip_index_tiles_at(s->idx, q->like_lon, q->like_lat, &ids, &n);
+        if (rc) return rc;
+        if (n == 0) {
+            rsclip_free(ids);
+            return rsclip__error(RSCLIP_ERR_NOT_FOUND, "%s: no indexed tile contains %.7g,%.7g",
+                                 s->path, q->like_lon, q->like_lat);
+        }
+        tile = ids[0];
+        rsclip_free(ids);
+    }
+    int rc = rsclip_index_get_embeddings(s->idx, &tile, 1, out);
+    if (rc == RSCLIP_ERR_NOT_FOUND)
+        return rsclip__error(RSCLIP_ERR_NOT_FOUND, "%s: no tile %lld in the index", s->path,
+                             (long long)tile);
+    return rc;
+}
+
+static int fetch_cb(void *user, size_t n, const int64_t *ids, float *out) {
+    return rsclip_index_get_embeddings(user, ids, n, out);
+}
+
+/* Spatial/scene filters as an allow-list of tile ids (NULL list = no filter). */
+typedef struct allow_list {
+    int active;
+    int64_t *ids;
+    size_t n;
+} allow_list;
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void intersect_sorted(allow_list *a, const int64_t *ids, size_t n) {
+    size_t i = 0, j = 0, k = 0;
+    while (i < a->n && j < n) {
+        if (a->ids[i] < ids[j])
+            i++;
+        else if (a->ids[i] > ids[j])
+            j++;
+        else {
+            a->ids[k++] = a->ids[i++];
+            j++;
+        }
+    }
+    a->n = k;
+}
+
+/* Restrict the allow list to tiles meeting the AOI polygon (R-tree on its envelope, then the
+ * exact footprint test through OGR/GEOS). */
+static int filter_aoi(rsclip_session *s, const char *wkt, allow_list *al) {
+    OGRGeometryH aoi = NULL;
+    char *w = (char *)wkt;
+    if (OGR_G_CreateFromWkt(&w, NULL, &aoi) != OGRERR_NONE || !aoi)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "area of interest is not valid WKT");
+    OGREnvelope env;
+    OGR_G_GetEnvelope(aoi, &env);
+    double bb[4] = {env.MinX, env.MinY, env.MaxX, env.MaxY};
+    int64_t *ids = NULL;
+    size_t n = 0;
+    int rc = rsclip_index_tiles_in_bbox(s->idx, bb, 0, &ids, &n);
+    size_t k = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        rsclip_tile_info *t = NULL;
+        rc = rsclip_index_get_tile(s->idx, ids[i], &t);
+        if (rc) break;
+        OGRGeometryH ring = OGR_G_CreateGeometry(wkbLinearRing);
+        for (size_t j = 0; j < t->n_footprint; j++)
+            OGR_G_AddPoint_2D(ring, t->footprint[2 * j], t->footprint[2 * j + 1]);
+        OGRGeometryH poly = OGR_G_CreateGeometry(wkbPolygon);
+        OGR_G_AddGeometryDirectly(poly, ring);
+        if (OGR_G_Intersects(poly, aoi)) ids[k++] = ids[i];
+        OGR_G_DestroyGeometry(poly);
+        rsclip_free(t);
+    }
+    OGR_G_DestroyGeometry(aoi);
+    if (!rc) {
+        qsort(ids, k, sizeof *ids, cmp_i64);
+        if (!al->active) {
+            al->active = 1;
+            al->ids = ids;
+            al->n = k;
+            ids = NULL;
+        } else {
+            intersect_sorted(al, ids, k);
+        }
+    }
+    rsclip_free(ids);
+    return rc;
+}
+
+static int build_allow(rsclip_session *s, const rsclip_query *q, allow_list *al) {
+    memset(al, 0, sizeof *al);
+    int rc = RSCLIP_OK;
+    if (q->has_bbox) {
+        const double *b = q->bbox;
+        if (!(b[0] <= b[2] && b[1] <= b[3]) || !isfinite(b[0]) || !isfinite(b[1]) ||
+            !isfinite(b[2]) || !isfinite(b[3]))
+            return rsclip__error(RSCLIP_ERR_INVALID_ARG,
+                                 "bbox must be west,south,east,north with west <= east and "
+                                 "south <= north");
+        rc = rsclip_index_tiles_in_bbox(s->idx, b, 1, &al->ids, &al->n);
+        if (rc) return rc;
+        qsort(al->ids, al->n, sizeof *al->ids, cmp_i64);
+        al->active = 1;
+    }
+    if (q->aoi_wkt && (rc = filter_aoi(s, q->aoi_wkt, al))) return rc;
+    if (q->scene_id > 0) {
+        int64_t *mine = NULL;
+        size_t m = 0;
+        rc = rsclip_index_scene_tiles(s->idx, q->scene_id, &mine, NULL, &m);
+        if (rc) return rc;
+        if (!al->active) {
+            al->active = 1;
+            al->ids = mine;
+            al->n = m;
+        } else {
+            intersect_sorted(al, mine, m);
+            rsclip_free(mine);
+        }
+    }
+    return RSCLIP_OK;
+}
+
+/* Results own one block per hit: scene path and footprint. */
+typedef struct hit_store {
+    char *scene;
+    double *footprint;
+} hit_store;
+
+struct results_impl {
+    rsclip_results pub;
+    hit_store *store;
+};
+
+void rsclip_results_free(rsclip_results *r) {
+    if (!r) return;
+    struct results_impl *ri = (struct results_impl *)r;
+    for (int i = 0; i < r->n; i++) {
+        free(ri->store[i].scene);
+        free(ri->store[i].footprint);
+    }
+    free(ri->store);
+    free(r->hits);
+    free(ri);
+}
+
+/* Scene paths by id, fetched once per search. */
+static char *scene_path(rsclip_session *s, int64_t scene_id) {
+    rsclip_scene_info *si = NULL;
+    if (rsclip_index_get_scene(s->idx, scene_id, &si) != RSCLIP_OK) return NULL;
+    char *p = strdup(si->path);
+    rsclip_free(si);
+    return p;
+}
+
+int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_results **out) {
+    if (!s || !q || !out) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "search: no query");
+    *out = NULL;
+    if (q->k < 1) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "k must be at least 1");
+    if (q->n_negatives < 0 || q->n_negatives > RSCLIP_SEARCH_MAX_NEGATIVES)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "at most %d negative queries",
+                             RSCLIP_SEARCH_MAX_NEGATIVES);
+    const int dim = s->info.embed_dim;
+    float *qv = malloc(sizeof(float) * (size_t)dim * (size_t)(1 + q->n_negatives));
+    rsclip_vecset_hit *vh = malloc(sizeof *vh * (size_t)q->k);
+    struct results_impl *ri = calloc(1, sizeof *ri);
+    allow_list al = {0, NULL, 0};
+    int rc = (qv && vh && ri) ? RSCLIP_OK : rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+    if (!rc) rc = query_vector(s, q, qv);
+    if (!rc && q->n_negatives > 0)
+        rc = embed_texts(s, q->template_str, q->negatives, q->n_negatives, qv + dim);
+    if (!rc && !s->have_calibration) rc = need_model(s);
+    if (!rc) rc = build_allow(s, q, &al);
+    int n_hits = 0;
+    if (!rc) {
+        rsclip_search_params sp = rsclip_search_default_params();
+        sp.k = q->k;
+        sp.n_threads =
+            s->params.n_threads > 0 ? s->params.n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+        if (sp.n_threads < 1) sp.n_threads = 1;
+        sp.negatives = q->n_negatives ? qv + dim : NULL;
+        sp.n_negatives = q->n_negatives;
+        sp.fetch = fetch_cb;
+        sp.fetch_user = s->idx;
+        if (al.active) {
+            sp.allow_ids = al.ids;
+            sp.n_allow = al.n;
+        }
+        if (!al.active || al.n > 0) rc = rsclip_vecset_search(s->vs, qv, &sp, vh, &n_hits);
+    }
+    if (!rc) {
+        ri->pub.hits = calloc((size_t)(n_hits ? n_hits : 1), sizeof *ri->pub.hits);
+        ri->store = calloc((size_t)(n_hits ? n_hits : 1), sizeof *ri->store);
+        if (!ri->pub.hits || !ri->store) rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+    }
+    int64_t cached_scene = -1;
+    char *cached_path = NULL;
+    for (int i = 0; i < n_hits && !rc; i++) {
+        float prob = prob_of(s, vh[i].cosine);
+        if (prob < q->min_prob) continue;
+        rsclip_tile_info *t = NULL;
+        rc = rsclip_index_get_tile(s->idx, vh[i].id, &t);
+        if (rc) break;
+        int j = ri->pub.n;
+        rsclip_hit *h = &ri->pub.hits[j];
+        hit_store *st = &ri->store[j];
+        if (t->scene_id != cached_scene) {
+            free(cached_path);
+            cached_path = scene_path(s, t->scene_id);
+            cached_scene = t->scene_id;
+        }
+        st->scene = strdup(cached_path ? cached_path : "");
+        st->footprint = malloc(sizeof(double) * 2 * (t->n_footprint ? t->n_footprint : 1));
+        if (!st->scene || !st->footprint) {
+            rsclip_free(t);
+            free(st->scene);
+            free(st->footprint);
+            rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+            break;
+        }
+        memcpy(st->footprint, t->footprint, sizeof(double) * 2 * t->n_footprint);
+        h->tile_id = vh[i].id;
+        h->rank = j + 1;
+        h->score = vh[i].score;
+        h->prob = prob;
+        h->lon = t->lon;
+        h->lat = t->lat;
+        h->scene = st->scene;
+        h->scene_id = t->scene_id;
+        h->xoff = t->window.xoff;
+        h->yoff = t->window.yoff;
+        h->xsize = t->window.xsize;
+        h->ysize = t->window.ysize;
+        h->footprint = st->footprint;
+        h->n_footprint = (int)t->n_footprint;
+        ri->pub.n = j + 1;
+        rsclip_free(t);
+    }
+    free(cached_path);
+    free(qv);
+    free(vh);
+    rsclip_free(al.ids);
+    if (rc) {
+        rsclip_results_free(ri ? &ri->pub : NULL);
+        return rc;
+    }
+    *out = &ri->pub;
+    return RSCLIP_OK;
+}
+
+int rsclip_session_scene_probs(rsclip_session *s, const rsclip_query *q, int64_t scene_id,
+                               int64_t **tile_ids, float **probs, size_t *n) {
+    if (!s || !q || !tile_ids || !probs || !n)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "scene_probs: invalid arguments");
+    *tile_ids = NULL;
+    *probs = NULL;
+    *n = 0;
+    const int dim = s->info.embed_dim;
+    size_t cnt = rsclip_vecset_count(s->vs);
+    int64_t *ids = NULL;
+    size_t m = 0;
+    int rc = rsclip_index_scene_tiles(s->idx, scene_id, &ids, NULL, &m);
+    if (rc) return rc;
+    float *qv = malloc(sizeof(float) * (size_t)dim);
+    float *all = malloc(sizeof(float) * (cnt ? cnt : 1));
+    float *pr = malloc(sizeof(float) * (m ? m : 1));
+    if (!qv || !all || !pr) rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+    if (!rc) rc = query_vector(s, q, qv);
+    if (!rc && !s->have_calibration) rc = need_model(s);
+    /* The heatmap shows the positive query's probability: negatives do not apply. */
+    if (!rc) rc = rsclip_vecset_score_all(s->vs, qv, NULL, all);
+    const int64_t *vid = rsclip_vecset_ids(s->vs);
+    size_t k = 0;
+    for (size_t i = 0; i < m && !rc; i++) {
+        const int64_t *hit = cnt ? bsearch(&ids[i], vid, cnt, sizeof *vid, cmp_i64) : NULL;
+        if (!hit) continue; /* a tile without embedding (being written): no value */
+        ids[k] = ids[i];
+        pr[k] = prob_of(s, all[hit - vid]);
+        k++;
+    }
+    free(qv);
+    free(all);
+    if (rc) {
+        rsclip_free(ids);
+        free(pr);
+        return rc;
+    }
+    *tile_ids = ids;
+    *probs = pr;
+    *n = k;
+    return RSCLIP_OK;
+}
+
+static pthread_once_t g_gdal_once = PTHREAD_ONCE_INIT;
+static void register_all(void) {
+    GDALAllRegister();
+}
+
+int rsclip_aoi_read(const char *path, char **wkt) {
+    if (!path || !wkt) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "aoi: no file");
+    *wkt = NULL;
+    pthread_once(&g_gdal_once, register_all);
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    CPLErrorReset();
+    GDALDatasetH ds = GDALOpenEx(path, GDAL_OF_VECTOR | GDAL_OF_READONLY, NULL, NULL, NULL);
+    CPLPopErrorHandler();
+    if (!ds) {
+        const char *m = CPLGetLastErrorMsg();
+        return rsclip__error(RSCLIP_ERR_IO, "%s: cannot open as a vector file%s%s", path,
+                             m && m[0] ? ": " : "", m ? m : "");
+    }
+    OGRSpatialReferenceH wgs84 = OSRNewSpatialReference(NULL);
+    OSRImportFromEPSG(wgs84, 4326);
+    OSRSetAxisMappingStrategy(wgs84, OAMS_TRADITIONAL_GIS_ORDER);
+    OGRGeometryH coll = OGR_G_CreateGeometry(wkbMultiPolygon);
+    int rc = RSCLIP_OK;
+    for (int li = 0; li < GDALDatasetGetLayerCount(ds) && !rc; li++) {
+        OGRLayerH l = GDALDatasetGetLayer(ds, li);
+        OGRSpatialReferenceH lsrs = OGR_L_GetSpatialRef(l);
+        OGRCoordinateTransformationH ct = NULL;
+        if (lsrs && !OSRIsSame(lsrs, wgs84)) {
+            OGRSpatialReferenceH src = OSRClone(lsrs);
+            OSRSetAxisMappingStrategy(src, OAMS_TRADITIONAL_GIS_ORDER);
+            ct = OCTNewCoordinateTransformation(src, wgs84);
+            OSRDestroySpatialReference(src);
+            if (!ct)
+                rc = rsclip__error(RSCLIP_ERR_GDAL, "%s: cannot transform its CRS to WGS84", path);
+        }
+        OGR_L_ResetReading(l);
+        OGRFeatureH f;
+        while (!rc && (f = OGR_L_GetNextFeature(l)) != NULL) {
+            OGRGeometryH g = OGR_F_GetGeometryRef(f);
+            OGRwkbGeometryType gt = g ? wkbFlatten(OGR_G_GetGeometryType(g)) : wkbUnknown;
+            if (g && (gt == wkbPolygon || gt == wkbMultiPolygon)) {
+                OGRGeometryH c = OGR_G_Clone(g);
+                if (ct && OGR_G_Transform(c, ct) != OGRERR_NONE) {
+                    rc = rsclip__error(RSCLIP_ERR_GDAL, "%s: cannot reproject a polygon to WGS84",
+                                       path);
+                } else if (gt == wkbPolygon) {
+                    OGR_G_AddGeometry(coll, c);
+                } else {
+                    for (int k = 0; k < OGR_G_GetGeometryCount(c); k++)
+                        OGR_G_AddGeometry(coll, OGR_G_GetGeometryRef(c, k));
+                }
+                OGR_G_DestroyGeometry(c);
+            }
+            OGR_F_Destroy(f);
+        }
+        if (ct) OCTDestroyCoordinateTransformation(ct);
+    }
+    GDALClose(ds);
+    OSRDestroySpatialReference(wgs84);
+    if (!rc && OGR_G_GetGeometryCount(coll) == 0)
+        rc = rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: no polygon in the area-of-interest file",
+                           path);
+    OGRGeometryH u = NULL;
+    if (!rc) {
+        u = OGR_G_UnionCascaded(coll);
+        if (!u) rc = rsclip__error(RSCLIP_ERR_GDAL, "%s: cannot union its polygons", path);
+    }
+    OGR_G_DestroyGeometry(coll);
+    if (!rc) {
+        char *w = NULL;
+        OGR_G_ExportToWkt(u, &w);
+        *wkt = w ? strdup(w) : NULL;
+        CPLFree(w);
+        if (!*wkt) rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+    }
+    if (u) OGR_G_DestroyGeometry(u);
+    return rc;
+}
