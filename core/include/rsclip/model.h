@@ -48,18 +48,19 @@ typedef struct rsclip_tower_info {
 } rsclip_tower_info;
 
 typedef struct rsclip_model_info {
-    char name[256];         /* repo id or folder name the model was loaded from */
-    char fingerprint[17];   /* hex fingerprint of the weights (rsclip_st_fingerprint, combined over shards) */
-    char weights_dtype[8];  /* dtype of the checkpoint's floating tensors: "F32", "F16", "BF16" */
-    int embed_dim;          /* length of image and text embeddings */
+    char name[256];        /* repo id or folder name the model was loaded from */
+    char fingerprint[17];  /* hex fingerprint of the weights (rsclip_st_fingerprint, combined over
+                              shards) */
+    char weights_dtype[8]; /* dtype of the checkpoint's floating tensors: "F32", "F16", "BF16" */
+    int embed_dim;         /* length of image and text embeddings */
     rsclip_tower_info text;
     rsclip_tower_info vision;
     int vocab_size;
-    int text_ctx;           /* text positions = tokens per text (64) */
-    int image_size;         /* S: model input is S x S */
-    int patch_size;         /* P */
-    int n_patches;          /* (S/P)^2 = vision tokens */
-    float logit_scale;      /* raw checkpoint value; logits use exp(logit_scale) */
+    int text_ctx;      /* text positions = tokens per text (64) */
+    int image_size;    /* S: model input is S x S */
+    int patch_size;    /* P */
+    int n_patches;     /* (S/P)^2 = vision tokens */
+    float logit_scale; /* raw checkpoint value; logits use exp(logit_scale) */
     float logit_bias;
     /* preprocessor_config.json */
     int do_resize, do_rescale, do_normalize;
@@ -82,6 +83,11 @@ int rsclip_model_load(const char *dir, const rsclip_model_params *params, rsclip
 void rsclip_model_free(rsclip_model *m); /* NULL-safe */
 
 const rsclip_model_info *rsclip_model_get_info(const rsclip_model *m);
+
+/* Replace info->name (default: the folder's base name), e.g. with the hub repo id the folder was
+ * downloaded from. Call it right after load, before the model is shared between threads.
+ * RSCLIP_ERR_INVALID_ARG if name does not fit (255 bytes). */
+int rsclip_model_set_name(rsclip_model *m, const char *name);
 
 /* The model's tokenizer (owned by the model). */
 const struct rsclip_tokenizer *rsclip_model_tokenizer(const rsclip_model *m);

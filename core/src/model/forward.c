@@ -1,0 +1,421 @@
+/*
+ * The SigLIP towers, forward pass only, batch-first: a batch of n images (or texts) runs through
+ * every layer as one [n * T, D] matrix so that each Linear is one GEMM (OpenBLAS cblas_sgemm).
+ * Attention runs per (item, head) with two GEMMs. Everything is float32; LayerNorm statistics are
+ * accumulated in double.
+ *
+ * All activations live in one arena per encoder, carved in rsclip_encoder_new for max_batch items
+ * and touched once there: a forward pass allocates nothing.
+ *
+ * Shapes in comments: R = n * T rows (n items in this chunk, T tokens each), D = hidden,
+ * F = MLP width, H = heads, hd = D / H.
+ */
+#include "model/model_internal.h"
+
+#include "status/status_internal.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rsclip_encoder {
+    const rsclip_model *m;
+    int max_batch;
+    int n_threads;
+    float *arena; /* 64-byte aligned, owns everything below */
+    size_t arena_n;
+    /* Per-row activations, rows = max_batch * max(T_text, T_vision). */
+    float *x;         /* residual stream: [R, D] */
+    float *xn;        /* layer-normed input of a block: [R, D] */
+    float *q, *k, *v; /* attention projections: [R, D] */
+    float *ao;        /* attention output, heads concatenated: [R, D] */
+    float *h;         /* MLP hidden [R, F]; also the vision im2col patches [R, C*P*P] */
+    float *att;       /* scores of one (item, head): [T, T] */
+    /* Pooled vectors, rows = max_batch. */
+    float *pq; /* MAP-head query (probe projection): [D] */
+    float *pa; /* pooled attention output / text pooled tokens: [n, D] */
+    float *pn; /* head layernorm output: [n, D] */
+    float *ph; /* head MLP hidden: [n, F] */
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * Kernels */
+
+void rsclip__layernorm(float *out, const float *x, const float *w, const float *b, int rows, int d,
+                       float eps) {
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * d;
+        float *yr = out + (size_t)r * d;
+        double sum = 0.0;
+        for (int i = 0; i < d; i++) sum += xr[i];
+        double mean = sum / d, var = 0.0;
+        for (int i = 0; i < d; i++) {
+            double t = xr[i] - mean;
+            var += t * t;
+        }
+        var /= d; /* biased variance, as torch.nn.LayerNorm */
+        float rstd = (float)(1.0 / sqrt(var + eps));
+        float fmean = (float)mean;
+        for (int i = 0; i < d; i++) yr[i] = (xr[i] - fmean) * rstd * w[i] + b[i];
+    }
+}
+
+/* gelu_pytorch_tanh: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), in place. */
+void rsclip__gelu_tanh(float *x, size_t n) {
+    const float k_beta = 0.7978845608028654f; /* sqrt(2 / pi) */
+    const float k_kappa = 0.044715f;
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        float inner = k_beta * (v + k_kappa * v * v * v);
+        x[i] = 0.5f * v * (1.0f + tanhf(inner));
+    }
+}
+
+/* Row-wise softmax of x: [rows, n], in place, with max subtraction. */
+void rsclip__softmax_rows(float *x, int rows, int n) {
+    for (int r = 0; r < rows; r++) {
+        float *xr = x + (size_t)r * n;
+        float mx = xr[0];
+        for (int i = 1; i < n; i++) mx = xr[i] > mx ? xr[i] : mx;
+        float sum = 0.0f;
+        for (int i = 0; i < n; i++) {
+            xr[i] = expf(xr[i] - mx);
+            sum += xr[i];
+        }
+        float inv = 1.0f / sum;
+        for (int i = 0; i < n; i++) xr[i] *= inv;
+    }
+}
+
+void rsclip__linear(float *y, const float *x, const float *w, const float *b, int rows, int in,
+                    int out, int accumulate) {
+    /* y: [rows, out] = (y if accumulate) + b + x [rows, in] . W^T, W: [out, in] */
+    if (b) {
+        for (int r = 0; r < rows; r++) {
+            float *yr = y + (size_t)r * out;
+            if (accumulate)
+                for (int j = 0; j < out; j++) yr[j] += b[j];
+            else
+                memcpy(yr, b, sizeof(float) * (size_t)out);
+        }
+    }
+    float beta = (b || accumulate) ? 1.0f : 0.0f;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, out, in, 1.0f, x, in, w, in, beta, y,
+                out);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Blocks */
+
+/* Multi-head self-attention core, no mask: ao = softmax(q k^T / sqrt(hd)) v per (item, head).
+ * q, k, v, ao: [n * T, D]; head hh uses columns hh*hd .. hh*hd+hd-1. */
+static void self_attention(rsclip_encoder *e, int n, int T, int D, int H) {
+    const int hd = D / H;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *s = e->att; /* [T, T] */
+    for (int b = 0; b < n; b++) {
+        size_t off = (size_t)b * T * D;
+        for (int hh = 0; hh < H; hh++) {
+            const float *qh = e->q + off + (size_t)hh * hd; /* [T, hd], row stride D */
+            const float *kh = e->k + off + (size_t)hh * hd;
+            const float *vh = e->v + off + (size_t)hh * hd;
+            float *oh = e->ao + off + (size_t)hh * hd;
+            /* s = q k^T * scale: [T, T] */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, qh, D, kh, D,
+                        0.0f, s, T);
+            rsclip__softmax_rows(s, T, T);
+            /* o = s v: [T, hd] */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, s, T, vh, D,
+                        0.0f, oh, D);
+        }
+    }
+}
+
+/* One pre-LN encoder layer on e->x: [n * T, D]:
+ *   x = x + out_proj(attn(LN1(x)));  x = x + fc2(gelu(fc1(LN2(x)))) */
+static void encoder_layer(rsclip_encoder *e, const rsclip__layer *L, const rsclip_tower_info *ti,
+                          int n, int T) {
+    const int D = ti->hidden, F = ti->intermediate, R = n * T;
+    const float eps = (float)ti->layer_norm_eps;
+
+    rsclip__layernorm(e->xn, e->x, L->ln1_w, L->ln1_b, R, D, eps); /* xn: [R, D] */
+    rsclip__linear(e->q, e->xn, L->q_w, L->q_b, R, D, D, 0);       /* q: [R, D] */
+    rsclip__linear(e->k, e->xn, L->k_w, L->k_b, R, D, D, 0);       /* k: [R, D] */
+    rsclip__linear(e->v, e->xn, L->v_w, L->v_b, R, D, D, 0);       /* v: [R, D] */
+    self_attention(e, n, T, D, ti->heads);                         /* ao: [R, D] */
+    rsclip__linear(e->x, e->ao, L->o_w, L->o_b, R, D, D, 1);       /* x += ao Wo^T + bo */
+
+    rsclip__layernorm(e->xn, e->x, L->ln2_w, L->ln2_b, R, D, eps); /* xn: [R, D] */
+    rsclip__linear(e->h, e->xn, L->fc1_w, L->fc1_b, R, D, F, 0);   /* h: [R, F] */
+    rsclip__gelu_tanh(e->h, (size_t)R * F);
+    rsclip__linear(e->x, e->h, L->fc2_w, L->fc2_b, R, F, D, 1); /* x += h W2^T + b2 */
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Towers */
+
+/* Text tower for n <= max_batch texts. ids: [n, T]; embeds: [n, D]; last_hidden: [n, T, D]. */
+static void text_forward(rsclip_encoder *e, int n, const int32_t *ids, float *embeds,
+                         float *last_hidden) {
+    const rsclip_model *m = e->m;
+    const rsclip_tower_info *ti = &m->info.text;
+    const rsclip__text_weights *W = &m->text;
+    const int T = m->info.text_ctx, D = ti->hidden, R = n * T;
+
+    /* x = token_embedding[ids] + position_embedding[t]: [R, D] */
+    for (int r = 0; r < R; r++) {
+        const float *te = W->tok_emb + (size_t)ids[r] * D;
+        const float *pe = W->pos_emb + (size_t)(r % T) * D;
+        float *xr = e->x + (size_t)r * D;
+        for (int i = 0; i < D; i++) xr[i] = te[i] + pe[i];
+    }
+    for (int l = 0; l < ti->layers; l++) encoder_layer(e, &W->layers[l], ti, n, T);
+
+    /* xn = final_layer_norm(x): [R, D] */
+    rsclip__layernorm(e->xn, e->x, W->ln_w, W->ln_b, R, D, (float)ti->layer_norm_eps);
+    if (last_hidden) memcpy(last_hidden, e->xn, sizeof(float) * (size_t)R * D);
+
+    /* pa = xn[b, T-1]: [n, D] (pooled at the last position, not at the first EOS) */
+    for (int b = 0; b < n; b++)
+        memcpy(e->pa + (size_t)b * D, e->xn + ((size_t)b * T + T - 1) * D, sizeof(float) * D);
+    rsclip__linear(embeds, e->pa, W->head_w, W->head_b, n, D, D, 0); /* embeds: [n, D] */
+}
+
+/* MAP head: attention pooling of xn: [n * T, D] with the learned probe as the only query, then
+ * y = r + MLP(LN(r)) with r the attention output. embeds: [n, D]. */
+static void map_head(rsclip_encoder *e, int n, int T) {
+    const rsclip_model *m = e->m;
+    const rsclip_tower_info *ti = &m->info.vision;
+    const rsclip__vision_weights *W = &m->vision;
+    const int D = ti->hidden, F = ti->intermediate, H = ti->heads, hd = D / H, R = n * T;
+    const float *wq = W->in_proj_w, *wk = wq + (size_t)D * D, *wv = wk + (size_t)D * D;
+    const float *bq = W->in_proj_b, *bk = bq + D, *bv = bk + D;
+
+    /* pq = (probe Wq^T + bq) / sqrt(hd): [D] (torch's MultiheadAttention scales q) */
+    rsclip__linear(e->pq, W->probe, wq, bq, 1, D, D, 0);
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int i = 0; i < D; i++) e->pq[i] *= scale;
+    rsclip__linear(e->k, e->xn, wk, bk, R, D, D, 0); /* k: [R, D] */
+    rsclip__linear(e->v, e->xn, wv, bv, R, D, D, 0); /* v: [R, D] */
+
+    float *s = e->att; /* [T] */
+    for (int b = 0; b < n; b++) {
+        for (int hh = 0; hh < H; hh++) {
+            size_t off = (size_t)b * T * D + (size_t)hh * hd;
+            /* s = k_bh q_h: [T] */
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, T, hd, 1.0f, e->k + off, D, e->pq + hh * hd, 1,
+                        0.0f, s, 1);
+            rsclip__softmax_rows(s, 1, T);
+            /* pa[b]_h = v_bh^T s: [hd] */
+            cblas_sgemv(CblasRowMajor, CblasTrans, T, hd, 1.0f, e->v + off, D, s, 1, 0.0f,
+                        e->pa + (size_t)b * D + hh * hd, 1);
+        }
+    }
+    /* r = pa Wo^T + bo: [n, D], kept in pq's neighbour pn after the MLP input is formed */
+    rsclip__linear(e->pn, e->pa, W->out_w, W->out_b, n, D, D, 0); /* pn = r */
+    memcpy(e->pa, e->pn, sizeof(float) * (size_t)n * D);          /* pa = r (residual) */
+    rsclip__layernorm(e->pn, e->pa, W->head_ln_w, W->head_ln_b, n, D,
+                      (float)ti->layer_norm_eps);                           /* pn = LN(r) */
+    rsclip__linear(e->ph, e->pn, W->head_fc1_w, W->head_fc1_b, n, D, F, 0); /* ph: [n, F] */
+    rsclip__gelu_tanh(e->ph, (size_t)n * F);
+    rsclip__linear(e->pa, e->ph, W->head_fc2_w, W->head_fc2_b, n, F, D, 1); /* pa = r + MLP */
+}
+
+/* Vision tower for n <= max_batch images. pixels: [n, C, S, S]; embeds: [n, D];
+ * last_hidden: [n, T, D] with T = (S/P)^2. */
+static void vision_forward(rsclip_encoder *e, int n, const float *pixels, float *embeds,
+                           float *last_hidden) {
+    const rsclip_model *m = e->m;
+    const rsclip_tower_info *ti = &m->info.vision;
+    const rsclip__vision_weights *W = &m->vision;
+    const int S = m->info.image_size, P = m->info.patch_size, C = m->channels;
+    const int G = S / P, T = G * G, D = ti->hidden, R = n * T, K = C * P * P;
+
+    /* im2col: h = patches [R, K], row (b, gy, gx), column (c, py, px) as the conv weight */
+    for (int b = 0; b < n; b++) {
+        for (int gy = 0; gy < G; gy++) {
+            for (int gx = 0; gx < G; gx++) {
+                float *row = e->h + ((size_t)b * T + (size_t)gy * G + gx) * K;
+                for (int c = 0; c < C; c++) {
+                    const float *plane = pixels + ((size_t)b * C + c) * S * S;
+                    for (int py = 0; py < P; py++)
+                        memcpy(row + (c * P + py) * P,
+                               plane + ((size_t)gy * P + py) * S + (size_t)gx * P,
+                               sizeof(float) * P);
+                }
+            }
+        }
+    }
+    /* x = patches Wp^T + bp + position_embedding[t]: [R, D] */
+    rsclip__linear(e->x, e->h, W->patch_w, W->patch_b, R, K, D, 0);
+    for (int r = 0; r < R; r++) {
+        const float *pe = W->pos_emb + (size_t)(r % T) * D;
+        float *xr = e->x + (size_t)r * D;
+        for (int i = 0; i < D; i++) xr[i] += pe[i];
+    }
+    for (int l = 0; l < ti->layers; l++) encoder_layer(e, &W->layers[l], ti, n, T);
+
+    /* xn = post_layernorm(x): [R, D] = last_hidden_state */
+    rsclip__layernorm(e->xn, e->x, W->post_ln_w, W->post_ln_b, R, D, (float)ti->layer_norm_eps);
+    if (last_hidden) memcpy(last_hidden, e->xn, sizeof(float) * (size_t)R * D);
+
+    map_head(e, n, T);
+    memcpy(embeds, e->pa, sizeof(float) * (size_t)n * D);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Encoder object */
+
+rsclip_encoder_params rsclip_encoder_default_params(void) {
+    rsclip_encoder_params p;
+    p.max_batch = 8;
+    p.n_threads = 0;
+    return p;
+}
+
+static size_t round16(size_t n) {
+    return (n + 15) & ~(size_t)15; /* 16 floats = 64 bytes: every buffer starts aligned */
+}
+
+int rsclip_encoder_new(const rsclip_model *m, const rsclip_encoder_params *params,
+                       rsclip_encoder **out) {
+    if (!out) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "encoder_new: out is NULL");
+    *out = NULL;
+    if (!m) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "encoder_new: model is NULL");
+    rsclip_encoder_params p = params ? *params : rsclip_encoder_default_params();
+    if (p.max_batch <= 0) p.max_batch = 8;
+    if (p.max_batch > 65536)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "encoder_new: max_batch %d too large",
+                             p.max_batch);
+    if (p.n_threads < 0)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "encoder_new: n_threads %d < 0", p.n_threads);
+
+    const rsclip_model_info *mi = &m->info;
+    const size_t B = (size_t)p.max_batch;
+    const size_t Tv = (size_t)mi->n_patches, Tt = (size_t)mi->text_ctx;
+    const size_t T = Tv > Tt ? Tv : Tt;
+    const size_t D =
+        (size_t)(mi->text.hidden > mi->vision.hidden ? mi->text.hidden : mi->vision.hidden);
+    size_t F = (size_t)(mi->text.intermediate > mi->vision.intermediate ? mi->text.intermediate
+                                                                        : mi->vision.intermediate);
+    const size_t K = (size_t)m->channels * mi->patch_size * mi->patch_size;
+    if (K > F) F = K;
+
+    /* Sizes (floats) of each buffer, overflow-checked: the config bounds keep them modest, but a
+     * huge max_batch must fail cleanly. */
+    size_t rows = 0, rd = 0, ri = 0, tt = 0, bd = 0, bi = 0, total = 0;
+    int bad = rsclip__mul_size(B, T, &rows) || rsclip__mul_size(rows, D, &rd) ||
+              rsclip__mul_size(rows, F, &ri) || rsclip__mul_size(T, T, &tt) ||
+              rsclip__mul_size(B, D, &bd) || rsclip__mul_size(B, F, &bi);
+    /* x, xn, q, k, v, ao, h, att, pq, pa, pn, ph */
+    const size_t sizes[12] = {rd, rd, rd, rd, rd, rd, ri, tt, D, bd, bd, bi};
+    for (int i = 0; i < 12 && !bad; i++) bad = rsclip__add_size(total, round16(sizes[i]), &total);
+    size_t bytes;
+    if (bad || rsclip__mul_size(total, sizeof(float), &bytes))
+        return rsclip__error(RSCLIP_ERR_NOMEM, "encoder_new: arena size overflows (max_batch %d)",
+                             p.max_batch);
+
+    rsclip_encoder *e = calloc(1, sizeof(*e));
+    if (!e) return rsclip__error(RSCLIP_ERR_NOMEM, "encoder_new: out of memory");
+    e->arena = aligned_alloc(64, bytes);
+    if (!e->arena) {
+        free(e);
+        return rsclip__error(RSCLIP_ERR_NOMEM, "encoder_new: cannot allocate %zu bytes", bytes);
+    }
+    memset(e->arena, 0, bytes); /* touch every page once, here, not in the first forward */
+    e->m = m;
+    e->max_batch = p.max_batch;
+    e->n_threads = p.n_threads;
+    e->arena_n = total;
+
+    float *cur = e->arena;
+    float **slots[12] = {&e->x, &e->xn,  &e->q,  &e->k,  &e->v,  &e->ao,
+                         &e->h, &e->att, &e->pq, &e->pa, &e->pn, &e->ph};
+    for (int i = 0; i < 12; i++) {
+        *slots[i] = cur;
+        cur += round16(sizes[i]);
+    }
+    *out = e;
+    return RSCLIP_OK;
+}
+
+void rsclip_encoder_free(rsclip_encoder *e) {
+    if (!e) return;
+    free(e->arena);
+    free(e);
+}
+
+static void set_threads(const rsclip_encoder *e) {
+    int n = e->n_threads > 0 ? e->n_threads : openblas_get_num_procs();
+    openblas_set_num_threads(n > 0 ? n : 1);
+}
+
+int rsclip_encode_images(rsclip_encoder *e, int n, const float *pixels, float *embeds,
+                         float *last_hidden) {
+    if (!e || n <= 0 || !pixels || !embeds)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "encode_images: invalid arguments");
+    const rsclip_model_info *mi = &e->m->info;
+    const size_t per_img = (size_t)e->m->channels * mi->image_size * mi->image_size;
+    const size_t per_hidden = (size_t)mi->n_patches * mi->vision.hidden;
+    set_threads(e);
+    for (int i = 0; i < n; i += e->max_batch) {
+        int nb = n - i < e->max_batch ? n - i : e->max_batch;
+        vision_forward(e, nb, pixels + (size_t)i * per_img, embeds + (size_t)i * mi->embed_dim,
+                       last_hidden ? last_hidden + (size_t)i * per_hidden : NULL);
+    }
+    return RSCLIP_OK;
+}
+
+int rsclip_encode_texts(rsclip_encoder *e, int n, const int32_t *ids, float *embeds,
+                        float *last_hidden) {
+    if (!e || n <= 0 || !ids || !embeds)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "encode_texts: invalid arguments");
+    const rsclip_model_info *mi = &e->m->info;
+    const size_t T = (size_t)mi->text_ctx;
+    for (size_t i = 0; i < (size_t)n * T; i++) {
+        if (ids[i] < 0 || ids[i] >= mi->vocab_size)
+            return rsclip__error(RSCLIP_ERR_INVALID_ARG,
+                                 "encode_texts: text %zu position %zu: token id %d outside the "
+                                 "vocabulary [0, %d)",
+                                 i / T, i % T, (int)ids[i], mi->vocab_size);
+    }
+    const size_t per_hidden = T * mi->text.hidden;
+    set_threads(e);
+    for (int i = 0; i < n; i += e->max_batch) {
+        int nb = n - i < e->max_batch ? n - i : e->max_batch;
+        text_forward(e, nb, ids + (size_t)i * T, embeds + (size_t)i * mi->embed_dim,
+                     last_hidden ? last_hidden + (size_t)i * per_hidden : NULL);
+    }
+    return RSCLIP_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Scoring */
+
+void rsclip_l2_normalize(float *v, int n) {
+    double ss = 0.0;
+    for (int i = 0; i < n; i++) ss += (double)v[i] * v[i];
+    float norm = (float)sqrt(ss);
+    for (int i = 0; i < n; i++) v[i] /= norm;
+}
+
+float rsclip_cosine(const float *a, const float *b, int n) {
+    double ab = 0.0, aa = 0.0, bb = 0.0;
+    for (int i = 0; i < n; i++) {
+        ab += (double)a[i] * b[i];
+        aa += (double)a[i] * a[i];
+        bb += (double)b[i] * b[i];
+    }
+    return (float)(ab / (sqrt(aa) * sqrt(bb)));
+}
+
+float rsclip_model_logit(const rsclip_model *m, float cosine) {
+    return cosine * expf(m->info.logit_scale) + m->info.logit_bias;
+}
+
+float rsclip_model_prob(const rsclip_model *m, float cosine) {
+    float z = rsclip_model_logit(m, cosine);
+    return 1.0f / (1.0f + expf(-z));
+}
