@@ -104,13 +104,17 @@ int rsclip_preprocess_rgb8(const rsclip_model *m, const uint8_t *rgb, int width,
                            size_t stride, float *out);
 
 /* Pillow 9.4 BICUBIC resize of 8-bit interleaved images with `channels` channels (exposed for the
- * tiler and tests). dst has dst_w * dst_h * channels bytes, tightly packed. */
+ * tiler and tests). dst has dst_w * dst_h * channels bytes, tightly packed. channels is 1..4,
+ * each resampled independently (as Pillow's L / RGB; no alpha premultiplication as Pillow does for
+ * RGBA). Same size: an exact copy. Allocates a temporary row buffer when both axes change. */
 int rsclip_resize_bicubic_u8(const uint8_t *src, int src_w, int src_h, size_t src_stride,
                              int channels, uint8_t *dst, int dst_w, int dst_h);
 
 typedef struct rsclip_encoder_params {
-    int max_batch; /* images or texts per internal batch (arena sized for it); default 8 */
-    int n_threads; /* BLAS threads for this encoder's forward passes; default 0 = all cores */
+    int max_batch; /* images or texts per internal batch (arena sized for it); default 8;
+                      <= 0 means the default */
+    int n_threads; /* BLAS threads for this encoder's forward passes; default 0 = all cores.
+                      Applied (openblas_set_num_threads, process-wide) at each encode call */
 } rsclip_encoder_params;
 
 rsclip_encoder_params rsclip_encoder_default_params(void);
