@@ -19,5 +19,6 @@
 #include "rsclip/imageio.h"
 #include "rsclip/index.h"
 #include "rsclip/search.h"
+#include "rsclip/tiler.h"
 
 #endif

@@ -1,0 +1,254 @@
+/*
+ * rsclip/tiler.h -- cut any GDAL raster into model-sized 8-bit RGB tiles with exact footprints.
+ *
+ * The tiler knows nothing about the model or the index: it opens one raster (GeoTIFF, COG, VRT
+ * mosaic, JPEG2000, /vsicurl/ URL, anything GDAL reads), lays a grid of tile windows over it,
+ * and for each window gives the pixel window, the footprint (scene CRS and WGS84 lon/lat) and,
+ * on request, the pixels as interleaved 8-bit RGB plus the fraction of valid pixels.
+ *
+ *     rsclip_tiler_params tp = rsclip_tiler_default_params();   // 256 x 256, no overlap
+ *     rsclip_tiler *t;
+ *     if (rsclip_tiler_open("scene.tif", &tp, &t) != RSCLIP_OK)
+ *         fprintf(stderr, "rsclip: %s\n", rsclip_last_error());  // names the file
+ *     const rsclip_raster_info *si = rsclip_tiler_scene(t);        // CRS, size, scaling, checksum
+ *     uint8_t *rgb = malloc(rsclip_tiler_buffer_size(t));         // tile_size^2 * 3 bytes
+ *     rsclip_tile tile;
+ *     for (int64_t i = 0; i < si->n_tiles; i++) {
+ *         if (rsclip_tiler_read(t, i, rgb, rsclip_tiler_buffer_size(t), &tile) != RSCLIP_OK) ...
+ *         if (tile.skipped) continue;                 // valid_fraction < params.min_valid
+ *         // rgb holds tile.out_width x tile.out_height pixels, row stride out_width * 3:
+ *         rsclip_preprocess_rgb8(model, rgb, tile.out_width, tile.out_height,
+ *                                (size_t)tile.out_width * 3, pixels);
+ *         // footprint: tile.ring[0 .. n_ring) lon,lat; centre tile.center_lon/lat
+ *     }
+ *     free(rgb);
+ *     rsclip_tiler_close(t);
+ *
+ * Design (the choices the index records or relies on):
+ *  - Grid: row-major tiles (index = row * tiles_x + col) of tile_size pixels every stride pixels.
+ *    A raster edge that cuts a tile does NOT produce a padded tile: the last column (row) of
+ *    tiles is shifted back so that it ends exactly at the raster edge and overlaps its neighbour.
+ *    Every tile thus shows tile_size x tile_size real pixels; padding would feed the model fake
+ *    content and a padded tile's footprint would cover ground it never saw.
+ *  - A raster narrower (shorter) than tile_size gives one column (row) whose window is the whole
+ *    width (height): the tile is delivered at native size (out_width/out_height < tile_size)
+ *    and the model's processor resizes it, exactly what Git-RSCLIP's SiglipProcessor does with
+ *    any image. No upsampling happens in the tiler, so no fake pixels exist anywhere.
+ *  - Masks: GDAL's mask band of each selected band (nodata, alpha band, internal/.msk mask;
+ *    GDALGetMaskBand) decides validity; a pixel is valid when it is valid in every selected
+ *    band (mask value != 0: a partially transparent alpha pixel is valid). Float NaN is invalid.
+ *    Invalid pixels are filled with 0 (black) in all three channels: deterministic, what every
+ *    viewer shows for a nodata collar and what remote-sensing training sets contain around
+ *    rotated scenes (a per-band mean would be a flat grey patch the model has never seen).
+ *  - min_valid (default 0.5): tiles whose valid fraction is below it are reported as skipped
+ *    (still enumerated, with footprint, so callers can count them) and their pixels not read.
+ *    One half keeps tiles that are mostly real imagery while dropping collar slivers whose
+ *    embedding would mostly describe black fill.
+ *  - Alpha trust: an alpha band is trusted (GDAL semantics), with the "non-zero is valid" rule;
+ *    a band mislabelled Alpha (e.g. NIR, as in samples/naip_milwaukee...) then only marks its
+ *    zero pixels invalid. RSCLIP_TILER_MASK_NO_ALPHA ignores alpha-derived masks.
+ *  - Values: 8-bit (Byte) bands are passed through unchanged (exactly the bytes GDAL reads).
+ *    Other types are scaled linearly to 0..255 with clamping and rounding to nearest:
+ *    v8 = clamp(round((v - lo) / (hi - lo) * 255)). With RSCLIP_TILER_SCALE_AUTO, lo and hi are
+ *    per band the pct_low / pct_high (2 / 98) percentiles of the valid pixels of the whole
+ *    scene, computed ONCE at open from a nearest-neighbour decimated read of the band and its
+ *    mask to at most stats_size x stats_size pixels (GDAL serves it from overviews when there
+ *    are some; exact for scenes up to stats_size), percentile interpolated linearly between
+ *    order statistics (numpy's default). This deliberately does not use GDAL's approximate
+ *    histogram, which samples a sqrt of the blocks or the smallest overview >= 2500 pixels and
+ *    ignores alpha/internal masks. The lo/hi used are in rsclip_raster_info.
+ *  - GSD: params.gsd > 0 resamples to that ground resolution (metres, measured on the ground at
+ *    the scene centre through PROJ, so it is right for degrees and Web Mercator too) through a
+ *    GDAL VRT (gdal_translate -of VRT -outsize -r), which reads overviews when downsampling.
+ *    Windows then refer to the resampled grid (width/height/geotransform of the scene info);
+ *    tile.src_window gives the same window in source pixels.
+ *  - Checksum (rsclip_file_fingerprint): 64-bit FNV-1a over the file size, the first and the
+ *    last MiB of the main file, and the name, size and mtime of every other file GDAL lists for
+ *    the dataset (VRT sources, .ovr, .msk; not .aux.xml, a metadata cache). Cost: two 1 MiB
+ *    reads and a few stats, whatever the raster size (range requests on /vsicurl/).
+ *
+ * Threads: a tiler wraps one GDAL dataset handle and is NOT thread-safe: use it from one thread
+ * at a time (it may be opened on one thread and read on another, e.g. a reader thread feeding an
+ * encoder thread). Several tilers, even on the same file, may be used concurrently. Memory is
+ * bounded whatever the raster size: a read touches only its window (plus GDAL's block cache,
+ * process-wide, see rsclip_tiler_set_cache_max); open reads at most stats_size^2 pixels per band.
+ * All GDAL errors are captured (never printed) and returned as one rsclip error naming the file.
+ */
+#ifndef RSCLIP_TILER_H
+#define RSCLIP_TILER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RSCLIP_TILER_MAX_DENSIFY 32
+/* Points of a closed WGS84 ring: 4 edges x densify points + the closing point. */
+#define RSCLIP_TILER_MAX_RING (4 * RSCLIP_TILER_MAX_DENSIFY + 1)
+
+typedef enum rsclip_tiler_scale_mode {
+    RSCLIP_TILER_SCALE_AUTO = 0,      /* Byte: NONE; other types: PERCENTILE */
+    RSCLIP_TILER_SCALE_NONE = 1,      /* values rounded and clamped to 0..255 (Byte unchanged) */
+    RSCLIP_TILER_SCALE_RANGE = 2,     /* scale_min[c]..scale_max[c] -> 0..255 */
+    RSCLIP_TILER_SCALE_PERCENTILE = 3 /* per band pct_low..pct_high percentiles -> 0..255 */
+} rsclip_tiler_scale_mode;
+
+typedef enum rsclip_tiler_mask_mode {
+    RSCLIP_TILER_MASK_AUTO = 0,     /* GDAL's mask band: nodata, alpha, internal/.msk masks */
+    RSCLIP_TILER_MASK_NO_ALPHA = 1, /* as AUTO but masks derived from an alpha band are ignored */
+    RSCLIP_TILER_MASK_NONE = 2      /* every pixel valid (float NaN still invalid) */
+} rsclip_tiler_mask_mode;
+
+typedef enum rsclip_georef {
+    RSCLIP_GEOREF_NONE = 0,  /* no geotransform: pixel coordinates (x right, y down) */
+    RSCLIP_GEOREF_LOCAL = 1, /* a geotransform but no CRS: no lon/lat */
+    RSCLIP_GEOREF_CRS = 2    /* geotransform + CRS: lon/lat footprints */
+} rsclip_georef;
+
+typedef struct rsclip_tiler_params {
+    int tile_size;       /* window side in (resampled) pixels = model input size; default 256 */
+    int stride;          /* distance between windows; 0 (default) = tile_size, no overlap */
+    int n_bands;         /* 0 (default) = from colour interpretation, else 1 (replicated) or 3 */
+    int bands[3];        /* 1-based source band numbers when n_bands > 0 */
+    double min_valid;    /* tiles with a valid fraction below this are skipped; default 0.5 */
+    int scale_mode;      /* rsclip_tiler_scale_mode; default AUTO */
+    double scale_min[3]; /* RANGE: per output channel (set all three alike for "all bands") */
+    double scale_max[3];
+    double pct_low;         /* PERCENTILE/AUTO: default 2 */
+    double pct_high;        /* default 98 */
+    int stats_size;         /* max side of the decimated read for percentiles; default 1024 */
+    double gsd;             /* target ground resolution in metres; 0 (default) = native */
+    const char *resampling; /* GDAL method for gsd ("average", "cubic", ...); NULL = average
+                               when downsampling, cubic when upsampling. Copied at open. */
+    int mask_mode;          /* rsclip_tiler_mask_mode; default AUTO */
+    int allow_pixel_coords; /* accept rasters without CRS (no lon/lat footprints); default 0 */
+    int densify;            /* WGS84 ring points per edge, 1..RSCLIP_TILER_MAX_DENSIFY; default 8 */
+} rsclip_tiler_params;
+
+rsclip_tiler_params rsclip_tiler_default_params(void);
+
+/* Cheap change detection for the index (see "Checksum" above); fields map one to one onto the
+ * index's scene (file_size, mtime_ns, checksum text). size: -1 if the path is not a file (e.g. a
+ * GDAL connection string). mtime_ns: nanoseconds since the epoch (local files; whole seconds
+ * for /vsi... files; 0 if unknown). */
+typedef struct rsclip_fingerprint {
+    int64_t size;
+    int64_t mtime_ns;
+    uint64_t checksum;
+    char checksum_hex[17]; /* checksum as 16 lower-case hex digits */
+} rsclip_fingerprint;
+
+/* Fingerprint a raster without computing statistics (opens the header to list its files).
+ * Errors: RSCLIP_ERR_NOT_FOUND, RSCLIP_ERR_IO, RSCLIP_ERR_FORMAT, naming the path. */
+int rsclip_file_fingerprint(const char *path, rsclip_fingerprint *out);
+
+/* Everything known about the opened scene. Strings are owned by the tiler, valid until close. */
+typedef struct rsclip_raster_info {
+    const char *path;   /* as given to rsclip_tiler_open */
+    const char *driver; /* GDAL driver short name, e.g. "GTiff", "VRT" */
+    int src_width, src_height, src_bands;
+    const char *data_type; /* GDAL name of the selected bands' type, e.g. "Byte", "UInt16" */
+    int georef;            /* rsclip_georef */
+    const char *crs_wkt;   /* WKT1 (as GeoPackage's definition column wants); "" if none */
+    const char *crs_wkt2;  /* WKT2:2019; "" if none */
+    int epsg;              /* EPSG code when the CRS is (or matches exactly) one; else 0 */
+    double src_geotransform[6];
+    /* The tiling grid: equals the source unless params.gsd resampled it. Footprints follow
+     * geotransform: X = gt[0] + px * gt[1] + py * gt[2], Y = gt[3] + px * gt[4] + py * gt[5]. */
+    int width, height;
+    double geotransform[6];
+    double native_gsd;   /* metres per source pixel at the scene centre (0 if unknown) */
+    double gsd;          /* metres per grid pixel (= native_gsd unless resampled) */
+    int n_bands;         /* 1 (replicated to R, G, B) or 3 */
+    int bands[3];        /* 1-based source bands feeding R, G, B */
+    char bands_text[48]; /* "3,2,1" (or "1" for a replicated band), for the index */
+    int scale_mode;      /* what was applied: NONE, RANGE or PERCENTILE (never AUTO) */
+    double scale_min[3], scale_max[3]; /* per output channel, in source units (RANGE/PERCENTILE) */
+    char scaling_json[512]; /* the same for the index, e.g. {"mode":"percentile","pct":[2,98],
+                               "min":[22,52,30],"max":[128,122,103],"fill":0}; mode "none" for
+                               8-bit pass-through */
+    int mask_flags;         /* GDAL mask flags of the first selected band (0x01 ALL_VALID, 0x02
+                               PER_DATASET, 0x04 ALPHA, 0x08 NODATA); 0x01 after MASK_NONE */
+    rsclip_fingerprint fingerprint;
+    int tile_size, stride;
+    int tiles_x, tiles_y;
+    int64_t n_tiles; /* tiles_x * tiles_y */
+} rsclip_raster_info;
+
+typedef struct rsclip_tile {
+    int64_t index; /* row * tiles_x + col */
+    int col, row;
+    int xoff, yoff, xsize, ysize; /* window in grid pixels (source pixels at native gsd) */
+    double src_window[4];         /* the same window in source pixels: xoff, yoff, xsize, ysize */
+    int out_width, out_height;    /* pixels written by rsclip_tiler_read (= xsize, ysize) */
+    double corners[4][2];         /* x,y in the scene CRS: upper-left, upper-right,
+                                     lower-right, lower-left corner of the window */
+    int has_lonlat;               /* 0 for rasters without CRS (or a failed transform) */
+    int n_ring;                   /* closed ring: ring[n_ring - 1] == ring[0] */
+    double ring[RSCLIP_TILER_MAX_RING][2]; /* lon,lat (traditional GIS order), densified edges,
+                                              UL -> LL -> LR -> UR -> UL (counter-clockwise on a
+                                              north-up image, as OGC/GeoJSON want) */
+    double center_lon, center_lat;         /* window centre through PROJ */
+    double valid_fraction; /* 0..1 after rsclip_tiler_read; -1 from rsclip_tiler_tile */
+    int skipped;           /* valid_fraction < min_valid: rgb was not written */
+} rsclip_tile;
+
+typedef struct rsclip_tiler rsclip_tiler;
+
+/* Open a raster and prepare its grid, masks, scaling statistics and footprint transform.
+ * params may be NULL (defaults). On success *out must be closed with rsclip_tiler_close.
+ * Errors (each message names the path): RSCLIP_ERR_INVALID_ARG (bad params, band out of range),
+ * RSCLIP_ERR_NOT_FOUND (no such file), RSCLIP_ERR_FORMAT (GDAL cannot open it: corrupt or
+ * unknown format), RSCLIP_ERR_UNSUPPORTED (no georeferencing without allow_pixel_coords,
+ * complex data), RSCLIP_ERR_GDAL (GDAL failed while reading), RSCLIP_ERR_NOMEM. */
+int rsclip_tiler_open(const char *path, const rsclip_tiler_params *params, rsclip_tiler **out);
+void rsclip_tiler_close(rsclip_tiler *t); /* NULL-safe */
+
+/* Scene description, owned by the tiler (valid until close). */
+const rsclip_raster_info *rsclip_tiler_scene(const rsclip_tiler *t);
+
+/* Bytes an RGB tile buffer needs: tile_size * tile_size * 3. */
+size_t rsclip_tiler_buffer_size(const rsclip_tiler *t);
+
+/* Geometry of tile i (window, footprints) without reading pixels. valid_fraction = -1. */
+int rsclip_tiler_tile(rsclip_tiler *t, int64_t i, rsclip_tile *tile);
+
+/* Geometry of tile i plus its pixels: the mask is read first; if valid_fraction < min_valid the
+ * tile is skipped (tile->skipped = 1, rgb contents unspecified). Otherwise rgb receives out_width x
+ * out_height pixels of interleaved 8-bit R,G,B, tightly packed (stride out_width * 3), invalid
+ * pixels filled with 0. rgb_size must be >= rsclip_tiler_buffer_size(t). A read error (corrupt
+ * block, network) returns RSCLIP_ERR_GDAL naming the file and the tile; the tiler stays usable. */
+int rsclip_tiler_read(rsclip_tiler *t, int64_t i, uint8_t *rgb, size_t rgb_size, rsclip_tile *tile);
+
+/* Set GDAL's process-wide block cache limit in bytes (GDAL_CACHEMAX); <= 0 leaves it alone.
+ * Call once at start-up, before opening tilers. */
+void rsclip_tiler_set_cache_max(int64_t bytes);
+
+/* Expand command-line inputs into a sorted (strcmp), de-duplicated list of rasters:
+ *  - a folder is searched recursively for files whose extension (case-insensitive) is one of
+ *    .tif .tiff .vrt .jp2 .j2k .img .png .jpg .jpeg .webp .ntf .nitf .bil;
+ *    entries whose name starts with '.' are skipped and symbolic links to folders are not
+ *    followed (no cycles);
+ *  - a file is taken whatever its extension (the user named it);
+ *  - /vsi... paths and GDAL connection strings are kept as given; http://, https:// and
+ *    ftp:// URLs get the /vsicurl/ prefix;
+ *  - list_file (may be NULL): one input per line, leading/trailing blanks trimmed, empty lines
+ *    and lines starting with '#' ignored; relative entries are relative to the list file's
+ *    folder; entries may themselves be folders.
+ * Local paths are made absolute and canonical (realpath), so the same file named twice appears
+ * once. *paths receives n_paths strings (the array and the strings are freed together with
+ * rsclip_inputs_free). A missing input is an error (RSCLIP_ERR_NOT_FOUND naming it); an empty
+ * result is not. */
+int rsclip_inputs_expand(const char *const *inputs, int n_inputs, const char *list_file,
+                         char ***paths, int *n_paths);
+void rsclip_inputs_free(char **paths, int n_paths); /* NULL-safe */
+
+/* 1 if name ends with one of the raster extensions listed above, else 0. */
+int rsclip_inputs_is_raster_name(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

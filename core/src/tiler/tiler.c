@@ -1,0 +1,751 @@
+/* The tiler: one GDAL dataset, its tile grid, masks, scaling and footprints (see rsclip/tiler.h
+ * for the design choices; this file only implements them). */
+#include "rsclip/tiler.h"
+#include "status/status_internal.h"
+#include "tiler_internal.h"
+
+#include <gdal.h>
+#include <gdal_utils.h>
+#include <ogr_srs_api.h>
+#include <cpl_conv.h>
+#include <cpl_string.h>
+#include <cpl_vsi.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rsclip_tiler {
+    rsclip_tiler_params p;
+    char *path;
+    char *resampling;
+    GDALDatasetH src; /* the raster as opened */
+    GDALDatasetH vrt; /* resampled view (params.gsd), NULL at native resolution */
+    GDALDatasetH ds;  /* what tiles are read from: vrt ? vrt : src */
+    GDALRasterBandH band[3];
+    int dup_of[3];      /* channel c is a copy of channel dup_of[c] (-1: read it) */
+    int passthrough[3]; /* Byte band without scaling: read straight into the RGB buffer */
+    int is_float[3];    /* NaN is invalid */
+    double lo[3], k[3]; /* v8 = clamp(round((v - lo) * k)) */
+    GDALRasterBandH mask[3];
+    int n_mask;
+    OGRSpatialReferenceH srs;        /* scene CRS, traditional GIS axis order */
+    OGRCoordinateTransformationH ct; /* scene CRS -> WGS84 lon,lat */
+    char *wkt, *wkt2;
+    rsclip_raster_info info;
+    uint8_t *valid; /* [tile_size^2] 1 = valid pixel of the current tile */
+    uint8_t *mtmp;  /* [tile_size^2] one mask band's window */
+    double *vbuf;   /* [tile_size^2] one band's window as float64 */
+};
+
+rsclip_tiler_params rsclip_tiler_default_params(void) {
+    rsclip_tiler_params p;
+    memset(&p, 0, sizeof p);
+    p.tile_size = 256;
+    p.stride = 0;
+    p.n_bands = 0;
+    p.min_valid = 0.5;
+    p.scale_mode = RSCLIP_TILER_SCALE_AUTO;
+    p.pct_low = 2.0;
+    p.pct_high = 98.0;
+    p.stats_size = 1024;
+    p.gsd = 0.0;
+    p.resampling = NULL;
+    p.mask_mode = RSCLIP_TILER_MASK_AUTO;
+    p.allow_pixel_coords = 0;
+    p.densify = 8;
+    return p;
+}
+
+static int check_params(const char *path, rsclip_tiler_params *p) {
+    if (p->tile_size < 1 || p->tile_size > 8192)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: tile_size %d out of range 1..8192", path,
+                             p->tile_size);
+    if (p->stride == 0) p->stride = p->tile_size;
+    if (p->stride < 1)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: stride %d must be positive", path,
+                             p->stride);
+    if (p->n_bands != 0 && p->n_bands != 1 && p->n_bands != 3)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: n_bands %d must be 0, 1 or 3", path,
+                             p->n_bands);
+    if (!(p->min_valid >= 0.0 && p->min_valid <= 1.0))
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: min_valid %g out of range 0..1", path,
+                             p->min_valid);
+    if (p->scale_mode < RSCLIP_TILER_SCALE_AUTO || p->scale_mode > RSCLIP_TILER_SCALE_PERCENTILE)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: unknown scale_mode %d", path,
+                             p->scale_mode);
+    if (p->scale_mode == RSCLIP_TILER_SCALE_RANGE) {
+        for (int c = 0; c < 3; c++)
+            if (!(p->scale_max[c] > p->scale_min[c]) || !isfinite(p->scale_min[c]) ||
+                !isfinite(p->scale_max[c]))
+                return rsclip__error(RSCLIP_ERR_INVALID_ARG,
+                                     "%s: scale range %g..%g of channel %d is empty", path,
+                                     p->scale_min[c], p->scale_max[c], c + 1);
+    }
+    if (!(p->pct_low >= 0.0 && p->pct_low < p->pct_high && p->pct_high <= 100.0))
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: percentiles %g..%g invalid", path,
+                             p->pct_low, p->pct_high);
+    if (p->stats_size < 16 || p->stats_size > 16384)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: stats_size %d out of range 16..16384",
+                             path, p->stats_size);
+    if (!(p->gsd >= 0.0) || !isfinite(p->gsd))
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: gsd %g invalid", path, p->gsd);
+    if (p->mask_mode < RSCLIP_TILER_MASK_AUTO || p->mask_mode > RSCLIP_TILER_MASK_NONE)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: unknown mask_mode %d", path,
+                             p->mask_mode);
+    if (p->densify < 1 || p->densify > RSCLIP_TILER_MAX_DENSIFY)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: densify %d out of range 1..%d", path,
+                             p->densify, RSCLIP_TILER_MAX_DENSIFY);
+    return RSCLIP_OK;
+}
+
+static void gt_apply(const double *gt, double px, double py, double *x, double *y) {
+    *x = gt[0] + px * gt[1] + py * gt[2];
+    *y = gt[3] + px * gt[4] + py * gt[5];
+}
+
+/* Ground distance in metres between two nearby lon/lat points on the WGS84 ellipsoid (radii of
+ * curvature at their mean latitude; exact enough for a one-pixel step). */
+static double ground_dist(double lon0, double lat0, double lon1, double lat1) {
+    const double a = 6378137.0, e2 = 0.00669437999014;
+    double phi = 0.5 * (lat0 + lat1) * M_PI / 180.0;
+    double s = sin(phi), w = 1.0 - e2 * s * s;
+    double m = a * (1.0 - e2) / (w * sqrt(w)), n = a / sqrt(w);
+    double dlat = (lat1 - lat0) * M_PI / 180.0, dlon = (lon1 - lon0) * M_PI / 180.0;
+    return hypot(dlat * m, dlon * n * cos(phi));
+}
+
+/* Metres per pixel along columns (gx) and rows (gy) at the grid centre. */
+static int pixel_metres(rsclip_tiler *t, const double *gt, int w, int h, double *gx, double *gy) {
+    double x[3], y[3];
+    double cx = 0.5 * w, cy = 0.5 * h;
+    gt_apply(gt, cx, cy, &x[0], &y[0]);
+    gt_apply(gt, cx + 1.0, cy, &x[1], &y[1]);
+    gt_apply(gt, cx, cy + 1.0, &x[2], &y[2]);
+    int ok[3] = {0, 0, 0};
+    if (!OCTTransformEx(t->ct, 3, x, y, NULL, ok) || !ok[0] || !ok[1] || !ok[2]) return -1;
+    *gx = ground_dist(x[0], y[0], x[1], y[1]);
+    *gy = ground_dist(x[0], y[0], x[2], y[2]);
+    return (*gx > 0 && *gy > 0) ? 0 : -1;
+}
+
+static int grid_count(int w, int tile, int stride) {
+    if (w <= tile) return 1;
+    return (w - tile + stride - 1) / stride + 1;
+}
+
+static int grid_off(int i, int w, int tile, int stride) {
+    if (w <= tile) return 0;
+    int64_t o = (int64_t)i * stride;
+    return o > w - tile ? w - tile : (int)o;
+}
+
+/* ---- band choice ------------------------------------------------------------------------ */
+
+static void bands_text(rsclip_raster_info *si) {
+    if (si->n_bands == 1)
+        snprintf(si->bands_text, sizeof si->bands_text, "%d", si->bands[0]);
+    else
+        snprintf(si->bands_text, sizeof si->bands_text, "%d,%d,%d", si->bands[0], si->bands[1],
+                 si->bands[2]);
+}
+
+static int choose_bands(rsclip_tiler *t) {
+    const char *path = t->path;
+    int nb = GDALGetRasterCount(t->src);
+    rsclip_raster_info *si = &t->info;
+    if (t->p.n_bands > 0) {
+        for (int c = 0; c < t->p.n_bands; c++)
+            if (t->p.bands[c] < 1 || t->p.bands[c] > nb)
+                return rsclip__error(RSCLIP_ERR_INVALID_ARG,
+                                     "%s: band %d out of range (the raster has %d band%s)", path,
+                                     t->p.bands[c], nb, nb == 1 ? "" : "s");
+        si->n_bands = t->p.n_bands;
+        for (int c = 0; c < 3; c++) si->bands[c] = t->p.bands[t->p.n_bands == 1 ? 0 : c];
+        bands_text(si);
+        return RSCLIP_OK;
+    }
+    int r = 0, g = 0, b = 0, first[3] = {0, 0, 0}, n_color = 0;
+    for (int i = 1; i <= nb; i++) {
+        GDALColorInterp ci = GDALGetRasterColorInterpretation(GDALGetRasterBand(t->src, i));
+        if (ci == GCI_RedBand && !r) r = i;
+        if (ci == GCI_GreenBand && !g) g = i;
+        if (ci == GCI_BlueBand && !b) b = i;
+        if (ci != GCI_AlphaBand && n_color < 3) first[n_color++] = i;
+    }
+    if (r && g && b) {
+        si->n_bands = 3;
+        si->bands[0] = r;
+        si->bands[1] = g;
+        si->bands[2] = b;
+    } else if (n_color == 3) {
+        si->n_bands = 3;
+        memcpy(si->bands, first, sizeof first);
+    } else {
+        si->n_bands = 1;
+        si->bands[0] = si->bands[1] = si->bands[2] = n_color ? first[0] : 1;
+    }
+    bands_text(si);
+    return RSCLIP_OK;
+}
+
+/* ---- CRS and georeferencing --------------------------------------------------------------- */
+
+static int setup_crs(rsclip_tiler *t, rsclip__gdal_errors *e) {
+    rsclip_raster_info *si = &t->info;
+    double gt[6];
+    int has_gt = GDALGetGeoTransform(t->src, gt) == CE_None;
+    /* GDAL's default for "no geotransform": pixel coordinates with y down. */
+    if (!has_gt) {
+        gt[0] = 0.0, gt[1] = 1.0, gt[2] = 0.0, gt[3] = 0.0, gt[4] = 0.0, gt[5] = 1.0;
+    }
+    memcpy(si->src_geotransform, gt, sizeof gt);
+    OGRSpatialReferenceH srs = has_gt ? GDALGetSpatialRef(t->src) : NULL;
+    si->georef = !has_gt ? RSCLIP_GEOREF_NONE : srs ? RSCLIP_GEOREF_CRS : RSCLIP_GEOREF_LOCAL;
+    if (srs) {
+        t->srs = OSRClone(srs);
+        if (!t->srs)
+            return rsclip__gdal_error(e, RSCLIP_ERR_GDAL, "%s: %s", t->path, "cannot copy the CRS");
+        OSRSetAxisMappingStrategy(t->srs, OAMS_TRADITIONAL_GIS_ORDER);
+        if (OSRExportToWkt(t->srs, &t->wkt) != OGRERR_NONE) {
+            CPLFree(t->wkt);
+            t->wkt = NULL;
+        }
+        const char *opts[] = {"FORMAT=WKT2_2019", NULL};
+        if (OSRExportToWktEx(t->srs, &t->wkt2, opts) != OGRERR_NONE) {
+            CPLFree(t->wkt2);
+            t->wkt2 = NULL;
+        }
+        const char *an = OSRGetAuthorityName(t->srs, NULL);
+        const char *ac = OSRGetAuthorityCode(t->srs, NULL);
+        if (an && ac && EQUAL(an, "EPSG")) {
+            si->epsg = atoi(ac);
+        } else {
+            int n = 0, *conf = NULL;
+            OGRSpatialReferenceH *m = OSRFindMatches(t->srs, NULL, &n, &conf);
+            if (m && n > 0 && conf && conf[0] >= 100) {
+                an = OSRGetAuthorityName(m[0], NULL);
+                ac = OSRGetAuthorityCode(m[0], NULL);
+                if (an && ac && EQUAL(an, "EPSG")) si->epsg = atoi(ac);
+            }
+            OSRFreeSRSArray(m);
+            CPLFree(conf);
+        }
+        OGRSpatialReferenceH wgs = OSRNewSpatialReference(NULL);
+        if (wgs && OSRSetWellKnownGeogCS(wgs, "WGS84") == OGRERR_NONE) {
+            OSRSetAxisMappingStrategy(wgs, OAMS_TRADITIONAL_GIS_ORDER);
+            t->ct = OCTNewCoordinateTransformation(t->srs, wgs);
+        }
+        OSRDestroySpatialReference(wgs);
+        if (!t->ct) si->georef = RSCLIP_GEOREF_LOCAL;
+    }
+    si->crs_wkt = t->wkt ? t->wkt : "";
+    si->crs_wkt2 = t->wkt2 ? t->wkt2 : "";
+    if (si->georef != RSCLIP_GEOREF_CRS && !t->p.allow_pixel_coords) {
+        if (si->georef == RSCLIP_GEOREF_NONE)
+            return rsclip__error(RSCLIP_ERR_UNSUPPORTED,
+                                 "%s: no georeferencing (no geotransform); allow pixel "
+                                 "coordinates to index it anyway",
+                                 t->path);
+        return rsclip__gdal_error(e, RSCLIP_ERR_UNSUPPORTED, "%s: %s", t->path,
+                                  "no usable CRS (cannot map it to WGS84); allow pixel "
+                                  "coordinates to index it anyway");
+    }
+    return RSCLIP_OK;
+}
+
+/* ---- resampling to a ground resolution ----------------------------------------------------- */
+
+static int setup_gsd(rsclip_tiler *t, rsclip__gdal_errors *e) {
+    rsclip_raster_info *si = &t->info;
+    int w = si->src_width, h = si->src_height;
+    double gx = 0, gy = 0;
+    if (si->georef == RSCLIP_GEOREF_CRS &&
+        pixel_metres(t, si->src_geotransform, w, h, &gx, &gy) == 0)
+        si->native_gsd = 0.5 * (gx + gy);
+    if (t->p.gsd <= 0.0) return RSCLIP_OK;
+    if (si->native_gsd <= 0.0)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG,
+                             "%s: a target gsd needs a CRS to measure the ground resolution",
+                             t->path);
+    double nw = floor((double)w * gx / t->p.gsd + 0.5), nh = floor((double)h * gy / t->p.gsd + 0.5);
+    if (nw < 1) nw = 1;
+    if (nh < 1) nh = 1;
+    if (nw > 1e9 || nh > 1e9)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: gsd %g m gives a %.0f x %.0f grid",
+                             t->path, t->p.gsd, nw, nh);
+    const char *alg =
+        t->resampling ? t->resampling : (t->p.gsd > si->native_gsd ? "average" : "cubic");
+    char sw[32], sh[32];
+    snprintf(sw, sizeof sw, "%.0f", nw);
+    snprintf(sh, sizeof sh, "%.0f", nh);
+    char **argv = NULL;
+    argv = CSLAddString(argv, "-of");
+    argv = CSLAddString(argv, "VRT");
+    argv = CSLAddString(argv, "-outsize");
+    argv = CSLAddString(argv, sw);
+    argv = CSLAddString(argv, sh);
+    argv = CSLAddString(argv, "-r");
+    argv = CSLAddString(argv, alg);
+    GDALTranslateOptions *opt = GDALTranslateOptionsNew(argv, NULL);
+    CSLDestroy(argv);
+    if (!opt)
+        return rsclip__gdal_error(e, RSCLIP_ERR_INVALID_ARG, "%s: %s", t->path,
+                                  "invalid resampling method for gsd");
+    int usage = 0;
+    t->vrt = GDALTranslate("", t->src, opt, &usage);
+    GDALTranslateOptionsFree(opt);
+    if (!t->vrt)
+        return rsclip__gdal_error(e, RSCLIP_ERR_GDAL, "%s: %s", t->path,
+                                  "cannot resample to the target gsd");
+    return RSCLIP_OK;
+}
+
+/* ---- masks and scaling statistics ---------------------------------------------------------- */
+
+static void setup_masks(rsclip_tiler *t) {
+    int have_per_dataset = 0;
+    t->info.mask_flags = GMF_ALL_VALID;
+    for (int c = 0; c < 3; c++) {
+        if (t->dup_of[c] >= 0) continue;
+        int flags = GDALGetMaskFlags(t->band[c]);
+        if (c == 0) t->info.mask_flags = flags;
+        if (t->p.mask_mode == RSCLIP_TILER_MASK_NONE) continue;
+        if (flags & GMF_ALL_VALID) continue;
+        if ((flags & GMF_ALPHA) && t->p.mask_mode == RSCLIP_TILER_MASK_NO_ALPHA) continue;
+        if (flags & GMF_PER_DATASET) {
+            if (have_per_dataset) continue;
+            have_per_dataset = 1;
+        }
+        t->mask[t->n_mask++] = GDALGetMaskBand(t->band[c]);
+    }
+    if (t->p.mask_mode == RSCLIP_TILER_MASK_NONE) t->info.mask_flags = GMF_ALL_VALID;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* numpy.percentile's default ("linear"): interpolate between the order statistics around
+ * (n - 1) * q / 100. s is sorted, n > 0. */
+static double percentile(const double *s, size_t n, double q) {
+    double pos = (double)(n - 1) * q / 100.0;
+    size_t i = (size_t)floor(pos);
+    if (i >= n - 1) return s[n - 1];
+    double f = pos - (double)i;
+    return s[i] + (s[i + 1] - s[i]) * f;
+}
+
+static int compute_percentiles(rsclip_tiler *t, rsclip__gdal_errors *e) {
+    int w = t->info.width, h = t->info.height, S = t->p.stats_size;
+    int sw = w, sh = h;
+    if (w > S || h > S) {
+        double f = (double)(w > h ? w : h) / S;
+        sw = (int)ceil(w / f);
+        sh = (int)ceil(h / f);
+        if (sw > w) sw = w;
+        if (sh > h) sh = h;
+        if (sw < 1) sw = 1;
+        if (sh < 1) sh = 1;
+    }
+    size_t n = (size_t)sw * (size_t)sh, nb_vals, nb_sorted;
+    if (rsclip__mul_size(n, sizeof(double), &nb_vals) ||
+        rsclip__mul_size(n, sizeof(double), &nb_sorted))
+        return rsclip__error(RSCLIP_ERR_NOMEM, "%s: statistics buffer too large", t->path);
+    double *vals = (double *)malloc(nb_vals);
+    double *sorted = (double *)malloc(nb_sorted);
+    uint8_t *valid = (uint8_t *)malloc(n), *tmp = (uint8_t *)malloc(n);
+    int rc = RSCLIP_OK;
+    if (!vals || !sorted || !valid || !tmp) {
+        rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory for statistics", t->path);
+        goto done;
+    }
+    memset(valid, 1, n);
+    for (int m = 0; m < t->n_mask; m++) {
+        if (GDALRasterIO(t->mask[m], GF_Read, 0, 0, w, h, tmp, sw, sh, GDT_Byte, 0, 0) != CE_None) {
+            rc = rsclip__gdal_error(e, RSCLIP_ERR_GDAL, "%s: %s", t->path, "cannot read the mask");
+            goto done;
+        }
+        for (size_t i = 0; i < n; i++) valid[i] &= tmp[i] != 0;
+    }
+    for (int c = 0; c < 3; c++) {
+        if (t->dup_of[c] >= 0) {
+            t->info.scale_min[c] = t->info.scale_min[t->dup_of[c]];
+            t->info.scale_max[c] = t->info.scale_max[t->dup_of[c]];
+            continue;
+        }
+        if (GDALRasterIO(t->band[c], GF_Read, 0, 0, w, h, vals, sw, sh, GDT_Float64, 0, 0) !=
+            CE_None) {
+            rc = rsclip__gdal_error(e, RSCLIP_ERR_GDAL, "%s: %s", t->path,
+                                    "cannot read band statistics");
+            goto done;
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (valid[i] && !isnan(vals[i])) sorted[k++] = vals[i];
+        double lo = 0.0, hi = 255.0;
+        if (k > 0) {
+            qsort(sorted, k, sizeof(double), cmp_double);
+            lo = percentile(sorted, k, t->p.pct_low);
+            hi = percentile(sorted, k, t->p.pct_high);
+        }
+        t->info.scale_min[c] = lo;
+        t->info.scale_max[c] = hi;
+    }
+done:
+    free(vals);
+    free(sorted);
+    free(valid);
+    free(tmp);
+    return rc;
+}
+
+static int setup_scaling(rsclip_tiler *t, rsclip__gdal_errors *e) {
+    rsclip_raster_info *si = &t->info;
+    int all_byte = 1;
+    for (int c = 0; c < 3; c++) {
+        GDALDataType dt = GDALGetRasterDataType(t->band[c]);
+        if (GDALDataTypeIsComplex(dt))
+            return rsclip__error(RSCLIP_ERR_UNSUPPORTED, "%s: band %d has complex data (%s)",
+                                 t->path, si->bands[c], GDALGetDataTypeName(dt));
+        t->is_float[c] = GDALDataTypeIsFloating(dt);
+        if (dt != GDT_Byte) all_byte = 0;
+    }
+    int mode = t->p.scale_mode;
+    if (mode == RSCLIP_TILER_SCALE_AUTO)
+        mode = all_byte ? RSCLIP_TILER_SCALE_NONE : RSCLIP_TILER_SCALE_PERCENTILE;
+    si->scale_mode = mode;
+    if (mode == RSCLIP_TILER_SCALE_NONE) {
+        for (int c = 0; c < 3; c++) {
+            si->scale_min[c] = 0.0;
+            si->scale_max[c] = 255.0;
+        }
+    } else if (mode == RSCLIP_TILER_SCALE_RANGE) {
+        for (int c = 0; c < 3; c++) {
+            si->scale_min[c] = t->p.scale_min[c];
+            si->scale_max[c] = t->p.scale_max[c];
+        }
+    } else {
+        int rc = compute_percentiles(t, e);
+        if (rc) return rc;
+    }
+    static const char *const names[] = {"auto", "none", "range", "percentile"};
+    char *js = si->scaling_json;
+    size_t cap = sizeof si->scaling_json;
+    int n = snprintf(js, cap, "{\"mode\":\"%s\"", names[mode]);
+    if (mode == RSCLIP_TILER_SCALE_PERCENTILE)
+        n += snprintf(js + n, cap - (size_t)n, ",\"pct\":[%.17g,%.17g]", t->p.pct_low,
+                      t->p.pct_high);
+    if (mode != RSCLIP_TILER_SCALE_NONE)
+        n += snprintf(js + n, cap - (size_t)n,
+                      ",\"min\":[%.17g,%.17g,%.17g],\"max\":[%.17g,%.17g,%.17g]", si->scale_min[0],
+                      si->scale_min[1], si->scale_min[2], si->scale_max[0], si->scale_max[1],
+                      si->scale_max[2]);
+    snprintf(js + n, cap - (size_t)n, ",\"fill\":0}");
+    for (int c = 0; c < 3; c++) {
+        double lo = si->scale_min[c], hi = si->scale_max[c];
+        t->lo[c] = lo;
+        t->k[c] = hi > lo ? 255.0 / (hi - lo) : 255.0; /* a constant band maps to 0 */
+        t->passthrough[c] =
+            mode == RSCLIP_TILER_SCALE_NONE && GDALGetRasterDataType(t->band[c]) == GDT_Byte;
+    }
+    return RSCLIP_OK;
+}
+
+/* ---- open / close ------------------------------------------------------------------------- */
+
+static int open_impl(rsclip_tiler *t, rsclip__gdal_errors *e) {
+    rsclip_raster_info *si = &t->info;
+    const char *path = t->path;
+    VSIStatBufL st;
+    int exists = VSIStatL(path, &st) == 0;
+    if (exists && VSI_ISDIR(st.st_mode))
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: is a folder, not a raster", path);
+    t->src = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
+    if (!t->src) {
+        /* Not there at all (and not a GDAL connection string such as NETCDF:"x.nc":v). */
+        if (!exists && !strchr(path, ':'))
+            return rsclip__error(RSCLIP_ERR_NOT_FOUND, "%s: no such file", path);
+        return rsclip__gdal_error(e, RSCLIP_ERR_FORMAT, "%s: GDAL cannot open it as a raster",
+                                  path);
+    }
+    GDALDriverH drv = GDALGetDatasetDriver(t->src);
+    si->path = t->path;
+    si->driver = drv ? GDALGetDriverShortName(drv) : "";
+    si->src_width = GDALGetRasterXSize(t->src);
+    si->src_height = GDALGetRasterYSize(t->src);
+    si->src_bands = GDALGetRasterCount(t->src);
+    if (si->src_bands < 1 || si->src_width < 1 || si->src_height < 1) {
+        char **sub = GDALGetMetadata(t->src, "SUBDATASETS");
+        return rsclip__error(RSCLIP_ERR_FORMAT, "%s: no raster bands%s", path,
+                             sub ? " (it has subdatasets: open one of them)" : "");
+    }
+    int rc = choose_bands(t);
+    if (rc) return rc;
+    rc = setup_crs(t, e);
+    if (rc) return rc;
+    rc = setup_gsd(t, e);
+    if (rc) return rc;
+    t->ds = t->vrt ? t->vrt : t->src;
+    si->width = GDALGetRasterXSize(t->ds);
+    si->height = GDALGetRasterYSize(t->ds);
+    if (t->vrt) {
+        if (GDALGetGeoTransform(t->vrt, si->geotransform) != CE_None)
+            return rsclip__gdal_error(e, RSCLIP_ERR_GDAL, "%s: %s", path,
+                                      "resampled grid has no geotransform");
+        double gx, gy;
+        si->gsd = pixel_metres(t, si->geotransform, si->width, si->height, &gx, &gy) == 0
+                      ? 0.5 * (gx + gy)
+                      : 0.0;
+    } else {
+        memcpy(si->geotransform, si->src_geotransform, sizeof si->geotransform);
+        si->gsd = si->native_gsd;
+    }
+    for (int c = 0; c < 3; c++) {
+        t->band[c] = GDALGetRasterBand(t->ds, si->bands[c]);
+        if (!t->band[c])
+            return rsclip__gdal_error(e, RSCLIP_ERR_GDAL, "%s: %s", path, "cannot get a band");
+        t->dup_of[c] = -1;
+        for (int d = 0; d < c; d++)
+            if (si->bands[d] == si->bands[c] && t->dup_of[c] < 0) t->dup_of[c] = d;
+    }
+    si->data_type = GDALGetDataTypeName(GDALGetRasterDataType(t->band[0]));
+    setup_masks(t);
+    rc = setup_scaling(t, e);
+    if (rc) return rc;
+    rc = rsclip__fingerprint(path, t->src, &si->fingerprint);
+    if (rc) return rc;
+
+    si->tile_size = t->p.tile_size;
+    si->stride = t->p.stride;
+    si->tiles_x = grid_count(si->width, si->tile_size, si->stride);
+    si->tiles_y = grid_count(si->height, si->tile_size, si->stride);
+    si->n_tiles = (int64_t)si->tiles_x * si->tiles_y;
+
+    size_t npx = (size_t)t->p.tile_size * (size_t)t->p.tile_size, nbytes;
+    if (rsclip__mul_size(npx, sizeof(double), &nbytes))
+        return rsclip__error(RSCLIP_ERR_NOMEM, "%s: tile buffers too large", path);
+    t->valid = (uint8_t *)malloc(npx);
+    t->mtmp = (uint8_t *)malloc(npx);
+    t->vbuf = (double *)malloc(nbytes);
+    if (!t->valid || !t->mtmp || !t->vbuf)
+        return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory for tile buffers", path);
+    return RSCLIP_OK;
+}
+
+int rsclip_tiler_open(const char *path, const rsclip_tiler_params *params, rsclip_tiler **out) {
+    if (!out) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_tiler_open: out is NULL");
+    *out = NULL;
+    if (!path || !*path) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_tiler_open: no path");
+    rsclip_tiler_params p = params ? *params : rsclip_tiler_default_params();
+    int rc = check_params(path, &p);
+    if (rc) return rc;
+    rsclip__gdal_init();
+    rsclip_tiler *t = (rsclip_tiler *)calloc(1, sizeof *t);
+    if (!t) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", path);
+    t->p = p;
+    t->path = strdup(path);
+    t->resampling = p.resampling ? strdup(p.resampling) : NULL;
+    t->p.resampling = t->resampling;
+    if (!t->path || (p.resampling && !t->resampling)) {
+        rsclip_tiler_close(t);
+        return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", path);
+    }
+    rsclip__gdal_errors e;
+    rsclip__gdal_errors_push(&e);
+    rc = open_impl(t, &e);
+    rsclip__gdal_errors_pop(&e);
+    if (rc) {
+        rsclip_tiler_close(t);
+        return rc;
+    }
+    *out = t;
+    return RSCLIP_OK;
+}
+
+void rsclip_tiler_close(rsclip_tiler *t) {
+    if (!t) return;
+    rsclip__gdal_errors e;
+    rsclip__gdal_errors_push(&e);
+    if (t->ct) OCTDestroyCoordinateTransformation(t->ct);
+    if (t->srs) OSRDestroySpatialReference(t->srs);
+    if (t->vrt) GDALClose(t->vrt);
+    if (t->src) GDALClose(t->src);
+    rsclip__gdal_errors_pop(&e);
+    CPLFree(t->wkt);
+    CPLFree(t->wkt2);
+    free(t->valid);
+    free(t->mtmp);
+    free(t->vbuf);
+    free(t->resampling);
+    free(t->path);
+    free(t);
+}
+
+const rsclip_raster_info *rsclip_tiler_scene(const rsclip_tiler *t) {
+    return t ? &t->info : NULL;
+}
+
+size_t rsclip_tiler_buffer_size(const rsclip_tiler *t) {
+    return t ? (size_t)t->p.tile_size * (size_t)t->p.tile_size * 3u : 0;
+}
+
+/* ---- tiles -------------------------------------------------------------------------------- */
+
+static int fill_tile(rsclip_tiler *t, int64_t i, rsclip_tile *tile) {
+    const rsclip_raster_info *si = &t->info;
+    if (i < 0 || i >= si->n_tiles)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: tile %lld out of range 0..%lld", t->path,
+                             (long long)i, (long long)si->n_tiles - 1);
+    memset(tile, 0, sizeof *tile);
+    tile->index = i;
+    tile->col = (int)(i % si->tiles_x);
+    tile->row = (int)(i / si->tiles_x);
+    int ts = si->tile_size;
+    tile->xoff = grid_off(tile->col, si->width, ts, si->stride);
+    tile->yoff = grid_off(tile->row, si->height, ts, si->stride);
+    tile->xsize = si->width < ts ? si->width : ts;
+    tile->ysize = si->height < ts ? si->height : ts;
+    tile->out_width = tile->xsize;
+    tile->out_height = tile->ysize;
+    double fx = (double)si->src_width / si->width, fy = (double)si->src_height / si->height;
+    tile->src_window[0] = tile->xoff * fx;
+    tile->src_window[1] = tile->yoff * fy;
+    tile->src_window[2] = tile->xsize * fx;
+    tile->src_window[3] = tile->ysize * fy;
+    tile->valid_fraction = -1.0;
+
+    const double *gt = si->geotransform;
+    double x0 = tile->xoff, y0 = tile->yoff, x1 = x0 + tile->xsize, y1 = y0 + tile->ysize;
+    gt_apply(gt, x0, y0, &tile->corners[0][0], &tile->corners[0][1]);
+    gt_apply(gt, x1, y0, &tile->corners[1][0], &tile->corners[1][1]);
+    gt_apply(gt, x1, y1, &tile->corners[2][0], &tile->corners[2][1]);
+    gt_apply(gt, x0, y1, &tile->corners[3][0], &tile->corners[3][1]);
+    if (!t->ct || si->georef != RSCLIP_GEOREF_CRS) return RSCLIP_OK;
+
+    /* Ring UL -> LL -> LR -> UR -> UL in pixel space, densified, then through the geotransform
+     * and PROJ; the last slot is the centre. */
+    const double px[5] = {x0, x0, x1, x1, x0}, py[5] = {y0, y1, y1, y0, y0};
+    int d = t->p.densify, n = 4 * d + 1;
+    double xs[RSCLIP_TILER_MAX_RING + 1], ys[RSCLIP_TILER_MAX_RING + 1];
+    int ok[RSCLIP_TILER_MAX_RING + 1];
+    for (int edge = 0; edge < 4; edge++)
+        for (int j = 0; j < d; j++) {
+            double f = (double)j / d;
+            gt_apply(gt, px[edge] + (px[edge + 1] - px[edge]) * f,
+                     py[edge] + (py[edge + 1] - py[edge]) * f, &xs[edge * d + j],
+                     &ys[edge * d + j]);
+        }
+    xs[n - 1] = xs[0];
+    ys[n - 1] = ys[0];
+    gt_apply(gt, 0.5 * (x0 + x1), 0.5 * (y0 + y1), &xs[n], &ys[n]);
+    if (!OCTTransformEx(t->ct, n + 1, xs, ys, NULL, ok)) return RSCLIP_OK;
+    for (int j = 0; j <= n; j++)
+        if (!ok[j]) return RSCLIP_OK;
+    for (int j = 0; j < n; j++) {
+        tile->ring[j][0] = xs[j];
+        tile->ring[j][1] = ys[j];
+    }
+    tile->n_ring = n;
+    tile->center_lon = xs[n];
+    tile->center_lat = ys[n];
+    tile->has_lonlat = 1;
+    return RSCLIP_OK;
+}
+
+int rsclip_tiler_tile(rsclip_tiler *t, int64_t i, rsclip_tile *tile) {
+    if (!t || !tile)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_tiler_tile: NULL argument");
+    rsclip__gdal_errors e;
+    rsclip__gdal_errors_push(&e);
+    int rc = fill_tile(t, i, tile);
+    rsclip__gdal_errors_pop(&e);
+    return rc;
+}
+
+static double count_valid(const uint8_t *v, size_t n) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) k += v[i];
+    return n ? (double)k / (double)n : 0.0;
+}
+
+static int read_impl(rsclip_tiler *t, rsclip_tile *tile, uint8_t *rgb, rsclip__gdal_errors *e) {
+    int xo = tile->xoff, yo = tile->yoff, w = tile->xsize, h = tile->ysize;
+    size_t n = (size_t)w * (size_t)h;
+    int any_invalid = 0;
+    memset(t->valid, 1, n);
+    for (int m = 0; m < t->n_mask; m++) {
+        if (GDALRasterIO(t->mask[m], GF_Read, xo, yo, w, h, t->mtmp, w, h, GDT_Byte, 0, 0) !=
+            CE_None)
+            return rsclip__gdal_error(e, RSCLIP_ERR_GDAL, "%s: %s", t->path,
+                                      "cannot read the mask of a tile");
+        for (size_t i = 0; i < n; i++) t->valid[i] &= t->mtmp[i] != 0;
+        any_invalid = 1;
+    }
+    double frac = any_invalid ? count_valid(t->valid, n) : 1.0;
+    if (frac < t->p.min_valid) {
+        tile->valid_fraction = frac;
+        tile->skipped = 1;
+        return RSCLIP_OK;
+    }
+    for (int c = 0; c < 3; c++) {
+        if (t->dup_of[c] >= 0) {
+            int s = t->dup_of[c];
+            for (size_t i = 0; i < n; i++) rgb[3 * i + c] = rgb[3 * i + s];
+            continue;
+        }
+        if (t->passthrough[c]) {
+            if (GDALRasterIO(t->band[c], GF_Read, xo, yo, w, h, rgb + c, w, h, GDT_Byte, 3,
+                             3 * w) != CE_None)
+                return rsclip__gdal_error(e, RSCLIP_ERR_GDAL, "%s: %s", t->path,
+                                          "cannot read a tile");
+            continue;
+        }
+        if (GDALRasterIO(t->band[c], GF_Read, xo, yo, w, h, t->vbuf, w, h, GDT_Float64, 0, 0) !=
+            CE_None)
+            return rsclip__gdal_error(e, RSCLIP_ERR_GDAL, "%s: %s", t->path, "cannot read a tile");
+        const double lo = t->lo[c], k = t->k[c];
+        for (size_t i = 0; i < n; i++) {
+            double v = t->vbuf[i];
+            if (isnan(v)) {
+                if (t->is_float[c]) t->valid[i] = 0, any_invalid = 1;
+                rgb[3 * i + c] = 0;
+                continue;
+            }
+            double s = floor((v - lo) * k + 0.5);
+            rgb[3 * i + c] = s <= 0.0 ? 0 : s >= 255.0 ? 255 : (uint8_t)s;
+        }
+    }
+    if (any_invalid) {
+        frac = count_valid(t->valid, n);
+        for (size_t i = 0; i < n; i++)
+            if (!t->valid[i]) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = 0;
+    }
+    tile->valid_fraction = frac;
+    tile->skipped = frac < t->p.min_valid;
+    return RSCLIP_OK;
+}
+
+int rsclip_tiler_read(rsclip_tiler *t, int64_t i, uint8_t *rgb, size_t rgb_size,
+                      rsclip_tile *tile) {
+    if (!t || !rgb || !tile)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_tiler_read: NULL argument");
+    if (rgb_size < rsclip_tiler_buffer_size(t))
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: tile buffer of %zu bytes, %zu needed",
+                             t->path, rgb_size, rsclip_tiler_buffer_size(t));
+    rsclip__gdal_errors e;
+    rsclip__gdal_errors_push(&e);
+    int rc = fill_tile(t, i, tile);
+    if (rc == RSCLIP_OK) {
+        rc = read_impl(t, tile, rgb, &e);
+        if (rc) {
+            char where[64];
+            snprintf(where, sizeof where, "tile %lld", (long long)i);
+            rsclip__error_prefix(where);
+        }
+    }
+    rsclip__gdal_errors_pop(&e);
+    return rc;
+}
