@@ -413,6 +413,21 @@ static void test_write_read(const char *dir) {
     sqlite3_finalize(st);
     sqlite3_close(db);
 
+    /* a wrong scenes.tiles_stored (the size hint of the bulk load) changes nothing loaded */
+    const char *lies[2] = {"UPDATE scenes SET tiles_stored = 0",
+                           "UPDATE scenes SET tiles_stored = 1000000000000000"};
+    for (int k = 0; k < 2; k++) {
+        sql_exec(path, lies[k]);
+        rsclip_embeddings *e2 = NULL;
+        CHECK_OK(rsclip_index_open(path, RSCLIP_INDEX_READONLY, &idx));
+        CHECK_OK(rsclip_index_load_embeddings(idx, &e2));
+        CHECK(e2 && e2->n == emb->n && memcmp(e2->ids, emb->ids, emb->n * sizeof(int64_t)) == 0 &&
+              memcmp(e2->vecs, emb->vecs, emb->n * DIM * sizeof(float)) == 0);
+        CHECK(rsclip_index_verify(idx) == RSCLIP_ERR_FORMAT);
+        rsclip_embeddings_free(e2);
+        rsclip_index_close(idx);
+    }
+
     rsclip_embeddings_free(emb);
     free(ex);
 }

@@ -41,6 +41,13 @@ int idx__db_error(rsclip_index *idx, const char *what) {
     default:
         code = RSCLIP_ERR_DB;
     }
+    int sys = code == RSCLIP_ERR_IO ? sqlite3_system_errno(idx->db) : 0;
+    if (sys)
+        return rsclip__error(code, "%s: %s: %s (%s)", idx->path, what, sqlite3_errmsg(idx->db),
+                             strerror(sys));
+    if ((ext & 0xff) == SQLITE_FULL || ext == SQLITE_IOERR_WRITE)
+        return rsclip__error(code, "%s: %s: %s (disk full or file size limit?)", idx->path, what,
+                             sqlite3_errmsg(idx->db));
     return rsclip__error(code, "%s: %s: %s", idx->path, what, sqlite3_errmsg(idx->db));
 }
 
