@@ -6,6 +6,7 @@ Usage: /usr/bin/python3 test_tiler_geo.py <path of tiler_dump>
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -219,7 +220,7 @@ def test_s2_bng_scaling():
                                           + 0.5), 0, 255) for c, a in enumerate(arrs)])
         got = read_raw(raw, t["tile"], w, h)
         check(np.array_equal(got, exp.astype(np.uint8)), "s2 tile %d: scaled bytes differ" % t["tile"])
-    png = os.path.join(TMP, "s2_tile5_scaled.png")
+    png = os.path.join(os.getcwd(), "s2_tile5_scaled.png")  # kept for a look
     write_png(png, read_raw(raw, 5, 256, 256))
     print("wrote", png)
     # Explicit range for all bands.
@@ -401,6 +402,57 @@ def test_gsd():
     check(abs(t["src_win"][2] - 256 * 934 / W) < 1e-9, "gsd: src window %s" % t["src_win"])
 
 
+# ---- a palette raster is expanded to RGB; a GCP-only raster is warped by its GCPs -------------
+def test_palette_and_gcps():
+    path = os.path.join(TMP, "palette.tif")
+    ds = gdal.GetDriverByName("GTiff").Create(path, 300, 200, 1, gdal.GDT_Byte)
+    ds.SetGeoTransform([500000.0, 2, 0, 4000000.0, 0, -2])
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32633)
+    ds.SetSpatialRef(srs)
+    ct = gdal.ColorTable()
+    lut = np.array([[(i * 37) % 256, 255 - i, (i * 7) % 256] for i in range(256)], np.uint8)
+    for i in range(256):
+        ct.SetColorEntry(i, tuple(int(v) for v in lut[i]) + (255,))
+    band = ds.GetRasterBand(1)
+    band.SetRasterColorTable(ct)
+    band.SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
+    idx = np.random.default_rng(2).integers(0, 12, (200, 300), dtype=np.uint8)
+    band.WriteArray(idx)
+    ds = None
+    raw = os.path.join(TMP, "pal")
+    rc, lines = dump(path, raw=raw)
+    check(rc == 0, "palette: dump failed %s" % lines[-1:])
+    scene, tiles = check_geometry(path, lines)
+    for t in tiles:
+        x, y, w, h = t["win"]
+        check(np.array_equal(read_raw(raw, t["tile"], w, h), lut[idx[y:y + h, x:x + w]]),
+              "palette tile %d: colours differ from the colour table" % t["tile"])
+
+    path = os.path.join(TMP, "gcps.tif")
+    ds = gdal.GetDriverByName("GTiff").Create(path, 400, 300, 3, gdal.GDT_Byte)
+    gcps = [gdal.GCP(500000 + 10 * px * 0.96 + 10 * py * 0.28, 4000000 + 10 * px * 0.28 - 10 * py * 0.96,
+                     0, px, py) for px, py in [(0, 0), (400, 0), (400, 300), (0, 300), (200, 150)]]
+    ds.SetGCPs(gcps, srs)
+    rng = np.random.default_rng(3)
+    for b in range(3):
+        ds.GetRasterBand(b + 1).WriteArray(rng.integers(1, 256, (300, 400), dtype=np.uint8))
+    ds = None
+    rc, lines = dump(path, raw=os.path.join(TMP, "gcp"))
+    check(rc == 0, "gcps: dump failed %s" % lines[-1:])
+    if rc == 0:
+        warped = gdal.AutoCreateWarpedVRT(gdal.Open(path), None, None, gdal.GRA_Bilinear, 0.125)
+        check(np.allclose(warped.GetGeoTransform(), lines[0]["gt"], rtol=0, atol=1e-6) and
+              lines[0]["width"] == warped.RasterXSize, "gcps: warped grid differs from GDAL's")
+        check_geometry(path, lines, ds=warped, label="gcps.tif")
+        t = lines[1]
+        x, y, w, h = t["win"]
+        data = np.dstack([warped.GetRasterBand(b).ReadAsArray(x, y, w, h) for b in (1, 2, 3)])
+        valid = mask_valid(warped, [1, 2, 3])[y:y + h, x:x + w]
+        exp = np.where(valid[:, :, None], data, 0)
+        check(np.array_equal(read_raw(os.path.join(TMP, "gcp"), 0, w, h), exp), "gcps: tile bytes")
+
+
 # ---- bad inputs ---------------------------------------------------------------------------------
 def test_bad_inputs():
     rc, lines = dump(os.path.join(TMP, "missing.tif"))
@@ -450,7 +502,7 @@ def test_bad_inputs():
 
 
 for fn in [test_naip_utm, test_s2_bng_scaling, test_l7_collar, test_l8_cog, test_small_milwaukee,
-           test_epsg4326, test_rotated, test_gsd, test_bad_inputs]:
+           test_epsg4326, test_rotated, test_gsd, test_palette_and_gcps, test_bad_inputs]:
     print("--", fn.__name__)
     try:
         fn()
@@ -459,6 +511,7 @@ for fn in [test_naip_utm, test_s2_bng_scaling, test_l7_collar, test_l8_cog, test
         traceback.print_exc()
         failures.append("%s raised %r" % (fn.__name__, e))
 
+shutil.rmtree(TMP, ignore_errors=True)
 if failures:
     print("%d failure(s)" % len(failures))
     sys.exit(1)

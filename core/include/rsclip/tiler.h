@@ -62,6 +62,11 @@
  *    GDAL VRT (gdal_translate -of VRT -outsize -r), which reads overviews when downsampling.
  *    Windows then refer to the resampled grid (width/height/geotransform of the scene info);
  *    tile.src_window gives the same window in source pixels.
+ *  - Bands: params.bands, else red/green/blue by colour interpretation, else the first three
+ *    non-alpha bands, else the first band replicated; a single palette (colour-table) band is
+ *    expanded to RGB through a VRT (gdal_translate -expand rgb) and passed through.
+ *  - Rasters georeferenced only by ground control points are warped to the GCPs' CRS
+ *    (GDALAutoCreateWarpedVRT, bilinear); "source" then means that warped grid.
  *  - Checksum (rsclip_file_fingerprint): 64-bit FNV-1a over the file size, the first and the
  *    last MiB of the main file, and the name, size and mtime of every other file GDAL lists for
  *    the dataset (VRT sources, .ovr, .msk; not .aux.xml, a metadata cache). Cost: two 1 MiB
@@ -160,6 +165,7 @@ typedef struct rsclip_raster_info {
     int width, height;
     double geotransform[6];
     double native_gsd;   /* metres per source pixel at the scene centre (0 if unknown) */
+    double gsd_x, gsd_y; /* the same along a row and along a column of source pixels */
     double gsd;          /* metres per grid pixel (= native_gsd unless resampled) */
     int n_bands;         /* 1 (replicated to R, G, B) or 3 */
     int bands[3];        /* 1-based source bands feeding R, G, B */

@@ -6,6 +6,7 @@
 
 #include <gdal.h>
 #include <gdal_utils.h>
+#include <gdalwarper.h>
 #include <ogr_srs_api.h>
 #include <cpl_conv.h>
 #include <cpl_string.h>
@@ -20,9 +21,12 @@ struct rsclip_tiler {
     rsclip_tiler_params p;
     char *path;
     char *resampling;
-    GDALDatasetH src; /* the raster as opened */
-    GDALDatasetH vrt; /* resampled view (params.gsd), NULL at native resolution */
-    GDALDatasetH ds;  /* what tiles are read from: vrt ? vrt : src */
+    GDALDatasetH opened; /* the raster as opened */
+    GDALDatasetH warped; /* GCP-georeferenced rasters: warped to their GCP CRS, else NULL */
+    GDALDatasetH src;    /* warped ? warped : opened: the source grid */
+    int palette;         /* the chosen single band is a colour-table index: expand to RGB */
+    GDALDatasetH vrt;    /* resampled view (params.gsd), NULL at native resolution */
+    GDALDatasetH ds;     /* what tiles are read from: vrt ? vrt : src */
     GDALRasterBandH band[3];
     int dup_of[3];      /* channel c is a copy of channel dup_of[c] (-1: read it) */
     int passthrough[3]; /* Byte band without scaling: read straight into the RGB buffer */
@@ -185,6 +189,9 @@ static int choose_bands(rsclip_tiler *t) {
     } else {
         si->n_bands = 1;
         si->bands[0] = si->bands[1] = si->bands[2] = n_color ? first[0] : 1;
+        GDALRasterBandH b1 = GDALGetRasterBand(t->src, si->bands[0]);
+        t->palette = GDALGetRasterColorInterpretation(b1) == GCI_PaletteIndex &&
+                     GDALGetRasterColorTable(b1) != NULL;
     }
     bands_text(si);
     return RSCLIP_OK;
@@ -257,14 +264,56 @@ static int setup_crs(rsclip_tiler *t, rsclip__gdal_errors *e) {
 
 /* ---- resampling to a ground resolution ----------------------------------------------------- */
 
+static int gsd_args(rsclip_tiler *t, char ***argv);
+
+/* The view tiles are read from when it is not the source itself: resampled to params.gsd and/or
+ * a palette expanded to RGB, as an in-memory VRT (gdal_translate -of VRT). */
 static int setup_gsd(rsclip_tiler *t, rsclip__gdal_errors *e) {
     rsclip_raster_info *si = &t->info;
-    int w = si->src_width, h = si->src_height;
     double gx = 0, gy = 0;
     if (si->georef == RSCLIP_GEOREF_CRS &&
-        pixel_metres(t, si->src_geotransform, w, h, &gx, &gy) == 0)
+        pixel_metres(t, si->src_geotransform, si->src_width, si->src_height, &gx, &gy) == 0) {
         si->native_gsd = 0.5 * (gx + gy);
-    if (t->p.gsd <= 0.0) return RSCLIP_OK;
+        si->gsd_x = gx;
+        si->gsd_y = gy;
+    }
+    if (t->p.gsd <= 0.0 && !t->palette) return RSCLIP_OK;
+    char **argv = NULL;
+    argv = CSLAddString(argv, "-of");
+    argv = CSLAddString(argv, "VRT");
+    if (t->palette) {
+        char b[16];
+        snprintf(b, sizeof b, "%d", si->bands[0]);
+        argv = CSLAddString(argv, "-b");
+        argv = CSLAddString(argv, b);
+        argv = CSLAddString(argv, "-expand");
+        argv = CSLAddString(argv, "rgb");
+    }
+    int rc = t->p.gsd > 0.0 ? gsd_args(t, &argv) : RSCLIP_OK;
+    if (rc) {
+        CSLDestroy(argv);
+        return rc;
+    }
+    GDALTranslateOptions *opt = GDALTranslateOptionsNew(argv, NULL);
+    CSLDestroy(argv);
+    if (!opt)
+        return rsclip__gdal_error(e, RSCLIP_ERR_INVALID_ARG, "%s: %s", t->path,
+                                  "invalid resampling method for gsd");
+    int usage = 0;
+    t->vrt = GDALTranslate("", t->src, opt, &usage);
+    GDALTranslateOptionsFree(opt);
+    if (!t->vrt)
+        return rsclip__gdal_error(e, RSCLIP_ERR_GDAL, "%s: %s", t->path,
+                                  t->palette ? "cannot expand the palette"
+                                             : "cannot resample to the target gsd");
+    return RSCLIP_OK;
+}
+
+/* gdal_translate arguments that resample to params.gsd (appended to *argv). */
+static int gsd_args(rsclip_tiler *t, char ***argv) {
+    rsclip_raster_info *si = &t->info;
+    int w = si->src_width, h = si->src_height;
+    double gx = si->gsd_x, gy = si->gsd_y;
     if (si->native_gsd <= 0.0)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG,
                              "%s: a target gsd needs a CRS to measure the ground resolution",
@@ -280,25 +329,11 @@ static int setup_gsd(rsclip_tiler *t, rsclip__gdal_errors *e) {
     char sw[32], sh[32];
     snprintf(sw, sizeof sw, "%.0f", nw);
     snprintf(sh, sizeof sh, "%.0f", nh);
-    char **argv = NULL;
-    argv = CSLAddString(argv, "-of");
-    argv = CSLAddString(argv, "VRT");
-    argv = CSLAddString(argv, "-outsize");
-    argv = CSLAddString(argv, sw);
-    argv = CSLAddString(argv, sh);
-    argv = CSLAddString(argv, "-r");
-    argv = CSLAddString(argv, alg);
-    GDALTranslateOptions *opt = GDALTranslateOptionsNew(argv, NULL);
-    CSLDestroy(argv);
-    if (!opt)
-        return rsclip__gdal_error(e, RSCLIP_ERR_INVALID_ARG, "%s: %s", t->path,
-                                  "invalid resampling method for gsd");
-    int usage = 0;
-    t->vrt = GDALTranslate("", t->src, opt, &usage);
-    GDALTranslateOptionsFree(opt);
-    if (!t->vrt)
-        return rsclip__gdal_error(e, RSCLIP_ERR_GDAL, "%s: %s", t->path,
-                                  "cannot resample to the target gsd");
+    *argv = CSLAddString(*argv, "-outsize");
+    *argv = CSLAddString(*argv, sw);
+    *argv = CSLAddString(*argv, sh);
+    *argv = CSLAddString(*argv, "-r");
+    *argv = CSLAddString(*argv, alg);
     return RSCLIP_OK;
 }
 
@@ -463,7 +498,8 @@ static int open_impl(rsclip_tiler *t, rsclip__gdal_errors *e) {
     int exists = VSIStatL(path, &st) == 0;
     if (exists && VSI_ISDIR(st.st_mode))
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: is a folder, not a raster", path);
-    t->src = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
+    t->opened = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
+    t->src = t->opened;
     if (!t->src) {
         /* Not there at all (and not a GDAL connection string such as NETCDF:"x.nc":v). */
         if (!exists && !strchr(path, ':'))
@@ -471,7 +507,16 @@ static int open_impl(rsclip_tiler *t, rsclip__gdal_errors *e) {
         return rsclip__gdal_error(e, RSCLIP_ERR_FORMAT, "%s: GDAL cannot open it as a raster",
                                   path);
     }
-    GDALDriverH drv = GDALGetDatasetDriver(t->src);
+    GDALDriverH drv = GDALGetDatasetDriver(t->opened);
+    double gt[6];
+    if (GDALGetGeoTransform(t->opened, gt) != CE_None && GDALGetGCPCount(t->opened) >= 3 &&
+        GDALGetGCPSpatialRef(t->opened) && GDALGetRasterCount(t->opened) > 0) {
+        t->warped = GDALAutoCreateWarpedVRT(t->opened, NULL, NULL, GRA_Bilinear, 0.125, NULL);
+        if (!t->warped)
+            return rsclip__gdal_error(e, RSCLIP_ERR_GDAL, "%s: %s", path,
+                                      "cannot warp it by its ground control points");
+        t->src = t->warped;
+    }
     si->path = t->path;
     si->driver = drv ? GDALGetDriverShortName(drv) : "";
     si->src_width = GDALGetRasterXSize(t->src);
@@ -504,18 +549,19 @@ static int open_impl(rsclip_tiler *t, rsclip__gdal_errors *e) {
         si->gsd = si->native_gsd;
     }
     for (int c = 0; c < 3; c++) {
-        t->band[c] = GDALGetRasterBand(t->ds, si->bands[c]);
+        /* An expanded palette is bands 1, 2, 3 of the VRT. */
+        t->band[c] = GDALGetRasterBand(t->ds, t->palette ? c + 1 : si->bands[c]);
         if (!t->band[c])
             return rsclip__gdal_error(e, RSCLIP_ERR_GDAL, "%s: %s", path, "cannot get a band");
         t->dup_of[c] = -1;
-        for (int d = 0; d < c; d++)
+        for (int d = 0; d < c && !t->palette; d++)
             if (si->bands[d] == si->bands[c] && t->dup_of[c] < 0) t->dup_of[c] = d;
     }
     si->data_type = GDALGetDataTypeName(GDALGetRasterDataType(t->band[0]));
     setup_masks(t);
     rc = setup_scaling(t, e);
     if (rc) return rc;
-    rc = rsclip__fingerprint(path, t->src, &si->fingerprint);
+    rc = rsclip__fingerprint(path, t->opened, &si->fingerprint);
     if (rc) return rc;
 
     si->tile_size = t->p.tile_size;
@@ -572,7 +618,8 @@ void rsclip_tiler_close(rsclip_tiler *t) {
     if (t->ct) OCTDestroyCoordinateTransformation(t->ct);
     if (t->srs) OSRDestroySpatialReference(t->srs);
     if (t->vrt) GDALClose(t->vrt);
-    if (t->src) GDALClose(t->src);
+    if (t->warped) GDALClose(t->warped);
+    if (t->opened) GDALClose(t->opened);
     rsclip__gdal_errors_pop(&e);
     CPLFree(t->wkt);
     CPLFree(t->wkt2);
