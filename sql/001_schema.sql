@@ -133,6 +133,18 @@ BEGIN
     DELETE FROM embeddings WHERE tile_id = OLD.fid;
 END;
 
+-- rsclip_meta 'n_embeddings' counts the embeddings rows (counting the table itself would read
+-- every vector page).
+CREATE TRIGGER embeddings_count_insert AFTER INSERT ON embeddings
+BEGIN
+    UPDATE rsclip_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'n_embeddings';
+END;
+
+CREATE TRIGGER embeddings_count_delete AFTER DELETE ON embeddings
+BEGIN
+    UPDATE rsclip_meta SET value = CAST(value AS INTEGER) - 1 WHERE key = 'n_embeddings';
+END;
+
 CREATE TRIGGER tiles_count_insert AFTER INSERT ON tiles
 BEGIN
     UPDATE scenes SET tiles_stored = tiles_stored + 1 WHERE id = NEW.scene_id;
@@ -205,6 +217,7 @@ END;
 INSERT INTO rsclip_meta (key, value) VALUES
 ('format', 'rsclip-index'),
 ('dtype', 'float32'),
+('n_embeddings', '0'),
 ('created_at', strftime('%Y-%m-%dT%H:%M:%fZ','now'));
 
 INSERT OR REPLACE INTO rsclip_meta (key, value) VALUES ('schema_version', '1');

@@ -199,6 +199,7 @@ static void test_write_read(const char *dir) {
     CHECK(info.created_at[0] == '2' && info.updated_at[0] == '2');
     CHECK(info.n_scenes == 2 && info.n_scenes_complete == 1);
     CHECK(info.n_tiles == n_total);
+    CHECK(info.n_embeddings == n_total);
 
     /* expected tiles, in insertion (= id) order */
     expect_tile *ex = calloc((size_t)n_total, sizeof *ex);
@@ -243,6 +244,20 @@ static void test_write_read(const char *dir) {
     rsclip_free(si);
     CHECK(rsclip_index_find_scene(idx, "/data/none.tif", &si) == RSCLIP_ERR_NOT_FOUND && !si);
     CHECK(rsclip_index_get_scene(idx, 12345, &si) == RSCLIP_ERR_NOT_FOUND);
+
+    /* tile ids by scene */
+    int64_t *st_ids = NULL;
+    size_t nst = 0;
+    rsclip_tile_window *st_w = NULL;
+    CHECK_OK(rsclip_index_scene_tiles(idx, sid2, &st_ids, &st_w, &nst));
+    CHECK(nst == 21 && st_w);
+    for (size_t i = 1; i < nst; i++) CHECK(st_ids[i] > st_ids[i - 1]);
+    for (size_t i = 0; i < nst && i < 20 && st_w; i++)
+        CHECK(st_w[i].xoff == (int)(i % 5) * TI_TILE && st_w[i].yoff == (int)(i / 5) * TI_TILE);
+    rsclip_free(st_ids);
+    rsclip_free(st_w);
+    CHECK_OK(rsclip_index_scene_tiles(idx, 777, &st_ids, NULL, &nst));
+    CHECK(nst == 0 && st_ids == NULL);
 
     /* windows of scene 2: sorted by (yoff, xoff) */
     rsclip_tile_window *w = NULL;
@@ -413,9 +428,10 @@ static void test_write_read(const char *dir) {
     sqlite3_finalize(st);
     sqlite3_close(db);
 
-    /* a wrong scenes.tiles_stored (the size hint of the bulk load) changes nothing loaded */
-    const char *lies[2] = {"UPDATE scenes SET tiles_stored = 0",
-                           "UPDATE scenes SET tiles_stored = 1000000000000000"};
+    /* a wrong n_embeddings (the size hint of the bulk load) changes nothing loaded */
+    const char *lies[2] = {"UPDATE rsclip_meta SET value = '0' WHERE key = 'n_embeddings'",
+                           "UPDATE rsclip_meta SET value = '1000000000000000' "
+                           "WHERE key = 'n_embeddings'"};
     for (int k = 0; k < 2; k++) {
         sql_exec(path, lies[k]);
         rsclip_embeddings *e2 = NULL;
@@ -475,8 +491,8 @@ static void test_scene_states(const char *dir) {
     CHECK(state == RSCLIP_SCENE_CHANGED && sid_again == sid);
     rsclip_index_info info;
     CHECK_OK(rsclip_index_get_info(idx, &info));
-    CHECK(info.n_tiles == 0 && info.n_scenes == 1 && info.n_scenes_complete == 0 &&
-          !info.has_extent);
+    CHECK(info.n_tiles == 0 && info.n_embeddings == 0 && info.n_scenes == 1 &&
+          info.n_scenes_complete == 0 && !info.has_extent);
     rsclip_embeddings *e;
     CHECK_OK(rsclip_index_load_embeddings(idx, &e));
     CHECK(e && e->n == 0 && e->dim == DIM);
@@ -603,6 +619,11 @@ static void test_refusals(const char *dir) {
         fprintf(stderr, "ogr2ogr failed: %s\n", cmd);
         tu_failures++;
     }
+
+    /* a FIFO must not block the open */
+    snprintf(path, sizeof path, "%s", tmp_path(dir, "fifo.gpkg"));
+    CHECK(mkfifo(path, 0600) == 0);
+    expect_refusal(path, RSCLIP_INDEX_READONLY, RSCLIP_ERR_INVALID_ARG, "not a regular file");
 
     /* a directory */
     expect_refusal(dir, RSCLIP_INDEX_READONLY, RSCLIP_ERR_INVALID_ARG, "directory");

@@ -55,6 +55,9 @@
  * busy timeout (RSCLIP_INDEX_BUSY_TIMEOUT_MS) and then fails with RSCLIP_ERR_DB. Do not carry a
  * handle across fork(). Read-only opens need write access to the folder (or existing -wal/-shm
  * files), as any WAL-mode SQLite reader does.
+ *
+ * Spatial queries treat lon/lat as a plane: a footprint that crosses the antimeridian should be
+ * split (or shifted) by the caller before it is stored.
  */
 #ifndef RSCLIP_INDEX_H
 #define RSCLIP_INDEX_H
@@ -91,7 +94,8 @@ const char *rsclip_index_path(const rsclip_index *idx);
 /* ---- meta ------------------------------------------------------------------------------------ */
 
 /* Set a meta key (value NULL deletes it). Keys owned by the library (format, schema_version,
- * model_id, model_fingerprint, embed_dim, dtype) are refused with RSCLIP_ERR_INVALID_ARG. */
+ * model_id, model_fingerprint, embed_dim, dtype, n_embeddings) are refused with
+ * RSCLIP_ERR_INVALID_ARG. */
 int rsclip_index_set_meta(rsclip_index *idx, const char *key, const char *value);
 
 /* Get a meta value: *value is a new string (free with rsclip_free); RSCLIP_ERR_NOT_FOUND (and
@@ -125,9 +129,9 @@ typedef struct rsclip_index_info {
     int64_t n_scenes;
     int64_t n_scenes_complete;
     int64_t n_tiles;
-    int64_t n_embeddings;
-    int has_extent;   /* 0 when there are no tiles */
-    double extent[4]; /* min lon, min lat, max lon, max lat over all tile footprints */
+    int64_t n_embeddings; /* kept by triggers: no scan of the vectors */
+    int has_extent;       /* 0 when there are no tiles */
+    double extent[4];     /* min lon, min lat, max lon, max lat over all tile footprints */
 } rsclip_index_info;
 
 /* Fill *info from one consistent snapshot of the file. */

@@ -253,6 +253,8 @@ static int sniff(const char *path, int create, int *empty) {
     }
     if (S_ISDIR(sb.st_mode))
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: is a directory, not an index file", path);
+    if (!S_ISREG(sb.st_mode)) /* a FIFO or device would block or mislead SQLite */
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: not a regular file", path);
     if (sb.st_size == 0) {
         if (create) {
             *empty = 1;
@@ -381,7 +383,8 @@ const char *rsclip_index_path(const rsclip_index *idx) {
 
 static int reserved_key(const char *key) {
     static const char *const keys[] = {
-        "format", "schema_version", "model_id", "model_fingerprint", "embed_dim", "dtype"};
+        "format",    "schema_version", "model_id",    "model_fingerprint",
+        "embed_dim", "dtype",          "n_embeddings"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (strcmp(key, keys[i]) == 0) return 1;
     return 0;
@@ -524,6 +527,7 @@ static int info_impl(rsclip_index *idx, rsclip_index_info *info) {
     info->schema_version = (int)v;
     if ((rc = idx__meta_int(idx, "embed_dim", &v))) return rc;
     info->embed_dim = (int)v;
+    if ((rc = idx__meta_int(idx, "n_embeddings", &info->n_embeddings))) return rc;
     if ((rc = meta_copy(idx, "model_id", info->model_id, sizeof info->model_id)) ||
         (rc = meta_copy(idx, "model_fingerprint", info->model_fingerprint,
                         sizeof info->model_fingerprint)) ||
@@ -640,7 +644,11 @@ static int verify_impl(rsclip_index *idx) {
     };
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
         if ((rc = expect_zero(idx, checks[i].sql, checks[i].what))) return rc;
-    return expect_zero(idx, sql, "embeddings of the wrong size");
+    if ((rc = expect_zero(idx, sql, "embeddings of the wrong size"))) return rc;
+    return expect_zero(idx,
+                       "SELECT (SELECT count(*) FROM embeddings) - coalesce((SELECT CAST(value AS "
+                       "INTEGER) FROM rsclip_meta WHERE key = 'n_embeddings'), -1)",
+                       "rsclip_meta n_embeddings disagrees with the embeddings table");
 }
 
 int rsclip_index_verify(rsclip_index *idx) {

@@ -276,13 +276,10 @@ static int load_impl(rsclip_index *idx, emb_priv *ep) {
         return rsclip__error(RSCLIP_ERR_FORMAT, "%s: embed_dim %lld is not plausible", idx->path,
                              (long long)dim);
     e->dim = (int)dim;
-    /* scenes.tiles_stored is kept in step with the tiles in the same transactions: an exact size
-     * without counting the (large) embeddings table */
+    /* rsclip_meta n_embeddings is kept by triggers in the same transactions: an exact size without
+     * counting the (large) embeddings table */
     sqlite3_stmt *st;
-    if ((rc = idx__prepare(idx, "SELECT coalesce(sum(tiles_stored), 0) FROM scenes", &st)))
-        return rc;
-    if (sqlite3_step(st) == SQLITE_ROW) hint = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    if ((rc = idx__meta_int(idx, "n_embeddings", &hint))) return rc;
     /* a damaged or hostile count cannot make us map more rows than the files could hold */
     uint64_t file_bytes = 0;
     struct stat sb;
