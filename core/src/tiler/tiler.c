@@ -157,7 +157,7 @@ static void bands_text(rsclip_raster_info *si) {
 
 static int choose_bands(rsclip_tiler *t) {
     const char *path = t->path;
-    int nb = GDALGetRasterCount(t->src);
+    int nb = GDALGetRasterCount(t->opened); /* not the alpha band a GCP warp adds */
     rsclip_raster_info *si = &t->info;
     if (t->p.n_bands > 0) {
         for (int c = 0; c < t->p.n_bands; c++)
@@ -511,7 +511,12 @@ static int open_impl(rsclip_tiler *t, rsclip__gdal_errors *e) {
     double gt[6];
     if (GDALGetGeoTransform(t->opened, gt) != CE_None && GDALGetGCPCount(t->opened) >= 3 &&
         GDALGetGCPSpatialRef(t->opened) && GDALGetRasterCount(t->opened) > 0) {
-        t->warped = GDALAutoCreateWarpedVRT(t->opened, NULL, NULL, GRA_Bilinear, 0.125, NULL);
+        /* An alpha band after the source bands marks what lies outside the source image. */
+        GDALWarpOptions *wo = GDALCreateWarpOptions();
+        if (!wo) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", path);
+        wo->nDstAlphaBand = GDALGetRasterCount(t->opened) + 1;
+        t->warped = GDALAutoCreateWarpedVRT(t->opened, NULL, NULL, GRA_Bilinear, 0.125, wo);
+        GDALDestroyWarpOptions(wo);
         if (!t->warped)
             return rsclip__gdal_error(e, RSCLIP_ERR_GDAL, "%s: %s", path,
                                       "cannot warp it by its ground control points");
@@ -521,7 +526,7 @@ static int open_impl(rsclip_tiler *t, rsclip__gdal_errors *e) {
     si->driver = drv ? GDALGetDriverShortName(drv) : "";
     si->src_width = GDALGetRasterXSize(t->src);
     si->src_height = GDALGetRasterYSize(t->src);
-    si->src_bands = GDALGetRasterCount(t->src);
+    si->src_bands = GDALGetRasterCount(t->opened);
     if (si->src_bands < 1 || si->src_width < 1 || si->src_height < 1) {
         char **sub = GDALGetMetadata(t->src, "SUBDATASETS");
         return rsclip__error(RSCLIP_ERR_FORMAT, "%s: no raster bands%s", path,
