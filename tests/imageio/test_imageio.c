@@ -147,7 +147,7 @@ static void test_refusals(void) {
     char path[512];
     snprintf(path, sizeof path, "%s/u16.tif", tmpdir);
     write_tiff(path, 3, 3, 3, GDT_UInt16, NULL);
-    expect_error(path, RSCLIP_ERR_UNSUPPORTED, "UInt16 is not 8-bit");
+    expect_error(path, RSCLIP_ERR_UNSUPPORTED, "band type UInt16 is not 8-bit");
     CHECK(strstr(rsclip_last_error(), "rsclip index --scale") != NULL);
 
     snprintf(path, sizeof path, "%s/two.tif", tmpdir);

@@ -30,13 +30,13 @@ static void pick_rgb_bands(GDALDatasetH ds, int n, int map[3]) {
     }
 }
 
-static int check_byte_band(GDALRasterBandH band, int index, const char *path) {
+static int check_byte_band(GDALRasterBandH band, const char *path) {
     GDALDataType t = GDALGetRasterDataType(band);
     if (t != GDT_Byte)
         return rsclip__error(RSCLIP_ERR_UNSUPPORTED,
-                             "%s: band %d type %s is not 8-bit; scaling comes with the tiler "
+                             "%s: band type %s is not 8-bit; scaling comes with the tiler "
                              "(rsclip index --scale)",
-                             path, index, GDALGetDataTypeName(t));
+                             path, GDALGetDataTypeName(t));
     return RSCLIP_OK;
 }
 
@@ -86,7 +86,7 @@ static int read_dataset(GDALDatasetH ds, const char *path, rsclip__gdal_errors *
         map[0] = map[1] = map[2] = 1;
     }
     for (int k = 0; k < 3; k++) {
-        int rc = check_byte_band(GDALGetRasterBand(ds, map[k]), map[k], path);
+        int rc = check_byte_band(GDALGetRasterBand(ds, map[k]), path);
         if (rc) return rc;
     }
 
