@@ -1,15 +1,85 @@
-/* rsclip command-line tool: placeholder main until the commands land. */
-#include "rsclip/rsclip.h"
+/* rsclip command-line tool: dispatch to the commands (one file each, cmd_<name>.c). */
+#include "app.h"
 
-#include <stdio.h>
 #include <string.h>
 
-int main(int argc, char **argv)
-{
-    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-        printf("rsclip %s\n", rsclip_version());
-        return 0;
+/* The command table. Later commands (index, search, info) add a row here and a cmd_<name>.c. */
+static const app_command commands[] = {
+    {"tokenize", cmd_tokenize, "print the token ids of texts", app_usage_tokenize},
+    {"embed", cmd_embed, "print image or text embeddings as JSON", app_usage_embed},
+    {"classify", cmd_classify, "zero-shot classify images against labels", app_usage_classify},
+    {"model", cmd_model, "download models from the Hugging Face hub", app_usage_model},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static const app_command *find_command(const char *name) {
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0) return &commands[i];
+    return NULL;
+}
+
+static void print_help(FILE *f) {
+    fprintf(f, "usage: rsclip [--version] [help] COMMAND [ARGS]\n"
+               "\n"
+               "Commands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f,
+            "\n"
+            "Models (-m) are a snapshot folder, 'base' (lcybuaa/Git-RSCLIP-base), 'large'\n"
+            "(lcybuaa/Git-RSCLIP) or a Hugging Face repo id, fetched once with `rsclip model "
+            "fetch`.\n"
+            "'rsclip COMMAND --help' describes a command. Exit status: 0 ok, 1 error, 2 usage.\n");
+}
+
+/* --help / -h anywhere before "--". */
+static int wants_help(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) return 0;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return 1;
     }
-    fprintf(stderr, "usage: rsclip --version\n");
-    return 2;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    app_install_log();
+    if (argc < 2) {
+        print_help(stderr);
+        return APP_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
+        printf("rsclip %s\n", rsclip_version());
+        return APP_OK;
+    }
+    if (strcmp(name, "help") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
+        if (argc > 2) {
+            const app_command *c = find_command(argv[2]);
+            if (!c) {
+                fprintf(stderr, "rsclip: unknown command '%s'\n", argv[2]);
+                print_help(stderr);
+                return APP_USAGE;
+            }
+            fputs(c->usage, stdout);
+            return APP_OK;
+        }
+        print_help(stdout);
+        return APP_OK;
+    }
+    const app_command *c = find_command(name);
+    if (!c) {
+        fprintf(stderr, "rsclip: unknown command '%s'\n", name);
+        print_help(stderr);
+        return APP_USAGE;
+    }
+    if (wants_help(argc - 1, argv + 1)) {
+        fputs(c->usage, stdout);
+        return APP_OK;
+    }
+    int rc = c->run(argc - 1, argv + 1);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "rsclip: error writing to standard output\n");
+        return APP_ERROR;
+    }
+    return rc;
 }

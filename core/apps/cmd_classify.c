@@ -1,0 +1,193 @@
+/* rsclip classify: zero-shot classification of images against text labels with SigLIP's sigmoid
+ * scores (independent probabilities per label; they need not sum to one). */
+#include "app.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_TEMPLATE "a remote sensing image of {}"
+
+const char app_usage_classify[] =
+    "usage: rsclip classify -m MODEL [options] -l LABEL [-l LABEL]... IMAGE...\n"
+    "\n"
+    "Score each IMAGE against every LABEL, as in the model card's zero-shot example:\n"
+    "  logit = cos(image, text) * exp(logit_scale) + logit_bias,  prob = sigmoid(logit)\n"
+    "where text is the template with {} replaced by the label. Labels are listed highest\n"
+    "probability first. SigLIP's probabilities are independent per label (no softmax).\n"
+    "\n"
+    "  -m, --model MODEL       snapshot folder, base, large or a repo id in the cache\n"
+    "  -l, --label LABEL       a class label (repeat for each class)\n"
+    "  -t, --template TEXT     prompt template, {} is the label\n"
+    "                          (default \"" DEFAULT_TEMPLATE "\";\n"
+    "                          --template \"{}\" uses the labels as they are)\n"
+    "  --json                  print {\"image\": ..., \"labels\": [{\"label\": ..., \"prob\": p,\n"
+    "                          \"logit\": l}, ...]} (one object per line per image)\n"
+    "  -j, --threads N         BLAS threads (default: all cores)\n";
+
+typedef struct score {
+    int label;
+    float logit, prob;
+} score;
+
+static int by_prob_desc(const void *a, const void *b) {
+    const score *x = a, *y = b;
+    if (x->prob != y->prob) return x->prob > y->prob ? -1 : 1;
+    return x->label - y->label; /* stable: input order among ties */
+}
+
+/* template with every "{}" replaced by label; NULL when out of memory. */
+static char *apply_template(const char *tmpl, const char *label) {
+    size_t n_holes = 0, tl = strlen(tmpl), ll = strlen(label);
+    for (const char *p = strstr(tmpl, "{}"); p; p = strstr(p + 2, "{}")) n_holes++;
+    char *out = malloc(tl + n_holes * ll + 1);
+    if (!out) return NULL;
+    char *o = out;
+    for (const char *p = tmpl; *p;) {
+        if (p[0] == '{' && p[1] == '}') {
+            memcpy(o, label, ll);
+            o += ll;
+            p += 2;
+        } else {
+            *o++ = *p++;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+static void print_scores(const char *image, const score *s, int n, char **labels, int json) {
+    if (json) {
+        fputs("{\"image\": ", stdout);
+        app_json_string(stdout, image);
+        fputs(", \"labels\": [", stdout);
+        for (int i = 0; i < n; i++) {
+            fputs(i ? ", {\"label\": " : "{\"label\": ", stdout);
+            app_json_string(stdout, labels[s[i].label]);
+            fputs(", \"prob\": ", stdout);
+            app_json_float(stdout, s[i].prob);
+            fputs(", \"logit\": ", stdout);
+            app_json_float(stdout, s[i].logit);
+            putchar('}');
+        }
+        puts("]}");
+        return;
+    }
+    printf("%s\n", image);
+    printf("  %8s %10s  %s\n", "prob", "logit", "label");
+    for (int i = 0; i < n; i++)
+        printf("  %8.6f %10.4f  %s\n", (double)s[i].prob, (double)s[i].logit, labels[s[i].label]);
+}
+
+int cmd_classify(int argc, char **argv) {
+    enum { OPT_JSON = 1000 };
+    static const struct option longopts[] = {
+        {"model", required_argument, NULL, 'm'},    {"label", required_argument, NULL, 'l'},
+        {"template", required_argument, NULL, 't'}, {"json", no_argument, NULL, OPT_JSON},
+        {"threads", required_argument, NULL, 'j'},  {NULL, 0, NULL, 0}};
+    const char *cmd = "classify", *model_name = NULL, *tmpl = DEFAULT_TEMPLATE;
+    int json = 0, threads = 0, n_labels = 0, ch;
+    char **labels = calloc((size_t)argc, sizeof *labels); /* at most one label per argument */
+    if (!labels) return app_error("out of memory");
+    optind = 1;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":m:l:t:j:", longopts, NULL)) != -1) {
+        int bad = 0;
+        switch (ch) {
+        case 'm':
+            model_name = optarg;
+            break;
+        case 'l':
+            labels[n_labels++] = optarg;
+            break;
+        case 't':
+            tmpl = optarg;
+            break;
+        case OPT_JSON:
+            json = 1;
+            break;
+        case 'j':
+            bad = app_parse_int(cmd, "--threads", optarg, 0, 1024, &threads);
+            break;
+        default:
+            bad = app_bad_option(cmd, ch, argv);
+        }
+        if (bad) {
+            free(labels);
+            return APP_USAGE;
+        }
+    }
+    const char *usage = NULL;
+    if (!model_name)
+        usage = "no model given (-m MODEL)";
+    else if (n_labels == 0)
+        usage = "no labels given (-l LABEL, once per class)";
+    else if (optind >= argc)
+        usage = "no IMAGE given";
+    else if (!strstr(tmpl, "{}"))
+        usage = "--template must contain {} (where the label goes)";
+    if (usage) {
+        free(labels);
+        return app_usage_error(cmd, "%s", usage);
+    }
+
+    rsclip_model *m;
+    if (app_load_model(model_name, &m)) {
+        free(labels);
+        return APP_ERROR;
+    }
+    const rsclip_model_info *mi = rsclip_model_get_info(m);
+    size_t dim = (size_t)mi->embed_dim, ctx = (size_t)mi->text_ctx;
+    size_t px_len = (size_t)3 * mi->image_size * mi->image_size;
+    rsclip_encoder_params ep = rsclip_encoder_default_params();
+    ep.n_threads = threads;
+    if (ep.max_batch > n_labels) ep.max_batch = n_labels;
+    rsclip_encoder *enc = NULL;
+    int32_t *ids = malloc(sizeof *ids * ctx * (size_t)n_labels);
+    float *temb = malloc(sizeof *temb * dim * (size_t)n_labels);
+    float *iemb = malloc(sizeof *iemb * dim);
+    float *px = malloc(sizeof *px * px_len);
+    score *s = malloc(sizeof *s * (size_t)n_labels);
+    int rc = APP_OK;
+    if (!ids || !temb || !iemb || !px || !s)
+        rc = app_error("out of memory");
+    else if (rsclip_encoder_new(m, &ep, &enc) != RSCLIP_OK)
+        rc = app_fail();
+    for (int i = 0; i < n_labels && rc == APP_OK; i++) {
+        char *text = apply_template(tmpl, labels[i]);
+        if (!text) {
+            rc = app_error("out of memory");
+            break;
+        }
+        if (rsclip_model_tokenize(m, text, -1, ids + (size_t)i * ctx, NULL) != RSCLIP_OK)
+            rc = app_error("label %d: %s", i + 1, rsclip_last_error());
+        free(text);
+    }
+    if (rc == APP_OK && rsclip_encode_texts(enc, n_labels, ids, temb, NULL) != RSCLIP_OK)
+        rc = app_fail();
+    for (int k = optind; k < argc && rc == APP_OK; k++) {
+        if ((rc = app_image_pixels(m, argv[k], px))) break;
+        if (rsclip_encode_images(enc, 1, px, iemb, NULL) != RSCLIP_OK) {
+            rc = app_fail();
+            break;
+        }
+        for (int i = 0; i < n_labels; i++) {
+            float c = rsclip_cosine(iemb, temb + (size_t)i * dim, (int)dim);
+            s[i].label = i;
+            s[i].logit = rsclip_model_logit(m, c);
+            s[i].prob = rsclip_model_prob(m, c);
+        }
+        qsort(s, (size_t)n_labels, sizeof *s, by_prob_desc);
+        if (!json && k > optind) putchar('\n');
+        print_scores(argv[k], s, n_labels, labels, json);
+    }
+    free(s);
+    free(px);
+    free(iemb);
+    free(temb);
+    free(ids);
+    rsclip_encoder_free(enc);
+    rsclip_model_free(m);
+    free(labels);
+    return rc;
+}

@@ -1,0 +1,297 @@
+#!/usr/bin/python3
+"""The rsclip binary against the siglip-tiny reference (transformers' own outputs): tokenize,
+embed (images, texts, --normalize), classify, plus bad inputs, usage errors and help.
+
+Usage: test_cli.py GROUP   (GROUP = reference | errors | usage; one ctest each)"""
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+BIN = os.environ["RSCLIP_BIN"]
+FIX = os.path.join(os.environ["RSCLIP_FIXTURES"], "siglip-tiny")
+TOL = 1e-5  # max |a - b| / max |b|
+
+failures = 0
+
+
+def check(cond, what):
+    global failures
+    if not cond:
+        failures += 1
+        print("FAIL:", what, file=sys.stderr)
+    return cond
+
+
+def load_reference():
+    with open(os.path.join(FIX, "reference.safetensors"), "rb") as f:
+        blob = f.read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + n])
+    data = blob[8 + n:]
+    dtypes = {"F32": np.float32, "I64": np.int64}
+    out = {}
+    for name, t in header.items():
+        if name == "__metadata__":
+            continue
+        b, e = t["data_offsets"]
+        out[name] = np.frombuffer(data[b:e], dtype=dtypes[t["dtype"]]).reshape(t["shape"])
+    return out
+
+
+def run(args, timeout=300):
+    p = subprocess.run([BIN] + args, capture_output=True, timeout=timeout)
+    check(p.returncode >= 0, "rsclip %s died from signal %d" % (args[:4], -p.returncode))
+    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+
+
+def rel_err(a, b):
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        return float("inf")
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+def close(a, b, what, tol=TOL):
+    e = rel_err(a, b)
+    return check(e <= tol, "%s: relative error %.3g > %g" % (what, e, tol))
+
+
+def embed(args):
+    rc, out, err = run(["embed", "-m", FIX] + args)
+    if not check(rc == 0, "embed %s: rc %d: %s" % (args[:3], rc, err)):
+        return None
+    doc = json.loads(out)
+    check(doc["model"] == FIX and doc["dim"] == 32, "embed header: %s %s" % (doc["model"],
+                                                                               doc["dim"]))
+    return np.array(doc["embeddings"], dtype=np.float32)
+
+
+def test_reference():
+    ref = load_reference()
+    with open(os.path.join(FIX, "texts.json"), encoding="utf-8") as f:
+        texts = json.load(f)
+    images = [os.path.join(FIX, "img%d.png" % i) for i in range(6)]
+    resize = os.path.join(FIX, "resize_in.png")
+
+    # tokenize: one JSON array of text_ctx ids per text
+    rc, out, err = run(["tokenize", "-m", FIX, "--"] + texts)
+    if check(rc == 0, "tokenize: rc %d: %s" % (rc, err)):
+        rows = [json.loads(line) for line in out.splitlines()]
+        check(len(rows) == len(texts), "tokenize: %d lines for %d texts" % (len(rows), len(texts)))
+        for i, row in enumerate(rows):
+            check(row == ref["input_ids"][i].tolist(), "tokenize: text %d ids differ" % i)
+
+    # images, in one run through batches of 4 (7 inputs: a full and a partial batch)
+    e = embed(["--image", "-b", "4"] + images + [resize])
+    if e is not None:
+        close(e[:6], ref["image_embeds"], "image_embeds")
+        close(e[6:], ref["resize_image_embeds"], "resize_image_embeds")
+    e = embed(["--image", "--normalize"] + images)
+    if e is not None:
+        close(e, ref["image_embeds_normalized"], "image_embeds_normalized")
+        check(np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-6), "unit vectors")
+
+    # texts (the empty text among them)
+    e = embed(["--text", "-j", "1", "--"] + texts)
+    if e is not None:
+        close(e, ref["text_embeds"], "text_embeds")
+    e = embed(["--text", "--normalize", "--"] + texts)
+    if e is not None:
+        close(e, ref["text_embeds_normalized"], "text_embeds_normalized")
+
+    # classify img0 against the 12 texts as labels: sigmoid(reference logits), highest first
+    logits = ref["logits_per_image"][0].astype(np.float64)
+    probs = 1.0 / (1.0 + np.exp(-logits))
+    args = ["classify", "-m", FIX, "--json", "--template", "{}"]
+    for t in texts:
+        args += ["-l", t]
+    rc, out, err = run(args + [images[0]])
+    if check(rc == 0, "classify: rc %d: %s" % (rc, err)):
+        doc = json.loads(out)
+        check(doc["image"] == images[0], "classify image: %r" % doc["image"])
+        got = doc["labels"]
+        check(sorted(g["label"] for g in got) == sorted(texts), "classify: all labels back")
+        got_p = [g["prob"] for g in got]
+        check(got_p == sorted(got_p, reverse=True), "classify: highest first")
+        by_label = {g["label"]: g for g in got}
+        close([by_label[t]["logit"] for t in texts], logits, "classify logits", 1e-5)
+        check(max(abs(by_label[t]["prob"] - p) for t, p in zip(texts, probs)) <= 1e-5,
+              "classify probabilities")
+
+    # the default template is "a remote sensing image of {}"
+    labels = ["river", "farmland", "airport"]
+    base = ["classify", "-m", FIX, "--json", "-l", labels[0], "-l", labels[1], "-l", labels[2],
+            images[2]]
+    rc1, out1, _ = run(base)
+    rc2, out2, _ = run(base[:3] + ["--template", "a remote sensing image of {}"] + base[3:])
+    check(rc1 == 0 and rc2 == 0 and out1 == out2, "default template")
+    e_text = embed(["--text"] + ["a remote sensing image of " + x for x in labels])
+    e_img = embed(["--image", images[2]])
+    if rc1 == 0 and e_text is not None and e_img is not None:
+        cos = (e_text @ e_img[0]) / (np.linalg.norm(e_text, axis=1) * np.linalg.norm(e_img[0]))
+        scale = float(np.exp(np.float64(ref["logit_scale"][0])))
+        want = {x: c * scale + float(ref["logit_bias"][0]) for x, c in zip(labels, cos)}
+        got = {g["label"]: g["logit"] for g in json.loads(out1)["labels"]}
+        check(all(abs(got[x] - want[x]) <= 1e-4 * max(1.0, abs(want[x])) for x in labels),
+              "classify logits = cos * exp(scale) + bias: %s vs %s" % (got, want))
+    # table output: header + one line per label
+    rc, out, err = run(base[:3] + base[4:])
+    check(rc == 0 and len(out.strip().splitlines()) == 2 + len(labels), "table output: %r" % out)
+    # several images: one JSON object per line
+    rc, out, err = run(base + [images[3]])
+    check(rc == 0 and [json.loads(x)["image"] for x in out.splitlines()] == [images[2], images[3]],
+          "classify two images")
+
+
+def gdal_translate(args):
+    subprocess.run(["gdal_translate", "-q"] + args, check=True, timeout=60,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def expect_failure(args, needle, what, code=1):
+    rc, out, err = run(args)
+    ok = check(rc == code, "%s: exit %d, expected %d (%s)" % (what, rc, code, err.strip()))
+    ok &= check(out == "", "%s: stdout not empty: %r" % (what, out[:200]))
+    if code == 1:
+        ok &= check(err.startswith("rsclip: ") and err.count("\n") == 1,
+                    "%s: not one 'rsclip: ' line: %r" % (what, err))
+    for n in needle if isinstance(needle, (list, tuple)) else [needle]:
+        ok &= check(n in err, "%s: %r not in %r" % (what, n, err))
+    return ok
+
+
+def test_errors():
+    tmp = tempfile.mkdtemp(prefix="rsclip_test_cli_")
+    img0 = os.path.join(FIX, "img0.png")
+    try:
+        def p(name):
+            return os.path.join(tmp, name)
+
+        missing = p("missing.png")
+        expect_failure(["embed", "-m", FIX, "--image", img0, missing], missing, "missing image")
+        expect_failure(["classify", "-m", FIX, "-l", "a", missing], missing, "classify missing")
+        with open(p("text.png"), "w") as f:
+            f.write("this is not an image\n")
+        expect_failure(["embed", "-m", FIX, "--image", p("text.png")], p("text.png"),
+                       "text file as image")
+        with open(img0, "rb") as f:
+            head = f.read(5000)
+        with open(p("truncated.png"), "wb") as f:
+            f.write(head)
+        expect_failure(["embed", "-m", FIX, "--image", p("truncated.png")], p("truncated.png"),
+                       "truncated PNG")
+        with open(p("empty.png"), "wb"):
+            pass
+        expect_failure(["embed", "-m", FIX, "--image", p("empty.png")], p("empty.png"),
+                       "empty file")
+        expect_failure(["embed", "-m", FIX, "--image", tmp], tmp, "folder as image")
+        gdal_translate(["-ot", "UInt16", img0, p("u16.tif")])
+        expect_failure(["embed", "-m", FIX, "--image", p("u16.tif")],
+                       [p("u16.tif"), "band type UInt16 is not 8-bit", "rsclip index --scale"],
+                       "UInt16")
+        gdal_translate(["-ot", "Float32", img0, p("f32.tif")])
+        expect_failure(["classify", "-m", FIX, "-l", "x", p("f32.tif")],
+                       [p("f32.tif"), "Float32"], "Float32")
+        gdal_translate(["-b", "1", "-b", "2", img0, p("two.tif")])
+        expect_failure(["embed", "-m", FIX, "--image", p("two.tif")], [p("two.tif"), "2 bands"],
+                       "two bands")
+
+        # grey: one band is replicated, same as the explicit three-band copy
+        gdal_translate(["-b", "1", img0, p("grey.tif")])
+        gdal_translate(["-b", "1", "-b", "1", "-b", "1", img0, p("grey3.png")])
+        # (one run each: the encoder's sums may round differently at another batch position)
+        rc1, out1, err1 = run(["embed", "-m", FIX, "--image", p("grey.tif")])
+        rc2, out2, err2 = run(["embed", "-m", FIX, "--image", p("grey3.png")])
+        if check(rc1 == 0 and rc2 == 0, "grey image: %s %s" % (err1, err2)):
+            check(json.loads(out1)["embeddings"] == json.loads(out2)["embeddings"],
+                  "grey == replicated RGB")
+
+        # models
+        os.mkdir(p("empty_model"))
+        expect_failure(["embed", "-m", p("empty_model"), "--text", "x"], p("empty_model"),
+                       "folder without a model")
+        bad = p("bad_model")
+        shutil.copytree(FIX, bad)
+        with open(os.path.join(bad, "model.safetensors"), "r+b") as f:
+            f.truncate(1000)
+        expect_failure(["embed", "-m", bad, "--text", "x"],
+                       os.path.join(bad, "model.safetensors"), "truncated checkpoint")
+        expect_failure(["tokenize", "-m", img0, "x"], img0, "file as model")
+        expect_failure(["tokenize", "-m", "no/such-model", "x"],
+                       ["no/such-model", "rsclip model fetch"], "model not fetched")
+
+        # texts: invalid UTF-8 is an error, empty text is fine
+        rc = subprocess.run([BIN, "embed", "-m", FIX, "--text", "ok", b"bad \xff text"],
+                            capture_output=True, timeout=120)
+        check(rc.returncode == 1 and b"UTF-8" in rc.stderr and rc.stdout == b"" and
+              rc.stderr.count(b"\n") == 1, "non-UTF-8 text: %d %r" % (rc.returncode, rc.stderr))
+        rc = subprocess.run([BIN, "tokenize", "-m", FIX, b"\xc3\x28"], capture_output=True,
+                            timeout=120)
+        check(rc.returncode == 1 and b"UTF-8" in rc.stderr, "tokenize non-UTF-8: %r" % rc.stderr)
+        rc, out, err = run(["embed", "-m", FIX, "--text", ""])
+        check(rc == 0 and len(json.loads(out)["embeddings"]) == 1, "empty text: %s" % err)
+        rc, out, err = run(["classify", "-m", FIX, "-l", "", "--template", "{}", img0])
+        check(rc == 0, "empty label: %s" % err)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_usage():
+    rc, out, err = run(["--version"])
+    check(rc == 0 and out.startswith("rsclip ") and len(out.split()) == 2, "--version: %r" % out)
+    rc, out, err = run(["help"])
+    check(rc == 0 and "embed" in out and "classify" in out and "model" in out, "help: %r" % out)
+    for cmd in ["tokenize", "embed", "classify", "model"]:
+        rc, out, err = run([cmd, "--help"])
+        check(rc == 0 and out.startswith("usage: rsclip " + cmd), "%s --help: %r" % (cmd, out))
+        rc2, out2, _ = run(["help", cmd])
+        check(rc2 == 0 and out2 == out, "help %s" % cmd)
+    rc, out, err = run([])
+    check(rc == 2 and out == "", "no arguments: rc %d" % rc)
+    for args, what in [
+        (["frobnicate"], "unknown command"),
+        (["embed", "--text", "x"], "no -m"),
+        (["embed", "-m", FIX, "x"], "neither --image nor --text"),
+        (["embed", "-m", FIX, "--image", "--text", "x"], "both --image and --text"),
+        (["embed", "-m", FIX, "--image"], "no inputs"),
+        (["embed", "-m", FIX, "--bogus", "--text", "x"], "unknown option"),
+        (["embed", "-m", FIX, "-j", "many", "--text", "x"], "bad -j"),
+        (["embed", "-m"], "-m without a value"),
+        (["classify", "-m", FIX, os.path.join(FIX, "img0.png")], "classify without labels"),
+        (["classify", "-m", FIX, "-l", "a"], "classify without images"),
+        (["classify", "-m", FIX, "-l", "a", "-t", "no hole", os.path.join(FIX, "img0.png")],
+         "template without {}"),
+        (["tokenize", "-m", FIX], "tokenize without texts"),
+        (["model"], "model without subcommand"),
+        (["model", "fetch"], "fetch without a name"),
+        (["model", "frob"], "unknown model subcommand"),
+    ]:
+        rc, out, err = run(args)
+        check(rc == 2 and out == "" and err.startswith("rsclip"), "%s: rc %d %r" % (what, rc, err))
+
+
+def main():
+    group = sys.argv[1] if len(sys.argv) > 1 else "all"
+    if group in ("reference", "all"):
+        test_reference()
+    if group in ("errors", "all"):
+        test_errors()
+    if group in ("usage", "all"):
+        test_usage()
+    name = "test_cli_" + group
+    if failures:
+        print("%s: %d check(s) failed" % (name, failures), file=sys.stderr)
+        return 1
+    print("%s: all checks passed" % name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
