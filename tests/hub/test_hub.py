@@ -22,6 +22,7 @@ FIX = os.path.join(os.environ["RSCLIP_FIXTURES"], "siglip-tiny")
 SNAPSHOT = ["config.json", "model.safetensors", "spiece.model", "preprocessor_config.json",
             "tokenizer_config.json", "special_tokens_map.json"]
 CUT_AT = 100_000
+TOKEN = "hf_test_token"
 
 failures = 0
 
@@ -116,6 +117,12 @@ class Hub:
                         self.wfile.write(msg)
                     return
                 modes = hub.modes.get(repo, ())
+                if "auth" in modes and self.headers.get("Authorization") != "Bearer " + TOKEN:
+                    hub.record(repo, fname, rng, 401, head)
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 start = 0
                 if rng and "norange" not in modes:
                     r = re.match(r"^bytes=(\d+)-$", rng)
@@ -205,8 +212,9 @@ def main():
     evil_index["weight_map"][first] = "../escaped.safetensors"
     evil["model.safetensors.index.json"] = json.dumps(evil_index).encode()
     hub = Hub({"test/tiny": tiny, "test/minimal": minimal, "test/cut": tiny,
-               "test/norange": tiny, "test/sharded": sharded, "test/evil": evil},
-              {"test/cut": ("cut",), "test/norange": ("cut", "norange")})
+               "test/norange": tiny, "test/sharded": sharded, "test/evil": evil, "test/auth": tiny},
+              {"test/cut": ("cut",), "test/norange": ("cut", "norange"),
+               "test/auth": ("cut", "auth")})
     tmp = tempfile.mkdtemp(prefix="rsclip_test_hub_")
     try:
         base_env = {k: v for k, v in os.environ.items()
@@ -259,6 +267,19 @@ def main():
         rc, out, err = run(["model", "fetch", "-q", "test/norange", "-o", d4], base_env)
         check(rc == 0, "norange: second run: rc %d: %s" % (rc, err))
         same_files(d4, tiny, "fetch after a 200 answer to Range")
+
+        # 4b. $HF_TOKEN is sent as a bearer token, together with Range when resuming
+        d4b = os.path.join(tmp, "d4b")
+        rc, out, err = run(["model", "fetch", "-q", "test/auth", "-o", d4b], base_env)
+        check(rc == 1 and "401" in err, "no token: rc %d %r" % (rc, err))
+        auth_env = dict(base_env, HF_TOKEN=TOKEN)
+        rc, out, err = run(["model", "fetch", "-q", "test/auth", "-o", d4b], auth_env)
+        check(rc == 1 and "interrupted" in err, "token, cut: rc %d %r" % (rc, err))
+        rc, out, err = run(["model", "fetch", "-q", "test/auth", "-o", d4b], auth_env)
+        check(rc == 0, "token, resumed: rc %d %r" % (rc, err))
+        check(("test/auth", "model.safetensors", "bytes=%d-" % CUT_AT, 206) in hub.log,
+              "resumed with token + Range: %s" % [e for e in hub.log if e[0] == "test/auth"])
+        same_files(d4b, tiny, "fetch with a token")
 
         # 5. unknown repo / bad names
         rc, out, err = run(["model", "fetch", "-q", "nobody/nothing", "-o",

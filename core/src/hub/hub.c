@@ -277,6 +277,8 @@ static void http_request(const char *url, fetch_ctx *c, http_outcome *o) {
     char headers[1024] = "";
     size_t hl = 0;
     const char *token = getenv("HF_TOKEN");
+    for (const char *t = token; t && *t; t++)
+        if ((unsigned char)*t < 0x21 || *t == 0x7f) token = NULL; /* no header injection */
     if (token && token[0])
         hl = (size_t)snprintf(headers, sizeof headers, "Authorization: Bearer %s", token);
     if (c && c->start > 0 && hl < sizeof headers)
