@@ -75,6 +75,13 @@ int app_load_model(const char *name, rsclip_model **out) {
     *out = NULL;
     if (rsclip_hub_resolve(name, dir, sizeof dir) != RSCLIP_OK) return app_fail();
     if (rsclip_model_load(dir, NULL, out) != RSCLIP_OK) return app_fail();
+    /* A model found in the hub cache is known by its repo id, not by its folder's name. */
+    if (strcmp(dir, name) != 0 &&
+        rsclip_model_set_name(*out, rsclip_hub_repo_id(name)) != RSCLIP_OK) {
+        rsclip_model_free(*out);
+        *out = NULL;
+        return app_fail();
+    }
     return APP_OK;
 }
 
