@@ -668,6 +668,76 @@ static void test_refusals(const char *dir) {
     }
 }
 
+/* Content damaged by other programs: every read path fails with a message naming the tile, no
+ * crash (this runs under the sanitizers in CI). */
+static void test_hostile_content(const char *dir) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s", tmp_path(dir, "hostile.gpkg"));
+    rsclip_index *idx;
+    CHECK_OK(rsclip_index_open(path, RSCLIP_INDEX_CREATE, &idx));
+    REQUIRE(idx);
+    CHECK_OK(rsclip_index_bind_model(idx, "tiny", fp_a, DIM, NULL));
+    rsclip_scene_info s = ti_scene("h.tif", 1, 1, NULL, 4, 4);
+    int64_t sid, ids[16];
+    int state;
+    CHECK_OK(rsclip_index_begin_scene(idx, &s, 0, &sid, &state));
+    rsclip_tile_record r[16];
+    double xy[16][2 * TI_NPTS];
+    float v[16 * DIM];
+    for (int i = 0; i < 16; i++)
+        ti_record(1, LON0, LAT0, i % 4, i / 4, DIM, &r[i], xy[i], v + i * DIM);
+    CHECK_OK(rsclip_index_add_tiles(idx, sid, 16, r, v, ids));
+    rsclip_index_close(idx);
+    /* plain SQLite cannot run the R-tree triggers (no ST_ functions): drop them to write garbage */
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "DROP TRIGGER rtree_tiles_geom_update1; DROP TRIGGER rtree_tiles_geom_update2; "
+             "DROP TRIGGER rtree_tiles_geom_update3; DROP TRIGGER rtree_tiles_geom_update4; "
+             "UPDATE tiles SET geom = x'47500003E6100000' WHERE fid = %lld; "
+             "UPDATE tiles SET geom = x'4750000100000000010300000001000000FFFFFF7F' WHERE fid = "
+             "%lld; UPDATE embeddings SET vec = x'0000' WHERE tile_id = %lld",
+             (long long)ids[3], (long long)ids[4], (long long)ids[5]);
+    sql_exec(path, sql);
+    CHECK_OK(rsclip_index_open(path, RSCLIP_INDEX_READONLY, &idx));
+    REQUIRE(idx);
+    rsclip_tile_info *t = NULL;
+    char want[64];
+    for (int k = 3; k <= 4; k++) {
+        CHECK(rsclip_index_get_tile(idx, ids[k], &t) == RSCLIP_ERR_FORMAT && !t);
+        snprintf(want, sizeof want, "tile %lld", (long long)ids[k]);
+        CHECK(strstr(rsclip_last_error(), want) != NULL);
+    }
+    CHECK_OK(rsclip_index_get_tile(idx, ids[2], &t));
+    rsclip_free(t);
+    const double world[4] = {-180, -90, 180, 90};
+    int64_t *hits = NULL;
+    size_t n = 0;
+    CHECK(rsclip_index_tiles_in_bbox(idx, world, 1, &hits, &n) == RSCLIP_ERR_FORMAT && !hits);
+    rsclip_embeddings *e = NULL;
+    CHECK(rsclip_index_load_embeddings(idx, &e) == RSCLIP_ERR_FORMAT && !e);
+    snprintf(want, sizeof want, "tile %lld has 2 bytes", (long long)ids[5]);
+    CHECK(strstr(rsclip_last_error(), want) != NULL);
+    float out[DIM];
+    CHECK(rsclip_index_get_embeddings(idx, &ids[5], 1, out) == RSCLIP_ERR_FORMAT);
+    CHECK_OK(rsclip_index_get_embeddings(idx, &ids[6], 1, out));
+    CHECK(rsclip_index_verify(idx) == RSCLIP_ERR_FORMAT);
+    rsclip_index_close(idx);
+    /* absurd or non-numeric embed_dim */
+    const char *dims[2] = {"UPDATE rsclip_meta SET value = '99999999999' WHERE key = 'embed_dim'",
+                           "UPDATE rsclip_meta SET value = '7x' WHERE key = 'embed_dim'"};
+    for (int k = 0; k < 2; k++) {
+        sql_exec(path, dims[k]);
+        CHECK_OK(rsclip_index_open(path, RSCLIP_INDEX_READONLY, &idx));
+        REQUIRE(idx);
+        CHECK(rsclip_index_load_embeddings(idx, &e) == RSCLIP_ERR_FORMAT && !e);
+        CHECK(strstr(rsclip_last_error(), path) != NULL);
+        rsclip_index_info info;
+        int rc = rsclip_index_get_info(idx, &info);
+        CHECK(k == 0 ? rc == RSCLIP_OK : rc == RSCLIP_ERR_FORMAT);
+        rsclip_index_close(idx);
+    }
+}
+
 int main(void) {
     const char *dir = ti_tmpdir("test_index");
     char d[512];
@@ -675,6 +745,7 @@ int main(void) {
     test_write_read(d);
     test_scene_states(d);
     test_refusals(d);
+    test_hostile_content(d);
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
     if (!tu_failures && !getenv("RSCLIP_TEST_KEEP") && system(cmd) != 0)

@@ -614,6 +614,25 @@ static int verify_impl(rsclip_index *idx) {
     if (rc) return rc;
     if ((rc = expect_text(idx, "SELECT rtreecheck('rtree_tiles_geom')", "ok", "rtreecheck")))
         return rc;
+    /* every footprint must be a valid 2D polygon blob (GIS tools may have written others) */
+    if ((rc = idx__prepare(idx, "SELECT fid, geom FROM tiles", &st))) return rc;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        idx_gpkg_geom g;
+        double *xy = NULL;
+        size_t np = 0;
+        const uint8_t *b = sqlite3_column_blob(st, 1);
+        size_t len = (size_t)sqlite3_column_bytes(st, 1);
+        if (idx__gpkg_parse(b, len, &g) != 0 || g.empty ||
+            idx__wkb_polygon_ring(g.wkb, g.wkb_len, &xy, &np) != 0) {
+            rc = rsclip__error(RSCLIP_ERR_FORMAT, "%s: tile %lld: footprint is not a 2D polygon",
+                               idx->path, (long long)sqlite3_column_int64(st, 0));
+            break;
+        }
+        free(xy);
+    }
+    if (!rc && s != SQLITE_DONE) rc = idx__db_error(idx, "reading footprints");
+    sqlite3_finalize(st);
+    if (rc) return rc;
     int64_t dim = 0;
     if ((rc = idx__meta_int(idx, "embed_dim", &dim))) return rc;
     char sql[256];
