@@ -30,10 +30,16 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
 int cmd_model(int argc, char **argv);
+int cmd_index(int argc, char **argv);
+int cmd_search(int argc, char **argv);
+int cmd_info(int argc, char **argv);
 extern const char app_usage_tokenize[];
 extern const char app_usage_embed[];
 extern const char app_usage_classify[];
 extern const char app_usage_model[];
+extern const char app_usage_index[];
+extern const char app_usage_search[];
+extern const char app_usage_info[];
 
 /* "rsclip: <message>" on stderr; returns APP_ERROR. */
 int app_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -16,6 +16,7 @@
 #include "rsclip/hub.h"
 #include "rsclip/export.h"
 #include "rsclip/query.h"
+#include "rsclip/indexer.h"
 #include "rsclip/imageio.h"
 #include "rsclip/index.h"
 #include "rsclip/search.h"

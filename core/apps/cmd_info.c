@@ -1,0 +1,119 @@
+/* rsclip info: what an index holds. */
+#include "app.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+const char app_usage_info[] = "usage: rsclip info INDEX [--json]\n"
+                              "\n"
+                              "Print what an index holds: model, embedding dimension, scenes,\n"
+                              "tiles, extent (WGS84) and size on disk.\n"
+                              "  --json    machine-readable output\n";
+
+static int64_t file_size(const char *path, const char *suffix) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s%s", path, suffix);
+    struct stat st;
+    return stat(p, &st) == 0 ? (int64_t)st.st_size : 0;
+}
+
+int cmd_info(int argc, char **argv) {
+    static const struct option longopts[] = {{"json", no_argument, NULL, 'J'}, {NULL, 0, NULL, 0}};
+    int json = 0, ch;
+    opterr = 0;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+        if (ch == 'J')
+            json = 1;
+        else
+            return app_bad_option("info", ch, argv);
+    }
+    if (argc - optind != 1) return app_usage_error("info", "give one index file");
+    const char *path = argv[optind];
+    rsclip_index *idx = NULL;
+    struct stat st;
+    if (stat(path, &st) != 0) return app_error("%s: no such index file", path);
+    if (rsclip_index_open(path, RSCLIP_INDEX_READONLY, &idx) != RSCLIP_OK) return app_fail();
+    rsclip_index_info in;
+    int64_t *ids = NULL;
+    size_t n_ids = 0;
+    if (rsclip_index_get_info(idx, &in) != RSCLIP_OK ||
+        rsclip_index_list_scenes(idx, &ids, &n_ids) != RSCLIP_OK) {
+        rsclip_index_close(idx);
+        return app_fail();
+    }
+    int64_t size = file_size(path, ""), wal = file_size(path, "-wal"),
+            cache = file_size(path, ".rsvec");
+    if (json) {
+        printf("{\"index\": ");
+        app_json_string(stdout, path);
+        printf(", \"schema_version\": %d, \"model\": ", in.schema_version);
+        app_json_string(stdout, in.model_id);
+        printf(", \"fingerprint\": ");
+        app_json_string(stdout, in.model_fingerprint);
+        printf(", \"dim\": %d, \"dtype\": ", in.embed_dim);
+        app_json_string(stdout, in.dtype);
+        printf(", \"scenes\": %lld, \"scenes_complete\": %lld, \"tiles\": %lld, "
+               "\"embeddings\": %lld, ",
+               (long long)in.n_scenes, (long long)in.n_scenes_complete, (long long)in.n_tiles,
+               (long long)in.n_embeddings);
+        if (in.has_extent)
+            printf("\"extent\": [%.9g, %.9g, %.9g, %.9g], ", in.extent[0], in.extent[1],
+                   in.extent[2], in.extent[3]);
+        else
+            printf("\"extent\": null, ");
+        printf("\"bytes\": %lld, \"wal_bytes\": %lld, \"cache_bytes\": %lld, \"created\": ",
+               (long long)size, (long long)wal, (long long)cache);
+        app_json_string(stdout, in.created_at);
+        printf(", \"updated\": ");
+        app_json_string(stdout, in.updated_at);
+        printf(", \"scene_list\": [");
+    } else {
+        printf("Index:       %s\n", path);
+        printf("Format:      rsclip index schema %d (GeoPackage; layer 'tiles' opens in GIS)\n",
+               in.schema_version);
+        printf("Model:       %s\n", in.model_id[0] ? in.model_id : "(none yet)");
+        printf("Fingerprint: %s\n", in.model_fingerprint);
+        printf("Dimension:   %d (%s, L2-normalised)\n", in.embed_dim, in.dtype);
+        printf("Scenes:      %lld (%lld complete)\n", (long long)in.n_scenes,
+               (long long)in.n_scenes_complete);
+        printf("Tiles:       %lld (%lld embeddings)\n", (long long)in.n_tiles,
+               (long long)in.n_embeddings);
+        if (in.has_extent)
+            printf("Extent:      %.7f, %.7f, %.7f, %.7f (W, S, E, N; WGS84)\n", in.extent[0],
+                   in.extent[1], in.extent[2], in.extent[3]);
+        printf("Size:        %.1f MiB (WAL %.1f MiB, vector cache %.1f MiB)\n",
+               (double)size / 1048576.0, (double)wal / 1048576.0, (double)cache / 1048576.0);
+        printf("Created:     %s\nUpdated:     %s\n", in.created_at, in.updated_at);
+        if (n_ids)
+            printf("Scenes:\n  %4s  %-8s  %6s  %7s  %s\n", "id", "status", "tiles", "skipped",
+                   "path");
+    }
+    int rc = APP_OK;
+    for (size_t i = 0; i < n_ids; i++) {
+        rsclip_scene_info *si = NULL;
+        if (rsclip_index_get_scene(idx, ids[i], &si) != RSCLIP_OK) {
+            rc = app_fail();
+            break;
+        }
+        const char *status = si->status == RSCLIP_SCENE_COMPLETE ? "complete" : "indexing";
+        if (json) {
+            printf("%s{\"id\": %lld, \"path\": ", i ? ", " : "", (long long)si->id);
+            app_json_string(stdout, si->path);
+            printf(", \"status\": \"%s\", \"tiles\": %lld, \"skipped\": %lld, \"epsg\": %d, "
+                   "\"width\": %d, \"height\": %d}",
+                   status, (long long)si->tiles_stored, (long long)si->tiles_skipped, si->epsg,
+                   si->width, si->height);
+        } else {
+            printf("  %4lld  %-8s  %6lld  %7lld  %s\n", (long long)si->id, status,
+                   (long long)si->tiles_stored, (long long)si->tiles_skipped, si->path);
+        }
+        rsclip_free(si);
+    }
+    if (json && rc == APP_OK) printf("]}\n");
+    rsclip_free(ids);
+    rsclip_index_close(idx);
+    return rc;
+}

@@ -1,0 +1,84 @@
+/*
+ * rsclip/indexer.h -- the indexing pipeline: rasters -> tiler -> model -> index.
+ *
+ * rsclip_indexer_run indexes a list of rasters into one index file. A reader thread opens each
+ * raster (rsclip/tiler.h), reads and preprocesses its tiles into batches while the calling
+ * thread encodes the previous batch (rsclip/model.h) and stores it (rsclip/index.h) in one
+ * transaction per batch. So:
+ *   - kill -9 at any moment leaves a valid index; the next run resumes each interrupted scene
+ *     from the tiles it already stored (no tile duplicated or missing);
+ *   - unchanged scenes (same size, mtime and checksum) are skipped; changed ones re-indexed;
+ *     force re-indexes everything;
+ *   - a raster that cannot be read is reported (rsclip_indexer_report) and the others indexed;
+ *   - a write failure (full disk) stops the run with nothing already stored lost.
+ *
+ *     rsclip_indexer_params ip = rsclip_indexer_default_params();
+ *     ip.model = "base";
+ *     rsclip_indexer_report rep;
+ *     int rc = rsclip_indexer_run("city.gpkg", paths, n_paths, &ip, &rep);
+ *     // rc == RSCLIP_OK even when some inputs failed: check rep.scenes_failed
+ *     rsclip_indexer_report_clear(&rep);
+ */
+#ifndef RSCLIP_INDEXER_H
+#define RSCLIP_INDEXER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rsclip/tiler.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rsclip_indexer_progress {
+    int scene; /* 1-based number of the scene being indexed */
+    int n_scenes;
+    const char *path;    /* scene path */
+    int64_t tiles_done;  /* tiles encoded and stored in this run (all scenes) */
+    int64_t tiles_total; /* tiles to encode in this run, over the scenes opened so far */
+    double tiles_per_s;  /* encoding rate so far */
+    double eta_s;        /* estimated seconds left (< 0: unknown) */
+} rsclip_indexer_progress;
+
+/* Called from the calling thread after each stored batch and at scene boundaries; return 0 to
+ * stop (the run then ends with RSCLIP_ERR_CANCELLED, the index valid and resumable). */
+typedef int (*rsclip_indexer_progress_fn)(const rsclip_indexer_progress *p, void *user);
+/* Called once per input that could not be indexed (message names the file). */
+typedef void (*rsclip_indexer_error_fn)(const char *path, const char *message, void *user);
+
+typedef struct rsclip_indexer_params {
+    const char *model;         /* model folder, "base", "large" or a repo id (rsclip/hub.h) */
+    rsclip_tiler_params tiler; /* tile_size is taken from the model's image size */
+    int force;                 /* re-index unchanged scenes */
+    int batch;                 /* tiles per encoder batch; default 8 */
+    int n_threads;             /* encoder threads; 0 = all cores */
+    rsclip_indexer_progress_fn progress;
+    rsclip_indexer_error_fn on_error;
+    void *user;
+} rsclip_indexer_params;
+
+rsclip_indexer_params rsclip_indexer_default_params(void);
+
+typedef struct rsclip_indexer_report {
+    int scenes_total;
+    int scenes_indexed;   /* indexed (new, changed or resumed) and now complete */
+    int scenes_unchanged; /* skipped: already complete and unchanged */
+    int scenes_failed;    /* could not be read; see on_error */
+    int64_t tiles_added;
+    int64_t tiles_skipped; /* below min_valid */
+    double seconds;
+    double encode_seconds; /* time spent in the encoder */
+} rsclip_indexer_report;
+
+/* Index paths[0..n) (already expanded: rsclip_inputs_expand) into index_path (created if
+ * missing). Returns RSCLIP_OK when the run went through, even if some inputs failed (see the
+ * report); an error when the run could not go on (model cannot load or differs from the index's,
+ * index not writable, disk full, cancelled). report may be NULL. */
+int rsclip_indexer_run(const char *index_path, const char *const *paths, int n_paths,
+                       const rsclip_indexer_params *params, rsclip_indexer_report *report);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,414 @@
+#!/usr/bin/python3
+"""rsclip index/search/info end to end: the real binary on the bundled samples, checked against
+independent computations (numpy on the stored vectors, gdal_translate crops, ogrinfo).
+
+Usage: test_workflow.py GROUP   (one ctest entry per group; see CMakeLists.txt)
+"""
+import json
+import os
+import resource
+import shutil
+import signal
+import sqlite3
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+BIN = os.environ.get("RSCLIP_BIN", "build/core/rsclip")
+SRC = os.environ.get("RSCLIP_SOURCE_DIR", ".")
+FIX = os.environ.get("RSCLIP_FIXTURES", os.path.join(SRC, "tests", "fixtures"))
+MODEL = os.path.join(FIX, "siglip-tiny")
+SAMPLES = os.path.join(SRC, "samples")
+TEMPLATE = "a remote sensing image of {}"
+
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what, file=sys.stderr)
+
+
+def run(args, check_rc=None, env=None, timeout=300, **kw):
+    p = subprocess.run([BIN] + args, capture_output=True, text=True, env=env, timeout=timeout,
+                       **kw)
+    if check_rc is not None and p.returncode != check_rc:
+        print("command:", " ".join(args), "\nstdout:", p.stdout[-2000:], "\nstderr:",
+              p.stderr[-2000:], file=sys.stderr)
+        raise SystemExit("unexpected exit status %d (wanted %d)" % (p.returncode, check_rc))
+    return p
+
+
+def sample(name):
+    for f in os.listdir(SAMPLES):
+        if f.startswith(name) and f.endswith(".tif"):
+            return os.path.join(SAMPLES, f)
+    raise SystemExit("no sample " + name)
+
+
+def stored(index):
+    """tile id -> (scene path, window, unit vector) straight from the SQLite file."""
+    db = sqlite3.connect(index)
+    rows = db.execute(
+        "SELECT t.fid, s.path, t.xoff, t.yoff, t.xsize, t.ysize, e.vec FROM tiles t "
+        "JOIN scenes s ON s.id = t.scene_id JOIN embeddings e ON e.tile_id = t.fid "
+        "ORDER BY t.fid").fetchall()
+    meta = dict(db.execute("SELECT key, value FROM rsclip_meta").fetchall())
+    db.close()
+    out = {}
+    for fid, path, x, y, w, h, blob in rows:
+        out[fid] = (path, (x, y, w, h), np.frombuffer(blob, dtype="<f4").astype(np.float64))
+    return out, meta
+
+
+def embed_text(text, model=MODEL):
+    p = run(["embed", "-m", model, "--normalize", "--text", text], check_rc=0)
+    return np.array(json.loads(p.stdout)["embeddings"][0], dtype=np.float64)
+
+
+def build_index(tmp, name="idx.gpkg", extra=(), inputs=None, rc=0):
+    index = os.path.join(tmp, name)
+    run(["index", "-q", "-m", MODEL, "-o", index] + list(extra) + (inputs or [SAMPLES]),
+        check_rc=rc)
+    return index
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def group_search(tmp):
+    """search == brute force over the stored vectors; info; filters; negatives; like-*."""
+    index = build_index(tmp)
+    tiles, meta = stored(index)
+    check(len(tiles) == 53, "53 tiles stored from the samples (got %d)" % len(tiles))
+    info = json.loads(run(["info", index, "--json"], check_rc=0).stdout)
+    check(info["tiles"] == len(tiles) and info["embeddings"] == len(tiles), "info counts")
+    check(info["scenes"] == 6 and info["scenes_complete"] == 6, "info scenes")
+    check(info["dim"] == 32, "info dim")
+    scale, bias = float(meta["logit_scale"]), float(meta["logit_bias"])
+    ids = np.array(sorted(tiles))
+    vecs = np.stack([tiles[i][2] for i in ids])
+    check(np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5), "stored vectors unit length")
+
+    for text in ["lake", "airport runways", "dense residential buildings"]:
+        q = embed_text(TEMPLATE.format(text))
+        cos = vecs @ q
+        order = sorted(range(len(ids)), key=lambda i: (-cos[i], ids[i]))[:10]
+        out = run(["search", index, text, "-k", "10", "-of", "GeoJSON"], check_rc=0).stdout
+        feats = json.loads(out)["features"]
+        got = [f["properties"]["tile_id"] for f in feats]
+        check(got == [int(ids[i]) for i in order], "ranking of %r equals brute force" % text)
+        for f, i in zip(feats, order):
+            p = f["properties"]
+            check(abs(p["score"] - cos[i]) < 1e-5, "score of %r" % text)
+            check(abs(p["prob"] - sigmoid(cos[i] * np.exp(scale) + bias)) < 1e-5,
+                  "prob of %r" % text)
+            path, (x, y, w, h), _ = tiles[int(ids[i])]
+            check(p["scene"] == path and (p["xoff"], p["yoff"], p["xsize"], p["ysize"]) ==
+                  (x, y, w, h), "window of a hit")
+
+    # --min-prob keeps exactly the hits at or above it.
+    q = embed_text(TEMPLATE.format("lake"))
+    probs = np.sort(sigmoid((vecs @ q) * np.exp(scale) + bias))[::-1]
+    thr = float((probs[4] + probs[5]) / 2)
+    feats = json.loads(run(["search", index, "lake", "-k", "50", "--min-prob", str(thr), "-of",
+                            "GeoJSON"], check_rc=0).stdout)["features"]
+    check(len(feats) == 5, "--min-prob keeps the 5 hits above it (got %d)" % len(feats))
+
+    # --bbox: only tiles whose footprint meets the box (the Memphis scene here).
+    feats = json.loads(run(["search", index, "lake", "-k", "50", "--bbox",
+                            "-91,34.5,-89.5,35.5", "-of", "GeoJSON"], check_rc=0).stdout)["features"]
+    check(len(feats) == 12 and all("memphis" in f["properties"]["scene"] for f in feats),
+          "--bbox keeps the 12 Memphis tiles (got %d)" % len(feats))
+
+    # --aoi from a GeoJSON polygon in another CRS (Web Mercator) around the Memphis scene.
+    aoi = os.path.join(tmp, "aoi.geojson")
+    with open(aoi, "w") as f:
+        json.dump({"type": "FeatureCollection", "crs": {"type": "name", "properties": {
+            "name": "urn:ogc:def:crs:EPSG::3857"}}, "features": [{"type": "Feature",
+            "properties": {}, "geometry": {"type": "Polygon", "coordinates": [[
+                [-10130000, 4150000], [-9960000, 4150000], [-9960000, 4230000],
+                [-10130000, 4230000], [-10130000, 4150000]]]}}]}, f)
+    feats = json.loads(run(["search", index, "lake", "-k", "50", "--aoi", aoi, "-of",
+                            "GeoJSON"], check_rc=0).stdout)["features"]
+    check(len(feats) == 12 and all("memphis" in f["properties"]["scene"] for f in feats),
+          "--aoi keeps the Memphis tiles (got %d)" % len(feats))
+
+    # Negatives: score = cos(q) - 0.5 max cos(neg).
+    n1 = embed_text(TEMPLATE.format("farmland"))
+    score = vecs @ q - 0.5 * (vecs @ n1)
+    order = sorted(range(len(ids)), key=lambda i: (-score[i], ids[i]))[:5]
+    feats = json.loads(run(["search", index, "lake", "--not", "farmland", "-k", "5", "-of",
+                            "GeoJSON"], check_rc=0).stdout)["features"]
+    check([f["properties"]["tile_id"] for f in feats] == [int(ids[i]) for i in order],
+          "--not ranking equals brute force")
+
+    # Query by example: a tile is its own best match (cosine 1).
+    feats = json.loads(run(["search", index, "--like-tile", "7", "-k", "3", "-of", "GeoJSON"],
+                           check_rc=0).stdout)["features"]
+    check(feats[0]["properties"]["tile_id"] == 7 and abs(feats[0]["properties"]["score"] - 1) <
+          1e-5, "--like-tile finds itself first")
+    lon, lat = feats[0]["properties"]["lon"], feats[0]["properties"]["lat"]
+    feats = json.loads(run(["search", index, "--like-point", "%.9f,%.9f" % (lon, lat), "-k", "1",
+                            "-of", "GeoJSON"], check_rc=0).stdout)["features"]
+    check(abs(feats[0]["properties"]["score"] - 1) < 1e-5, "--like-point uses the tile at it")
+    # --like-image with the crop of the small Milwaukee scene equals that tile.
+    crop = os.path.join(tmp, "mke.png")
+    subprocess.run(["gdal_translate", "-q", "-b", "1", "-b", "2", "-b", "3", "-of", "PNG",
+                    sample("naip_milwaukee"), crop], check=True)
+    feats = json.loads(run(["search", index, "--like-image", crop, "-k", "1", "-of", "GeoJSON"],
+                           check_rc=0).stdout)["features"]
+    check("milwaukee" in feats[0]["properties"]["scene"] and
+          feats[0]["properties"]["score"] > 0.99999, "--like-image finds the same tile")
+
+    # --merge: regions of touching hits.
+    p = run(["search", index, "--like-tile", "7", "-k", "4", "--merge", "-of", "GeoJSON"],
+            check_rc=0)
+    regs = json.loads(p.stdout)["features"]
+    check(sum(r["properties"]["tiles"] for r in regs) == 4, "--merge keeps every hit once")
+    check(all(r["properties"]["area_m2"] > 0 for r in regs), "--merge area")
+
+    # Table output and the vector cache (second run maps INDEX.rsvec).
+    out = run(["search", index, "lake", "-k", "3"], check_rc=0).stdout
+    check(out.splitlines()[0].split()[:3] == ["rank", "prob", "score"] and
+          len(out.splitlines()) == 4, "table output")
+    check(os.path.exists(index + ".rsvec"), "vector cache written")
+    out2 = run(["search", index, "lake", "-k", "3", "--no-cache"], check_rc=0).stdout
+    check(out == out2, "cache and no-cache agree")
+
+
+def group_embedding(tmp):
+    """A stored tile embedding equals `rsclip embed` of the same crop (8-bit scene)."""
+    scene = sample("usgs_hro")
+    index = build_index(tmp, inputs=[scene])
+    tiles, _ = stored(index)
+    check(len(tiles) == 2, "usgs_hro: 383x232 gives 2 tiles (got %d)" % len(tiles))
+    for tid, (path, (x, y, w, h), vec) in tiles.items():
+        crop = os.path.join(tmp, "crop%d.png" % tid)
+        subprocess.run(["gdal_translate", "-q", "-of", "PNG", "-srcwin", str(x), str(y), str(w),
+                        str(h), scene, crop], check=True)
+        p = run(["embed", "-m", MODEL, "--normalize", "--image", crop], check_rc=0)
+        e = np.array(json.loads(p.stdout)["embeddings"][0])
+        check(np.max(np.abs(e - vec)) < 1e-5, "tile %d embedding equals embed of its crop" % tid)
+    # Windows: last column shifted back to end at the raster edge, full height of a short raster.
+    wins = sorted(t[1] for t in tiles.values())
+    check(wins == [(0, 0, 256, 232), (127, 0, 256, 232)], "usgs_hro windows %s" % wins)
+
+
+def count_tiles(index):
+    try:
+        db = sqlite3.connect("file:%s?mode=ro" % index, uri=True, timeout=30)
+        n = db.execute("SELECT count(*) FROM tiles").fetchone()[0]
+        db.close()
+        return n
+    except sqlite3.Error:
+        return 0
+
+
+def group_resume(tmp):
+    """kill -9 mid-run, then the next run completes with no tile duplicated or missing."""
+    inputs = [sample("naip_nd"), sample("s2_aberystwyth")]
+    extra = ["--stride", "64", "--batch", "2", "-j", "1"]
+    ref = build_index(tmp, "ref.gpkg", extra, inputs)
+    ref_tiles, _ = stored(ref)
+    for attempt in range(3):
+        index = os.path.join(tmp, "killed%d.gpkg" % attempt)
+        p = subprocess.Popen([BIN, "index", "-q", "-m", MODEL, "-o", index] + extra + inputs)
+        target = 20 + 60 * attempt
+        t0 = time.time()
+        while p.poll() is None and count_tiles(index) < target and time.time() - t0 < 120:
+            time.sleep(0.02)
+        if p.poll() is None:
+            break
+    check(p.poll() is None, "indexer still running when killed")
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    n_killed = count_tiles(index)
+    check(0 < n_killed < len(ref_tiles), "killed mid-run (%d of %d stored)" % (n_killed,
+                                                                              len(ref_tiles)))
+    db = sqlite3.connect(index)
+    check(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "integrity after kill")
+    check(db.execute("SELECT count(*) FROM tiles t LEFT JOIN embeddings e ON e.tile_id = t.fid "
+                     "WHERE e.tile_id IS NULL").fetchone()[0] == 0, "no tile without embedding")
+    db.close()
+    # Searching a half-built index works.
+    run(["search", index, "lake", "-k", "3"], check_rc=0)
+    run(["index", "-q", "-m", MODEL, "-o", index] + extra + inputs, check_rc=0)
+    tiles, _ = stored(index)
+    key = lambda t: (os.path.basename(t[0]), t[1])
+    got = sorted(key(t) for t in tiles.values())
+    want = sorted(key(t) for t in ref_tiles.values())
+    check(len(got) == len(set(got)), "no duplicated tile after resume")
+    check(got == want, "resumed index has exactly the tiles of a clean run")
+    ref_vec = {key(t): t[2] for t in ref_tiles.values()}
+    check(all(np.max(np.abs(t[2] - ref_vec[key(t)])) < 1e-5 for t in tiles.values()),
+          "resumed embeddings equal a clean run's")
+    db = sqlite3.connect(index)
+    check(db.execute("SELECT count(*) FROM scenes WHERE status != 'complete'").fetchone()[0] == 0,
+          "all scenes complete after resume")
+    db.close()
+
+
+def group_concurrent(tmp):
+    """Searches run (and see committed tiles) while an index is being written."""
+    inputs = [sample("naip_nd"), sample("s2_aberystwyth")]
+    index = os.path.join(tmp, "live.gpkg")
+    p = subprocess.Popen([BIN, "index", "-q", "-m", MODEL, "-o", index, "--stride", "64",
+                          "--batch", "2", "-j", "1"] + inputs)
+    t0 = time.time()
+    while count_tiles(index) < 4 and time.time() - t0 < 120:
+        time.sleep(0.05)
+    ok = 0
+    while p.poll() is None and ok < 5:
+        r = run(["search", index, "lake", "-k", "3", "--no-cache"])
+        check(r.returncode == 0, "search during indexing: %s" % r.stderr.strip())
+        ok += 1
+    check(ok >= 1, "at least one search ran while indexing")
+    check(p.wait() == 0, "indexer finished")
+
+
+def group_incremental(tmp):
+    """Unchanged scenes are skipped, a changed one re-indexed, --force rebuilds."""
+    src = sample("usgs_hro")
+    scene = os.path.join(tmp, "scene.tif")
+    shutil.copy(src, scene)
+    index = build_index(tmp, inputs=[scene])
+    p = run(["index", "-m", MODEL, "-o", index, scene], check_rc=0)
+    check("1 unchanged" in p.stderr, "second run skips the unchanged scene: " + p.stderr)
+    tiles1, _ = stored(index)
+    # Change the pixels (same size): flip the image vertically.
+    subprocess.run(["gdalwarp", "-q", "-overwrite", "-ts", "383", "232", "-r", "near", src,
+                    os.path.join(tmp, "tmp.tif")], check=True)
+    subprocess.run(["gdal_calc.py", "--quiet", "-A", os.path.join(tmp, "tmp.tif"), "--allBands=A",
+                    "--calc=255-A", "--outfile=" + scene, "--overwrite"], check=True,
+                   capture_output=True)
+    p = run(["index", "-m", MODEL, "-o", index, scene], check_rc=0)
+    check("1 scene(s) indexed" in p.stderr, "changed scene re-indexed: " + p.stderr)
+    tiles2, _ = stored(index)
+    check(len(tiles2) == len(tiles1), "same tile count after re-index")
+    v1 = sorted(t[2].tolist() for t in tiles1.values())
+    v2 = sorted(t[2].tolist() for t in tiles2.values())
+    check(v1 != v2, "re-indexed embeddings differ")
+    p = run(["index", "-m", MODEL, "-o", index, "--force", scene], check_rc=0)
+    check("1 scene(s) indexed" in p.stderr, "--force re-indexes")
+    # Another model is refused, the index untouched.
+    before = os.path.getsize(index)
+    p = run(["index", "-q", "-m", os.path.join(FIX, "siglip-tiny-f16"), "-o", index, scene])
+    check(p.returncode == 1 and "was built with model" in p.stderr,
+          "another model refused: " + p.stderr)
+    check(len(stored(index)[0]) == len(tiles1) and os.path.getsize(index) == before,
+          "refused run wrote nothing")
+    p = run(["search", index, "lake", "-m", os.path.join(FIX, "siglip-tiny-f16")])
+    check(p.returncode == 1 and "was built with model" in p.stderr, "search with another model")
+
+
+def group_outputs(tmp):
+    """Hits export through OGR: GeoJSON, GPKG, CSV, KML, FlatGeobuf all open in ogrinfo."""
+    index = build_index(tmp)
+    for fmt, ext in [("GeoJSON", "geojson"), ("GPKG", "gpkg"), ("CSV", "csv"), ("KML", "kml"),
+                     ("FlatGeobuf", "fgb")]:
+        out = os.path.join(tmp, "hits." + ext)
+        run(["search", index, "lake", "-k", "7", "-of", fmt, "-o", out], check_rc=0)
+        p = subprocess.run(["ogrinfo", "-ro", "-so", "-al", out], capture_output=True, text=True)
+        check(p.returncode == 0 and "Feature Count: 7" in p.stdout, "ogrinfo reads " + fmt)
+    # Extension decides the format; --t_srs reprojects.
+    out = os.path.join(tmp, "utm.gpkg")
+    run(["search", index, "lake", "-k", "3", "-o", out, "--t_srs", "EPSG:32615"], check_rc=0)
+    p = subprocess.run(["ogrinfo", "-ro", "-so", "-al", out], capture_output=True, text=True)
+    check("32615" in p.stdout, "--t_srs written")
+    # The index itself is a GeoPackage whose tiles layer ogrinfo reads.
+    p = subprocess.run(["ogrinfo", "-ro", "-so", index, "tiles"], capture_output=True, text=True)
+    check(p.returncode == 0 and "Feature Count: 53" in p.stdout, "ogrinfo reads the index")
+
+
+def group_badinput(tmp):
+    """Bad inputs: clear one-line errors naming the file, right exit codes, nothing lost."""
+    corrupt = os.path.join(tmp, "corrupt.tif")
+    with open(sample("usgs_hro"), "rb") as f:
+        data = f.read()
+    with open(corrupt, "wb") as f:
+        f.write(data[:4000])
+    good = sample("naip_milwaukee")
+    index = os.path.join(tmp, "idx.gpkg")
+    p = run(["index", "-q", "-m", MODEL, "-o", index, good, corrupt])
+    check(p.returncode == 3, "partial run exits 3 (got %d)" % p.returncode)
+    check("corrupt.tif" in p.stderr, "corrupt file named: " + p.stderr)
+    check(len(stored(index)[0]) == 1, "the good raster is indexed")
+    # No georeferencing: refused unless --allow-pixel-coords.
+    nogeo = os.path.join(tmp, "nogeo.png")
+    subprocess.run(["gdal_translate", "-q", "-of", "PNG", "-b", "1", "-b", "2", "-b", "3", good,
+                    nogeo], check=True)
+    for f in os.listdir(tmp):
+        if f.startswith("nogeo.png."):
+            os.remove(os.path.join(tmp, f))
+    p = run(["index", "-q", "-m", MODEL, "-o", index, nogeo])
+    check(p.returncode == 3 and "nogeo.png" in p.stderr, "no georeferencing refused: " + p.stderr)
+    p = run(["index", "-q", "-m", MODEL, "-o", index, "--bands", "1,2,9", good, "--force"])
+    check(p.returncode == 3 and "band" in p.stderr, "band out of range: " + p.stderr)
+    check(len(stored(index)[0]) == 1, "nothing lost after failed runs")
+    p = run(["search", index, "  "])
+    check(p.returncode == 2 and "empty" in p.stderr, "empty query refused: " + p.stderr)
+    p = run(["search", corrupt, "lake"])
+    check(p.returncode == 1 and "corrupt.tif" in p.stderr, "not an index: " + p.stderr)
+    p = run(["search", os.path.join(tmp, "missing.gpkg"), "lake"])
+    check(p.returncode == 1 and "missing.gpkg" in p.stderr, "missing index: " + p.stderr)
+    p = run(["info", corrupt])
+    check(p.returncode == 1 and "corrupt.tif" in p.stderr, "info on a non-index: " + p.stderr)
+    p = run(["search", index, "lake", "-of", "GeoJSON", "-o", "/nonexistent-dir/hits.geojson"])
+    check(p.returncode == 1 and "/nonexistent-dir/hits.geojson" in p.stderr,
+          "unwritable output: " + p.stderr)
+    p = run(["index", "-q", "-m", MODEL, "-o", "/nonexistent-dir/x.gpkg", good])
+    check(p.returncode == 1 and "/nonexistent-dir/x.gpkg" in p.stderr, "unwritable index")
+    p = run(["index", "-q", "-m", MODEL, "-o", index, os.path.join(tmp, "nope.tif")])
+    check(p.returncode == 1 and "nope.tif" in p.stderr, "missing input named")
+    for r in (p,):
+        check(r.returncode >= 0, "no crash")
+
+
+def group_fulldisk(tmp):
+    """A full disk (RLIMIT_FSIZE) fails the run cleanly; what was indexed stays valid."""
+    index = build_index(tmp, inputs=[sample("usgs_hro")])
+    n0 = len(stored(index)[0])
+    size = os.path.getsize(index)
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        lim = size + 64 * 1024
+        resource.setrlimit(resource.RLIMIT_FSIZE, (lim, lim))
+
+    p = subprocess.run([BIN, "index", "-q", "-m", MODEL, "-o", index, "--stride", "16",
+                        sample("naip_nd")], capture_output=True, text=True, preexec_fn=limit,
+                       timeout=300)
+    check(p.returncode == 1, "full disk exits 1 (got %d: %s)" % (p.returncode, p.stderr))
+    check("idx.gpkg" in p.stderr, "full disk names the index: " + p.stderr)
+    db = sqlite3.connect(index)
+    check(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok", "valid after full disk")
+    db.close()
+    tiles, _ = stored(index)
+    check(sum(1 for t in tiles.values() if "usgs_hro" in t[0]) == n0,
+          "earlier scene intact after full disk")
+    run(["search", index, "lake", "-k", "2"], check_rc=0)
+
+
+def main():
+    group = sys.argv[1] if len(sys.argv) > 1 else "search"
+    tmp = tempfile.mkdtemp(prefix="rsclip_wf_")
+    try:
+        globals()["group_" + group](tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if failures:
+        print("%d check(s) failed" % len(failures), file=sys.stderr)
+        return 1
+    print("test_workflow %s: all checks passed" % group)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
