@@ -217,8 +217,11 @@ def main():
                "test/auth": ("cut", "auth")})
     tmp = tempfile.mkdtemp(prefix="rsclip_test_hub_")
     try:
+        # no proxy may stand between curl and 127.0.0.1; no user settings leak in
         base_env = {k: v for k, v in os.environ.items()
-                    if k not in ("RSCLIP_CACHE", "XDG_CACHE_HOME", "HF_TOKEN")}
+                    if k not in ("RSCLIP_CACHE", "XDG_CACHE_HOME", "HF_TOKEN") and
+                    not k.lower().endswith("_proxy") and not k.startswith("GDAL_HTTP")}
+        base_env["NO_PROXY"] = base_env["no_proxy"] = "127.0.0.1,localhost"
         base_env["HF_ENDPOINT"] = "http://127.0.0.1:%d" % hub.port
         base_env["RSCLIP_CACHE"] = os.path.join(tmp, "cache")
 
