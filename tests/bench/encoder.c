@@ -286,15 +286,16 @@ static void bench_model(const char *name, const char *workdir, int quick, double
         free(l.v);
     }
 
-    double t0 = now();
+    double t0 = now(), c0 = cpu_now();
     rsclip_model *m;
     if (rsclip_model_load(dir, NULL, &m) != RSCLIP_OK) die(dir);
     const rsclip_model_info *mi = rsclip_model_get_info(m);
-    printf("\n%s: loaded in %.2f s (%s -> F32), text %d/%d/%d, vision %d/%d/%d, image %d, %d "
+    printf("\n%s: loaded in %.2f s wall, %.2f s CPU (%s -> F32), text %d/%d/%d, vision %d/%d/%d, "
+           "image %d, %d "
            "patches\n",
-           name, now() - t0, mi->weights_dtype, mi->text.hidden, mi->text.intermediate,
-           mi->text.layers, mi->vision.hidden, mi->vision.intermediate, mi->vision.layers,
-           mi->image_size, mi->n_patches);
+           name, now() - t0, cpu_now() - c0, mi->weights_dtype, mi->text.hidden,
+           mi->text.intermediate, mi->text.layers, mi->vision.hidden, mi->vision.intermediate,
+           mi->vision.layers, mi->image_size, mi->n_patches);
     double vf = vision_flops(&s), tf = text_flops(&s);
     printf("FLOPs: %.1f GFLOP per image, %.1f GFLOP per text\n", vf * 1e-9, tf * 1e-9);
 
