@@ -56,7 +56,9 @@
  *    are some; exact for scenes up to stats_size), percentile interpolated linearly between
  *    order statistics (numpy's default). This deliberately does not use GDAL's approximate
  *    histogram, which samples a sqrt of the blocks or the smallest overview >= 2500 pixels and
- *    ignores alpha/internal masks. The lo/hi used are in rsclip_raster_info.
+ *    ignores alpha/internal masks. The lo/hi used are in rsclip_raster_info. Costs: averaged
+ *    overviews pull the percentiles slightly inwards; a large raster WITHOUT overviews has every
+ *    block read once for the decimated read (memory stays bounded; build overviews for speed).
  *  - GSD: params.gsd > 0 resamples to that ground resolution (metres, measured on the ground at
  *    the scene centre through PROJ, so it is right for degrees and Web Mercator too) through a
  *    GDAL VRT (gdal_translate -of VRT -outsize -r), which reads overviews when downsampling.
@@ -70,7 +72,8 @@
  *  - Checksum (rsclip_file_fingerprint): 64-bit FNV-1a over the file size, the first and the
  *    last MiB of the main file, and the name, size and mtime of every other file GDAL lists for
  *    the dataset (VRT sources, .ovr, .msk; not .aux.xml, a metadata cache). Cost: two 1 MiB
- *    reads and a few stats, whatever the raster size (range requests on /vsicurl/).
+ *    reads and a few stats, whatever the raster size (range requests on /vsicurl/). An edit in
+ *    the middle of a large file that keeps its size is not seen: compare mtime_ns as well.
  *
  * Threads: a tiler wraps one GDAL dataset handle and is NOT thread-safe: use it from one thread
  * at a time (it may be opened on one thread and read on another, e.g. a reader thread feeding an
