@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFAULT_TEMPLATE "a remote sensing image of {}"
-
 const char app_usage_classify[] =
     "usage: rsclip classify -m MODEL [options] -l LABEL [-l LABEL]... IMAGE...\n"
     "\n"
@@ -19,7 +17,7 @@ const char app_usage_classify[] =
     "  -m, --model MODEL       snapshot folder, base, large or a repo id in the cache\n"
     "  -l, --label LABEL       a class label (repeat for each class)\n"
     "  -t, --template TEXT     prompt template, {} is the label\n"
-    "                          (default \"" DEFAULT_TEMPLATE "\";\n"
+    "                          (default \"" RSCLIP_DEFAULT_TEMPLATE "\";\n"
     "                          --template \"{}\" uses the labels as they are)\n"
     "  --json                  print {\"image\": ..., \"labels\": [{\"label\": ..., \"prob\": p,\n"
     "                          \"logit\": l}, ...]} (one object per line per image)\n"
@@ -34,26 +32,6 @@ static int by_prob_desc(const void *a, const void *b) {
     const score *x = a, *y = b;
     if (x->prob != y->prob) return x->prob > y->prob ? -1 : 1;
     return x->label - y->label; /* stable: input order among ties */
-}
-
-/* template with every "{}" replaced by label; NULL when out of memory. */
-static char *apply_template(const char *tmpl, const char *label) {
-    size_t n_holes = 0, tl = strlen(tmpl), ll = strlen(label);
-    for (const char *p = strstr(tmpl, "{}"); p; p = strstr(p + 2, "{}")) n_holes++;
-    char *out = malloc(tl + n_holes * ll + 1);
-    if (!out) return NULL;
-    char *o = out;
-    for (const char *p = tmpl; *p;) {
-        if (p[0] == '{' && p[1] == '}') {
-            memcpy(o, label, ll);
-            o += ll;
-            p += 2;
-        } else {
-            *o++ = *p++;
-        }
-    }
-    *o = '\0';
-    return out;
 }
 
 static void print_scores(const char *image, const score *s, int n, char **labels, int json) {
@@ -85,7 +63,7 @@ int cmd_classify(int argc, char **argv) {
         {"model", required_argument, NULL, 'm'},    {"label", required_argument, NULL, 'l'},
         {"template", required_argument, NULL, 't'}, {"json", no_argument, NULL, OPT_JSON},
         {"threads", required_argument, NULL, 'j'},  {NULL, 0, NULL, 0}};
-    const char *cmd = "classify", *model_name = NULL, *tmpl = DEFAULT_TEMPLATE;
+    const char *cmd = "classify", *model_name = NULL, *tmpl = RSCLIP_DEFAULT_TEMPLATE;
     int json = 0, threads = 0, n_labels = 0, ch;
     char **labels = calloc((size_t)argc, sizeof *labels); /* at most one label per argument */
     if (!labels) return app_error("out of memory");
@@ -154,9 +132,9 @@ int cmd_classify(int argc, char **argv) {
     else if (rsclip_encoder_new(m, &ep, &enc) != RSCLIP_OK)
         rc = app_fail();
     for (int i = 0; i < n_labels && rc == APP_OK; i++) {
-        char *text = apply_template(tmpl, labels[i]);
+        char *text = rsclip_prompt_format(tmpl, labels[i]);
         if (!text) {
-            rc = app_error("out of memory");
+            rc = app_fail();
             break;
         }
         if (rsclip_model_tokenize(m, text, -1, ids + (size_t)i * ctx, NULL) != RSCLIP_OK)

@@ -45,6 +45,11 @@ extern "C" {
 /* The prompt template used when none is given: Git-RSCLIP's model card phrasing. */
 #define RSCLIP_DEFAULT_TEMPLATE "a remote sensing image of {}"
 
+/* The prompt for a text: tmpl with every "{}" replaced by text (NULL tmpl: the default template).
+ * A new string (rsclip_free); NULL with RSCLIP_ERR_INVALID_ARG when tmpl has no "{}", or on
+ * RSCLIP_ERR_NOMEM. */
+char *rsclip_prompt_format(const char *tmpl, const char *text);
+
 typedef struct rsclip_session_params {
     const char *model; /* model folder / name / repo id; NULL: the one recorded in the index */
     int n_threads;     /* encoder and scan threads; 0 = all cores */

@@ -211,37 +211,55 @@ static float prob_of(const rsclip_session *s, float cosine) {
     return (float)(1.0 / (1.0 + exp(-z)));
 }
 
+char *rsclip_prompt_format(const char *tmpl, const char *text) {
+    if (!tmpl) tmpl = RSCLIP_DEFAULT_TEMPLATE;
+    if (!text) text = "";
+    size_t n_holes = 0, tl = strlen(tmpl), xl = strlen(text), n;
+    for (const char *p = strstr(tmpl, "{}"); p; p = strstr(p + 2, "{}")) n_holes++;
+    if (!n_holes) {
+        rsclip__error(RSCLIP_ERR_INVALID_ARG, "template '%s' has no {} where the text goes", tmpl);
+        return NULL;
+    }
+    char *out = NULL;
+    if (!rsclip__mul_size(n_holes, xl, &n) && !rsclip__add_size(n, tl + 1, &n)) out = malloc(n);
+    if (!out) {
+        rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    char *o = out;
+    for (const char *p = tmpl; *p;) {
+        if (p[0] == '{' && p[1] == '}') {
+            memcpy(o, text, xl);
+            o += xl;
+            p += 2;
+        } else {
+            *o++ = *p++;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
 /* Embed texts through the template into out: [n, dim], L2-normalised. */
 static int embed_texts(rsclip_session *s, const char *tmpl, const char *const *texts, int n,
                        float *out) {
     int rc = need_model(s);
     if (rc) return rc;
     const rsclip_model_info *mi = rsclip_model_get_info(s->model);
-    if (!tmpl) tmpl = RSCLIP_DEFAULT_TEMPLATE;
-    const char *slot = strstr(tmpl, "{}");
-    if (!slot)
-        return rsclip__error(RSCLIP_ERR_INVALID_ARG,
-                             "template '%s' has no {} where the query text goes", tmpl);
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)mi->text_ctx * (size_t)n);
     if (!ids) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     for (int i = 0; i < n && !rc; i++) {
-        const char *t = texts[i];
-        const char *p = t;
+        const char *p = texts[i];
         while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
         if (!*p) {
             rc = rsclip__error(RSCLIP_ERR_INVALID_ARG, "empty query text");
             break;
         }
-        size_t lt = strlen(t), lm = strlen(tmpl);
-        char *full = malloc(lm + lt + 1);
+        char *full = rsclip_prompt_format(tmpl, texts[i]);
         if (!full) {
-            rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+            rc = rsclip_last_status();
             break;
         }
-        size_t pre = (size_t)(slot - tmpl);
-        memcpy(full, tmpl, pre);
-        memcpy(full + pre, t, lt);
-        memcpy(full + pre + lt, slot + 2, lm - pre - 2 + 1);
         rc = rsclip_model_tokenize(s->model, full, -1, ids + (size_t)i * mi->text_ctx, NULL);
         free(full);
     }
