@@ -1,0 +1,429 @@
+/*
+ * rsclip_driver.cpp -- driver registration, Identify/Open, open options, the dataset.
+ */
+#include "gdal_rsclip.h"
+
+#include "cpl_string.h"
+
+#include <cmath>
+#include <cstring>
+#include <exception>
+#include <limits>
+#include <new>
+
+/* ---- errors ---------------------------------------------------------------------------------- */
+
+void RSCLIPReportError(const char *context) {
+    const char *msg = rsclip_last_error();
+    if (!msg || !*msg) msg = rsclip_status_name(static_cast<rsclip_status>(rsclip_last_status()));
+    if (context && *context)
+        CPLError(CE_Failure, CPLE_AppDefined, "RSCLIP: %s: %s", context, msg);
+    else
+        CPLError(CE_Failure, CPLE_AppDefined, "RSCLIP: %s", msg);
+}
+
+void RSCLIPReportException(const char *where, const std::exception *e) {
+    if (e && dynamic_cast<const std::bad_alloc *>(e))
+        CPLError(CE_Failure, CPLE_OutOfMemory, "RSCLIP: %s: out of memory", where);
+    else
+        CPLError(CE_Failure, CPLE_AppDefined, "RSCLIP: %s: internal error (%s)", where,
+                 e ? e->what() : "unknown exception");
+}
+
+/* The library's log sink: debug/info to CPLDebug (CPL_DEBUG=ON shows them), warnings to
+ * CPLError(CE_Warning). Failures are reported from their return codes, not from here. */
+static void LogToCPL(int level, const char *msg, void *) {
+    if (level >= RSCLIP_LOG_WARN)
+        CPLError(CE_Warning, CPLE_AppDefined, "RSCLIP: %s", msg);
+    else
+        CPLDebug("RSCLIP", "%s", msg);
+}
+
+/* ---- open options ---------------------------------------------------------------------------- */
+
+static bool ParseInt(const char *name, const char *value, GIntBig lo, GIntBig hi, GIntBig *out) {
+    char *end = nullptr;
+    errno = 0;
+    long long v = strtoll(value, &end, 10);
+    while (end && (*end == ' ' || *end == '\t')) end++;
+    if (end == value || !end || *end || errno || v < lo || v > hi) {
+        CPLError(CE_Failure, CPLE_IllegalArg,
+                 "RSCLIP: open option %s=%s: expected an integer from " CPL_FRMT_GIB
+                 " to " CPL_FRMT_GIB,
+                 name, value, lo, hi);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool RSCLIPQueryOptions::Parse(CSLConstList papszOpts) {
+    const char *v;
+    if ((v = CSLFetchNameValue(papszOpts, "QUERY")) != nullptr) {
+        osQuery = v;
+        if (osQuery.empty()) {
+            CPLError(CE_Failure, CPLE_IllegalArg, "RSCLIP: open option QUERY is empty");
+            return false;
+        }
+    }
+    char **papszNeg = CSLFetchNameValueMultiple(papszOpts, "NEGATIVE");
+    for (char **p = papszNeg; p && *p; p++) {
+        char **parts = CSLTokenizeString2(*p, "|", CSLT_STRIPLEADSPACES | CSLT_STRIPENDSPACES);
+        for (char **q = parts; q && *q; q++)
+            if (**q) aosNegatives.push_back(*q);
+        CSLDestroy(parts);
+    }
+    CSLDestroy(papszNeg);
+    if ((v = CSLFetchNameValue(papszOpts, "TEMPLATE")) != nullptr) {
+        osTemplate = v;
+        if (osTemplate.find("{}") == std::string::npos) {
+            CPLError(CE_Failure, CPLE_IllegalArg,
+                     "RSCLIP: open option TEMPLATE=%s must contain {} (where the text goes)", v);
+            return false;
+        }
+    }
+    if ((v = CSLFetchNameValue(papszOpts, "MODEL")) != nullptr) osModel = v;
+    GIntBig n;
+    if ((v = CSLFetchNameValue(papszOpts, "TOP_K")) != nullptr) {
+        if (!ParseInt("TOP_K", v, 1, 1000000, &n)) return false;
+        nTopK = static_cast<int>(n);
+    }
+    if ((v = CSLFetchNameValue(papszOpts, "LIKE_TILE")) != nullptr) {
+        if (!ParseInt("LIKE_TILE", v, 1, std::numeric_limits<GIntBig>::max(), &n)) return false;
+        nLikeTile = n;
+    }
+    if ((v = CSLFetchNameValue(papszOpts, "STEP")) != nullptr) {
+        if (!ParseInt("STEP", v, 1, 1 << 20, &n)) return false;
+        dfStep = static_cast<double>(n);
+    }
+    if ((v = CSLFetchNameValue(papszOpts, "MIN_PROB")) != nullptr) {
+        char *end = nullptr;
+        double d = CPLStrtod(v, &end);
+        if (end == v || *end || !(d >= 0.0 && d <= 1.0)) {
+            CPLError(CE_Failure, CPLE_IllegalArg,
+                     "RSCLIP: open option MIN_PROB=%s: expected a probability from 0 to 1", v);
+            return false;
+        }
+        dfMinProb = d;
+    }
+    if ((v = CSLFetchNameValue(papszOpts, "MERGE")) != nullptr) {
+        if (EQUAL(v, "YES") || EQUAL(v, "TRUE") || EQUAL(v, "ON") || EQUAL(v, "1"))
+            bMerge = true;
+        else if (EQUAL(v, "NO") || EQUAL(v, "FALSE") || EQUAL(v, "OFF") || EQUAL(v, "0"))
+            bMerge = false;
+        else {
+            CPLError(CE_Failure, CPLE_IllegalArg,
+                     "RSCLIP: open option MERGE=%s: expected YES or NO", v);
+            return false;
+        }
+    }
+    if (!osQuery.empty() && nLikeTile > 0) {
+        CPLError(CE_Failure, CPLE_IllegalArg,
+                 "RSCLIP: open options QUERY and LIKE_TILE exclude each other: give one");
+        return false;
+    }
+    if (!HasQuery() && (!aosNegatives.empty() || bMerge)) {
+        CPLError(CE_Failure, CPLE_IllegalArg, "RSCLIP: open option %s needs QUERY (or LIKE_TILE)",
+                 bMerge ? "MERGE" : "NEGATIVE");
+        return false;
+    }
+    return true;
+}
+
+rsclip_query RSCLIPQueryOptions::ToQuery(std::vector<const char *> &negs) const {
+    rsclip_query q = rsclip_query_default();
+    negs.clear();
+    for (const auto &s : aosNegatives) negs.push_back(s.c_str());
+    if (!osQuery.empty()) q.text = osQuery.c_str();
+    if (!osTemplate.empty()) q.template_str = osTemplate.c_str();
+    q.negatives = negs.empty() ? nullptr : negs.data();
+    q.n_negatives = static_cast<int>(negs.size());
+    q.like_tile = nLikeTile;
+    q.k = nTopK;
+    q.min_prob = static_cast<float>(dfMinProb);
+    return q;
+}
+
+/* ---- dataset --------------------------------------------------------------------------------- */
+
+RSCLIPDataset::RSCLIPDataset() {
+    memset(&m_sInfo, 0, sizeof m_sInfo);
+    m_poWGS84 = new OGRSpatialReference();
+    m_poWGS84->SetWellKnownGeogCS("WGS84");
+    m_poWGS84->SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+    m_oSceneSRS.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
+}
+
+RSCLIPDataset::~RSCLIPDataset() {
+    m_apoLayers.clear(); /* layers use the session */
+    rsclip_results_free(m_psBase);
+    if (m_psSession)
+        rsclip_session_close(m_psSession);
+    else
+        rsclip_index_close(m_psIndex);
+    m_poWGS84->Release();
+}
+
+OGRLayer *RSCLIPDataset::GetLayer(int i) {
+    if (i < 0 || i >= GetLayerCount()) return nullptr;
+    return m_apoLayers[static_cast<size_t>(i)].get();
+}
+
+CPLErr RSCLIPDataset::GetGeoTransform(double *padf) {
+    if (nBands == 0) return GDALDataset::GetGeoTransform(padf);
+    memcpy(padf, m_adfGeoTransform, sizeof m_adfGeoTransform);
+    return CE_None;
+}
+
+const OGRSpatialReference *RSCLIPDataset::GetSpatialRef() const {
+    return nBands > 0 && !m_oSceneSRS.IsEmpty() ? &m_oSceneSRS : nullptr;
+}
+
+const char *RSCLIPDataset::ScenePath(int64_t nSceneId) {
+    auto it = m_oScenePaths.find(nSceneId);
+    if (it != m_oScenePaths.end()) return it->second.c_str();
+    rsclip_scene_info *si = nullptr;
+    std::string path;
+    if (rsclip_index_get_scene(m_psIndex, nSceneId, &si) == RSCLIP_OK) path = si->path;
+    rsclip_free(si);
+    return m_oScenePaths.emplace(nSceneId, path).first->second.c_str();
+}
+
+/* Open the index: a query session when there is a query, else a plain read-only index handle
+ * (the tiles layer needs neither the model nor the vector cache). */
+bool RSCLIPDataset::OpenIndex() {
+    if (m_oOpts.HasQuery()) {
+        rsclip_session_params sp = rsclip_session_default_params();
+        if (!m_oOpts.osModel.empty()) sp.model = m_oOpts.osModel.c_str();
+        const char *pszThreads = CPLGetConfigOption("GDAL_NUM_THREADS", nullptr);
+        if (pszThreads && !EQUAL(pszThreads, "ALL_CPUS"))
+            sp.n_threads = std::max(1, atoi(pszThreads));
+        if (rsclip_session_open(m_osPath.c_str(), &sp, &m_psSession) != RSCLIP_OK) {
+            RSCLIPReportError(nullptr);
+            return false;
+        }
+        m_psIndex = rsclip_session_index(m_psSession);
+    } else if (rsclip_index_open(m_osPath.c_str(), RSCLIP_INDEX_READONLY, &m_psIndex) !=
+               RSCLIP_OK) {
+        RSCLIPReportError(nullptr);
+        return false;
+    }
+    if (rsclip_index_get_info(m_psIndex, &m_sInfo) != RSCLIP_OK) {
+        RSCLIPReportError(m_osPath.c_str());
+        return false;
+    }
+    if (m_nSceneId > 0) {
+        rsclip_scene_info *si = nullptr;
+        if (rsclip_index_get_scene(m_psIndex, m_nSceneId, &si) != RSCLIP_OK) {
+            CPLError(CE_Failure, CPLE_OpenFailed, "RSCLIP: %s: no scene " CPL_FRMT_GIB " (%s)",
+                     m_osPath.c_str(), m_nSceneId, rsclip_last_error());
+            return false;
+        }
+        m_oScenePaths[m_nSceneId] = si->path;
+        rsclip_free(si);
+    }
+    return true;
+}
+
+bool RSCLIPDataset::Search(const OGRGeometry *poFilter, bool bFilterIsEnvelope,
+                           rsclip_results **out) {
+    *out = nullptr;
+    std::vector<const char *> negs;
+    rsclip_query q = m_oOpts.ToQuery(negs);
+    if (m_nSceneId > 0) q.scene_id = m_nSceneId;
+    char *pszWkt = nullptr;
+    if (poFilter) {
+        OGREnvelope env;
+        poFilter->getEnvelope(&env);
+        q.has_bbox = 1;
+        q.bbox[0] = env.MinX;
+        q.bbox[1] = env.MinY;
+        q.bbox[2] = env.MaxX;
+        q.bbox[3] = env.MaxY;
+        /* A polygon filter: the footprints must meet the polygon itself, not its envelope. */
+        if (!bFilterIsEnvelope && poFilter->exportToWkt(&pszWkt) == OGRERR_NONE) q.aoi_wkt = pszWkt;
+    }
+    int rc = rsclip_session_search(m_psSession, &q, out);
+    CPLFree(pszWkt);
+    if (rc != RSCLIP_OK) {
+        RSCLIPReportError(m_osPath.c_str());
+        return false;
+    }
+    return true;
+}
+
+void RSCLIPDataset::ListSubdatasets() {
+    int64_t *ids = nullptr;
+    size_t n = 0;
+    if (rsclip_index_list_scenes(m_psIndex, &ids, &n) != RSCLIP_OK) {
+        RSCLIPReportError(m_osPath.c_str());
+        return;
+    }
+    CPLStringList aosSub;
+    const std::string what =
+        !m_oOpts.osQuery.empty()
+            ? std::string("'") + m_oOpts.osQuery + "'"
+            : std::string("tile ") + CPLSPrintf(CPL_FRMT_GIB, m_oOpts.nLikeTile);
+    for (size_t i = 0; i < n; i++) {
+        const int k = static_cast<int>(i) + 1;
+        aosSub.SetNameValue(CPLSPrintf("SUBDATASET_%d_NAME", k),
+                            CPLSPrintf("%s%s:" CPL_FRMT_GIB, RSCLIP_PREFIX, m_osPath.c_str(),
+                                       static_cast<GIntBig>(ids[i])));
+        aosSub.SetNameValue(CPLSPrintf("SUBDATASET_%d_DESC", k),
+                            CPLSPrintf("Heatmap of %s on scene " CPL_FRMT_GIB " (%s)", what.c_str(),
+                                       static_cast<GIntBig>(ids[i]), ScenePath(ids[i])));
+    }
+    rsclip_free(ids);
+    if (!aosSub.empty()) GDALDataset::SetMetadata(aosSub.List(), "SUBDATASETS");
+}
+
+/* ---- Identify / Open ------------------------------------------------------------------------- */
+
+int RSCLIPDataset::Identify(GDALOpenInfo *poOpenInfo) {
+    return STARTS_WITH_CI(poOpenInfo->pszFilename, RSCLIP_PREFIX);
+}
+
+/* "RSCLIP:PATH" or "RSCLIP:PATH:SCENE_ID". The path may itself hold ':' (/vsicurl/ URLs): a
+ * trailing ":digits" is a scene id unless the whole text names an existing file. */
+static void SplitName(const char *pszName, std::string &osPath, GIntBig &nScene) {
+    osPath = pszName + strlen(RSCLIP_PREFIX);
+    nScene = 0;
+    size_t colon = osPath.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == osPath.size()) return;
+    for (size_t i = colon + 1; i < osPath.size(); i++)
+        if (osPath[i] < '0' || osPath[i] > '9') return;
+    VSIStatBufL st;
+    if (VSIStatL(osPath.c_str(), &st) == 0) return;
+    nScene = CPLAtoGIntBig(osPath.c_str() + colon + 1);
+    osPath.resize(colon);
+}
+
+GDALDataset *RSCLIPDataset::Open(GDALOpenInfo *poOpenInfo) {
+    try {
+        if (!Identify(poOpenInfo)) return nullptr;
+        if (poOpenInfo->eAccess == GA_Update) {
+            CPLError(CE_Failure, CPLE_NotSupported,
+                     "RSCLIP: %s: the driver is read-only (write to the index with `rsclip index`)",
+                     poOpenInfo->pszFilename);
+            return nullptr;
+        }
+        const bool bRaster = (poOpenInfo->nOpenFlags & GDAL_OF_RASTER) != 0;
+        const bool bVector = (poOpenInfo->nOpenFlags & GDAL_OF_VECTOR) != 0;
+
+        auto poDS = std::make_unique<RSCLIPDataset>();
+        SplitName(poOpenInfo->pszFilename, poDS->m_osPath, poDS->m_nSceneId);
+        if (poDS->m_osPath.empty()) {
+            CPLError(CE_Failure, CPLE_OpenFailed,
+                     "RSCLIP: no index file given: use RSCLIP:/path/to/index.gpkg");
+            return nullptr;
+        }
+        if (!poDS->m_oOpts.Parse(poOpenInfo->papszOpenOptions)) return nullptr;
+        const bool bQuery = poDS->m_oOpts.HasQuery();
+        if (bRaster && !bVector && !bQuery) {
+            CPLError(CE_Failure, CPLE_OpenFailed,
+                     "RSCLIP: %s: the heatmap rasters need a QUERY (or LIKE_TILE) open option, "
+                     "e.g. gdalinfo -oo QUERY=lake RSCLIP:index.gpkg; the tiles layer opens as "
+                     "vector (ogrinfo)",
+                     poDS->m_osPath.c_str());
+            return nullptr;
+        }
+        if (!poDS->OpenIndex()) return nullptr;
+
+        /* Run the query once now: a bad model, text or tile id fails the open, and the
+         * unfiltered hits serve every layer and GetFeature without a spatial filter. */
+        if (bQuery && !poDS->Search(nullptr, false, &poDS->m_psBase)) return nullptr;
+
+        if (bRaster && bQuery) {
+            if (poDS->m_nSceneId > 0) {
+                if (!poDS->BuildHeatmap()) return nullptr;
+            } else {
+                poDS->ListSubdatasets();
+            }
+        }
+        if (bVector) {
+            RSCLIPDataset *ds = poDS.get();
+            ds->m_apoLayers.emplace_back(new RSCLIPTilesLayer(ds));
+            if (bQuery) ds->m_apoLayers.emplace_back(new RSCLIPHitsLayer(ds, false));
+            if (bQuery && ds->m_oOpts.bMerge)
+                ds->m_apoLayers.emplace_back(new RSCLIPHitsLayer(ds, true));
+        }
+        poDS->SetDescription(poOpenInfo->pszFilename);
+        if (bQuery) {
+            if (!poDS->m_oOpts.osQuery.empty())
+                poDS->GDALDataset::SetMetadataItem("QUERY", poDS->m_oOpts.osQuery.c_str());
+            else
+                poDS->GDALDataset::SetMetadataItem(
+                    "LIKE_TILE", CPLSPrintf(CPL_FRMT_GIB, poDS->m_oOpts.nLikeTile));
+        }
+        poDS->GDALDataset::SetMetadataItem("MODEL", poDS->m_sInfo.model_id);
+        poDS->GDALDataset::SetMetadataItem(
+            "TILES", CPLSPrintf(CPL_FRMT_GIB, static_cast<GIntBig>(poDS->m_sInfo.n_tiles)));
+        poDS->GDALDataset::SetMetadataItem(
+            "SCENES", CPLSPrintf(CPL_FRMT_GIB, static_cast<GIntBig>(poDS->m_sInfo.n_scenes)));
+        return poDS.release();
+    } catch (const std::exception &e) {
+        RSCLIPReportException("open", &e);
+    } catch (...) {
+        RSCLIPReportException("open", nullptr);
+    }
+    return nullptr;
+}
+
+/* ---- registration ---------------------------------------------------------------------------- */
+
+#define RSCLIP_OPEN_OPTIONS                                                                        \
+    "<OpenOptionList>"                                                                             \
+    "  <Option name='QUERY' type='string' description='Text to search for (put into TEMPLATE). "   \
+    "Adds the hits layer (and regions with MERGE=YES) and the heatmap subdatasets'/>"              \
+    "  <Option name='NEGATIVE' type='string' description='Text to push down the ranking; repeat "  \
+    "the option or separate texts with |'/>"                                                       \
+    "  <Option name='TOP_K' type='int' min='1' default='100' description='Number of hits'/>"       \
+    "  <Option name='MIN_PROB' type='float' min='0' max='1' default='0' description='Drop hits "   \
+    "whose probability is below this'/>"                                                           \
+    "  <Option name='TEMPLATE' type='string' default='" RSCLIP_DEFAULT_TEMPLATE "' "               \
+    "description='Prompt template; {} is replaced by the text of QUERY and NEGATIVE'/>"            \
+    "  <Option name='MODEL' type='string' description='Model folder, name (base, large) or repo "  \
+    "id; default: the model recorded in the index'/>"                                              \
+    "  <Option name='MERGE' type='boolean' default='NO' description='Add the regions layer: hits " \
+    "whose footprints touch or overlap, merged'/>"                                                 \
+    "  <Option name='LIKE_TILE' type='integer' min='1' description='Query by example: the tile "   \
+    "with this id (the FID of the tiles layer) instead of QUERY'/>"                                \
+    "  <Option name='STEP' type='int' min='1' description='Heatmap cell size in scene pixels "     \
+    "(the tiling stride); default: found from the stored tile windows'/>"                          \
+    "  <Option name='NOLOCK' type='boolean' description='Accepted and ignored (QGIS passes it to " \
+    "files named *.gpkg); the index is always opened read-only'/>"                                 \
+    "</OpenOptionList>"
+
+extern "C" {
+CPL_DLL void GDALRegister_RSCLIP();
+CPL_DLL void GDALRegisterMe();
+}
+
+void GDALRegister_RSCLIP() {
+    if (!GDAL_CHECK_VERSION("RSCLIP")) return;
+    if (GDALGetDriverByName("RSCLIP") != nullptr) return;
+    try {
+        rsclip_set_log(LogToCPL, nullptr);
+        auto poDriver = std::make_unique<GDALDriver>();
+        poDriver->SetDescription("RSCLIP");
+        poDriver->SetMetadataItem(GDAL_DCAP_RASTER, "YES");
+        poDriver->SetMetadataItem(GDAL_DCAP_VECTOR, "YES");
+        poDriver->SetMetadataItem(GDAL_DMD_LONGNAME,
+                                  "rsclip index: text search over GeoTIFF tiles (Git-RSCLIP)");
+        poDriver->SetMetadataItem(GDAL_DMD_CONNECTION_PREFIX, RSCLIP_PREFIX);
+        poDriver->SetMetadataItem(GDAL_DMD_SUBDATASETS, "YES");
+        poDriver->SetMetadataItem(GDAL_DMD_OPENOPTIONLIST, RSCLIP_OPEN_OPTIONS);
+        poDriver->SetMetadataItem(GDAL_DMD_SUPPORTED_SQL_DIALECTS, "OGRSQL SQLITE");
+        poDriver->pfnIdentify = RSCLIPDataset::Identify;
+        poDriver->pfnOpen = RSCLIPDataset::Open;
+        GetGDALDriverManager()->RegisterDriver(poDriver.release());
+    } catch (const std::exception &e) {
+        RSCLIPReportException("register", &e);
+    } catch (...) {
+        RSCLIPReportException("register", nullptr);
+    }
+}
+
+void GDALRegisterMe() {
+    GDALRegister_RSCLIP();
+}
