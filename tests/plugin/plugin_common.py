@@ -9,7 +9,6 @@ import sys
 SRC = os.environ["RSCLIP_SOURCE_DIR"]
 FIXTURES = os.environ["RSCLIP_FIXTURES"]
 RSCLIP = os.environ["RSCLIP_BIN"]
-REF = os.environ["RSCLIP_PLUGIN_REF"]
 MODEL = os.path.join(FIXTURES, "siglip-tiny")
 SCENES = sorted(glob.glob(os.path.join(SRC, "samples", "*.tif")))
 
@@ -69,22 +68,28 @@ def run(args, expect_ok=True, cwd=None):
     return p.returncode, p.stdout, p.stderr
 
 
-def cli_has(cmd):
-    p = subprocess.run([RSCLIP, cmd, "--help"], capture_output=True, text=True)
-    return p.returncode == 0
-
-
 def build_index(work):
     """A fresh index of the sample scenes with the tiny fixture model."""
     if os.path.isdir(work):
         shutil.rmtree(work)
     os.makedirs(work)
     idx = os.path.join(work, "idx.gpkg")
-    rc, out, err = run([REF, "index", idx, MODEL] + SCENES)
+    rc, out, err = run([RSCLIP, "index", "-q", "-m", MODEL, "-o", idx] + SCENES)
     if rc != 0:
         print("cannot build the test index")
         sys.exit(1)
     return idx
+
+
+def ref_search(idx, text, k, out, merge=False, bbox=None):
+    """The reference: `rsclip search` writing GeoJSON (hits, or regions with merge)."""
+    args = [RSCLIP, "search", idx, text, "-k", str(k), "-of", "GeoJSON", "-o", out]
+    if merge:
+        args.append("--merge")
+    if bbox:
+        args += ["--bbox", ",".join("%.10f" % v for v in bbox)]
+    rc, _, _ = run(args)
+    return rc
 
 
 def read_geojson(path):

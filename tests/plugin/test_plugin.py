@@ -2,17 +2,17 @@
 """The RSCLIP GDAL driver through the real GDAL tools (ogrinfo, ogr2ogr, gdalinfo,
 gdal_translate) with GDAL_DRIVER_PATH pointing at the built plugin.
 
-References come from an independent path: the C API (rsclip_session_search + rsclip_export_*,
-the code behind `rsclip search`), the GeoPackage driver reading the index file itself, and the
-sample rasters' own georeferencing read by GDAL.
+References come from independent paths: `rsclip search` (-of GeoJSON, --merge, --bbox), the
+GeoPackage driver reading the index file itself, and the sample rasters' own georeferencing read
+by GDAL. The index is built by `rsclip index` with the tiny fixture model.
 """
 import math
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from plugin_common import (REF, SCENES, build_index, check, finish, read_geojson,  # noqa: E402
-                           reexec_with_preload, run)
+from plugin_common import (SCENES, build_index, check, finish, read_geojson,  # noqa: E402
+                           reexec_with_preload, ref_search, run)
 
 reexec_with_preload()  # before osgeo: importing it registers (loads) the plugin
 from osgeo import gdal, ogr, osr  # noqa: E402
@@ -87,8 +87,9 @@ if FULL:
 
 # ---- hits = rsclip search ----------------------------------------------------------------------
 K = 12
-rc, _, _ = run([REF, "search", idx, QUERY, str(K), w("ref_hits.geojson"), w("ref_regions.geojson")])
-check(rc == 0, "reference search")
+rc = ref_search(idx, QUERY, K, w("ref_hits.geojson"))
+rc2 = ref_search(idx, QUERY, K, w("ref_regions.geojson"), merge=True)
+check(rc == 0 and rc2 == 0, "reference: rsclip search, rsclip search --merge")
 ref = read_geojson(w("ref_hits.geojson"))
 ref_regions = read_geojson(w("ref_regions.geojson"))
 rc, _, _ = run(["ogr2ogr", "-preserve_fid", "-f", "GeoJSON", w("hits.geojson"), DS, "-oo", "QUERY=" + QUERY,
@@ -147,8 +148,7 @@ KS = 3
 rc, _, _ = run(["ogr2ogr", "-preserve_fid", "-f", "GeoJSON", w("hits_spat.geojson"), DS, "-oo", "QUERY=" + QUERY,
                 "-oo", "TOP_K=%d" % KS, "-spat"] + ["%.10f" % v for v in bb] + ["hits"])
 hs = read_geojson(w("hits_spat.geojson")) if rc == 0 else []
-rc, _, _ = run([REF, "search", idx, QUERY, str(KS), w("ref_spat.geojson")] +
-               ["%.10f" % v for v in bb])
+rc = ref_search(idx, QUERY, KS, w("ref_spat.geojson"), bbox=bb)
 rs = read_geojson(w("ref_spat.geojson")) if rc == 0 else []
 check(len(hs) == min(KS, len(by_scene[sid])), "spatial filter: TOP_K hits inside the box")
 check([f["properties"]["rank"] for f in hs] == list(range(1, len(hs) + 1)),
@@ -200,7 +200,7 @@ if FULL:
 rc, out, _ = run(["gdalinfo", "-oo", "QUERY=" + QUERY, DS])
 n_sub = out.count("_NAME=RSCLIP:")
 check(rc == 0 and n_sub == len(SCENES), "gdalinfo lists one subdataset per scene")
-rc, _, _ = run([REF, "search", idx, QUERY, "1000", w("all.geojson")])
+rc = ref_search(idx, QUERY, 1000, w("all.geojson"))
 allhits = {f["properties"]["tile_id"]: f["properties"] for f in read_geojson(w("all.geojson"))}
 check(len(allhits) == len(tiles), "reference probabilities of every tile")
 heat_scenes = sorted(by_scene) if FULL else [max(by_scene, key=lambda s: len(by_scene[s]))]

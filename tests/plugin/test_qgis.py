@@ -5,7 +5,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from plugin_common import REF, build_index, check, finish, read_geojson, run  # noqa: E402
+from plugin_common import build_index, check, finish, read_geojson, ref_search, run  # noqa: E402
 
 try:
     from qgis.core import QgsApplication, QgsRasterLayer, QgsVectorLayer
@@ -19,10 +19,10 @@ if os.environ.get("RSCLIP_PRELOAD"):
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 work = os.path.abspath(sys.argv[1])
 idx = build_index(work)
-rc, _, _ = run([REF, "search", idx, "lake", "5", os.path.join(work, "ref.geojson")])
+rc = ref_search(idx, "lake", 5, os.path.join(work, "ref.geojson"))
 ref = read_geojson(os.path.join(work, "ref.geojson"))
 check(rc == 0 and len(ref) == 5, "reference search")
-rc, _, _ = run([REF, "search", idx, "lake", "1000", os.path.join(work, "all.geojson")])
+ref_search(idx, "lake", 1000, os.path.join(work, "all.geojson"))
 all_tiles = read_geojson(os.path.join(work, "all.geojson"))
 
 app = QgsApplication([], False)
