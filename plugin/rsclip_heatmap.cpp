@@ -134,7 +134,7 @@ bool RSCLIPDataset::BuildHeatmap() {
     GDALDataset::SetMetadataItem("STEP", CPLSPrintf(CPL_FRMT_GIB, S));
     GDALDataset::SetMetadataItem("CELL_SIZE", CPLSPrintf("%.0f %.0f", Sx, Sy));
     GDALDataset::SetMetadataItem("STEP_FROM", how);
-    GDALDataset::SetMetadataItem("TILES", CPLSPrintf("%zu", win.size()));
+    GDALDataset::SetMetadataItem("SCENE_TILES", CPLSPrintf("%zu", win.size()));
     return true;
 }
 
