@@ -1,5 +1,6 @@
 /* Hits and regions to OGR data sources; merging touching hits into regions. */
 #include "rsclip/export.h"
+#include "imageio/gdal_util.h"
 #include "status/status_internal.h"
 
 #include <cpl_conv.h>
@@ -10,15 +11,9 @@
 #include <ogr_srs_api.h>
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-static pthread_once_t g_gdal_once = PTHREAD_ONCE_INIT;
-static void register_all(void) {
-    GDALAllRegister();
-}
 
 rsclip_export_params rsclip_export_default_params(void) {
     rsclip_export_params p = {"GeoJSON", NULL, NULL};
@@ -51,18 +46,14 @@ static const char *driver_name(const char *format) {
     return format;
 }
 
-/* GDAL's last error message, or a fallback when GDAL said nothing. */
-static const char *gdal_msg(const char *fallback) {
-    const char *m = CPLGetLastErrorMsg();
-    return (m && m[0]) ? m : fallback;
+/* The first GDAL failure captured in e, or a fallback when GDAL said nothing. */
+static const char *gdal_msg(const rsclip__gdal_errors *e, const char *fallback) {
+    return e->msg[0] ? e->msg : fallback;
 }
 
 static OGRSpatialReferenceH make_srs(const char *def) {
     OGRSpatialReferenceH srs = OSRNewSpatialReference(NULL);
-    CPLPushErrorHandler(CPLQuietErrorHandler);
-    OGRErr err = OSRSetFromUserInput(srs, def);
-    CPLPopErrorHandler();
-    if (err != OGRERR_NONE) {
+    if (OSRSetFromUserInput(srs, def) != OGRERR_NONE) {
         OSRDestroySpatialReference(srs);
         return NULL;
     }
@@ -88,6 +79,7 @@ typedef struct out_ctx {
     OGRCoordinateTransformationH ct; /* WGS84 -> t_srs, NULL when writing WGS84 */
     OGRSpatialReferenceH wgs84, dst;
     const char *path;
+    rsclip__gdal_errors *err; /* GDAL failures of this export (the caller's scope) */
 } out_ctx;
 
 static void out_close(out_ctx *o) {
@@ -103,10 +95,11 @@ typedef struct field_def {
     OGRFieldType type;
 } field_def;
 
-static int out_open(out_ctx *o, const char *path, const rsclip_export_params *p,
-                    const char *default_layer, const field_def *fields, int n_fields) {
+static int out_open(out_ctx *o, rsclip__gdal_errors *err, const char *path,
+                    const rsclip_export_params *p, const char *default_layer,
+                    const field_def *fields, int n_fields) {
     memset(o, 0, sizeof *o);
-    pthread_once(&g_gdal_once, register_all);
+    o->err = err;
     int to_stdout = !path || strcmp(path, "-") == 0;
     const char *format = p && p->format ? p->format : NULL;
     if (!format) format = to_stdout ? "GeoJSON" : rsclip_export_format_from_path(path);
@@ -138,15 +131,13 @@ static int out_open(out_ctx *o, const char *path, const rsclip_export_params *p,
             o->ct = OCTNewCoordinateTransformation(o->wgs84, o->dst);
             if (!o->ct) {
                 int rc = rsclip__error(RSCLIP_ERR_GDAL, "cannot transform EPSG:4326 to '%s': %s",
-                                       p->t_srs, gdal_msg("no transformation"));
+                                       p->t_srs, gdal_msg(o->err, "no transformation"));
                 out_close(o);
                 return rc;
             }
         }
     }
 
-    CPLPushErrorHandler(CPLQuietErrorHandler);
-    CPLErrorReset();
     if (!to_stdout) {
         VSIStatBufL st;
         if (VSIStatL(path, &st) == 0) {
@@ -156,9 +147,8 @@ static int out_open(out_ctx *o, const char *path, const rsclip_export_params *p,
     }
     o->ds = GDALCreate(drv, target, 0, 0, 0, GDT_Unknown, NULL);
     if (!o->ds) {
-        CPLPopErrorHandler();
         int rc = rsclip__error(RSCLIP_ERR_IO, "%s: cannot create %s output: %s", o->path, dname,
-                               gdal_msg("unknown error"));
+                               gdal_msg(o->err, "unknown error"));
         out_close(o);
         return rc;
     }
@@ -170,26 +160,23 @@ static int out_open(out_ctx *o, const char *path, const rsclip_export_params *p,
     o->layer = GDALDatasetCreateLayer(o->ds, lname, o->dst ? o->dst : o->wgs84, wkbUnknown, lco);
     CSLDestroy(lco);
     if (!o->layer) {
-        CPLPopErrorHandler();
         int rc = rsclip__error(RSCLIP_ERR_IO, "%s: cannot create layer '%s': %s", o->path, lname,
-                               gdal_msg("unknown error"));
+                               gdal_msg(o->err, "unknown error"));
         out_close(o);
         return rc;
     }
     for (int i = 0; i < n_fields; i++) {
         OGRFieldDefnH fd = OGR_Fld_Create(fields[i].name, fields[i].type);
         if (fields[i].type == OFTReal) OGR_Fld_SetPrecision(fd, 0);
-        OGRErr err = OGR_L_CreateField(o->layer, fd, TRUE);
+        OGRErr oe = OGR_L_CreateField(o->layer, fd, TRUE);
         OGR_Fld_Destroy(fd);
-        if (err != OGRERR_NONE) {
-            CPLPopErrorHandler();
+        if (oe != OGRERR_NONE) {
             int rc = rsclip__error(RSCLIP_ERR_IO, "%s: cannot create field '%s': %s", o->path,
-                                   fields[i].name, gdal_msg("unknown error"));
+                                   fields[i].name, gdal_msg(o->err, "unknown error"));
             out_close(o);
             return rc;
         }
     }
-    CPLPopErrorHandler();
     return RSCLIP_OK;
 }
 
@@ -200,40 +187,33 @@ static int out_write(out_ctx *o, OGRFeatureH f, OGRGeometryH geom) {
         if (o->ct && OGR_G_Transform(geom, o->ct) != OGRERR_NONE) {
             OGR_G_DestroyGeometry(geom);
             return rsclip__error(RSCLIP_ERR_GDAL, "%s: cannot reproject a footprint: %s", o->path,
-                                 gdal_msg("transformation failed"));
+                                 gdal_msg(o->err, "transformation failed"));
         }
         OGR_F_SetGeometryDirectly(f, geom);
     }
-    CPLPushErrorHandler(CPLQuietErrorHandler);
-    CPLErrorReset();
-    OGRErr err = OGR_L_CreateFeature(o->layer, f);
-    CPLPopErrorHandler();
-    if (err != OGRERR_NONE)
+    if (OGR_L_CreateFeature(o->layer, f) != OGRERR_NONE)
         return rsclip__error(RSCLIP_ERR_IO, "%s: cannot write a feature: %s", o->path,
-                             gdal_msg("write failed"));
+                             gdal_msg(o->err, "write failed"));
     return RSCLIP_OK;
 }
 
 /* Close and check that everything reached the file (GDALClose flushes; a full disk shows here). */
 static int out_finish(out_ctx *o) {
-    CPLPushErrorHandler(CPLQuietErrorHandler);
-    CPLErrorReset();
+    int before = o->err->n_failures;
     if (o->ds) {
         GDALClose(o->ds);
         o->ds = NULL;
     }
-    int failed = CPLGetLastErrorType() >= CE_Failure;
-    CPLPopErrorHandler();
-    const char *path = o->path;
-    int rc = failed ? rsclip__error(RSCLIP_ERR_IO, "%s: error while closing the output: %s", path,
-                                    gdal_msg("write failed"))
-                    : RSCLIP_OK;
+    int rc = o->err->n_failures > before
+                 ? rsclip__error(RSCLIP_ERR_IO, "%s: error while closing the output: %s", o->path,
+                                 gdal_msg(o->err, "write failed"))
+                 : RSCLIP_OK;
     out_close(o);
     return rc;
 }
 
-int rsclip_export_hits(const char *path, const rsclip_export_params *params, const rsclip_hit *hits,
-                       int n) {
+static int export_hits(rsclip__gdal_errors *err, const char *path,
+                       const rsclip_export_params *params, const rsclip_hit *hits, int n) {
     static const field_def fields[] = {
         {"rank", OFTInteger},  {"score", OFTReal},        {"prob", OFTReal},
         {"lon", OFTReal},      {"lat", OFTReal},          {"scene", OFTString},
@@ -242,7 +222,8 @@ int rsclip_export_hits(const char *path, const rsclip_export_params *params, con
     };
     if (n < 0 || (n > 0 && !hits)) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "export: no hits");
     out_ctx o;
-    int rc = out_open(&o, path, params, "hits", fields, (int)(sizeof fields / sizeof fields[0]));
+    int rc =
+        out_open(&o, err, path, params, "hits", fields, (int)(sizeof fields / sizeof fields[0]));
     if (rc) return rc;
     OGRFeatureDefnH defn = OGR_L_GetLayerDefn(o.layer);
     for (int i = 0; i < n && rc == RSCLIP_OK; i++) {
@@ -268,8 +249,8 @@ int rsclip_export_hits(const char *path, const rsclip_export_params *params, con
     return rc ? rc : rc2;
 }
 
-int rsclip_export_regions(const char *path, const rsclip_export_params *params,
-                          const rsclip_region *regions, int n) {
+static int export_regions(rsclip__gdal_errors *err, const char *path,
+                          const rsclip_export_params *params, const rsclip_region *regions, int n) {
     static const field_def fields[] = {
         {"region", OFTInteger}, {"tiles", OFTInteger},  {"max_prob", OFTReal},
         {"mean_prob", OFTReal}, {"max_score", OFTReal}, {"area_m2", OFTReal},
@@ -279,7 +260,8 @@ int rsclip_export_regions(const char *path, const rsclip_export_params *params,
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "export: no regions");
     rsclip_export_params p = params ? *params : rsclip_export_default_params();
     out_ctx o;
-    int rc = out_open(&o, path, &p, "regions", fields, (int)(sizeof fields / sizeof fields[0]));
+    int rc =
+        out_open(&o, err, path, &p, "regions", fields, (int)(sizeof fields / sizeof fields[0]));
     if (rc) return rc;
     OGRFeatureDefnH defn = OGR_L_GetLayerDefn(o.layer);
     for (int i = 0; i < n && rc == RSCLIP_OK; i++) {
@@ -304,6 +286,28 @@ int rsclip_export_regions(const char *path, const rsclip_export_params *params,
     }
     int rc2 = out_finish(&o);
     return rc ? rc : rc2;
+}
+
+/* Every GDAL call of an export runs inside one error scope: nothing is printed, the first failure
+ * message goes into the rsclip error. */
+int rsclip_export_hits(const char *path, const rsclip_export_params *params, const rsclip_hit *hits,
+                       int n) {
+    rsclip__gdal_init();
+    rsclip__gdal_errors e;
+    rsclip__gdal_errors_push(&e);
+    int rc = export_hits(&e, path, params, hits, n);
+    rsclip__gdal_errors_pop(&e);
+    return rc;
+}
+
+int rsclip_export_regions(const char *path, const rsclip_export_params *params,
+                          const rsclip_region *regions, int n) {
+    rsclip__gdal_init();
+    rsclip__gdal_errors e;
+    rsclip__gdal_errors_push(&e);
+    int rc = export_regions(&e, path, params, regions, n);
+    rsclip__gdal_errors_pop(&e);
+    return rc;
 }
 
 /* ---- regions ----------------------------------------------------------------------------------
@@ -352,12 +356,12 @@ void rsclip_regions_free(rsclip_region *regions, int n) {
     free(regions);
 }
 
-int rsclip_regions_merge(const rsclip_hit *hits, int n, rsclip_region **out, int *n_out) {
+static int regions_merge(rsclip__gdal_errors *err, const rsclip_hit *hits, int n,
+                         rsclip_region **out, int *n_out) {
     if (!out || !n_out || n < 0 || (n > 0 && !hits))
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "regions_merge: invalid arguments");
     *out = NULL;
     *n_out = 0;
-    pthread_once(&g_gdal_once, register_all);
     int rc = RSCLIP_OK, nr = 0;
     OGRGeometryH *geoms = calloc((size_t)n + 1, sizeof *geoms);
     OGREnvelope *env = calloc((size_t)n + 1, sizeof *env);
@@ -432,7 +436,7 @@ int rsclip_regions_merge(const rsclip_hit *hits, int n, rsclip_region **out, int
         OGR_G_DestroyGeometry(coll);
         if (!u) {
             rc = rsclip__error(RSCLIP_ERR_GDAL, "regions_merge: union failed: %s",
-                               gdal_msg("GEOS error"));
+                               gdal_msg(err, "GEOS error"));
             nr = k + 1;
             goto done;
         }
@@ -461,5 +465,14 @@ done:
     free(parent);
     free(root_region);
     if (wgs84) OSRDestroySpatialReference(wgs84);
+    return rc;
+}
+
+int rsclip_regions_merge(const rsclip_hit *hits, int n, rsclip_region **out, int *n_out) {
+    rsclip__gdal_init();
+    rsclip__gdal_errors e;
+    rsclip__gdal_errors_push(&e);
+    int rc = regions_merge(&e, hits, n, out, n_out);
+    rsclip__gdal_errors_pop(&e);
     return rc;
 }

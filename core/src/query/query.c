@@ -5,6 +5,7 @@
 #include "rsclip/index.h"
 #include "rsclip/model.h"
 #include "rsclip/search.h"
+#include "imageio/gdal_util.h"
 #include "status/status_internal.h"
 
 #include <cpl_conv.h>
@@ -14,7 +15,6 @@
 #include <ogr_srs_api.h>
 
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -352,7 +352,7 @@ static void intersect_sorted(allow_list *a, const int64_t *ids, size_t n) {
 
 /* Restrict the allow list to tiles meeting the AOI polygon (R-tree on its envelope, then the
  * exact footprint test through OGR/GEOS). */
-static int filter_aoi(rsclip_session *s, const char *wkt, allow_list *al) {
+static int filter_aoi_impl(rsclip_session *s, const char *wkt, allow_list *al) {
     OGRGeometryH aoi = NULL;
     char *w = (char *)wkt;
     if (OGR_G_CreateFromWkt(&w, NULL, &aoi) != OGRERR_NONE || !aoi)
@@ -390,6 +390,14 @@ static int filter_aoi(rsclip_session *s, const char *wkt, allow_list *al) {
         }
     }
     rsclip_free(ids);
+    return rc;
+}
+
+static int filter_aoi(rsclip_session *s, const char *wkt, allow_list *al) {
+    rsclip__gdal_errors e;
+    rsclip__gdal_errors_push(&e);
+    int rc = filter_aoi_impl(s, wkt, al);
+    rsclip__gdal_errors_pop(&e);
     return rc;
 }
 
@@ -596,24 +604,9 @@ int rsclip_session_scene_probs(rsclip_session *s, const rsclip_query *q, int64_t
     return RSCLIP_OK;
 }
 
-static pthread_once_t g_gdal_once = PTHREAD_ONCE_INIT;
-static void register_all(void) {
-    GDALAllRegister();
-}
-
-int rsclip_aoi_read(const char *path, char **wkt) {
-    if (!path || !wkt) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "aoi: no file");
-    *wkt = NULL;
-    pthread_once(&g_gdal_once, register_all);
-    CPLPushErrorHandler(CPLQuietErrorHandler);
-    CPLErrorReset();
+static int aoi_read(const rsclip__gdal_errors *e, const char *path, char **wkt) {
     GDALDatasetH ds = GDALOpenEx(path, GDAL_OF_VECTOR | GDAL_OF_READONLY, NULL, NULL, NULL);
-    CPLPopErrorHandler();
-    if (!ds) {
-        const char *m = CPLGetLastErrorMsg();
-        return rsclip__error(RSCLIP_ERR_IO, "%s: cannot open as a vector file%s%s", path,
-                             m && m[0] ? ": " : "", m ? m : "");
-    }
+    if (!ds) return rsclip__gdal_error(e, RSCLIP_ERR_IO, "%s: cannot open as a vector file", path);
     OGRSpatialReferenceH wgs84 = OSRNewSpatialReference(NULL);
     OSRImportFromEPSG(wgs84, 4326);
     OSRSetAxisMappingStrategy(wgs84, OAMS_TRADITIONAL_GIS_ORDER);
@@ -672,5 +665,16 @@ int rsclip_aoi_read(const char *path, char **wkt) {
         if (!*wkt) rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     }
     if (u) OGR_G_DestroyGeometry(u);
+    return rc;
+}
+
+int rsclip_aoi_read(const char *path, char **wkt) {
+    if (!path || !wkt) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "aoi: no file");
+    *wkt = NULL;
+    rsclip__gdal_init();
+    rsclip__gdal_errors e;
+    rsclip__gdal_errors_push(&e);
+    int rc = aoi_read(&e, path, wkt);
+    rsclip__gdal_errors_pop(&e);
     return rc;
 }
