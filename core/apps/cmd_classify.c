@@ -21,7 +21,8 @@ const char app_usage_classify[] =
     "                          --template \"{}\" uses the labels as they are)\n"
     "  --json                  print {\"image\": ..., \"labels\": [{\"label\": ..., \"prob\": p,\n"
     "                          \"logit\": l}, ...]} (one object per line per image)\n"
-    "  -j, --threads N         BLAS threads (default: all cores)\n";
+    "  -j, --threads N         encoder threads (default: all cores)\n"
+    "  --precision P           auto (default: bf16 where the CPU has AVX512_BF16), f32, bf16\n";
 
 typedef struct score {
     int label;
@@ -58,11 +59,15 @@ static void print_scores(const char *image, const score *s, int n, char **labels
 }
 
 int cmd_classify(int argc, char **argv) {
-    enum { OPT_JSON = 1000 };
-    static const struct option longopts[] = {
-        {"model", required_argument, NULL, 'm'},    {"label", required_argument, NULL, 'l'},
-        {"template", required_argument, NULL, 't'}, {"json", no_argument, NULL, OPT_JSON},
-        {"threads", required_argument, NULL, 'j'},  {NULL, 0, NULL, 0}};
+    enum { OPT_JSON = 1000, OPT_PRECISION };
+    static const struct option longopts[] = {{"model", required_argument, NULL, 'm'},
+                                             {"label", required_argument, NULL, 'l'},
+                                             {"template", required_argument, NULL, 't'},
+                                             {"json", no_argument, NULL, OPT_JSON},
+                                             {"threads", required_argument, NULL, 'j'},
+                                             {"precision", required_argument, NULL, OPT_PRECISION},
+                                             {NULL, 0, NULL, 0}};
+    rsclip_precision precision = RSCLIP_PRECISION_AUTO;
     const char *cmd = "classify", *model_name = NULL, *tmpl = RSCLIP_DEFAULT_TEMPLATE;
     int json = 0, threads = 0, n_labels = 0, ch;
     char **labels = calloc((size_t)argc, sizeof *labels); /* at most one label per argument */
@@ -86,6 +91,10 @@ int cmd_classify(int argc, char **argv) {
             break;
         case 'j':
             bad = app_parse_int(cmd, "--threads", optarg, 0, 1024, &threads);
+            break;
+        case OPT_PRECISION:
+            if (rsclip_precision_parse(optarg, &precision) != RSCLIP_OK)
+                bad = app_usage_error(cmd, "--precision: %s", rsclip_last_error());
             break;
         default:
             bad = app_bad_option(cmd, ch, argv);
@@ -119,6 +128,7 @@ int cmd_classify(int argc, char **argv) {
     size_t px_len = (size_t)3 * mi->image_size * mi->image_size;
     rsclip_encoder_params ep = rsclip_encoder_default_params();
     ep.n_threads = threads;
+    ep.precision = precision;
     if (ep.max_batch > n_labels) ep.max_batch = n_labels;
     rsclip_encoder *enc = NULL;
     int32_t *ids = malloc(sizeof *ids * ctx * (size_t)n_labels);

@@ -21,7 +21,9 @@ const char app_usage_embed[] =
     "  --text              inputs are texts (UTF-8; empty text is valid)\n"
     "  --normalize         scale every vector to unit length\n"
     "  -b, --batch N       inputs per encoder batch (default 8)\n"
-    "  -j, --threads N     BLAS threads (default: all cores)\n";
+    "  -j, --threads N     encoder threads (default: all cores)\n"
+    "  --precision P       auto (default: bf16 where the CPU has AVX512_BF16, else f32), f32,\n"
+    "                      bf16 (cosine >= 0.999 to f32; f32 where the CPU lacks it)\n";
 
 static void print_embeddings(const char *model, int dim, int n, const float *e) {
     fputs("{\"model\": ", stdout);
@@ -72,14 +74,16 @@ static int embed_texts(rsclip_model *m, rsclip_encoder *enc, int n, char **texts
 }
 
 int cmd_embed(int argc, char **argv) {
-    enum { OPT_IMAGE = 1000, OPT_TEXT, OPT_NORMALIZE };
+    enum { OPT_IMAGE = 1000, OPT_TEXT, OPT_NORMALIZE, OPT_PRECISION };
     static const struct option longopts[] = {{"model", required_argument, NULL, 'm'},
                                              {"image", no_argument, NULL, OPT_IMAGE},
                                              {"text", no_argument, NULL, OPT_TEXT},
                                              {"normalize", no_argument, NULL, OPT_NORMALIZE},
                                              {"batch", required_argument, NULL, 'b'},
                                              {"threads", required_argument, NULL, 'j'},
+                                             {"precision", required_argument, NULL, OPT_PRECISION},
                                              {NULL, 0, NULL, 0}};
+    rsclip_precision precision = RSCLIP_PRECISION_AUTO;
     const char *cmd = "embed", *model_name = NULL;
     int images = 0, texts = 0, normalize = 0, batch = 8, threads = 0, ch;
     optind = 1;
@@ -104,6 +108,10 @@ int cmd_embed(int argc, char **argv) {
         case 'j':
             if (app_parse_int(cmd, "--threads", optarg, 0, 1024, &threads)) return APP_USAGE;
             break;
+        case OPT_PRECISION:
+            if (rsclip_precision_parse(optarg, &precision) != RSCLIP_OK)
+                return app_usage_error(cmd, "--precision: %s", rsclip_last_error());
+            break;
         default:
             return app_bad_option(cmd, ch, argv);
         }
@@ -120,6 +128,7 @@ int cmd_embed(int argc, char **argv) {
     rsclip_encoder_params ep = rsclip_encoder_default_params();
     ep.max_batch = batch;
     ep.n_threads = threads;
+    ep.precision = precision;
     rsclip_encoder *enc = NULL;
     float *out = calloc((size_t)n * (size_t)mi->embed_dim, sizeof *out);
     int rc = APP_OK;

@@ -64,7 +64,7 @@ def close(a, b, what, tol=TOL):
 
 
 def embed(args):
-    rc, out, err = run(["embed", "-m", FIX] + args)
+    rc, out, err = run(["embed", "-m", FIX, "--precision", "f32"] + args)  # parity: f32
     if not check(rc == 0, "embed %s: rc %d: %s" % (args[:3], rc, err)):
         return None
     doc = json.loads(out)
@@ -109,7 +109,7 @@ def test_reference():
     # classify img0 against the 12 texts as labels: sigmoid(reference logits), highest first
     logits = ref["logits_per_image"][0].astype(np.float64)
     probs = 1.0 / (1.0 + np.exp(-logits))
-    args = ["classify", "-m", FIX, "--json", "--template", "{}"]
+    args = ["classify", "-m", FIX, "--json", "--template", "{}", "--precision", "f32"]
     for t in texts:
         args += ["-l", t]
     rc, out, err = run(args + [images[0]])
@@ -127,8 +127,8 @@ def test_reference():
 
     # the default template is "a remote sensing image of {}"
     labels = ["river", "farmland", "airport"]
-    base = ["classify", "-m", FIX, "--json", "-l", labels[0], "-l", labels[1], "-l", labels[2],
-            images[2]]
+    base = ["classify", "-m", FIX, "--json", "--precision", "f32", "-l", labels[0], "-l", labels[1],
+            "-l", labels[2], images[2]]
     rc1, out1, _ = run(base)
     rc2, out2, _ = run(base[:3] + ["--template", "a remote sensing image of {}"] + base[3:])
     check(rc1 == 0 and rc2 == 0 and out1 == out2, "default template")

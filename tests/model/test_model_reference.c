@@ -98,6 +98,7 @@ static void test_fixture(const char *fixture, const rsclip_st_file *px_ref) {
     if (!strstr(fixture, "f16")) test_preprocess(m, ref);
 
     rsclip_encoder_params ep = rsclip_encoder_default_params();
+    ep.precision = RSCLIP_PRECISION_F32; /* parity with the float32 reference */
     ep.n_threads = 1;
     rsclip_encoder *enc = NULL;
     CHECK_OK(rsclip_encoder_new(m, &ep, &enc));

@@ -53,7 +53,9 @@ static void test_fixture(const char *fixture) {
     CHECK(memcmp(one, want_ids, sizeof(int32_t) * T) == 0);
 
     rsclip_encoder *e = NULL;
-    CHECK_OK(rsclip_encoder_new(m, NULL, &e));
+    rsclip_encoder_params ep = rsclip_encoder_default_params();
+    ep.precision = RSCLIP_PRECISION_F32; /* parity with the float32 reference */
+    CHECK_OK(rsclip_encoder_new(m, &ep, &e));
     REQUIRE(e);
     float *emb = malloc(sizeof(float) * n_texts * E);
     REQUIRE(emb);

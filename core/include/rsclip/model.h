@@ -25,9 +25,9 @@
  *     rsclip_encode_texts(enc, 1, ids, temb, NULL);
  *     float p = rsclip_model_prob(m, rsclip_cosine(emb, temb, mi->embed_dim));
  *
- * Threading: one level of parallelism at a time. An encoder runs its GEMMs on
- * rsclip_encoder_params.n_threads BLAS threads (OpenBLAS' pool is process-wide: do not run two
- * multi-threaded encoders at once; run several encoders with n_threads = 1 instead).
+ * Threading: one level of parallelism at a time. An encoder runs its GEMMs on its own pool of
+ * rsclip_encoder_params.n_threads threads (the caller plus n_threads - 1 workers). To run several
+ * encoders at once, give each n_threads = 1.
  */
 #ifndef RSCLIP_MODEL_H
 #define RSCLIP_MODEL_H
@@ -110,20 +110,43 @@ int rsclip_preprocess_rgb8(const rsclip_model *m, const uint8_t *rgb, int width,
 int rsclip_resize_bicubic_u8(const uint8_t *src, int src_w, int src_h, size_t src_stride,
                              int channels, uint8_t *dst, int dst_w, int dst_h);
 
+/* Arithmetic of the Linear layers (the GEMMs that hold ~95% of the work).
+ * - F32: float32 weights and activations; matches transformers' float32 model within ~1e-6.
+ * - BF16: weights rounded to bfloat16 once (when a tower is first used), activations rounded to
+ *   bfloat16 at each GEMM, products summed in float32 (AVX512_BF16 vdpbf16ps); layer norms,
+ *   softmax, GELU and residuals stay float32. Embeddings within cosine ~0.999+ of F32. Only
+ *   taken on CPUs with AVX512_BF16: elsewhere BF16 runs as F32.
+ * - AUTO: BF16 where the CPU has AVX512_BF16, F32 otherwise (the fastest that keeps fidelity).
+ * rsclip_encoder_precision() says which one an encoder runs. */
+typedef enum rsclip_precision {
+    RSCLIP_PRECISION_AUTO = 0,
+    RSCLIP_PRECISION_F32 = 1,
+    RSCLIP_PRECISION_BF16 = 2
+} rsclip_precision;
+
 typedef struct rsclip_encoder_params {
     int max_batch; /* images or texts per internal batch (arena sized for it); default 8;
                       <= 0 means the default */
-    int n_threads; /* BLAS threads for this encoder's forward passes; default 0 = all cores.
-                      Applied (openblas_set_num_threads, process-wide) at each encode call */
+    int n_threads; /* threads for this encoder's forward passes; default 0 = all cores. The
+                      encoder owns one pool of n_threads - 1 workers for its GEMMs (OpenBLAS,
+                      where still used, is set to 1 thread then: never two pools at once) */
+    rsclip_precision precision; /* default RSCLIP_PRECISION_AUTO */
 } rsclip_encoder_params;
 
 rsclip_encoder_params rsclip_encoder_default_params(void);
+
+/* "auto", "f32", "bf16" -> *out; returns RSCLIP_OK or RSCLIP_ERR_INVALID_ARG. */
+int rsclip_precision_parse(const char *s, rsclip_precision *out);
+/* "auto", "f32", "bf16" (static string; "?" for an unknown value). */
+const char *rsclip_precision_name(rsclip_precision p);
 
 typedef struct rsclip_encoder rsclip_encoder;
 
 int rsclip_encoder_new(const rsclip_model *m, const rsclip_encoder_params *params,
                        rsclip_encoder **out);
 void rsclip_encoder_free(rsclip_encoder *e); /* NULL-safe */
+/* The precision this encoder runs (F32 or BF16, never AUTO), after the CPU check. */
+rsclip_precision rsclip_encoder_precision(const rsclip_encoder *e);
 
 /* Vision tower. pixels: [n, 3, S, S] preprocessed. embeds: [n, embed_dim], unnormalised
  * (get_image_features). last_hidden (may be NULL): [n, n_patches, vision.hidden], the

@@ -12,6 +12,8 @@
  */
 #include "model/model_internal.h"
 
+#include "gemm/gemm.h"
+
 #include "status/status_internal.h"
 
 #include <cblas.h>
@@ -19,11 +21,29 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* Linear weights of one tower packed for rsclip__gemm (bf16 or f32 panels), built the first time
+ * the tower runs. lw[6 l + j]: q, k, v, o, fc1, fc2 of layer l. extra: vision patch embedding,
+ * MAP k, v, out, fc1, fc2; text head. */
+enum { PK_Q, PK_K, PK_V, PK_O, PK_FC1, PK_FC2, PK_PER_LAYER };
+enum { PX_PATCH, PX_MAP_K, PX_MAP_V, PX_MAP_O, PX_MAP_FC1, PX_MAP_FC2, PX_TEXT_HEAD, PX_N };
+typedef struct tower_pack {
+    int ready;
+    int n_layers;
+    rsclip__packed_w **lw;
+    rsclip__packed_w *extra[PX_N];
+} tower_pack;
 
 struct rsclip_encoder {
     const rsclip_model *m;
     int max_batch;
     int n_threads;
+    rsclip_precision precision; /* F32 or BF16 */
+    int use_gemm;               /* 1: Linear layers through rsclip__gemm on g (packed weights);
+                                   0: OpenBLAS sgemm (f32 on CPUs without AVX-512F) */
+    rsclip__gemm_ctx *g;
+    tower_pack text_pack, vision_pack;
     float *arena; /* 64-byte aligned, owns everything below */
     size_t arena_n;
     /* Per-row activations, rows = max_batch * max(T_text, T_vision). */
@@ -106,6 +126,24 @@ void rsclip__linear(float *y, const float *x, const float *w, const float *b, in
                 out);
 }
 
+/* y = act((acc ? y : 0) + x W^T + b) through the packed GEMM when pw is set, else OpenBLAS. */
+static void lin(rsclip_encoder *e, const rsclip__packed_w *pw, float *y, const float *x,
+                const float *w, const float *b, int rows, int in, int out, unsigned flags) {
+    if (pw) {
+        rsclip__gemm(e->g, (size_t)rows, x, (size_t)in, pw, y, (size_t)out, b, flags);
+        return;
+    }
+    rsclip__linear(y, x, w, b, rows, in, out, (flags & RSCLIP__GEMM_ACCUMULATE) != 0);
+    if (flags & RSCLIP__GEMM_GELU) rsclip__gelu_tanh(y, (size_t)rows * out);
+}
+
+static const rsclip__packed_w *layer_pw(const tower_pack *tp, int l, int j) {
+    return tp && tp->ready ? tp->lw[l * PK_PER_LAYER + j] : NULL;
+}
+static const rsclip__packed_w *extra_pw(const tower_pack *tp, int j) {
+    return tp && tp->ready ? tp->extra[j] : NULL;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Blocks */
 
@@ -135,22 +173,24 @@ static void self_attention(rsclip_encoder *e, int n, int T, int D, int H) {
 
 /* One pre-LN encoder layer on e->x: [n * T, D]:
  *   x = x + out_proj(attn(LN1(x)));  x = x + fc2(gelu(fc1(LN2(x)))) */
-static void encoder_layer(rsclip_encoder *e, const rsclip__layer *L, const rsclip_tower_info *ti,
-                          int n, int T) {
+static void encoder_layer(rsclip_encoder *e, const rsclip__layer *L, const tower_pack *tp, int l,
+                          const rsclip_tower_info *ti, int n, int T) {
     const int D = ti->hidden, F = ti->intermediate, R = n * T;
     const float eps = (float)ti->layer_norm_eps;
+    const unsigned acc = RSCLIP__GEMM_ACCUMULATE;
 
-    rsclip__layernorm(e->xn, e->x, L->ln1_w, L->ln1_b, R, D, eps); /* xn: [R, D] */
-    rsclip__linear(e->q, e->xn, L->q_w, L->q_b, R, D, D, 0);       /* q: [R, D] */
-    rsclip__linear(e->k, e->xn, L->k_w, L->k_b, R, D, D, 0);       /* k: [R, D] */
-    rsclip__linear(e->v, e->xn, L->v_w, L->v_b, R, D, D, 0);       /* v: [R, D] */
-    self_attention(e, n, T, D, ti->heads);                         /* ao: [R, D] */
-    rsclip__linear(e->x, e->ao, L->o_w, L->o_b, R, D, D, 1);       /* x += ao Wo^T + bo */
+    rsclip__layernorm(e->xn, e->x, L->ln1_w, L->ln1_b, R, D, eps);            /* xn: [R, D] */
+    lin(e, layer_pw(tp, l, PK_Q), e->q, e->xn, L->q_w, L->q_b, R, D, D, 0);   /* q: [R, D] */
+    lin(e, layer_pw(tp, l, PK_K), e->k, e->xn, L->k_w, L->k_b, R, D, D, 0);   /* k: [R, D] */
+    lin(e, layer_pw(tp, l, PK_V), e->v, e->xn, L->v_w, L->v_b, R, D, D, 0);   /* v: [R, D] */
+    self_attention(e, n, T, D, ti->heads);                                    /* ao: [R, D] */
+    lin(e, layer_pw(tp, l, PK_O), e->x, e->ao, L->o_w, L->o_b, R, D, D, acc); /* x += ao Wo^T+bo */
 
     rsclip__layernorm(e->xn, e->x, L->ln2_w, L->ln2_b, R, D, eps); /* xn: [R, D] */
-    rsclip__linear(e->h, e->xn, L->fc1_w, L->fc1_b, R, D, F, 0);   /* h: [R, F] */
-    rsclip__gelu_tanh(e->h, (size_t)R * F);
-    rsclip__linear(e->x, e->h, L->fc2_w, L->fc2_b, R, F, D, 1); /* x += h W2^T + b2 */
+    lin(e, layer_pw(tp, l, PK_FC1), e->h, e->xn, L->fc1_w, L->fc1_b, R, D, F,
+        RSCLIP__GEMM_GELU); /* h = gelu(xn W1^T + b1): [R, F] */
+    lin(e, layer_pw(tp, l, PK_FC2), e->x, e->h, L->fc2_w, L->fc2_b, R, F, D,
+        acc); /* x += h W2^T + b2 */
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -171,7 +211,8 @@ static void text_forward(rsclip_encoder *e, int n, const int32_t *ids, float *em
         float *xr = e->x + (size_t)r * D;
         for (int i = 0; i < D; i++) xr[i] = te[i] + pe[i];
     }
-    for (int l = 0; l < ti->layers; l++) encoder_layer(e, &W->layers[l], ti, n, T);
+    for (int l = 0; l < ti->layers; l++)
+        encoder_layer(e, &W->layers[l], &e->text_pack, l, ti, n, T);
 
     /* xn = final_layer_norm(x): [R, D] */
     rsclip__layernorm(e->xn, e->x, W->ln_w, W->ln_b, R, D, (float)ti->layer_norm_eps);
@@ -180,7 +221,8 @@ static void text_forward(rsclip_encoder *e, int n, const int32_t *ids, float *em
     /* pa = xn[b, T-1]: [n, D] (pooled at the last position, not at the first EOS) */
     for (int b = 0; b < n; b++)
         memcpy(e->pa + (size_t)b * D, e->xn + ((size_t)b * T + T - 1) * D, sizeof(float) * D);
-    rsclip__linear(embeds, e->pa, W->head_w, W->head_b, n, D, D, 0); /* embeds: [n, D] */
+    lin(e, extra_pw(&e->text_pack, PX_TEXT_HEAD), embeds, e->pa, W->head_w, W->head_b, n, D, D,
+        0); /* embeds: [n, D] */
 }
 
 /* MAP head: attention pooling of xn: [n * T, D] with the learned probe as the only query, then
@@ -197,8 +239,9 @@ static void map_head(rsclip_encoder *e, int n, int T) {
     rsclip__linear(e->pq, W->probe, wq, bq, 1, D, D, 0);
     const float scale = 1.0f / sqrtf((float)hd);
     for (int i = 0; i < D; i++) e->pq[i] *= scale;
-    rsclip__linear(e->k, e->xn, wk, bk, R, D, D, 0); /* k: [R, D] */
-    rsclip__linear(e->v, e->xn, wv, bv, R, D, D, 0); /* v: [R, D] */
+    const tower_pack *tp = &e->vision_pack;
+    lin(e, extra_pw(tp, PX_MAP_K), e->k, e->xn, wk, bk, R, D, D, 0); /* k: [R, D] */
+    lin(e, extra_pw(tp, PX_MAP_V), e->v, e->xn, wv, bv, R, D, D, 0); /* v: [R, D] */
 
     float *s = e->att; /* [T] */
     for (int b = 0; b < n; b++) {
@@ -214,13 +257,14 @@ static void map_head(rsclip_encoder *e, int n, int T) {
         }
     }
     /* r = pa Wo^T + bo: [n, D], kept in pq's neighbour pn after the MLP input is formed */
-    rsclip__linear(e->pn, e->pa, W->out_w, W->out_b, n, D, D, 0); /* pn = r */
-    memcpy(e->pa, e->pn, sizeof(float) * (size_t)n * D);          /* pa = r (residual) */
+    lin(e, extra_pw(tp, PX_MAP_O), e->pn, e->pa, W->out_w, W->out_b, n, D, D, 0); /* pn = r */
+    memcpy(e->pa, e->pn, sizeof(float) * (size_t)n * D); /* pa = r (residual) */
     rsclip__layernorm(e->pn, e->pa, W->head_ln_w, W->head_ln_b, n, D,
-                      (float)ti->layer_norm_eps);                           /* pn = LN(r) */
-    rsclip__linear(e->ph, e->pn, W->head_fc1_w, W->head_fc1_b, n, D, F, 0); /* ph: [n, F] */
-    rsclip__gelu_tanh(e->ph, (size_t)n * F);
-    rsclip__linear(e->pa, e->ph, W->head_fc2_w, W->head_fc2_b, n, F, D, 1); /* pa = r + MLP */
+                      (float)ti->layer_norm_eps); /* pn = LN(r) */
+    lin(e, extra_pw(tp, PX_MAP_FC1), e->ph, e->pn, W->head_fc1_w, W->head_fc1_b, n, D, F,
+        RSCLIP__GEMM_GELU); /* ph: [n, F] */
+    lin(e, extra_pw(tp, PX_MAP_FC2), e->pa, e->ph, W->head_fc2_w, W->head_fc2_b, n, F, D,
+        RSCLIP__GEMM_ACCUMULATE); /* pa = r + MLP */
 }
 
 /* Vision tower for n <= max_batch images. pixels: [n, C, S, S]; embeds: [n, D];
@@ -249,13 +293,14 @@ static void vision_forward(rsclip_encoder *e, int n, const float *pixels, float 
         }
     }
     /* x = patches Wp^T + bp + position_embedding[t]: [R, D] */
-    rsclip__linear(e->x, e->h, W->patch_w, W->patch_b, R, K, D, 0);
+    lin(e, extra_pw(&e->vision_pack, PX_PATCH), e->x, e->h, W->patch_w, W->patch_b, R, K, D, 0);
     for (int r = 0; r < R; r++) {
         const float *pe = W->pos_emb + (size_t)(r % T) * D;
         float *xr = e->x + (size_t)r * D;
         for (int i = 0; i < D; i++) xr[i] += pe[i];
     }
-    for (int l = 0; l < ti->layers; l++) encoder_layer(e, &W->layers[l], ti, n, T);
+    for (int l = 0; l < ti->layers; l++)
+        encoder_layer(e, &W->layers[l], &e->vision_pack, l, ti, n, T);
 
     /* xn = post_layernorm(x): [R, D] = last_hidden_state */
     rsclip__layernorm(e->xn, e->x, W->post_ln_w, W->post_ln_b, R, D, (float)ti->layer_norm_eps);
@@ -272,7 +317,89 @@ rsclip_encoder_params rsclip_encoder_default_params(void) {
     rsclip_encoder_params p;
     p.max_batch = 8;
     p.n_threads = 0;
+    p.precision = RSCLIP_PRECISION_AUTO;
     return p;
+}
+
+int rsclip_precision_parse(const char *s, rsclip_precision *out) {
+    if (!s || !out) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "precision: NULL argument");
+    if (!strcmp(s, "auto"))
+        *out = RSCLIP_PRECISION_AUTO;
+    else if (!strcmp(s, "f32"))
+        *out = RSCLIP_PRECISION_F32;
+    else if (!strcmp(s, "bf16"))
+        *out = RSCLIP_PRECISION_BF16;
+    else
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "precision '%s' is not one of auto, f32, bf16",
+                             s);
+    return RSCLIP_OK;
+}
+
+const char *rsclip_precision_name(rsclip_precision p) {
+    switch (p) {
+    case RSCLIP_PRECISION_AUTO:
+        return "auto";
+    case RSCLIP_PRECISION_F32:
+        return "f32";
+    case RSCLIP_PRECISION_BF16:
+        return "bf16";
+    }
+    return "?";
+}
+
+rsclip_precision rsclip_encoder_precision(const rsclip_encoder *e) {
+    return e ? e->precision : RSCLIP_PRECISION_F32;
+}
+
+static void tower_pack_free(tower_pack *tp) {
+    if (tp->lw)
+        for (int i = 0; i < tp->n_layers * PK_PER_LAYER; i++) rsclip__packed_w_free(tp->lw[i]);
+    free(tp->lw);
+    for (int i = 0; i < PX_N; i++) rsclip__packed_w_free(tp->extra[i]);
+    memset(tp, 0, sizeof(*tp));
+}
+
+/* Pack the Linear weights of one tower (vision != 0: the vision tower) the first time it runs. */
+static int tower_pack_build(rsclip_encoder *e, int vision) {
+    tower_pack *tp = vision ? &e->vision_pack : &e->text_pack;
+    if (!e->use_gemm || tp->ready) return RSCLIP_OK;
+    const rsclip_model *m = e->m;
+    const rsclip_tower_info *ti = vision ? &m->info.vision : &m->info.text;
+    const rsclip__layer *L = vision ? m->vision.layers : m->text.layers;
+    const size_t D = (size_t)ti->hidden, F = (size_t)ti->intermediate;
+    const rsclip__gemm_format fmt =
+        e->precision == RSCLIP_PRECISION_BF16 ? RSCLIP__GEMM_BF16 : RSCLIP__GEMM_F32;
+    tp->n_layers = ti->layers;
+    tp->lw = calloc((size_t)ti->layers * PK_PER_LAYER, sizeof(*tp->lw));
+    int rc = tp->lw ? RSCLIP_OK : RSCLIP_ERR_NOMEM;
+    for (int l = 0; l < ti->layers && rc == RSCLIP_OK; l++) {
+        rsclip__packed_w **o = tp->lw + (size_t)l * PK_PER_LAYER;
+        const float *w[PK_PER_LAYER] = {L[l].q_w, L[l].k_w,   L[l].v_w,
+                                        L[l].o_w, L[l].fc1_w, L[l].fc2_w};
+        const size_t nn[PK_PER_LAYER] = {D, D, D, D, F, D}, kk[PK_PER_LAYER] = {D, D, D, D, D, F};
+        for (int j = 0; j < PK_PER_LAYER && rc == RSCLIP_OK; j++)
+            rc = rsclip__pack_weights(w[j], nn[j], kk[j], kk[j], fmt, &o[j]);
+    }
+    if (rc == RSCLIP_OK && vision) {
+        const rsclip__vision_weights *V = &m->vision;
+        const size_t K = (size_t)m->channels * m->info.patch_size * m->info.patch_size;
+        const float *wk = V->in_proj_w + D * D, *wv = wk + D * D;
+        rc = rsclip__pack_weights(V->patch_w, D, K, K, fmt, &tp->extra[PX_PATCH]);
+        if (!rc) rc = rsclip__pack_weights(wk, D, D, D, fmt, &tp->extra[PX_MAP_K]);
+        if (!rc) rc = rsclip__pack_weights(wv, D, D, D, fmt, &tp->extra[PX_MAP_V]);
+        if (!rc) rc = rsclip__pack_weights(V->out_w, D, D, D, fmt, &tp->extra[PX_MAP_O]);
+        if (!rc) rc = rsclip__pack_weights(V->head_fc1_w, F, D, D, fmt, &tp->extra[PX_MAP_FC1]);
+        if (!rc) rc = rsclip__pack_weights(V->head_fc2_w, D, F, F, fmt, &tp->extra[PX_MAP_FC2]);
+    } else if (rc == RSCLIP_OK) {
+        rc = rsclip__pack_weights(m->text.head_w, D, D, D, fmt, &tp->extra[PX_TEXT_HEAD]);
+    }
+    if (rc != RSCLIP_OK) {
+        tower_pack_free(tp);
+        return rsclip__error(RSCLIP_ERR_NOMEM, "encoder: cannot pack the %s tower's weights",
+                             vision ? "vision" : "text");
+    }
+    tp->ready = 1;
+    return RSCLIP_OK;
 }
 
 static size_t round16(size_t n) {
@@ -291,6 +418,15 @@ int rsclip_encoder_new(const rsclip_model *m, const rsclip_encoder_params *param
                              p.max_batch);
     if (p.n_threads < 0)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "encoder_new: n_threads %d < 0", p.n_threads);
+    if (p.precision != RSCLIP_PRECISION_AUTO && p.precision != RSCLIP_PRECISION_F32 &&
+        p.precision != RSCLIP_PRECISION_BF16)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "encoder_new: unknown precision %d",
+                             (int)p.precision);
+    if (p.n_threads == 0) {
+        long nc = sysconf(_SC_NPROCESSORS_ONLN);
+        p.n_threads = nc > 0 ? (nc > 64 ? 64 : (int)nc) : 1;
+    }
+    if (p.n_threads > 64) p.n_threads = 64;
 
     const rsclip_model_info *mi = &m->info;
     const size_t B = (size_t)p.max_batch;
@@ -329,6 +465,20 @@ int rsclip_encoder_new(const rsclip_model *m, const rsclip_encoder_params *param
     e->max_batch = p.max_batch;
     e->n_threads = p.n_threads;
     e->arena_n = total;
+    /* BF16 only where the vdpbf16ps kernel runs (the portable bf16 kernel would be slower than
+     * f32); F32 through the packed AVX-512F kernel where it exists, else OpenBLAS. */
+    const int has_bf16 = rsclip__gemm_cpu_has_avx512bf16();
+    e->precision = (p.precision != RSCLIP_PRECISION_F32 && has_bf16) ? RSCLIP_PRECISION_BF16
+                                                                     : RSCLIP_PRECISION_F32;
+    e->use_gemm = e->precision == RSCLIP_PRECISION_BF16 || rsclip__gemm_cpu_has_avx512f();
+    if (e->use_gemm) {
+        int rc = rsclip__gemm_ctx_new(p.n_threads, &e->g);
+        if (rc != RSCLIP_OK) {
+            free(e->arena);
+            free(e);
+            return rsclip__error(rc, "encoder_new: cannot start %d GEMM threads", p.n_threads);
+        }
+    }
 
     float *cur = e->arena;
     float **slots[12] = {&e->x, &e->xn,  &e->q,  &e->k,  &e->v,  &e->ao,
@@ -343,13 +493,16 @@ int rsclip_encoder_new(const rsclip_model *m, const rsclip_encoder_params *param
 
 void rsclip_encoder_free(rsclip_encoder *e) {
     if (!e) return;
+    tower_pack_free(&e->text_pack);
+    tower_pack_free(&e->vision_pack);
+    rsclip__gemm_ctx_free(e->g);
     free(e->arena);
     free(e);
 }
 
+/* One pool at a time: with the GEMM pool, OpenBLAS (attention, small products) runs on 1 thread. */
 static void set_threads(const rsclip_encoder *e) {
-    int n = e->n_threads > 0 ? e->n_threads : openblas_get_num_procs();
-    openblas_set_num_threads(n > 0 ? n : 1);
+    openblas_set_num_threads(e->use_gemm ? 1 : e->n_threads);
 }
 
 int rsclip_encode_images(rsclip_encoder *e, int n, const float *pixels, float *embeds,
@@ -359,6 +512,8 @@ int rsclip_encode_images(rsclip_encoder *e, int n, const float *pixels, float *e
     const rsclip_model_info *mi = &e->m->info;
     const size_t per_img = (size_t)e->m->channels * mi->image_size * mi->image_size;
     const size_t per_hidden = (size_t)mi->n_patches * mi->vision.hidden;
+    int rc = tower_pack_build(e, 1);
+    if (rc != RSCLIP_OK) return rc;
     set_threads(e);
     for (int i = 0; i < n; i += e->max_batch) {
         int nb = n - i < e->max_batch ? n - i : e->max_batch;
@@ -382,6 +537,8 @@ int rsclip_encode_texts(rsclip_encoder *e, int n, const int32_t *ids, float *emb
                                  i / T, i % T, (int)ids[i], mi->vocab_size);
     }
     const size_t per_hidden = T * mi->text.hidden;
+    int rc = tower_pack_build(e, 0);
+    if (rc != RSCLIP_OK) return rc;
     set_threads(e);
     for (int i = 0; i < n; i += e->max_batch) {
         int nb = n - i < e->max_batch ? n - i : e->max_batch;
