@@ -9,6 +9,11 @@
  * busy machine.
  *
  *   rsclip_bench_encoder [--workdir DIR] [--quick] [--models base,large] [--min-time SECONDS]
+ *                        [--precision f32,bf16] [--threads 1,2] [--batches 1,8,32]
+ *
+ * Each precision row also gives the worst cosine of its embeddings (8 images / 8 texts) to the
+ * f32 ones ("cos-f32"), and the precision the encoder actually ran (bf16 falls back to f32 on
+ * CPUs without AVX512_BF16).
  *
  * --quick: batches 1 and 8 only, one timed iteration each, no warm-up.
  */
@@ -17,6 +22,7 @@
 #include "rsclip/status.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -257,6 +263,29 @@ static double text_flops(const shapes *s) {
 
 /* ----- benchmark ------------------------------------------------------------------------------ */
 
+static double worst_cos(const float *a, const float *b, int n, int d) {
+    double w = 1.0;
+    for (int i = 0; i < n; i++) {
+        double ab = 0, aa = 0, bb = 0;
+        for (int k = 0; k < d; k++) {
+            double x = a[(size_t)i * d + k], y = b[(size_t)i * d + k];
+            ab += x * y, aa += x * x, bb += y * y;
+        }
+        double c = ab / sqrt(aa * bb);
+        w = c < w ? c : w;
+    }
+    return w;
+}
+
+static const char *g_precisions = "f32,bf16", *g_threads = "1,2", *g_batches = "1,8,32";
+
+static int in_list(const char *list, const char *item) {
+    size_t n = strlen(item);
+    for (const char *p = list; (p = strstr(p, item)) != NULL; p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == 0)) return 1;
+    return 0;
+}
+
 static void bench_model(const char *name, const char *workdir, int quick, double min_time) {
     char src[4200], dir[4200], path[4400];
     snprintf(src, sizeof(src), "%s/configs/%s", RSCLIP_BENCH_FIXTURES, name);
@@ -311,43 +340,75 @@ static void bench_model(const char *name, const char *workdir, int quick, double
         for (int t = 0; t < mi->text_ctx; t++)
             ids[b * mi->text_ctx + t] = t < 12 ? 3 + (b * 131 + t * 17) % 900 : 1;
 
-    printf("%-18s %-6s %7s %5s %9s %9s %9s %13s\n", "model", "tower", "threads", "batch", "items/s",
-           "ms/item", "GFLOP/s", "GFLOP/cpu-s");
+    /* f32 reference embeddings of the first 8 images and texts, for the cos-f32 column */
+    const int E = mi->embed_dim;
+    float *ref = malloc(sizeof(float) * (size_t)E * 16), *chk = malloc(sizeof(float) * E * 16);
+    if (!ref || !chk) exit(1);
+    {
+        rsclip_encoder_params ep = rsclip_encoder_default_params();
+        ep.precision = RSCLIP_PRECISION_F32;
+        rsclip_encoder *e;
+        if (rsclip_encoder_new(m, &ep, &e) != RSCLIP_OK) die("encoder_new");
+        if (rsclip_encode_images(e, 8, px, ref, NULL) ||
+            rsclip_encode_texts(e, 8, ids, ref + 8 * E, NULL))
+            die("reference");
+        rsclip_encoder_free(e);
+    }
+
+    printf("%-18s %-6s %-5s %7s %5s %9s %9s %9s %13s %9s\n", "model", "tower", "prec", "threads",
+           "batch", "items/s", "ms/item", "GFLOP/s", "GFLOP/cpu-s", "cos-f32");
     const int batches[3] = {1, 8, 32};
     const int nb = quick ? 2 : 3;
-    for (int th = 1; th <= 2; th++) {
-        for (int bi = 0; bi < nb; bi++) {
-            int b = batches[bi];
-            rsclip_encoder_params ep = rsclip_encoder_default_params();
-            ep.max_batch = b;
-            ep.n_threads = th;
-            rsclip_encoder *e;
-            if (rsclip_encoder_new(m, &ep, &e) != RSCLIP_OK) die("encoder_new");
-            for (int tower = 0; tower < 2; tower++) {
-                if (!quick && b == 1 &&
-                    (tower ? rsclip_encode_texts(e, 1, ids, emb, NULL)
-                           : rsclip_encode_images(e, 1, px, emb, NULL)) != RSCLIP_OK)
-                    die("warm-up");
-                int iters = 0;
-                double start = now(), cstart = cpu_now(), el;
-                do {
-                    int rc = tower ? rsclip_encode_texts(e, b, ids, emb, NULL)
-                                   : rsclip_encode_images(e, b, px, emb, NULL);
-                    if (rc != RSCLIP_OK) die("encode");
-                    iters++;
-                    el = now() - start;
-                } while (!quick && el < min_time);
-                double cpu = cpu_now() - cstart, flops = (double)iters * b * (tower ? tf : vf);
-                double per_s = iters * b / el;
-                printf("%-18s %-6s %7d %5d %9.2f %9.1f %9.1f %13.1f\n", name,
-                       tower ? "text" : "vision", th, b, per_s, 1e3 / per_s, flops / el * 1e-9,
-                       flops / cpu * 1e-9);
-                fflush(stdout);
+    for (int pi = 0; pi < 2; pi++) {
+        const rsclip_precision prec = pi ? RSCLIP_PRECISION_BF16 : RSCLIP_PRECISION_F32;
+        if (!in_list(g_precisions, rsclip_precision_name(prec))) continue;
+        for (int th = 1; th <= 2; th++) {
+            char ths[8];
+            snprintf(ths, sizeof(ths), "%d", th);
+            if (!in_list(g_threads, ths)) continue;
+            for (int bi = 0; bi < nb; bi++) {
+                int b = batches[bi];
+                char bs[8];
+                snprintf(bs, sizeof(bs), "%d", b);
+                if (!in_list(g_batches, bs)) continue;
+                rsclip_encoder_params ep = rsclip_encoder_default_params();
+                ep.max_batch = b;
+                ep.n_threads = th;
+                ep.precision = prec;
+                rsclip_encoder *e;
+                if (rsclip_encoder_new(m, &ep, &e) != RSCLIP_OK) die("encoder_new");
+                for (int tower = 0; tower < 2; tower++) {
+                    if ((tower ? rsclip_encode_texts(e, 8, ids, chk + 8 * E, NULL)
+                               : rsclip_encode_images(e, 8, px, chk, NULL)) != RSCLIP_OK)
+                        die("fidelity");
+                    double wc =
+                        worst_cos(ref + (tower ? 8 * E : 0), chk + (tower ? 8 * E : 0), 8, E);
+                    if (!quick && b == 1 &&
+                        (tower ? rsclip_encode_texts(e, 1, ids, emb, NULL)
+                               : rsclip_encode_images(e, 1, px, emb, NULL)) != RSCLIP_OK)
+                        die("warm-up");
+                    int iters = 0;
+                    double start = now(), cstart = cpu_now(), el;
+                    do {
+                        int rc = tower ? rsclip_encode_texts(e, b, ids, emb, NULL)
+                                       : rsclip_encode_images(e, b, px, emb, NULL);
+                        if (rc != RSCLIP_OK) die("encode");
+                        iters++;
+                        el = now() - start;
+                    } while (!quick && el < min_time);
+                    double cpu = cpu_now() - cstart, flops = (double)iters * b * (tower ? tf : vf);
+                    double per_s = iters * b / el;
+                    printf("%-18s %-6s %-5s %7d %5d %9.2f %9.1f %9.1f %13.1f %9.6f\n", name,
+                           tower ? "text" : "vision",
+                           rsclip_precision_name(rsclip_encoder_precision(e)), th, b, per_s,
+                           1e3 / per_s, flops / el * 1e-9, flops / cpu * 1e-9, wc);
+                    fflush(stdout);
+                }
+                rsclip_encoder_free(e);
             }
-            rsclip_encoder_free(e);
         }
     }
-    free(px), free(ids), free(emb);
+    free(px), free(ids), free(emb), free(ref), free(chk);
     rsclip_model_free(m);
 }
 
@@ -365,12 +426,19 @@ int main(int argc, char **argv) {
             models = argv[++i];
         else if (!strcmp(argv[i], "--min-time") && i + 1 < argc)
             min_time = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc)
+            g_precisions = argv[++i];
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            g_threads = argv[++i];
+        else if (!strcmp(argv[i], "--batches") && i + 1 < argc)
+            g_batches = argv[++i];
         else if (!strcmp(argv[i], "--quick"))
             quick = 1;
         else {
             fprintf(stderr,
                     "usage: %s [--workdir DIR] [--quick] [--models base,large] "
-                    "[--min-time SECONDS]\n",
+                    "[--min-time SECONDS] [--precision f32,bf16] [--threads 1,2] "
+                    "[--batches 1,8,32]\n",
                     argv[0]);
             return 2;
         }
