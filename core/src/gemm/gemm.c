@@ -1,10 +1,10 @@
 /* GEMM driver: weight packing, blocking, the thread pool, CPU dispatch and the portable kernels.
  *
  * Blocking (BLIS order, W packed once so no W packing inside the call):
- *   for each k block (ks steps)            -- W micro-panels ks x NR stay in L1
+ *   for each k block (ks steps; one block for the encoder's K)
  *     for each block of MC rows of A       -- packed A block (MC x ks) stays in L2
  *       pack A rows (f32 -> bf16 for BF16)
- *       for each NR panel of W             -- W block (ks x N) comes from L3
+ *       for each NR panel of W             -- W panel (ks x NR) reused by the MC / MR kernels
  *         for each MR panel of the A block: micro-kernel (MR x NR tile in registers)
  * Threads split the rows of C (in MR units) when there are enough of them, else the columns (in
  * NR units); each thread packs its own A rows, so no barrier is needed inside a call. The k
@@ -23,11 +23,21 @@
 #include <cpuid.h>
 #endif
 
-/* k steps per block (pairs for BF16: 192 pairs = 384 k) and rows per packed A block. */
-#define KS_MAX_BF16 192
-#define KS_MAX_F32 256
-#define MC_BF16 (GEMM_MR * 32)
-#define MC_F32 (GEMM_MR * 24)
+/* k steps per block and rows per packed A block. Measured on Zen 5 (1 MiB L2) at the encoder's
+ * shapes: re-reading and re-writing C once per k block costs more than streaming long A and W
+ * panels from L2, so K is not blocked up to 4096 (bf16) / 2048 (f32) and the A block is small. */
+#ifndef KS_MAX_BF16
+#define KS_MAX_BF16 2048
+#endif
+#ifndef KS_MAX_F32
+#define KS_MAX_F32 2048
+#endif
+#ifndef MC_BF16
+#define MC_BF16 (GEMM_MR * 8)
+#endif
+#ifndef MC_F32
+#define MC_F32 (GEMM_MR * 4)
+#endif
 #define MAX_THREADS 64
 
 /* ---------------------------------------------------------------------------------------------

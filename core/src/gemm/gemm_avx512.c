@@ -51,6 +51,17 @@ static inline T_F void store_row(float *c, __m512 v0, __m512 v1, __mmask16 m0, _
     _mm512_mask_storeu_ps(c + 16, m1, v1);
 }
 
+/* The C tile's rows are 3-16 KiB apart and, for large m, no longer in L2 when the next k block
+ * comes back to them: fetch them while the k loop runs instead of stalling at the store. */
+static inline void prefetch_c(const float *c, size_t ldc, int mr) {
+    for (int r = 0; r < mr; r++) {
+        const char *p = (const char *)(c + (size_t)r * ldc);
+        __builtin_prefetch(p, 1, 3);
+        __builtin_prefetch(p + 64, 1, 3);
+        __builtin_prefetch(p + 127, 1, 3);
+    }
+}
+
 #define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
 #define DECL(r) __m512 c##r##_0 = _mm512_setzero_ps(), c##r##_1 = _mm512_setzero_ps();
 #define STORE(r)                                                                                   \
@@ -66,6 +77,7 @@ static inline T_F void store_row(float *c, __m512 v0, __m512 v1, __mmask16 m0, _
 T_BF16 void rsclip__gemm_kernel_bf16_avx512(size_t ks, const uint32_t *a, const uint32_t *w,
                                             float *c, size_t ldc, int mr, int nr, int mode,
                                             const float *bias, int gelu) {
+    prefetch_c(c, ldc, mr);
     ROWS(DECL)
     for (size_t s = 0; s < ks; s++) {
         const __m512bh w0 = (__m512bh)_mm512_load_si512((const void *)w);
@@ -91,6 +103,7 @@ T_BF16 void rsclip__gemm_kernel_bf16_avx512(size_t ks, const uint32_t *a, const 
 T_F void rsclip__gemm_kernel_f32_avx512(size_t ks, const uint32_t *a, const uint32_t *w, float *c,
                                         size_t ldc, int mr, int nr, int mode, const float *bias,
                                         int gelu) {
+    prefetch_c(c, ldc, mr);
     ROWS(DECL)
     for (size_t s = 0; s < ks; s++) {
         const __m512 w0 = _mm512_load_ps((const void *)w);
