@@ -122,6 +122,60 @@ static void test_kernels(void) {
         free(codes);
         free(qc);
     }
+    /* int4 codes: in each 64-byte block b, byte j's low nibble is dim 128 b + j, its high
+     * nibble dim 128 b + 64 + j, both stored + 8 */
+    for (size_t s4 = 64; s4 <= 384; s4 += 320) {
+        size_t nrows = 29, qlen = 2 * s4;
+        uint8_t *codes = NULL;
+        int8_t *qc = NULL;
+        REQUIRE(posix_memalign((void **)&codes, 64, nrows * s4) == 0);
+        REQUIRE(posix_memalign((void **)&qc, 64, 2 * qlen) == 0);
+        for (size_t i = 0; i < nrows * s4; i++) codes[i] = (uint8_t)st_next(&r);
+        codes[0] = 0x00; /* both nibbles -8 */
+        codes[1] = 0xff;
+        int32_t qsum[2] = {0, 0};
+        for (int j = 0; j < 2; j++)
+            for (size_t t = 0; t < qlen; t++) {
+                int v = (int)(st_next(&r) % 255) - 127;
+                if (t % 17 == 0) v = t % 2 ? 127 : -127;
+                qc[(size_t)j * qlen + t] = (int8_t)v;
+                qsum[j] += v;
+            }
+        uint32_t rows[5] = {28, 3, 3, 0, 11};
+        int32_t want[29 * 2], got[29 * 2];
+        for (int pass = 0; pass < 2; pass++) {
+            size_t n = pass ? 5 : nrows;
+            for (size_t i = 0; i < n; i++)
+                for (int j = 0; j < 2; j++) {
+                    const uint8_t *c = codes + (pass ? rows[i] : i) * s4;
+                    int32_t sum = 0;
+                    for (size_t d = 0; d < qlen; d++) {
+                        size_t blk = d / 128, w = d % 128;
+                        uint8_t byte = c[blk * 64 + (w & 63)];
+                        int code = (w < 64 ? (byte & 15) : (byte >> 4)) - 8;
+                        sum += code * qc[(size_t)j * qlen + d];
+                    }
+                    want[i * 2 + j] = sum;
+                }
+            for (int k = RSCLIP_KERNEL_SCALAR; k <= RSCLIP_KERNEL_AVX512VNNI; k++) {
+                rsclip__dot_kernel fn = rsclip__search_kernel4(k);
+                if (!fn) continue;
+                for (int nq = 1; nq <= 2; nq++) {
+                    memset(got, 0x55, sizeof got);
+                    fn(codes, s4, pass ? rows : NULL, 0, n, qc, nq, qsum, got);
+                    int bad = 0;
+                    for (size_t i = 0; i < n; i++)
+                        for (int j = 0; j < nq; j++) bad += got[i * nq + j] != want[i * 2 + j];
+                    if (bad)
+                        fprintf(stderr, "int4 kernel %d stride %zu nq %d pass %d: %d wrong\n", k,
+                                s4, nq, pass, bad);
+                    CHECK(bad == 0);
+                }
+            }
+        }
+        free(codes);
+        free(qc);
+    }
     printf("best kernel on this CPU: %d\n", rsclip__search_best_kernel());
 }
 
@@ -291,6 +345,7 @@ static void test_large(size_t n) {
         sp.fetch = fetch_cb;
         sp.fetch_user = &fc;
         sp.n_threads = it % 2 ? 2 : 1;
+        if (it % 4 == 3) sp.n_prefilter = -1; /* int8 scan only */
         int nh;
         CHECK_OK(rsclip_vecset_search(vs, q, &sp, hits, &nh));
         size_t no = st_oracle(vecs, ids, n, dim, q, NULL, 0, 0, NULL, NULL, (size_t)k, o);

@@ -181,11 +181,13 @@ int main(void) {
     unsigned char *b = malloc(sz + 4096);
     CHECK(load_status(good, sz) == RSCLIP_OK);
     /* the layout the format promises, computed here */
-    size_t stride = 64, off_scales = (128 + 8 * n + 63) / 64 * 64;
-    size_t off_codes = (off_scales + 4 * n + 63) / 64 * 64;
-    CHECK(sz == off_codes + stride * n);
+    size_t stride = 128, off_scales = (128 + 8 * n + 63) / 64 * 64;
+    size_t off_scales4 = (off_scales + 4 * n + 63) / 64 * 64;
+    size_t off_codes = (off_scales4 + 4 * n + 63) / 64 * 64;
+    size_t off_codes4 = (off_codes + stride * n + 63) / 64 * 64;
+    CHECK(sz == off_codes4 + stride / 2 * n);
     /* truncated anywhere */
-    size_t cuts[] = {0, 1, 7, 64, 127, 128, 129, 1000, off_scales, off_codes, sz - 1};
+    size_t cuts[] = {0, 1, 7, 64, 127, 128, 129, 1000, off_scales, off_codes, off_codes4, sz - 1};
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++)
         CHECK(load_status(good, cuts[i]) == RSCLIP_ERR_FORMAT);
     /* trailing junk */
@@ -226,23 +228,15 @@ int main(void) {
         size_t off;
         int is64;
         uint64_t v;
-    } edits[] = {{16, 0, 0},
-                 {16, 0, 65},
-                 {16, 0, 1u << 20},
-                 {20, 0, 128},
-                 {20, 0, 40},
-                 {48, 1, 192},
-                 {56, 1, 0},
-                 {64, 1, off_codes + 64},
-                 {72, 1, off_codes},
-                 {80, 1, sz + 1},
-                 {40, 0, 1},
-                 {40, 0, 4},
-                 {44, 0, 2},
-                 {12, 0, 64},
-                 {96, 1, 1},
-                 {120, 1, 1},
-                 {88, 1, 0x7ff8000000000000ull}};
+    } edits[] = {{16, 0, 0},         {16, 0, 129},
+                 {16, 0, 1u << 20},  {20, 0, 64},
+                 {20, 0, 40},        {48, 1, 192},
+                 {56, 1, 0},         {64, 1, off_codes + 64},
+                 {72, 1, off_codes}, {80, 1, sz + 1},
+                 {40, 0, 1},         {40, 0, 4},
+                 {44, 0, 2},         {12, 0, 64},
+                 {96, 1, 1},         {104, 1, off_codes4 + 64},
+                 {120, 1, 1},        {88, 1, 0x7ff8000000000000ull}};
     for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
         memcpy(b, good, sz);
         if (edits[i].is64)
@@ -259,9 +253,9 @@ int main(void) {
     put64(b, 128 + 8 * 100, 10 * 99);
     CHECK(load_status(b, sz) == RSCLIP_ERR_FORMAT);
     float badf[3] = {NAN, -1.0f, INFINITY};
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 6; i++) {
         memcpy(b, good, sz);
-        memcpy(b + off_scales + 4 * 17, &badf[i], 4);
+        memcpy(b + (i < 3 ? off_scales : off_scales4) + 4 * 17, &badf[i % 3], 4);
         CHECK(load_status(b, sz) == RSCLIP_ERR_FORMAT);
     }
     /* random code bytes are fine (any byte is a valid code) */

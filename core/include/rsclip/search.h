@@ -141,6 +141,9 @@ typedef enum rsclip_kernel {
 typedef struct rsclip_search_params {
     int k;                    /* hits wanted (>= 1); default 10 */
     int n_candidates;         /* int8 scan keeps this many for the exact rerank; 0 = max(10k,256) */
+    int n_prefilter;          /* large sets: a first pass over 4-bit codes keeps this many for
+                                 the int8 pass; 0 = max(4 n_candidates, 1024), -1 = no 4-bit
+                                 pass (used when the set has >= 8x as many vectors) */
     size_t exact_below;       /* AUTO mode: exact search for sets of at most this many vectors
                                  that hold floats; default 32768 */
     int mode;                 /* rsclip_search_mode; default AUTO */

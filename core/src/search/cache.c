@@ -12,14 +12,17 @@
  *   40  u32      flags (bit 0: float32 vectors present)
  *   44  u32      code type (1: int8 offset-binary, one float32 scale per vector)
  *   48  u64      offset of ids      int64[count], strictly ascending
- *   56  u64      offset of scales   float32[count], finite, >= 0
- *   64  u64      offset of codes    u8[count * stride]
+ *   56  u64      offset of scales   float32[count], finite, >= 0 (int8 codes)
+ *   64  u64      offset of codes    u8[count * stride] (int8 codes)
  *   72  u64      offset of floats   float32[count * dim], or 0
  *   80  u64      file size
  *   88  f64      largest vector norm
- *   96  u64[2]   reserved, 0
+ *   96  u64      offset of scales4  float32[count], finite, >= 0 (int4 codes)
+ *   104 u64      offset of codes4   u8[count * stride / 2] (int4 codes)
  *   112 u64      FNV-1a 64 of bytes 0..111
  *   120 u64      reserved, 0
+ * Sections in file order: ids, scales, scales4, codes, codes4, floats. The code formats are those
+ * of core/src/search/search_internal.h; stride is dim rounded up to 128.
  */
 #include "search/vecset_internal.h"
 #include "status/status_internal.h"
@@ -45,7 +48,7 @@
 static const char k_magic[8] = {'R', 'S', 'V', 'E', 'C', 'S', 'E', 'T'};
 
 typedef struct layout {
-    size_t off_ids, off_scales, off_codes, off_floats, size;
+    size_t off_ids, off_scales, off_scales4, off_codes, off_codes4, off_floats, size;
 } layout;
 
 static int align64(size_t x, size_t *out) {
@@ -60,9 +63,16 @@ static int compute_layout(size_t count, size_t dim, size_t stride, int floats, l
         align64(end, &L->off_scales))
         return 1;
     if (rsclip__mul_size(count, 4, &b) || rsclip__add_size(L->off_scales, b, &end) ||
+        align64(end, &L->off_scales4))
+        return 1;
+    if (rsclip__mul_size(count, 4, &b) || rsclip__add_size(L->off_scales4, b, &end) ||
         align64(end, &L->off_codes))
         return 1;
-    if (rsclip__mul_size(count, stride, &b) || rsclip__add_size(L->off_codes, b, &end)) return 1;
+    if (rsclip__mul_size(count, stride, &b) || rsclip__add_size(L->off_codes, b, &end) ||
+        align64(end, &L->off_codes4))
+        return 1;
+    if (rsclip__mul_size(count, stride / 2, &b) || rsclip__add_size(L->off_codes4, b, &end))
+        return 1;
     L->off_floats = 0;
     L->size = end;
     if (floats) {
@@ -141,6 +151,8 @@ int rsclip_vecset_save(const rsclip_vecset *vs, const char *path, uint64_t sourc
     put64(h, 72, L.off_floats);
     put64(h, 80, L.size);
     memcpy(h + 88, &vs->max_norm, 8);
+    put64(h, 96, L.off_scales4);
+    put64(h, 104, L.off_codes4);
     put64(h, 112, fnv1a(h, 112));
 
     size_t plen = strlen(path);
@@ -166,8 +178,10 @@ int rsclip_vecset_save(const rsclip_vecset *vs, const char *path, uint64_t sourc
     size_t pos = 0;
     int bad = write_section(f, h, HDR_SIZE, &pos, L.off_ids) ||
               write_section(f, vs->ids, vs->count * 8, &pos, L.off_scales) ||
-              write_section(f, vs->scales, vs->count * 4, &pos, L.off_codes) ||
-              write_section(f, vs->codes, vs->count * vs->stride, &pos,
+              write_section(f, vs->scales, vs->count * 4, &pos, L.off_scales4) ||
+              write_section(f, vs->scales4, vs->count * 4, &pos, L.off_codes) ||
+              write_section(f, vs->codes, vs->count * vs->stride, &pos, L.off_codes4) ||
+              write_section(f, vs->codes4, vs->count * vs->stride / 2, &pos,
                             vs->floats ? L.off_floats : L.size) ||
               (vs->floats && write_section(f, vs->floats, vs->count * dim * 4, &pos, L.size));
     int e = errno;
@@ -239,8 +253,7 @@ int rsclip_vecset_load(const char *path, rsclip_vecset **out) {
         FAIL(RSCLIP_ERR_FORMAT, "%s: count %llu too large", path, (unsigned long long)count);
     if (ctype != CODE_INT8) FAIL(RSCLIP_ERR_UNSUPPORTED, "%s: code type %u", path, (unsigned)ctype);
     if (flags & ~(uint64_t)FLAG_FLOATS) FAIL(RSCLIP_ERR_FORMAT, "%s: unknown flags", path);
-    if (get64(h, 96) || get64(h, 104) || get64(h, 120))
-        FAIL(RSCLIP_ERR_FORMAT, "%s: reserved header fields are not zero", path);
+    if (get64(h, 120)) FAIL(RSCLIP_ERR_FORMAT, "%s: reserved header fields are not zero", path);
     double max_norm;
     memcpy(&max_norm, h + 88, 8);
     if (!isfinite(max_norm) || max_norm < 0) FAIL(RSCLIP_ERR_FORMAT, "%s: bad largest norm", path);
@@ -248,7 +261,8 @@ int rsclip_vecset_load(const char *path, rsclip_vecset **out) {
     if (compute_layout((size_t)count, dim, stride, (flags & FLAG_FLOATS) != 0, &L))
         FAIL(RSCLIP_ERR_FORMAT, "%s: count %llu overflows", path, (unsigned long long)count);
     if (get64(h, 48) != L.off_ids || get64(h, 56) != L.off_scales || get64(h, 64) != L.off_codes ||
-        get64(h, 72) != L.off_floats)
+        get64(h, 72) != L.off_floats || get64(h, 96) != L.off_scales4 ||
+        get64(h, 104) != L.off_codes4)
         FAIL(RSCLIP_ERR_FORMAT, "%s: section offsets do not match the layout", path);
     if (get64(h, 80) != L.size || (uint64_t)st.st_size != L.size)
         FAIL(RSCLIP_ERR_FORMAT, "%s: file is %lld bytes, the header says %llu (needs %zu)", path,
@@ -276,7 +290,9 @@ int rsclip_vecset_load(const char *path, rsclip_vecset **out) {
     vs->max_norm = max_norm;
     vs->ids = (int64_t *)(void *)(base + L.off_ids);
     vs->scales = (float *)(void *)(base + L.off_scales);
+    vs->scales4 = (float *)(void *)(base + L.off_scales4);
     vs->codes = base + L.off_codes;
+    vs->codes4 = base + L.off_codes4;
     vs->floats = L.off_floats ? (float *)(void *)(base + L.off_floats) : NULL;
     /* The scan reads the codes next: start reading them in while the checks below run. */
     if (vs->count)
@@ -289,7 +305,8 @@ int rsclip_vecset_load(const char *path, rsclip_vecset **out) {
                                  path, i);
         }
     for (size_t i = 0; i < vs->count; i++)
-        if (!(vs->scales[i] >= 0.0f) || !isfinite(vs->scales[i])) {
+        if (!(vs->scales[i] >= 0.0f) || !isfinite(vs->scales[i]) || !(vs->scales4[i] >= 0.0f) ||
+            !isfinite(vs->scales4[i])) {
             rsclip_vecset_free(vs);
             return rsclip__error(RSCLIP_ERR_FORMAT, "%s: bad scale at row %zu", path, i);
         }

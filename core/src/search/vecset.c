@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 rsclip_vecset_params rsclip_vecset_default_params(void) {
     rsclip_vecset_params p;
@@ -27,12 +28,23 @@ rsclip_search_params rsclip_search_default_params(void) {
 }
 
 size_t rsclip__vecset_stride(int dim) {
-    return ((size_t)dim + RSCLIP__CODE_ALIGN - 1) / RSCLIP__CODE_ALIGN * RSCLIP__CODE_ALIGN;
+    return ((size_t)dim + RSCLIP__DIM_ALIGN - 1) / RSCLIP__DIM_ALIGN * RSCLIP__DIM_ALIGN;
 }
 
 void *rsclip__aligned_alloc(size_t size) {
     void *p = NULL;
     if (size == 0) size = RSCLIP__CODE_ALIGN;
+    /* Large arrays (the codes) go on transparent huge pages: the scan streams through them, and
+     * with 4 KiB pages the page walks cost several times the scan itself on virtual machines. */
+    const size_t huge = (size_t)2 << 20;
+    if (size >= 2 * huge && size <= (size_t)-1 - huge) {
+        size_t rounded = (size + huge - 1) / huge * huge;
+        if (posix_memalign(&p, huge, rounded) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+        (void)madvise(p, rounded, MADV_HUGEPAGE);
+#endif
+        return p;
+    }
     if (posix_memalign(&p, RSCLIP__CODE_ALIGN, size) != 0) return NULL;
     return p;
 }
@@ -65,7 +77,9 @@ void rsclip_vecset_free(rsclip_vecset *vs) {
     } else {
         free(vs->ids);
         free(vs->scales);
+        free(vs->scales4);
         free(vs->codes);
+        free(vs->codes4);
         free(vs->floats);
     }
     free(vs);
@@ -87,23 +101,65 @@ int rsclip__vecset_reserve(rsclip_vecset *vs, size_t want) {
         (vs->keep_floats && (rsclip__mul_size(cap, (size_t)vs->dim, &fl_b) ||
                              rsclip__mul_size(fl_b, sizeof(float), &fl_b))))
         return rsclip__error(RSCLIP_ERR_NOMEM, "rsclip_vecset: size overflow");
+    /* realloc'd arrays only grow: a failure half way leaves the set consistent */
     int64_t *ids = realloc(vs->ids, ids_b);
     if (ids) vs->ids = ids;
     float *sc = ids ? realloc(vs->scales, sc_b) : NULL;
     if (sc) vs->scales = sc;
-    uint8_t *codes = sc ? rsclip__aligned_alloc(codes_b) : NULL;
+    float *sc4 = sc ? realloc(vs->scales4, sc_b) : NULL;
+    if (sc4) vs->scales4 = sc4;
+    uint8_t *codes = sc4 ? rsclip__aligned_alloc(codes_b) : NULL;
+    uint8_t *codes4 = codes ? rsclip__aligned_alloc(codes_b / 2) : NULL;
     float *fl = NULL;
-    if (codes && vs->keep_floats) fl = realloc(vs->floats, fl_b);
-    if (!codes || (vs->keep_floats && !fl)) {
+    if (codes4 && vs->keep_floats) fl = realloc(vs->floats, fl_b);
+    if (!codes4 || (vs->keep_floats && !fl)) {
         free(codes);
+        free(codes4);
         return rsclip__error(RSCLIP_ERR_NOMEM, "rsclip_vecset: out of memory for %zu vectors", cap);
     }
     if (vs->codes) memcpy(codes, vs->codes, vs->count * vs->stride);
+    if (vs->codes4) memcpy(codes4, vs->codes4, vs->count * vs->stride / 2);
     free(vs->codes);
+    free(vs->codes4);
     vs->codes = codes;
+    vs->codes4 = codes4;
     if (fl) vs->floats = fl;
     vs->cap = cap;
     return RSCLIP_OK;
+}
+
+/* Round half away from zero (|x| is small here); the same on every machine. */
+static inline int round_code(float x) {
+    return (int)(x < 0.0f ? x - 0.5f : x + 0.5f);
+}
+
+/* Quantise v[0..dim) into both code sets (symmetric, scale = max|v| / levels). */
+static void quantise(const float *v, size_t dim, size_t stride, uint8_t *c8, float *s8, uint8_t *c4,
+                     float *s4) {
+    float m = 0.0f;
+    for (size_t t = 0; t < dim; t++) {
+        float a = fabsf(v[t]);
+        if (a > m) m = a;
+    }
+    float inv8 = m > 0.0f ? 127.0f / m : 0.0f, inv4 = m > 0.0f ? 7.0f / m : 0.0f;
+    for (size_t t = 0; t < dim; t++) {
+        int q = round_code(v[t] * inv8);
+        q = q > 127 ? 127 : q < -127 ? -127 : q;
+        c8[t] = (uint8_t)(q + 128);
+    }
+    memset(c8 + dim, 128, stride - dim);
+    /* int4: codes of one 128-dim block, then low nibbles = dims 0..63, high = 64..127 */
+    for (size_t b = 0; b < stride; b += 128) {
+        uint8_t q4[128];
+        for (size_t j = 0; j < 128; j++) {
+            int q = b + j < dim ? round_code(v[b + j] * inv4) : 0;
+            q = q > 7 ? 7 : q < -7 ? -7 : q;
+            q4[j] = (uint8_t)(q + 8);
+        }
+        for (size_t j = 0; j < 64; j++) c4[b / 2 + j] = (uint8_t)(q4[j] | (q4[64 + j] << 4));
+    }
+    *s8 = m / 127.0f;
+    *s4 = m / 7.0f;
 }
 
 int rsclip_vecset_add(rsclip_vecset *vs, size_t n, const int64_t *ids, const float *vecs) {
@@ -128,24 +184,10 @@ int rsclip_vecset_add(rsclip_vecset *vs, size_t n, const int64_t *ids, const flo
     for (size_t i = 0; i < n; i++) {
         const float *v = vecs + i * dim;
         size_t r = vs->count + i;
-        uint8_t *c = vs->codes + r * vs->stride;
-        float m = 0.0f;
+        quantise(v, dim, vs->stride, vs->codes + r * vs->stride, &vs->scales[r],
+                 vs->codes4 + r * (vs->stride / 2), &vs->scales4[r]);
         double nn = 0.0;
-        for (size_t t = 0; t < dim; t++) {
-            float a = fabsf(v[t]);
-            if (a > m) m = a;
-            nn += (double)v[t] * (double)v[t];
-        }
-        /* Symmetric quantisation: c = round(v * 127 / max|v|) in [-127, 127], stored + 128. */
-        float inv = m > 0.0f ? 127.0f / m : 0.0f;
-        for (size_t t = 0; t < dim; t++) {
-            long q = lrintf(v[t] * inv);
-            if (q > 127) q = 127;
-            if (q < -127) q = -127;
-            c[t] = (uint8_t)(q + 128);
-        }
-        memset(c + dim, 128, vs->stride - dim);
-        vs->scales[r] = m / 127.0f;
+        for (size_t t = 0; t < dim; t++) nn += (double)v[t] * (double)v[t];
         vs->ids[r] = ids[i];
         if (vs->keep_floats) memcpy(vs->floats + r * dim, v, dim * sizeof(float));
         if (sqrt(nn) > vs->max_norm) vs->max_norm = sqrt(nn);
@@ -190,12 +232,17 @@ int rsclip_vecset_finalize(rsclip_vecset *vs) {
             return rsclip__error(RSCLIP_ERR_INVALID_ARG,
                                  "rsclip_vecset_finalize: duplicate id %lld", dup);
         }
+    const size_t s4 = vs->stride / 2;
     uint8_t *codes = rsclip__aligned_alloc(vs->cap * vs->stride);
+    uint8_t *codes4 = rsclip__aligned_alloc(vs->cap * s4);
     float *scales = malloc(vs->cap * sizeof(float));
+    float *scales4 = malloc(vs->cap * sizeof(float));
     float *fl = vs->keep_floats ? malloc(vs->cap * dim * sizeof(float)) : NULL;
-    if (!codes || !scales || (vs->keep_floats && !fl)) {
+    if (!codes || !codes4 || !scales || !scales4 || (vs->keep_floats && !fl)) {
         free(codes);
+        free(codes4);
         free(scales);
+        free(scales4);
         free(fl);
         free(perm);
         return rsclip__error(RSCLIP_ERR_NOMEM, "rsclip_vecset_finalize: out of memory");
@@ -203,16 +250,22 @@ int rsclip_vecset_finalize(rsclip_vecset *vs) {
     for (size_t r = 0; r < n; r++) {
         size_t src = perm[r].row;
         memcpy(codes + r * vs->stride, vs->codes + src * vs->stride, vs->stride);
+        memcpy(codes4 + r * s4, vs->codes4 + src * s4, s4);
         scales[r] = vs->scales[src];
+        scales4[r] = vs->scales4[src];
         if (fl) memcpy(fl + r * dim, vs->floats + src * dim, dim * sizeof(float));
         vs->ids[r] = perm[r].id;
     }
     free(perm);
     free(vs->codes);
+    free(vs->codes4);
     free(vs->scales);
+    free(vs->scales4);
     free(vs->floats);
     vs->codes = codes;
+    vs->codes4 = codes4;
     vs->scales = scales;
+    vs->scales4 = scales4;
     vs->floats = fl;
     vs->sorted = 1;
     vs->finalized = 1;
@@ -401,6 +454,9 @@ typedef struct scan_job {
     const rsclip_vecset *vs;
     const qset *qs;
     rsclip__dot_kernel kern;
+    const uint8_t *codes; /* int8 or int4 codes, with their row size and scales */
+    size_t stride;
+    const float *scales;
     const uint32_t *rows; /* NULL: rows are begin..end-1 themselves */
     size_t begin, end;    /* positions in rows (or row numbers) */
     rsclip_filter_fn filter;
@@ -416,11 +472,11 @@ static void *scan_run(void *arg) {
     const int nq = jb->qs->nq;
     for (size_t b = jb->begin; b < jb->end; b += SCAN_BLOCK) {
         size_t n = jb->end - b < SCAN_BLOCK ? jb->end - b : SCAN_BLOCK;
-        jb->kern(vs->codes, vs->stride, jb->rows ? jb->rows + b : NULL, b, n, jb->qs->qc, nq,
+        jb->kern(jb->codes, jb->stride, jb->rows ? jb->rows + b : NULL, b, n, jb->qs->qc, nq,
                  jb->qs->qsum, jb->dots);
         for (size_t i = 0; i < n; i++) {
             uint32_t row = jb->rows ? jb->rows[b + i] : (uint32_t)(b + i);
-            float s = approx_score(jb->qs, vs->scales[row], jb->dots + i * (size_t)nq);
+            float s = approx_score(jb->qs, jb->scales[row], jb->dots + i * (size_t)nq);
             if (jb->all) {
                 jb->all[b + i] = s;
                 continue;
@@ -434,13 +490,14 @@ static void *scan_run(void *arg) {
     return NULL;
 }
 
-/* Run the int8 scan over positions [0, npos) of rows (or all rows) with up to n_threads threads:
- * either keep the best cap candidates (sorted best first into *out, count *n_out), or write every
- * approximate score into all[]. */
+/* Scan the int8 (or with int4 set, the int4) codes of positions [0, npos) of rows (or all rows)
+ * with up to n_threads threads: either keep the best cap candidates (sorted best first into *out,
+ * count *n_out), or write every approximate score into all[]. */
 static int scan(const rsclip_vecset *vs, const qset *qs, const rsclip_search_params *p,
                 const uint32_t *rows, size_t npos, size_t cap, cand **out, size_t *n_out,
-                float *all) {
-    rsclip__dot_kernel kern = rsclip__search_kernel(p->kernel);
+                float *all, int int4) {
+    rsclip__dot_kernel kern =
+        int4 ? rsclip__search_kernel4(p->kernel) : rsclip__search_kernel(p->kernel);
     if (!kern)
         return rsclip__error(RSCLIP_ERR_UNSUPPORTED,
                              "rsclip_vecset_search: kernel %d is not available on this CPU",
@@ -461,6 +518,9 @@ static int scan(const rsclip_vecset *vs, const qset *qs, const rsclip_search_par
         jb->vs = vs;
         jb->qs = qs;
         jb->kern = kern;
+        jb->codes = int4 ? vs->codes4 : vs->codes;
+        jb->stride = int4 ? vs->stride / 2 : vs->stride;
+        jb->scales = int4 ? vs->scales4 : vs->scales;
         jb->rows = rows;
         /* Split on SCAN_BLOCK boundaries. */
         size_t nb = (npos + SCAN_BLOCK - 1) / SCAN_BLOCK;
@@ -515,6 +575,36 @@ static int scan(const rsclip_vecset *vs, const qset *qs, const rsclip_search_par
     return rc;
 }
 
+static int cmp_cand_row(const void *a, const void *b) {
+    const cand *x = a, *y = b;
+    return x->row < y->row ? -1 : (x->row > y->row);
+}
+
+/* Second pass: re-score the int4 pass's candidates with the int8 codes, keep the best cap. */
+static int rescore8(const rsclip_vecset *vs, const qset *qs, const rsclip_search_params *p, cand *c,
+                    size_t nc, size_t cap, size_t *n_out) {
+    rsclip__dot_kernel kern = rsclip__search_kernel(p->kernel);
+    uint32_t rows[SCAN_BLOCK];
+    int32_t *dots = malloc(SCAN_BLOCK * (size_t)qs->nq * sizeof(int32_t));
+    if (!kern || !dots) {
+        free(dots);
+        return rsclip__error(kern ? RSCLIP_ERR_NOMEM : RSCLIP_ERR_UNSUPPORTED,
+                             "rsclip_vecset_search: %s", kern ? "out of memory" : "no kernel");
+    }
+    qsort(c, nc, sizeof(cand), cmp_cand_row); /* forward through memory */
+    for (size_t b = 0; b < nc; b += SCAN_BLOCK) {
+        size_t n = nc - b < SCAN_BLOCK ? nc - b : SCAN_BLOCK;
+        for (size_t i = 0; i < n; i++) rows[i] = c[b + i].row;
+        kern(vs->codes, vs->stride, rows, 0, n, qs->qc, qs->nq, qs->qsum, dots);
+        for (size_t i = 0; i < n; i++)
+            c[b + i].s = approx_score(qs, vs->scales[rows[i]], dots + i * (size_t)qs->nq);
+    }
+    free(dots);
+    qsort(c, nc, sizeof(cand), cmp_cand);
+    *n_out = nc < cap ? nc : cap;
+    return RSCLIP_OK;
+}
+
 static size_t find_row(const rsclip_vecset *vs, int64_t id) {
     size_t lo = 0, hi = vs->count;
     while (lo < hi) {
@@ -561,11 +651,6 @@ static int cmp_scored(const void *a, const void *b) {
     const scored *x = a, *y = b;
     if (x->s != y->s) return x->s > y->s ? -1 : 1;
     return x->id < y->id ? -1 : (x->id > y->id);
-}
-
-static int cmp_cand_row(const void *a, const void *b) {
-    const cand *x = a, *y = b;
-    return x->row < y->row ? -1 : (x->row > y->row);
 }
 
 /* Exact scores of the candidates (float32 vectors, double accumulation); the k best into hits. */
@@ -757,6 +842,33 @@ static int all_candidates(const rsclip_vecset *vs, const rsclip_search_params *p
     return RSCLIP_OK;
 }
 
+/* Candidates of the int4 pass, or 0 when the int8 codes are scanned directly (small sets: the
+ * int4 pass pays off only when it reads much more than its candidates). */
+static size_t n_prefilter_of(const rsclip_search_params *p, size_t ncand, size_t npos) {
+    if (p->n_prefilter < 0) return 0;
+    size_t pre =
+        p->n_prefilter > 0 ? (size_t)p->n_prefilter : (4 * ncand > 1024 ? 4 * ncand : 1024);
+    if (pre < ncand) pre = ncand;
+    return npos >= 8 * pre ? pre : 0;
+}
+
+/* The int8 candidates of a large scan: an int4 pass then int8 re-scoring, or int8 directly. */
+static int scan_candidates(const rsclip_vecset *vs, const qset *qs, const rsclip_search_params *p,
+                           const uint32_t *rows, size_t npos, size_t ncand, cand **out,
+                           size_t *n_out) {
+    size_t npre = n_prefilter_of(p, ncand, npos);
+    if (!npre) return scan(vs, qs, p, rows, npos, ncand, out, n_out, NULL, 0);
+    size_t n4 = 0;
+    int rc = scan(vs, qs, p, rows, npos, npre, out, &n4, NULL, 1);
+    if (rc != RSCLIP_OK) return rc;
+    rc = rescore8(vs, qs, p, *out, n4, ncand, n_out);
+    if (rc != RSCLIP_OK) {
+        free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 static int check_common(const rsclip_vecset *vs, const float *query, const char *fn) {
     if (!vs || !query) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: NULL argument", fn);
     if (!vs->finalized)
@@ -808,7 +920,7 @@ int rsclip_vecset_search(const rsclip_vecset *vs, const float *query,
         else if (npos <= ncand)
             rc = all_candidates(vs, &p, rows, npos, &cs, &nc);
         else
-            rc = scan(vs, &qs, &p, rows, npos, ncand, &cs, &nc, NULL);
+            rc = scan_candidates(vs, &qs, &p, rows, npos, ncand, &cs, &nc);
     }
     if (rc == RSCLIP_OK) rc = rerank(vs, &qs, &p, cs, nc, hits, n_hits);
     free(cs);
@@ -829,7 +941,7 @@ int rsclip_vecset_score_all(const rsclip_vecset *vs, const float *query,
     if (vs->floats && p.mode != RSCLIP_SEARCH_QUANT)
         rc = exact_scores(vs, &qs, NULL, vs->count, out);
     else
-        rc = scan(vs, &qs, &p, NULL, vs->count, 0, NULL, NULL, out);
+        rc = scan(vs, &qs, &p, NULL, vs->count, 0, NULL, NULL, out, 0);
     qset_free(&qs);
     return rc;
 }
@@ -850,7 +962,7 @@ int rsclip__vecset_candidates(const rsclip_vecset *vs, const float *query,
     if (p.allow_ids) rc = allowed_rows(vs, p.allow_ids, p.n_allow, &rows, &npos);
     cand *cs = NULL;
     size_t nc = 0;
-    if (rc == RSCLIP_OK) rc = scan(vs, &qs, &p, rows, npos, ncand, &cs, &nc, NULL);
+    if (rc == RSCLIP_OK) rc = scan_candidates(vs, &qs, &p, rows, npos, ncand, &cs, &nc);
     if (rc == RSCLIP_OK) {
         for (size_t i = 0; i < nc; i++) {
             ids[i] = cs[i].id;

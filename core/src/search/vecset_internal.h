@@ -9,15 +9,17 @@
 
 struct rsclip_vecset {
     int dim;
-    size_t stride; /* code row bytes: dim rounded up to RSCLIP__CODE_ALIGN */
+    size_t stride; /* int8 code row bytes: dim rounded up to RSCLIP__DIM_ALIGN; int4 rows: half */
     size_t count;
     size_t cap; /* rows allocated (built sets) */
     int keep_floats;
     int sorted;      /* ids strictly ascending so far */
     int finalized;   /* read-only from here on */
     int64_t *ids;    /* [count] ascending once finalized */
-    float *scales;   /* [count] code scale: v ~ scale * c */
+    float *scales;   /* [count] int8 code scale: v ~ scale * c */
+    float *scales4;  /* [count] int4 code scale */
     uint8_t *codes;  /* [count, stride] offset-binary int8, 64-byte aligned */
+    uint8_t *codes4; /* [count, stride / 2] offset-binary int4 pairs, 64-byte aligned */
     float *floats;   /* [count, dim] or NULL */
     double max_norm; /* largest |v| (error margin of the exact path) */
     uint64_t stamp;
