@@ -51,16 +51,25 @@ static int load_status(const unsigned char *b, size_t n) {
     char p[300];
     path_of(p, sizeof p, "hostile.rsvec");
     spit(p, b, n);
-    rsclip_vecset *vs = NULL;
-    int rc = rsclip_vecset_load(p, &vs);
-    if (rc == RSCLIP_OK) {
-        /* must still be usable */
-        rsclip_vecset_free(vs);
-    } else {
-        CHECK(vs == NULL);
-        CHECK(strstr(rsclip_last_error(), "hostile.rsvec") != NULL);
+    int rcs[2];
+    for (int copy = 0; copy < 2; copy++) {
+        rsclip_vecset *vs = NULL;
+        int rc = copy ? rsclip_vecset_read(p, &vs) : rsclip_vecset_load(p, &vs);
+        if (rc == RSCLIP_OK) {
+            /* must still be usable */
+            float q[40] = {1.0f};
+            float *all = malloc(rsclip_vecset_count(vs) * sizeof(float) + 4);
+            CHECK_OK(rsclip_vecset_score_all(vs, q, NULL, all));
+            free(all);
+            rsclip_vecset_free(vs);
+        } else {
+            CHECK(vs == NULL);
+            CHECK(strstr(rsclip_last_error(), "hostile.rsvec") != NULL);
+        }
+        rcs[copy] = rc;
     }
-    return rc;
+    CHECK(rcs[0] == rcs[1]); /* load and read judge alike */
+    return rcs[0];
 }
 
 static void put64(unsigned char *b, size_t off, uint64_t v) {
@@ -112,51 +121,53 @@ int main(void) {
         CHECK_OK(rsclip_vecset_finalize(vs));
         uint64_t stamp = 0xfedcba9876543210ull + (uint64_t)floats;
         CHECK_OK(rsclip_vecset_save(vs, path, stamp));
-        rsclip_vecset *ld = NULL;
-        CHECK_OK(rsclip_vecset_load(path, &ld));
-        REQUIRE(ld);
-        CHECK(rsclip_vecset_count(ld) == n && rsclip_vecset_dim(ld) == dim);
-        CHECK(rsclip_vecset_source_stamp(ld) == stamp);
-        CHECK(rsclip_vecset_source_stamp(vs) == 0);
-        CHECK(rsclip_vecset_has_floats(ld) == floats);
-        CHECK(memcmp(rsclip_vecset_ids(ld), ids, n * sizeof(int64_t)) == 0);
-        CHECK(rsclip_vecset_add(ld, 1, ids, vecs) == RSCLIP_ERR_INVALID_ARG); /* read-only */
-        fctx fc = {vecs, dim};
-        float q[40];
-        int diff = 0;
-        for (int it = 0; it < 10; it++) {
-            st_unit_vectors(&r, 1, dim, q);
-            rsclip_search_params sp = rsclip_search_default_params();
-            sp.k = 15;
-            sp.fetch = fetch_rows;
-            sp.fetch_user = &fc;
-            sp.mode = it % 2 ? RSCLIP_SEARCH_QUANT : RSCLIP_SEARCH_AUTO;
-            rsclip_vecset_hit h1[15], h2[15];
-            int n1, n2;
-            CHECK_OK(rsclip_vecset_search(vs, q, &sp, h1, &n1));
-            CHECK_OK(rsclip_vecset_search(ld, q, &sp, h2, &n2));
-            diff += n1 != n2 || memcmp(h1, h2, (size_t)n1 * sizeof(rsclip_vecset_hit)) != 0;
-            st_scored o[15];
-            size_t no = st_oracle(vecs, ids, n, dim, q, NULL, 0, 0, NULL, NULL, 15, o);
-            diff += st_compare(h2, n2, o, no) != 0;
-            float *a1 = malloc(n * sizeof(float)), *a2 = malloc(n * sizeof(float));
-            CHECK_OK(rsclip_vecset_score_all(vs, q, &sp, a1));
-            CHECK_OK(rsclip_vecset_score_all(ld, q, &sp, a2));
-            diff += memcmp(a1, a2, n * sizeof(float)) != 0;
-            free(a1);
-            free(a2);
+        for (int copy = 0; copy < 2; copy++) {
+            rsclip_vecset *ld = NULL;
+            CHECK_OK(copy ? rsclip_vecset_read(path, &ld) : rsclip_vecset_load(path, &ld));
+            REQUIRE(ld);
+            CHECK(rsclip_vecset_count(ld) == n && rsclip_vecset_dim(ld) == dim);
+            CHECK(rsclip_vecset_source_stamp(ld) == stamp);
+            CHECK(rsclip_vecset_source_stamp(vs) == 0);
+            CHECK(rsclip_vecset_has_floats(ld) == floats);
+            CHECK(memcmp(rsclip_vecset_ids(ld), ids, n * sizeof(int64_t)) == 0);
+            CHECK(rsclip_vecset_add(ld, 1, ids, vecs) == RSCLIP_ERR_INVALID_ARG); /* read-only */
+            fctx fc = {vecs, dim};
+            float q[40];
+            int diff = 0;
+            for (int it = 0; it < 10; it++) {
+                st_unit_vectors(&r, 1, dim, q);
+                rsclip_search_params sp = rsclip_search_default_params();
+                sp.k = 15;
+                sp.fetch = fetch_rows;
+                sp.fetch_user = &fc;
+                sp.mode = it % 2 ? RSCLIP_SEARCH_QUANT : RSCLIP_SEARCH_AUTO;
+                rsclip_vecset_hit h1[15], h2[15];
+                int n1, n2;
+                CHECK_OK(rsclip_vecset_search(vs, q, &sp, h1, &n1));
+                CHECK_OK(rsclip_vecset_search(ld, q, &sp, h2, &n2));
+                diff += n1 != n2 || memcmp(h1, h2, (size_t)n1 * sizeof(rsclip_vecset_hit)) != 0;
+                st_scored o[15];
+                size_t no = st_oracle(vecs, ids, n, dim, q, NULL, 0, 0, NULL, NULL, 15, o);
+                diff += st_compare(h2, n2, o, no) != 0;
+                float *a1 = malloc(n * sizeof(float)), *a2 = malloc(n * sizeof(float));
+                CHECK_OK(rsclip_vecset_score_all(vs, q, &sp, a1));
+                CHECK_OK(rsclip_vecset_score_all(ld, q, &sp, a2));
+                diff += memcmp(a1, a2, n * sizeof(float)) != 0;
+                free(a1);
+                free(a2);
+            }
+            CHECK(diff == 0);
+            /* a set with floats needs no fetch callback after loading */
+            if (floats) {
+                rsclip_search_params sp = rsclip_search_default_params();
+                sp.fetch = fetch_none;
+                rsclip_vecset_hit h[10];
+                int nh;
+                CHECK_OK(rsclip_vecset_search(ld, q, &sp, h, &nh));
+                CHECK(nh == 10);
+            }
+            rsclip_vecset_free(ld);
         }
-        CHECK(diff == 0);
-        /* a set with floats needs no fetch callback after loading */
-        if (floats) {
-            rsclip_search_params sp = rsclip_search_default_params();
-            sp.fetch = fetch_none;
-            rsclip_vecset_hit h[10];
-            int nh;
-            CHECK_OK(rsclip_vecset_search(ld, q, &sp, h, &nh));
-            CHECK(nh == 10);
-        }
-        rsclip_vecset_free(ld);
         rsclip_vecset_free(vs);
     }
 
@@ -169,6 +180,10 @@ int main(void) {
         CHECK_OK(rsclip_vecset_finalize(vs));
         CHECK_OK(rsclip_vecset_save(vs, pe, 1));
         CHECK_OK(rsclip_vecset_load(pe, &ld));
+        CHECK(ld && rsclip_vecset_count(ld) == 0);
+        rsclip_vecset_free(ld);
+        ld = NULL;
+        CHECK_OK(rsclip_vecset_read(pe, &ld));
         CHECK(ld && rsclip_vecset_count(ld) == 0);
         rsclip_vecset_free(ld);
         rsclip_vecset_free(vs);
@@ -267,6 +282,7 @@ int main(void) {
     char pm[300];
     path_of(pm, sizeof pm, "missing.rsvec");
     CHECK(rsclip_vecset_load(pm, &vs) == RSCLIP_ERR_NOT_FOUND && vs == NULL);
+    CHECK(rsclip_vecset_read(pm, &vs) == RSCLIP_ERR_NOT_FOUND && vs == NULL);
     CHECK(rsclip_vecset_load(g_dir, &vs) != RSCLIP_OK && vs == NULL);
     CHECK(rsclip_vecset_load(NULL, &vs) == RSCLIP_ERR_INVALID_ARG);
     /* save into a folder that does not exist */

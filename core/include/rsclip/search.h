@@ -117,6 +117,12 @@ int rsclip_vecset_save(const rsclip_vecset *vs, const char *path, uint64_t sourc
  * RSCLIP_ERR_UNSUPPORTED for a newer version, RSCLIP_ERR_IO if it cannot be read. */
 int rsclip_vecset_load(const char *path, rsclip_vecset **out);
 
+/* The same checks as rsclip_vecset_load, but the file is read into private memory (transparent
+ * huge pages) and closed. Loading costs a full read; each later scan is faster than over a mapped
+ * file (page walks): the choice for long-lived processes that run many queries (the GDAL plugin, a
+ * server); rsclip_vecset_load is the choice for a one-shot search. */
+int rsclip_vecset_read(const char *path, rsclip_vecset **out);
+
 /* Float32 vectors of the given ids, for the exact rerank. ids: [n] ascending; out: [n, dim].
  * Return RSCLIP_OK, or a negative rsclip status (with rsclip__error-style detail if you like):
  * the search fails with it. */

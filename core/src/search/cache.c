@@ -203,11 +203,26 @@ void rsclip__vecset_unmap(rsclip_vecset *vs) {
     vs->map = NULL;
 }
 
-int rsclip_vecset_load(const char *path, rsclip_vecset **out) {
+static int read_full(int fd, void *buf, size_t n, size_t off) {
+    unsigned char *p = buf;
+    while (n > 0) {
+        ssize_t r = pread(fd, p, n > ((size_t)1 << 30) ? ((size_t)1 << 30) : n, (off_t)off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return 1;
+        p += r;
+        n -= (size_t)r;
+        off += (size_t)r;
+    }
+    return 0;
+}
+
+/* Shared by load (copy = 0: map the file) and read (copy = 1: private memory). */
+static int open_cache(const char *path, int copy, rsclip_vecset **out) {
     if (!out) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_vecset_load: out is NULL");
     *out = NULL;
     if (!path) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_vecset_load: path is NULL");
 #ifdef RSCLIP_BIG_ENDIAN
+    (void)copy;
     return rsclip__error(RSCLIP_ERR_UNSUPPORTED, "%s: cache files need a little-endian host", path);
 #else
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -269,17 +284,6 @@ int rsclip_vecset_load(const char *path, rsclip_vecset **out) {
              (long long)st.st_size, (unsigned long long)get64(h, 80), L.size);
     rsclip_vecset *vs = calloc(1, sizeof *vs);
     if (!vs) FAIL(RSCLIP_ERR_NOMEM, "%s: out of memory", path);
-    void *map = mmap(NULL, L.size, PROT_READ, MAP_PRIVATE, fd, 0);
-    int e = errno;
-    close(fd);
-#undef FAIL
-    if (map == MAP_FAILED) {
-        free(vs);
-        return rsclip__error(RSCLIP_ERR_IO, "%s: mmap: %s", path, strerror(e));
-    }
-    vs->map = map;
-    vs->map_size = L.size;
-    unsigned char *base = map;
     vs->dim = (int)dim;
     vs->stride = stride;
     vs->count = (size_t)count;
@@ -288,16 +292,53 @@ int rsclip_vecset_load(const char *path, rsclip_vecset **out) {
     vs->finalized = 1;
     vs->stamp = get64(h, 32);
     vs->max_norm = max_norm;
-    vs->ids = (int64_t *)(void *)(base + L.off_ids);
-    vs->scales = (float *)(void *)(base + L.off_scales);
-    vs->scales4 = (float *)(void *)(base + L.off_scales4);
-    vs->codes = base + L.off_codes;
-    vs->codes4 = base + L.off_codes4;
-    vs->floats = L.off_floats ? (float *)(void *)(base + L.off_floats) : NULL;
-    /* The scan reads the codes next: start reading them in while the checks below run. */
-    if (vs->count)
-        (void)madvise(base + (L.off_codes & ~(size_t)4095), L.size - (L.off_codes & ~(size_t)4095),
-                      MADV_WILLNEED);
+    if (copy) {
+        const size_t n = vs->count, dim_ = (size_t)dim;
+        /* sizes are bounded by the file size checked above */
+        vs->ids = malloc(n ? n * 8 : 1);
+        vs->scales = malloc(n ? n * 4 : 1);
+        vs->scales4 = malloc(n ? n * 4 : 1);
+        vs->codes = rsclip__aligned_alloc(n * stride);
+        vs->codes4 = rsclip__aligned_alloc(n * stride / 2);
+        if (L.off_floats) vs->floats = malloc(n ? n * dim_ * 4 : 1);
+        if (!vs->ids || !vs->scales || !vs->scales4 || !vs->codes || !vs->codes4 ||
+            (L.off_floats && !vs->floats)) {
+            rsclip_vecset_free(vs);
+            FAIL(RSCLIP_ERR_NOMEM, "%s: out of memory for %zu vectors", path, n);
+        }
+        if (read_full(fd, vs->ids, n * 8, L.off_ids) ||
+            read_full(fd, vs->scales, n * 4, L.off_scales) ||
+            read_full(fd, vs->scales4, n * 4, L.off_scales4) ||
+            read_full(fd, vs->codes, n * stride, L.off_codes) ||
+            read_full(fd, vs->codes4, n * stride / 2, L.off_codes4) ||
+            (L.off_floats && read_full(fd, vs->floats, n * dim_ * 4, L.off_floats))) {
+            int e = errno;
+            rsclip_vecset_free(vs);
+            FAIL(RSCLIP_ERR_IO, "%s: read failed: %s", path, strerror(e));
+        }
+        close(fd);
+    } else {
+        void *map = mmap(NULL, L.size, PROT_READ, MAP_PRIVATE, fd, 0);
+        int e = errno;
+        close(fd);
+        if (map == MAP_FAILED) {
+            free(vs);
+            return rsclip__error(RSCLIP_ERR_IO, "%s: mmap: %s", path, strerror(e));
+        }
+        vs->map = map;
+        vs->map_size = L.size;
+        unsigned char *base = map;
+        vs->ids = (int64_t *)(void *)(base + L.off_ids);
+        vs->scales = (float *)(void *)(base + L.off_scales);
+        vs->scales4 = (float *)(void *)(base + L.off_scales4);
+        vs->codes = base + L.off_codes;
+        vs->codes4 = base + L.off_codes4;
+        vs->floats = L.off_floats ? (float *)(void *)(base + L.off_floats) : NULL;
+        /* The scan reads the codes next: start reading them in while the checks below run. */
+        size_t from = L.off_codes & ~(size_t)4095;
+        if (vs->count) (void)madvise(base + from, L.size - from, MADV_WILLNEED);
+    }
+#undef FAIL
     for (size_t i = 1; i < vs->count; i++)
         if (vs->ids[i - 1] >= vs->ids[i]) {
             rsclip_vecset_free(vs);
@@ -313,4 +354,12 @@ int rsclip_vecset_load(const char *path, rsclip_vecset **out) {
     *out = vs;
     return RSCLIP_OK;
 #endif
+}
+
+int rsclip_vecset_load(const char *path, rsclip_vecset **out) {
+    return open_cache(path, 0, out);
+}
+
+int rsclip_vecset_read(const char *path, rsclip_vecset **out) {
+    return open_cache(path, 1, out);
 }
