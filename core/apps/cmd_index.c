@@ -35,6 +35,7 @@ const char app_usage_index[] =
     "  --force               re-index scenes even when unchanged\n"
     "  --batch N             tiles per encoder batch (default 8)\n"
     "  -j N                  encoder threads (default: all cores)\n"
+    "  --precision P         auto (default: bf16 where the CPU has AVX512_BF16), f32, bf16\n"
     "  -q                    quiet: no progress\n"
     "\n"
     "Exit status: 0 all inputs indexed, 1 error (nothing more indexed), 2 usage,\n"
@@ -149,7 +150,8 @@ int cmd_index(int argc, char **argv) {
         O_RESAMPLING,
         O_ALLOW_PIXEL,
         O_FORCE,
-        O_BATCH
+        O_BATCH,
+        O_PRECISION
     };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'},
@@ -164,6 +166,7 @@ int cmd_index(int argc, char **argv) {
         {"allow-pixel-coords", no_argument, NULL, O_ALLOW_PIXEL},
         {"force", no_argument, NULL, O_FORCE},
         {"batch", required_argument, NULL, O_BATCH},
+        {"precision", required_argument, NULL, O_PRECISION},
         {"threads", required_argument, NULL, 'j'},
         {"quiet", no_argument, NULL, 'q'},
         {NULL, 0, NULL, 0}};
@@ -191,6 +194,13 @@ int cmd_index(int argc, char **argv) {
         case O_BATCH:
             if (app_parse_int("index", "--batch", optarg, 1, 256, &ip.batch)) return APP_USAGE;
             break;
+        case O_PRECISION: {
+            rsclip_precision pr;
+            if (rsclip_precision_parse(optarg, &pr) != RSCLIP_OK)
+                return app_usage_error("index", "--precision: %s", rsclip_last_error());
+            ip.precision = (int)pr;
+            break;
+        }
         case O_INPUT_LIST:
             list = optarg;
             break;

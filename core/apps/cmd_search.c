@@ -37,6 +37,7 @@ const char app_usage_search[] =
     "  --t_srs SRS             footprints in this CRS (default EPSG:4326)\n"
     "  -m MODEL                model (default: the one the index was built with)\n"
     "  -j N                    threads (default: all cores)\n"
+    "  --precision P           text encoder: auto (default), f32, bf16\n"
     "  --no-cache              do not use or write the INDEX.rsvec vector cache\n";
 
 /* Parse "a,b" or "a,b,c,d" numbers. */
@@ -89,7 +90,8 @@ int cmd_search(int argc, char **argv) {
         O_LIKE_IMAGE,
         O_SCENE,
         O_NO_CACHE,
-        O_OF
+        O_OF,
+        O_PRECISION
     };
     static const struct option longopts[] = {{"min-prob", required_argument, NULL, O_MIN_PROB},
                                              {"bbox", required_argument, NULL, O_BBOX},
@@ -106,6 +108,7 @@ int cmd_search(int argc, char **argv) {
                                              {"of", required_argument, NULL, O_OF},
                                              {"model", required_argument, NULL, 'm'},
                                              {"threads", required_argument, NULL, 'j'},
+                                             {"precision", required_argument, NULL, O_PRECISION},
                                              {"output", required_argument, NULL, 'o'},
                                              {NULL, 0, NULL, 0}};
     rsclip_query q = rsclip_query_default();
@@ -200,6 +203,13 @@ int cmd_search(int argc, char **argv) {
         case O_NO_CACHE:
             sp.use_cache = 0;
             break;
+        case O_PRECISION: {
+            rsclip_precision pr;
+            if (rsclip_precision_parse(optarg, &pr) != RSCLIP_OK)
+                return app_usage_error("search", "--precision: %s", rsclip_last_error());
+            sp.precision = (int)pr;
+            break;
+        }
         default:
             return app_bad_option("search", ch, argv);
         }

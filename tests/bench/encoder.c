@@ -18,6 +18,7 @@
  * --quick: batches 1 and 8 only, one timed iteration each, no warm-up.
  */
 #include "json/json.h"
+#include "model/model_internal.h"
 #include "rsclip/model.h"
 #include "rsclip/status.h"
 
@@ -388,6 +389,7 @@ static void bench_model(const char *name, const char *workdir, int quick, double
                                : rsclip_encode_images(e, 1, px, emb, NULL)) != RSCLIP_OK)
                         die("warm-up");
                     int iters = 0;
+                    rsclip__stage_profile(1);
                     double start = now(), cstart = cpu_now(), el;
                     do {
                         int rc = tower ? rsclip_encode_texts(e, b, ids, emb, NULL)
@@ -402,6 +404,15 @@ static void bench_model(const char *name, const char *workdir, int quick, double
                            tower ? "text" : "vision",
                            rsclip_precision_name(rsclip_encoder_precision(e)), th, b, per_s,
                            1e3 / per_s, flops / el * 1e-9, flops / cpu * 1e-9, wc);
+                    double sg[RSCLIP__STAGE_N], sum = 0;
+                    rsclip__stage_times(sg);
+                    rsclip__stage_profile(0);
+                    for (int k = 0; k < RSCLIP__STAGE_N; k++) sum += sg[k];
+                    printf(
+                        "    split: gemm %.1f%%  attention %.1f%%  layernorm %.1f%%  gelu %.1f%%  "
+                        "copies %.1f%%  other %.1f%%\n",
+                        100 * sg[0] / el, 100 * sg[1] / el, 100 * sg[2] / el, 100 * sg[3] / el,
+                        100 * sg[4] / el, 100 * (el - sum) / el);
                     fflush(stdout);
                 }
                 rsclip_encoder_free(e);

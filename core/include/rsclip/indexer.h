@@ -53,6 +53,7 @@ typedef struct rsclip_indexer_params {
     int force;                 /* re-index unchanged scenes */
     int batch;                 /* tiles per encoder batch; default 8 */
     int n_threads;             /* encoder threads; 0 = all cores */
+    int precision;             /* rsclip_precision (rsclip/model.h); 0 = auto */
     rsclip_indexer_progress_fn progress;
     rsclip_indexer_error_fn on_error;
     void *user;

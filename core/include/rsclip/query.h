@@ -55,6 +55,7 @@ typedef struct rsclip_session_params {
     int n_threads;     /* encoder and scan threads; 0 = all cores */
     int use_cache;     /* map (and rebuild when stale) INDEX.rsvec; default 1. With 0 the
                           vectors are read from the index on every open */
+    int precision;     /* text encoder's rsclip_precision (rsclip/model.h); 0 = auto */
 } rsclip_session_params;
 
 rsclip_session_params rsclip_session_default_params(void);

@@ -442,6 +442,7 @@ int rsclip_indexer_run(const char *index_path, const char *const *paths, int n_p
         rsclip_encoder_params ep = rsclip_encoder_default_params();
         ep.max_batch = p.batch;
         ep.n_threads = p.n_threads;
+        ep.precision = (rsclip_precision)p.precision;
         rc = rsclip_encoder_new(model, &ep, &enc);
     }
     if (rc || n_paths == 0) {

@@ -21,7 +21,33 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+/* ---------------------------------------------------------------------------------------------
+ * Stage profile (benchmark only) */
+
+static int g_prof;
+static double g_stage[RSCLIP__STAGE_N];
+
+static double prof_now(void) {
+    if (!g_prof) return 0.0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+static void prof_add(int stage, double t0) {
+    if (g_prof) g_stage[stage] += prof_now() - t0;
+}
+
+void rsclip__stage_profile(int on) {
+    memset(g_stage, 0, sizeof(g_stage));
+    g_prof = on;
+}
+
+void rsclip__stage_times(double seconds[RSCLIP__STAGE_N]) {
+    memcpy(seconds, g_stage, sizeof(g_stage));
+}
 
 /* Linear weights of one tower packed for rsclip__gemm (bf16 or f32 panels), built the first time
  * the tower runs. lw[6 l + j]: q, k, v, o, fc1, fc2 of layer l. extra: vision patch embedding,
@@ -129,12 +155,26 @@ void rsclip__linear(float *y, const float *x, const float *w, const float *b, in
 /* y = act((acc ? y : 0) + x W^T + b) through the packed GEMM when pw is set, else OpenBLAS. */
 static void lin(rsclip_encoder *e, const rsclip__packed_w *pw, float *y, const float *x,
                 const float *w, const float *b, int rows, int in, int out, unsigned flags) {
+    double t0 = prof_now();
     if (pw) {
         rsclip__gemm(e->g, (size_t)rows, x, (size_t)in, pw, y, (size_t)out, b, flags);
+        prof_add(RSCLIP__STAGE_GEMM, t0);
         return;
     }
     rsclip__linear(y, x, w, b, rows, in, out, (flags & RSCLIP__GEMM_ACCUMULATE) != 0);
-    if (flags & RSCLIP__GEMM_GELU) rsclip__gelu_tanh(y, (size_t)rows * out);
+    prof_add(RSCLIP__STAGE_GEMM, t0);
+    if (flags & RSCLIP__GEMM_GELU) {
+        t0 = prof_now();
+        rsclip__gelu_tanh(y, (size_t)rows * out);
+        prof_add(RSCLIP__STAGE_GELU, t0);
+    }
+}
+
+static void layernorm_p(float *out, const float *x, const float *w, const float *b, int rows, int d,
+                        float eps) {
+    double t0 = prof_now();
+    rsclip__layernorm(out, x, w, b, rows, d, eps);
+    prof_add(RSCLIP__STAGE_LAYERNORM, t0);
 }
 
 static const rsclip__packed_w *layer_pw(const tower_pack *tp, int l, int j) {
@@ -150,6 +190,7 @@ static const rsclip__packed_w *extra_pw(const tower_pack *tp, int j) {
 /* Multi-head self-attention core, no mask: ao = softmax(q k^T / sqrt(hd)) v per (item, head).
  * q, k, v, ao: [n * T, D]; head hh uses columns hh*hd .. hh*hd+hd-1. */
 static void self_attention(rsclip_encoder *e, int n, int T, int D, int H) {
+    double t0 = prof_now();
     const int hd = D / H;
     const float scale = 1.0f / sqrtf((float)hd);
     float *s = e->att; /* [T, T] */
@@ -169,6 +210,7 @@ static void self_attention(rsclip_encoder *e, int n, int T, int D, int H) {
                         0.0f, oh, D);
         }
     }
+    prof_add(RSCLIP__STAGE_ATTENTION, t0);
 }
 
 /* One pre-LN encoder layer on e->x: [n * T, D]:
@@ -179,14 +221,14 @@ static void encoder_layer(rsclip_encoder *e, const rsclip__layer *L, const tower
     const float eps = (float)ti->layer_norm_eps;
     const unsigned acc = RSCLIP__GEMM_ACCUMULATE;
 
-    rsclip__layernorm(e->xn, e->x, L->ln1_w, L->ln1_b, R, D, eps);            /* xn: [R, D] */
+    layernorm_p(e->xn, e->x, L->ln1_w, L->ln1_b, R, D, eps);                  /* xn: [R, D] */
     lin(e, layer_pw(tp, l, PK_Q), e->q, e->xn, L->q_w, L->q_b, R, D, D, 0);   /* q: [R, D] */
     lin(e, layer_pw(tp, l, PK_K), e->k, e->xn, L->k_w, L->k_b, R, D, D, 0);   /* k: [R, D] */
     lin(e, layer_pw(tp, l, PK_V), e->v, e->xn, L->v_w, L->v_b, R, D, D, 0);   /* v: [R, D] */
     self_attention(e, n, T, D, ti->heads);                                    /* ao: [R, D] */
     lin(e, layer_pw(tp, l, PK_O), e->x, e->ao, L->o_w, L->o_b, R, D, D, acc); /* x += ao Wo^T+bo */
 
-    rsclip__layernorm(e->xn, e->x, L->ln2_w, L->ln2_b, R, D, eps); /* xn: [R, D] */
+    layernorm_p(e->xn, e->x, L->ln2_w, L->ln2_b, R, D, eps); /* xn: [R, D] */
     lin(e, layer_pw(tp, l, PK_FC1), e->h, e->xn, L->fc1_w, L->fc1_b, R, D, F,
         RSCLIP__GEMM_GELU); /* h = gelu(xn W1^T + b1): [R, F] */
     lin(e, layer_pw(tp, l, PK_FC2), e->x, e->h, L->fc2_w, L->fc2_b, R, F, D,
@@ -205,17 +247,19 @@ static void text_forward(rsclip_encoder *e, int n, const int32_t *ids, float *em
     const int T = m->info.text_ctx, D = ti->hidden, R = n * T;
 
     /* x = token_embedding[ids] + position_embedding[t]: [R, D] */
+    double t0 = prof_now();
     for (int r = 0; r < R; r++) {
         const float *te = W->tok_emb + (size_t)ids[r] * D;
         const float *pe = W->pos_emb + (size_t)(r % T) * D;
         float *xr = e->x + (size_t)r * D;
         for (int i = 0; i < D; i++) xr[i] = te[i] + pe[i];
     }
+    prof_add(RSCLIP__STAGE_COPY, t0);
     for (int l = 0; l < ti->layers; l++)
         encoder_layer(e, &W->layers[l], &e->text_pack, l, ti, n, T);
 
     /* xn = final_layer_norm(x): [R, D] */
-    rsclip__layernorm(e->xn, e->x, W->ln_w, W->ln_b, R, D, (float)ti->layer_norm_eps);
+    layernorm_p(e->xn, e->x, W->ln_w, W->ln_b, R, D, (float)ti->layer_norm_eps);
     if (last_hidden) memcpy(last_hidden, e->xn, sizeof(float) * (size_t)R * D);
 
     /* pa = xn[b, T-1]: [n, D] (pooled at the last position, not at the first EOS) */
@@ -244,6 +288,7 @@ static void map_head(rsclip_encoder *e, int n, int T) {
     lin(e, extra_pw(tp, PX_MAP_V), e->v, e->xn, wv, bv, R, D, D, 0); /* v: [R, D] */
 
     float *s = e->att; /* [T] */
+    double t0 = prof_now();
     for (int b = 0; b < n; b++) {
         for (int hh = 0; hh < H; hh++) {
             size_t off = (size_t)b * T * D + (size_t)hh * hd;
@@ -256,11 +301,12 @@ static void map_head(rsclip_encoder *e, int n, int T) {
                         e->pa + (size_t)b * D + hh * hd, 1);
         }
     }
+    prof_add(RSCLIP__STAGE_ATTENTION, t0);
     /* r = pa Wo^T + bo: [n, D], kept in pq's neighbour pn after the MLP input is formed */
     lin(e, extra_pw(tp, PX_MAP_O), e->pn, e->pa, W->out_w, W->out_b, n, D, D, 0); /* pn = r */
     memcpy(e->pa, e->pn, sizeof(float) * (size_t)n * D); /* pa = r (residual) */
-    rsclip__layernorm(e->pn, e->pa, W->head_ln_w, W->head_ln_b, n, D,
-                      (float)ti->layer_norm_eps); /* pn = LN(r) */
+    layernorm_p(e->pn, e->pa, W->head_ln_w, W->head_ln_b, n, D,
+                (float)ti->layer_norm_eps); /* pn = LN(r) */
     lin(e, extra_pw(tp, PX_MAP_FC1), e->ph, e->pn, W->head_fc1_w, W->head_fc1_b, n, D, F,
         RSCLIP__GEMM_GELU); /* ph: [n, F] */
     lin(e, extra_pw(tp, PX_MAP_FC2), e->pa, e->ph, W->head_fc2_w, W->head_fc2_b, n, F, D,
@@ -278,6 +324,7 @@ static void vision_forward(rsclip_encoder *e, int n, const float *pixels, float 
     const int G = S / P, T = G * G, D = ti->hidden, R = n * T, K = C * P * P;
 
     /* im2col: h = patches [R, K], row (b, gy, gx), column (c, py, px) as the conv weight */
+    double t0 = prof_now();
     for (int b = 0; b < n; b++) {
         for (int gy = 0; gy < G; gy++) {
             for (int gx = 0; gx < G; gx++) {
@@ -292,18 +339,21 @@ static void vision_forward(rsclip_encoder *e, int n, const float *pixels, float 
             }
         }
     }
+    prof_add(RSCLIP__STAGE_COPY, t0);
     /* x = patches Wp^T + bp + position_embedding[t]: [R, D] */
     lin(e, extra_pw(&e->vision_pack, PX_PATCH), e->x, e->h, W->patch_w, W->patch_b, R, K, D, 0);
+    t0 = prof_now();
     for (int r = 0; r < R; r++) {
         const float *pe = W->pos_emb + (size_t)(r % T) * D;
         float *xr = e->x + (size_t)r * D;
         for (int i = 0; i < D; i++) xr[i] += pe[i];
     }
+    prof_add(RSCLIP__STAGE_COPY, t0);
     for (int l = 0; l < ti->layers; l++)
         encoder_layer(e, &W->layers[l], &e->vision_pack, l, ti, n, T);
 
     /* xn = post_layernorm(x): [R, D] = last_hidden_state */
-    rsclip__layernorm(e->xn, e->x, W->post_ln_w, W->post_ln_b, R, D, (float)ti->layer_norm_eps);
+    layernorm_p(e->xn, e->x, W->post_ln_w, W->post_ln_b, R, D, (float)ti->layer_norm_eps);
     if (last_hidden) memcpy(last_hidden, e->xn, sizeof(float) * (size_t)R * D);
 
     map_head(e, n, T);

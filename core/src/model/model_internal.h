@@ -90,6 +90,20 @@ void rsclip__softmax_rows(float *x, int rows, int n);
 void rsclip__linear(float *y, const float *x, const float *w, const float *b, int rows, int in,
                     int out, int accumulate);
 
+/* Per-stage wall time of the forward passes, for the benchmark: process-wide counters, off by
+ * default; rsclip__stage_profile(1) zeroes and starts them (not meant for concurrent encoders).
+ * GELU is fused into the fc1 GEMM on the packed path (counted as GEMM there). */
+enum {
+    RSCLIP__STAGE_GEMM,
+    RSCLIP__STAGE_ATTENTION,
+    RSCLIP__STAGE_LAYERNORM,
+    RSCLIP__STAGE_GELU,
+    RSCLIP__STAGE_COPY,
+    RSCLIP__STAGE_N
+};
+void rsclip__stage_profile(int on);
+void rsclip__stage_times(double seconds[RSCLIP__STAGE_N]);
+
 #ifdef __cplusplus
 }
 #endif

@@ -37,7 +37,9 @@ struct rsclip_session {
 };
 
 rsclip_session_params rsclip_session_default_params(void) {
-    rsclip_session_params p = {NULL, 0, 1};
+    rsclip_session_params p;
+    memset(&p, 0, sizeof p);
+    p.use_cache = 1;
     return p;
 }
 
@@ -203,6 +205,7 @@ static int need_model(rsclip_session *s) {
     rsclip_encoder_params ep = rsclip_encoder_default_params();
     ep.max_batch = 4;
     ep.n_threads = s->params.n_threads;
+    ep.precision = (rsclip_precision)s->params.precision;
     return rsclip_encoder_new(s->model, &ep, &s->enc);
 }
 
