@@ -94,17 +94,29 @@ void rsclip__layernorm(float *out, const float *x, const float *w, const float *
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * d;
         float *yr = out + (size_t)r * d;
+        /* double statistics over 8 independent partial sums (no serial add chain) */
+        double ps[8] = {0}, pv[8] = {0};
+        int i = 0;
+        for (; i + 8 <= d; i += 8)
+            for (int j = 0; j < 8; j++) ps[j] += xr[i + j];
         double sum = 0.0;
-        for (int i = 0; i < d; i++) sum += xr[i];
+        for (; i < d; i++) sum += xr[i];
+        for (int j = 0; j < 8; j++) sum += ps[j];
         double mean = sum / d, var = 0.0;
-        for (int i = 0; i < d; i++) {
+        for (i = 0; i + 8 <= d; i += 8)
+            for (int j = 0; j < 8; j++) {
+                double t = xr[i + j] - mean;
+                pv[j] += t * t;
+            }
+        for (; i < d; i++) {
             double t = xr[i] - mean;
             var += t * t;
         }
+        for (int j = 0; j < 8; j++) var += pv[j];
         var /= d; /* biased variance, as torch.nn.LayerNorm */
         float rstd = (float)(1.0 / sqrt(var + eps));
         float fmean = (float)mean;
-        for (int i = 0; i < d; i++) yr[i] = (xr[i] - fmean) * rstd * w[i] + b[i];
+        for (i = 0; i < d; i++) yr[i] = (xr[i] - fmean) * rstd * w[i] + b[i];
     }
 }
 
