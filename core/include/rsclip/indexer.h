@@ -68,7 +68,8 @@ typedef struct rsclip_indexer_report {
     int scenes_failed;    /* could not be read; see on_error */
     int64_t tiles_added;
     int64_t tiles_skipped; /* below min_valid */
-    double seconds;
+    double seconds;        /* whole run */
+    double setup_seconds;  /* of which: model load, index open (before the first tile) */
     double encode_seconds; /* time spent in the encoder */
 } rsclip_indexer_report;
 

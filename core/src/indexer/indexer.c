@@ -445,6 +445,7 @@ int rsclip_indexer_run(const char *index_path, const char *const *paths, int n_p
         ep.precision = (rsclip_precision)p.precision;
         rc = rsclip_encoder_new(model, &ep, &enc);
     }
+    rep.setup_seconds = now_s() - t0;
     if (rc || n_paths == 0) {
         rsclip_encoder_free(enc);
         rsclip_index_close(idx);
