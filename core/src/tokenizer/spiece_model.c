@@ -86,6 +86,7 @@ static int pb_varint(pb_reader *r, uint64_t *out) {
 
 /* 1 = a field was read, 0 = end of message, <0 = error (already reported). */
 static int pb_next(const parse_ctx *c, pb_reader *r, pb_field *f) {
+    memset(f, 0, sizeof *f); /* every member defined whatever the wire type */
     if (r->p >= r->end) return 0;
     const uint8_t *at = r->p;
     uint64_t key;
