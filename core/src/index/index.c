@@ -676,3 +676,14 @@ int rsclip_index_verify(rsclip_index *idx) {
     if (rc) return rc;
     return idx__end(idx, verify_impl(idx));
 }
+
+int idx__grow(rsclip_index *idx, void *arr, size_t *cap, size_t elem, size_t first) {
+    void **pa = arr;
+    size_t nc = *cap ? *cap * 2 : first, bytes;
+    void *na = NULL;
+    if (nc > *cap && !rsclip__mul_size(nc, elem, &bytes)) na = realloc(*pa, bytes);
+    if (!na) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
+    *pa = na;
+    *cap = nc;
+    return RSCLIP_OK;
+}

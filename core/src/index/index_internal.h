@@ -38,6 +38,10 @@ int idx__exec(rsclip_index *idx, const char *sql, const char *what);
 /* Prepare (uncached); translates errors. */
 int idx__prepare(rsclip_index *idx, const char *sql, sqlite3_stmt **st);
 
+/* Grow *arr (an array of elem-byte items with *cap slots) to twice its size, or to first slots
+ * when empty; overflow-checked. RSCLIP_ERR_NOMEM naming the index on failure (*arr untouched). */
+int idx__grow(rsclip_index *idx, void *arr, size_t *cap, size_t elem, size_t first);
+
 /* Cached statement slot (reset and cleared of bindings). */
 int idx__cached(rsclip_index *idx, int slot, const char *sql, sqlite3_stmt **st);
 

@@ -149,17 +149,7 @@ static int spatial_impl(rsclip_index *idx, const double box[4], int mode, int64_
             keep = idx__ring_contains(xy, np, box[0], box[1]);
         free(xy);
         if (!keep) continue;
-        if (cnt == cap) {
-            size_t nc = cap ? cap * 2 : 64, bytes;
-            cand *na = NULL;
-            if (!rsclip__mul_size(nc, sizeof *a, &bytes)) na = realloc(a, bytes);
-            if (!na) {
-                rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
-                break;
-            }
-            a = na;
-            cap = nc;
-        }
+        if (cnt == cap && (rc = idx__grow(idx, &a, &cap, sizeof *a, 64))) break;
         double dx = sqlite3_column_double(st, 1) - box[0],
                dy = sqlite3_column_double(st, 2) - box[1];
         a[cnt].id = id;

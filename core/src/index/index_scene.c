@@ -249,17 +249,7 @@ static int collect_ids(rsclip_index *idx, sqlite3_stmt *st, int64_t **ids, size_
     int64_t *a = NULL;
     int rc = RSCLIP_OK, r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        if (cnt == cap) {
-            size_t nc = cap ? cap * 2 : 64, bytes;
-            if (rsclip__mul_size(nc, sizeof *a, &bytes)) break;
-            int64_t *na = realloc(a, bytes);
-            if (!na) {
-                rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
-                break;
-            }
-            a = na;
-            cap = nc;
-        }
+        if (cnt == cap && (rc = idx__grow(idx, &a, &cap, sizeof *a, 64))) break;
         a[cnt++] = sqlite3_column_int64(st, 0);
     }
     if (!rc && r != SQLITE_DONE) rc = idx__db_error(idx, "reading ids");
@@ -385,17 +375,7 @@ int rsclip_index_scene_windows(rsclip_index *idx, int64_t scene_id, rsclip_tile_
     rsclip_tile_window *a = NULL;
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        if (cnt == cap) {
-            size_t nc = cap ? cap * 2 : 256, bytes;
-            rsclip_tile_window *na = NULL;
-            if (!rsclip__mul_size(nc, sizeof *a, &bytes)) na = realloc(a, bytes);
-            if (!na) {
-                rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
-                break;
-            }
-            a = na;
-            cap = nc;
-        }
+        if (cnt == cap && (rc = idx__grow(idx, &a, &cap, sizeof *a, 256))) break;
         a[cnt].xoff = sqlite3_column_int(st, 0);
         a[cnt].yoff = sqlite3_column_int(st, 1);
         a[cnt].xsize = sqlite3_column_int(st, 2);
@@ -433,16 +413,10 @@ int rsclip_index_scene_tiles(rsclip_index *idx, int64_t scene_id, int64_t **ids,
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         if (cnt == cap) {
-            size_t nc = cap ? cap * 2 : 256, b1, b2;
-            int64_t *na = NULL;
-            rsclip_tile_window *nw = NULL;
-            if (!rsclip__mul_size(nc, sizeof *a, &b1) && (na = realloc(a, b1))) a = na;
-            if (!rsclip__mul_size(nc, sizeof *w, &b2) && (nw = realloc(w, b2))) w = nw;
-            if (!na || !nw) {
-                rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
+            size_t wcap = cap; /* both arrays grow in step */
+            if ((rc = idx__grow(idx, &w, &wcap, sizeof *w, 256)) ||
+                (rc = idx__grow(idx, &a, &cap, sizeof *a, 256)))
                 break;
-            }
-            cap = nc;
         }
         a[cnt] = sqlite3_column_int64(st, 0);
         w[cnt].xoff = sqlite3_column_int(st, 1);
