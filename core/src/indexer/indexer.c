@@ -399,62 +399,16 @@ static void model_id_of(const char *name, char *out, size_t n) {
     }
 }
 
-int rsclip_indexer_run(const char *index_path, const char *const *paths, int n_paths,
-                       const rsclip_indexer_params *params, rsclip_indexer_report *report) {
-    rsclip_indexer_report rep;
-    memset(&rep, 0, sizeof rep);
-    if (report) memset(report, 0, sizeof *report);
-    if (!index_path || (n_paths > 0 && !paths) || n_paths < 0)
-        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "indexer: no index or inputs");
-    rsclip_indexer_params p = params ? *params : rsclip_indexer_default_params();
-    if (p.batch < 1) p.batch = 8;
-    if (p.batch > 256) p.batch = 256;
-    const double t0 = now_s();
-    rep.scenes_total = n_paths;
-
-    char model_dir[4096];
-    int rc = rsclip_hub_resolve(p.model, model_dir, sizeof model_dir);
-    rsclip_model *model = NULL;
-    rsclip_encoder *enc = NULL;
-    rsclip_index *idx = NULL;
-    if (!rc) rc = rsclip_model_load(model_dir, NULL, &model);
-    const rsclip_model_info *mi = model ? rsclip_model_get_info(model) : NULL;
-    if (!rc) rc = rsclip_index_open(index_path, RSCLIP_INDEX_CREATE, &idx);
-    if (!rc) {
-        char model_id[4096], prep[512];
-        model_id_of(p.model, model_id, sizeof model_id);
-        snprintf(prep, sizeof prep,
-                 "SiglipImageProcessor: bicubic (Pillow) resize to %dx%d, rescale %.9g, "
-                 "mean %.4g,%.4g,%.4g std %.4g,%.4g,%.4g; tiles %d px",
-                 mi->image_size, mi->image_size, mi->rescale_factor, mi->image_mean[0],
-                 mi->image_mean[1], mi->image_mean[2], mi->image_std[0], mi->image_std[1],
-                 mi->image_std[2], mi->image_size);
-        rc = rsclip_index_bind_model(idx, model_id, mi->fingerprint, mi->embed_dim, prep);
-    }
-    if (!rc) {
-        char v[64];
-        snprintf(v, sizeof v, "%.9g", mi->logit_scale);
-        rc = rsclip_index_set_meta(idx, "logit_scale", v);
-        snprintf(v, sizeof v, "%.9g", mi->logit_bias);
-        if (!rc) rc = rsclip_index_set_meta(idx, "logit_bias", v);
-    }
-    if (!rc) {
-        rsclip_encoder_params ep = rsclip_encoder_default_params();
-        ep.max_batch = p.batch;
-        ep.n_threads = p.n_threads;
-        ep.precision = (rsclip_precision)p.precision;
-        rc = rsclip_encoder_new(model, &ep, &enc);
-    }
-    rep.setup_seconds = now_s() - t0;
-    if (rc || n_paths == 0) {
-        rsclip_encoder_free(enc);
-        rsclip_index_close(idx);
-        rsclip_model_free(model);
-        rep.seconds = now_s() - t0;
-        if (report) *report = rep;
-        return rc;
-    }
-
+/* The reader thread feeds this thread, which encodes each batch and stores it in one transaction.
+ * Returns the first fatal error (the report counts everything done until then). */
+static int run_pipeline(const char *index_path, const char *const *paths, int n_paths,
+                        const rsclip_indexer_params *params, const rsclip_model *model,
+                        rsclip_encoder *enc, rsclip_index *idx, double t0,
+                        rsclip_indexer_report *report) {
+    const rsclip_indexer_params p = *params;
+    const rsclip_model_info *mi = rsclip_model_get_info(model);
+    rsclip_indexer_report rep = *report;
+    int rc = RSCLIP_OK;
     pipeline pl;
     memset(&pl, 0, sizeof pl);
     pl.index_path = index_path;
@@ -582,6 +536,59 @@ int rsclip_indexer_run(const char *index_path, const char *const *paths, int n_p
     q_destroy(&pl.to_writer);
     q_destroy(&pl.free_batches);
     free(emb);
+    *report = rep;
+    return rc;
+}
+
+int rsclip_indexer_run(const char *index_path, const char *const *paths, int n_paths,
+                       const rsclip_indexer_params *params, rsclip_indexer_report *report) {
+    rsclip_indexer_report rep;
+    memset(&rep, 0, sizeof rep);
+    if (report) memset(report, 0, sizeof *report);
+    if (!index_path || (n_paths > 0 && !paths) || n_paths < 0)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "indexer: no index or inputs");
+    rsclip_indexer_params p = params ? *params : rsclip_indexer_default_params();
+    if (p.batch < 1) p.batch = 8;
+    if (p.batch > 256) p.batch = 256;
+    const double t0 = now_s();
+    rep.scenes_total = n_paths;
+
+    char model_dir[4096];
+    int rc = rsclip_hub_resolve(p.model, model_dir, sizeof model_dir);
+    rsclip_model *model = NULL;
+    rsclip_encoder *enc = NULL;
+    rsclip_index *idx = NULL;
+    if (!rc) rc = rsclip_model_load(model_dir, NULL, &model);
+    const rsclip_model_info *mi = model ? rsclip_model_get_info(model) : NULL;
+    if (!rc) rc = rsclip_index_open(index_path, RSCLIP_INDEX_CREATE, &idx);
+    if (!rc) {
+        char model_id[4096], prep[512];
+        model_id_of(p.model, model_id, sizeof model_id);
+        snprintf(prep, sizeof prep,
+                 "SiglipImageProcessor: bicubic (Pillow) resize to %dx%d, rescale %.9g, "
+                 "mean %.4g,%.4g,%.4g std %.4g,%.4g,%.4g; tiles %d px",
+                 mi->image_size, mi->image_size, mi->rescale_factor, mi->image_mean[0],
+                 mi->image_mean[1], mi->image_mean[2], mi->image_std[0], mi->image_std[1],
+                 mi->image_std[2], mi->image_size);
+        rc = rsclip_index_bind_model(idx, model_id, mi->fingerprint, mi->embed_dim, prep);
+    }
+    if (!rc) {
+        char v[64];
+        snprintf(v, sizeof v, "%.9g", mi->logit_scale);
+        rc = rsclip_index_set_meta(idx, "logit_scale", v);
+        snprintf(v, sizeof v, "%.9g", mi->logit_bias);
+        if (!rc) rc = rsclip_index_set_meta(idx, "logit_bias", v);
+    }
+    if (!rc) {
+        rsclip_encoder_params ep = rsclip_encoder_default_params();
+        ep.max_batch = p.batch;
+        ep.n_threads = p.n_threads;
+        ep.precision = (rsclip_precision)p.precision;
+        rc = rsclip_encoder_new(model, &ep, &enc);
+    }
+    rep.setup_seconds = now_s() - t0;
+    if (!rc && n_paths > 0)
+        rc = run_pipeline(index_path, paths, n_paths, &p, model, enc, idx, t0, &rep);
     rsclip_encoder_free(enc);
     rsclip_index_close(idx);
     rsclip_model_free(model);
