@@ -1,6 +1,7 @@
 /* The forward pass's kernels against naive double-precision references: the BLAS Linear
- * (cblas_sgemm) against a triple loop, LayerNorm, softmax (incl. large inputs), GELU tanh, the
- * scoring helpers, and resize edge cases (identity copy, channel counts, bad arguments). */
+ * (cblas_sgemm) against a triple loop, LayerNorm, one attention head, softmax (incl. large inputs),
+ * GELU tanh, the scoring helpers, and resize edge cases (identity copy, channel counts, bad
+ * arguments). */
 #include "model_test_util.h"
 
 #include "model/model_internal.h"
@@ -77,6 +78,55 @@ static void test_layernorm(void) {
     CHECK(mt_max_rel(y, want, (size_t)rows * d) < 1e-5);
 }
 
+/* One attention head against softmax(q k^T scale) v in double, for token counts and head widths
+ * around the kernels' block sizes (6 query rows, 16-lane vectors, 64-column tiles) and a row
+ * stride wider than the head. The test runs twice (ctest): vector kernels and
+ * RSCLIP_GEMM_SCALAR=1. */
+static void test_attention(void) {
+    const int Ts[] = {1, 5, 6, 7, 17, 64, 65, 196, 257};
+    const int hds[] = {8, 12, 16, 20, 64, 80};
+    for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti++) {
+        for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++) {
+            const int T = Ts[ti], hd = hds[hi], ld = hd + 13, ldo = hd + 3;
+            const float scale = 1.0f / sqrtf((float)hd);
+            float *q = malloc(sizeof(float) * T * ld), *k = malloc(sizeof(float) * T * ld);
+            float *v = malloc(sizeof(float) * T * ld), *o = malloc(sizeof(float) * T * ldo);
+            float *tmp = malloc(sizeof(float) * rsclip__attention_scratch_floats(T, hd));
+            double *p = malloc(sizeof(double) * T);
+            REQUIRE(q && k && v && o && tmp && p);
+            for (int i = 0; i < T * ld; i++)
+                q[i] = 3.0f * frand(), k[i] = 3.0f * frand(), v[i] = frand();
+            for (int i = 0; i < T * ldo; i++) o[i] = 1e30f; /* the gaps must stay untouched */
+            rsclip__attention_head(q, k, v, (size_t)ld, o, (size_t)ldo, T, hd, scale, tmp);
+            double worst = 0.0;
+            int gaps_ok = 1;
+            for (int i = 0; i < T; i++) {
+                double mx = -1e300, sum = 0.0;
+                for (int j = 0; j < T; j++) {
+                    double s = 0.0;
+                    for (int d = 0; d < hd; d++) s += (double)q[i * ld + d] * k[j * ld + d];
+                    p[j] = s * scale;
+                    mx = p[j] > mx ? p[j] : mx;
+                }
+                for (int j = 0; j < T; j++) sum += (p[j] = exp(p[j] - mx));
+                for (int d = 0; d < hd; d++) {
+                    double want = 0.0;
+                    for (int j = 0; j < T; j++) want += p[j] / sum * v[j * ld + d];
+                    double err = fabs(o[i * ldo + d] - want);
+                    worst = err > worst ? err : worst;
+                }
+                for (int d = hd; d < ldo; d++) gaps_ok &= o[i * ldo + d] == 1e30f;
+            }
+            if (worst > 1e-5 || !gaps_ok) { /* |v| < 1: float rounding is ~1e-6 */
+                fprintf(stderr, "attention T=%d hd=%d: max abs error %.3g, gaps %s\n", T, hd, worst,
+                        gaps_ok ? "intact" : "overwritten");
+                tu_failures++;
+            }
+            free(q), free(k), free(v), free(o), free(tmp), free(p);
+        }
+    }
+}
+
 static void test_softmax_gelu(void) {
     float x[3 * 50], want[3 * 50];
     for (int i = 0; i < 150; i++) x[i] = 10.0f * frand();
@@ -141,6 +191,7 @@ static void test_resize_edges(void) {
 int main(void) {
     test_linear();
     test_layernorm();
+    test_attention();
     test_softmax_gelu();
     test_scoring();
     test_resize_edges();

@@ -98,6 +98,11 @@ int rsclip__gemm_cpu_has_avx512f(void) {
     return g_has_f;
 }
 
+int rsclip__gemm_use_avx512f(void) {
+    pthread_once(&g_once, detect);
+    return g_has_f && !g_env_scalar;
+}
+
 rsclip__gemm_path rsclip__gemm_path_for(const rsclip__packed_w *b, unsigned flags) {
     pthread_once(&g_once, detect);
     if (!b || (flags & RSCLIP__GEMM_FORCE_SCALAR) || g_env_scalar) return RSCLIP__GEMM_PATH_SCALAR;
@@ -314,7 +319,10 @@ struct rsclip__gemm_ctx {
     pthread_cond_t work_cv, done_cv;
     unsigned long generation;
     int pending, stop;
-    const gemm_job *job;
+    /* the work of the current generation: fn(arg, part, n_parts, scratch) for part < n_parts */
+    void (*fn)(void *arg, int part, int n_parts, uint32_t *scratch);
+    void *arg;
+    int n_parts;
 };
 
 typedef struct worker_arg {
@@ -384,9 +392,11 @@ static void *worker_main(void *argp) {
             return NULL;
         }
         seen = g->generation;
-        const gemm_job *job = g->job;
+        void (*fn)(void *, int, int, uint32_t *) = g->fn;
+        void *arg = g->arg;
+        const int n_parts = g->n_parts;
         pthread_mutex_unlock(&g->mu);
-        if (tid < job->n_parts) run_part(job, tid, g->scratch[tid]);
+        if (tid < n_parts) fn(arg, tid, n_parts, g->scratch[tid]);
         pthread_mutex_lock(&g->mu);
         if (--g->pending == 0) pthread_cond_signal(&g->done_cv);
         pthread_mutex_unlock(&g->mu);
@@ -461,6 +471,35 @@ int rsclip__gemm_ctx_threads(const rsclip__gemm_ctx *g) {
     return g ? g->n_threads : 0;
 }
 
+/* Run fn(arg, part, n_parts, scratch of that thread) for every part < n_parts (<= n_threads):
+ * part 0 on the caller, part i on worker i; returns when all are done. */
+static void dispatch(rsclip__gemm_ctx *g, int n_parts, void (*fn)(void *, int, int, uint32_t *),
+                     void *arg) {
+    if (n_parts <= 1) {
+        fn(arg, 0, 1, g->scratch[0]);
+        return;
+    }
+    pthread_mutex_lock(&g->mu);
+    g->fn = fn;
+    g->arg = arg;
+    g->n_parts = n_parts;
+    g->pending = g->n_started;
+    g->generation++;
+    pthread_cond_broadcast(&g->work_cv);
+    pthread_mutex_unlock(&g->mu);
+    fn(arg, 0, n_parts, g->scratch[0]);
+    pthread_mutex_lock(&g->mu);
+    while (g->pending > 0) pthread_cond_wait(&g->done_cv, &g->mu);
+    g->fn = NULL;
+    g->arg = NULL;
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void gemm_part(void *arg, int part, int n_parts, uint32_t *scratch) {
+    (void)n_parts;
+    run_part(arg, part, scratch);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * The call
  */
@@ -506,20 +545,28 @@ int rsclip__gemm(rsclip__gemm_ctx *g, size_t m, const float *a, size_t lda,
     j.split_rows = mp >= 2 * nt || b->n_panels < nt;
     size_t parts = j.split_rows ? (mp < nt ? mp : nt) : nt;
     j.n_parts = (int)parts;
-    if (parts <= 1) {
-        run_part(&j, 0, g->scratch[0]);
-        return RSCLIP_OK;
-    }
-    pthread_mutex_lock(&g->mu);
-    g->job = &j;
-    g->pending = g->n_started;
-    g->generation++;
-    pthread_cond_broadcast(&g->work_cv);
-    pthread_mutex_unlock(&g->mu);
-    run_part(&j, 0, g->scratch[0]);
-    pthread_mutex_lock(&g->mu);
-    while (g->pending > 0) pthread_cond_wait(&g->done_cv, &g->mu);
-    g->job = NULL;
-    pthread_mutex_unlock(&g->mu);
+    dispatch(g, j.n_parts, gemm_part, &j);
     return RSCLIP_OK;
+}
+
+typedef struct task_call {
+    rsclip__gemm_task_fn fn;
+    void *arg;
+} task_call;
+
+static void task_part(void *arg, int part, int n_parts, uint32_t *scratch) {
+    (void)scratch;
+    const task_call *t = arg;
+    t->fn(t->arg, part, n_parts);
+}
+
+void rsclip__gemm_run(rsclip__gemm_ctx *g, int n_parts, rsclip__gemm_task_fn fn, void *arg) {
+    if (!fn || n_parts <= 0) return;
+    if (!g) {
+        fn(arg, 0, 1);
+        return;
+    }
+    if (n_parts > g->n_threads) n_parts = g->n_threads;
+    task_call t = {fn, arg};
+    dispatch(g, n_parts, task_part, &t);
 }

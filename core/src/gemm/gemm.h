@@ -98,6 +98,19 @@ int rsclip__gemm(rsclip__gemm_ctx *g, size_t m, const float *a, size_t lda,
                  const rsclip__packed_w *b, float *c, size_t ldc, const float *bias,
                  unsigned flags);
 
+/* Run fn(arg, part, n_parts) for part = 0 .. n_parts - 1 on the context's threads (part 0 on the
+ * calling thread; n_parts is clamped to the thread count) and return when every part is done:
+ * the encoder's other parallel stages (attention heads, layer norm rows) share the GEMM pool, so
+ * one pool owns the cores. Same one-caller-at-a-time rule as rsclip__gemm. g == NULL runs
+ * fn(arg, 0, 1) on the caller. */
+typedef void (*rsclip__gemm_task_fn)(void *arg, int part, int n_parts);
+void rsclip__gemm_run(rsclip__gemm_ctx *g, int n_parts, rsclip__gemm_task_fn fn, void *arg);
+
+/* 1 when the AVX-512F vector kernels are to be used: the CPU and OS support them and the
+ * environment variable RSCLIP_GEMM_SCALAR is unset or "0" (the other kernels of the forward pass
+ * follow the same switch, so one variable exercises every portable path). */
+int rsclip__gemm_use_avx512f(void);
+
 /* The path rsclip__gemm takes for weights b with these flags on this CPU. The vector paths are
  * used when the CPU (cpuid + OS register state) supports them and the environment variable
  * RSCLIP_GEMM_SCALAR is unset or "0"; RSCLIP__GEMM_FORCE_SCALAR selects the C kernel per call. */

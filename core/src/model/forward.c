@@ -1,8 +1,9 @@
 /*
  * The SigLIP towers, forward pass only, batch-first: a batch of n images (or texts) runs through
- * every layer as one [n * T, D] matrix so that each Linear is one GEMM (OpenBLAS cblas_sgemm).
- * Attention runs per (item, head) with two GEMMs. Everything is float32; LayerNorm statistics are
- * accumulated in double.
+ * every layer as one [n * T, D] matrix so that each Linear is one GEMM (the packed rsclip__gemm
+ * kernels, or OpenBLAS cblas_sgemm on CPUs without AVX-512F). Attention runs per (item, head)
+ * (attention.c: scores kept in L1, vectorised exp), the heads and the layer-norm rows split over
+ * the GEMM pool's threads: one pool owns the cores. Activations are float32.
  *
  * All activations live in one arena per encoder, carved in rsclip_encoder_new for max_batch items
  * and touched once there: a forward pass allocates nothing.
@@ -78,7 +79,9 @@ struct rsclip_encoder {
     float *q, *k, *v; /* attention projections: [R, D] */
     float *ao;        /* attention output, heads concatenated: [R, D] */
     float *h;         /* MLP hidden [R, F]; also the vision im2col patches [R, C*P*P] */
-    float *att;       /* scores of one (item, head): [T, T] */
+    float *att;       /* scores of one (item, head): [T, T] (OpenBLAS path, MAP head) */
+    float *attn_tmp;  /* per-thread scratch of rsclip__attention_head: n_threads x attn_tmp_n */
+    size_t attn_tmp_n;
     /* Pooled vectors, rows = max_batch. */
     float *pq; /* MAP-head query (probe projection): [D] */
     float *pa; /* pooled attention output / text pooled tokens: [n, D] */
@@ -88,37 +91,6 @@ struct rsclip_encoder {
 
 /* ---------------------------------------------------------------------------------------------
  * Kernels */
-
-void rsclip__layernorm(float *out, const float *x, const float *w, const float *b, int rows, int d,
-                       float eps) {
-    for (int r = 0; r < rows; r++) {
-        const float *xr = x + (size_t)r * d;
-        float *yr = out + (size_t)r * d;
-        /* double statistics over 8 independent partial sums (no serial add chain) */
-        double ps[8] = {0}, pv[8] = {0};
-        int i = 0;
-        for (; i + 8 <= d; i += 8)
-            for (int j = 0; j < 8; j++) ps[j] += xr[i + j];
-        double sum = 0.0;
-        for (; i < d; i++) sum += xr[i];
-        for (int j = 0; j < 8; j++) sum += ps[j];
-        double mean = sum / d, var = 0.0;
-        for (i = 0; i + 8 <= d; i += 8)
-            for (int j = 0; j < 8; j++) {
-                double t = xr[i + j] - mean;
-                pv[j] += t * t;
-            }
-        for (; i < d; i++) {
-            double t = xr[i] - mean;
-            var += t * t;
-        }
-        for (int j = 0; j < 8; j++) var += pv[j];
-        var /= d; /* biased variance, as torch.nn.LayerNorm */
-        float rstd = (float)(1.0 / sqrt(var + eps));
-        float fmean = (float)mean;
-        for (i = 0; i < d; i++) yr[i] = (xr[i] - fmean) * rstd * w[i] + b[i];
-    }
-}
 
 /* gelu_pytorch_tanh: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), in place. */
 void rsclip__gelu_tanh(float *x, size_t n) {
@@ -182,10 +154,27 @@ static void lin(rsclip_encoder *e, const rsclip__packed_w *pw, float *y, const f
     }
 }
 
-static void layernorm_p(float *out, const float *x, const float *w, const float *b, int rows, int d,
-                        float eps) {
+typedef struct ln_args {
+    float *out;
+    const float *x, *w, *b;
+    int rows, d;
+    float eps;
+} ln_args;
+
+static void ln_part(void *arg, int part, int n_parts) {
+    const ln_args *a = arg;
+    const int r0 = (int)((long)a->rows * part / n_parts);
+    const int r1 = (int)((long)a->rows * (part + 1) / n_parts);
+    rsclip__layernorm(a->out + (size_t)r0 * a->d, a->x + (size_t)r0 * a->d, a->w, a->b, r1 - r0,
+                      a->d, a->eps);
+}
+
+/* Rows split over the GEMM pool (a pass costs ~40 us per 64 rows: only worth it for many rows). */
+static void layernorm_p(rsclip_encoder *e, float *out, const float *x, const float *w,
+                        const float *b, int rows, int d, float eps) {
     double t0 = prof_now();
-    rsclip__layernorm(out, x, w, b, rows, d, eps);
+    ln_args a = {out, x, w, b, rows, d, eps};
+    rsclip__gemm_run(e->g, rows >= 64 ? e->n_threads : 1, ln_part, &a);
     prof_add(RSCLIP__STAGE_LAYERNORM, t0);
 }
 
@@ -200,9 +189,37 @@ static const rsclip__packed_w *extra_pw(const tower_pack *tp, int j) {
  * Blocks */
 
 /* Multi-head self-attention core, no mask: ao = softmax(q k^T / sqrt(hd)) v per (item, head).
- * q, k, v, ao: [n * T, D]; head hh uses columns hh*hd .. hh*hd+hd-1. */
+ * q, k, v, ao: [n * T, D]; head hh uses columns hh*hd .. hh*hd+hd-1. With the GEMM pool the
+ * (item, head) pairs are split over its threads, each with its own scratch; without it (no
+ * AVX-512F: the Linear layers run on OpenBLAS's threads) two OpenBLAS GEMMs per head. */
+typedef struct attn_args {
+    rsclip_encoder *e;
+    int n, T, D, H;
+} attn_args;
+
+static void attn_part(void *arg, int part, int n_parts) {
+    const attn_args *a = arg;
+    rsclip_encoder *e = a->e;
+    const int hd = a->D / a->H, n_pairs = a->n * a->H;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *tmp = e->attn_tmp + (size_t)part * e->attn_tmp_n;
+    const int t0 = (int)((long)n_pairs * part / n_parts);
+    const int t1 = (int)((long)n_pairs * (part + 1) / n_parts);
+    for (int t = t0; t < t1; t++) {
+        const size_t off = (size_t)(t / a->H) * a->T * a->D + (size_t)(t % a->H) * hd;
+        rsclip__attention_head(e->q + off, e->k + off, e->v + off, (size_t)a->D, e->ao + off,
+                               (size_t)a->D, a->T, hd, scale, tmp);
+    }
+}
+
 static void self_attention(rsclip_encoder *e, int n, int T, int D, int H) {
     double t0 = prof_now();
+    if (e->g) {
+        attn_args a = {e, n, T, D, H};
+        rsclip__gemm_run(e->g, n * H < e->n_threads ? n * H : e->n_threads, attn_part, &a);
+        prof_add(RSCLIP__STAGE_ATTENTION, t0);
+        return;
+    }
     const int hd = D / H;
     const float scale = 1.0f / sqrtf((float)hd);
     float *s = e->att; /* [T, T] */
@@ -233,14 +250,14 @@ static void encoder_layer(rsclip_encoder *e, const rsclip__layer *L, const tower
     const float eps = (float)ti->layer_norm_eps;
     const unsigned acc = RSCLIP__GEMM_ACCUMULATE;
 
-    layernorm_p(e->xn, e->x, L->ln1_w, L->ln1_b, R, D, eps);                  /* xn: [R, D] */
+    layernorm_p(e, e->xn, e->x, L->ln1_w, L->ln1_b, R, D, eps);               /* xn: [R, D] */
     lin(e, layer_pw(tp, l, PK_Q), e->q, e->xn, L->q_w, L->q_b, R, D, D, 0);   /* q: [R, D] */
     lin(e, layer_pw(tp, l, PK_K), e->k, e->xn, L->k_w, L->k_b, R, D, D, 0);   /* k: [R, D] */
     lin(e, layer_pw(tp, l, PK_V), e->v, e->xn, L->v_w, L->v_b, R, D, D, 0);   /* v: [R, D] */
     self_attention(e, n, T, D, ti->heads);                                    /* ao: [R, D] */
     lin(e, layer_pw(tp, l, PK_O), e->x, e->ao, L->o_w, L->o_b, R, D, D, acc); /* x += ao Wo^T+bo */
 
-    layernorm_p(e->xn, e->x, L->ln2_w, L->ln2_b, R, D, eps); /* xn: [R, D] */
+    layernorm_p(e, e->xn, e->x, L->ln2_w, L->ln2_b, R, D, eps); /* xn: [R, D] */
     lin(e, layer_pw(tp, l, PK_FC1), e->h, e->xn, L->fc1_w, L->fc1_b, R, D, F,
         RSCLIP__GEMM_GELU); /* h = gelu(xn W1^T + b1): [R, F] */
     lin(e, layer_pw(tp, l, PK_FC2), e->x, e->h, L->fc2_w, L->fc2_b, R, F, D,
@@ -271,7 +288,7 @@ static void text_forward(rsclip_encoder *e, int n, const int32_t *ids, float *em
         encoder_layer(e, &W->layers[l], &e->text_pack, l, ti, n, T);
 
     /* xn = final_layer_norm(x): [R, D] */
-    layernorm_p(e->xn, e->x, W->ln_w, W->ln_b, R, D, (float)ti->layer_norm_eps);
+    layernorm_p(e, e->xn, e->x, W->ln_w, W->ln_b, R, D, (float)ti->layer_norm_eps);
     if (last_hidden) memcpy(last_hidden, e->xn, sizeof(float) * (size_t)R * D);
 
     /* pa = xn[b, T-1]: [n, D] (pooled at the last position, not at the first EOS) */
@@ -317,7 +334,7 @@ static void map_head(rsclip_encoder *e, int n, int T) {
     /* r = pa Wo^T + bo: [n, D], kept in pq's neighbour pn after the MLP input is formed */
     lin(e, extra_pw(tp, PX_MAP_O), e->pn, e->pa, W->out_w, W->out_b, n, D, D, 0); /* pn = r */
     memcpy(e->pa, e->pn, sizeof(float) * (size_t)n * D); /* pa = r (residual) */
-    layernorm_p(e->pn, e->pa, W->head_ln_w, W->head_ln_b, n, D,
+    layernorm_p(e, e->pn, e->pa, W->head_ln_w, W->head_ln_b, n, D,
                 (float)ti->layer_norm_eps); /* pn = LN(r) */
     lin(e, extra_pw(tp, PX_MAP_FC1), e->ph, e->pn, W->head_fc1_w, W->head_fc1_b, n, D, F,
         RSCLIP__GEMM_GELU); /* ph: [n, F] */
@@ -365,7 +382,7 @@ static void vision_forward(rsclip_encoder *e, int n, const float *pixels, float 
         encoder_layer(e, &W->layers[l], &e->vision_pack, l, ti, n, T);
 
     /* xn = post_layernorm(x): [R, D] = last_hidden_state */
-    layernorm_p(e->xn, e->x, W->post_ln_w, W->post_ln_b, R, D, (float)ti->layer_norm_eps);
+    layernorm_p(e, e->xn, e->x, W->post_ln_w, W->post_ln_b, R, D, (float)ti->layer_norm_eps);
     if (last_hidden) memcpy(last_hidden, e->xn, sizeof(float) * (size_t)R * D);
 
     map_head(e, n, T);
@@ -507,9 +524,18 @@ int rsclip_encoder_new(const rsclip_model *m, const rsclip_encoder_params *param
     int bad = rsclip__mul_size(B, T, &rows) || rsclip__mul_size(rows, D, &rd) ||
               rsclip__mul_size(rows, F, &ri) || rsclip__mul_size(T, T, &tt) ||
               rsclip__mul_size(B, D, &bd) || rsclip__mul_size(B, F, &bi);
-    /* x, xn, q, k, v, ao, h, att, pq, pa, pn, ph */
-    const size_t sizes[12] = {rd, rd, rd, rd, rd, rd, ri, tt, D, bd, bd, bi};
-    for (int i = 0; i < 12 && !bad; i++) bad = rsclip__add_size(total, round16(sizes[i]), &total);
+    /* per-thread attention scratch: the larger of the two towers' needs */
+    size_t at1 =
+        rsclip__attention_scratch_floats(mi->n_patches, mi->vision.hidden / mi->vision.heads);
+    const size_t at_t =
+        rsclip__attention_scratch_floats(mi->text_ctx, mi->text.hidden / mi->text.heads);
+    if (at_t > at1) at1 = at_t;
+    at1 = round16(at1);
+    size_t at = 0;
+    bad = bad || rsclip__mul_size(at1, (size_t)p.n_threads, &at);
+    /* x, xn, q, k, v, ao, h, att, pq, pa, pn, ph, attn_tmp */
+    const size_t sizes[13] = {rd, rd, rd, rd, rd, rd, ri, tt, D, bd, bd, bi, at};
+    for (int i = 0; i < 13 && !bad; i++) bad = rsclip__add_size(total, round16(sizes[i]), &total);
     size_t bytes;
     if (bad || rsclip__mul_size(total, sizeof(float), &bytes))
         return rsclip__error(RSCLIP_ERR_NOMEM, "encoder_new: arena size overflows (max_batch %d)",
@@ -543,9 +569,10 @@ int rsclip_encoder_new(const rsclip_model *m, const rsclip_encoder_params *param
     }
 
     float *cur = e->arena;
-    float **slots[12] = {&e->x, &e->xn,  &e->q,  &e->k,  &e->v,  &e->ao,
-                         &e->h, &e->att, &e->pq, &e->pa, &e->pn, &e->ph};
-    for (int i = 0; i < 12; i++) {
+    float **slots[13] = {&e->x,   &e->xn, &e->q,  &e->k,  &e->v,  &e->ao,      &e->h,
+                         &e->att, &e->pq, &e->pa, &e->pn, &e->ph, &e->attn_tmp};
+    e->attn_tmp_n = at1;
+    for (int i = 0; i < 13; i++) {
         *slots[i] = cur;
         cur += round16(sizes[i]);
     }

@@ -81,9 +81,17 @@ int rsclip__preprocessor_read(const char *path, rsclip_model *m);
 /* Defaults of SiglipConfig / SiglipImageProcessor (used for a missing file and by tests). */
 void rsclip__config_defaults(rsclip_model_info *mi);
 
-/* forward.c: the math kernels, exposed for tests (naive references live in the tests). */
+/* attention.c: layer norm rows and one attention head (AVX-512F or portable C, see
+ * rsclip__gemm_use_avx512f), exposed for tests (naive references live in the tests). */
 void rsclip__layernorm(float *out, const float *x, const float *w, const float *b, int rows, int d,
                        float eps);
+/* o = softmax(q k^T * scale) v for q, k, v: [T, hd] with row stride ld; o: [T, hd], row stride
+ * ldo. scratch: rsclip__attention_scratch_floats(T, hd) floats, owned by the caller. */
+void rsclip__attention_head(const float *q, const float *k, const float *v, size_t ld, float *o,
+                            size_t ldo, int T, int hd, float scale, float *scratch);
+size_t rsclip__attention_scratch_floats(int T, int hd);
+
+/* forward.c: the other math kernels, exposed for tests. */
 void rsclip__gelu_tanh(float *x, size_t n);
 void rsclip__softmax_rows(float *x, int rows, int n);
 /* y[rows, out] (=|+=) x[rows, in] W^T + b, W: [out, in]. accumulate = 1 adds into y. */
