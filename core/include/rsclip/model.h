@@ -4,8 +4,8 @@
  * transformers' SiglipModel + SiglipProcessor (v4.44.2).
  *
  * Two objects, as in whisper.cpp:
- *   rsclip_model    read-only after load (weights converted to float32 once, config, tokenizer);
- *                   shared by any number of threads.
+ *   rsclip_model    read-only after load (float32 weights, mapped or converted once; config,
+ *                   tokenizer); shared by any number of threads.
  *   rsclip_encoder  per-thread state: one activation arena sized for max_batch at creation; a
  *                   forward pass allocates nothing.
  *
@@ -68,19 +68,34 @@ typedef struct rsclip_model_info {
     float image_mean[3], image_std[3];
 } rsclip_model_info;
 
+/* rsclip_model_params.towers: which towers to make usable (bits; 0 = both). */
+#define RSCLIP_MODEL_TEXT 0x1   /* text tower (+ tokenizer): rsclip_encode_texts */
+#define RSCLIP_MODEL_VISION 0x2 /* vision tower: rsclip_encode_images */
+
 typedef struct rsclip_model_params {
-    int reserved; /* room for precision selection etc.; zero-initialise */
+    int towers; /* RSCLIP_MODEL_TEXT | RSCLIP_MODEL_VISION; 0 (zero-initialised) = both. Every
+                   tensor of both towers is still checked (presence, dtype, shape) and the
+                   fingerprint is the same; only the weights of a tower not asked for are left
+                   untouched (a text query needs ~45% of a base model). Do not encode with a
+                   tower that was not loaded (see rsclip_model_towers). */
 } rsclip_model_params;
 
 typedef struct rsclip_model rsclip_model;
 
 /* Load a Hugging Face snapshot folder: config.json (missing keys take SiglipConfig defaults),
- * model.safetensors or model.safetensors.index.json + shards (memory-mapped, F32/F16/BF16
- * converted once), spiece.model, tokenizer_config.json, preprocessor_config.json (both optional:
- * defaults as SigLIP's). Every expected tensor is checked for presence, dtype and shape; errors
- * name the tensor and the file. params may be NULL. */
+ * model.safetensors or model.safetensors.index.json + shards, spiece.model,
+ * tokenizer_config.json, preprocessor_config.json (both optional: defaults as SigLIP's). Every
+ * expected tensor is checked for presence, dtype and shape; errors name the tensor and the file.
+ * The checkpoint stays memory-mapped (read-only) for the model's lifetime: little-endian F32
+ * tensors are used in place, without a copy (so loading costs no time proportional to the
+ * model); F16/BF16 (and misaligned F32) tensors are converted to float32 once, here. Replacing
+ * the checkpoint file in place (not by rename) while a model is loaded is not supported.
+ * params may be NULL (= both towers). */
 int rsclip_model_load(const char *dir, const rsclip_model_params *params, rsclip_model **out);
 void rsclip_model_free(rsclip_model *m); /* NULL-safe */
+
+/* The towers that were loaded: RSCLIP_MODEL_TEXT and/or RSCLIP_MODEL_VISION bits (0 for NULL). */
+int rsclip_model_towers(const rsclip_model *m);
 
 const rsclip_model_info *rsclip_model_get_info(const rsclip_model *m);
 

@@ -6,10 +6,13 @@
  *   tokenizer_config.json            (optional: do_lower_case, model_max_length, special tokens)
  *   preprocessor_config.json         (optional: SiglipImageProcessor defaults)
  *
- * Every tensor the model uses is listed from the config (name, shape, destination field), checked
- * in the checkpoint for presence, floating dtype and exact shape, and only then converted (F32,
- * F16, BF16 -> float32, once) into one 64-byte-aligned buffer that the weight structs point into.
- * The checkpoint files are closed again after load.
+ * Every tensor the model uses is listed from the config (name, shape, destination field, tower),
+ * checked in the checkpoint for presence, floating dtype and exact shape. Then, for the towers
+ * asked for (rsclip_model_params.towers): little-endian F32 tensors at a 4-byte-aligned address
+ * are used in place in the read-only mapping of the checkpoint (no copy: a one-shot search touches
+ * only the pages it reads); the others (F16, BF16, misaligned F32) are converted to float32 once
+ * into one 64-byte-aligned buffer. The checkpoint files stay open (mapped) until
+ * rsclip_model_free.
  */
 #include "model/model_internal.h"
 
@@ -35,11 +38,13 @@ typedef struct tensor_req {
     int nd;
     int64_t shape[4];
     const float **dst;
+    int tower; /* RSCLIP_MODEL_TEXT / RSCLIP_MODEL_VISION, 0 = shared (logit scale and bias) */
 } tensor_req;
 
 typedef struct req_list {
     tensor_req *v;
     int n, cap;
+    int tower; /* tower of the requests being added */
 } req_list;
 
 static void req_add(req_list *r, const float **dst, int nd, const int64_t *shape, const char *fmt,
@@ -56,6 +61,7 @@ static void req_add(req_list *r, const float **dst, int nd, const int64_t *shape
     t->nd = nd;
     for (int i = 0; i < nd; i++) t->shape[i] = shape[i];
     t->dst = dst;
+    t->tower = r->tower;
 }
 
 #define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
@@ -94,9 +100,11 @@ static void req_build(req_list *r, rsclip_model *m, const float **scale, const f
     const int64_t Dt = mi->text.hidden, Dv = mi->vision.hidden, Iv = mi->vision.intermediate;
     const int64_t P = mi->patch_size;
 
+    r->tower = 0;
     REQ1(scale, 1, "logit_scale");
     REQ1(bias, 1, "logit_bias");
 
+    r->tower = RSCLIP_MODEL_TEXT;
     REQ2(&tw->tok_emb, mi->vocab_size, Dt, "text_model.embeddings.token_embedding.weight");
     REQ2(&tw->pos_emb, mi->text_ctx, Dt, "text_model.embeddings.position_embedding.weight");
     req_layers(r, "text_model", tw->layers, &mi->text);
@@ -105,6 +113,7 @@ static void req_build(req_list *r, rsclip_model *m, const float **scale, const f
     REQ2(&tw->head_w, Dt, Dt, "text_model.head.weight");
     REQ1(&tw->head_b, Dt, "text_model.head.bias");
 
+    r->tower = RSCLIP_MODEL_VISION;
     req_add(r, &vw->patch_w, 4, SHAPE(Dv, m->channels, P, P),
             "vision_model.embeddings.patch_embedding.weight");
     REQ1(&vw->patch_b, Dv, "vision_model.embeddings.patch_embedding.bias");
@@ -128,7 +137,7 @@ static void req_build(req_list *r, rsclip_model *m, const float **scale, const f
 /* ---------------------------------------------------------------------------------------------
  * The checkpoint: one file, or an index + shards */
 
-typedef struct ckpt {
+typedef struct rsclip__ckpt {
     rsclip_st_file **files; /* opened shards, in sorted file-name order */
     char **file_names;      /* their names relative to the folder */
     int n_files;
@@ -281,8 +290,20 @@ static void ckpt_fingerprint(const ckpt *c, char out[17]) {
     snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
 
-/* Check every requested tensor, then convert them all into one aligned float32 buffer. */
-static int load_weights(rsclip_model *m, const ckpt *c, req_list *r) {
+/* An F32 tensor that can be used where it lies in the mapping: little-endian host, 4-byte aligned
+ * (the mapping is page-aligned, so this is the tensor's file offset). */
+static int use_in_place(const rsclip_st_tensor *t) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return t->dtype == RSCLIP_DTYPE_F32 && ((uintptr_t)t->data & (sizeof(float) - 1)) == 0;
+#else
+    (void)t;
+    return 0;
+#endif
+}
+
+/* Check every requested tensor; point the ones of the wanted towers into the mapping or convert
+ * them into one aligned float32 buffer; leave the others NULL. */
+static int load_weights(rsclip_model *m, const ckpt *c, req_list *r, int towers) {
     const rsclip_st_tensor **found = calloc((size_t)r->n, sizeof(*found));
     if (!found) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     size_t total = 0;
@@ -315,7 +336,8 @@ static int load_weights(rsclip_model *m, const ckpt *c, req_list *r) {
         if (dtype >= 0 && dtype != (int)t->dtype) mixed = 1;
         dtype = (int)t->dtype;
         found[i] = t;
-        /* every tensor starts on a 64-byte boundary */
+        if ((q->tower && !(q->tower & towers)) || use_in_place(t)) continue;
+        /* every converted tensor starts on a 64-byte boundary */
         size_t n16 = ((size_t)t->n_elements + 15) & ~(size_t)15;
         if (rsclip__add_size(total, n16, &total)) {
             rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: weights too large", file);
@@ -325,8 +347,8 @@ static int load_weights(rsclip_model *m, const ckpt *c, req_list *r) {
     size_t bytes = 0;
     if (rc == RSCLIP_OK && rsclip__mul_size(total, sizeof(float), &bytes))
         rc = rsclip__error(RSCLIP_ERR_NOMEM, "weights too large");
-    if (rc == RSCLIP_OK) {
-        m->weights = aligned_alloc(64, bytes ? bytes : 64);
+    if (rc == RSCLIP_OK && total > 0) {
+        m->weights = aligned_alloc(64, bytes);
         if (!m->weights)
             rc =
                 rsclip__error(RSCLIP_ERR_NOMEM, "cannot allocate %zu bytes for the weights", bytes);
@@ -335,10 +357,19 @@ static int load_weights(rsclip_model *m, const ckpt *c, req_list *r) {
         m->weights_n = total;
         float *cur = m->weights;
         for (int i = 0; i < r->n && rc == RSCLIP_OK; i++) {
+            const tensor_req *q = &r->v[i];
+            if (q->tower && !(q->tower & towers)) {
+                *q->dst = NULL;
+                continue;
+            }
+            if (use_in_place(found[i])) {
+                *q->dst = (const float *)found[i]->data;
+                continue;
+            }
             size_t n = (size_t)found[i]->n_elements;
             rc = rsclip_st_to_f32(found[i], cur, n);
             memset(cur + n, 0, sizeof(float) * (((n + 15) & ~(size_t)15) - n));
-            *r->v[i].dst = cur;
+            *q->dst = cur;
             cur += (n + 15) & ~(size_t)15;
         }
         snprintf(m->info.weights_dtype, sizeof(m->info.weights_dtype), "%s",
@@ -423,10 +454,15 @@ static void set_name_from_dir(rsclip_model_info *mi, const char *dir) {
 }
 
 int rsclip_model_load(const char *dir, const rsclip_model_params *params, rsclip_model **out) {
-    (void)params;
     if (!out) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "model_load: out is NULL");
     *out = NULL;
     if (!dir || !*dir) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "model_load: no folder");
+    const int all = RSCLIP_MODEL_TEXT | RSCLIP_MODEL_VISION;
+    int towers = params ? params->towers : 0;
+    if (towers & ~all)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "model_load: towers 0x%x: unknown bits",
+                             (unsigned)towers);
+    if (towers == 0) towers = all;
     if (strlen(dir) > PATH_CAP - 64)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: path too long", dir);
     struct stat st;
@@ -447,9 +483,7 @@ int rsclip_model_load(const char *dir, const rsclip_model_params *params, rsclip
     if (!m) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", dir);
     rsclip__config_defaults(&m->info);
     set_name_from_dir(&m->info, dir);
-    ckpt c;
-    memset(&c, 0, sizeof(c));
-    req_list r = {NULL, 0, 0};
+    req_list r = {NULL, 0, 0, 0};
     const float *scale = NULL, *bias = NULL;
 
     int rc = rsclip__config_read(path, m);
@@ -469,12 +503,17 @@ int rsclip_model_load(const char *dir, const rsclip_model_params *params, rsclip
     m->vision.layers = m->layer_mem + m->info.text.layers;
     req_build(&r, m, &scale, &bias);
 
-    if ((rc = ckpt_open(&c, dir)) != RSCLIP_OK) goto fail;
-    if ((rc = load_weights(m, &c, &r)) != RSCLIP_OK) goto fail;
-    ckpt_fingerprint(&c, m->info.fingerprint);
+    m->ckpt = calloc(1, sizeof(*m->ckpt));
+    if (!m->ckpt) {
+        rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", dir);
+        goto fail;
+    }
+    if ((rc = ckpt_open(m->ckpt, dir)) != RSCLIP_OK) goto fail;
+    if ((rc = load_weights(m, m->ckpt, &r, towers)) != RSCLIP_OK) goto fail;
+    m->towers = towers;
+    ckpt_fingerprint(m->ckpt, m->info.fingerprint);
     m->info.logit_scale = *scale;
     m->info.logit_bias = *bias;
-    ckpt_close(&c);
     free(r.v);
     r.v = NULL;
 
@@ -482,7 +521,6 @@ int rsclip_model_load(const char *dir, const rsclip_model_params *params, rsclip
     *out = m;
     return RSCLIP_OK;
 fail:
-    ckpt_close(&c);
     free(r.v);
     rsclip_model_free(m);
     return rc;
@@ -492,8 +530,14 @@ void rsclip_model_free(rsclip_model *m) {
     if (!m) return;
     rsclip_tokenizer_free(m->tok);
     free(m->weights);
+    if (m->ckpt) ckpt_close(m->ckpt); /* unmaps the weights used in place */
+    free(m->ckpt);
     free(m->layer_mem);
     free(m);
+}
+
+int rsclip_model_towers(const rsclip_model *m) {
+    return m ? m->towers : 0;
 }
 
 const rsclip_model_info *rsclip_model_get_info(const rsclip_model *m) {

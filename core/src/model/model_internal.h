@@ -3,9 +3,11 @@
  * tensor, named after it), the model object, and the pieces shared between config.c, load.c,
  * preprocess.c and forward.c.
  *
- * All weight pointers point into one 64-byte-aligned float32 buffer owned by the model (filled
- * once at load, never written afterwards). Linear weights keep the checkpoint layout
- * [out_features, in_features] (y = x W^T + b).
+ * Weight pointers point either straight into the memory-mapped checkpoint (little-endian F32
+ * tensors: only 4-byte alignment is guaranteed there, and no padding after a tensor) or into one
+ * 64-byte-aligned float32 buffer owned by the model (converted F16/BF16 tensors). Never written
+ * after load. The pointers of a tower that was not loaded (rsclip_model_params.towers) are NULL.
+ * Linear weights keep the checkpoint layout [out_features, in_features] (y = x W^T + b).
  */
 #ifndef RSCLIP_MODEL_INTERNAL_H
 #define RSCLIP_MODEL_INTERNAL_H
@@ -68,9 +70,11 @@ struct rsclip_model {
     int channels; /* vision num_channels (3) */
     rsclip__text_weights text;
     rsclip__vision_weights vision;
-    float *weights;           /* the one aligned float32 buffer all pointers above point into */
-    size_t weights_n;         /* floats in it */
-    rsclip__layer *layer_mem; /* text layers then vision layers */
+    float *weights;            /* aligned float32 buffer of the converted tensors (may be NULL) */
+    size_t weights_n;          /* floats in it */
+    struct rsclip__ckpt *ckpt; /* the open (mapped) checkpoint files, kept for the mapped weights */
+    int towers;                /* RSCLIP_MODEL_TEXT / RSCLIP_MODEL_VISION bits loaded */
+    rsclip__layer *layer_mem;  /* text layers then vision layers */
     rsclip_tokenizer *tok;
 };
 
