@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Below this many vectors the set keeps its float32 copy and every search is exact. */
@@ -35,6 +36,14 @@ struct rsclip_session {
     rsclip_model *model;
     rsclip_encoder *enc;
 };
+
+/* Phase times of a search go to the log at RSCLIP_LOG_INFO (`RSCLIP_LOG=info rsclip search ...`):
+ * one line per phase, "search timing: <phase> <ms> ms". */
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
 
 rsclip_session_params rsclip_session_default_params(void) {
     rsclip_session_params p;
@@ -100,7 +109,8 @@ static int build_vecset(rsclip_session *s, rsclip_vecset **out) {
     return RSCLIP_OK;
 }
 
-static int load_vectors(rsclip_session *s) {
+static int load_vectors_impl(rsclip_session *s, const char **how) {
+    *how = "from the index (no cache)";
     if (!s->params.use_cache) return build_vecset(s, &s->vs);
     uint64_t stamp = content_stamp(&s->info);
     size_t n = strlen(s->path);
@@ -112,6 +122,7 @@ static int load_vectors(rsclip_session *s) {
     if (access(cache, R_OK) == 0 && rsclip_vecset_load(cache, &vs) == RSCLIP_OK) {
         if (rsclip_vecset_source_stamp(vs) == stamp && rsclip_vecset_dim(vs) == s->info.embed_dim &&
             (int64_t)rsclip_vecset_count(vs) == s->info.n_embeddings) {
+            *how = "from the .rsvec cache";
             s->vs = vs;
             free(cache);
             return RSCLIP_OK;
@@ -120,6 +131,7 @@ static int load_vectors(rsclip_session *s) {
         vs = NULL;
     }
     rsclip_clear_error();
+    *how = "from the index (cache rebuilt)";
     int rc = build_vecset(s, &vs);
     if (rc) {
         free(cache);
@@ -136,6 +148,16 @@ static int load_vectors(rsclip_session *s) {
     return RSCLIP_OK;
 }
 
+static int load_vectors(rsclip_session *s) {
+    double t0 = now_ms();
+    const char *how = "";
+    int rc = load_vectors_impl(s, &how);
+    if (!rc)
+        rsclip__log(RSCLIP_LOG_INFO, "search timing: vector load %.1f ms (%zu vectors %s)",
+                    now_ms() - t0, rsclip_vecset_count(s->vs), how);
+    return rc;
+}
+
 int rsclip_session_open(const char *index_path, const rsclip_session_params *params,
                         rsclip_session **out) {
     if (!out || !index_path)
@@ -146,8 +168,10 @@ int rsclip_session_open(const char *index_path, const rsclip_session_params *par
     s->params = params ? *params : rsclip_session_default_params();
     s->path = strdup(index_path);
     int rc = s->path ? RSCLIP_OK : rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+    double t0 = now_ms();
     if (!rc) rc = rsclip_index_open(index_path, RSCLIP_INDEX_READONLY, &s->idx);
     if (!rc) rc = rsclip_index_get_info(s->idx, &s->info);
+    if (!rc) rsclip__log(RSCLIP_LOG_INFO, "search timing: index open %.1f ms", now_ms() - t0);
     if (!rc && s->info.embed_dim <= 0)
         rc = rsclip__error(RSCLIP_ERR_NOT_FOUND,
                            "%s: the index holds no tiles yet (no model bound)", index_path);
@@ -186,14 +210,31 @@ void rsclip_session_close(rsclip_session *s) {
     free(s);
 }
 
-/* Load the index's model on first need and check it is the one the index was built with. */
-static int need_model(rsclip_session *s) {
-    if (s->enc) return RSCLIP_OK;
+/* Load the index's model on first need, with the towers in `towers` (RSCLIP_MODEL_* bits; 0: any
+ * loaded model will do, else the text tower), and check it is the one the index was built with.
+ * A text query loads only the text tower; an image query later reloads with both (the mapped F32
+ * weights make that cheap). */
+static int need_model(rsclip_session *s, int towers) {
+    const int have = s->enc ? rsclip_model_towers(s->model) : 0;
+    if (s->enc && (have & towers) == towers) return RSCLIP_OK;
+    rsclip_encoder_free(s->enc);
+    s->enc = NULL;
+    rsclip_model_free(s->model);
+    s->model = NULL;
+    double t0 = now_ms();
     char dir[4096];
     int rc = rsclip_hub_resolve(s->model_name, dir, sizeof dir);
     if (rc) return rc;
-    rc = rsclip_model_load(dir, NULL, &s->model);
+    rsclip_model_params mp = {0};
+    mp.towers = (have | towers) ? (have | towers) : RSCLIP_MODEL_TEXT;
+    rc = rsclip_model_load(dir, &mp, &s->model);
     if (rc) return rc;
+    double t1 = now_ms();
+    rsclip__log(RSCLIP_LOG_INFO, "search timing: model load %.1f ms (%s tower%s of %s)", t1 - t0,
+                mp.towers == RSCLIP_MODEL_TEXT     ? "text"
+                : mp.towers == RSCLIP_MODEL_VISION ? "vision"
+                                                   : "text and vision",
+                mp.towers == (RSCLIP_MODEL_TEXT | RSCLIP_MODEL_VISION) ? "s" : "", dir);
     const rsclip_model_info *mi = rsclip_model_get_info(s->model);
     rc = rsclip_index_check_model(s->idx, mi->fingerprint, mi->embed_dim);
     if (rc) return rc;
@@ -206,7 +247,11 @@ static int need_model(rsclip_session *s) {
     ep.max_batch = 4;
     ep.n_threads = s->params.n_threads;
     ep.precision = (rsclip_precision)s->params.precision;
-    return rsclip_encoder_new(s->model, &ep, &s->enc);
+    rc = rsclip_encoder_new(s->model, &ep, &s->enc);
+    if (!rc)
+        rsclip__log(RSCLIP_LOG_INFO, "search timing: model check + encoder setup %.1f ms (%s)",
+                    now_ms() - t1, rsclip_precision_name(rsclip_encoder_precision(s->enc)));
+    return rc;
 }
 
 static float prob_of(const rsclip_session *s, float cosine) {
@@ -246,8 +291,9 @@ char *rsclip_prompt_format(const char *tmpl, const char *text) {
 /* Embed texts through the template into out: [n, dim], L2-normalised. */
 static int embed_texts(rsclip_session *s, const char *tmpl, const char *const *texts, int n,
                        float *out) {
-    int rc = need_model(s);
+    int rc = need_model(s, RSCLIP_MODEL_TEXT);
     if (rc) return rc;
+    double t0 = now_ms();
     const rsclip_model_info *mi = rsclip_model_get_info(s->model);
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)mi->text_ctx * (size_t)n);
     if (!ids) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
@@ -270,11 +316,16 @@ static int embed_texts(rsclip_session *s, const char *tmpl, const char *const *t
     free(ids);
     for (int i = 0; i < n && !rc; i++)
         rsclip_l2_normalize(out + (size_t)i * mi->embed_dim, mi->embed_dim);
+    if (!rc)
+        rsclip__log(RSCLIP_LOG_INFO,
+                    "search timing: query encoding %.1f ms (%d text%s; the first one also packs "
+                    "the text tower's weights)",
+                    now_ms() - t0, n, n == 1 ? "" : "s");
     return rc;
 }
 
 static int embed_image(rsclip_session *s, const char *path, float *out) {
-    int rc = need_model(s);
+    int rc = need_model(s, RSCLIP_MODEL_VISION);
     if (rc) return rc;
     const rsclip_model_info *mi = rsclip_model_get_info(s->model);
     uint8_t *rgb = NULL;
@@ -485,7 +536,7 @@ int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_resul
     if (!rc) rc = query_vector(s, q, qv);
     if (!rc && q->n_negatives > 0)
         rc = embed_texts(s, q->template_str, q->negatives, q->n_negatives, qv + dim);
-    if (!rc && !s->have_calibration) rc = need_model(s);
+    if (!rc && !s->have_calibration) rc = need_model(s, 0);
     if (!rc) rc = build_allow(s, q, &al);
     int n_hits = 0;
     if (!rc) {
@@ -502,8 +553,13 @@ int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_resul
             sp.allow_ids = al.ids;
             sp.n_allow = al.n;
         }
+        double t0 = now_ms();
         if (!al.active || al.n > 0) rc = rsclip_vecset_search(s->vs, qv, &sp, vh, &n_hits);
+        if (!rc)
+            rsclip__log(RSCLIP_LOG_INFO, "search timing: scan %.1f ms (%zu vectors, k %d)",
+                        now_ms() - t0, al.active ? al.n : rsclip_vecset_count(s->vs), q->k);
     }
+    double t_hits = now_ms();
     if (!rc) {
         ri->pub.hits = calloc((size_t)(n_hits ? n_hits : 1), sizeof *ri->pub.hits);
         ri->store = calloc((size_t)(n_hits ? n_hits : 1), sizeof *ri->store);
@@ -556,6 +612,9 @@ int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_resul
     free(qv);
     free(vh);
     rsclip_free(al.ids);
+    if (!rc)
+        rsclip__log(RSCLIP_LOG_INFO, "search timing: hit details %.1f ms (%d hits)",
+                    now_ms() - t_hits, ri->pub.n);
     if (rc) {
         rsclip_results_free(ri ? &ri->pub : NULL);
         return rc;
@@ -582,7 +641,7 @@ int rsclip_session_scene_probs(rsclip_session *s, const rsclip_query *q, int64_t
     float *pr = malloc(sizeof(float) * (m ? m : 1));
     if (!qv || !all || !pr) rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     if (!rc) rc = query_vector(s, q, qv);
-    if (!rc && !s->have_calibration) rc = need_model(s);
+    if (!rc && !s->have_calibration) rc = need_model(s, 0);
     /* The heatmap shows the positive query's probability: negatives do not apply. */
     if (!rc) rc = rsclip_vecset_score_all(s->vs, qv, NULL, all);
     const int64_t *vid = rsclip_vecset_ids(s->vs);
