@@ -205,6 +205,27 @@ static void test_fixture(const char *fixture, const rsclip_st_file *px_ref) {
     printf("  %-16s chunked (max_batch 4): %.3g %.3g %.3g\n", fixture, ec, eh, et);
     CHECK(ec <= 1e-6 && eh <= 1e-6 && et <= 1e-6);
 
+    /* in place: the OpenBLAS path on the model's own weights, no packed copy */
+    rsclip_encoder *eip = NULL;
+    rsclip_encoder_params pip = rsclip_encoder_default_params();
+    pip.in_place = 1;
+    pip.precision = RSCLIP_PRECISION_BF16; /* ignored in place */
+    CHECK_OK(rsclip_encoder_new(m, &pip, &eip));
+    REQUIRE(eip);
+    CHECK(rsclip_encoder_precision(eip) == RSCLIP_PRECISION_F32);
+    CHECK_OK(rsclip_encode_images(eip, 6, pixels, img4, vlh4));
+    CHECK_OK(rsclip_encode_texts(eip, 12, ids, txt4, NULL));
+    want = mt_ref_f32(ref, "image_embeds", &n);
+    check_rel("in place image_embeds", fixture, img4, want, n, TOL);
+    free(want);
+    want = mt_ref_f32(ref, "vision_last_hidden_state", &n);
+    check_rel("in place vision_last_hidden", fixture, vlh4, want, n, TOL);
+    free(want);
+    want = mt_ref_f32(ref, "text_embeds", &n);
+    check_rel("in place text_embeds", fixture, txt4, want, n, TOL);
+    free(want);
+    rsclip_encoder_free(eip);
+
     /* argument checks */
     int32_t bad[64];
     memcpy(bad, ids, sizeof(bad));

@@ -146,6 +146,12 @@ typedef struct rsclip_encoder_params {
                       encoder owns one pool of n_threads - 1 workers for its GEMMs (OpenBLAS,
                       where still used, is set to 1 thread then: never two pools at once) */
     rsclip_precision precision; /* default RSCLIP_PRECISION_AUTO */
+    int in_place; /* 0 (default): each tower's Linear weights are packed once, at its first use,
+                     into a private copy for rsclip's GEMM kernels (fastest per item; costs a
+                     copy of the tower: ~340 MB f32 / ~170 MB bf16 for the base text tower).
+                     1: float32 only (precision is ignored), the Linear layers read the model's
+                     weights where they are, through OpenBLAS: for a process that encodes a few
+                     texts and exits, e.g. a one-shot search */
 } rsclip_encoder_params;
 
 rsclip_encoder_params rsclip_encoder_default_params(void);

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #if defined(RSCLIP_GEMM_HAVE_X86)
 #include <cpuid.h>
@@ -125,24 +126,90 @@ const char *rsclip__gemm_path_name(rsclip__gemm_path p) {
 /* ---------------------------------------------------------------------------------------------
  * Weight packing
  */
-int rsclip__pack_weights(const float *w, size_t n, size_t k, size_t ldw, rsclip__gemm_format format,
-                         rsclip__packed_w **out) {
-    if (!out) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "gemm pack: out is NULL");
-    *out = NULL;
-    if (!w || n == 0 || k == 0 || ldw < k ||
-        (format != RSCLIP__GEMM_BF16 && format != RSCLIP__GEMM_F32))
+void *rsclip__alloc_huge(size_t bytes) {
+    if (bytes == 0) bytes = 64;
+    const size_t huge = (size_t)2 << 20;
+    if (bytes < huge) return aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    void *p = NULL;
+    if (posix_memalign(&p, huge, bytes) != 0) return NULL;
+#if defined(MADV_HUGEPAGE)
+    madvise(p, bytes & ~(huge - 1), MADV_HUGEPAGE); /* advice only: failure is harmless */
+#endif
+    return p;
+}
+
+static int pack_shape(size_t n, size_t k, size_t ldw, rsclip__gemm_format format, size_t *steps,
+                      size_t *panels, size_t *bytes) {
+    if (n == 0 || k == 0 || ldw < k || (format != RSCLIP__GEMM_BF16 && format != RSCLIP__GEMM_F32))
         return rsclip__error(RSCLIP_ERR_INVALID_ARG,
                              "gemm pack: bad arguments (n=%zu k=%zu ldw=%zu format=%d)", n, k, ldw,
                              (int)format);
-    const size_t steps = format == RSCLIP__GEMM_BF16 ? (k + 1) / 2 : k;
-    const size_t panels = (n + GEMM_NR - 1) / GEMM_NR;
-    size_t units, bytes;
-    if (rsclip__mul_size(panels, steps, &units) || rsclip__mul_size(units, GEMM_NR, &units) ||
-        rsclip__mul_size(units, 4, &bytes) || rsclip__add_size(bytes, 63, &bytes))
+    *steps = format == RSCLIP__GEMM_BF16 ? (k + 1) / 2 : k;
+    *panels = (n + GEMM_NR - 1) / GEMM_NR;
+    size_t units;
+    if (rsclip__mul_size(*panels, *steps, &units) || rsclip__mul_size(units, GEMM_NR, &units) ||
+        rsclip__mul_size(units, 4, bytes))
         return rsclip__error(RSCLIP_ERR_NOMEM, "gemm pack: %zu x %zu weights too large", n, k);
+    return RSCLIP_OK;
+}
+
+size_t rsclip__pack_weights_bytes(size_t n, size_t k, rsclip__gemm_format format) {
+    size_t steps = 0, panels = 0, bytes = 0;
+    if (pack_shape(n, k, k, format, &steps, &panels, &bytes) != RSCLIP_OK) return 0;
+    return bytes; /* a multiple of 128: NR units of 4 bytes per step */
+}
+
+/* Panel j, lane l = row j * NR + l of W; step s holds k = s (F32) or the pair (2s, 2s + 1) (BF16).
+ * Row by row: contiguous reads, NR-strided writes, no per-element branch. */
+static void pack_panels(const float *w, size_t n, size_t k, size_t ldw, int format, size_t steps,
+                        size_t panels, uint32_t *data) {
+#if defined(RSCLIP_GEMM_HAVE_X86)
+    /* the vector packers give the same bits (RNE bf16 rounding, plain f32 copies) */
+    if (format == RSCLIP__GEMM_F32 && g_has_f) {
+        rsclip__gemm_pack_w_f32_avx512(w, n, k, ldw, steps, panels, data);
+        return;
+    }
+    if (format == RSCLIP__GEMM_BF16 && g_has_bf16) {
+        rsclip__gemm_pack_w_bf16_avx512(w, n, k, ldw, steps, panels, data);
+        return;
+    }
+#endif
+    for (size_t j = 0; j < panels; j++) {
+        uint32_t *pd = data + j * steps * GEMM_NR;
+        for (size_t l = 0; l < GEMM_NR; l++) {
+            const size_t row = j * GEMM_NR + l;
+            uint32_t *col = pd + l;
+            if (row >= n) {
+                for (size_t s = 0; s < steps; s++) col[s * GEMM_NR] = 0;
+                continue;
+            }
+            const float *wr = w + row * ldw;
+            if (format == RSCLIP__GEMM_F32) {
+                for (size_t s = 0; s < steps; s++) memcpy(&col[s * GEMM_NR], &wr[s], 4);
+                continue;
+            }
+            const size_t pairs = k / 2; /* steps = pairs, plus one half-empty step for odd k */
+            for (size_t s = 0; s < pairs; s++)
+                col[s * GEMM_NR] = (uint32_t)rsclip__f32_to_bf16(wr[2 * s]) |
+                                   (uint32_t)rsclip__f32_to_bf16(wr[2 * s + 1]) << 16;
+            if (k % 2) col[pairs * GEMM_NR] = rsclip__f32_to_bf16(wr[k - 1]);
+        }
+    }
+}
+
+static int pack_common(const float *w, size_t n, size_t k, size_t ldw, rsclip__gemm_format format,
+                       void *mem, rsclip__packed_w **out) {
+    pthread_once(&g_once, detect);
+    if (!out) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "gemm pack: out is NULL");
+    *out = NULL;
+    size_t steps = 0, panels = 0, bytes = 0;
+    if (!w) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "gemm pack: weights are NULL");
+    int rc = pack_shape(n, k, ldw, format, &steps, &panels, &bytes);
+    if (rc != RSCLIP_OK) return rc;
     rsclip__packed_w *p = calloc(1, sizeof *p);
     if (!p) return rsclip__error(RSCLIP_ERR_NOMEM, "gemm pack: out of memory");
-    p->data = aligned_alloc(64, bytes & ~(size_t)63);
+    p->owns_data = mem == NULL;
+    p->data = mem ? mem : rsclip__alloc_huge(bytes);
     if (!p->data) {
         free(p);
         return rsclip__error(RSCLIP_ERR_NOMEM, "gemm pack: out of memory (%zu bytes)", bytes);
@@ -152,33 +219,28 @@ int rsclip__pack_weights(const float *w, size_t n, size_t k, size_t ldw, rsclip_
     p->steps = steps;
     p->n_panels = panels;
     p->format = format;
-    for (size_t j = 0; j < panels; j++) {
-        uint32_t *pd = p->data + j * steps * GEMM_NR;
-        for (size_t s = 0; s < steps; s++) {
-            for (size_t l = 0; l < GEMM_NR; l++) {
-                const size_t row = j * GEMM_NR + l;
-                uint32_t u = 0;
-                if (row < n) {
-                    const float *wr = w + row * ldw;
-                    if (format == RSCLIP__GEMM_F32) {
-                        memcpy(&u, &wr[s], 4);
-                    } else {
-                        const size_t k0 = 2 * s;
-                        u = rsclip__f32_to_bf16(wr[k0]);
-                        if (k0 + 1 < k) u |= (uint32_t)rsclip__f32_to_bf16(wr[k0 + 1]) << 16;
-                    }
-                }
-                pd[s * GEMM_NR + l] = u;
-            }
-        }
-    }
+    pack_panels(w, n, k, ldw, format, steps, panels, p->data);
     *out = p;
     return RSCLIP_OK;
 }
 
+int rsclip__pack_weights(const float *w, size_t n, size_t k, size_t ldw, rsclip__gemm_format format,
+                         rsclip__packed_w **out) {
+    return pack_common(w, n, k, ldw, format, NULL, out);
+}
+
+int rsclip__pack_weights_at(const float *w, size_t n, size_t k, size_t ldw,
+                            rsclip__gemm_format format, void *mem, rsclip__packed_w **out) {
+    if (!mem || ((uintptr_t)mem & 63)) {
+        if (out) *out = NULL;
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "gemm pack: memory not 64-byte aligned");
+    }
+    return pack_common(w, n, k, ldw, format, mem, out);
+}
+
 void rsclip__packed_w_free(rsclip__packed_w *p) {
     if (!p) return;
-    free(p->data);
+    if (p->owns_data) free(p->data);
     free(p);
 }
 

@@ -72,8 +72,20 @@ typedef struct rsclip__packed_w rsclip__packed_w;
  */
 int rsclip__pack_weights(const float *w, size_t n, size_t k, size_t ldw, rsclip__gemm_format format,
                          rsclip__packed_w **out);
-/* NULL is a no-op. */
+/* The same into caller-owned memory (64-byte aligned, rsclip__pack_weights_bytes(n, k, format)
+ * bytes, e.g. one block for a whole tower): *out then references mem, which must outlive it. */
+int rsclip__pack_weights_at(const float *w, size_t n, size_t k, size_t ldw,
+                            rsclip__gemm_format format, void *mem, rsclip__packed_w **out);
+/* Bytes of panels for an [n, k] matrix (a multiple of 128), 0 on bad arguments or overflow. */
+size_t rsclip__pack_weights_bytes(size_t n, size_t k, rsclip__gemm_format format);
+/* NULL is a no-op (frees the panels only if rsclip__pack_weights allocated them). */
 void rsclip__packed_w_free(rsclip__packed_w *p);
+
+/* malloc for big, long-lived blocks (packed weights, activation arenas): 64-byte aligned; from
+ * 2 MiB up, 2 MiB aligned and advised as transparent huge pages (MADV_HUGEPAGE), because first
+ * touching 4 KiB pages costs ~16 us each on the VMs measured -- more than packing the data.
+ * Release with free(). */
+void *rsclip__alloc_huge(size_t bytes);
 /* Shape of the packed matrix (n = output features, k = input features). */
 size_t rsclip__packed_w_n(const rsclip__packed_w *p);
 size_t rsclip__packed_w_k(const rsclip__packed_w *p);

@@ -7,6 +7,7 @@
 #include "gemm/simd_avx512.h"
 
 #include <immintrin.h>
+#include <string.h>
 
 #define T_F __attribute__((target("avx512f")))
 #define T_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
@@ -190,6 +191,67 @@ T_F void rsclip__gemm_pack_a_f32_avx512(const float *a, size_t lda, size_t rows,
             }
             transpose16(r);
             store_steps(pd + s * GEMM_MR, r, ks - s < 16 ? ks - s : 16);
+        }
+    }
+}
+
+/* Weight panels (layout in gemm_internal.h) from W [n, k] by 16 x 16 transposes: for each panel
+ * and 16 steps, lanes 0-15 then 16-31 (rows past n are zero). f32 and bf16 (RNE pairs, the
+ * operand order of vdpbf16ps) variants; k past the end reads as 0. */
+static inline T_BF16 void pack_w_block_bf16(const float *w, size_t ldw, size_t n, size_t k,
+                                            size_t row0, size_t s, uint32_t *dst) {
+    __m512 r[16];
+    for (int i = 0; i < 16; i++) {
+        const size_t row = row0 + (size_t)i;
+        if (row >= n) {
+            r[i] = _mm512_setzero_ps();
+            continue;
+        }
+        const float *wr = w + row * ldw;
+        const size_t kk = 2 * s;
+        const __m512 x0 = _mm512_maskz_loadu_ps(rsclip__mask16((long)k - (long)kk), wr + kk);
+        const __m512 x1 =
+            _mm512_maskz_loadu_ps(rsclip__mask16((long)k - (long)kk - 16), wr + kk + 16);
+        r[i] = (__m512)_mm512_cvtne2ps_pbh(x1, x0);
+    }
+    transpose16(r);
+    for (int i = 0; i < 16; i++) _mm512_store_ps((float *)(dst + (size_t)i * GEMM_NR), r[i]);
+}
+
+T_BF16 void rsclip__gemm_pack_w_bf16_avx512(const float *w, size_t n, size_t k, size_t ldw,
+                                            size_t steps, size_t panels, uint32_t *data) {
+    for (size_t j = 0; j < panels; j++) {
+        uint32_t *pd = data + j * steps * GEMM_NR;
+        for (size_t s = 0; s < steps; s += 16) {
+            uint32_t tmp[16 * GEMM_NR] __attribute__((aligned(64)));
+            uint32_t *dst = steps - s >= 16 ? pd + s * GEMM_NR : tmp;
+            pack_w_block_bf16(w, ldw, n, k, j * GEMM_NR, s, dst);
+            pack_w_block_bf16(w, ldw, n, k, j * GEMM_NR + 16, s, dst + 16);
+            if (dst == tmp) memcpy(pd + s * GEMM_NR, tmp, (steps - s) * GEMM_NR * 4);
+        }
+    }
+}
+
+T_F void rsclip__gemm_pack_w_f32_avx512(const float *w, size_t n, size_t k, size_t ldw,
+                                        size_t steps, size_t panels, uint32_t *data) {
+    for (size_t j = 0; j < panels; j++) {
+        uint32_t *pd = data + j * steps * GEMM_NR;
+        for (size_t s = 0; s < steps; s += 16) {
+            uint32_t tmp[16 * GEMM_NR] __attribute__((aligned(64)));
+            uint32_t *dst = steps - s >= 16 ? pd + s * GEMM_NR : tmp;
+            for (int h = 0; h < 2; h++) {
+                __m512 r[16];
+                for (int i = 0; i < 16; i++) {
+                    const size_t row = j * GEMM_NR + (size_t)(16 * h + i);
+                    r[i] = row < n ? _mm512_maskz_loadu_ps(rsclip__mask16((long)k - (long)s),
+                                                           w + row * ldw + s)
+                                   : _mm512_setzero_ps();
+                }
+                transpose16(r);
+                for (int i = 0; i < 16; i++)
+                    _mm512_store_ps((float *)(dst + (size_t)i * GEMM_NR + 16 * h), r[i]);
+            }
+            if (dst == tmp) memcpy(pd + s * GEMM_NR, tmp, (steps - s) * GEMM_NR * 4);
         }
     }
 }

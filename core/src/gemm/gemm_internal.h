@@ -19,6 +19,7 @@ struct rsclip__packed_w {
     size_t steps;    /* k steps: k (F32) or ceil(k / 2) (BF16) */
     size_t n_panels; /* ceil(n / NR) */
     int format;      /* rsclip__gemm_format */
+    int owns_data;   /* 0: data lives in the caller's memory (rsclip__pack_weights_at) */
     uint32_t *data;  /* n_panels * steps * NR units, 64-byte aligned */
 };
 
@@ -48,6 +49,11 @@ void rsclip__gemm_kernel_f32_avx512(size_t ks, const uint32_t *a, const uint32_t
                                     int gelu);
 void rsclip__gemm_pack_a_bf16_avx512(const float *a, size_t lda, size_t rows, size_t s0, size_t ks,
                                      size_t k_total, uint32_t *dst);
+/* W [n, k] (row stride ldw) into the packed panels (steps, panels as in rsclip__packed_w). */
+void rsclip__gemm_pack_w_bf16_avx512(const float *w, size_t n, size_t k, size_t ldw, size_t steps,
+                                     size_t panels, uint32_t *data);
+void rsclip__gemm_pack_w_f32_avx512(const float *w, size_t n, size_t k, size_t ldw, size_t steps,
+                                    size_t panels, uint32_t *data);
 void rsclip__gemm_pack_a_f32_avx512(const float *a, size_t lda, size_t rows, size_t s0, size_t ks,
                                     size_t k_total, uint32_t *dst);
 #endif

@@ -58,6 +58,7 @@ enum { PX_PATCH, PX_MAP_K, PX_MAP_V, PX_MAP_O, PX_MAP_FC1, PX_MAP_FC2, PX_TEXT_H
 typedef struct tower_pack {
     int ready;
     int n_layers;
+    void *mem; /* one block (huge pages) holding every panel of the tower */
     rsclip__packed_w **lw;
     rsclip__packed_w *extra[PX_N];
 } tower_pack;
@@ -397,6 +398,7 @@ rsclip_encoder_params rsclip_encoder_default_params(void) {
     p.max_batch = 8;
     p.n_threads = 0;
     p.precision = RSCLIP_PRECISION_AUTO;
+    p.in_place = 0;
     return p;
 }
 
@@ -435,43 +437,73 @@ static void tower_pack_free(tower_pack *tp) {
         for (int i = 0; i < tp->n_layers * PK_PER_LAYER; i++) rsclip__packed_w_free(tp->lw[i]);
     free(tp->lw);
     for (int i = 0; i < PX_N; i++) rsclip__packed_w_free(tp->extra[i]);
+    free(tp->mem);
     memset(tp, 0, sizeof(*tp));
 }
 
-/* Pack the Linear weights of one tower (vision != 0: the vision tower) the first time it runs. */
-static int tower_pack_build(rsclip_encoder *e, int vision) {
-    tower_pack *tp = vision ? &e->vision_pack : &e->text_pack;
-    if (!e->use_gemm || tp->ready) return RSCLIP_OK;
+/* The Linear weights of one tower as packing jobs: [n, k] matrices (row stride k). */
+typedef struct pack_job {
+    const float *w;
+    size_t n, k;
+    rsclip__packed_w **out;
+} pack_job;
+
+static int tower_jobs(rsclip_encoder *e, int vision, tower_pack *tp, pack_job *jobs) {
     const rsclip_model *m = e->m;
     const rsclip_tower_info *ti = vision ? &m->info.vision : &m->info.text;
     const rsclip__layer *L = vision ? m->vision.layers : m->text.layers;
     const size_t D = (size_t)ti->hidden, F = (size_t)ti->intermediate;
-    const rsclip__gemm_format fmt =
-        e->precision == RSCLIP_PRECISION_BF16 ? RSCLIP__GEMM_BF16 : RSCLIP__GEMM_F32;
-    tp->n_layers = ti->layers;
-    tp->lw = calloc((size_t)ti->layers * PK_PER_LAYER, sizeof(*tp->lw));
-    int rc = tp->lw ? RSCLIP_OK : RSCLIP_ERR_NOMEM;
-    for (int l = 0; l < ti->layers && rc == RSCLIP_OK; l++) {
+    int nj = 0;
+    for (int l = 0; l < ti->layers; l++) {
         rsclip__packed_w **o = tp->lw + (size_t)l * PK_PER_LAYER;
         const float *w[PK_PER_LAYER] = {L[l].q_w, L[l].k_w,   L[l].v_w,
                                         L[l].o_w, L[l].fc1_w, L[l].fc2_w};
         const size_t nn[PK_PER_LAYER] = {D, D, D, D, F, D}, kk[PK_PER_LAYER] = {D, D, D, D, D, F};
-        for (int j = 0; j < PK_PER_LAYER && rc == RSCLIP_OK; j++)
-            rc = rsclip__pack_weights(w[j], nn[j], kk[j], kk[j], fmt, &o[j]);
+        for (int j = 0; j < PK_PER_LAYER; j++) jobs[nj++] = (pack_job){w[j], nn[j], kk[j], &o[j]};
     }
-    if (rc == RSCLIP_OK && vision) {
+    if (vision) {
         const rsclip__vision_weights *V = &m->vision;
         const size_t K = (size_t)m->channels * m->info.patch_size * m->info.patch_size;
         const float *wk = V->in_proj_w + D * D, *wv = wk + D * D;
-        rc = rsclip__pack_weights(V->patch_w, D, K, K, fmt, &tp->extra[PX_PATCH]);
-        if (!rc) rc = rsclip__pack_weights(wk, D, D, D, fmt, &tp->extra[PX_MAP_K]);
-        if (!rc) rc = rsclip__pack_weights(wv, D, D, D, fmt, &tp->extra[PX_MAP_V]);
-        if (!rc) rc = rsclip__pack_weights(V->out_w, D, D, D, fmt, &tp->extra[PX_MAP_O]);
-        if (!rc) rc = rsclip__pack_weights(V->head_fc1_w, F, D, D, fmt, &tp->extra[PX_MAP_FC1]);
-        if (!rc) rc = rsclip__pack_weights(V->head_fc2_w, D, F, F, fmt, &tp->extra[PX_MAP_FC2]);
-    } else if (rc == RSCLIP_OK) {
-        rc = rsclip__pack_weights(m->text.head_w, D, D, D, fmt, &tp->extra[PX_TEXT_HEAD]);
+        jobs[nj++] = (pack_job){V->patch_w, D, K, &tp->extra[PX_PATCH]};
+        jobs[nj++] = (pack_job){wk, D, D, &tp->extra[PX_MAP_K]};
+        jobs[nj++] = (pack_job){wv, D, D, &tp->extra[PX_MAP_V]};
+        jobs[nj++] = (pack_job){V->out_w, D, D, &tp->extra[PX_MAP_O]};
+        jobs[nj++] = (pack_job){V->head_fc1_w, F, D, &tp->extra[PX_MAP_FC1]};
+        jobs[nj++] = (pack_job){V->head_fc2_w, D, F, &tp->extra[PX_MAP_FC2]};
+    } else {
+        jobs[nj++] = (pack_job){m->text.head_w, D, D, &tp->extra[PX_TEXT_HEAD]};
     }
+    return nj;
+}
+
+/* Pack the Linear weights of one tower (vision != 0: the vision tower) the first time it runs,
+ * into one huge-page block. */
+static int tower_pack_build(rsclip_encoder *e, int vision) {
+    tower_pack *tp = vision ? &e->vision_pack : &e->text_pack;
+    if (!e->use_gemm || tp->ready) return RSCLIP_OK;
+    const rsclip_tower_info *ti = vision ? &e->m->info.vision : &e->m->info.text;
+    const rsclip__gemm_format fmt =
+        e->precision == RSCLIP_PRECISION_BF16 ? RSCLIP__GEMM_BF16 : RSCLIP__GEMM_F32;
+    const size_t n_jobs = (size_t)ti->layers * PK_PER_LAYER + PX_N;
+    tp->n_layers = ti->layers;
+    tp->lw = calloc((size_t)ti->layers * PK_PER_LAYER, sizeof(*tp->lw));
+    pack_job *jobs = calloc(n_jobs, sizeof(*jobs));
+    int rc = tp->lw && jobs ? RSCLIP_OK : RSCLIP_ERR_NOMEM;
+    int nj = rc == RSCLIP_OK ? tower_jobs(e, vision, tp, jobs) : 0;
+    size_t total = 0;
+    for (int i = 0; i < nj && rc == RSCLIP_OK; i++) {
+        const size_t b = rsclip__pack_weights_bytes(jobs[i].n, jobs[i].k, fmt);
+        if (b == 0 || rsclip__add_size(total, b, &total)) rc = RSCLIP_ERR_NOMEM;
+    }
+    if (rc == RSCLIP_OK && !(tp->mem = rsclip__alloc_huge(total))) rc = RSCLIP_ERR_NOMEM;
+    char *cur = tp->mem;
+    for (int i = 0; i < nj && rc == RSCLIP_OK; i++) {
+        rc = rsclip__pack_weights_at(jobs[i].w, jobs[i].n, jobs[i].k, jobs[i].k, fmt, cur,
+                                     jobs[i].out);
+        cur += rsclip__pack_weights_bytes(jobs[i].n, jobs[i].k, fmt);
+    }
+    free(jobs);
     if (rc != RSCLIP_OK) {
         tower_pack_free(tp);
         return rsclip__error(RSCLIP_ERR_NOMEM, "encoder: cannot pack the %s tower's weights",
@@ -543,7 +575,7 @@ int rsclip_encoder_new(const rsclip_model *m, const rsclip_encoder_params *param
 
     rsclip_encoder *e = calloc(1, sizeof(*e));
     if (!e) return rsclip__error(RSCLIP_ERR_NOMEM, "encoder_new: out of memory");
-    e->arena = aligned_alloc(64, bytes);
+    e->arena = rsclip__alloc_huge(bytes);
     if (!e->arena) {
         free(e);
         return rsclip__error(RSCLIP_ERR_NOMEM, "encoder_new: cannot allocate %zu bytes", bytes);
@@ -556,9 +588,11 @@ int rsclip_encoder_new(const rsclip_model *m, const rsclip_encoder_params *param
     /* BF16 only where the vdpbf16ps kernel runs (the portable bf16 kernel would be slower than
      * f32); F32 through the packed AVX-512F kernel where it exists, else OpenBLAS. */
     const int has_bf16 = rsclip__gemm_cpu_has_avx512bf16();
-    e->precision = (p.precision != RSCLIP_PRECISION_F32 && has_bf16) ? RSCLIP_PRECISION_BF16
-                                                                     : RSCLIP_PRECISION_F32;
-    e->use_gemm = e->precision == RSCLIP_PRECISION_BF16 || rsclip__gemm_cpu_has_avx512f();
+    e->precision = (p.precision != RSCLIP_PRECISION_F32 && has_bf16 && !p.in_place)
+                       ? RSCLIP_PRECISION_BF16
+                       : RSCLIP_PRECISION_F32;
+    e->use_gemm =
+        !p.in_place && (e->precision == RSCLIP_PRECISION_BF16 || rsclip__gemm_cpu_has_avx512f());
     if (e->use_gemm) {
         int rc = rsclip__gemm_ctx_new(p.n_threads, &e->g);
         if (rc != RSCLIP_OK) {
