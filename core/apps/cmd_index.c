@@ -38,8 +38,9 @@ const char app_usage_index[] =
     "  --precision P         auto (default: bf16 where the CPU has AVX512_BF16), f32, bf16\n"
     "  -q                    quiet: no progress\n"
     "\n"
-    "Exit status: 0 all inputs indexed, 1 error (nothing more indexed), 2 usage,\n"
-    "3 partial: some inputs could not be read (each named on stderr), the others indexed.\n";
+    "Exit status: 0 all inputs indexed, 1 error (nothing more indexed, e.g. no input could be\n"
+    "read), 2 usage, 3 partial: some inputs could not be read (each named on stderr), the\n"
+    "others indexed or unchanged.\n";
 
 typedef struct progress_state {
     int quiet, tty;
@@ -279,6 +280,10 @@ int cmd_index(int argc, char **argv) {
                 (long long)rep.tiles_added, (long long)rep.tiles_skipped, run_s, rep.setup_seconds,
                 run_s > 0 ? (double)rep.tiles_added / run_s : 0.0,
                 rep.encode_seconds > 0 ? (double)rep.tiles_added / rep.encode_seconds : 0.0);
+    }
+    if (rep.scenes_failed && rep.scenes_failed == rep.scenes_total) {
+        fprintf(stderr, "rsclip: none of the %d input(s) could be indexed\n", rep.scenes_total);
+        return APP_ERROR;
     }
     if (rep.scenes_failed) {
         fprintf(stderr, "rsclip: %d of %d input(s) could not be indexed (partial run)\n",
