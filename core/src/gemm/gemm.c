@@ -40,6 +40,10 @@
 #define MC_F32 (GEMM_MR * 4)
 #endif
 #define MAX_THREADS 64
+/* Threads split C's rows when each gets at least this many MR panels, else W's columns. */
+#ifndef SPLIT_ROWS_MIN_PANELS
+#define SPLIT_ROWS_MIN_PANELS 8
+#endif
 
 /* ---------------------------------------------------------------------------------------------
  * bf16 conversion (matches vcvtne2ps2bf16: round to nearest even, denormal inputs read as zero)
@@ -604,7 +608,7 @@ int rsclip__gemm(rsclip__gemm_ctx *g, size_t m, const float *a, size_t lda,
      * pooled vectors). */
     const size_t mp = (m + GEMM_MR - 1) / GEMM_MR;
     const size_t nt = (size_t)g->n_threads;
-    j.split_rows = mp >= 2 * nt || b->n_panels < nt;
+    j.split_rows = mp >= SPLIT_ROWS_MIN_PANELS * nt || b->n_panels < nt;
     size_t parts = j.split_rows ? (mp < nt ? mp : nt) : nt;
     j.n_parts = (int)parts;
     dispatch(g, j.n_parts, gemm_part, &j);
