@@ -47,8 +47,13 @@ for name in "$@"; do
     fi
     echo "== $name ($dir), $(nproc) CPUs, load: $(cut -d' ' -f1-3 /proc/loadavg)"
     if [[ $engines == *torch* ]]; then
-        clean_env "${torch_env[@]}" $py "$here/bench_torch.py" "$dir" --threads "$threads" --batches "$batches" \
-            --text-batches "$text_batches" --dtypes "$dtypes" --min-time "$min_time"
+        # one process per thread count: Debian's torch runs its matrix products on OpenBLAS,
+        # whose pool ignores torch.set_num_threads (a "1 thread" run used both cores)
+        for t in ${threads//,/ }; do
+            clean_env "${torch_env[@]}" OPENBLAS_NUM_THREADS="$t" OMP_NUM_THREADS="$t" \
+                $py "$here/bench_torch.py" "$dir" --threads "$t" --batches "$batches" \
+                --text-batches "$text_batches" --dtypes "$dtypes" --min-time "$min_time"
+        done
     fi
     if [[ $engines == *ort* ]]; then
         if [ ! -f "$dir/vision.onnx" ] || [ "$dir/model.safetensors" -nt "$dir/vision.onnx" ]; then
