@@ -165,24 +165,31 @@ static T_F void attention_block_avx512(const float *q, size_t ld, int mr, const 
                                        float scale, float *s, float *inv, float *o, size_t ldo) {
     const float *qr[AT_MR];
     for (int r = 0; r < AT_MR; r++) qr[r] = q + (size_t)(r < mr ? r : mr - 1) * ld;
-    /* scores, 64 columns at a time */
-    const int nvec = (int)(tp / 16);
-    for (int cv = 0; cv < nvec; cv += 4) {
-        const size_t c0 = (size_t)cv * 16;
-        switch (nvec - cv >= 4 ? 4 : nvec - cv) {
+    /* scores, 48 or 64 columns at a time: vector groups of 4, and of 3 where a lone 1- or
+     * 2-vector tail would otherwise be left (a narrow tile is bound by its 6 broadcasts) */
+    int nvec = (int)(tp / 16);
+    int n3 = (4 - nvec % 4) % 4; /* groups of 3 that leave a multiple of 4 (13 = 3+3+3+4) */
+    if (3 * n3 > nvec) n3 = 0;   /* short rows: greedy */
+    size_t col = 0;
+    while (nvec > 0) {
+        const int g = n3 > 0 ? 3 : nvec >= 4 ? 4 : nvec;
+        if (n3 > 0) n3--;
+        switch (g) {
         case 4:
-            qk_tile(qr, kT, tp, hd, s, mr, c0, 4);
+            qk_tile(qr, kT, tp, hd, s, mr, col, 4);
             break;
         case 3:
-            qk_tile(qr, kT, tp, hd, s, mr, c0, 3);
+            qk_tile(qr, kT, tp, hd, s, mr, col, 3);
             break;
         case 2:
-            qk_tile(qr, kT, tp, hd, s, mr, c0, 2);
+            qk_tile(qr, kT, tp, hd, s, mr, col, 2);
             break;
         default:
-            qk_tile(qr, kT, tp, hd, s, mr, c0, 1);
+            qk_tile(qr, kT, tp, hd, s, mr, col, 1);
             break;
         }
+        nvec -= g;
+        col += (size_t)g * 16;
     }
     /* softmax numerators over the T real columns */
     const __m512 sc = _mm512_set1_ps(scale);
