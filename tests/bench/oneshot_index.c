@@ -10,7 +10,7 @@
  * model load (text tower only, and both towers), encoder setup, the first text encoding (which
  * packs the text tower's weights) and a second one (the forward pass alone):
  *
- *     oneshot_index --profile MODEL_DIR [auto|f32|bf16]
+ *     oneshot_index --profile MODEL_DIR [auto|f32|bf16 [MAX_BATCH]]   (MAX_BATCH: 4, as search)
  */
 #include "rsclip/rsclip.h"
 
@@ -50,7 +50,7 @@ static int fail(const char *what) {
     return 1;
 }
 
-static int profile(const char *dir, const char *prec) {
+static int profile(const char *dir, const char *prec, int max_batch) {
     rsclip_precision p = RSCLIP_PRECISION_AUTO;
     if (prec && rsclip_precision_parse(prec, &p) != RSCLIP_OK) return fail("precision");
     for (int towers = RSCLIP_MODEL_TEXT; towers <= 3; towers += 2) {
@@ -60,7 +60,7 @@ static int profile(const char *dir, const char *prec) {
         if (rsclip_model_load(dir, &mp, &m) != RSCLIP_OK) return fail(dir);
         double t1 = now_s();
         rsclip_encoder_params ep = rsclip_encoder_default_params();
-        ep.max_batch = 4; /* as rsclip search */
+        ep.max_batch = max_batch;
         ep.precision = p;
         rsclip_encoder *e = NULL;
         if (rsclip_encoder_new(m, &ep, &e) != RSCLIP_OK) return fail("encoder_new");
@@ -77,9 +77,9 @@ static int profile(const char *dir, const char *prec) {
         double t4 = now_s();
         if (rsclip_encode_texts(e, 1, ids, emb, NULL) != RSCLIP_OK) return fail("encode");
         double t5 = now_s();
-        printf("profile %-5s towers %-11s: model load %7.1f ms, encoder setup %6.1f ms, "
+        printf("profile %-5s batch %d towers %-11s: model load %7.1f ms, encoder setup %6.1f ms, "
                "tokenize %5.2f ms, 1st text encode (packs weights) %7.1f ms, 2nd %6.1f ms\n",
-               rsclip_precision_name(rsclip_encoder_precision(e)),
+               rsclip_precision_name(rsclip_encoder_precision(e)), max_batch,
                towers == RSCLIP_MODEL_TEXT ? "text" : "text+vision", (t1 - t0) * 1e3,
                (t2 - t1) * 1e3, (t3 - t2) * 1e3, (t4 - t3) * 1e3, (t5 - t4) * 1e3);
         free(ids);
@@ -92,7 +92,7 @@ static int profile(const char *dir, const char *prec) {
 
 int main(int argc, char **argv) {
     if (argc >= 3 && strcmp(argv[1], "--profile") == 0)
-        return profile(argv[2], argc > 3 ? argv[3] : NULL);
+        return profile(argv[2], argc > 3 ? argv[3] : NULL, argc > 4 ? atoi(argv[4]) : 4);
     if (argc < 4) {
         fprintf(stderr, "usage: oneshot_index MODEL_DIR INDEX N [SEED]\n");
         return 2;

@@ -35,6 +35,7 @@ struct rsclip_session {
     char *model_name; /* params.model or the index's model id */
     rsclip_model *model;
     rsclip_encoder *enc;
+    int batch_hint; /* most texts one call encodes in this search (1, or its negatives) */
 };
 
 /* Phase times of a search go to the log at RSCLIP_LOG_INFO (`RSCLIP_LOG=info rsclip search ...`):
@@ -244,7 +245,9 @@ static int need_model(rsclip_session *s, int towers) {
         s->have_calibration = 1;
     }
     rsclip_encoder_params ep = rsclip_encoder_default_params();
-    ep.max_batch = 4;
+    /* The arena is sized for max_batch vision-length inputs: a one-shot text query needs 1, and
+     * every page of a bigger arena costs start-up time (~55 ms for 4 on the base model). */
+    ep.max_batch = s->batch_hint < 1 ? 1 : s->batch_hint > 4 ? 4 : s->batch_hint;
     ep.n_threads = s->params.n_threads;
     ep.precision = (rsclip_precision)s->params.precision;
     rc = rsclip_encoder_new(s->model, &ep, &s->enc);
@@ -533,6 +536,7 @@ int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_resul
     struct results_impl *ri = calloc(1, sizeof *ri);
     allow_list al = {0, NULL, 0};
     int rc = (qv && vh && ri) ? RSCLIP_OK : rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+    s->batch_hint = q->n_negatives > 0 ? q->n_negatives : 1;
     if (!rc) rc = query_vector(s, q, qv);
     if (!rc && q->n_negatives > 0)
         rc = embed_texts(s, q->template_str, q->negatives, q->n_negatives, qv + dim);
