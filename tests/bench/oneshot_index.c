@@ -10,7 +10,9 @@
  * model load (text tower only, and both towers), encoder setup, the first text encoding (which
  * packs the text tower's weights) and a second one (the forward pass alone):
  *
- *     oneshot_index --profile MODEL_DIR [auto|f32|bf16 [MAX_BATCH]]   (MAX_BATCH: 4, as search)
+ *     oneshot_index --profile MODEL_DIR [auto|f32|bf16 [MAX_BATCH]]
+ *
+ * (MAX_BATCH: the encoder's, default 1 as rsclip search uses for one text.)
  */
 #include "rsclip/rsclip.h"
 
@@ -92,7 +94,7 @@ static int profile(const char *dir, const char *prec, int max_batch) {
 
 int main(int argc, char **argv) {
     if (argc >= 3 && strcmp(argv[1], "--profile") == 0)
-        return profile(argv[2], argc > 3 ? argv[3] : NULL, argc > 4 ? atoi(argv[4]) : 4);
+        return profile(argv[2], argc > 3 ? argv[3] : NULL, argc > 4 ? atoi(argv[4]) : 1);
     if (argc < 4) {
         fprintf(stderr, "usage: oneshot_index MODEL_DIR INDEX N [SEED]\n");
         return 2;
