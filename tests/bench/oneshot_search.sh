@@ -92,7 +92,7 @@ for p in $precisions; do
     echo "-- rsclip search INDEX \"solar farms\" -k 20 --precision $p (encoder runs $enc), $runs runs"
     printf '   %-41s %s ms\n' "wall, end to end" "$(stats < "$tmp/wall")"
     : > "$tmp/medians"
-    for phase in "index open" "vector load" "model load" "model check + encoder setup" \
+    for phase in "index open" "vector load" "model load" "encoder setup" \
         "query encoding" "scan" "hit details"; do
         grep "search timing: $phase " "$tmp/log" | sed "s/.*search timing: $phase \([0-9.]*\) ms.*/\1/" \
             > "$tmp/phase"

@@ -16,12 +16,14 @@
 #define N_IMG 6
 
 /* The session's "model load" log lines (RSCLIP_LOG_INFO), to see which towers it loaded when. */
-static char g_loads[8][512];
-static int g_n_loads;
+static char g_loads[8][512], g_encs[8][512];
+static int g_n_loads, g_n_encs;
 static void sink(int level, const char *msg, void *user) {
     (void)user;
     if (level == RSCLIP_LOG_INFO && strstr(msg, "search timing: model load ") && g_n_loads < 8)
         snprintf(g_loads[g_n_loads++], sizeof g_loads[0], "%s", msg);
+    if (level == RSCLIP_LOG_INFO && strstr(msg, "search timing: encoder setup ") && g_n_encs < 8)
+        snprintf(g_encs[g_n_encs++], sizeof g_encs[0], "%s", msg);
 }
 
 static float *embed_image(const rsclip_model *m, rsclip_encoder *e, const char *png) {
@@ -139,7 +141,9 @@ int main(void) {
         }
         rsclip_results_free(r);
         if (round == 0) {
+            /* the first (f32) encode reads the weights in place, without packing them */
             CHECK(g_n_loads == 1 && strstr(g_loads[0], "(text tower of "));
+            CHECK(g_n_encs == 1 && strstr(g_encs[0], "(f32, weights in place)"));
         }
         /* every image finds itself (round 0: the first image query reloads with both towers) */
         for (int i = 0; i < N_IMG; i++) {
@@ -154,7 +158,10 @@ int main(void) {
         }
     }
     for (int i = 0; i < g_n_loads; i++) printf("%s\n", g_loads[i]);
+    for (int i = 0; i < g_n_encs; i++) printf("%s\n", g_encs[i]);
     CHECK(g_n_loads == 2 && strstr(g_loads[1], "(text and vision towers of "));
+    /* later encodes (the image queries, the second text) use one packed encoder */
+    CHECK(g_n_encs == 2 && strstr(g_encs[1], "(f32, packed weights)"));
     rsclip_set_log(NULL, NULL);
     rsclip_session_close(ss);
     rsclip_encoder_free(e);

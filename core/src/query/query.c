@@ -5,6 +5,7 @@
 #include "rsclip/index.h"
 #include "rsclip/model.h"
 #include "rsclip/search.h"
+#include "gemm/gemm.h"
 #include "imageio/gdal_util.h"
 #include "status/status_internal.h"
 
@@ -36,6 +37,8 @@ struct rsclip_session {
     rsclip_model *model;
     rsclip_encoder *enc;
     int batch_hint; /* most texts one call encodes in this search (1, or its negatives) */
+    int n_encodes;  /* encode calls so far (the first one runs on an in-place encoder) */
+    int in_place;   /* s->enc reads the model's weights in place (no packed copy) */
 };
 
 /* Phase times of a search go to the log at RSCLIP_LOG_INFO (`RSCLIP_LOG=info rsclip search ...`):
@@ -215,9 +218,44 @@ void rsclip_session_close(rsclip_session *s) {
  * loaded model will do, else the text tower), and check it is the one the index was built with.
  * A text query loads only the text tower; an image query later reloads with both (the mapped F32
  * weights make that cheap). */
+/* A new encoder for s->model. When the encoder runs f32 (asked for, or auto on a CPU without
+ * AVX512_BF16), the session's first encode call gets an in-place one (f32 through OpenBLAS on the
+ * model's own weights: no copy of the tower, the fastest way to encode one query in a process
+ * that then exits, e.g. a one-shot `rsclip search`); from the second call on, the packed encoder
+ * (its one-time packing pays off over the queries that follow). bf16 (and auto where it means
+ * bf16) always packs: the query must be encoded as the index was. */
+static int new_encoder(rsclip_session *s) {
+    rsclip_encoder_free(s->enc);
+    s->enc = NULL;
+    double t0 = now_ms();
+    rsclip_encoder_params ep = rsclip_encoder_default_params();
+    /* The arena is sized for max_batch vision-length inputs: a one-shot text query needs 1, and
+     * every page of a bigger arena costs start-up time (~55 ms for 4 on the base model). */
+    ep.max_batch = s->batch_hint < 1 ? 1 : s->batch_hint > 4 ? 4 : s->batch_hint;
+    ep.n_threads = s->params.n_threads;
+    ep.precision = (rsclip_precision)s->params.precision;
+    const int f32 = ep.precision == RSCLIP_PRECISION_F32 ||
+                    (ep.precision == RSCLIP_PRECISION_AUTO && !rsclip__gemm_cpu_has_avx512bf16());
+    ep.in_place = s->n_encodes == 0 && f32;
+    int rc = rsclip_encoder_new(s->model, &ep, &s->enc);
+    if (rc) return rc;
+    s->in_place = ep.in_place;
+    rsclip__log(RSCLIP_LOG_INFO, "search timing: encoder setup %.1f ms (%s%s)", now_ms() - t0,
+                rsclip_precision_name(rsclip_encoder_precision(s->enc)),
+                ep.in_place ? ", weights in place" : ", packed weights");
+    return RSCLIP_OK;
+}
+
+/* Load the index's model on first need, with the towers in `towers` (RSCLIP_MODEL_* bits; 0: any
+ * loaded model will do, else the text tower), check it is the one the index was built with, and
+ * have an encoder ready for the next encode call. A text query loads only the text tower; an
+ * image query later reloads with both (the mapped F32 weights make that cheap). */
 static int need_model(rsclip_session *s, int towers) {
     const int have = s->enc ? rsclip_model_towers(s->model) : 0;
-    if (s->enc && (have & towers) == towers) return RSCLIP_OK;
+    if (s->enc && (have & towers) == towers) {
+        if (towers == 0 || !s->in_place || s->n_encodes == 0) return RSCLIP_OK;
+        return new_encoder(s); /* a second encode: switch to the packed encoder */
+    }
     rsclip_encoder_free(s->enc);
     s->enc = NULL;
     rsclip_model_free(s->model);
@@ -244,17 +282,7 @@ static int need_model(rsclip_session *s, int towers) {
         s->logit_bias = mi->logit_bias;
         s->have_calibration = 1;
     }
-    rsclip_encoder_params ep = rsclip_encoder_default_params();
-    /* The arena is sized for max_batch vision-length inputs: a one-shot text query needs 1, and
-     * every page of a bigger arena costs start-up time (~55 ms for 4 on the base model). */
-    ep.max_batch = s->batch_hint < 1 ? 1 : s->batch_hint > 4 ? 4 : s->batch_hint;
-    ep.n_threads = s->params.n_threads;
-    ep.precision = (rsclip_precision)s->params.precision;
-    rc = rsclip_encoder_new(s->model, &ep, &s->enc);
-    if (!rc)
-        rsclip__log(RSCLIP_LOG_INFO, "search timing: model check + encoder setup %.1f ms (%s)",
-                    now_ms() - t1, rsclip_precision_name(rsclip_encoder_precision(s->enc)));
-    return rc;
+    return new_encoder(s);
 }
 
 static float prob_of(const rsclip_session *s, float cosine) {
@@ -316,14 +344,14 @@ static int embed_texts(rsclip_session *s, const char *tmpl, const char *const *t
         free(full);
     }
     if (!rc) rc = rsclip_encode_texts(s->enc, n, ids, out, NULL);
+    s->n_encodes++;
     free(ids);
     for (int i = 0; i < n && !rc; i++)
         rsclip_l2_normalize(out + (size_t)i * mi->embed_dim, mi->embed_dim);
     if (!rc)
-        rsclip__log(RSCLIP_LOG_INFO,
-                    "search timing: query encoding %.1f ms (%d text%s; the first one also packs "
-                    "the text tower's weights)",
-                    now_ms() - t0, n, n == 1 ? "" : "s");
+        rsclip__log(RSCLIP_LOG_INFO, "search timing: query encoding %.1f ms (%d text%s%s)",
+                    now_ms() - t0, n, n == 1 ? "" : "s",
+                    s->in_place ? "" : "; a packed encoder's first call packs the tower");
     return rc;
 }
 
@@ -340,6 +368,7 @@ static int embed_image(rsclip_session *s, const char *path, float *out) {
     if (!px) rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     if (!rc) rc = rsclip_preprocess_rgb8(s->model, rgb, w, h, (size_t)w * 3, px);
     if (!rc) rc = rsclip_encode_images(s->enc, 1, px, out, NULL);
+    s->n_encodes++;
     if (!rc) rsclip_l2_normalize(out, mi->embed_dim);
     free(px);
     rsclip_free(rgb);
