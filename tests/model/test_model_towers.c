@@ -151,6 +151,23 @@ static void check_towers(const char *dir, int expect_in_place) {
         free(c);
         free(d);
     }
+    /* encoding with a tower that was not loaded is refused, not a NULL dereference */
+    rsclip_encoder *et = NULL, *ev = NULL;
+    CHECK_OK(rsclip_encoder_new(text, NULL, &et));
+    CHECK_OK(rsclip_encoder_new(vis, NULL, &ev));
+    if (et && ev) {
+        const size_t per = 3 * (size_t)mi->image_size * mi->image_size;
+        float *px = calloc(per, sizeof(float)), emb[1024];
+        int32_t ids[1024] = {0};
+        REQUIRE(px && mi->embed_dim <= 1024 && mi->text_ctx <= 1024);
+        CHECK(rsclip_encode_images(et, 1, px, emb, NULL) == RSCLIP_ERR_INVALID_ARG);
+        CHECK(strstr(rsclip_last_error(), "vision tower") != NULL);
+        CHECK(rsclip_encode_texts(ev, 1, ids, emb, NULL) == RSCLIP_ERR_INVALID_ARG);
+        CHECK(strstr(rsclip_last_error(), "text tower") != NULL);
+        free(px);
+    }
+    rsclip_encoder_free(et);
+    rsclip_encoder_free(ev);
     rsclip_model_free(full);
     rsclip_model_free(text);
     rsclip_model_free(vis);

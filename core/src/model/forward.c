@@ -632,6 +632,9 @@ int rsclip_encode_images(rsclip_encoder *e, int n, const float *pixels, float *e
                          float *last_hidden) {
     if (!e || n <= 0 || !pixels || !embeds)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "encode_images: invalid arguments");
+    if (!(rsclip_model_towers(e->m) & RSCLIP_MODEL_VISION))
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG,
+                             "encode_images: the model was loaded without its vision tower");
     const rsclip_model_info *mi = &e->m->info;
     const size_t per_img = (size_t)e->m->channels * mi->image_size * mi->image_size;
     const size_t per_hidden = (size_t)mi->n_patches * mi->vision.hidden;
@@ -650,6 +653,9 @@ int rsclip_encode_texts(rsclip_encoder *e, int n, const int32_t *ids, float *emb
                         float *last_hidden) {
     if (!e || n <= 0 || !ids || !embeds)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "encode_texts: invalid arguments");
+    if (!(rsclip_model_towers(e->m) & RSCLIP_MODEL_TEXT))
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG,
+                             "encode_texts: the model was loaded without its text tower");
     const rsclip_model_info *mi = &e->m->info;
     const size_t T = (size_t)mi->text_ctx;
     for (size_t i = 0; i < (size_t)n * T; i++) {
