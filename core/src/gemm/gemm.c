@@ -42,7 +42,7 @@
 #define MAX_THREADS 64
 /* Threads split C's rows when each gets at least this many MR panels, else W's columns. */
 #ifndef SPLIT_ROWS_MIN_PANELS
-#define SPLIT_ROWS_MIN_PANELS 8
+#define SPLIT_ROWS_MIN_PANELS 16
 #endif
 
 /* ---------------------------------------------------------------------------------------------
