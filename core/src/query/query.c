@@ -214,10 +214,6 @@ void rsclip_session_close(rsclip_session *s) {
     free(s);
 }
 
-/* Load the index's model on first need, with the towers in `towers` (RSCLIP_MODEL_* bits; 0: any
- * loaded model will do, else the text tower), and check it is the one the index was built with.
- * A text query loads only the text tower; an image query later reloads with both (the mapped F32
- * weights make that cheap). */
 /* A new encoder for s->model. When the encoder runs f32 (asked for, or auto on a CPU without
  * AVX512_BF16), the session's first encode call gets an in-place one (f32 through OpenBLAS on the
  * model's own weights: no copy of the tower, the fastest way to encode one query in a process
