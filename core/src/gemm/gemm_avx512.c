@@ -133,127 +133,106 @@ static inline T_F void transpose16(__m512 r[16]) {
     }
 }
 
-/* Store the first n (<= 16) transposed vectors as consecutive k steps of an MR-wide panel. */
-static inline T_F void store_steps(uint32_t *pd, const __m512 r[16], size_t n) {
-    const __mmask16 mr = (__mmask16)((1u << GEMM_MR) - 1);
-    for (size_t i = 0; i < n; i++) _mm512_mask_storeu_ps(pd + i * GEMM_MR, mr, r[i]);
+/* r[i] = 16 units of row i of m (row stride ld) from column c0, for i < nrows; columns from cend
+ * on and rows from nrows on read as 0. f32: a unit is one float; bf16: a unit is the RNE bf16 pair
+ * (c, c + 1), the operand layout of vdpbf16ps, so 32 columns are read. The bf16 loader is called
+ * only on CPUs with AVX512_BF16 (out of line from the AVX-512F drivers below). */
+static inline T_F void load16_f32(__m512 r[16], const float *m, size_t ld, size_t nrows, size_t c0,
+                                  size_t cend) {
+    const __mmask16 msk = rsclip__mask16(cend > c0 ? (long)(cend - c0) : 0);
+    for (size_t i = 0; i < 16; i++)
+        r[i] = i < nrows ? _mm512_maskz_loadu_ps(msk, m + i * ld + c0) : _mm512_setzero_ps();
 }
 
-/* Pack: for each MR-row panel, 16 k steps at a time: one vector per row (16 steps of that row;
- * rows past `rows` and k past k_total read as 0), a 16 x 16 transpose, then one MR-wide store per
+static T_BF16 void load16_bf16(__m512 r[16], const float *m, size_t ld, size_t nrows, size_t c0,
+                               size_t cend) {
+    const long left = cend > c0 ? (long)(cend - c0) : 0;
+    const __mmask16 lo = rsclip__mask16(left), hi = rsclip__mask16(left - 16);
+    for (size_t i = 0; i < 16; i++) {
+        if (i >= nrows) {
+            r[i] = _mm512_setzero_ps();
+            continue;
+        }
+        const float *mr = m + i * ld + c0;
+        /* cvtne2ps2bf16(b, a): low 16 bf16 from a, high 16 from b -> (k even, k odd) pairs */
+        r[i] = (__m512)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, mr + 16),
+                                           _mm512_maskz_loadu_ps(lo, mr));
+    }
+}
+
+static inline T_F void load16(__m512 r[16], int bf16, const float *m, size_t ld, size_t nrows,
+                              size_t c0, size_t cend) {
+    if (bf16)
+        load16_bf16(r, m, ld, nrows, c0, cend);
+    else
+        load16_f32(r, m, ld, nrows, c0, cend);
+}
+
+/* Pack A: for each MR-row panel, 16 k steps at a time: one vector of 16 units per row (rows past
+ * `rows` and k past k_total read as 0), a 16 x 16 transpose, then one MR-wide masked store per
  * step. (A per-row scatter was 12% of an N = 768 GEMM.) */
-T_BF16 void rsclip__gemm_pack_a_bf16_avx512(const float *a, size_t lda, size_t rows, size_t s0,
-                                            size_t ks, size_t k_total, uint32_t *dst) {
-    const size_t panels = (rows + GEMM_MR - 1) / GEMM_MR;
-    const size_t k0 = 2 * s0;
-    const size_t kend = k0 + 2 * ks < k_total ? k0 + 2 * ks : k_total;
-    for (size_t p = 0; p < panels; p++) {
+static T_F void pack_a(const float *a, size_t lda, size_t rows, size_t s0, size_t ks,
+                       size_t k_total, int bf16, uint32_t *dst) {
+    const size_t upk = bf16 ? 2 : 1; /* k columns per unit */
+    const size_t kend = upk * (s0 + ks) < k_total ? upk * (s0 + ks) : k_total;
+    const __mmask16 mr_lanes = (__mmask16)((1u << GEMM_MR) - 1);
+    for (size_t p = 0; p * GEMM_MR < rows; p++) {
         uint32_t *pd = dst + p * ks * GEMM_MR;
+        const size_t nrows = rows - p * GEMM_MR < GEMM_MR ? rows - p * GEMM_MR : GEMM_MR;
         for (size_t s = 0; s < ks; s += 16) {
-            const size_t kk = k0 + 2 * s; /* first k of this chunk of 32 */
-            const size_t left = kend > kk ? kend - kk : 0;
-            const __mmask16 lo = rsclip__mask16((long)left);
-            const __mmask16 hi = rsclip__mask16((long)left - 16);
             __m512 r[16];
-            for (int i = 0; i < 16; i++) {
-                const size_t row = p * GEMM_MR + (size_t)i;
-                if (i >= GEMM_MR || row >= rows) {
-                    r[i] = _mm512_setzero_ps();
-                    continue;
-                }
-                const float *ar = a + row * lda + kk;
-                const __m512 x0 = _mm512_maskz_loadu_ps(lo, ar);
-                const __m512 x1 = _mm512_maskz_loadu_ps(hi, ar + 16);
-                /* cvtne2ps2bf16(b, a): low 16 bf16 from a, high 16 from b -> (k even, k odd)
-                 * pairs in k order, one 32-bit unit per step */
-                r[i] = (__m512)_mm512_cvtne2ps_pbh(x1, x0);
-            }
+            load16(r, bf16, a + p * GEMM_MR * lda, lda, nrows, upk * (s0 + s), kend);
             transpose16(r);
-            store_steps(pd + s * GEMM_MR, r, ks - s < 16 ? ks - s : 16);
+            const size_t n = ks - s < 16 ? ks - s : 16;
+            for (size_t i = 0; i < n; i++)
+                _mm512_mask_storeu_ps(pd + (s + i) * GEMM_MR, mr_lanes, r[i]);
         }
     }
+}
+
+T_BF16 void rsclip__gemm_pack_a_bf16_avx512(const float *a, size_t lda, size_t rows, size_t s0,
+                                            size_t ks, size_t k_total, uint32_t *dst) {
+    pack_a(a, lda, rows, s0, ks, k_total, 1, dst);
 }
 
 T_F void rsclip__gemm_pack_a_f32_avx512(const float *a, size_t lda, size_t rows, size_t s0,
                                         size_t ks, size_t k_total, uint32_t *dst) {
-    const size_t panels = (rows + GEMM_MR - 1) / GEMM_MR;
-    const size_t kend = s0 + ks < k_total ? s0 + ks : k_total;
-    for (size_t p = 0; p < panels; p++) {
-        uint32_t *pd = dst + p * ks * GEMM_MR;
-        for (size_t s = 0; s < ks; s += 16) {
-            const size_t kk = s0 + s;
-            const __mmask16 m = rsclip__mask16(kend > kk ? (long)(kend - kk) : 0);
-            __m512 r[16];
-            for (int i = 0; i < 16; i++) {
-                const size_t row = p * GEMM_MR + (size_t)i;
-                r[i] = i < GEMM_MR && row < rows ? _mm512_maskz_loadu_ps(m, a + row * lda + kk)
-                                                 : _mm512_setzero_ps();
-            }
-            transpose16(r);
-            store_steps(pd + s * GEMM_MR, r, ks - s < 16 ? ks - s : 16);
-        }
-    }
+    pack_a(a, lda, rows, s0, ks, k_total, 0, dst);
 }
 
-/* Weight panels (layout in gemm_internal.h) from W [n, k] by 16 x 16 transposes: for each panel
- * and 16 steps, lanes 0-15 then 16-31 (rows past n are zero). f32 and bf16 (RNE pairs, the
- * operand order of vdpbf16ps) variants; k past the end reads as 0. */
-static inline T_BF16 void pack_w_block_bf16(const float *w, size_t ldw, size_t n, size_t k,
-                                            size_t row0, size_t s, uint32_t *dst) {
-    __m512 r[16];
-    for (int i = 0; i < 16; i++) {
-        const size_t row = row0 + (size_t)i;
-        if (row >= n) {
-            r[i] = _mm512_setzero_ps();
-            continue;
+/* Weight panels (layout in gemm_internal.h) from W [n, k]: for each NR-wide panel and 16 steps,
+ * lanes 0-15 then 16-31 through a 16 x 16 transpose each (rows past n and k past the end read as
+ * 0); a last block of fewer than 16 steps goes through a scratch block. */
+static T_F void pack_w(const float *w, size_t n, size_t k, size_t ldw, size_t steps, size_t panels,
+                       int bf16, uint32_t *data) {
+    const size_t upk = bf16 ? 2 : 1;
+    for (size_t j = 0; j < panels; j++) {
+        uint32_t *pd = data + j * steps * GEMM_NR;
+        for (size_t s = 0; s < steps; s += 16) {
+            uint32_t tmp[16 * GEMM_NR] __attribute__((aligned(64)));
+            uint32_t *dst = steps - s >= 16 ? pd + s * GEMM_NR : tmp;
+            for (size_t h = 0; h < GEMM_NR; h += 16) {
+                const size_t row0 = j * GEMM_NR + h;
+                const size_t nrows = n <= row0 ? 0 : n - row0 < 16 ? n - row0 : 16;
+                __m512 r[16];
+                load16(r, bf16, nrows ? w + row0 * ldw : w, ldw, nrows, upk * s, k);
+                transpose16(r);
+                for (size_t i = 0; i < 16; i++)
+                    _mm512_store_ps((float *)(dst + i * GEMM_NR + h), r[i]);
+            }
+            if (dst == tmp) memcpy(pd + s * GEMM_NR, tmp, (steps - s) * GEMM_NR * 4);
         }
-        const float *wr = w + row * ldw;
-        const size_t kk = 2 * s;
-        const __m512 x0 = _mm512_maskz_loadu_ps(rsclip__mask16((long)k - (long)kk), wr + kk);
-        const __m512 x1 =
-            _mm512_maskz_loadu_ps(rsclip__mask16((long)k - (long)kk - 16), wr + kk + 16);
-        r[i] = (__m512)_mm512_cvtne2ps_pbh(x1, x0);
     }
-    transpose16(r);
-    for (int i = 0; i < 16; i++) _mm512_store_ps((float *)(dst + (size_t)i * GEMM_NR), r[i]);
 }
 
 T_BF16 void rsclip__gemm_pack_w_bf16_avx512(const float *w, size_t n, size_t k, size_t ldw,
                                             size_t steps, size_t panels, uint32_t *data) {
-    for (size_t j = 0; j < panels; j++) {
-        uint32_t *pd = data + j * steps * GEMM_NR;
-        for (size_t s = 0; s < steps; s += 16) {
-            uint32_t tmp[16 * GEMM_NR] __attribute__((aligned(64)));
-            uint32_t *dst = steps - s >= 16 ? pd + s * GEMM_NR : tmp;
-            pack_w_block_bf16(w, ldw, n, k, j * GEMM_NR, s, dst);
-            pack_w_block_bf16(w, ldw, n, k, j * GEMM_NR + 16, s, dst + 16);
-            if (dst == tmp) memcpy(pd + s * GEMM_NR, tmp, (steps - s) * GEMM_NR * 4);
-        }
-    }
+    pack_w(w, n, k, ldw, steps, panels, 1, data);
 }
 
 T_F void rsclip__gemm_pack_w_f32_avx512(const float *w, size_t n, size_t k, size_t ldw,
                                         size_t steps, size_t panels, uint32_t *data) {
-    for (size_t j = 0; j < panels; j++) {
-        uint32_t *pd = data + j * steps * GEMM_NR;
-        for (size_t s = 0; s < steps; s += 16) {
-            uint32_t tmp[16 * GEMM_NR] __attribute__((aligned(64)));
-            uint32_t *dst = steps - s >= 16 ? pd + s * GEMM_NR : tmp;
-            for (int h = 0; h < 2; h++) {
-                __m512 r[16];
-                for (int i = 0; i < 16; i++) {
-                    const size_t row = j * GEMM_NR + (size_t)(16 * h + i);
-                    r[i] = row < n ? _mm512_maskz_loadu_ps(rsclip__mask16((long)k - (long)s),
-                                                           w + row * ldw + s)
-                                   : _mm512_setzero_ps();
-                }
-                transpose16(r);
-                for (int i = 0; i < 16; i++)
-                    _mm512_store_ps((float *)(dst + (size_t)i * GEMM_NR + 16 * h), r[i]);
-            }
-            if (dst == tmp) memcpy(pd + s * GEMM_NR, tmp, (steps - s) * GEMM_NR * 4);
-        }
-    }
+    pack_w(w, n, k, ldw, steps, panels, 0, data);
 }
 
 #else
