@@ -19,6 +19,15 @@ static void check_rel(const char *what, const char *fixture, const float *got, c
     }
 }
 
+/* check_rel of got against the whole reference tensor `name` (as many floats as it holds). */
+static void check_ref(const rsclip_st_file *ref, const char *name, const char *what,
+                      const char *fixture, const float *got) {
+    size_t n = 0;
+    float *want = mt_ref_f32(ref, name, &n);
+    check_rel(what, fixture, got, want, n, TOL);
+    free(want);
+}
+
 /* pixel_values of img0..img5 and of the resize case, bit-exact. */
 static void test_preprocess(const rsclip_model *m, const rsclip_st_file *ref) {
     const rsclip_model_info *mi = rsclip_model_get_info(m);
@@ -116,17 +125,13 @@ static void test_fixture(const char *fixture, const rsclip_st_file *px_ref) {
     CHECK(n == 6 * (size_t)Np * E);
     check_rel("vision_last_hidden_state", fixture, vlh, want, n, TOL);
     free(want);
-    want = mt_ref_f32(ref, "image_embeds", &n);
-    check_rel("image_embeds", fixture, img, want, n, TOL);
-    free(want);
+    check_ref(ref, "image_embeds", "image_embeds", fixture, img);
 
     /* resize case through the whole tower */
     float *rpx = mt_ref_f32(px_ref, "resize_pixel_values", &n);
     float remb[64];
     CHECK_OK(rsclip_encode_images(enc, 1, rpx, remb, NULL));
-    want = mt_ref_f32(ref, "resize_image_embeds", &n);
-    check_rel("resize_image_embeds", fixture, remb, want, n, TOL);
-    free(want);
+    check_ref(ref, "resize_image_embeds", "resize_image_embeds", fixture, remb);
     free(rpx);
 
     /* text: the reference input_ids, 12 texts */
@@ -136,12 +141,8 @@ static void test_fixture(const char *fixture, const rsclip_st_file *px_ref) {
     float *tlh = malloc(sizeof(float) * 12 * (size_t)T * E);
     REQUIRE(txt && tlh);
     CHECK_OK(rsclip_encode_texts(enc, 12, ids, txt, tlh));
-    want = mt_ref_f32(ref, "text_last_hidden_state", &n);
-    check_rel("text_last_hidden_state", fixture, tlh, want, n, TOL);
-    free(want);
-    want = mt_ref_f32(ref, "text_embeds", &n);
-    check_rel("text_embeds", fixture, txt, want, n, TOL);
-    free(want);
+    check_ref(ref, "text_last_hidden_state", "text_last_hidden_state", fixture, tlh);
+    check_ref(ref, "text_embeds", "text_embeds", fixture, txt);
 
     /* joint output: normalised embeddings and logits_per_image [6, 12] */
     float *imgn = malloc(sizeof(float) * 6 * E), *txtn = malloc(sizeof(float) * 12 * E);
@@ -151,12 +152,8 @@ static void test_fixture(const char *fixture, const rsclip_st_file *px_ref) {
     memcpy(txtn, txt, sizeof(float) * 12 * E);
     for (int i = 0; i < 6; i++) rsclip_l2_normalize(imgn + i * E, E);
     for (int j = 0; j < 12; j++) rsclip_l2_normalize(txtn + j * E, E);
-    want = mt_ref_f32(ref, "image_embeds_normalized", &n);
-    check_rel("image_embeds_normalized", fixture, imgn, want, n, TOL);
-    free(want);
-    want = mt_ref_f32(ref, "text_embeds_normalized", &n);
-    check_rel("text_embeds_normalized", fixture, txtn, want, n, TOL);
-    free(want);
+    check_ref(ref, "image_embeds_normalized", "image_embeds_normalized", fixture, imgn);
+    check_ref(ref, "text_embeds_normalized", "text_embeds_normalized", fixture, txtn);
     for (int i = 0; i < 6; i++) {
         for (int j = 0; j < 12; j++) {
             float c = rsclip_cosine(img + i * E, txt + j * E, E);
@@ -215,15 +212,9 @@ static void test_fixture(const char *fixture, const rsclip_st_file *px_ref) {
     CHECK(rsclip_encoder_precision(eip) == RSCLIP_PRECISION_F32);
     CHECK_OK(rsclip_encode_images(eip, 6, pixels, img4, vlh4));
     CHECK_OK(rsclip_encode_texts(eip, 12, ids, txt4, NULL));
-    want = mt_ref_f32(ref, "image_embeds", &n);
-    check_rel("in place image_embeds", fixture, img4, want, n, TOL);
-    free(want);
-    want = mt_ref_f32(ref, "vision_last_hidden_state", &n);
-    check_rel("in place vision_last_hidden", fixture, vlh4, want, n, TOL);
-    free(want);
-    want = mt_ref_f32(ref, "text_embeds", &n);
-    check_rel("in place text_embeds", fixture, txt4, want, n, TOL);
-    free(want);
+    check_ref(ref, "image_embeds", "in place image_embeds", fixture, img4);
+    check_ref(ref, "vision_last_hidden_state", "in place vision_last_hidden", fixture, vlh4);
+    check_ref(ref, "text_embeds", "in place text_embeds", fixture, txt4);
     rsclip_encoder_free(eip);
 
     /* argument checks */
