@@ -28,6 +28,17 @@ static rsclip_model *load(const char *dir, int towers) {
     return m;
 }
 
+/* A one-thread encoder at precision prec (the test stops if it cannot be made). */
+static rsclip_encoder *encoder(const rsclip_model *m, rsclip_precision prec) {
+    rsclip_encoder_params ep = rsclip_encoder_default_params();
+    ep.precision = prec;
+    ep.n_threads = 1;
+    rsclip_encoder *e = NULL;
+    CHECK_OK(rsclip_encoder_new(m, &ep, &e));
+    REQUIRE(e);
+    return e;
+}
+
 /* Text embeddings of g_texts: [N_TEXTS, dim] (malloc'd). */
 static float *text_embeds(const rsclip_model *m, rsclip_precision prec) {
     const rsclip_model_info *mi = rsclip_model_get_info(m);
@@ -36,12 +47,7 @@ static float *text_embeds(const rsclip_model *m, rsclip_precision prec) {
     REQUIRE(ids && out);
     for (int i = 0; i < N_TEXTS; i++)
         CHECK_OK(rsclip_model_tokenize(m, g_texts[i], -1, ids + (size_t)i * mi->text_ctx, NULL));
-    rsclip_encoder_params ep = rsclip_encoder_default_params();
-    ep.precision = prec;
-    ep.n_threads = 1;
-    rsclip_encoder *e = NULL;
-    CHECK_OK(rsclip_encoder_new(m, &ep, &e));
-    REQUIRE(e);
+    rsclip_encoder *e = encoder(m, prec);
     CHECK_OK(rsclip_encode_texts(e, N_TEXTS, ids, out, NULL));
     rsclip_encoder_free(e);
     free(ids);
@@ -60,12 +66,7 @@ static float *image_embeds(const rsclip_model *m, rsclip_precision prec) {
         s = s * 1664525u + 1013904223u;
         px[i] = (float)(s >> 8) / (float)(1u << 24) * 2.0f - 1.0f;
     }
-    rsclip_encoder_params ep = rsclip_encoder_default_params();
-    ep.precision = prec;
-    ep.n_threads = 1;
-    rsclip_encoder *e = NULL;
-    CHECK_OK(rsclip_encoder_new(m, &ep, &e));
-    REQUIRE(e);
+    rsclip_encoder *e = encoder(m, prec);
     CHECK_OK(rsclip_encode_images(e, 2, px, out, NULL));
     rsclip_encoder_free(e);
     free(px);
@@ -152,20 +153,17 @@ static void check_towers(const char *dir, int expect_in_place) {
         free(d);
     }
     /* encoding with a tower that was not loaded is refused, not a NULL dereference */
-    rsclip_encoder *et = NULL, *ev = NULL;
-    CHECK_OK(rsclip_encoder_new(text, NULL, &et));
-    CHECK_OK(rsclip_encoder_new(vis, NULL, &ev));
-    if (et && ev) {
-        const size_t per = 3 * (size_t)mi->image_size * mi->image_size;
-        float *px = calloc(per, sizeof(float)), emb[1024];
-        int32_t ids[1024] = {0};
-        REQUIRE(px && mi->embed_dim <= 1024 && mi->text_ctx <= 1024);
-        CHECK(rsclip_encode_images(et, 1, px, emb, NULL) == RSCLIP_ERR_INVALID_ARG);
-        CHECK(strstr(rsclip_last_error(), "vision tower") != NULL);
-        CHECK(rsclip_encode_texts(ev, 1, ids, emb, NULL) == RSCLIP_ERR_INVALID_ARG);
-        CHECK(strstr(rsclip_last_error(), "text tower") != NULL);
-        free(px);
-    }
+    rsclip_encoder *et = encoder(text, RSCLIP_PRECISION_F32);
+    rsclip_encoder *ev = encoder(vis, RSCLIP_PRECISION_F32);
+    const size_t per = 3 * (size_t)mi->image_size * mi->image_size;
+    float *px = calloc(per, sizeof(float)), emb[1024];
+    int32_t ids[1024] = {0};
+    REQUIRE(px && mi->embed_dim <= 1024 && mi->text_ctx <= 1024);
+    CHECK(rsclip_encode_images(et, 1, px, emb, NULL) == RSCLIP_ERR_INVALID_ARG);
+    CHECK(strstr(rsclip_last_error(), "vision tower") != NULL);
+    CHECK(rsclip_encode_texts(ev, 1, ids, emb, NULL) == RSCLIP_ERR_INVALID_ARG);
+    CHECK(strstr(rsclip_last_error(), "text tower") != NULL);
+    free(px);
     rsclip_encoder_free(et);
     rsclip_encoder_free(ev);
     rsclip_model_free(full);
