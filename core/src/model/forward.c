@@ -155,6 +155,12 @@ static void lin(rsclip_encoder *e, const rsclip__packed_w *pw, float *y, const f
     }
 }
 
+/* Part `part` of n_parts contiguous, near-equal shares of [0, n): [*lo, *hi). */
+static void share(int n, int part, int n_parts, int *lo, int *hi) {
+    *lo = (int)((long)n * part / n_parts);
+    *hi = (int)((long)n * (part + 1) / n_parts);
+}
+
 typedef struct ln_args {
     float *out;
     const float *x, *w, *b;
@@ -164,8 +170,8 @@ typedef struct ln_args {
 
 static void ln_part(void *arg, int part, int n_parts) {
     const ln_args *a = arg;
-    const int r0 = (int)((long)a->rows * part / n_parts);
-    const int r1 = (int)((long)a->rows * (part + 1) / n_parts);
+    int r0, r1;
+    share(a->rows, part, n_parts, &r0, &r1);
     rsclip__layernorm(a->out + (size_t)r0 * a->d, a->x + (size_t)r0 * a->d, a->w, a->b, r1 - r0,
                       a->d, a->eps);
 }
@@ -204,8 +210,8 @@ static void attn_part(void *arg, int part, int n_parts) {
     const int hd = a->D / a->H, n_pairs = a->n * a->H;
     const float scale = 1.0f / sqrtf((float)hd);
     float *tmp = e->attn_tmp + (size_t)part * e->attn_tmp_n;
-    const int t0 = (int)((long)n_pairs * part / n_parts);
-    const int t1 = (int)((long)n_pairs * (part + 1) / n_parts);
+    int t0, t1;
+    share(n_pairs, part, n_parts, &t0, &t1);
     for (int t = t0; t < t1; t++) {
         const size_t off = (size_t)(t / a->H) * a->T * a->D + (size_t)(t % a->H) * hd;
         rsclip__attention_head(e->q + off, e->k + off, e->v + off, (size_t)a->D, e->ao + off,
