@@ -168,12 +168,13 @@ size_t rsclip__pack_weights_bytes(size_t n, size_t k, rsclip__gemm_format format
 static void pack_panels(const float *w, size_t n, size_t k, size_t ldw, int format, size_t steps,
                         size_t panels, uint32_t *data) {
 #if defined(RSCLIP_GEMM_HAVE_X86)
-    /* the vector packers give the same bits (RNE bf16 rounding, plain f32 copies) */
-    if (format == RSCLIP__GEMM_F32 && g_has_f) {
+    /* the vector packers give the same bits (RNE bf16 rounding, plain f32 copies); like the
+     * kernels they step aside under RSCLIP_GEMM_SCALAR, so that the C loop below is tested too */
+    if (format == RSCLIP__GEMM_F32 && g_has_f && !g_env_scalar) {
         rsclip__gemm_pack_w_f32_avx512(w, n, k, ldw, steps, panels, data);
         return;
     }
-    if (format == RSCLIP__GEMM_BF16 && g_has_bf16) {
+    if (format == RSCLIP__GEMM_BF16 && g_has_bf16 && !g_env_scalar) {
         rsclip__gemm_pack_w_bf16_avx512(w, n, k, ldw, steps, panels, data);
         return;
     }
