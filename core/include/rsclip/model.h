@@ -160,6 +160,9 @@ rsclip_encoder_params rsclip_encoder_default_params(void);
 int rsclip_precision_parse(const char *s, rsclip_precision *out);
 /* "auto", "f32", "bf16" (static string; "?" for an unknown value). */
 const char *rsclip_precision_name(rsclip_precision p);
+/* What an encoder asked for p runs on this CPU: F32 or BF16, never AUTO (BF16 needs
+ * AVX512_BF16). */
+rsclip_precision rsclip_precision_effective(rsclip_precision p);
 
 typedef struct rsclip_encoder rsclip_encoder;
 

@@ -434,6 +434,13 @@ const char *rsclip_precision_name(rsclip_precision p) {
     return "?";
 }
 
+rsclip_precision rsclip_precision_effective(rsclip_precision p) {
+    /* BF16 only where the vdpbf16ps kernel runs: the portable bf16 kernel would be slower than
+     * f32 */
+    return p != RSCLIP_PRECISION_F32 && rsclip__gemm_cpu_has_avx512bf16() ? RSCLIP_PRECISION_BF16
+                                                                          : RSCLIP_PRECISION_F32;
+}
+
 rsclip_precision rsclip_encoder_precision(const rsclip_encoder *e) {
     return e ? e->precision : RSCLIP_PRECISION_F32;
 }
@@ -591,12 +598,8 @@ int rsclip_encoder_new(const rsclip_model *m, const rsclip_encoder_params *param
     e->max_batch = p.max_batch;
     e->n_threads = p.n_threads;
     e->arena_n = total;
-    /* BF16 only where the vdpbf16ps kernel runs (the portable bf16 kernel would be slower than
-     * f32); F32 through the packed AVX-512F kernel where it exists, else OpenBLAS. */
-    const int has_bf16 = rsclip__gemm_cpu_has_avx512bf16();
-    e->precision = (p.precision != RSCLIP_PRECISION_F32 && has_bf16 && !p.in_place)
-                       ? RSCLIP_PRECISION_BF16
-                       : RSCLIP_PRECISION_F32;
+    /* F32 through the packed AVX-512F kernel where it exists, else (and in place) OpenBLAS */
+    e->precision = p.in_place ? RSCLIP_PRECISION_F32 : rsclip_precision_effective(p.precision);
     e->use_gemm =
         !p.in_place && (e->precision == RSCLIP_PRECISION_BF16 || rsclip__gemm_cpu_has_avx512f());
     if (e->use_gemm) {

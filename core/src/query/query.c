@@ -5,7 +5,6 @@
 #include "rsclip/index.h"
 #include "rsclip/model.h"
 #include "rsclip/search.h"
-#include "gemm/gemm.h"
 #include "imageio/gdal_util.h"
 #include "status/status_internal.h"
 
@@ -214,12 +213,12 @@ void rsclip_session_close(rsclip_session *s) {
     free(s);
 }
 
-/* A new encoder for s->model. When the encoder runs f32 (asked for, or auto on a CPU without
- * AVX512_BF16), the session's first encode call gets an in-place one (f32 through OpenBLAS on the
- * model's own weights: no copy of the tower, the fastest way to encode one query in a process
- * that then exits, e.g. a one-shot `rsclip search`); from the second call on, the packed encoder
- * (its one-time packing pays off over the queries that follow). bf16 (and auto where it means
- * bf16) always packs: the query must be encoded as the index was. */
+/* A new encoder for s->model. When the encoder runs f32 (rsclip_precision_effective: asked for,
+ * or auto / bf16 on a CPU without AVX512_BF16), the session's first encode call gets an in-place
+ * one (f32 through OpenBLAS on the model's own weights: no copy of the tower, the fastest way to
+ * encode one query in a process that then exits, e.g. a one-shot `rsclip search`); from the second
+ * call on, the packed encoder (its one-time packing pays off over the queries that follow). Where
+ * it runs bf16 it always packs: the query must be encoded as the index was. */
 static int new_encoder(rsclip_session *s) {
     rsclip_encoder_free(s->enc);
     s->enc = NULL;
@@ -230,9 +229,8 @@ static int new_encoder(rsclip_session *s) {
     ep.max_batch = s->batch_hint < 1 ? 1 : s->batch_hint > 4 ? 4 : s->batch_hint;
     ep.n_threads = s->params.n_threads;
     ep.precision = (rsclip_precision)s->params.precision;
-    const int f32 = ep.precision == RSCLIP_PRECISION_F32 ||
-                    (ep.precision == RSCLIP_PRECISION_AUTO && !rsclip__gemm_cpu_has_avx512bf16());
-    ep.in_place = s->n_encodes == 0 && f32;
+    ep.in_place =
+        s->n_encodes == 0 && rsclip_precision_effective(ep.precision) == RSCLIP_PRECISION_F32;
     int rc = rsclip_encoder_new(s->model, &ep, &s->enc);
     if (rc) return rc;
     s->in_place = ep.in_place;
