@@ -33,6 +33,7 @@ int cmd_model(int argc, char **argv);
 int cmd_index(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_remove(int argc, char **argv);
 extern const char app_usage_tokenize[];
 extern const char app_usage_embed[];
 extern const char app_usage_classify[];
@@ -40,6 +41,10 @@ extern const char app_usage_model[];
 extern const char app_usage_index[];
 extern const char app_usage_search[];
 extern const char app_usage_info[];
+extern const char app_usage_remove[];
+
+/* Delete the scenes of INDEX whose local files are gone, in one transaction (cmd_remove.c). */
+int app_prune(const char *index, int quiet);
 
 /* "rsclip: <message>" on stderr; returns APP_ERROR. */
 int app_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -31,21 +31,29 @@ const char app_usage_index[] =
     "                        (auto, default), one range for all bands, or one per band\n"
     "  --gsd METRES          resample to this ground resolution (default native)\n"
     "  --resampling METHOD   GDAL resampling for --gsd (default average down, cubic up)\n"
-    "  --allow-pixel-coords  accept rasters without georeferencing\n"
+    "  --allow-pixel-coords  accept rasters without georeferencing (footprints in pixels)\n"
+    "  --max-tiles N         refuse scenes with more tiles than N (default 100000000)\n"
     "  --force               re-index scenes even when unchanged\n"
+    "  --prune               first drop the scenes whose files are gone (local paths);\n"
+    "                        with no INPUT (and no -m) only prune\n"
     "  --batch N             tiles per encoder batch (default 8)\n"
     "  -j N                  encoder threads (default: all cores)\n"
     "  --precision P         auto (default: bf16 where the CPU has AVX512_BF16), f32, bf16\n"
     "  -q                    quiet: no progress\n"
     "\n"
-    "Exit status: 0 all inputs indexed, 1 error (nothing more indexed, e.g. no input could be\n"
-    "read), 2 usage, 3 partial: some inputs could not be read (each named on stderr), the\n"
-    "others indexed or unchanged.\n";
+    "A scene is re-indexed when its file or the settings above (stride, bands, scale, gsd,\n"
+    "resampling, min-valid) differ from those it was indexed with; stderr says why.\n"
+    "\n"
+    "Exit status: 0 all inputs indexed or unchanged, 1 error (nothing could be indexed, or the\n"
+    "run could not go on: model, index, disk), 2 usage, 3 partial: some inputs failed (each\n"
+    "named on stderr with the reason; the next run retries them), the others were indexed or\n"
+    "unchanged.\n";
 
 typedef struct progress_state {
     int quiet, tty;
     double last;
     int last_scene;
+    int failed; /* inputs and scenes reported through on_error */
 } progress_state;
 
 static double mono_s(void) {
@@ -83,6 +91,7 @@ static int on_progress(const rsclip_indexer_progress *p, void *user) {
 
 static void on_error(const char *path, const char *message, void *user) {
     progress_state *ps = user;
+    ps->failed++;
     if (ps->tty && !ps->quiet) fputc('\n', stderr);
     /* Messages from the library already start with the path; add it when they do not. */
     if (strstr(message, path))
@@ -152,7 +161,9 @@ int cmd_index(int argc, char **argv) {
         O_ALLOW_PIXEL,
         O_FORCE,
         O_BATCH,
-        O_PRECISION
+        O_PRECISION,
+        O_MAX_TILES,
+        O_PRUNE
     };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'},
@@ -166,6 +177,8 @@ int cmd_index(int argc, char **argv) {
         {"resampling", required_argument, NULL, O_RESAMPLING},
         {"allow-pixel-coords", no_argument, NULL, O_ALLOW_PIXEL},
         {"force", no_argument, NULL, O_FORCE},
+        {"max-tiles", required_argument, NULL, O_MAX_TILES},
+        {"prune", no_argument, NULL, O_PRUNE},
         {"batch", required_argument, NULL, O_BATCH},
         {"precision", required_argument, NULL, O_PRECISION},
         {"threads", required_argument, NULL, 'j'},
@@ -174,8 +187,8 @@ int cmd_index(int argc, char **argv) {
     rsclip_indexer_params ip = rsclip_indexer_default_params();
     ip.model = NULL;
     const char *index = NULL, *list = NULL;
-    progress_state ps = {0, isatty(2), 0, 0};
-    int ch;
+    progress_state ps = {0, isatty(2), 0, 0, 0};
+    int ch, prune = 0;
     opterr = 0;
     optind = 1;
     while ((ch = getopt_long(argc, argv, ":m:o:j:q", longopts, NULL)) != -1) {
@@ -243,22 +256,42 @@ int cmd_index(int argc, char **argv) {
         case O_FORCE:
             ip.force = 1;
             break;
+        case O_PRUNE:
+            prune = 1;
+            break;
+        case O_MAX_TILES: {
+            char *end;
+            long long v = strtoll(optarg, &end, 10);
+            if (end == optarg || *end || v < 1)
+                return app_usage_error("index", "--max-tiles wants a positive number of tiles");
+            ip.tiler.max_tiles = v;
+            break;
+        }
         default:
             return app_bad_option("index", ch, argv);
         }
     }
-    if (!ip.model) return app_usage_error("index", "no model given (-m)");
     if (!index) return app_usage_error("index", "no index file given (-o)");
-    if (optind == argc && !list) return app_usage_error("index", "no input rasters given");
+    int have_inputs = optind < argc || list;
+    if (prune && !have_inputs) return app_prune(index, ps.quiet);
+    if (!ip.model) return app_usage_error("index", "no model given (-m)");
+    if (!have_inputs) return app_usage_error("index", "no input rasters given");
+    if (prune && access(index, F_OK) == 0) {
+        int rc = app_prune(index, ps.quiet);
+        if (rc != APP_OK) return rc;
+    }
 
+    /* A missing input or an unreadable folder fails that input only (on_error counts it). */
     char **paths = NULL;
     int n_paths = 0;
-    if (rsclip_inputs_expand((const char *const *)argv + optind, argc - optind, list, &paths,
-                             &n_paths) != RSCLIP_OK)
+    if (rsclip_inputs_expand_ex((const char *const *)argv + optind, argc - optind, list, on_error,
+                                &ps, &paths, &n_paths) != RSCLIP_OK)
         return app_fail();
+    int input_failures = ps.failed;
     if (n_paths == 0) {
         rsclip_inputs_free(paths, n_paths);
-        return app_error("no rasters found in the inputs");
+        return app_error(input_failures ? "none of the inputs could be read"
+                                        : "no rasters found in the inputs");
     }
     ip.progress = on_progress;
     ip.on_error = on_error;
@@ -268,6 +301,8 @@ int cmd_index(int argc, char **argv) {
     if (ps.tty && !ps.quiet) fputc('\n', stderr);
     rsclip_inputs_free(paths, n_paths);
     if (rc != RSCLIP_OK) return app_fail();
+    rep.scenes_failed += input_failures;
+    rep.scenes_total += input_failures;
     if (!ps.quiet) {
         /* Indexing rate (after the model load) beside the encoder's own rate: reading,
          * preprocessing and storing hide behind encoding when the two are close. */

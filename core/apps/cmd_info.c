@@ -19,6 +19,72 @@ static int64_t file_size(const char *path, const char *suffix) {
     return stat(p, &st) == 0 ? (int64_t)st.st_size : 0;
 }
 
+/* The scale mode of a stored scaling description ({"mode":"percentile",...}), for the table. */
+static void scale_mode(const char *scaling, char *out, size_t cap) {
+    const char *m = scaling ? strstr(scaling, "\"mode\":\"") : NULL;
+    if (!m) {
+        snprintf(out, cap, "?");
+        return;
+    }
+    m += 8;
+    size_t n = strcspn(m, "\"");
+    snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), m);
+}
+
+static const char *georef_name(int g) {
+    return g == 2 ? "crs" : g == 1 ? "local" : "pixel";
+}
+
+static void print_scene_row(const rsclip_scene_info *si) {
+    char scale[16], grid[24], gsd[16];
+    scale_mode(si->scaling, scale, sizeof scale);
+    if (si->tile_size > 0)
+        snprintf(grid, sizeof grid, "%d/%d", si->tile_size, si->stride);
+    else
+        snprintf(grid, sizeof grid, "?");
+    if (si->gsd > 0)
+        snprintf(gsd, sizeof gsd, "%.3g", si->gsd);
+    else
+        snprintf(gsd, sizeof gsd, "%s", si->georef == 2 ? "?" : "-");
+    printf("  %4lld  %-8s  %6lld  %7lld  %-8s  %-7s  %-10s  %-8s  %s\n", (long long)si->id,
+           si->status == RSCLIP_SCENE_COMPLETE ? "complete" : "indexing",
+           (long long)si->tiles_stored, (long long)si->tiles_skipped, si->bands ? si->bands : "?",
+           scale, grid, gsd, si->path);
+}
+
+/* Text from the index goes out as JSON strings (settings and scaling are JSON texts themselves:
+ * parse them again; a damaged file cannot break this output). */
+static void json_opt_string(const char *key, const char *v) {
+    printf(", \"%s\": ", key);
+    if (v)
+        app_json_string(stdout, v);
+    else
+        printf("null");
+}
+
+static void print_scene_json(const rsclip_scene_info *si, size_t i) {
+    printf("%s{\"id\": %lld, \"path\": ", i ? ", " : "", (long long)si->id);
+    app_json_string(stdout, si->path);
+    printf(", \"status\": \"%s\", \"tiles\": %lld, \"skipped\": %lld, \"epsg\": %d, "
+           "\"width\": %d, \"height\": %d",
+           si->status == RSCLIP_SCENE_COMPLETE ? "complete" : "indexing",
+           (long long)si->tiles_stored, (long long)si->tiles_skipped, si->epsg, si->width,
+           si->height);
+    if (si->src_width > 0)
+        printf(", \"src_width\": %d, \"src_height\": %d, \"src_bands\": %d", si->src_width,
+               si->src_height, si->src_bands);
+    if (si->tile_size > 0) printf(", \"tile_size\": %d, \"stride\": %d", si->tile_size, si->stride);
+    printf(", \"georef\": \"%s\", \"gsd\": ", georef_name(si->georef));
+    if (si->gsd > 0)
+        printf("%.9g", si->gsd);
+    else
+        printf("null");
+    json_opt_string("bands", si->bands);
+    json_opt_string("scaling", si->scaling);
+    json_opt_string("settings", si->settings);
+    printf("}");
+}
+
 int cmd_info(int argc, char **argv) {
     static const struct option longopts[] = {{"json", no_argument, NULL, 'J'}, {NULL, 0, NULL, 0}};
     int json = 0, ch;
@@ -88,8 +154,8 @@ int cmd_info(int argc, char **argv) {
                (double)size / 1048576.0, (double)wal / 1048576.0, (double)cache / 1048576.0);
         printf("Created:     %s\nUpdated:     %s\n", in.created_at, in.updated_at);
         if (n_ids)
-            printf("Scenes:\n  %4s  %-8s  %6s  %7s  %s\n", "id", "status", "tiles", "skipped",
-                   "path");
+            printf("Scenes:\n  %4s  %-8s  %6s  %7s  %-8s  %-7s  %-10s  %-8s  %s\n", "id", "status",
+                   "tiles", "skipped", "bands", "scale", "tile/step", "gsd m", "path");
     }
     int rc = APP_OK;
     for (size_t i = 0; i < n_ids; i++) {
@@ -98,18 +164,10 @@ int cmd_info(int argc, char **argv) {
             rc = app_fail();
             break;
         }
-        const char *status = si->status == RSCLIP_SCENE_COMPLETE ? "complete" : "indexing";
-        if (json) {
-            printf("%s{\"id\": %lld, \"path\": ", i ? ", " : "", (long long)si->id);
-            app_json_string(stdout, si->path);
-            printf(", \"status\": \"%s\", \"tiles\": %lld, \"skipped\": %lld, \"epsg\": %d, "
-                   "\"width\": %d, \"height\": %d}",
-                   status, (long long)si->tiles_stored, (long long)si->tiles_skipped, si->epsg,
-                   si->width, si->height);
-        } else {
-            printf("  %4lld  %-8s  %6lld  %7lld  %s\n", (long long)si->id, status,
-                   (long long)si->tiles_stored, (long long)si->tiles_skipped, si->path);
-        }
+        if (json)
+            print_scene_json(si, i);
+        else
+            print_scene_row(si);
         rsclip_free(si);
     }
     if (json && rc == APP_OK) printf("]}\n");

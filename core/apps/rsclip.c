@@ -8,6 +8,7 @@ static const app_command commands[] = {
     {"index", cmd_index, "index rasters into a searchable index file", app_usage_index},
     {"search", cmd_search, "find the tiles of an index that match a text", app_usage_search},
     {"info", cmd_info, "describe an index", app_usage_info},
+    {"remove", cmd_remove, "remove scenes from an index", app_usage_remove},
     {"tokenize", cmd_tokenize, "print the token ids of texts", app_usage_tokenize},
     {"embed", cmd_embed, "print image or text embeddings as JSON", app_usage_embed},
     {"classify", cmd_classify, "zero-shot classify images against labels", app_usage_classify},

@@ -129,7 +129,7 @@ static void test_write_read(const char *dir) {
         CHECK_OK(ti_add_batch(idx, sid1, 1, LON0, LAT0, COLS, first,
                               first + 10 <= n1 ? 10 : n1 - first, DIM));
     CHECK_OK(rsclip_index_complete_scene(idx, sid1, 3));
-    rsclip_scene_info s2 = ti_scene("/data/s2.tif", 2000, 222, NULL, 5, 4);
+    rsclip_scene_info s2 = ti_scene("/data/s2.tif", 2000, 222, NULL, 8, 8);
     CHECK_OK(rsclip_index_begin_scene(idx, &s2, 0, &sid2, &state));
     CHECK(state == RSCLIP_SCENE_NEW && sid2 != sid1);
     CHECK_OK(ti_add_batch(idx, sid2, 2, LON1, LAT1, 5, 0, 20, DIM));

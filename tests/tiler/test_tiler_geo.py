@@ -168,7 +168,8 @@ def test_naip_utm():
     scene, tiles = check_geometry(path, lines)
     check(scene["epsg"] == 26914, "naip: epsg %d" % scene["epsg"])
     check(scene["bands"] == [1, 2, 3], "naip: default bands %s" % scene["bands"])
-    check(scene["scale_mode"] == 1 and scene["scaling"] == {"mode": "none", "fill": 0},
+    check(scene["scale_mode"] == 1 and scene["scaling"] == {"mode": "none", "data_type": "Byte",
+                                                  "fill": 0},
           "naip: 8-bit data must pass unchanged")
     ds = gdal.Open(path)
     valid = mask_valid(ds, [1, 2, 3])

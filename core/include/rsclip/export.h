@@ -35,10 +35,17 @@ typedef struct rsclip_hit {
     double lon, lat;   /* tile centre, WGS84 */
     const char *scene; /* scene path (borrowed) */
     int64_t scene_id;
-    int xoff, yoff, xsize, ysize; /* pixel window in the scene */
+    int xoff, yoff, xsize, ysize; /* window in the scene file's pixels (what `gdal_translate
+                                     -srcwin` cuts): the tile at native resolution; after a
+                                     resampling gsd, src_window rounded to whole pixels */
     const double
         *footprint; /* WGS84 ring as n_footprint (lon, lat) pairs (borrowed); may be NULL */
     int n_footprint;
+    double src_window[4]; /* the window in source pixels, exact (fractional after a gsd) */
+    int grid_window[4];   /* the window in the scene's tile grid (= xoff.. at native gsd) */
+    int has_lonlat;       /* 0: a scene indexed in pixel coordinates: lon/lat NaN, no footprint;
+                             corners are then in pixels (x right, y down) */
+    double corners[8];    /* window corners in the scene CRS: UL, UR, LR, LL */
 } rsclip_hit;
 
 typedef struct rsclip_region {

@@ -70,7 +70,7 @@ extern "C" {
 #endif
 
 /* Schema version written by this library (the highest sql/NNN_*.sql file). */
-#define RSCLIP_INDEX_SCHEMA_VERSION 1
+#define RSCLIP_INDEX_SCHEMA_VERSION 2
 /* How long a call waits for another connection's lock before failing with RSCLIP_ERR_DB. */
 #define RSCLIP_INDEX_BUSY_TIMEOUT_MS 30000
 
@@ -174,6 +174,14 @@ typedef struct rsclip_scene_info {
     const char *bands;      /* bands used, e.g. "4,3,2" */
     const char *scaling;    /* scaling description (JSON text) */
     int64_t tiles_planned;  /* windows the tiler will produce (0 = unknown) */
+    /* Schema 2 (0 / NULL in scenes indexed by schema 1, which did not record them): */
+    const char *settings;  /* the tiling settings asked for (rsclip_tiler_settings: canonical
+                              JSON); part of the scene's identity, see rsclip_index_scene_state */
+    int tile_size, stride; /* the tile grid, in grid pixels */
+    int src_width, src_height, src_bands; /* the source raster; the grid (width, height) differs
+                                             from it after resampling to a gsd */
+    int georef;             /* rsclip_georef (rsclip/tiler.h) the footprints were made with */
+    double gsd;             /* metres per grid pixel (0 = unknown) */
     int status;             /* output: RSCLIP_SCENE_INDEXING / RSCLIP_SCENE_COMPLETE */
     int64_t tiles_stored;   /* output: tiles in the index */
     int64_t tiles_skipped;  /* output: as given to rsclip_index_complete_scene */
@@ -181,10 +189,11 @@ typedef struct rsclip_scene_info {
     const char *indexed_at; /* output: ISO 8601 UTC of completion, NULL while indexing */
 } rsclip_scene_info;
 
-/* Where the file (path, file_size, mtime_ns, checksum of *scene) stands in the index, without
- * writing: *state is one of RSCLIP_SCENE_NEW/UNCHANGED/RESUMED/CHANGED and *scene_id the stored
- * scene (0 when NEW). The file is the same when size and mtime_ns match and, when both the
- * caller's and the stored checksum are non-NULL, the checksums match. scene_id may be NULL. */
+/* Where the scene (path, file_size, mtime_ns, checksum, settings of *scene) stands in the index,
+ * without writing: *state is one of RSCLIP_SCENE_NEW/UNCHANGED/RESUMED/CHANGED and *scene_id the
+ * stored scene (0 when NEW). The scene is the same when size and mtime_ns match and, when both
+ * the caller's and the stored value are non-NULL, the checksums match and the settings match.
+ * scene_id may be NULL. */
 int rsclip_index_scene_state(rsclip_index *idx, const rsclip_scene_info *scene, int64_t *scene_id,
                              int *state);
 
@@ -203,6 +212,10 @@ int rsclip_index_complete_scene(rsclip_index *idx, int64_t scene_id, int64_t til
 
 /* Delete a scene with its tiles and embeddings (one transaction). NOT_FOUND if absent. */
 int rsclip_index_delete_scene(rsclip_index *idx, int64_t scene_id);
+
+/* Delete n scenes in ONE transaction: all of them, or (any absent: NOT_FOUND; any error) none.
+ * The vector cache (INDEX.rsvec) is rebuilt by the next session, as after any write. */
+int rsclip_index_delete_scenes(rsclip_index *idx, const int64_t *scene_ids, size_t n);
 
 /* Scene ids in id order: *ids is a new array of *n entries (rsclip_free; NULL when n = 0). */
 int rsclip_index_list_scenes(rsclip_index *idx, int64_t **ids, size_t *n);
@@ -235,8 +248,9 @@ typedef struct rsclip_tile_record {
     double lon, lat;         /* tile centre, WGS 84 */
     double corners[8];       /* window corners in the scene CRS: UL, UR, LR, LL as x,y pairs */
     const double *footprint; /* WGS 84 footprint ring: n_footprint lon,lat pairs (closing point
-                                optional; the stored polygon is closed) */
-    size_t n_footprint;      /* >= 3 */
+                                optional; the stored polygon is closed). NULL (with n_footprint
+                                0) for a scene in pixel coordinates: no geometry, lon/lat NULL */
+    size_t n_footprint;      /* >= 3, or 0 with footprint NULL */
 } rsclip_tile_record;
 
 /* Store n tiles of a scene with their embeddings in ONE transaction: all or nothing.
@@ -251,16 +265,22 @@ int rsclip_index_add_tiles(rsclip_index *idx, int64_t scene_id, size_t n,
 typedef struct rsclip_tile_info {
     int64_t id;
     int64_t scene_id;
-    rsclip_tile_window window;
+    rsclip_tile_window window; /* in the scene's tile grid (resampled pixels after a gsd) */
+    double src_window[4];      /* the same window in the source raster's pixels: xoff, yoff,
+                                  xsize, ysize (= window at native resolution; fractional after
+                                  resampling; gdal_translate -srcwin takes it as is) */
     double valid_fraction;
+    int has_lonlat; /* 0: a tile in pixel coordinates (no footprint; lon, lat NaN) */
     double lon, lat;
     double corners[8];  /* scene CRS: UL, UR, LR, LL */
     double bbox[4];     /* min lon, min lat, max lon, max lat of the footprint */
-    size_t n_footprint; /* points in footprint, closing point included */
-    double *footprint;  /* [n_footprint][2] lon, lat */
+    size_t n_footprint; /* points in footprint, closing point included; 0 without lon/lat */
+    double *footprint;  /* [n_footprint][2] lon, lat; NULL without lon/lat */
 } rsclip_tile_info;
 
-/* One tile by id: NOT_FOUND if absent. */
+/* One tile by id: NOT_FOUND if absent. The row is checked against its scene (window inside the
+ * scene's grid, positive sizes, a valid footprint): a damaged or hostile row is RSCLIP_ERR_FORMAT
+ * naming the index and the tile, never a window outside the raster. */
 int rsclip_index_get_tile(rsclip_index *idx, int64_t tile_id, rsclip_tile_info **out);
 
 /* Tiles whose footprint contains (lon, lat) (R-tree, then point in polygon), nearest tile centre

@@ -7,17 +7,25 @@
  * transaction per batch. So:
  *   - kill -9 at any moment leaves a valid index; the next run resumes each interrupted scene
  *     from the tiles it already stored (no tile duplicated or missing);
- *   - unchanged scenes (same size, mtime and checksum) are skipped; changed ones re-indexed;
- *     force re-indexes everything;
- *   - a raster that cannot be read is reported (rsclip_indexer_report) and the others indexed;
- *   - a write failure (full disk) stops the run with nothing already stored lost.
+ *   - a scene is skipped when its file (size, mtime, checksum, VRT sources included) AND the
+ *     tiling settings (rsclip_tiler_settings: stride, bands, scale, gsd, resampling, min_valid,
+ *     ...) are those it was indexed with; when either differs it is re-indexed and the reason is
+ *     logged as a warning ("settings changed: stride 256 -> 128"); force re-indexes everything.
+ *     Settings that are invalid for a raster (a band it does not have) fail that scene even when
+ *     its file is unchanged;
+ *   - every failure inside one scene (cannot open or read it, a degenerate geotransform, a
+ *     footprint PROJ cannot transform, a record the index refuses) fails that scene only: it is
+ *     reported through on_error, left in a state the next run retries, and the others are
+ *     indexed;
+ *   - a write failure (full disk), an encoder error or a cancel stops the run with nothing
+ *     already stored lost;
+ *   - a run that creates the index and stores no scene removes the file again.
  *
  *     rsclip_indexer_params ip = rsclip_indexer_default_params();
  *     ip.model = "base";
  *     rsclip_indexer_report rep;
  *     int rc = rsclip_indexer_run("city.gpkg", paths, n_paths, &ip, &rep);
  *     // rc == RSCLIP_OK even when some inputs failed: check rep.scenes_failed
- *     rsclip_indexer_report_clear(&rep);
  */
 #ifndef RSCLIP_INDEXER_H
 #define RSCLIP_INDEXER_H

@@ -36,7 +36,8 @@
  *    any image. No upsampling happens in the tiler, so no fake pixels exist anywhere.
  *  - Masks: GDAL's mask band of each selected band (nodata, alpha band, internal/.msk mask;
  *    GDALGetMaskBand) decides validity; a pixel is valid when it is valid in every selected
- *    band (mask value != 0: a partially transparent alpha pixel is valid). Float NaN is invalid.
+ *    band (mask value != 0: a partially transparent alpha pixel is valid). Non-finite float
+ *    values (NaN, +-Inf) are invalid pixels, and they never enter the scaling statistics.
  *    Invalid pixels are filled with 0 (black) in all three channels: deterministic, what every
  *    viewer shows for a nodata collar and what remote-sensing training sets contain around
  *    rotated scenes (a per-band mean would be a flat grey patch the model has never seen).
@@ -93,6 +94,12 @@ extern "C" {
 #endif
 
 #define RSCLIP_TILER_MAX_DENSIFY 32
+/* Default limit on the windows of one scene (rsclip_tiler_params.max_tiles): 100 million tiles of
+ * 256 px at 1 m is 6.5 million km2; a larger "scene" is almost surely a broken header. */
+#define RSCLIP_TILER_MAX_TILES ((int64_t)100000000)
+/* Footprint points at most this many degrees past +-180 / +-90 are clamped onto the edge (pixel
+ * edges of global EPSG:4326 rasters overshoot by half a pixel); further is an error. */
+#define RSCLIP_TILER_LONLAT_SLACK 1.0
 /* Points of a closed WGS84 ring: 4 edges x densify points + the closing point. */
 #define RSCLIP_TILER_MAX_RING (4 * RSCLIP_TILER_MAX_DENSIFY + 1)
 
@@ -106,7 +113,7 @@ typedef enum rsclip_tiler_scale_mode {
 typedef enum rsclip_tiler_mask_mode {
     RSCLIP_TILER_MASK_AUTO = 0,     /* GDAL's mask band: nodata, alpha, internal/.msk masks */
     RSCLIP_TILER_MASK_NO_ALPHA = 1, /* as AUTO but masks derived from an alpha band are ignored */
-    RSCLIP_TILER_MASK_NONE = 2      /* every pixel valid (float NaN still invalid) */
+    RSCLIP_TILER_MASK_NONE = 2      /* every pixel valid (non-finite floats still invalid) */
 } rsclip_tiler_mask_mode;
 
 typedef enum rsclip_georef {
@@ -133,9 +140,27 @@ typedef struct rsclip_tiler_params {
     int mask_mode;          /* rsclip_tiler_mask_mode; default AUTO */
     int allow_pixel_coords; /* accept rasters without CRS (no lon/lat footprints); default 0 */
     int densify;            /* WGS84 ring points per edge, 1..RSCLIP_TILER_MAX_DENSIFY; default 8 */
+    int64_t max_tiles;      /* refuse scenes with more windows; 0 = RSCLIP_TILER_MAX_TILES */
+    int defer_stats;        /* 1: open reads no pixels (grid, bands, CRS, fingerprint only); scaling
+                               statistics and buffers come with rsclip_tiler_prepare or the first read.
+                               Default 0: open prepares at once. */
 } rsclip_tiler_params;
 
 rsclip_tiler_params rsclip_tiler_default_params(void);
+
+/* The settings that decide a scene's tiles, as canonical JSON (same settings, same text): what
+ * the index records per scene, so that a run with other settings re-indexes the scene.
+ * {"tile_size":256,"stride":256,"bands":"auto","scale":"auto","pct":"2,98","gsd":"native",
+ *  "resampling":"auto","min_valid":0.5,"mask":"auto","densify":8,"stats_size":1024}
+ * (stride 0 is written as the tile size). Writes at most cap bytes with the NUL;
+ * RSCLIP_ERR_INVALID_ARG if it does not fit (RSCLIP_TILER_SETTINGS_MAX always does). */
+#define RSCLIP_TILER_SETTINGS_MAX 512
+int rsclip_tiler_settings(const rsclip_tiler_params *p, char *buf, size_t cap);
+
+/* What differs between two settings texts, for people: "stride 256 → 128, bands auto → 1,2,3"
+ * (keys in the order of b). Returns the number of differing keys (0: same), or a negative
+ * status when a text is not a settings object. buf may be NULL. */
+int rsclip_tiler_settings_diff(const char *a, const char *b, char *buf, size_t cap);
 
 /* Cheap change detection for the index (see "Checksum" above); fields map one to one onto the
  * index's scene (file_size, mtime_ns, checksum text). size: -1 if the path is not a file (e.g. a
@@ -146,6 +171,9 @@ typedef struct rsclip_fingerprint {
     int64_t mtime_ns;
     uint64_t checksum;
     char checksum_hex[17]; /* checksum as 16 lower-case hex digits */
+    char legacy_hex[17];   /* the checksum rsclip wrote before index schema 2 (other files by
+                              name, size and whole-second mtime only, VRTs one level deep), to
+                              recognise scenes indexed then */
 } rsclip_fingerprint;
 
 /* Fingerprint a raster without computing statistics (opens the header to list its files).
@@ -172,6 +200,8 @@ typedef struct rsclip_raster_info {
     double gsd;          /* metres per grid pixel (= native_gsd unless resampled) */
     int n_bands;         /* 1 (replicated to R, G, B) or 3 */
     int bands[3];        /* 1-based source bands feeding R, G, B */
+    int bands_assumed;   /* 1: more than three bands and no red/green/blue colour interpretation:
+                            the first three were taken (callers should warn: give bands) */
     char bands_text[48]; /* "3,2,1" (or "1" for a replicated band), for the index */
     int scale_mode;      /* what was applied: NONE, RANGE or PERCENTILE (never AUTO) */
     double scale_min[3], scale_max[3]; /* per output channel, in source units (RANGE/PERCENTILE) */
@@ -211,9 +241,15 @@ typedef struct rsclip_tiler rsclip_tiler;
  * Errors (each message names the path): RSCLIP_ERR_INVALID_ARG (bad params, band out of range),
  * RSCLIP_ERR_NOT_FOUND (no such file), RSCLIP_ERR_FORMAT (GDAL cannot open it: corrupt or
  * unknown format), RSCLIP_ERR_UNSUPPORTED (no georeferencing without allow_pixel_coords,
- * complex data), RSCLIP_ERR_GDAL (GDAL failed while reading), RSCLIP_ERR_NOMEM. */
+ * complex data, a degenerate geotransform (zero pixel size), more than max_tiles windows),
+ * RSCLIP_ERR_GDAL (GDAL failed while reading), RSCLIP_ERR_NOMEM. */
 int rsclip_tiler_open(const char *path, const rsclip_tiler_params *params, rsclip_tiler **out);
 void rsclip_tiler_close(rsclip_tiler *t); /* NULL-safe */
+
+/* Compute the scaling statistics and allocate the tile buffers, if open did not (defer_stats).
+ * Idempotent; rsclip_tiler_read calls it. Until then the scaling fields of the scene info are
+ * not set. */
+int rsclip_tiler_prepare(rsclip_tiler *t);
 
 /* Scene description, owned by the tiler (valid until close). */
 const rsclip_raster_info *rsclip_tiler_scene(const rsclip_tiler *t);
@@ -221,7 +257,10 @@ const rsclip_raster_info *rsclip_tiler_scene(const rsclip_tiler *t);
 /* Bytes an RGB tile buffer needs: tile_size * tile_size * 3. */
 size_t rsclip_tiler_buffer_size(const rsclip_tiler *t);
 
-/* Geometry of tile i (window, footprints) without reading pixels. valid_fraction = -1. */
+/* Geometry of tile i (window, footprints) without reading pixels. valid_fraction = -1.
+ * RSCLIP_ERR_UNSUPPORTED when PROJ cannot transform the footprint of a georeferenced scene to
+ * WGS84, or it lies more than RSCLIP_TILER_LONLAT_SLACK degrees outside the world (points
+ * within that slack are clamped onto +-180 / +-90). */
 int rsclip_tiler_tile(rsclip_tiler *t, int64_t i, rsclip_tile *tile);
 
 /* Geometry of tile i plus its pixels: the mask is read first; if valid_fraction < min_valid the
@@ -253,6 +292,14 @@ void rsclip_tiler_set_cache_max(int64_t bytes);
 int rsclip_inputs_expand(const char *const *inputs, int n_inputs, const char *list_file,
                          char ***paths, int *n_paths);
 void rsclip_inputs_free(char **paths, int n_paths); /* NULL-safe */
+
+/* The same, but an input that cannot be used (missing path, unreadable folder or subfolder,
+ * unreadable list file) is passed to on_error(input, message, user) and skipped instead of failing
+ * the expansion: a run over many inputs goes on without it. Out of memory still fails. */
+typedef void (*rsclip_inputs_error_fn)(const char *input, const char *message, void *user);
+int rsclip_inputs_expand_ex(const char *const *inputs, int n_inputs, const char *list_file,
+                            rsclip_inputs_error_fn on_error, void *user, char ***paths,
+                            int *n_paths);
 
 /* 1 if name ends with one of the raster extensions listed above, else 0. */
 int rsclip_inputs_is_raster_name(const char *name);

@@ -273,6 +273,38 @@ static int sniff(const char *path, int create, int *empty) {
     return RSCLIP_OK;
 }
 
+/* No row of foreign_key_check: the schema files keep every reference intact. */
+static int check_foreign_keys(rsclip_index *idx) {
+    sqlite3_stmt *st;
+    int rc = idx__prepare(idx, "PRAGMA foreign_key_check", &st);
+    if (rc) return rc;
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW)
+        rc = rsclip__error(RSCLIP_ERR_FORMAT, "%s: foreign_key_check failed: table %s row %lld",
+                           idx->path, (const char *)sqlite3_column_text(st, 0),
+                           (long long)sqlite3_column_int64(st, 1));
+    else if (s != SQLITE_DONE)
+        rc = idx__db_error(idx, "foreign_key_check");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Upgrade an older schema in place, in one transaction: all of it or none of it. Foreign keys are
+ * off while the schema files run (rebuilding a table drops it, which with foreign keys on would
+ * cascade into the tables that refer to it) and are checked before the commit. */
+static int migrate(rsclip_index *idx) {
+    int rc = idx__exec(idx, "PRAGMA foreign_keys = OFF", "disabling foreign keys");
+    if (!rc) rc = idx__begin_write(idx);
+    if (rc) return rc;
+    int64_t version = 0;
+    rc = identify(idx, &version);
+    if (!rc && version < RSCLIP_INDEX_SCHEMA_VERSION) rc = apply_schema(idx, version);
+    if (!rc) rc = check_foreign_keys(idx);
+    rc = idx__end(idx, rc);
+    int fk = idx__exec(idx, "PRAGMA foreign_keys = ON", "enabling foreign keys");
+    return rc ? rc : fk;
+}
+
 static int open_impl(rsclip_index *idx, unsigned flags) {
     int create = (flags & RSCLIP_INDEX_CREATE) != 0, empty;
     int rc = sniff(idx->path, create, &empty);
@@ -316,28 +348,38 @@ static int open_impl(rsclip_index *idx, unsigned flags) {
         if (rc) return rc;
     }
     if (n_objects == 0) {
-        rc = idx__begin_write(idx);
+        rc = idx__exec(idx, "PRAGMA foreign_keys = OFF", "disabling foreign keys");
+        if (!rc) rc = idx__begin_write(idx);
         if (rc) return rc;
         /* another process may have created it meanwhile */
         rc = query_int(idx, "SELECT count(*) FROM sqlite_master", &n_objects, "reading the schema");
         if (!rc && n_objects == 0) rc = apply_schema(idx, 0);
         rc = idx__end(idx, rc);
+        if (!rc) rc = idx__exec(idx, "PRAGMA foreign_keys = ON", "enabling foreign keys");
         if (rc) return rc;
     }
     int64_t version = 0;
     rc = identify(idx, &version);
     if (rc) return rc;
     if (version < RSCLIP_INDEX_SCHEMA_VERSION) {
-        if (idx->readonly)
+        if (!idx->readonly) return migrate(idx);
+        /* A reader of an older file upgrades it through a short-lived writer when it may, then
+         * reads the new schema (SQLite notices the change). */
+        rsclip_index *w = NULL;
+        if (rsclip_index_open(idx->path, RSCLIP_INDEX_READWRITE, &w) != RSCLIP_OK) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", rsclip_last_error());
             return rsclip__error(RSCLIP_ERR_UNSUPPORTED,
-                                 "%s: index schema version %lld is older than %d: open it once "
-                                 "read-write to upgrade",
-                                 idx->path, (long long)version, RSCLIP_INDEX_SCHEMA_VERSION);
-        rc = idx__begin_write(idx);
-        if (rc) return rc;
+                                 "%s: index schema version %lld is older than %d and could not "
+                                 "be upgraded (%s): upgrade a writable copy",
+                                 idx->path, (long long)version, RSCLIP_INDEX_SCHEMA_VERSION, why);
+        }
+        rsclip_index_close(w);
         rc = identify(idx, &version);
-        if (!rc && version < RSCLIP_INDEX_SCHEMA_VERSION) rc = apply_schema(idx, version);
-        rc = idx__end(idx, rc);
+        if (!rc && version != RSCLIP_INDEX_SCHEMA_VERSION)
+            rc =
+                rsclip__error(RSCLIP_ERR_UNSUPPORTED, "%s: index schema version %lld after upgrade",
+                              idx->path, (long long)version);
     }
     return rc;
 }
@@ -601,17 +643,9 @@ static int expect_zero(rsclip_index *idx, const char *sql, const char *what) {
 static int verify_impl(rsclip_index *idx) {
     int rc = expect_text(idx, "PRAGMA integrity_check", "ok", "integrity_check");
     if (rc) return rc;
+    if ((rc = check_foreign_keys(idx))) return rc;
     sqlite3_stmt *st;
-    if ((rc = idx__prepare(idx, "PRAGMA foreign_key_check", &st))) return rc;
-    int s = sqlite3_step(st);
-    if (s == SQLITE_ROW)
-        rc = rsclip__error(RSCLIP_ERR_FORMAT, "%s: foreign_key_check failed: table %s row %lld",
-                           idx->path, (const char *)sqlite3_column_text(st, 0),
-                           (long long)sqlite3_column_int64(st, 1));
-    else if (s != SQLITE_DONE)
-        rc = idx__db_error(idx, "foreign_key_check");
-    sqlite3_finalize(st);
-    if (rc) return rc;
+    int s;
     if ((rc = expect_text(idx, "SELECT rtreecheck('rtree_tiles_geom')", "ok", "rtreecheck")))
         return rc;
     /* every footprint must be a valid 2D polygon blob (GIS tools may have written others) */

@@ -52,6 +52,11 @@ int idx__begin_write(rsclip_index *idx);
 int idx__begin_read(rsclip_index *idx);
 int idx__end(rsclip_index *idx, int rc);
 
+/* RSCLIP_ERR_FORMAT naming the index and tile id unless the window lies inside a width x height
+ * grid with positive sizes (rows read back are checked before anyone indexes memory by them). */
+int idx__check_window(rsclip_index *idx, int64_t id, const rsclip_tile_window *w, int64_t width,
+                      int64_t height);
+
 /* Refuse writes on a read-only handle. */
 int idx__writable(rsclip_index *idx, const char *what);
 

@@ -52,16 +52,42 @@ static int tile_geom(rsclip_index *idx, int64_t id, sqlite3_stmt *st, int col, d
     return RSCLIP_OK;
 }
 
+/* The window of a stored tile must lie inside its scene's grid: rows come from a file that GIS
+ * tools (or anyone) may have edited, and callers index memory with these numbers. */
+int idx__check_window(rsclip_index *idx, int64_t id, const rsclip_tile_window *w, int64_t width,
+                      int64_t height) {
+    if (w->xoff < 0 || w->yoff < 0 || w->xsize < 1 || w->ysize < 1 ||
+        (int64_t)w->xoff + w->xsize > width || (int64_t)w->yoff + w->ysize > height)
+        return rsclip__error(RSCLIP_ERR_FORMAT,
+                             "%s: tile %lld: window %d,%d %dx%d lies outside its %lldx%lld scene",
+                             idx->path, (long long)id, w->xoff, w->yoff, w->xsize, w->ysize,
+                             (long long)width, (long long)height);
+    return RSCLIP_OK;
+}
+
+/* Grid window -> source pixels (schema-1 scenes recorded no source size: native). */
+static void source_window(const rsclip_tile_window *w, int64_t width, int64_t height, int64_t src_w,
+                          int64_t src_h, double out[4]) {
+    double fx = src_w > 0 && width > 0 ? (double)src_w / (double)width : 1.0;
+    double fy = src_h > 0 && height > 0 ? (double)src_h / (double)height : 1.0;
+    out[0] = w->xoff * fx;
+    out[1] = w->yoff * fy;
+    out[2] = w->xsize * fx;
+    out[3] = w->ysize * fy;
+}
+
 int rsclip_index_get_tile(rsclip_index *idx, int64_t tile_id, rsclip_tile_info **out) {
     if (!idx || !out)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_index_get_tile: NULL argument");
     *out = NULL;
     sqlite3_stmt *st;
-    int rc = idx__cached(idx, IDX_ST_GET_TILE,
-                         "SELECT scene_id, xoff, yoff, xsize, ysize, valid_fraction, lon, lat, "
-                         "ul_x, ul_y, ur_x, ur_y, lr_x, lr_y, ll_x, ll_y, geom FROM tiles "
-                         "WHERE fid = ?1",
-                         &st);
+    int rc =
+        idx__cached(idx, IDX_ST_GET_TILE,
+                    "SELECT t.scene_id, t.xoff, t.yoff, t.xsize, t.ysize, t.valid_fraction, "
+                    "t.lon, t.lat, t.ul_x, t.ul_y, t.ur_x, t.ur_y, t.lr_x, t.lr_y, t.ll_x, "
+                    "t.ll_y, t.geom, s.width, s.height, s.src_width, s.src_height FROM tiles t "
+                    "JOIN scenes s ON s.id = t.scene_id WHERE t.fid = ?1",
+                    &st);
     if (rc) return rc;
     sqlite3_bind_int64(st, 1, tile_id);
     int r = sqlite3_step(st);
@@ -72,9 +98,14 @@ int rsclip_index_get_tile(rsclip_index *idx, int64_t tile_id, rsclip_tile_info *
         sqlite3_reset(st);
         return rc;
     }
-    double *xy, env[4];
-    size_t np;
-    rc = tile_geom(idx, tile_id, st, 16, &xy, &np, env);
+    rsclip_tile_window w = {sqlite3_column_int(st, 1), sqlite3_column_int(st, 2),
+                            sqlite3_column_int(st, 3), sqlite3_column_int(st, 4)};
+    int64_t width = sqlite3_column_int64(st, 17), height = sqlite3_column_int64(st, 18);
+    double *xy = NULL, env[4] = {NAN, NAN, NAN, NAN};
+    size_t np = 0;
+    int has_geom = sqlite3_column_type(st, 16) != SQLITE_NULL;
+    rc = idx__check_window(idx, tile_id, &w, width, height);
+    if (!rc && has_geom) rc = tile_geom(idx, tile_id, st, 16, &xy, &np, env);
     if (rc) {
         sqlite3_reset(st);
         return rc;
@@ -87,18 +118,19 @@ int rsclip_index_get_tile(rsclip_index *idx, int64_t tile_id, rsclip_tile_info *
     }
     t->id = tile_id;
     t->scene_id = sqlite3_column_int64(st, 0);
-    t->window.xoff = sqlite3_column_int(st, 1);
-    t->window.yoff = sqlite3_column_int(st, 2);
-    t->window.xsize = sqlite3_column_int(st, 3);
-    t->window.ysize = sqlite3_column_int(st, 4);
+    t->window = w;
+    source_window(&w, width, height, sqlite3_column_int64(st, 19), sqlite3_column_int64(st, 20),
+                  t->src_window);
     t->valid_fraction = sqlite3_column_double(st, 5);
-    t->lon = sqlite3_column_double(st, 6);
-    t->lat = sqlite3_column_double(st, 7);
+    t->has_lonlat = has_geom && sqlite3_column_type(st, 6) != SQLITE_NULL &&
+                    sqlite3_column_type(st, 7) != SQLITE_NULL;
+    t->lon = t->has_lonlat ? sqlite3_column_double(st, 6) : NAN;
+    t->lat = t->has_lonlat ? sqlite3_column_double(st, 7) : NAN;
     for (int k = 0; k < 8; k++) t->corners[k] = sqlite3_column_double(st, 8 + k);
     memcpy(t->bbox, env, sizeof env);
     t->n_footprint = np;
-    t->footprint = (double *)(t + 1);
-    memcpy(t->footprint, xy, np * 2 * sizeof(double));
+    t->footprint = np ? (double *)(t + 1) : NULL;
+    if (np) memcpy(t->footprint, xy, np * 2 * sizeof(double));
     free(xy);
     sqlite3_reset(st);
     *out = t;

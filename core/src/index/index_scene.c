@@ -11,7 +11,8 @@
 #define SCENE_COLS                                                                                 \
     "id, path, file_size, mtime_ns, checksum, crs_wkt, epsg, gt0, gt1, gt2, gt3, gt4, gt5, "       \
     "width, height, bands, scaling, tiles_planned, status, tiles_stored, tiles_skipped, "          \
-    "started_at, indexed_at"
+    "started_at, indexed_at, settings, tile_size, stride, src_width, src_height, src_bands, "      \
+    "georef, gsd"
 
 static int opt_strcmp(const char *a, const char *b) {
     if (!a || !b) return 0; /* a side that did not compute a checksum does not disagree */
@@ -23,8 +24,8 @@ static int scene_state_impl(rsclip_index *idx, const rsclip_scene_info *s, int64
                             int *state) {
     sqlite3_stmt *st;
     int rc = idx__prepare(idx,
-                          "SELECT id, file_size, mtime_ns, checksum, status FROM scenes "
-                          "WHERE path = ?1",
+                          "SELECT id, file_size, mtime_ns, checksum, status, settings FROM "
+                          "scenes WHERE path = ?1",
                           &st);
     if (rc) return rc;
     sqlite3_bind_text(st, 1, s->path, -1, SQLITE_STATIC);
@@ -35,7 +36,8 @@ static int scene_state_impl(rsclip_index *idx, const rsclip_scene_info *s, int64
         *id = sqlite3_column_int64(st, 0);
         int same = sqlite3_column_int64(st, 1) == s->file_size &&
                    sqlite3_column_int64(st, 2) == s->mtime_ns &&
-                   opt_strcmp((const char *)sqlite3_column_text(st, 3), s->checksum) == 0;
+                   opt_strcmp((const char *)sqlite3_column_text(st, 3), s->checksum) == 0 &&
+                   opt_strcmp((const char *)sqlite3_column_text(st, 5), s->settings) == 0;
         const char *status = (const char *)sqlite3_column_text(st, 4);
         int complete = status && strcmp(status, "complete") == 0;
         *state = !same      ? RSCLIP_SCENE_CHANGED
@@ -76,7 +78,21 @@ static void bind_opt_text(sqlite3_stmt *st, int i, const char *s) {
         sqlite3_bind_null(st, i);
 }
 
-/* Bind the descriptive columns ?2..?16 (path = ?1, id = ?17 where used). */
+static void bind_opt_int(sqlite3_stmt *st, int i, int64_t v) {
+    if (v > 0)
+        sqlite3_bind_int64(st, i, v);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+/* Bind the descriptive columns ?1..?25 (SCENE_BIND_COLS); the scene id is ?26 where used. */
+#define SCENE_BIND_COLS                                                                            \
+    "path, file_size, mtime_ns, checksum, crs_wkt, epsg, gt0, gt1, gt2, gt3, gt4, gt5, width, "    \
+    "height, bands, scaling, tiles_planned, settings, tile_size, stride, src_width, src_height, "  \
+    "src_bands, georef, gsd"
+#define SCENE_BIND_VALUES                                                                          \
+    "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "  \
+    "?21, ?22, ?23, ?24, ?25"
 static void bind_scene(sqlite3_stmt *st, const rsclip_scene_info *s) {
     sqlite3_bind_text(st, 1, s->path, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, s->file_size);
@@ -93,6 +109,17 @@ static void bind_scene(sqlite3_stmt *st, const rsclip_scene_info *s) {
     bind_opt_text(st, 15, s->bands);
     bind_opt_text(st, 16, s->scaling);
     sqlite3_bind_int64(st, 17, s->tiles_planned);
+    bind_opt_text(st, 18, s->settings);
+    bind_opt_int(st, 19, s->tile_size);
+    bind_opt_int(st, 20, s->stride);
+    bind_opt_int(st, 21, s->src_width);
+    bind_opt_int(st, 22, s->src_height);
+    bind_opt_int(st, 23, s->src_bands);
+    sqlite3_bind_int(st, 24, s->georef);
+    if (s->gsd > 0 && isfinite(s->gsd))
+        sqlite3_bind_double(st, 25, s->gsd);
+    else
+        sqlite3_bind_null(st, 25);
 }
 
 static int step_done(rsclip_index *idx, sqlite3_stmt *st, const char *what) {
@@ -130,10 +157,8 @@ static int begin_impl(rsclip_index *idx, const rsclip_scene_info *s, int force, 
         return RSCLIP_OK;
     case RSCLIP_SCENE_NEW:
         rc = idx__prepare(idx,
-                          "INSERT INTO scenes (path, file_size, mtime_ns, checksum, crs_wkt, epsg, "
-                          "gt0, gt1, gt2, gt3, gt4, gt5, width, height, bands, scaling, "
-                          "tiles_planned, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-                          "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, 'indexing')",
+                          "INSERT INTO scenes (" SCENE_BIND_COLS
+                          ", status) VALUES (" SCENE_BIND_VALUES ", 'indexing')",
                           &st);
         if (rc) return rc;
         bind_scene(st, s);
@@ -143,30 +168,26 @@ static int begin_impl(rsclip_index *idx, const rsclip_scene_info *s, int force, 
     case RSCLIP_SCENE_RESUMED:
         /* same file: refresh the description, keep the tiles */
         rc = idx__prepare(idx,
-                          "UPDATE scenes SET crs_wkt = ?5, epsg = ?6, gt0 = ?7, gt1 = ?8, "
-                          "gt2 = ?9, gt3 = ?10, gt4 = ?11, gt5 = ?12, width = ?13, height = ?14, "
-                          "bands = ?15, scaling = ?16, tiles_planned = ?17 WHERE id = ?18 AND "
-                          "path = ?1 AND file_size = ?2 AND mtime_ns = ?3 AND "
+                          "UPDATE scenes SET (" SCENE_BIND_COLS ") = (" SCENE_BIND_VALUES
+                          ") WHERE id = ?26 AND path = ?1 AND file_size = ?2 AND mtime_ns = ?3 AND "
                           "(?4 IS NULL OR checksum IS NULL OR checksum = ?4)",
                           &st);
         if (rc) return rc;
         bind_scene(st, s);
-        sqlite3_bind_int64(st, 18, *id);
+        sqlite3_bind_int64(st, 26, *id);
         if ((rc = step_done(idx, st, "updating a scene"))) return rc;
         break;
     default: /* CHANGED or forced */
         if ((rc = delete_tiles(idx, *id))) return rc;
         rc = idx__prepare(idx,
-                          "UPDATE scenes SET path = ?1, file_size = ?2, mtime_ns = ?3, "
-                          "checksum = ?4, crs_wkt = ?5, epsg = ?6, gt0 = ?7, gt1 = ?8, gt2 = ?9, "
-                          "gt3 = ?10, gt4 = ?11, gt5 = ?12, width = ?13, height = ?14, "
-                          "bands = ?15, scaling = ?16, tiles_planned = ?17, status = 'indexing', "
-                          "tiles_stored = 0, tiles_skipped = 0, indexed_at = NULL, "
-                          "started_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?18",
+                          "UPDATE scenes SET (" SCENE_BIND_COLS ") = (" SCENE_BIND_VALUES
+                          "), status = 'indexing', tiles_stored = 0, tiles_skipped = 0, "
+                          "indexed_at = NULL, started_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+                          "WHERE id = ?26",
                           &st);
         if (rc) return rc;
         bind_scene(st, s);
-        sqlite3_bind_int64(st, 18, *id);
+        sqlite3_bind_int64(st, 26, *id);
         if ((rc = step_done(idx, st, "replacing a scene"))) return rc;
     }
     return idx__touch(idx);
@@ -237,10 +258,16 @@ static int delete_impl(rsclip_index *idx, int64_t scene_id) {
 }
 
 int rsclip_index_delete_scene(rsclip_index *idx, int64_t scene_id) {
-    if (!idx) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_index_delete_scene: no index");
-    int rc = idx__writable(idx, "delete scene");
+    return rsclip_index_delete_scenes(idx, &scene_id, 1);
+}
+
+int rsclip_index_delete_scenes(rsclip_index *idx, const int64_t *scene_ids, size_t n) {
+    if (!idx || (n > 0 && !scene_ids))
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_index_delete_scenes: NULL argument");
+    int rc = idx__writable(idx, "delete scenes");
     if (rc || (rc = idx__begin_write(idx))) return rc;
-    return idx__end(idx, delete_impl(idx, scene_id));
+    for (size_t i = 0; i < n && !rc; i++) rc = delete_impl(idx, scene_ids[i]);
+    return idx__end(idx, rc);
 }
 
 /* Run a query whose rows are int64 ids into a new array. */
@@ -277,7 +304,7 @@ int rsclip_index_list_scenes(rsclip_index *idx, int64_t **ids, size_t *n) {
 
 /* Copy the current row (SCENE_COLS) into one allocation. */
 static int scene_from_row(rsclip_index *idx, sqlite3_stmt *st, rsclip_scene_info **out) {
-    static const int text_cols[] = {1, 4, 5, 15, 16, 21, 22};
+    static const int text_cols[] = {1, 4, 5, 15, 16, 21, 22, 23};
     size_t total = sizeof(rsclip_scene_info);
     for (size_t i = 0; i < sizeof text_cols / sizeof text_cols[0]; i++)
         if (sqlite3_column_type(st, text_cols[i]) != SQLITE_NULL)
@@ -285,8 +312,8 @@ static int scene_from_row(rsclip_index *idx, sqlite3_stmt *st, rsclip_scene_info
     rsclip_scene_info *s = calloc(1, total);
     if (!s) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
     char *p = (char *)(s + 1);
-    const char *strs[7];
-    for (size_t i = 0; i < 7; i++) {
+    const char *strs[8];
+    for (size_t i = 0; i < 8; i++) {
         strs[i] = NULL;
         if (sqlite3_column_type(st, text_cols[i]) == SQLITE_NULL) continue;
         const unsigned char *t = sqlite3_column_text(st, text_cols[i]);
@@ -316,6 +343,15 @@ static int scene_from_row(rsclip_index *idx, sqlite3_stmt *st, rsclip_scene_info
     s->tiles_skipped = sqlite3_column_int64(st, 20);
     s->started_at = strs[5];
     s->indexed_at = strs[6];
+    s->settings = strs[7];
+    s->tile_size = sqlite3_column_int(st, 24);
+    s->stride = sqlite3_column_int(st, 25);
+    s->src_width = sqlite3_column_int(st, 26);
+    s->src_height = sqlite3_column_int(st, 27);
+    s->src_bands = sqlite3_column_int(st, 28);
+    /* schema 1 indexed georeferenced scenes only */
+    s->georef = sqlite3_column_type(st, 29) == SQLITE_NULL ? 2 : sqlite3_column_int(st, 29);
+    s->gsd = sqlite3_column_double(st, 30);
     *out = s;
     return RSCLIP_OK;
 }
@@ -402,8 +438,9 @@ int rsclip_index_scene_tiles(rsclip_index *idx, int64_t scene_id, int64_t **ids,
     *n = 0;
     sqlite3_stmt *st;
     int rc = idx__prepare(idx,
-                          "SELECT fid, xoff, yoff, xsize, ysize FROM tiles WHERE scene_id = ?1 "
-                          "ORDER BY fid",
+                          "SELECT t.fid, t.xoff, t.yoff, t.xsize, t.ysize, s.width, s.height FROM "
+                          "tiles t JOIN scenes s ON s.id = t.scene_id WHERE t.scene_id = ?1 "
+                          "ORDER BY t.fid",
                           &st);
     if (rc) return rc;
     sqlite3_bind_int64(st, 1, scene_id);
@@ -423,6 +460,9 @@ int rsclip_index_scene_tiles(rsclip_index *idx, int64_t scene_id, int64_t **ids,
         w[cnt].yoff = sqlite3_column_int(st, 2);
         w[cnt].xsize = sqlite3_column_int(st, 3);
         w[cnt].ysize = sqlite3_column_int(st, 4);
+        if ((rc = idx__check_window(idx, a[cnt], &w[cnt], sqlite3_column_int64(st, 5),
+                                    sqlite3_column_int64(st, 6))))
+            break;
         cnt++;
     }
     if (!rc && r != SQLITE_DONE) rc = idx__db_error(idx, "reading the tiles of a scene");
@@ -448,10 +488,17 @@ static int check_record(rsclip_index *idx, const rsclip_tile_record *t, size_t i
     if (w->xoff < 0 || w->yoff < 0 || w->xsize <= 0 || w->ysize <= 0)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: tile %zu: bad window %d,%d %dx%d",
                              idx->path, i, w->xoff, w->yoff, w->xsize, w->ysize);
-    if (!(t->valid_fraction >= 0.0 && t->valid_fraction <= 1.0) || !isfinite(t->lon) ||
-        !isfinite(t->lat))
-        return rsclip__error(RSCLIP_ERR_INVALID_ARG,
-                             "%s: tile %zu: valid_fraction or centre out of range", idx->path, i);
+    if (!(t->valid_fraction >= 0.0 && t->valid_fraction <= 1.0))
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: tile %zu: valid_fraction out of range",
+                             idx->path, i);
+    for (int k = 0; k < 8; k++)
+        if (!isfinite(t->corners[k]))
+            return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: tile %zu: corner not finite",
+                                 idx->path, i);
+    if (!t->footprint && t->n_footprint == 0) return RSCLIP_OK; /* pixel coordinates */
+    if (!(t->lon >= -180.0 && t->lon <= 180.0 && t->lat >= -90.0 && t->lat <= 90.0))
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: tile %zu: centre (%g, %g) is not lon/lat",
+                             idx->path, i, t->lon, t->lat);
     if (!t->footprint || t->n_footprint < 3 || t->n_footprint > (1u << 20))
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: tile %zu: footprint needs >= 3 points",
                              idx->path, i);
@@ -500,21 +547,48 @@ typedef struct add_ctx {
     double env[4]; /* batch extent: minx, miny, maxx, maxy */
 } add_ctx;
 
-static int add_impl(rsclip_index *idx, add_ctx *c) {
-    int rc = scene_exists(idx, c->scene_id);
+/* The scene's grid size (NOT_FOUND if there is no such scene). */
+static int scene_grid(rsclip_index *idx, int64_t scene_id, int64_t *w, int64_t *h) {
+    sqlite3_stmt *st;
+    int rc = idx__prepare(idx, "SELECT width, height FROM scenes WHERE id = ?1", &st);
     if (rc) return rc;
+    sqlite3_bind_int64(st, 1, scene_id);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        *w = sqlite3_column_int64(st, 0);
+        *h = sqlite3_column_int64(st, 1);
+    } else if (r == SQLITE_DONE) {
+        rc = rsclip__error(RSCLIP_ERR_NOT_FOUND, "%s: no scene with id %lld", idx->path,
+                           (long long)scene_id);
+    } else {
+        rc = idx__db_error(idx, "looking up a scene");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int add_impl(rsclip_index *idx, add_ctx *c) {
+    int64_t gw = 0, gh = 0;
+    int rc = scene_grid(idx, c->scene_id, &gw, &gh);
+    if (rc) return rc;
+    for (size_t i = 0; i < c->n; i++) /* windows read back index memory: none outside the grid */
+        if ((rc = idx__check_window(idx, (int64_t)i, &c->tiles[i].window, gw, gh)))
+            return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s", rsclip_last_error());
     sqlite3_stmt *ti = NULL, *ve = NULL;
     for (size_t i = 0; i < c->n; i++) {
         const rsclip_tile_record *t = &c->tiles[i];
-        size_t gsz = idx__gpkg_polygon_size(t->footprint, t->n_footprint);
-        if (gsz > c->gcap) {
-            uint8_t *nb = realloc(c->gbuf, gsz);
-            if (!nb) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
-            c->gbuf = nb;
-            c->gcap = gsz;
+        size_t gsz = 0;
+        if (t->footprint) {
+            gsz = idx__gpkg_polygon_size(t->footprint, t->n_footprint);
+            if (gsz > c->gcap) {
+                uint8_t *nb = realloc(c->gbuf, gsz);
+                if (!nb) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
+                c->gbuf = nb;
+                c->gcap = gsz;
+            }
+            gsz = idx__gpkg_polygon_encode(t->footprint, t->n_footprint, 4326, c->gbuf);
         }
-        gsz = idx__gpkg_polygon_encode(t->footprint, t->n_footprint, 4326, c->gbuf);
-        for (size_t k = 0; k < t->n_footprint; k++) {
+        for (size_t k = 0; t->footprint && k < t->n_footprint; k++) {
             double x = t->footprint[2 * k], y = t->footprint[2 * k + 1];
             if (x < c->env[0]) c->env[0] = x;
             if (y < c->env[1]) c->env[1] = y;
@@ -528,15 +602,23 @@ static int add_impl(rsclip_index *idx, add_ctx *c) {
                               "?12, ?13, ?14, ?15, ?16, ?17)",
                               &ti)))
             return rc;
-        sqlite3_bind_blob(ti, 1, c->gbuf, (int)gsz, SQLITE_STATIC);
+        if (t->footprint)
+            sqlite3_bind_blob(ti, 1, c->gbuf, (int)gsz, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(ti, 1);
         sqlite3_bind_int64(ti, 2, c->scene_id);
         sqlite3_bind_int(ti, 3, t->window.xoff);
         sqlite3_bind_int(ti, 4, t->window.yoff);
         sqlite3_bind_int(ti, 5, t->window.xsize);
         sqlite3_bind_int(ti, 6, t->window.ysize);
         sqlite3_bind_double(ti, 7, t->valid_fraction);
-        sqlite3_bind_double(ti, 8, t->lon);
-        sqlite3_bind_double(ti, 9, t->lat);
+        if (t->footprint) {
+            sqlite3_bind_double(ti, 8, t->lon);
+            sqlite3_bind_double(ti, 9, t->lat);
+        } else { /* no WGS84 position: stays NULL */
+            sqlite3_bind_null(ti, 8);
+            sqlite3_bind_null(ti, 9);
+        }
         for (int k = 0; k < 8; k++) sqlite3_bind_double(ti, 10 + k, t->corners[k]);
         int r = sqlite3_step(ti);
         if (r != SQLITE_DONE) {
@@ -559,6 +641,7 @@ static int add_impl(rsclip_index *idx, add_ctx *c) {
     }
     sqlite3_reset(ti);
     sqlite3_reset(ve);
+    if (!(c->env[0] <= c->env[2])) return idx__touch(idx); /* no footprint in this batch */
     sqlite3_stmt *st; /* scenes.tiles_stored follows by trigger */
     if ((rc = idx__prepare(idx,
                            "UPDATE gpkg_contents SET min_x = min(coalesce(min_x, ?1), ?1), "

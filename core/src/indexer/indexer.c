@@ -1,9 +1,7 @@
 /* The indexing pipeline: a reader thread (tiler + preprocessing) feeds batches to the calling
  * thread, which encodes them and stores each batch in one index transaction. */
-#include "rsclip/indexer.h"
+#include "indexer/indexer_internal.h"
 #include "rsclip/hub.h"
-#include "rsclip/index.h"
-#include "rsclip/model.h"
 #include "status/status_internal.h"
 
 #include <inttypes.h>
@@ -13,9 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
-
-#define N_BATCH_BUFFERS 3 /* one being filled, one queued, one being encoded */
 
 rsclip_indexer_params rsclip_indexer_default_params(void) {
     rsclip_indexer_params p;
@@ -32,49 +29,22 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* ---- messages from the reader to the writer ------------------------------------------------ */
-
-typedef struct batch {
-    int n;
-    float *pixels;            /* [cap, 3, S, S] */
-    rsclip_tile_record *recs; /* [cap] */
-    double *rings;            /* [cap, RSCLIP_TILER_MAX_RING, 2] */
-} batch;
-
-enum { MSG_SCENE_BEGIN, MSG_BATCH, MSG_SCENE_END, MSG_SCENE_FAIL, MSG_SCENE_SKIP, MSG_DONE };
-
-typedef struct msg {
-    int kind;
-    int scene_no; /* 0-based input number */
-    batch *b;     /* MSG_BATCH */
-    /* MSG_SCENE_BEGIN: what the index records about the scene (strings owned by the message) */
-    rsclip_scene_info scene; /* index's scene description */
-    char *path, *checksum, *crs_wkt, *bands, *scaling;
-    int64_t tiles_to_do; /* tiles this run will read (not yet stored) */
-    int64_t skipped;     /* MSG_SCENE_END: tiles below min_valid */
-    char *error;         /* MSG_SCENE_FAIL */
-} msg;
-
-static void msg_free(msg *m) {
+void rsclip__msg_free(msg *m) {
     if (!m) return;
     free(m->path);
     free(m->checksum);
     free(m->crs_wkt);
     free(m->bands);
     free(m->scaling);
+    free(m->settings);
     free(m->error);
+    free(m->note);
     free(m);
 }
 
-/* A small blocking queue of pointers. */
-typedef struct queue {
-    void *items[16];
-    int head, count, cap;
-    pthread_mutex_t mu;
-    pthread_cond_t not_empty, not_full;
-} queue;
+/* ---- the queue between the threads ------------------------------------------------------- */
 
-static void q_init(queue *q, int cap) {
+void rsclip__q_init(queue *q, int cap) {
     memset(q, 0, sizeof *q);
     q->cap = cap;
     pthread_mutex_init(&q->mu, NULL);
@@ -82,13 +52,13 @@ static void q_init(queue *q, int cap) {
     pthread_cond_init(&q->not_full, NULL);
 }
 
-static void q_destroy(queue *q) {
+void rsclip__q_destroy(queue *q) {
     pthread_mutex_destroy(&q->mu);
     pthread_cond_destroy(&q->not_empty);
     pthread_cond_destroy(&q->not_full);
 }
 
-static void q_push(queue *q, void *p) {
+void rsclip__q_push(queue *q, void *p) {
     pthread_mutex_lock(&q->mu);
     while (q->count == q->cap) pthread_cond_wait(&q->not_full, &q->mu);
     q->items[(q->head + q->count) % q->cap] = p;
@@ -97,7 +67,7 @@ static void q_push(queue *q, void *p) {
     pthread_mutex_unlock(&q->mu);
 }
 
-static void *q_pop(queue *q) {
+void *rsclip__q_pop(queue *q) {
     pthread_mutex_lock(&q->mu);
     while (q->count == 0) pthread_cond_wait(&q->not_empty, &q->mu);
     void *p = q->items[q->head];
@@ -106,257 +76,6 @@ static void *q_pop(queue *q) {
     pthread_cond_signal(&q->not_full);
     pthread_mutex_unlock(&q->mu);
     return p;
-}
-
-/* ---- shared state ---------------------------------------------------------------------------- */
-
-typedef struct pipeline {
-    const char *index_path;
-    const char *const *paths;
-    int n_paths;
-    const rsclip_indexer_params *params;
-    rsclip_tiler_params tp;
-    const rsclip_model *model;
-    int image_size, batch_cap;
-    queue to_writer;    /* msg* */
-    queue free_batches; /* batch* */
-    volatile int stop;  /* writer asks the reader to stop (fatal error or cancel) */
-} pipeline;
-
-static char *dupstr(const char *s) {
-    return strdup(s ? s : "");
-}
-
-static int cmp_window(const void *a, const void *b) {
-    const rsclip_tile_window *x = a, *y = b;
-    if (x->yoff != y->yoff) return x->yoff < y->yoff ? -1 : 1;
-    if (x->xoff != y->xoff) return x->xoff < y->xoff ? -1 : 1;
-    if (x->ysize != y->ysize) return x->ysize < y->ysize ? -1 : 1;
-    if (x->xsize != y->xsize) return x->xsize < y->xsize ? -1 : 1;
-    return 0;
-}
-
-static void send_fail(pipeline *pl, int scene_no, const char *path, const char *err) {
-    msg *m = calloc(1, sizeof *m);
-    if (!m) return; /* out of memory: the scene simply stays unreported as failed */
-    m->kind = MSG_SCENE_FAIL;
-    m->scene_no = scene_no;
-    m->path = dupstr(path);
-    m->error = dupstr(err);
-    q_push(&pl->to_writer, m);
-}
-
-/* Scaling description recorded per scene (JSON). */
-static char *scaling_json(const rsclip_raster_info *si) {
-    char buf[512];
-    const char *mode = si->scale_mode == RSCLIP_TILER_SCALE_NONE    ? "none"
-                       : si->scale_mode == RSCLIP_TILER_SCALE_RANGE ? "range"
-                                                                    : "percentile";
-    if (si->scale_mode == RSCLIP_TILER_SCALE_NONE)
-        snprintf(buf, sizeof buf, "{\"mode\":\"none\",\"data_type\":\"%s\"}", si->data_type);
-    else
-        snprintf(buf, sizeof buf,
-                 "{\"mode\":\"%s\",\"data_type\":\"%s\",\"min\":[%.9g,%.9g,%.9g],"
-                 "\"max\":[%.9g,%.9g,%.9g]}",
-                 mode, si->data_type, si->scale_min[0], si->scale_min[1], si->scale_min[2],
-                 si->scale_max[0], si->scale_max[1], si->scale_max[2]);
-    return strdup(buf);
-}
-
-/* One scene: decide what to read (skip unchanged, resume), then read + preprocess its tiles. */
-static void read_scene(pipeline *pl, rsclip_index *ro, int scene_no) {
-    const char *path = pl->paths[scene_no];
-    rsclip_fingerprint fp;
-    if (rsclip_file_fingerprint(path, &fp) != RSCLIP_OK) {
-        send_fail(pl, scene_no, path, rsclip_last_error());
-        return;
-    }
-    const char *checksum = fp.checksum_hex;
-    rsclip_scene_info probe;
-    memset(&probe, 0, sizeof probe);
-    probe.path = path;
-    probe.file_size = fp.size;
-    probe.mtime_ns = fp.mtime_ns;
-    probe.checksum = checksum;
-    int64_t sid = 0;
-    int state = RSCLIP_SCENE_NEW;
-    if (ro && rsclip_index_scene_state(ro, &probe, &sid, &state) != RSCLIP_OK) {
-        rsclip_clear_error();
-        state = RSCLIP_SCENE_NEW;
-    }
-    if (state == RSCLIP_SCENE_UNCHANGED && !pl->params->force) {
-        msg *m = calloc(1, sizeof *m);
-        if (!m) return;
-        m->kind = MSG_SCENE_SKIP;
-        m->scene_no = scene_no;
-        m->path = dupstr(path);
-        q_push(&pl->to_writer, m);
-        return;
-    }
-    rsclip_tile_window *done = NULL;
-    size_t n_done = 0;
-    if (state == RSCLIP_SCENE_RESUMED && !pl->params->force && ro &&
-        rsclip_index_scene_windows(ro, sid, &done, &n_done) != RSCLIP_OK) {
-        send_fail(pl, scene_no, path, rsclip_last_error());
-        return;
-    }
-
-    rsclip_tiler *t = NULL;
-    if (rsclip_tiler_open(path, &pl->tp, &t) != RSCLIP_OK) {
-        send_fail(pl, scene_no, path, rsclip_last_error());
-        rsclip_free(done);
-        return;
-    }
-    const rsclip_raster_info *si = rsclip_tiler_scene(t);
-
-    /* Count what this run will read: every tile not already stored. */
-    int64_t to_do = 0;
-    rsclip_tile tile;
-    for (int64_t i = 0; i < si->n_tiles; i++) {
-        if (rsclip_tiler_tile(t, i, &tile) != RSCLIP_OK) break;
-        rsclip_tile_window w = {tile.xoff, tile.yoff, tile.xsize, tile.ysize};
-        if (!n_done || !bsearch(&w, done, n_done, sizeof w, cmp_window)) to_do++;
-    }
-
-    msg *m = calloc(1, sizeof *m);
-    if (!m) {
-        rsclip_tiler_close(t);
-        rsclip_free(done);
-        return;
-    }
-    char bands[64];
-    if (si->n_bands == 1)
-        snprintf(bands, sizeof bands, "%d", si->bands[0]);
-    else
-        snprintf(bands, sizeof bands, "%d,%d,%d", si->bands[0], si->bands[1], si->bands[2]);
-    m->kind = MSG_SCENE_BEGIN;
-    m->scene_no = scene_no;
-    m->path = dupstr(path);
-    m->checksum = dupstr(checksum);
-    m->crs_wkt = dupstr(si->crs_wkt);
-    m->bands = dupstr(bands);
-    m->scaling = scaling_json(si);
-    m->scene.path = m->path;
-    m->scene.file_size = fp.size;
-    m->scene.mtime_ns = probe.mtime_ns;
-    m->scene.checksum = m->checksum;
-    m->scene.crs_wkt = m->crs_wkt;
-    m->scene.epsg = si->epsg;
-    memcpy(m->scene.geotransform, si->geotransform, sizeof m->scene.geotransform);
-    m->scene.width = si->width;
-    m->scene.height = si->height;
-    m->scene.bands = m->bands;
-    m->scene.scaling = m->scaling;
-    m->scene.tiles_planned = si->n_tiles;
-    m->tiles_to_do = to_do;
-    q_push(&pl->to_writer, m);
-
-    const size_t rgb_size = rsclip_tiler_buffer_size(t);
-    uint8_t *rgb = malloc(rgb_size);
-    const size_t px_per_tile = (size_t)3 * (size_t)pl->image_size * (size_t)pl->image_size;
-    int64_t skipped = 0;
-    batch *b = NULL;
-    int failed = rgb ? 0 : 1;
-    if (!rgb) send_fail(pl, scene_no, path, "out of memory");
-    for (int64_t i = 0; i < si->n_tiles && !failed && !pl->stop; i++) {
-        if (rsclip_tiler_tile(t, i, &tile) != RSCLIP_OK) {
-            send_fail(pl, scene_no, path, rsclip_last_error());
-            failed = 1;
-            break;
-        }
-        rsclip_tile_window w = {tile.xoff, tile.yoff, tile.xsize, tile.ysize};
-        if (n_done && bsearch(&w, done, n_done, sizeof w, cmp_window)) continue;
-        if (rsclip_tiler_read(t, i, rgb, rgb_size, &tile) != RSCLIP_OK) {
-            send_fail(pl, scene_no, path, rsclip_last_error());
-            failed = 1;
-            break;
-        }
-        if (tile.skipped) {
-            skipped++;
-            continue;
-        }
-        if (!b) {
-            b = q_pop(&pl->free_batches);
-            b->n = 0;
-        }
-        int k = b->n;
-        if (rsclip_preprocess_rgb8(pl->model, rgb, tile.out_width, tile.out_height,
-                                   (size_t)tile.out_width * 3,
-                                   b->pixels + (size_t)k * px_per_tile) != RSCLIP_OK) {
-            send_fail(pl, scene_no, path, rsclip_last_error());
-            failed = 1;
-            break;
-        }
-        rsclip_tile_record *r = &b->recs[k];
-        memset(r, 0, sizeof *r);
-        r->window = w;
-        r->valid_fraction = tile.valid_fraction;
-        r->lon = tile.center_lon;
-        r->lat = tile.center_lat;
-        for (int c = 0; c < 4; c++) {
-            r->corners[2 * c] = tile.corners[c][0];
-            r->corners[2 * c + 1] = tile.corners[c][1];
-        }
-        double *ring = b->rings + (size_t)k * RSCLIP_TILER_MAX_RING * 2;
-        memcpy(ring, tile.ring, sizeof(double) * 2 * (size_t)tile.n_ring);
-        r->footprint = ring;
-        r->n_footprint = (size_t)tile.n_ring;
-        b->n++;
-        if (b->n == pl->batch_cap) {
-            msg *mb = calloc(1, sizeof *mb);
-            if (!mb) {
-                failed = 1;
-                break;
-            }
-            mb->kind = MSG_BATCH;
-            mb->scene_no = scene_no;
-            mb->b = b;
-            b = NULL;
-            q_push(&pl->to_writer, mb);
-        }
-    }
-    if (b && b->n > 0 && !failed) {
-        msg *mb = calloc(1, sizeof *mb);
-        if (mb) {
-            mb->kind = MSG_BATCH;
-            mb->scene_no = scene_no;
-            mb->b = b;
-            b = NULL;
-            q_push(&pl->to_writer, mb);
-        } else {
-            failed = 1;
-        }
-    }
-    if (b) q_push(&pl->free_batches, b);
-    if (!failed && !pl->stop) {
-        msg *me = calloc(1, sizeof *me);
-        if (me) {
-            me->kind = MSG_SCENE_END;
-            me->scene_no = scene_no;
-            me->skipped = skipped;
-            q_push(&pl->to_writer, me);
-        }
-    }
-    free(rgb);
-    rsclip_free(done);
-    rsclip_tiler_close(t);
-}
-
-static void *reader_main(void *arg) {
-    pipeline *pl = arg;
-    rsclip_index *ro = NULL;
-    if (rsclip_index_open(pl->index_path, RSCLIP_INDEX_READONLY, &ro) != RSCLIP_OK) ro = NULL;
-    for (int i = 0; i < pl->n_paths && !pl->stop; i++) read_scene(pl, ro, i);
-    rsclip_index_close(ro);
-    msg *m = calloc(1, sizeof *m);
-    /* The writer waits for MSG_DONE: spin until memory allows it (never in practice). */
-    while (!m) {
-        usleep(1000);
-        m = calloc(1, sizeof *m);
-    }
-    m->kind = MSG_DONE;
-    q_push(&pl->to_writer, m);
-    return NULL;
 }
 
 /* ---- the writer (calling thread) ------------------------------------------------------------ */
@@ -399,6 +118,108 @@ static void model_id_of(const char *name, char *out, size_t n) {
     }
 }
 
+/* The writer's view of the scene being stored. */
+typedef struct writer {
+    const rsclip_indexer_params *p;
+    pipeline *pl;
+    rsclip_encoder *enc;
+    rsclip_index *idx;
+    float *emb;
+    rsclip_indexer_report rep;
+    int64_t sid, tiles_total;
+    int scene, ok; /* current scene number and whether its tiles are being stored */
+    int failed_no; /* the last scene counted as failed (-1: none) */
+} writer;
+
+/* A failure that concerns one scene: report it once, stop storing (and reading) that scene. */
+static void scene_failed(writer *w, int scene_no, const char *path, const char *message) {
+    if (w->failed_no == scene_no) return;
+    w->failed_no = scene_no;
+    w->rep.scenes_failed++;
+    if (w->p->on_error) w->p->on_error(path, message, w->p->user);
+    if (scene_no == w->scene) {
+        w->ok = 0;
+        atomic_store(&w->pl->dropped, scene_no + 1);
+    }
+    rsclip_clear_error();
+}
+
+/* Errors of the scene's own data (a record the index refuses) fail the scene; anything else
+ * (disk full, a database or encoder error) stops the run. */
+static int is_scene_error(int rc) {
+    return rc == RSCLIP_ERR_INVALID_ARG;
+}
+
+/* Handle one message; returns a fatal error, or RSCLIP_OK. */
+static int on_message(writer *w, msg *m) {
+    const char *path = w->pl->paths[m->scene_no];
+    int r = RSCLIP_OK;
+    switch (m->kind) {
+    case MSG_SCENE_SKIP:
+        w->rep.scenes_unchanged++;
+        break;
+    case MSG_SCENE_FAIL:
+        scene_failed(w, m->scene_no, m->path, m->error);
+        break;
+    case MSG_SCENE_BEGIN: {
+        int state = 0;
+        w->scene = m->scene_no;
+        w->ok = 0;
+        if (m->note) rsclip__log(RSCLIP_LOG_WARN, "%s: %s", path, m->note);
+        r = rsclip_index_begin_scene(w->idx, &m->scene, m->force, &w->sid, &state);
+        if (r && is_scene_error(r)) {
+            scene_failed(w, m->scene_no, path, rsclip_last_error());
+            return RSCLIP_OK;
+        }
+        w->ok = r == RSCLIP_OK;
+        w->tiles_total += m->tiles_to_do;
+        break;
+    }
+    case MSG_BATCH: {
+        batch *b = m->b;
+        if (m->scene_no == w->scene && w->ok) {
+            double te = now_s();
+            r = rsclip_encode_images(w->enc, b->n, b->pixels, w->emb, NULL);
+            w->rep.encode_seconds += now_s() - te;
+            if (!r) r = rsclip_index_add_tiles(w->idx, w->sid, (size_t)b->n, b->recs, w->emb, NULL);
+            if (!r) w->rep.tiles_added += b->n;
+            if (r && is_scene_error(r)) {
+                scene_failed(w, m->scene_no, path, rsclip_last_error());
+                r = RSCLIP_OK;
+            }
+        }
+        rsclip__q_push(&w->pl->free_batches, b);
+        break;
+    }
+    case MSG_SCENE_END:
+        if (m->scene_no == w->scene && w->ok) {
+            r = rsclip_index_complete_scene(w->idx, w->sid, m->skipped);
+            if (!r) {
+                w->rep.scenes_indexed++;
+                w->rep.tiles_skipped += m->skipped;
+            }
+        }
+        break;
+    }
+    return r;
+}
+
+static int report_progress(writer *w, const msg *m, double t0) {
+    rsclip_indexer_progress pr;
+    double el = now_s() - t0;
+    pr.scene = m->scene_no + 1;
+    pr.n_scenes = w->pl->n_paths;
+    pr.path = w->pl->paths[m->scene_no];
+    pr.tiles_done = w->rep.tiles_added;
+    pr.tiles_total = w->tiles_total;
+    pr.tiles_per_s = el > 0 ? (double)w->rep.tiles_added / el : 0;
+    pr.eta_s =
+        pr.tiles_per_s > 0 ? (double)(w->tiles_total - w->rep.tiles_added) / pr.tiles_per_s : -1;
+    if (!w->p->progress(&pr, w->p->user))
+        return rsclip__error(RSCLIP_ERR_CANCELLED, "indexing cancelled");
+    return RSCLIP_OK;
+}
+
 /* The reader thread feeds this thread, which encodes each batch and stores it in one transaction.
  * Returns the first fatal error (the report counts everything done until then). */
 static int run_pipeline(const char *index_path, const char *const *paths, int n_paths,
@@ -407,7 +228,6 @@ static int run_pipeline(const char *index_path, const char *const *paths, int n_
                         rsclip_indexer_report *report) {
     const rsclip_indexer_params p = *params;
     const rsclip_model_info *mi = rsclip_model_get_info(model);
-    rsclip_indexer_report rep = *report;
     int rc = RSCLIP_OK;
     pipeline pl;
     memset(&pl, 0, sizeof pl);
@@ -418,11 +238,16 @@ static int run_pipeline(const char *index_path, const char *const *paths, int n_
     pl.tp = p.tiler;
     pl.tp.tile_size = mi->image_size;
     if (p.tiler.stride <= 0) pl.tp.stride = 0;
+    pl.tp.defer_stats = 1; /* statistics only for scenes that will be read */
+    if (pl.tp.stride == 0) pl.tp.stride = pl.tp.tile_size;
+    rc = rsclip_tiler_settings(&pl.tp, pl.settings, sizeof pl.settings);
     pl.model = model;
     pl.image_size = mi->image_size;
     pl.batch_cap = p.batch;
-    q_init(&pl.to_writer, 16);
-    q_init(&pl.free_batches, N_BATCH_BUFFERS);
+    atomic_init(&pl.stop, 0);
+    atomic_init(&pl.dropped, 0);
+    rsclip__q_init(&pl.to_writer, 16);
+    rsclip__q_init(&pl.free_batches, N_BATCH_BUFFERS);
     const size_t px_per_tile = (size_t)3 * (size_t)mi->image_size * (size_t)mi->image_size;
     batch *buffers[N_BATCH_BUFFERS] = {0};
     for (int i = 0; i < N_BATCH_BUFFERS && !rc; i++) {
@@ -430,114 +255,57 @@ static int run_pipeline(const char *index_path, const char *const *paths, int n_
         if (!buffers[i])
             rc = rsclip__error(RSCLIP_ERR_NOMEM, "indexer: out of memory");
         else
-            q_push(&pl.free_batches, buffers[i]);
+            rsclip__q_push(&pl.free_batches, buffers[i]);
     }
-    float *emb = rc ? NULL : malloc(sizeof(float) * (size_t)p.batch * (size_t)mi->embed_dim);
-    if (!rc && !emb) rc = rsclip__error(RSCLIP_ERR_NOMEM, "indexer: out of memory");
+    writer w = {&p, &pl, enc, idx, NULL, *report, 0, 0, -1, 0, -1};
+    w.emb = rc ? NULL : malloc(sizeof(float) * (size_t)p.batch * (size_t)mi->embed_dim);
+    if (!rc && !w.emb) rc = rsclip__error(RSCLIP_ERR_NOMEM, "indexer: out of memory");
     pthread_t reader;
     int reader_started = 0;
     if (!rc) {
-        if (pthread_create(&reader, NULL, reader_main, &pl) != 0)
+        if (pthread_create(&reader, NULL, rsclip__indexer_reader, &pl) != 0)
             rc = rsclip__error(RSCLIP_ERR_INTERNAL, "indexer: cannot start the reader thread");
         else
             reader_started = 1;
     }
-
-    int64_t cur_sid = 0;
-    int cur_scene = -1, cur_ok = 0;
-    int64_t tiles_total = 0;
     int fatal = rc;
     while (reader_started) {
-        msg *m = q_pop(&pl.to_writer);
+        msg *m = rsclip__q_pop(&pl.to_writer);
         if (m->kind == MSG_DONE) {
-            msg_free(m);
+            rsclip__msg_free(m);
             break;
         }
         if (fatal) { /* drain: give batches back so the reader can finish */
-            if (m->kind == MSG_BATCH) q_push(&pl.free_batches, m->b);
-            msg_free(m);
+            if (m->kind == MSG_BATCH) rsclip__q_push(&pl.free_batches, m->b);
+            rsclip__msg_free(m);
             continue;
         }
-        switch (m->kind) {
-        case MSG_SCENE_SKIP:
-            rep.scenes_unchanged++;
-            break;
-        case MSG_SCENE_FAIL:
-            rep.scenes_failed++;
-            if (p.on_error) p.on_error(m->path, m->error, p.user);
-            if (m->scene_no == cur_scene) cur_ok = 0;
-            break;
-        case MSG_SCENE_BEGIN: {
-            int state = 0;
-            cur_scene = m->scene_no;
-            cur_ok = 0;
-            int r = rsclip_index_begin_scene(idx, &m->scene, p.force, &cur_sid, &state);
-            if (r) {
-                fatal = r;
-                pl.stop = 1;
-                break;
-            }
-            cur_ok = 1;
-            tiles_total += m->tiles_to_do;
-            break;
-        }
-        case MSG_BATCH: {
-            batch *b = m->b;
-            if (m->scene_no == cur_scene && cur_ok) {
-                double te = now_s();
-                int r = rsclip_encode_images(enc, b->n, b->pixels, emb, NULL);
-                rep.encode_seconds += now_s() - te;
-                if (!r) r = rsclip_index_add_tiles(idx, cur_sid, (size_t)b->n, b->recs, emb, NULL);
-                if (r) {
-                    fatal = r;
-                    pl.stop = 1;
-                } else {
-                    rep.tiles_added += b->n;
-                }
-            }
-            q_push(&pl.free_batches, b);
-            break;
-        }
-        case MSG_SCENE_END:
-            if (m->scene_no == cur_scene && cur_ok) {
-                int r = rsclip_index_complete_scene(idx, cur_sid, m->skipped);
-                if (r) {
-                    fatal = r;
-                    pl.stop = 1;
-                } else {
-                    rep.scenes_indexed++;
-                    rep.tiles_skipped += m->skipped;
-                }
-            }
-            break;
-        }
-        if (!fatal && p.progress &&
-            (m->kind == MSG_BATCH || m->kind == MSG_SCENE_BEGIN || m->kind == MSG_SCENE_END)) {
-            rsclip_indexer_progress pr;
-            double el = now_s() - t0;
-            pr.scene = m->scene_no + 1;
-            pr.n_scenes = n_paths;
-            pr.path = paths[m->scene_no];
-            pr.tiles_done = rep.tiles_added;
-            pr.tiles_total = tiles_total;
-            pr.tiles_per_s = el > 0 ? (double)rep.tiles_added / el : 0;
-            pr.eta_s =
-                pr.tiles_per_s > 0 ? (double)(tiles_total - rep.tiles_added) / pr.tiles_per_s : -1;
-            if (!p.progress(&pr, p.user)) {
-                fatal = rsclip__error(RSCLIP_ERR_CANCELLED, "indexing cancelled");
-                pl.stop = 1;
-            }
-        }
-        msg_free(m);
+        fatal = on_message(&w, m);
+        if (!fatal && p.progress && m->kind != MSG_SCENE_FAIL && m->kind != MSG_SCENE_SKIP)
+            fatal = report_progress(&w, m, t0);
+        if (fatal) atomic_store(&pl.stop, 1);
+        rsclip__msg_free(m);
     }
     if (reader_started) pthread_join(reader, NULL);
     rc = fatal;
     for (int i = 0; i < N_BATCH_BUFFERS; i++) batch_free(buffers[i]);
-    q_destroy(&pl.to_writer);
-    q_destroy(&pl.free_batches);
-    free(emb);
-    *report = rep;
+    rsclip__q_destroy(&pl.to_writer);
+    rsclip__q_destroy(&pl.free_batches);
+    free(w.emb);
+    *report = w.rep;
     return rc;
+}
+
+/* Delete an index this run created and left empty, with SQLite's companion files. */
+static void remove_index_files(const char *path) {
+    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
+        char *f = malloc(strlen(path) + 10);
+        if (!f) return;
+        sprintf(f, "%s%s", path, suffix[i]);
+        unlink(f);
+        free(f);
+    }
 }
 
 int rsclip_indexer_run(const char *index_path, const char *const *paths, int n_paths,
@@ -553,6 +321,9 @@ int rsclip_indexer_run(const char *index_path, const char *const *paths, int n_p
     const double t0 = now_s();
     rep.scenes_total = n_paths;
 
+    /* A first run that stores no scene leaves no empty index file behind. */
+    struct stat sb;
+    int existed = stat(index_path, &sb) == 0;
     char model_dir[4096];
     int rc = rsclip_hub_resolve(p.model, model_dir, sizeof model_dir);
     rsclip_model *model = NULL;
@@ -590,7 +361,11 @@ int rsclip_indexer_run(const char *index_path, const char *const *paths, int n_p
     if (!rc && n_paths > 0)
         rc = run_pipeline(index_path, paths, n_paths, &p, model, enc, idx, t0, &rep);
     rsclip_encoder_free(enc);
+    rsclip_index_info info;
+    int remove_it =
+        !existed && idx && rsclip_index_get_info(idx, &info) == RSCLIP_OK && info.n_scenes == 0;
     rsclip_index_close(idx);
+    if (remove_it) remove_index_files(index_path);
     rsclip_model_free(model);
     rep.seconds = now_s() - t0;
     if (report) *report = rep;

@@ -617,7 +617,8 @@ int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_resul
             rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
             break;
         }
-        memcpy(st->footprint, t->footprint, sizeof(double) * 2 * t->n_footprint);
+        if (t->n_footprint)
+            memcpy(st->footprint, t->footprint, sizeof(double) * 2 * t->n_footprint);
         h->tile_id = vh[i].id;
         h->rank = j + 1;
         h->score = vh[i].score;
@@ -626,11 +627,19 @@ int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_resul
         h->lat = t->lat;
         h->scene = st->scene;
         h->scene_id = t->scene_id;
-        h->xoff = t->window.xoff;
-        h->yoff = t->window.yoff;
-        h->xsize = t->window.xsize;
-        h->ysize = t->window.ysize;
-        h->footprint = st->footprint;
+        /* the window a user cuts from the scene file: source pixels, also after a gsd */
+        h->xoff = (int)floor(t->src_window[0] + 0.5);
+        h->yoff = (int)floor(t->src_window[1] + 0.5);
+        h->xsize = (int)floor(t->src_window[2] + 0.5);
+        h->ysize = (int)floor(t->src_window[3] + 0.5);
+        memcpy(h->src_window, t->src_window, sizeof h->src_window);
+        h->grid_window[0] = t->window.xoff;
+        h->grid_window[1] = t->window.yoff;
+        h->grid_window[2] = t->window.xsize;
+        h->grid_window[3] = t->window.ysize;
+        h->has_lonlat = t->has_lonlat;
+        memcpy(h->corners, t->corners, sizeof h->corners);
+        h->footprint = t->n_footprint ? st->footprint : NULL;
         h->n_footprint = (int)t->n_footprint;
         ri->pub.n = j + 1;
         rsclip_free(t);

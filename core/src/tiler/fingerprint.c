@@ -22,6 +22,8 @@ void rsclip_tiler_set_cache_max(int64_t bytes) {
 #define FNV_OFFSET 0xcbf29ce484222325ULL
 #define FNV_PRIME 0x100000001b3ULL
 #define FP_CHUNK (1024 * 1024)
+#define FP_MAX_DEPTH 8
+#define FP_MAX_FILES 1000000
 
 static uint64_t fnv_bytes(uint64_t h, const void *p, size_t n) {
     const unsigned char *b = (const unsigned char *)p;
@@ -53,8 +55,43 @@ static int hash_range(VSILFILE *f, uint64_t off, size_t n, unsigned char *buf, u
     return 0;
 }
 
+/* One other file of a dataset (a VRT source, an .ovr, a .msk): its name, size, mtime in
+ * nanoseconds and inode (a file replaced by `mv` keeps its size and often its mtime, never its
+ * inode); a VRT source that is itself a VRT adds its own sources, FP_MAX_DEPTH levels deep and
+ * FP_MAX_FILES files in all (a hostile VRT cannot make this loop forever). */
+static uint64_t hash_member(uint64_t h, const char *file, int depth, int *budget) {
+    if (--*budget < 0) return fnv_i64(h, -2);
+    const char *base = CPLGetFilename(file);
+    h = fnv_bytes(h, base, strlen(base) + 1);
+    VSIStatBufL vs;
+    struct stat ls;
+    if (strncmp(file, "/vsi", 4) != 0 && stat(file, &ls) == 0) {
+        h = fnv_i64(h, (int64_t)ls.st_size);
+        h = fnv_i64(h, (int64_t)ls.st_mtim.tv_sec * 1000000000 + ls.st_mtim.tv_nsec);
+        h = fnv_i64(h, (int64_t)ls.st_ino);
+    } else if (VSIStatL(file, &vs) == 0) {
+        h = fnv_i64(h, (int64_t)vs.st_size);
+        h = fnv_i64(h, (int64_t)vs.st_mtime);
+    } else {
+        return fnv_i64(h, -1);
+    }
+    if (depth >= FP_MAX_DEPTH || !ends_with_ci(file, ".vrt")) return h;
+    GDALDatasetH ds = GDALOpenEx(file, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
+    if (!ds) return fnv_i64(h, -3);
+    char **files = GDALGetFileList(ds);
+    for (int i = 0; files && files[i]; i++) {
+        if (i == 0 && strcmp(CPLGetFilename(files[i]), base) == 0) continue;
+        if (ends_with_ci(files[i], ".aux.xml")) continue;
+        h = hash_member(h, files[i], depth + 1, budget);
+    }
+    CSLDestroy(files);
+    GDALClose(ds);
+    return h;
+}
+
 /* Fingerprint of path; ds (may be NULL) supplies the dataset's other files. Caller has pushed a
- * GDAL error capture. */
+ * GDAL error capture. checksum covers the other files precisely (hash_member); legacy_hex is
+ * the schema-1 checksum (name, size, whole-second mtime, one level). */
 int rsclip__fingerprint(const char *path, GDALDatasetH ds, rsclip_fingerprint *fp) {
     uint64_t h = FNV_OFFSET;
     VSIStatBufL st;
@@ -85,27 +122,31 @@ int rsclip__fingerprint(const char *path, GDALDatasetH ds, rsclip_fingerprint *f
     } else {
         h = fnv_bytes(h, path, strlen(path));
     }
+    uint64_t legacy = h;
     if (ds) {
         char **files = GDALGetFileList(ds);
         const char *main_name = CPLGetFilename(path);
+        int budget = FP_MAX_FILES;
         for (int i = 0; files && files[i]; i++) {
             /* File 0 is the main file (already hashed); .aux.xml is GDAL's metadata cache. */
             if (i == 0 && strcmp(CPLGetFilename(files[i]), main_name) == 0) continue;
             if (ends_with_ci(files[i], ".aux.xml")) continue;
             const char *base = CPLGetFilename(files[i]);
-            h = fnv_bytes(h, base, strlen(base) + 1);
+            legacy = fnv_bytes(legacy, base, strlen(base) + 1);
             VSIStatBufL s2;
             if (VSIStatL(files[i], &s2) == 0) {
-                h = fnv_i64(h, (int64_t)s2.st_size);
-                h = fnv_i64(h, (int64_t)s2.st_mtime);
+                legacy = fnv_i64(legacy, (int64_t)s2.st_size);
+                legacy = fnv_i64(legacy, (int64_t)s2.st_mtime);
             } else {
-                h = fnv_i64(h, -1);
+                legacy = fnv_i64(legacy, -1);
             }
+            h = hash_member(h, files[i], 0, &budget);
         }
         CSLDestroy(files);
     }
     fp->checksum = h;
     snprintf(fp->checksum_hex, sizeof fp->checksum_hex, "%016llx", (unsigned long long)h);
+    snprintf(fp->legacy_hex, sizeof fp->legacy_hex, "%016llx", (unsigned long long)legacy);
     return RSCLIP_OK;
 }
 

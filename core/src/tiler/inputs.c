@@ -28,7 +28,18 @@ int rsclip_inputs_is_raster_name(const char *name) {
 typedef struct strlist {
     char **v;
     size_t n, cap;
+    rsclip_inputs_error_fn on_error; /* NULL: the first bad input fails the expansion */
+    void *user;
 } strlist;
+
+/* A problem with one input (missing, unreadable): reported and skipped when the caller wants the
+ * other inputs anyway, else the error. Out of memory is never soft. */
+static int soft(strlist *l, const char *input, int rc) {
+    if (rc == RSCLIP_OK || !l->on_error || rc == RSCLIP_ERR_NOMEM) return rc;
+    l->on_error(input, rsclip_last_error(), l->user);
+    rsclip_clear_error();
+    return RSCLIP_OK;
+}
 
 static int list_push(strlist *l, char *s) {
     if (!s) return rsclip__error(RSCLIP_ERR_NOMEM, "inputs: out of memory");
@@ -75,9 +86,13 @@ static int is_virtual(const char *p) {
 
 static int walk(const char *dir, strlist *out, int depth) {
     if (depth > 64)
-        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: folders nested too deep", dir);
+        return soft(out, dir,
+                    rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: folders nested too deep", dir));
     DIR *d = opendir(dir);
-    if (!d) return rsclip__error(RSCLIP_ERR_IO, "%s: cannot read folder: %s", dir, strerror(errno));
+    if (!d)
+        return soft(
+            out, dir,
+            rsclip__error(RSCLIP_ERR_IO, "%s: cannot read folder: %s", dir, strerror(errno)));
     int rc = RSCLIP_OK;
     struct dirent *de;
     while (rc == RSCLIP_OK && (de = readdir(d)) != NULL) {
@@ -128,13 +143,14 @@ static int add_input(const char *in, const char *base, strlist *out) {
         int rc = rsclip__error(errno == ENOENT || errno == ENOTDIR ? RSCLIP_ERR_NOT_FOUND
                                                                    : RSCLIP_ERR_IO,
                                "%s: %s", joined, strerror(errno));
+        rc = soft(out, joined, rc);
         free(joined);
         return rc;
     }
     free(joined);
     struct stat st;
     if (stat(real, &st) != 0) {
-        int rc = rsclip__error(RSCLIP_ERR_IO, "%s: %s", real, strerror(errno));
+        int rc = soft(out, real, rsclip__error(RSCLIP_ERR_IO, "%s: %s", real, strerror(errno)));
         free(real);
         return rc;
     }
@@ -149,8 +165,9 @@ static int add_input(const char *in, const char *base, strlist *out) {
 static int add_list_file(const char *list_file, strlist *out) {
     FILE *f = fopen(list_file, "r");
     if (!f)
-        return rsclip__error(errno == ENOENT ? RSCLIP_ERR_NOT_FOUND : RSCLIP_ERR_IO,
-                             "%s: cannot open input list: %s", list_file, strerror(errno));
+        return soft(out, list_file,
+                    rsclip__error(errno == ENOENT ? RSCLIP_ERR_NOT_FOUND : RSCLIP_ERR_IO,
+                                  "%s: cannot open input list: %s", list_file, strerror(errno)));
     char *base = strdup(list_file);
     if (!base) {
         fclose(f);
@@ -200,16 +217,22 @@ void rsclip_inputs_free(char **paths, int n_paths) {
 
 int rsclip_inputs_expand(const char *const *inputs, int n_inputs, const char *list_file,
                          char ***paths, int *n_paths) {
+    return rsclip_inputs_expand_ex(inputs, n_inputs, list_file, NULL, NULL, paths, n_paths);
+}
+
+int rsclip_inputs_expand_ex(const char *const *inputs, int n_inputs, const char *list_file,
+                            rsclip_inputs_error_fn on_error, void *user, char ***paths,
+                            int *n_paths) {
     if (!paths || !n_paths || n_inputs < 0 || (n_inputs > 0 && !inputs))
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_inputs_expand: bad arguments");
     *paths = NULL;
     *n_paths = 0;
-    strlist l = {NULL, 0, 0};
+    strlist l = {NULL, 0, 0, on_error, user};
     int rc = RSCLIP_OK;
     for (int i = 0; rc == RSCLIP_OK && i < n_inputs; i++) {
         if (!inputs[i] || !*inputs[i]) {
-            rc = rsclip__error(RSCLIP_ERR_INVALID_ARG, "inputs: empty input name");
-            break;
+            rc = soft(&l, "", rsclip__error(RSCLIP_ERR_INVALID_ARG, "inputs: empty input name"));
+            continue;
         }
         rc = add_input(inputs[i], NULL, &l);
     }

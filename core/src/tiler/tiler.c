@@ -17,32 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct rsclip_tiler {
-    rsclip_tiler_params p;
-    char *path;
-    char *resampling;
-    GDALDatasetH opened; /* the raster as opened */
-    GDALDatasetH warped; /* GCP-georeferenced rasters: warped to their GCP CRS, else NULL */
-    GDALDatasetH src;    /* warped ? warped : opened: the source grid */
-    int palette;         /* the chosen single band is a colour-table index: expand to RGB */
-    GDALDatasetH vrt;    /* resampled view (params.gsd), NULL at native resolution */
-    GDALDatasetH ds;     /* what tiles are read from: vrt ? vrt : src */
-    GDALRasterBandH band[3];
-    int dup_of[3];      /* channel c is a copy of channel dup_of[c] (-1: read it) */
-    int passthrough[3]; /* Byte band without scaling: read straight into the RGB buffer */
-    int is_float[3];    /* NaN is invalid */
-    double lo[3], k[3]; /* v8 = clamp(round((v - lo) * k)) */
-    GDALRasterBandH mask[3];
-    int n_mask;
-    OGRSpatialReferenceH srs;        /* scene CRS, traditional GIS axis order */
-    OGRCoordinateTransformationH ct; /* scene CRS -> WGS84 lon,lat */
-    char *wkt, *wkt2;
-    rsclip_raster_info info;
-    uint8_t *valid; /* [tile_size^2] 1 = valid pixel of the current tile */
-    uint8_t *mtmp;  /* [tile_size^2] one mask band's window */
-    double *vbuf;   /* [tile_size^2] one band's window as float64 */
-};
-
 rsclip_tiler_params rsclip_tiler_default_params(void) {
     rsclip_tiler_params p;
     memset(&p, 0, sizeof p);
@@ -98,6 +72,9 @@ static int check_params(const char *path, rsclip_tiler_params *p) {
     if (p->mask_mode < RSCLIP_TILER_MASK_AUTO || p->mask_mode > RSCLIP_TILER_MASK_NONE)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: unknown mask_mode %d", path,
                              p->mask_mode);
+    if (p->max_tiles < 0)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: max_tiles %lld is negative", path,
+                             (long long)p->max_tiles);
     if (p->densify < 1 || p->densify > RSCLIP_TILER_MAX_DENSIFY)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: densify %d out of range 1..%d", path,
                              p->densify, RSCLIP_TILER_MAX_DENSIFY);
@@ -134,6 +111,16 @@ static int pixel_metres(rsclip_tiler *t, const double *gt, int w, int h, double 
     return (*gx > 0 && *gy > 0) ? 0 : -1;
 }
 
+/* Lon/lat a little past the world's edge (an EPSG:4326 raster whose outer pixel edges overshoot
+ * +-180/+-90 by half a pixel) are clamped onto it; further out is an error (-1). */
+static int clamp_lonlat(double *lon, double *lat) {
+    const double s = RSCLIP_TILER_LONLAT_SLACK;
+    if (*lon < -180.0 - s || *lon > 180.0 + s || *lat < -90.0 - s || *lat > 90.0 + s) return -1;
+    *lon = *lon < -180.0 ? -180.0 : *lon > 180.0 ? 180.0 : *lon;
+    *lat = *lat < -90.0 ? -90.0 : *lat > 90.0 ? 90.0 : *lat;
+    return 0;
+}
+
 static int grid_count(int w, int tile, int stride) {
     if (w <= tile) return 1;
     return (w - tile + stride - 1) / stride + 1;
@@ -143,6 +130,45 @@ static int grid_off(int i, int w, int tile, int stride) {
     if (w <= tile) return 0;
     int64_t o = (int64_t)i * stride;
     return o > w - tile ? w - tile : (int)o;
+}
+
+/* ---- the tile grid ------------------------------------------------------------------------ */
+
+/* Windows of the grid, counted arithmetically (a size read from a file never drives a loop), and
+ * refused past params.max_tiles: a 200-byte VRT can declare 2^31 x 2^31 pixels. */
+static int setup_grid(rsclip_tiler *t) {
+    rsclip_raster_info *si = &t->info;
+    si->tile_size = t->p.tile_size;
+    si->stride = t->p.stride;
+    si->tiles_x = grid_count(si->width, si->tile_size, si->stride);
+    si->tiles_y = grid_count(si->height, si->tile_size, si->stride);
+    si->n_tiles = (int64_t)si->tiles_x * si->tiles_y;
+    int64_t cap = t->p.max_tiles > 0 ? t->p.max_tiles : RSCLIP_TILER_MAX_TILES;
+    if (si->n_tiles > cap)
+        return rsclip__error(RSCLIP_ERR_UNSUPPORTED,
+                             "%s: %d x %d pixels at stride %d make %lld tiles, more than the limit "
+                             "of %lld per scene (raise it with max_tiles / --max-tiles if this "
+                             "raster is real)",
+                             t->path, si->width, si->height, si->stride, (long long)si->n_tiles,
+                             (long long)cap);
+    return RSCLIP_OK;
+}
+
+/* A geotransform that maps pixels onto a plane: finite, and an area per pixel that is not zero
+ * (a zero pixel size would give every tile the same footprint). */
+static int check_geotransform(const rsclip_tiler *t, const double gt[6]) {
+    for (int i = 0; i < 6; i++)
+        if (!isfinite(gt[i]))
+            return rsclip__error(RSCLIP_ERR_UNSUPPORTED,
+                                 "%s: geotransform has a non-finite coefficient (%g)", t->path,
+                                 gt[i]);
+    double det = gt[1] * gt[5] - gt[2] * gt[4];
+    if (!(fabs(det) > 0.0))
+        return rsclip__error(RSCLIP_ERR_UNSUPPORTED,
+                             "%s: degenerate geotransform (pixel size %g x %g, rotation %g, %g): a "
+                             "pixel covers no ground",
+                             t->path, gt[1], gt[5], gt[2], gt[4]);
+    return RSCLIP_OK;
 }
 
 /* ---- band choice ------------------------------------------------------------------------ */
@@ -186,6 +212,7 @@ static int choose_bands(rsclip_tiler *t) {
     } else if (n_color == 3) {
         si->n_bands = 3;
         memcpy(si->bands, first, sizeof first);
+        si->bands_assumed = nb > 3; /* e.g. blue, green, red of a Sentinel-2 stack as R, G, B */
     } else {
         si->n_bands = 1;
         si->bands[0] = si->bands[1] = si->bands[2] = n_color ? first[0] : 1;
@@ -208,6 +235,10 @@ static int setup_crs(rsclip_tiler *t, rsclip__gdal_errors *e) {
         gt[0] = 0.0, gt[1] = 1.0, gt[2] = 0.0, gt[3] = 0.0, gt[4] = 0.0, gt[5] = 1.0;
     }
     memcpy(si->src_geotransform, gt, sizeof gt);
+    if (has_gt) {
+        int rc = check_geotransform(t, gt);
+        if (rc) return rc;
+    }
     OGRSpatialReferenceH srs = has_gt ? GDALGetSpatialRef(t->src) : NULL;
     si->georef = !has_gt ? RSCLIP_GEOREF_NONE : srs ? RSCLIP_GEOREF_CRS : RSCLIP_GEOREF_LOCAL;
     if (srs) {
@@ -337,158 +368,6 @@ static int gsd_args(rsclip_tiler *t, char ***argv) {
     return RSCLIP_OK;
 }
 
-/* ---- masks and scaling statistics ---------------------------------------------------------- */
-
-static void setup_masks(rsclip_tiler *t) {
-    int have_per_dataset = 0;
-    t->info.mask_flags = GMF_ALL_VALID;
-    for (int c = 0; c < 3; c++) {
-        if (t->dup_of[c] >= 0) continue;
-        int flags = GDALGetMaskFlags(t->band[c]);
-        if (c == 0) t->info.mask_flags = flags;
-        if (t->p.mask_mode == RSCLIP_TILER_MASK_NONE) continue;
-        if (flags & GMF_ALL_VALID) continue;
-        if ((flags & GMF_ALPHA) && t->p.mask_mode == RSCLIP_TILER_MASK_NO_ALPHA) continue;
-        if (flags & GMF_PER_DATASET) {
-            if (have_per_dataset) continue;
-            have_per_dataset = 1;
-        }
-        t->mask[t->n_mask++] = GDALGetMaskBand(t->band[c]);
-    }
-    if (t->p.mask_mode == RSCLIP_TILER_MASK_NONE) t->info.mask_flags = GMF_ALL_VALID;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* numpy.percentile's default ("linear"): interpolate between the order statistics around
- * (n - 1) * q / 100. s is sorted, n > 0. */
-static double percentile(const double *s, size_t n, double q) {
-    double pos = (double)(n - 1) * q / 100.0;
-    size_t i = (size_t)floor(pos);
-    if (i >= n - 1) return s[n - 1];
-    double f = pos - (double)i;
-    return s[i] + (s[i + 1] - s[i]) * f;
-}
-
-static int compute_percentiles(rsclip_tiler *t, rsclip__gdal_errors *e) {
-    int w = t->info.width, h = t->info.height, S = t->p.stats_size;
-    int sw = w, sh = h;
-    if (w > S || h > S) {
-        double f = (double)(w > h ? w : h) / S;
-        sw = (int)ceil(w / f);
-        sh = (int)ceil(h / f);
-        if (sw > w) sw = w;
-        if (sh > h) sh = h;
-        if (sw < 1) sw = 1;
-        if (sh < 1) sh = 1;
-    }
-    size_t n = (size_t)sw * (size_t)sh, nb_vals, nb_sorted;
-    if (rsclip__mul_size(n, sizeof(double), &nb_vals) ||
-        rsclip__mul_size(n, sizeof(double), &nb_sorted))
-        return rsclip__error(RSCLIP_ERR_NOMEM, "%s: statistics buffer too large", t->path);
-    double *vals = (double *)malloc(nb_vals);
-    double *sorted = (double *)malloc(nb_sorted);
-    uint8_t *valid = (uint8_t *)malloc(n), *tmp = (uint8_t *)malloc(n);
-    int rc = RSCLIP_OK;
-    if (!vals || !sorted || !valid || !tmp) {
-        rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory for statistics", t->path);
-        goto done;
-    }
-    memset(valid, 1, n);
-    for (int m = 0; m < t->n_mask; m++) {
-        if (GDALRasterIO(t->mask[m], GF_Read, 0, 0, w, h, tmp, sw, sh, GDT_Byte, 0, 0) != CE_None) {
-            rc = rsclip__gdal_error(e, RSCLIP_ERR_GDAL, "%s: %s", t->path, "cannot read the mask");
-            goto done;
-        }
-        for (size_t i = 0; i < n; i++) valid[i] &= tmp[i] != 0;
-    }
-    for (int c = 0; c < 3; c++) {
-        if (t->dup_of[c] >= 0) {
-            t->info.scale_min[c] = t->info.scale_min[t->dup_of[c]];
-            t->info.scale_max[c] = t->info.scale_max[t->dup_of[c]];
-            continue;
-        }
-        if (GDALRasterIO(t->band[c], GF_Read, 0, 0, w, h, vals, sw, sh, GDT_Float64, 0, 0) !=
-            CE_None) {
-            rc = rsclip__gdal_error(e, RSCLIP_ERR_GDAL, "%s: %s", t->path,
-                                    "cannot read band statistics");
-            goto done;
-        }
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++)
-            if (valid[i] && !isnan(vals[i])) sorted[k++] = vals[i];
-        double lo = 0.0, hi = 255.0;
-        if (k > 0) {
-            qsort(sorted, k, sizeof(double), cmp_double);
-            lo = percentile(sorted, k, t->p.pct_low);
-            hi = percentile(sorted, k, t->p.pct_high);
-        }
-        t->info.scale_min[c] = lo;
-        t->info.scale_max[c] = hi;
-    }
-done:
-    free(vals);
-    free(sorted);
-    free(valid);
-    free(tmp);
-    return rc;
-}
-
-static int setup_scaling(rsclip_tiler *t, rsclip__gdal_errors *e) {
-    rsclip_raster_info *si = &t->info;
-    int all_byte = 1;
-    for (int c = 0; c < 3; c++) {
-        GDALDataType dt = GDALGetRasterDataType(t->band[c]);
-        if (GDALDataTypeIsComplex(dt))
-            return rsclip__error(RSCLIP_ERR_UNSUPPORTED, "%s: band %d has complex data (%s)",
-                                 t->path, si->bands[c], GDALGetDataTypeName(dt));
-        t->is_float[c] = GDALDataTypeIsFloating(dt);
-        if (dt != GDT_Byte) all_byte = 0;
-    }
-    int mode = t->p.scale_mode;
-    if (mode == RSCLIP_TILER_SCALE_AUTO)
-        mode = all_byte ? RSCLIP_TILER_SCALE_NONE : RSCLIP_TILER_SCALE_PERCENTILE;
-    si->scale_mode = mode;
-    if (mode == RSCLIP_TILER_SCALE_NONE) {
-        for (int c = 0; c < 3; c++) {
-            si->scale_min[c] = 0.0;
-            si->scale_max[c] = 255.0;
-        }
-    } else if (mode == RSCLIP_TILER_SCALE_RANGE) {
-        for (int c = 0; c < 3; c++) {
-            si->scale_min[c] = t->p.scale_min[c];
-            si->scale_max[c] = t->p.scale_max[c];
-        }
-    } else {
-        int rc = compute_percentiles(t, e);
-        if (rc) return rc;
-    }
-    static const char *const names[] = {"auto", "none", "range", "percentile"};
-    char *js = si->scaling_json;
-    size_t cap = sizeof si->scaling_json;
-    int n = snprintf(js, cap, "{\"mode\":\"%s\"", names[mode]);
-    if (mode == RSCLIP_TILER_SCALE_PERCENTILE)
-        n += snprintf(js + n, cap - (size_t)n, ",\"pct\":[%.17g,%.17g]", t->p.pct_low,
-                      t->p.pct_high);
-    if (mode != RSCLIP_TILER_SCALE_NONE)
-        n += snprintf(js + n, cap - (size_t)n,
-                      ",\"min\":[%.17g,%.17g,%.17g],\"max\":[%.17g,%.17g,%.17g]", si->scale_min[0],
-                      si->scale_min[1], si->scale_min[2], si->scale_max[0], si->scale_max[1],
-                      si->scale_max[2]);
-    snprintf(js + n, cap - (size_t)n, ",\"fill\":0}");
-    for (int c = 0; c < 3; c++) {
-        double lo = si->scale_min[c], hi = si->scale_max[c];
-        t->lo[c] = lo;
-        t->k[c] = hi > lo ? 255.0 / (hi - lo) : 255.0; /* a constant band maps to 0 */
-        t->passthrough[c] =
-            mode == RSCLIP_TILER_SCALE_NONE && GDALGetRasterDataType(t->band[c]) == GDT_Byte;
-    }
-    return RSCLIP_OK;
-}
-
 /* ---- open / close ------------------------------------------------------------------------- */
 
 static int open_impl(rsclip_tiler *t, rsclip__gdal_errors *e) {
@@ -563,27 +442,42 @@ static int open_impl(rsclip_tiler *t, rsclip__gdal_errors *e) {
             if (si->bands[d] == si->bands[c] && t->dup_of[c] < 0) t->dup_of[c] = d;
     }
     si->data_type = GDALGetDataTypeName(GDALGetRasterDataType(t->band[0]));
-    setup_masks(t);
-    rc = setup_scaling(t, e);
-    if (rc) return rc;
+    for (int c = 0; c < 3; c++) {
+        GDALDataType dt = GDALGetRasterDataType(t->band[c]);
+        if (GDALDataTypeIsComplex(dt))
+            return rsclip__error(RSCLIP_ERR_UNSUPPORTED, "%s: band %d has complex data (%s)", path,
+                                 si->bands[c], GDALGetDataTypeName(dt));
+    }
+    rsclip__tiler_setup_masks(t);
     rc = rsclip__fingerprint(path, t->opened, &si->fingerprint);
     if (rc) return rc;
+    return setup_grid(t);
+}
 
-    si->tile_size = t->p.tile_size;
-    si->stride = t->p.stride;
-    si->tiles_x = grid_count(si->width, si->tile_size, si->stride);
-    si->tiles_y = grid_count(si->height, si->tile_size, si->stride);
-    si->n_tiles = (int64_t)si->tiles_x * si->tiles_y;
-
+/* Statistics and tile buffers: the part of opening that reads pixels. */
+static int prepare_impl(rsclip_tiler *t, rsclip__gdal_errors *e) {
+    int rc = rsclip__tiler_setup_scaling(t, e);
+    if (rc) return rc;
     size_t npx = (size_t)t->p.tile_size * (size_t)t->p.tile_size, nbytes;
     if (rsclip__mul_size(npx, sizeof(double), &nbytes))
-        return rsclip__error(RSCLIP_ERR_NOMEM, "%s: tile buffers too large", path);
+        return rsclip__error(RSCLIP_ERR_NOMEM, "%s: tile buffers too large", t->path);
     t->valid = (uint8_t *)malloc(npx);
     t->mtmp = (uint8_t *)malloc(npx);
     t->vbuf = (double *)malloc(nbytes);
     if (!t->valid || !t->mtmp || !t->vbuf)
-        return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory for tile buffers", path);
+        return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory for tile buffers", t->path);
+    t->prepared = 1;
     return RSCLIP_OK;
+}
+
+int rsclip_tiler_prepare(rsclip_tiler *t) {
+    if (!t) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_tiler_prepare: tiler is NULL");
+    if (t->prepared) return RSCLIP_OK;
+    rsclip__gdal_errors e;
+    rsclip__gdal_errors_push(&e);
+    int rc = prepare_impl(t, &e);
+    rsclip__gdal_errors_pop(&e);
+    return rc;
 }
 
 int rsclip_tiler_open(const char *path, const rsclip_tiler_params *params, rsclip_tiler **out) {
@@ -607,6 +501,7 @@ int rsclip_tiler_open(const char *path, const rsclip_tiler_params *params, rscli
     rsclip__gdal_errors e;
     rsclip__gdal_errors_push(&e);
     rc = open_impl(t, &e);
+    if (!rc && !p.defer_stats) rc = prepare_impl(t, &e);
     rsclip__gdal_errors_pop(&e);
     if (rc) {
         rsclip_tiler_close(t);
@@ -693,9 +588,21 @@ static int fill_tile(rsclip_tiler *t, int64_t i, rsclip_tile *tile) {
     xs[n - 1] = xs[0];
     ys[n - 1] = ys[0];
     gt_apply(gt, 0.5 * (x0 + x1), 0.5 * (y0 + y1), &xs[n], &ys[n]);
-    if (!OCTTransformEx(t->ct, n + 1, xs, ys, NULL, ok)) return RSCLIP_OK;
-    for (int j = 0; j <= n; j++)
-        if (!ok[j]) return RSCLIP_OK;
+    int all = OCTTransformEx(t->ct, n + 1, xs, ys, NULL, ok);
+    for (int j = 0; j <= n; j++) {
+        if (!all || !ok[j] || !isfinite(xs[j]) || !isfinite(ys[j]))
+            return rsclip__error(RSCLIP_ERR_UNSUPPORTED,
+                                 "%s: tile %lld (window %d,%d %dx%d): PROJ cannot transform its "
+                                 "footprint to WGS84 (outside the area the CRS is defined for?)",
+                                 t->path, (long long)i, tile->xoff, tile->yoff, tile->xsize,
+                                 tile->ysize);
+        if (clamp_lonlat(&xs[j], &ys[j]) != 0)
+            return rsclip__error(RSCLIP_ERR_UNSUPPORTED,
+                                 "%s: tile %lld (window %d,%d %dx%d) reaches lon/lat %.9g, %.9g: "
+                                 "outside the world by more than %g degrees",
+                                 t->path, (long long)i, tile->xoff, tile->yoff, tile->xsize,
+                                 tile->ysize, xs[j], ys[j], RSCLIP_TILER_LONLAT_SLACK);
+    }
     for (int j = 0; j < n; j++) {
         tile->ring[j][0] = xs[j];
         tile->ring[j][1] = ys[j];
@@ -761,13 +668,15 @@ static int read_impl(rsclip_tiler *t, rsclip_tile *tile, uint8_t *rgb, rsclip__g
         const double lo = t->lo[c], k = t->k[c];
         for (size_t i = 0; i < n; i++) {
             double v = t->vbuf[i];
-            if (isnan(v)) {
-                if (t->is_float[c]) t->valid[i] = 0, any_invalid = 1;
+            if (!isfinite(v)) { /* NaN and +-Inf (only float bands hold them) are invalid */
+                t->valid[i] = 0;
+                any_invalid = 1;
                 rgb[3 * i + c] = 0;
                 continue;
             }
             double s = floor((v - lo) * k + 0.5);
-            rgb[3 * i + c] = s <= 0.0 ? 0 : s >= 255.0 ? 255 : (uint8_t)s;
+            /* written so that NaN (an overflowing scale) maps to 0, never into the cast */
+            rgb[3 * i + c] = !(s > 0.0) ? 0 : s >= 255.0 ? 255 : (uint8_t)s;
         }
     }
     if (any_invalid) {
@@ -789,7 +698,8 @@ int rsclip_tiler_read(rsclip_tiler *t, int64_t i, uint8_t *rgb, size_t rgb_size,
                              t->path, rgb_size, rsclip_tiler_buffer_size(t));
     rsclip__gdal_errors e;
     rsclip__gdal_errors_push(&e);
-    int rc = fill_tile(t, i, tile);
+    int rc = t->prepared ? RSCLIP_OK : prepare_impl(t, &e);
+    if (!rc) rc = fill_tile(t, i, tile);
     if (rc == RSCLIP_OK) {
         rc = read_impl(t, tile, rgb, &e);
         if (rc) {

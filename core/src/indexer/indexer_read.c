@@ -1,0 +1,349 @@
+/* The indexer's reader thread: for each input, decide what the run does with it (skip an
+ * unchanged scene, resume an interrupted one, replace one whose file or settings changed), then
+ * read and preprocess its tiles into batches for the writer. Every failure here belongs to one
+ * scene: it is reported (MSG_SCENE_FAIL) and the next input is read. */
+#include "indexer/indexer_internal.h"
+#include "status/status_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char *dupstr(const char *s) {
+    return strdup(s ? s : "");
+}
+
+static msg *msg_new(int kind, int scene_no) {
+    msg *m = calloc(1, sizeof *m);
+    if (m) {
+        m->kind = kind;
+        m->scene_no = scene_no;
+    }
+    return m;
+}
+
+static void send_fail(pipeline *pl, int scene_no, const char *path, const char *err) {
+    msg *m = msg_new(MSG_SCENE_FAIL, scene_no);
+    if (!m) return; /* out of memory: the scene simply stays unreported as failed */
+    m->path = dupstr(path);
+    m->error = dupstr(err);
+    rsclip__q_push(&pl->to_writer, m);
+}
+
+static int cmp_window(const void *a, const void *b) {
+    const rsclip_tile_window *x = a, *y = b;
+    if (x->yoff != y->yoff) return x->yoff < y->yoff ? -1 : 1;
+    if (x->xoff != y->xoff) return x->xoff < y->xoff ? -1 : 1;
+    if (x->ysize != y->ysize) return x->ysize < y->ysize ? -1 : 1;
+    if (x->xsize != y->xsize) return x->xsize < y->xsize ? -1 : 1;
+    return 0;
+}
+
+/* ---- what to do with a scene ----------------------------------------------------------------- */
+
+typedef struct decision {
+    int state; /* RSCLIP_SCENE_NEW / UNCHANGED / RESUMED / CHANGED */
+    int64_t sid;
+    char note[768]; /* why a stored scene is replaced ("" when it is not) */
+} decision;
+
+/* The smallest positive step between consecutive distinct offsets, leaving out the last one (the
+ * edge column or row is shifted back to end at the raster's edge): the stride a schema-1 scene
+ * was cut with. 0 when fewer than three distinct offsets exist. */
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+static int inferred_step(const rsclip_tile_window *w, size_t n, int horizontal) {
+    int *o = malloc((n ? n : 1) * sizeof *o);
+    if (!o) return 0;
+    for (size_t i = 0; i < n; i++) o[i] = horizontal ? w[i].xoff : w[i].yoff;
+    qsort(o, n, sizeof *o, cmp_int);
+    size_t k = 0; /* distinct offsets in o[0..k) */
+    for (size_t i = 0; i < n; i++)
+        if (k == 0 || o[k - 1] != o[i]) o[k++] = o[i];
+    int step = 0;
+    for (size_t i = 1; i + 1 < k; i++) /* the last distinct offset is left out */
+        if (step == 0 || o[i] - o[i - 1] < step) step = o[i] - o[i - 1];
+    free(o);
+    return step;
+}
+
+/* A scene indexed under schema 1 recorded no settings: compare what it did record (grid size,
+ * bands, tile size and stride seen in its windows) with what this run would make. */
+static void legacy_compare(pipeline *pl, rsclip_index *ro, const rsclip_scene_info *old,
+                           const rsclip_raster_info *si, decision *d) {
+    char why[256] = "";
+    size_t len = 0;
+    if (old->width != si->width || old->height != si->height)
+        len += (size_t)snprintf(why + len, sizeof why - len, "grid %dx%d \xe2\x86\x92 %dx%d, ",
+                                old->width, old->height, si->width, si->height);
+    if (len < sizeof why && (!old->bands || strcmp(old->bands, si->bands_text) != 0))
+        len += (size_t)snprintf(why + len, sizeof why - len, "bands %s \xe2\x86\x92 %s, ",
+                                old->bands ? old->bands : "?", si->bands_text);
+    rsclip_tile_window *w = NULL;
+    size_t n = 0;
+    if (len < sizeof why && rsclip_index_scene_windows(ro, d->sid, &w, &n) == RSCLIP_OK && n) {
+        int size = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (w[i].xsize > size) size = w[i].xsize;
+            if (w[i].ysize > size) size = w[i].ysize;
+        }
+        int sx = inferred_step(w, n, 1), sy = inferred_step(w, n, 0);
+        int step = sx ? sx : sy;
+        int want_size =
+            si->width < si->tile_size || si->height < si->tile_size ? size : si->tile_size;
+        if (size != want_size || (step && step != si->stride))
+            len += (size_t)snprintf(why + len, sizeof why - len,
+                                    "tiles %d px stride %d \xe2\x86\x92 %d px stride %d, ", size,
+                                    step ? step : size, si->tile_size, si->stride);
+    }
+    rsclip_clear_error();
+    rsclip_free(w);
+    if (len == 0) return; /* same as far as schema 1 can tell */
+    if (len >= 2 && len < sizeof why) why[len - 2] = 0;
+    d->state = RSCLIP_SCENE_CHANGED;
+    snprintf(d->note, sizeof d->note, "settings changed: %s (indexed by an older rsclip)", why);
+    (void)pl;
+}
+
+/* Compare the scene on disk and the settings of this run with what the index holds. */
+static void decide(pipeline *pl, rsclip_index *ro, const rsclip_raster_info *si, decision *d) {
+    memset(d, 0, sizeof *d);
+    d->state = RSCLIP_SCENE_NEW;
+    rsclip_scene_info *old = NULL;
+    if (!ro || rsclip_index_find_scene(ro, si->path, &old) != RSCLIP_OK) {
+        rsclip_clear_error(); /* not there (or no index yet) */
+        return;
+    }
+    d->sid = old->id;
+    const rsclip_fingerprint *fp = &si->fingerprint;
+    int legacy = old->settings == NULL;
+    const char *sum = legacy ? fp->legacy_hex : fp->checksum_hex;
+    if (old->file_size != fp->size || old->mtime_ns != fp->mtime_ns ||
+        (old->checksum && strcmp(old->checksum, sum) != 0)) {
+        d->state = RSCLIP_SCENE_CHANGED;
+        snprintf(d->note, sizeof d->note, "file changed");
+    } else if (legacy && old->status != RSCLIP_SCENE_COMPLETE) {
+        d->state = RSCLIP_SCENE_CHANGED;
+        snprintf(d->note, sizeof d->note,
+                 "interrupted under an older rsclip that did not record its settings: starting "
+                 "over");
+    } else if (legacy) {
+        d->state = RSCLIP_SCENE_UNCHANGED;
+        legacy_compare(pl, ro, old, si, d);
+    } else if (strcmp(old->settings, pl->settings) != 0) {
+        char diff[600];
+        d->state = RSCLIP_SCENE_CHANGED;
+        if (rsclip_tiler_settings_diff(old->settings, pl->settings, diff, sizeof diff) > 0)
+            snprintf(d->note, sizeof d->note, "settings changed: %s", diff);
+        else
+            snprintf(d->note, sizeof d->note, "settings changed");
+        rsclip_clear_error();
+    } else {
+        d->state =
+            old->status == RSCLIP_SCENE_COMPLETE ? RSCLIP_SCENE_UNCHANGED : RSCLIP_SCENE_RESUMED;
+    }
+    if (pl->params->force && d->state != RSCLIP_SCENE_CHANGED) {
+        d->state = RSCLIP_SCENE_CHANGED;
+        snprintf(d->note, sizeof d->note, "forced");
+    }
+    rsclip_free(old);
+}
+
+/* ---- reading a scene ------------------------------------------------------------------------- */
+
+/* The message that opens a scene in the index, with what the index records about it. */
+static msg *begin_msg(pipeline *pl, int scene_no, const rsclip_raster_info *si, const decision *d,
+                      int64_t to_do) {
+    msg *m = msg_new(MSG_SCENE_BEGIN, scene_no);
+    if (!m) return NULL;
+    char note[1024] = "";
+    if (d->note[0]) snprintf(note, sizeof note, "%s", d->note);
+    if (si->bands_assumed) {
+        size_t len = strlen(note);
+        snprintf(note + len, sizeof note - len,
+                 "%s%d bands without red/green/blue colour interpretation: bands %s are used as "
+                 "red, green, blue (choose them with --bands)",
+                 len ? "; " : "", si->src_bands, si->bands_text);
+    }
+    m->path = dupstr(si->path);
+    m->checksum = dupstr(si->fingerprint.checksum_hex);
+    m->crs_wkt = dupstr(si->crs_wkt);
+    m->bands = dupstr(si->bands_text);
+    m->scaling = dupstr(si->scaling_json);
+    m->settings = dupstr(pl->settings);
+    m->note = note[0] ? dupstr(note) : NULL;
+    if (!m->path || !m->checksum || !m->crs_wkt || !m->bands || !m->scaling || !m->settings ||
+        (note[0] && !m->note)) {
+        rsclip__msg_free(m);
+        return NULL;
+    }
+    rsclip_scene_info *sc = &m->scene;
+    sc->path = m->path;
+    sc->file_size = si->fingerprint.size;
+    sc->mtime_ns = si->fingerprint.mtime_ns;
+    sc->checksum = m->checksum;
+    sc->crs_wkt = m->crs_wkt;
+    sc->epsg = si->epsg;
+    memcpy(sc->geotransform, si->geotransform, sizeof sc->geotransform);
+    sc->width = si->width;
+    sc->height = si->height;
+    sc->bands = m->bands;
+    sc->scaling = m->scaling;
+    sc->tiles_planned = si->n_tiles;
+    sc->settings = m->settings;
+    sc->tile_size = si->tile_size;
+    sc->stride = si->stride;
+    sc->src_width = si->src_width;
+    sc->src_height = si->src_height;
+    sc->src_bands = si->src_bands;
+    sc->georef = si->georef;
+    sc->gsd = si->gsd;
+    m->force = d->state == RSCLIP_SCENE_CHANGED;
+    m->tiles_to_do = to_do;
+    return m;
+}
+
+/* One tile into the batch being filled (preprocessed pixels, record, footprint). */
+static int add_to_batch(pipeline *pl, batch *b, const rsclip_tile *tile, const uint8_t *rgb) {
+    const size_t px_per_tile = (size_t)3 * (size_t)pl->image_size * (size_t)pl->image_size;
+    int k = b->n;
+    int rc =
+        rsclip_preprocess_rgb8(pl->model, rgb, tile->out_width, tile->out_height,
+                               (size_t)tile->out_width * 3, b->pixels + (size_t)k * px_per_tile);
+    if (rc) return rc;
+    rsclip_tile_record *r = &b->recs[k];
+    memset(r, 0, sizeof *r);
+    r->window = (rsclip_tile_window){tile->xoff, tile->yoff, tile->xsize, tile->ysize};
+    r->valid_fraction = tile->valid_fraction;
+    for (int c = 0; c < 4; c++) {
+        r->corners[2 * c] = tile->corners[c][0];
+        r->corners[2 * c + 1] = tile->corners[c][1];
+    }
+    if (tile->has_lonlat) {
+        double *ring = b->rings + (size_t)k * RSCLIP_TILER_MAX_RING * 2;
+        memcpy(ring, tile->ring, sizeof(double) * 2 * (size_t)tile->n_ring);
+        r->footprint = ring;
+        r->n_footprint = (size_t)tile->n_ring;
+        r->lon = tile->center_lon;
+        r->lat = tile->center_lat;
+    } else { /* pixel coordinates: no WGS84 footprint */
+        r->lon = r->lat = NAN;
+    }
+    b->n++;
+    return RSCLIP_OK;
+}
+
+static int send_batch(pipeline *pl, int scene_no, batch **b) {
+    msg *m = msg_new(MSG_BATCH, scene_no);
+    if (!m) return rsclip__error(RSCLIP_ERR_NOMEM, "indexer: out of memory");
+    m->b = *b;
+    *b = NULL;
+    rsclip__q_push(&pl->to_writer, m);
+    return RSCLIP_OK;
+}
+
+/* Read the tiles of an opened scene that are not in done[0..n_done) into batches. Returns the
+ * scene's first error (already reported to nobody: the caller sends it). */
+static int read_tiles(pipeline *pl, rsclip_tiler *t, int scene_no, const rsclip_tile_window *done,
+                      size_t n_done, int64_t *skipped) {
+    const rsclip_raster_info *si = rsclip_tiler_scene(t);
+    const size_t rgb_size = rsclip_tiler_buffer_size(t);
+    uint8_t *rgb = malloc(rgb_size);
+    if (!rgb) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", si->path);
+    batch *b = NULL;
+    rsclip_tile tile;
+    int rc = RSCLIP_OK;
+    for (int64_t i = 0; i < si->n_tiles && !rc; i++) {
+        if (atomic_load(&pl->stop) || atomic_load(&pl->dropped) == scene_no + 1) break;
+        if ((rc = rsclip_tiler_tile(t, i, &tile))) break;
+        rsclip_tile_window w = {tile.xoff, tile.yoff, tile.xsize, tile.ysize};
+        if (n_done && bsearch(&w, done, n_done, sizeof w, cmp_window)) continue;
+        if ((rc = rsclip_tiler_read(t, i, rgb, rgb_size, &tile))) break;
+        if (tile.skipped) {
+            (*skipped)++;
+            continue;
+        }
+        if (!b) {
+            b = rsclip__q_pop(&pl->free_batches);
+            b->n = 0;
+        }
+        if ((rc = add_to_batch(pl, b, &tile, rgb))) break;
+        if (b->n == pl->batch_cap) rc = send_batch(pl, scene_no, &b);
+    }
+    if (!rc && b && b->n > 0) rc = send_batch(pl, scene_no, &b);
+    if (b) rsclip__q_push(&pl->free_batches, b);
+    free(rgb);
+    return rc;
+}
+
+/* One scene: open it (cheaply: no pixels), decide, then read its tiles. */
+static void read_scene(pipeline *pl, rsclip_index *ro, int scene_no) {
+    const char *path = pl->paths[scene_no];
+    rsclip_tiler *t = NULL;
+    if (rsclip_tiler_open(path, &pl->tp, &t) != RSCLIP_OK) {
+        send_fail(pl, scene_no, path, rsclip_last_error());
+        return;
+    }
+    const rsclip_raster_info *si = rsclip_tiler_scene(t);
+    decision d;
+    decide(pl, ro, si, &d);
+    if (d.state == RSCLIP_SCENE_UNCHANGED) {
+        msg *m = msg_new(MSG_SCENE_SKIP, scene_no);
+        if (m) rsclip__q_push(&pl->to_writer, m);
+        rsclip_tiler_close(t);
+        return;
+    }
+    rsclip_tile_window *done = NULL;
+    size_t n_done = 0;
+    int rc = RSCLIP_OK;
+    if (d.state == RSCLIP_SCENE_RESUMED && ro)
+        rc = rsclip_index_scene_windows(ro, d.sid, &done, &n_done);
+    if (!rc) rc = rsclip_tiler_prepare(t); /* scaling statistics: the first pixels read */
+    msg *m = NULL;
+    if (!rc) {
+        /* windows already stored are windows of this grid (other settings re-index) */
+        int64_t to_do = si->n_tiles - (int64_t)n_done;
+        m = begin_msg(pl, scene_no, si, &d, to_do > 0 ? to_do : 0);
+        if (!m) rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", path);
+    }
+    int64_t skipped = 0;
+    if (!rc) {
+        rsclip__q_push(&pl->to_writer, m);
+        rc = read_tiles(pl, t, scene_no, done, n_done, &skipped);
+    }
+    if (rc) {
+        send_fail(pl, scene_no, path, rsclip_last_error());
+    } else if (!atomic_load(&pl->stop) && atomic_load(&pl->dropped) != scene_no + 1) {
+        msg *me = msg_new(MSG_SCENE_END, scene_no);
+        if (me) {
+            me->skipped = skipped;
+            rsclip__q_push(&pl->to_writer, me);
+        }
+    }
+    rsclip_free(done);
+    rsclip_tiler_close(t);
+}
+
+void *rsclip__indexer_reader(void *arg) {
+    pipeline *pl = arg;
+    rsclip_index *ro = NULL;
+    if (rsclip_index_open(pl->index_path, RSCLIP_INDEX_READONLY, &ro) != RSCLIP_OK) {
+        ro = NULL;
+        rsclip_clear_error();
+    }
+    for (int i = 0; i < pl->n_paths && !atomic_load(&pl->stop); i++) read_scene(pl, ro, i);
+    rsclip_index_close(ro);
+    msg *m = msg_new(MSG_DONE, 0);
+    /* The writer waits for MSG_DONE: spin until memory allows it (never in practice). */
+    while (!m) {
+        usleep(1000);
+        m = msg_new(MSG_DONE, 0);
+    }
+    rsclip__q_push(&pl->to_writer, m);
+    return NULL;
+}
