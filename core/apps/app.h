@@ -34,6 +34,8 @@ int cmd_index(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_remove(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 extern const char app_usage_tokenize[];
 extern const char app_usage_embed[];
 extern const char app_usage_classify[];
@@ -42,9 +44,53 @@ extern const char app_usage_index[];
 extern const char app_usage_search[];
 extern const char app_usage_info[];
 extern const char app_usage_remove[];
+extern const char app_usage_plan[];
+extern const char app_usage_merge[];
 
 /* Delete the scenes of INDEX whose local files are gone, in one transaction (cmd_remove.c). */
 int app_prune(const char *index, int quiet);
+
+/* Exit status when some inputs failed and the others were done (index, plan). */
+#define APP_PARTIAL 3
+
+/* The tiling options of `index` and `plan` (app_tiling.c): long options, usage text, parser. */
+enum {
+    APP_O_STRIDE = 900,
+    APP_O_BANDS,
+    APP_O_MIN_VALID,
+    APP_O_SCALE,
+    APP_O_GSD,
+    APP_O_RESAMPLING,
+    APP_O_ALLOW_PIXEL,
+    APP_O_MAX_TILES
+};
+#define APP_TILING_LONGOPTS                                                                        \
+    {"stride", required_argument, NULL, APP_O_STRIDE},                                             \
+        {"bands", required_argument, NULL, APP_O_BANDS},                                           \
+        {"min-valid", required_argument, NULL, APP_O_MIN_VALID},                                   \
+        {"scale", required_argument, NULL, APP_O_SCALE},                                           \
+        {"gsd", required_argument, NULL, APP_O_GSD},                                               \
+        {"resampling", required_argument, NULL, APP_O_RESAMPLING},                                 \
+        {"allow-pixel-coords", no_argument, NULL, APP_O_ALLOW_PIXEL},                              \
+        {"max-tiles", required_argument, NULL, APP_O_MAX_TILES}
+#define APP_USAGE_TILING                                                                           \
+    "  --stride N            pixels between tiles (default: the tile size, no overlap)\n"          \
+    "  --bands R,G,B         source bands for red, green, blue (or one band, replicated);\n"      \
+    "                        default from colour interpretation, else the first three\n"          \
+    "  --min-valid F         skip tiles with less than this valid (not nodata) fraction\n"        \
+    "                        (default 0.5)\n"                                                     \
+    "  --scale auto|MIN,MAX|MIN1,MAX1,MIN2,MAX2,MIN3,MAX3\n"                                       \
+    "                        non-8-bit data to 0..255: per-band 2-98 percentiles of the scene\n"  \
+    "                        (auto, default), one range for all bands, or one per band\n"         \
+    "  --gsd METRES          resample to this ground resolution (default native)\n"              \
+    "  --resampling METHOD   GDAL resampling for --gsd (default average down, cubic up)\n"       \
+    "  --allow-pixel-coords  accept rasters without georeferencing (footprints in pixels)\n"     \
+    "  --max-tiles N         refuse scenes with more tiles than N (default 100000000)\n"
+/* Apply one APP_O_* option to tp; 0, or APP_USAGE after printing the problem. */
+int app_tiling_option(const char *cmd, int opt, const char *arg, rsclip_tiler_params *tp);
+/* --shard I/N | auto | auto/N (Slurm array, Kubernetes Indexed Job, AWS Batch array); 0, or
+ * APP_USAGE / APP_ERROR after printing the problem. */
+int app_parse_shard(const char *cmd, const char *arg, int *index, int *count);
 
 /* "rsclip: <message>" on stderr; returns APP_ERROR. */
 int app_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1,38 +1,26 @@
 /* rsclip index: cut rasters into tiles, embed them, store them in an index file. */
 #include "app.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-/* Exit status when some inputs could not be indexed but the others were. */
-#define APP_PARTIAL 3
-
 const char app_usage_index[] =
     "usage: rsclip index -m MODEL -o INDEX [options] INPUT...\n"
+    "       rsclip index -m MODEL -o FOLDER/ --shard I/N|auto|auto/N [--plan PLAN] [INPUT...]\n"
     "\n"
     "Cut rasters (any GDAL raster: GeoTIFF, COG, VRT, JPEG2000, /vsicurl/ URLs; folders are\n"
     "searched recursively) into model-sized tiles, embed them and store them in INDEX (created\n"
     "or updated). Unchanged scenes are skipped; an interrupted run resumes where it stopped.\n"
     "\n"
     "  -m MODEL              model folder, base, large or a repo id\n"
-    "  -o INDEX              index file (a GeoPackage, e.g. city.gpkg)\n"
-    "  --input-list FILE     read inputs from FILE, one per line ('#' comments)\n"
-    "  --stride N            pixels between tiles (default: the tile size, no overlap)\n"
-    "  --bands R,G,B         source bands for red, green, blue (or one band, replicated);\n"
-    "                        default from colour interpretation, else the first three\n"
-    "  --min-valid F         skip tiles with less than this valid (not nodata) fraction\n"
-    "                        (default 0.5)\n"
-    "  --scale auto|MIN,MAX|MIN1,MAX1,MIN2,MAX2,MIN3,MAX3\n"
-    "                        non-8-bit data to 0..255: per-band 2-98 percentiles of the scene\n"
-    "                        (auto, default), one range for all bands, or one per band\n"
-    "  --gsd METRES          resample to this ground resolution (default native)\n"
-    "  --resampling METHOD   GDAL resampling for --gsd (default average down, cubic up)\n"
-    "  --allow-pixel-coords  accept rasters without georeferencing (footprints in pixels)\n"
-    "  --max-tiles N         refuse scenes with more tiles than N (default 100000000)\n"
+    "  -o INDEX              index file (a GeoPackage, e.g. city.gpkg); with --shard a folder\n"
+    "  --input-list FILE     read inputs from FILE, one per line ('#' comments)\n" APP_USAGE_TILING
     "  --force               re-index scenes even when unchanged\n"
     "  --prune               first drop the scenes whose files are gone (local paths);\n"
     "                        with no INPUT (and no -m) only prune\n"
@@ -40,6 +28,16 @@ const char app_usage_index[] =
     "  -j N                  encoder threads (default: all cores)\n"
     "  --precision P         auto (default: bf16 where the CPU has AVX512_BF16), f32, bf16\n"
     "  -q                    quiet: no progress\n"
+    "\n"
+    "Sharded indexing (array jobs; see README \"Scale out\"):\n"
+    "  --shard I/N           index only shard I of N (0 <= I < N) of the TILES of the inputs,\n"
+    "                        into FOLDER/part-IIIII-of-NNNNN.gpkg; every worker computes the\n"
+    "                        same split from the same inputs\n"
+    "  --shard auto[/N]      I and N from SLURM_ARRAY_TASK_ID/_MIN/_COUNT, or the index from\n"
+    "                        JOB_COMPLETION_INDEX (Kubernetes) or AWS_BATCH_JOB_ARRAY_INDEX\n"
+    "                        with N given\n"
+    "  --plan PLAN           the scenes and tile counts from `rsclip plan` (no INPUT): each\n"
+    "                        worker reads only its share\n"
     "\n"
     "A scene is re-indexed when its file or the settings above (stride, bands, scale, gsd,\n"
     "resampling, min-valid) differ from those it was indexed with; stderr says why.\n"
@@ -100,210 +98,12 @@ static void on_error(const char *path, const char *message, void *user) {
         fprintf(stderr, "rsclip: %s: %s\n", path, message);
 }
 
-static int parse_bands(const char *s, rsclip_tiler_params *tp) {
-    int v[4], n = 0;
-    const char *p = s;
-    while (*p && n < 4) {
-        char *end;
-        long b = strtol(p, &end, 10);
-        if (end == p || b < 1 || b > 65535) return -1;
-        v[n++] = (int)b;
-        p = end;
-        if (*p == ',')
-            p++;
-        else if (*p)
-            return -1;
-    }
-    if (*p || (n != 1 && n != 3)) return -1;
-    tp->n_bands = n;
-    for (int i = 0; i < n; i++) tp->bands[i] = v[i];
-    return 0;
-}
-
-static int parse_scale(const char *s, rsclip_tiler_params *tp) {
-    if (strcmp(s, "auto") == 0) {
-        tp->scale_mode = RSCLIP_TILER_SCALE_AUTO;
-        return 0;
-    }
-    double v[6];
-    int n = 0;
-    const char *p = s;
-    while (*p && n < 6) {
-        char *end;
-        v[n] = strtod(p, &end);
-        if (end == p || !isfinite(v[n])) return -1;
-        n++;
-        p = end;
-        if (*p == ',')
-            p++;
-        else if (*p)
-            return -1;
-    }
-    if (*p || (n != 2 && n != 6)) return -1;
-    tp->scale_mode = RSCLIP_TILER_SCALE_RANGE;
-    for (int c = 0; c < 3; c++) {
-        tp->scale_min[c] = n == 2 ? v[0] : v[2 * c];
-        tp->scale_max[c] = n == 2 ? v[1] : v[2 * c + 1];
-        if (!(tp->scale_max[c] > tp->scale_min[c])) return -1;
-    }
-    return 0;
-}
-
-int cmd_index(int argc, char **argv) {
-    enum {
-        O_INPUT_LIST = 1000,
-        O_STRIDE,
-        O_BANDS,
-        O_MIN_VALID,
-        O_SCALE,
-        O_GSD,
-        O_RESAMPLING,
-        O_ALLOW_PIXEL,
-        O_FORCE,
-        O_BATCH,
-        O_PRECISION,
-        O_MAX_TILES,
-        O_PRUNE
-    };
-    static const struct option longopts[] = {
-        {"model", required_argument, NULL, 'm'},
-        {"output", required_argument, NULL, 'o'},
-        {"input-list", required_argument, NULL, O_INPUT_LIST},
-        {"stride", required_argument, NULL, O_STRIDE},
-        {"bands", required_argument, NULL, O_BANDS},
-        {"min-valid", required_argument, NULL, O_MIN_VALID},
-        {"scale", required_argument, NULL, O_SCALE},
-        {"gsd", required_argument, NULL, O_GSD},
-        {"resampling", required_argument, NULL, O_RESAMPLING},
-        {"allow-pixel-coords", no_argument, NULL, O_ALLOW_PIXEL},
-        {"force", no_argument, NULL, O_FORCE},
-        {"max-tiles", required_argument, NULL, O_MAX_TILES},
-        {"prune", no_argument, NULL, O_PRUNE},
-        {"batch", required_argument, NULL, O_BATCH},
-        {"precision", required_argument, NULL, O_PRECISION},
-        {"threads", required_argument, NULL, 'j'},
-        {"quiet", no_argument, NULL, 'q'},
-        {NULL, 0, NULL, 0}};
-    rsclip_indexer_params ip = rsclip_indexer_default_params();
-    ip.model = NULL;
-    const char *index = NULL, *list = NULL;
-    progress_state ps = {0, isatty(2), 0, 0, 0};
-    int ch, prune = 0;
-    opterr = 0;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, ":m:o:j:q", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'm':
-            ip.model = optarg;
-            break;
-        case 'o':
-            index = optarg;
-            break;
-        case 'q':
-            ps.quiet = 1;
-            break;
-        case 'j':
-            if (app_parse_int("index", "-j", optarg, 1, 1024, &ip.n_threads)) return APP_USAGE;
-            break;
-        case O_BATCH:
-            if (app_parse_int("index", "--batch", optarg, 1, 256, &ip.batch)) return APP_USAGE;
-            break;
-        case O_PRECISION: {
-            rsclip_precision pr;
-            if (rsclip_precision_parse(optarg, &pr) != RSCLIP_OK)
-                return app_usage_error("index", "--precision: %s", rsclip_last_error());
-            ip.precision = (int)pr;
-            break;
-        }
-        case O_INPUT_LIST:
-            list = optarg;
-            break;
-        case O_STRIDE:
-            if (app_parse_int("index", "--stride", optarg, 1, 1 << 20, &ip.tiler.stride))
-                return APP_USAGE;
-            break;
-        case O_BANDS:
-            if (parse_bands(optarg, &ip.tiler))
-                return app_usage_error("index", "--bands wants R,G,B or one band, e.g. 4,3,2");
-            break;
-        case O_MIN_VALID: {
-            char *end;
-            double v = strtod(optarg, &end);
-            if (end == optarg || *end || !(v >= 0 && v <= 1))
-                return app_usage_error("index", "--min-valid wants a fraction in 0..1");
-            ip.tiler.min_valid = v;
-            break;
-        }
-        case O_SCALE:
-            if (parse_scale(optarg, &ip.tiler))
-                return app_usage_error(
-                    "index", "--scale wants auto, MIN,MAX or MIN1,MAX1,MIN2,MAX2,MIN3,MAX3");
-            break;
-        case O_GSD: {
-            char *end;
-            double v = strtod(optarg, &end);
-            if (end == optarg || *end || !(v > 0 && isfinite(v)))
-                return app_usage_error("index", "--gsd wants a resolution in metres");
-            ip.tiler.gsd = v;
-            break;
-        }
-        case O_RESAMPLING:
-            ip.tiler.resampling = optarg;
-            break;
-        case O_ALLOW_PIXEL:
-            ip.tiler.allow_pixel_coords = 1;
-            break;
-        case O_FORCE:
-            ip.force = 1;
-            break;
-        case O_PRUNE:
-            prune = 1;
-            break;
-        case O_MAX_TILES: {
-            char *end;
-            long long v = strtoll(optarg, &end, 10);
-            if (end == optarg || *end || v < 1)
-                return app_usage_error("index", "--max-tiles wants a positive number of tiles");
-            ip.tiler.max_tiles = v;
-            break;
-        }
-        default:
-            return app_bad_option("index", ch, argv);
-        }
-    }
-    if (!index) return app_usage_error("index", "no index file given (-o)");
-    int have_inputs = optind < argc || list;
-    if (prune && !have_inputs) return app_prune(index, ps.quiet);
-    if (!ip.model) return app_usage_error("index", "no model given (-m)");
-    if (!have_inputs) return app_usage_error("index", "no input rasters given");
-    if (prune && access(index, F_OK) == 0) {
-        int rc = app_prune(index, ps.quiet);
-        if (rc != APP_OK) return rc;
-    }
-
-    /* A missing input or an unreadable folder fails that input only (on_error counts it). */
-    char **paths = NULL;
-    int n_paths = 0;
-    if (rsclip_inputs_expand_ex((const char *const *)argv + optind, argc - optind, list, on_error,
-                                &ps, &paths, &n_paths) != RSCLIP_OK)
-        return app_fail();
-    int input_failures = ps.failed;
-    if (n_paths == 0) {
-        rsclip_inputs_free(paths, n_paths);
-        return app_error(input_failures ? "none of the inputs could be read"
-                                        : "no rasters found in the inputs");
-    }
-    ip.progress = on_progress;
-    ip.on_error = on_error;
-    ip.user = &ps;
-    rsclip_indexer_report rep;
-    int rc = rsclip_indexer_run(index, (const char *const *)paths, n_paths, &ip, &rep);
-    if (ps.tty && !ps.quiet) fputc('\n', stderr);
-    rsclip_inputs_free(paths, n_paths);
-    if (rc != RSCLIP_OK) return app_fail();
+/* Print the summary and turn the report into the exit status. */
+static int finish(const char *index, const progress_state *ps, rsclip_indexer_report rep,
+                  int input_failures) {
     rep.scenes_failed += input_failures;
     rep.scenes_total += input_failures;
-    if (!ps.quiet) {
+    if (!ps->quiet) {
         /* Indexing rate (after the model load) beside the encoder's own rate: reading,
          * preprocessing and storing hide behind encoding when the two are close. */
         double run_s = rep.seconds - rep.setup_seconds;
@@ -326,4 +126,193 @@ int cmd_index(int argc, char **argv) {
         return APP_PARTIAL;
     }
     return APP_OK;
+}
+
+/* The part file of shard I/N inside folder (created if missing). */
+static int part_path(const char *folder, int index, int count, char *out, size_t cap) {
+    struct stat st;
+    if (stat(folder, &st) != 0) {
+        if (errno != ENOENT || mkdir(folder, 0777) != 0)
+            return app_error("%s: cannot create the index folder: %s", folder, strerror(errno));
+    } else if (!S_ISDIR(st.st_mode)) {
+        return app_error("%s: --shard writes a part into a folder, and this is a file", folder);
+    }
+    size_t n = strlen(folder);
+    int w = snprintf(out, cap, "%s%spart-%05d-of-%05d.gpkg", folder,
+                     n && folder[n - 1] == '/' ? "" : "/", index, count);
+    if (w < 0 || (size_t)w >= cap) return app_error("%s: path too long", folder);
+    return APP_OK;
+}
+
+typedef struct index_args {
+    rsclip_indexer_params ip;
+    const char *index, *list, *plan_file;
+    int prune, shard_index, shard_count; /* shard_count 0: not sharded */
+} index_args;
+
+static int parse_args(int argc, char **argv, index_args *a, progress_state *ps) {
+    enum { O_INPUT_LIST = 1000, O_FORCE, O_BATCH, O_PRECISION, O_PRUNE, O_SHARD, O_PLAN };
+    static const struct option longopts[] = {{"model", required_argument, NULL, 'm'},
+                                             {"output", required_argument, NULL, 'o'},
+                                             {"input-list", required_argument, NULL, O_INPUT_LIST},
+                                             APP_TILING_LONGOPTS,
+                                             {"force", no_argument, NULL, O_FORCE},
+                                             {"prune", no_argument, NULL, O_PRUNE},
+                                             {"shard", required_argument, NULL, O_SHARD},
+                                             {"plan", required_argument, NULL, O_PLAN},
+                                             {"batch", required_argument, NULL, O_BATCH},
+                                             {"precision", required_argument, NULL, O_PRECISION},
+                                             {"threads", required_argument, NULL, 'j'},
+                                             {"quiet", no_argument, NULL, 'q'},
+                                             {NULL, 0, NULL, 0}};
+    const char *shard = NULL;
+    int ch, rc;
+    opterr = 0;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, ":m:o:j:q", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'm':
+            a->ip.model = optarg;
+            break;
+        case 'o':
+            a->index = optarg;
+            break;
+        case 'q':
+            ps->quiet = 1;
+            break;
+        case 'j':
+            if (app_parse_int("index", "-j", optarg, 1, 1024, &a->ip.n_threads)) return APP_USAGE;
+            break;
+        case O_BATCH:
+            if (app_parse_int("index", "--batch", optarg, 1, 256, &a->ip.batch)) return APP_USAGE;
+            break;
+        case O_PRECISION: {
+            rsclip_precision pr;
+            if (rsclip_precision_parse(optarg, &pr) != RSCLIP_OK)
+                return app_usage_error("index", "--precision: %s", rsclip_last_error());
+            a->ip.precision = (int)pr;
+            break;
+        }
+        case O_INPUT_LIST:
+            a->list = optarg;
+            break;
+        case O_FORCE:
+            a->ip.force = 1;
+            break;
+        case O_PRUNE:
+            a->prune = 1;
+            break;
+        case O_SHARD:
+            shard = optarg;
+            break;
+        case O_PLAN:
+            a->plan_file = optarg;
+            break;
+        case APP_O_STRIDE:
+        case APP_O_BANDS:
+        case APP_O_MIN_VALID:
+        case APP_O_SCALE:
+        case APP_O_GSD:
+        case APP_O_RESAMPLING:
+        case APP_O_ALLOW_PIXEL:
+        case APP_O_MAX_TILES:
+            if ((rc = app_tiling_option("index", ch, optarg, &a->ip.tiler))) return rc;
+            break;
+        default:
+            return app_bad_option("index", ch, argv);
+        }
+    }
+    if (!a->index) return app_usage_error("index", "no index file given (-o)");
+    if (shard && (rc = app_parse_shard("index", shard, &a->shard_index, &a->shard_count)))
+        return rc;
+    if (a->plan_file && (optind < argc || a->list))
+        return app_usage_error("index", "--plan gives the inputs: no INPUT or --input-list");
+    if ((a->shard_count || a->plan_file) && a->prune)
+        return app_usage_error("index", "--prune works on one index file, not with --shard/--plan");
+    return APP_OK;
+}
+
+/* Sharded (or planned) indexing: the plan from the plan file (only this worker's share) or from
+ * the inputs (every worker opens every header: fine for small jobs). */
+static int run_plan(index_args *a, progress_state *ps, char **paths, int n_paths) {
+    rsclip_plan *plan = NULL;
+    int rc;
+    if (a->plan_file)
+        rc = rsclip_plan_read(a->plan_file, a->shard_index, a->shard_count, &plan);
+    else {
+        rsclip_tiler_params tp = a->ip.tiler;
+        rsclip_model *m = NULL;
+        if ((rc = app_load_model(a->ip.model, &m)) != APP_OK) return rc;
+        tp.tile_size = rsclip_model_get_info(m)->image_size;
+        rsclip_model_free(m);
+        /* an input that cannot be opened is named here and left out of the split */
+        rc = rsclip_plan_make((const char *const *)paths, n_paths, &tp, on_error, ps, &plan);
+    }
+    if (rc) return app_fail();
+    char part[4096];
+    const char *out = a->index;
+    if (a->shard_count &&
+        (rc = part_path(a->index, a->shard_index, a->shard_count, part, sizeof part)) != APP_OK) {
+        rsclip_plan_free(plan);
+        return rc;
+    }
+    if (a->shard_count) out = part;
+    if (!ps->quiet && a->shard_count) {
+        int64_t first = 0, end = 0;
+        rsclip_plan_shard(plan, a->shard_index, a->shard_count, &first, &end);
+        fprintf(stderr, "rsclip: shard %d/%d: tiles %lld..%lld of %lld (plan %s) -> %s\n",
+                a->shard_index, a->shard_count, (long long)first, (long long)end,
+                (long long)plan->n_tiles, plan->digest, out);
+    }
+    rsclip_indexer_report rep;
+    rc = rsclip_indexer_run_plan(out, plan, a->shard_index, a->shard_count, &a->ip, &rep);
+    rsclip_plan_free(plan);
+    if (ps->tty && !ps->quiet) fputc('\n', stderr);
+    if (rc != RSCLIP_OK) return app_fail();
+    /* inputs `rsclip plan` could not open were reported (exit 3) by it, not by every worker */
+    return finish(out, ps, rep, ps->failed);
+}
+
+int cmd_index(int argc, char **argv) {
+    index_args a;
+    memset(&a, 0, sizeof a);
+    a.ip = rsclip_indexer_default_params();
+    a.ip.model = NULL;
+    progress_state ps = {0, isatty(2), 0, 0, 0};
+    int rc = parse_args(argc, argv, &a, &ps);
+    if (rc != APP_OK) return rc;
+    int have_inputs = optind < argc || a.list;
+    if (a.prune && !have_inputs) return app_prune(a.index, ps.quiet);
+    if (!a.ip.model) return app_usage_error("index", "no model given (-m)");
+    if (!have_inputs && !a.plan_file) return app_usage_error("index", "no input rasters given");
+    if (a.prune && access(a.index, F_OK) == 0 && (rc = app_prune(a.index, ps.quiet)) != APP_OK)
+        return rc;
+    a.ip.progress = on_progress;
+    a.ip.on_error = on_error;
+    a.ip.user = &ps;
+    if (a.plan_file) return run_plan(&a, &ps, NULL, 0);
+
+    /* A missing input or an unreadable folder fails that input only (on_error counts it). */
+    char **paths = NULL;
+    int n_paths = 0;
+    if (rsclip_inputs_expand_ex((const char *const *)argv + optind, argc - optind, a.list, on_error,
+                                &ps, &paths, &n_paths) != RSCLIP_OK)
+        return app_fail();
+    int input_failures = ps.failed;
+    if (n_paths == 0) {
+        rsclip_inputs_free(paths, n_paths);
+        return app_error(input_failures ? "none of the inputs could be read"
+                                        : "no rasters found in the inputs");
+    }
+    if (a.shard_count) {
+        rc = run_plan(&a, &ps, paths, n_paths);
+        rsclip_inputs_free(paths, n_paths);
+        return rc;
+    }
+    rsclip_indexer_report rep;
+    rc = rsclip_indexer_run(a.index, (const char *const *)paths, n_paths, &a.ip, &rep);
+    if (ps.tty && !ps.quiet) fputc('\n', stderr);
+    rsclip_inputs_free(paths, n_paths);
+    if (rc != RSCLIP_OK) return app_fail();
+    return finish(a.index, &ps, rep, input_failures);
 }

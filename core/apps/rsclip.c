@@ -6,7 +6,9 @@
 /* The command table: one row and one cmd_<name>.c per command. */
 static const app_command commands[] = {
     {"index", cmd_index, "index rasters into a searchable index file", app_usage_index},
+    {"plan", cmd_plan, "count the work of an indexing run once, for array jobs", app_usage_plan},
     {"search", cmd_search, "find the tiles of an index that match a text", app_usage_search},
+    {"merge", cmd_merge, "merge index parts (or indexes) into one file", app_usage_merge},
     {"info", cmd_info, "describe an index", app_usage_info},
     {"remove", cmd_remove, "remove scenes from an index", app_usage_remove},
     {"tokenize", cmd_tokenize, "print the token ids of texts", app_usage_tokenize},

@@ -162,7 +162,8 @@ enum {
  * except path. As output (get_scene/find_scene) every field is set and the strings live in the
  * same allocation as the struct. */
 typedef struct rsclip_scene_info {
-    int64_t id;             /* output */
+    int64_t id;             /* output; as input to begin_scene, > 0 asks for this id when the
+                               scene is NEW (parts of a sharded index: plan ordinal + 1) */
     const char *path;       /* as given by the caller (the identity of a scene) */
     int64_t file_size;      /* bytes */
     int64_t mtime_ns;       /* modification time, nanoseconds since the epoch */
@@ -243,6 +244,8 @@ int rsclip_index_scene_tiles(rsclip_index *idx, int64_t scene_id, int64_t **ids,
 
 /* One tile to store. */
 typedef struct rsclip_tile_record {
+    int64_t id; /* > 0: store with this tile id (a part of a sharded index: global tile number
+                   + 1); 0: the next free id */
     rsclip_tile_window window;
     double valid_fraction;   /* share of valid (not nodata) pixels, 0..1 */
     double lon, lat;         /* tile centre, WGS 84 */
@@ -313,6 +316,59 @@ void rsclip_embeddings_free(rsclip_embeddings *e);
 /* Fetch the embeddings of n tiles into out: [n, dim] (caller-allocated, dim from
  * rsclip_index_get_info). NOT_FOUND naming the first tile without one. */
 int rsclip_index_get_embeddings(rsclip_index *idx, const int64_t *tile_ids, size_t n, float *out);
+
+/* ---- index sets: a file, or a folder of parts ------------------------------------------------ */
+
+/* A sharded index is a folder of parts, part-IIIII-of-NNNNN.gpkg, each a complete index written
+ * by one worker of an array job (rsclip/plan.h, rsclip_indexer_run_plan). A set is either one
+ * index file or such a folder; readers treat it as one index. Opening a folder refuses, naming both
+ * files, parts that do not belong together (another shard count, plan, settings or model) and any
+ * other .gpkg in the folder; missing parts (a job still running or failed) are allowed and counted
+ * (rsclip_index_set_shards). Tile ids of parts are global (plan tile number + 1) and scene ids the
+ * plan's (ordinal + 1), so they agree across parts and with a merge of them. */
+typedef struct rsclip_index_set rsclip_index_set;
+
+/* flags: RSCLIP_INDEX_READONLY or RSCLIP_INDEX_READWRITE (a set is never created). */
+int rsclip_index_set_open(const char *path, unsigned flags, rsclip_index_set **out);
+void rsclip_index_set_close(rsclip_index_set *s); /* NULL-safe */
+const char *rsclip_index_set_path(const rsclip_index_set *s);
+int rsclip_index_set_count(const rsclip_index_set *s);           /* parts (1 for a file) */
+rsclip_index *rsclip_index_set_part(rsclip_index_set *s, int i); /* owned by the set */
+/* *count: N of the parts' names (0 for a file); *missing: parts of 0..N-1 absent; *incomplete:
+ * parts whose worker has not finished. Any pointer may be NULL. */
+int rsclip_index_set_shards(const rsclip_index_set *s, int *count, int *missing, int *incomplete);
+/* Summary over the parts (counts summed, extent united, times spanned; n_scenes counts a scene
+ * once per part that holds some of it: see rsclip_index_set_scenes). */
+int rsclip_index_set_info(rsclip_index_set *s, rsclip_index_info *info);
+/* The scenes, one per path, in id order: a scene spread over parts has its tile counts summed
+ * and is complete once every planned window is stored or skipped. *out: an array of *n scenes,
+ * freed with rsclip_index_set_scenes_free. */
+int rsclip_index_set_scenes(rsclip_index_set *s, rsclip_scene_info ***out, size_t *n);
+void rsclip_index_set_scenes_free(rsclip_scene_info **v, size_t n);
+
+/* ---- merge ---------------------------------------------------------------------------------- */
+
+typedef struct rsclip_merge_report {
+    int64_t tiles_added;     /* new in the output */
+    int64_t tiles_duplicate; /* already there (same scene path and window): skipped */
+    double seconds;
+} rsclip_merge_report;
+
+/* Called after each chunk with the tiles read so far; return 0 to stop (RSCLIP_ERR_CANCELLED). */
+typedef int (*rsclip_merge_progress_fn)(int64_t tiles_read, void *user);
+
+/* Merge index sets (parts of a sharded index, folders of them, or any indexes of the same model)
+ * into out_path (created if missing; else it must be an index of the same model). Streams row by
+ * row (memory bounded whatever the size), one transaction per chunk of tiles. Deduplicates: a
+ * (scene path, window) already in the output is skipped, so merging an input twice adds nothing
+ * and a merge killed at any moment and run again ends with the same content as one never
+ * interrupted. Tile and scene ids are kept where they are free (parts of one plan never collide),
+ * else new ones are given. Scenes spread over parts become complete once every planned window is
+ * in. Refused (nothing written, the message naming both): inputs of another model, a scene path
+ * indexed from another file state or with other settings, an output that is one of the inputs.
+ * The R-tree follows every insert; the vector cache (.rsvec) is rebuilt by the next session. */
+int rsclip_index_merge(const char *out_path, const char *const *inputs, int n_inputs,
+                       rsclip_merge_progress_fn progress, void *user, rsclip_merge_report *report);
 
 #ifdef __cplusplus
 }

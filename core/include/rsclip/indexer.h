@@ -33,6 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rsclip/plan.h"
 #include "rsclip/tiler.h"
 
 #ifdef __cplusplus
@@ -87,6 +88,19 @@ typedef struct rsclip_indexer_report {
  * index not writable, disk full, cancelled). report may be NULL. */
 int rsclip_indexer_run(const char *index_path, const char *const *paths, int n_paths,
                        const rsclip_indexer_params *params, rsclip_indexer_report *report);
+
+/* Index the scenes of a plan (rsclip/plan.h) with the plan's tiling settings (params->tiler
+ * gives only allow_pixel_coords and max_tiles). shard_count = 0: the whole plan, like
+ * rsclip_indexer_run. shard_count = N > 0: only the tiles of shard shard_index, into index_path
+ * as one part of a sharded index: scene ids are plan ordinal + 1 and tile ids global tile number
+ * + 1 (so parts never collide and merge keeps them), and the part records shard_index,
+ * shard_count, plan_digest and settings in its meta (a part that holds others is refused with
+ * RSCLIP_ERR_MISMATCH naming both), and shard_complete = 1 once every scene of its share is in.
+ * A scene whose file changed since the plan was made fails (the split would disagree). Killed and
+ * rerun, a part resumes from the tiles it stored; rerun when complete, it does nothing. */
+int rsclip_indexer_run_plan(const char *index_path, const rsclip_plan *plan, int shard_index,
+                            int shard_count, const rsclip_indexer_params *params,
+                            rsclip_indexer_report *report);
 
 #ifdef __cplusplus
 }

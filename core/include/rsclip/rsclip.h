@@ -21,5 +21,6 @@
 #include "rsclip/index.h"
 #include "rsclip/search.h"
 #include "rsclip/tiler.h"
+#include "rsclip/plan.h"
 
 #endif

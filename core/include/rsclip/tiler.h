@@ -157,6 +157,11 @@ rsclip_tiler_params rsclip_tiler_default_params(void);
 #define RSCLIP_TILER_SETTINGS_MAX 512
 int rsclip_tiler_settings(const rsclip_tiler_params *p, char *buf, size_t cap);
 
+/* Parameters back from a settings text (what a worker indexing from a plan file uses): every
+ * key must be present and valid; RSCLIP_ERR_FORMAT otherwise. Fields a settings text does not
+ * hold (allow_pixel_coords, max_tiles, defer_stats) keep the defaults. */
+int rsclip_tiler_settings_parse(const char *text, rsclip_tiler_params *out);
+
 /* What differs between two settings texts, for people: "stride 256 → 128, bands auto → 1,2,3"
  * (keys in the order of b). Returns the number of differing keys (0: same), or a negative
  * status when a text is not a settings object. buf may be NULL. */

@@ -158,10 +158,11 @@ static int begin_impl(rsclip_index *idx, const rsclip_scene_info *s, int force, 
     case RSCLIP_SCENE_NEW:
         rc = idx__prepare(idx,
                           "INSERT INTO scenes (" SCENE_BIND_COLS
-                          ", status) VALUES (" SCENE_BIND_VALUES ", 'indexing')",
+                          ", status, id) VALUES (" SCENE_BIND_VALUES ", 'indexing', ?26)",
                           &st);
         if (rc) return rc;
         bind_scene(st, s);
+        bind_opt_int(st, 26, s->id);
         if ((rc = step_done(idx, st, "inserting a scene"))) return rc;
         *id = sqlite3_last_insert_rowid(idx->db);
         break;
@@ -598,8 +599,8 @@ static int add_impl(rsclip_index *idx, add_ctx *c) {
         if ((rc = idx__cached(idx, IDX_ST_INSERT_TILE,
                               "INSERT INTO tiles (geom, scene_id, xoff, yoff, xsize, ysize, "
                               "valid_fraction, lon, lat, ul_x, ul_y, ur_x, ur_y, lr_x, lr_y, "
-                              "ll_x, ll_y) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
-                              "?12, ?13, ?14, ?15, ?16, ?17)",
+                              "ll_x, ll_y, fid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+                              "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
                               &ti)))
             return rc;
         if (t->footprint)
@@ -620,6 +621,10 @@ static int add_impl(rsclip_index *idx, add_ctx *c) {
             sqlite3_bind_null(ti, 9);
         }
         for (int k = 0; k < 8; k++) sqlite3_bind_double(ti, 10 + k, t->corners[k]);
+        if (t->id > 0)
+            sqlite3_bind_int64(ti, 18, t->id);
+        else
+            sqlite3_bind_null(ti, 18);
         int r = sqlite3_step(ti);
         if (r != SQLITE_DONE) {
             if (sqlite3_extended_errcode(idx->db) == SQLITE_CONSTRAINT_UNIQUE)

@@ -1,6 +1,7 @@
 /* The indexing pipeline: a reader thread (tiler + preprocessing) feeds batches to the calling
  * thread, which encodes them and stores each batch in one index transaction. */
 #include "indexer/indexer_internal.h"
+#include "rsclip/plan.h"
 #include "rsclip/hub.h"
 #include "status/status_internal.h"
 
@@ -152,7 +153,7 @@ static int is_scene_error(int rc) {
 
 /* Handle one message; returns a fatal error, or RSCLIP_OK. */
 static int on_message(writer *w, msg *m) {
-    const char *path = w->pl->paths[m->scene_no];
+    const char *path = w->pl->jobs[m->scene_no].path;
     int r = RSCLIP_OK;
     switch (m->kind) {
     case MSG_SCENE_SKIP:
@@ -208,8 +209,8 @@ static int report_progress(writer *w, const msg *m, double t0) {
     rsclip_indexer_progress pr;
     double el = now_s() - t0;
     pr.scene = m->scene_no + 1;
-    pr.n_scenes = w->pl->n_paths;
-    pr.path = w->pl->paths[m->scene_no];
+    pr.n_scenes = w->pl->n_jobs;
+    pr.path = w->pl->jobs[m->scene_no].path;
     pr.tiles_done = w->rep.tiles_added;
     pr.tiles_total = w->tiles_total;
     pr.tiles_per_s = el > 0 ? (double)w->rep.tiles_added / el : 0;
@@ -222,7 +223,7 @@ static int report_progress(writer *w, const msg *m, double t0) {
 
 /* The reader thread feeds this thread, which encodes each batch and stores it in one transaction.
  * Returns the first fatal error (the report counts everything done until then). */
-static int run_pipeline(const char *index_path, const char *const *paths, int n_paths,
+static int run_pipeline(const char *index_path, const idx_job *jobs, int n_jobs,
                         const rsclip_indexer_params *params, const rsclip_model *model,
                         rsclip_encoder *enc, rsclip_index *idx, double t0,
                         rsclip_indexer_report *report) {
@@ -232,8 +233,8 @@ static int run_pipeline(const char *index_path, const char *const *paths, int n_
     pipeline pl;
     memset(&pl, 0, sizeof pl);
     pl.index_path = index_path;
-    pl.paths = paths;
-    pl.n_paths = n_paths;
+    pl.jobs = jobs;
+    pl.n_jobs = n_jobs;
     pl.params = &p;
     pl.tp = p.tiler;
     pl.tp.tile_size = mi->image_size;
@@ -296,6 +297,49 @@ static int run_pipeline(const char *index_path, const char *const *paths, int n_
     return rc;
 }
 
+/* What a part of a sharded index records about itself; a run into an existing part must agree. */
+typedef struct part_meta {
+    int index, count;
+    const char *digest;   /* the plan's */
+    const char *settings; /* the run's tiler settings */
+} part_meta;
+
+static int check_part(rsclip_index *idx, const part_meta *pm) {
+    char want[4][RSCLIP_TILER_SETTINGS_MAX];
+    snprintf(want[0], sizeof want[0], "%d", pm->index);
+    snprintf(want[1], sizeof want[1], "%d", pm->count);
+    snprintf(want[2], sizeof want[2], "%s", pm->digest);
+    snprintf(want[3], sizeof want[3], "%s", pm->settings);
+    static const char *const keys[4] = {"shard_index", "shard_count", "plan_digest", "settings"};
+    for (int k = 0; k < 4; k++) {
+        char *have = NULL;
+        int rc = rsclip_index_get_meta(idx, keys[k], &have);
+        if (rc == RSCLIP_ERR_NOT_FOUND) {
+            rsclip_clear_error();
+            int64_t n_scenes = 0;
+            rsclip_index_info info;
+            if (rsclip_index_get_info(idx, &info) == RSCLIP_OK) n_scenes = info.n_scenes;
+            if (n_scenes > 0)
+                return rsclip__error(RSCLIP_ERR_MISMATCH,
+                                     "%s is an index of its own, not shard %d/%d of plan %s: "
+                                     "index the shard into another folder",
+                                     rsclip_index_path(idx), pm->index, pm->count, pm->digest);
+            if ((rc = rsclip_index_set_meta(idx, keys[k], want[k]))) return rc;
+            continue;
+        }
+        if (rc) return rc;
+        int same = strcmp(have, want[k]) == 0;
+        if (!same)
+            rc = rsclip__error(RSCLIP_ERR_MISMATCH,
+                               "%s holds %s %s, this run has %s (another plan, shard count or "
+                               "settings: index into another folder)",
+                               rsclip_index_path(idx), keys[k], have, want[k]);
+        rsclip_free(have);
+        if (rc) return rc;
+    }
+    return RSCLIP_OK;
+}
+
 /* Delete an index this run created and left empty, with SQLite's companion files. */
 static void remove_index_files(const char *path) {
     static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
@@ -308,18 +352,35 @@ static void remove_index_files(const char *path) {
     }
 }
 
-int rsclip_indexer_run(const char *index_path, const char *const *paths, int n_paths,
-                       const rsclip_indexer_params *params, rsclip_indexer_report *report) {
+static int bind_model(rsclip_index *idx, const char *name, const rsclip_model_info *mi) {
+    char model_id[4096], prep[512], v[64];
+    model_id_of(name, model_id, sizeof model_id);
+    snprintf(prep, sizeof prep,
+             "SiglipImageProcessor: bicubic (Pillow) resize to %dx%d, rescale %.9g, "
+             "mean %.4g,%.4g,%.4g std %.4g,%.4g,%.4g; tiles %d px",
+             mi->image_size, mi->image_size, mi->rescale_factor, mi->image_mean[0],
+             mi->image_mean[1], mi->image_mean[2], mi->image_std[0], mi->image_std[1],
+             mi->image_std[2], mi->image_size);
+    int rc = rsclip_index_bind_model(idx, model_id, mi->fingerprint, mi->embed_dim, prep);
+    snprintf(v, sizeof v, "%.9g", mi->logit_scale);
+    if (!rc) rc = rsclip_index_set_meta(idx, "logit_scale", v);
+    snprintf(v, sizeof v, "%.9g", mi->logit_bias);
+    if (!rc) rc = rsclip_index_set_meta(idx, "logit_bias", v);
+    return rc;
+}
+
+/* Load the model, open (create) the index, run the jobs; a part also records and checks what it
+ * is (part may be NULL). */
+static int index_jobs(const char *index_path, const idx_job *jobs, int n_jobs,
+                      const rsclip_indexer_params *params, const part_meta *part,
+                      rsclip_indexer_report *report) {
     rsclip_indexer_report rep;
     memset(&rep, 0, sizeof rep);
-    if (report) memset(report, 0, sizeof *report);
-    if (!index_path || (n_paths > 0 && !paths) || n_paths < 0)
-        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "indexer: no index or inputs");
-    rsclip_indexer_params p = params ? *params : rsclip_indexer_default_params();
+    rsclip_indexer_params p = *params;
     if (p.batch < 1) p.batch = 8;
     if (p.batch > 256) p.batch = 256;
     const double t0 = now_s();
-    rep.scenes_total = n_paths;
+    rep.scenes_total = n_jobs;
 
     /* A first run that stores no scene leaves no empty index file behind. */
     struct stat sb;
@@ -331,25 +392,14 @@ int rsclip_indexer_run(const char *index_path, const char *const *paths, int n_p
     rsclip_index *idx = NULL;
     if (!rc) rc = rsclip_model_load(model_dir, NULL, &model);
     const rsclip_model_info *mi = model ? rsclip_model_get_info(model) : NULL;
+    if (!rc && p.tiler.tile_size > 0 && p.tiler.tile_size != mi->image_size)
+        rc = rsclip__error(RSCLIP_ERR_MISMATCH,
+                           "the plan was made for %d px tiles, the model %s takes %d px",
+                           p.tiler.tile_size, p.model, mi->image_size);
     if (!rc) rc = rsclip_index_open(index_path, RSCLIP_INDEX_CREATE, &idx);
-    if (!rc) {
-        char model_id[4096], prep[512];
-        model_id_of(p.model, model_id, sizeof model_id);
-        snprintf(prep, sizeof prep,
-                 "SiglipImageProcessor: bicubic (Pillow) resize to %dx%d, rescale %.9g, "
-                 "mean %.4g,%.4g,%.4g std %.4g,%.4g,%.4g; tiles %d px",
-                 mi->image_size, mi->image_size, mi->rescale_factor, mi->image_mean[0],
-                 mi->image_mean[1], mi->image_mean[2], mi->image_std[0], mi->image_std[1],
-                 mi->image_std[2], mi->image_size);
-        rc = rsclip_index_bind_model(idx, model_id, mi->fingerprint, mi->embed_dim, prep);
-    }
-    if (!rc) {
-        char v[64];
-        snprintf(v, sizeof v, "%.9g", mi->logit_scale);
-        rc = rsclip_index_set_meta(idx, "logit_scale", v);
-        snprintf(v, sizeof v, "%.9g", mi->logit_bias);
-        if (!rc) rc = rsclip_index_set_meta(idx, "logit_bias", v);
-    }
+    if (!rc) rc = bind_model(idx, p.model, mi);
+    if (!rc && part) rc = check_part(idx, part);
+    if (!rc && part) rc = rsclip_index_set_meta(idx, "shard_complete", "0");
     if (!rc) {
         rsclip_encoder_params ep = rsclip_encoder_default_params();
         ep.max_batch = p.batch;
@@ -358,16 +408,74 @@ int rsclip_indexer_run(const char *index_path, const char *const *paths, int n_p
         rc = rsclip_encoder_new(model, &ep, &enc);
     }
     rep.setup_seconds = now_s() - t0;
-    if (!rc && n_paths > 0)
-        rc = run_pipeline(index_path, paths, n_paths, &p, model, enc, idx, t0, &rep);
+    if (!rc && n_jobs > 0)
+        rc = run_pipeline(index_path, jobs, n_jobs, &p, model, enc, idx, t0, &rep);
+    if (!rc && part && rep.scenes_failed == 0)
+        rc = rsclip_index_set_meta(idx, "shard_complete", "1");
     rsclip_encoder_free(enc);
     rsclip_index_info info;
-    int remove_it =
-        !existed && idx && rsclip_index_get_info(idx, &info) == RSCLIP_OK && info.n_scenes == 0;
+    int remove_it = !existed && idx && rsclip_index_get_info(idx, &info) == RSCLIP_OK &&
+                    info.n_scenes == 0 && !part;
     rsclip_index_close(idx);
     if (remove_it) remove_index_files(index_path);
     rsclip_model_free(model);
     rep.seconds = now_s() - t0;
     if (report) *report = rep;
+    return rc;
+}
+
+int rsclip_indexer_run(const char *index_path, const char *const *paths, int n_paths,
+                       const rsclip_indexer_params *params, rsclip_indexer_report *report) {
+    if (report) memset(report, 0, sizeof *report);
+    if (!index_path || (n_paths > 0 && !paths) || n_paths < 0)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "indexer: no index or inputs");
+    rsclip_indexer_params p = params ? *params : rsclip_indexer_default_params();
+    p.tiler.tile_size = 0; /* from the model */
+    idx_job *jobs = calloc((size_t)(n_paths ? n_paths : 1), sizeof *jobs);
+    if (!jobs) return rsclip__error(RSCLIP_ERR_NOMEM, "indexer: out of memory");
+    for (int i = 0; i < n_paths; i++) jobs[i] = (idx_job){paths[i], 0, -1, 0, 0, -1, 0, 0};
+    int rc = index_jobs(index_path, jobs, n_paths, &p, NULL, report);
+    free(jobs);
+    return rc;
+}
+
+int rsclip_indexer_run_plan(const char *index_path, const rsclip_plan *plan, int shard_index,
+                            int shard_count, const rsclip_indexer_params *params,
+                            rsclip_indexer_report *report) {
+    if (report) memset(report, 0, sizeof *report);
+    if (!index_path || !plan || shard_count < 0 ||
+        (shard_count > 0 && (shard_index < 0 || shard_index >= shard_count)))
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "indexer: bad plan or shard %d/%d",
+                             shard_index, shard_count);
+    rsclip_indexer_params p = params ? *params : rsclip_indexer_default_params();
+    /* the plan's settings, not the caller's: every worker tiles alike */
+    rsclip_tiler_params tp;
+    int rc = rsclip_tiler_settings_parse(plan->settings, &tp);
+    if (rc) return rc;
+    tp.allow_pixel_coords = p.tiler.allow_pixel_coords;
+    tp.max_tiles = p.tiler.max_tiles;
+    p.tiler = tp;
+    int64_t first = 0, end = plan->n_tiles;
+    if (shard_count > 0 && (rc = rsclip_plan_shard(plan, shard_index, shard_count, &first, &end)))
+        return rc;
+    idx_job *jobs = calloc((size_t)(plan->n_scenes ? plan->n_scenes : 1), sizeof *jobs);
+    if (!jobs) return rsclip__error(RSCLIP_ERR_NOMEM, "indexer: out of memory");
+    int n = 0;
+    for (int i = 0; i < plan->n_scenes; i++) {
+        const rsclip_plan_scene *sc = &plan->scenes[i];
+        int64_t a = first - sc->first_tile, b = end - sc->first_tile;
+        if (a < 0) a = 0;
+        if (b > sc->n_tiles) b = sc->n_tiles;
+        if (a >= b) continue;
+        idx_job *j = &jobs[n++];
+        *j = (idx_job){sc->path, a, b, 0, 0, sc->file_size, sc->mtime_ns, sc->n_tiles};
+        if (shard_count > 0) {
+            j->scene_id = sc->ordinal + 1;
+            j->first_fid = sc->first_tile + 1;
+        }
+    }
+    part_meta pm = {shard_index, shard_count, plan->digest, plan->settings};
+    rc = index_jobs(index_path, jobs, n, &p, shard_count > 0 ? &pm : NULL, report);
+    free(jobs);
     return rc;
 }

@@ -156,6 +156,11 @@ static void decide(pipeline *pl, rsclip_index *ro, const rsclip_raster_info *si,
 
 /* ---- reading a scene ------------------------------------------------------------------------- */
 
+/* End of the job's tile range in the opened scene. */
+static int64_t job_end(const idx_job *job, const rsclip_raster_info *si) {
+    return job->end < 0 || job->end > si->n_tiles ? si->n_tiles : job->end;
+}
+
 /* The message that opens a scene in the index, with what the index records about it. */
 static msg *begin_msg(pipeline *pl, int scene_no, const rsclip_raster_info *si, const decision *d,
                       int64_t to_do) {
@@ -249,8 +254,8 @@ static int send_batch(pipeline *pl, int scene_no, batch **b) {
 
 /* Read the tiles of an opened scene that are not in done[0..n_done) into batches. Returns the
  * scene's first error (already reported to nobody: the caller sends it). */
-static int read_tiles(pipeline *pl, rsclip_tiler *t, int scene_no, const rsclip_tile_window *done,
-                      size_t n_done, int64_t *skipped) {
+static int read_tiles(pipeline *pl, rsclip_tiler *t, const idx_job *job, int scene_no,
+                      const rsclip_tile_window *done, size_t n_done, int64_t *skipped) {
     const rsclip_raster_info *si = rsclip_tiler_scene(t);
     const size_t rgb_size = rsclip_tiler_buffer_size(t);
     uint8_t *rgb = malloc(rgb_size);
@@ -258,7 +263,7 @@ static int read_tiles(pipeline *pl, rsclip_tiler *t, int scene_no, const rsclip_
     batch *b = NULL;
     rsclip_tile tile;
     int rc = RSCLIP_OK;
-    for (int64_t i = 0; i < si->n_tiles && !rc; i++) {
+    for (int64_t i = job->first, end = job_end(job, si); i < end && !rc; i++) {
         if (atomic_load(&pl->stop) || atomic_load(&pl->dropped) == scene_no + 1) break;
         if ((rc = rsclip_tiler_tile(t, i, &tile))) break;
         rsclip_tile_window w = {tile.xoff, tile.yoff, tile.xsize, tile.ysize};
@@ -273,6 +278,7 @@ static int read_tiles(pipeline *pl, rsclip_tiler *t, int scene_no, const rsclip_
             b->n = 0;
         }
         if ((rc = add_to_batch(pl, b, &tile, rgb))) break;
+        b->recs[b->n - 1].id = job->first_fid > 0 ? job->first_fid + i : 0;
         if (b->n == pl->batch_cap) rc = send_batch(pl, scene_no, &b);
     }
     if (!rc && b && b->n > 0) rc = send_batch(pl, scene_no, &b);
@@ -283,13 +289,26 @@ static int read_tiles(pipeline *pl, rsclip_tiler *t, int scene_no, const rsclip_
 
 /* One scene: open it (cheaply: no pixels), decide, then read its tiles. */
 static void read_scene(pipeline *pl, rsclip_index *ro, int scene_no) {
-    const char *path = pl->paths[scene_no];
+    const idx_job *job = &pl->jobs[scene_no];
+    const char *path = job->path;
     rsclip_tiler *t = NULL;
     if (rsclip_tiler_open(path, &pl->tp, &t) != RSCLIP_OK) {
         send_fail(pl, scene_no, path, rsclip_last_error());
         return;
     }
     const rsclip_raster_info *si = rsclip_tiler_scene(t);
+    if (job->plan_size >= 0 &&
+        (si->fingerprint.size != job->plan_size || si->fingerprint.mtime_ns != job->plan_mtime ||
+         si->n_tiles != job->plan_tiles)) {
+        rsclip__error(RSCLIP_ERR_MISMATCH,
+                      "%s: changed since the plan was made (%lld bytes, %lld tiles; the plan has "
+                      "%lld bytes, %lld tiles): make the plan again",
+                      path, (long long)si->fingerprint.size, (long long)si->n_tiles,
+                      (long long)job->plan_size, (long long)job->plan_tiles);
+        send_fail(pl, scene_no, path, rsclip_last_error());
+        rsclip_tiler_close(t);
+        return;
+    }
     decision d;
     decide(pl, ro, si, &d);
     if (d.state == RSCLIP_SCENE_UNCHANGED) {
@@ -307,14 +326,15 @@ static void read_scene(pipeline *pl, rsclip_index *ro, int scene_no) {
     msg *m = NULL;
     if (!rc) {
         /* windows already stored are windows of this grid (other settings re-index) */
-        int64_t to_do = si->n_tiles - (int64_t)n_done;
+        int64_t to_do = job_end(job, si) - job->first - (int64_t)n_done;
         m = begin_msg(pl, scene_no, si, &d, to_do > 0 ? to_do : 0);
+        if (m) m->scene.id = job->scene_id;
         if (!m) rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", path);
     }
     int64_t skipped = 0;
     if (!rc) {
         rsclip__q_push(&pl->to_writer, m);
-        rc = read_tiles(pl, t, scene_no, done, n_done, &skipped);
+        rc = read_tiles(pl, t, job, scene_no, done, n_done, &skipped);
     }
     if (rc) {
         send_fail(pl, scene_no, path, rsclip_last_error());
@@ -336,7 +356,7 @@ void *rsclip__indexer_reader(void *arg) {
         ro = NULL;
         rsclip_clear_error();
     }
-    for (int i = 0; i < pl->n_paths && !atomic_load(&pl->stop); i++) read_scene(pl, ro, i);
+    for (int i = 0; i < pl->n_jobs && !atomic_load(&pl->stop); i++) read_scene(pl, ro, i);
     rsclip_index_close(ro);
     msg *m = msg_new(MSG_DONE, 0);
     /* The writer waits for MSG_DONE: spin until memory allows it (never in practice). */

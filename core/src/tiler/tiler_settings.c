@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct sbuf {
@@ -145,4 +146,110 @@ int rsclip_tiler_settings_diff(const char *a, const char *b, char *buf, size_t c
     rsclip_json_free(ja);
     rsclip_json_free(jb);
     return rc ? rc : n;
+}
+
+/* "a,b,..." into at most max doubles: the count, or -1 if not such a list. */
+static int parse_list(const char *s, double *v, int max) {
+    int n = 0;
+    while (*s && n < max) {
+        char *end;
+        v[n] = strtod(s, &end);
+        if (end == s || !isfinite(v[n])) return -1;
+        n++;
+        s = end;
+        if (*s == ',')
+            s++;
+        else if (*s)
+            return -1;
+    }
+    return *s ? -1 : n;
+}
+
+static int parse_scale(const char *s, rsclip_tiler_params *p) {
+    static const char *const modes[] = {"auto", "none", NULL, "percentile"};
+    for (int m = 0; m < 4; m++)
+        if (modes[m] && strcmp(s, modes[m]) == 0) {
+            p->scale_mode = m;
+            return 0;
+        }
+    double v[6];
+    int n = parse_list(s, v, 6);
+    if (n != 2 && n != 6) return -1;
+    p->scale_mode = RSCLIP_TILER_SCALE_RANGE;
+    for (int c = 0; c < 3; c++) {
+        p->scale_min[c] = n == 2 ? v[0] : v[2 * c];
+        p->scale_max[c] = n == 2 ? v[1] : v[2 * c + 1];
+    }
+    return 0;
+}
+
+static int parse_bands(const char *s, rsclip_tiler_params *p) {
+    if (strcmp(s, "auto") == 0) {
+        p->n_bands = 0;
+        return 0;
+    }
+    double v[3];
+    int n = parse_list(s, v, 3);
+    if (n != 1 && n != 3) return -1;
+    p->n_bands = n;
+    for (int c = 0; c < n; c++) {
+        if (v[c] < 1 || v[c] > 65535 || v[c] != floor(v[c])) return -1;
+        p->bands[c] = (int)v[c];
+    }
+    return 0;
+}
+
+int rsclip_tiler_settings_parse(const char *text, rsclip_tiler_params *out) {
+    if (!text || !out)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_tiler_settings_parse: NULL argument");
+    rsclip_json *j = NULL;
+    int rc = rsclip_json_parse(text, strlen(text), &j);
+    if (rc) return rc;
+    rsclip_tiler_params p = rsclip_tiler_default_params();
+    int64_t ts = 0, stride = 0, densify = 0, stats = 0;
+    double mv = 0, pct[2] = {0, 0}, gsd = 0;
+    const char *bands = rsclip_json_get_str(j, "bands"), *scale = rsclip_json_get_str(j, "scale"),
+               *pcts = rsclip_json_get_str(j, "pct"), *gsds = rsclip_json_get_str(j, "gsd"),
+               *rs = rsclip_json_get_str(j, "resampling"), *mask = rsclip_json_get_str(j, "mask");
+    int ok = j->type == RSCLIP_JSON_OBJECT && rsclip_json_get_int(j, "tile_size", &ts) &&
+             rsclip_json_get_int(j, "stride", &stride) &&
+             rsclip_json_get_num(j, "min_valid", &mv) &&
+             rsclip_json_get_int(j, "densify", &densify) &&
+             rsclip_json_get_int(j, "stats_size", &stats) && bands && scale && pcts && gsds && rs &&
+             mask;
+    ok = ok && ts > 0 && ts <= 8192 && stride > 0 && stride <= (1 << 30) && densify > 0 &&
+         densify <= RSCLIP_TILER_MAX_DENSIFY && stats > 0 && stats <= 16384;
+    ok = ok && parse_bands(bands, &p) == 0 && parse_scale(scale, &p) == 0 &&
+         parse_list(pcts, pct, 2) == 2;
+    if (ok && strcmp(gsds, "native") != 0) ok = parse_list(gsds, &gsd, 1) == 1 && gsd > 0;
+    int mask_mode = -1;
+    static const char *const masks[] = {"auto", "no_alpha", "none"};
+    for (int m = 0; ok && m < 3; m++)
+        if (strcmp(mask, masks[m]) == 0) mask_mode = m;
+    ok = ok && mask_mode >= 0;
+    if (ok) {
+        p.tile_size = (int)ts;
+        p.stride = (int)stride;
+        p.min_valid = mv;
+        p.densify = (int)densify;
+        p.stats_size = (int)stats;
+        p.pct_low = pct[0];
+        p.pct_high = pct[1];
+        p.gsd = gsd;
+        p.mask_mode = mask_mode;
+        /* the caller's copy must outlive the params: resampling points into a static table */
+        static const char *const methods[] = {
+            "near", "bilinear", "cubic", "cubicspline", "lanczos", "average", "rms", "mode",
+            "min",  "max",      "med",   "q1",          "q3",      "sum",     NULL};
+        p.resampling = NULL;
+        if (strcmp(rs, "auto") != 0) {
+            for (int m = 0; methods[m]; m++)
+                if (strcmp(rs, methods[m]) == 0) p.resampling = methods[m];
+            ok = p.resampling != NULL;
+        }
+    }
+    rsclip_json_free(j);
+    if (!ok) return rsclip__error(RSCLIP_ERR_FORMAT, "not a tiler settings text: %.200s", text);
+    *out = p;
+    return RSCLIP_OK;
 }

@@ -1,0 +1,109 @@
+/* rsclip plan: count the work of an indexing run once (scenes, tile counts, settings) into a
+ * plan file that the workers of an array job read (`rsclip index --plan PLAN --shard auto`). */
+#include "app.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char app_usage_plan[] =
+    "usage: rsclip plan -m MODEL -o PLAN [options] INPUT...\n"
+    "\n"
+    "Open the header of every input raster once and write the plan of an indexing run: the\n"
+    "scenes in order with their tile counts and the tiling settings. Workers of an array job\n"
+    "then run `rsclip index -m MODEL --plan PLAN --shard auto -o FOLDER/` and each reads only\n"
+    "its own share of the plan (no worker lists or opens the other inputs).\n"
+    "\n"
+    "  -m MODEL              the model (its input size is the tile size)\n"
+    "  -o PLAN               the plan file to write (JSON Lines)\n"
+    "  --input-list FILE     read inputs from FILE, one per line ('#' comments)\n" APP_USAGE_TILING
+    "  --overwrite           replace an existing PLAN\n"
+    "  -q                    quiet\n"
+    "\n"
+    "Exit status: 0, 1 error (or no input could be opened), 2 usage, 3 some inputs could not be\n"
+    "opened (named on stderr; they are not in the plan).\n";
+
+typedef struct plan_state {
+    int failed;
+} plan_state;
+
+static void on_error(const char *path, const char *message, void *user) {
+    ((plan_state *)user)->failed++;
+    if (strstr(message, path))
+        fprintf(stderr, "rsclip: %s\n", message);
+    else
+        fprintf(stderr, "rsclip: %s: %s\n", path, message);
+}
+
+int cmd_plan(int argc, char **argv) {
+    enum { O_INPUT_LIST = 1000, O_OVERWRITE };
+    static const struct option longopts[] = {{"model", required_argument, NULL, 'm'},
+                                             {"output", required_argument, NULL, 'o'},
+                                             {"input-list", required_argument, NULL, O_INPUT_LIST},
+                                             {"overwrite", no_argument, NULL, O_OVERWRITE},
+                                             APP_TILING_LONGOPTS,
+                                             {"quiet", no_argument, NULL, 'q'},
+                                             {NULL, 0, NULL, 0}};
+    rsclip_tiler_params tp = rsclip_tiler_default_params();
+    const char *model = NULL, *out = NULL, *list = NULL;
+    int ch, rc, quiet = 0, overwrite = 0;
+    opterr = 0;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, ":m:o:q", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'm':
+            model = optarg;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        case O_INPUT_LIST:
+            list = optarg;
+            break;
+        case O_OVERWRITE:
+            overwrite = 1;
+            break;
+        case '?':
+        case ':':
+            return app_bad_option("plan", ch, argv);
+        default:
+            if ((rc = app_tiling_option("plan", ch, optarg, &tp))) return rc;
+        }
+    }
+    if (!model) return app_usage_error("plan", "no model given (-m)");
+    if (!out) return app_usage_error("plan", "no plan file given (-o)");
+    if (optind == argc && !list) return app_usage_error("plan", "no input rasters given");
+    if (!overwrite && access(out, F_OK) == 0)
+        return app_error("%s: exists (give --overwrite to replace it)", out);
+    rsclip_model *m = NULL;
+    if ((rc = app_load_model(model, &m)) != APP_OK) return rc;
+    tp.tile_size = rsclip_model_get_info(m)->image_size;
+    rsclip_model_free(m);
+    plan_state ps = {0};
+    char **paths = NULL;
+    int n_paths = 0;
+    if (rsclip_inputs_expand_ex((const char *const *)argv + optind, argc - optind, list, on_error,
+                                &ps, &paths, &n_paths) != RSCLIP_OK)
+        return app_fail();
+    rsclip_plan *plan = NULL;
+    rc = rsclip_plan_make((const char *const *)paths, n_paths, &tp, on_error, &ps, &plan);
+    rsclip_inputs_free(paths, n_paths);
+    if (rc) return app_fail();
+    if (plan->n_scenes == 0) {
+        rsclip_plan_free(plan);
+        return app_error("no input could be opened: nothing to plan");
+    }
+    plan->n_failed = ps.failed;
+    rc = rsclip_plan_write(plan, out) == RSCLIP_OK ? APP_OK : app_fail();
+    if (rc == APP_OK && !quiet)
+        fprintf(stderr, "%s: %d scene(s), %lld tiles (plan %s)%s\n", out, plan->n_scenes,
+                (long long)plan->n_tiles, plan->digest,
+                ps.failed ? "; some inputs could not be opened" : "");
+    rsclip_plan_free(plan);
+    if (rc == APP_OK && ps.failed) return APP_PARTIAL;
+    return rc;
+}
