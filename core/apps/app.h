@@ -71,20 +71,21 @@ enum {
         {"scale", required_argument, NULL, APP_O_SCALE},                                           \
         {"gsd", required_argument, NULL, APP_O_GSD},                                               \
         {"resampling", required_argument, NULL, APP_O_RESAMPLING},                                 \
-        {"allow-pixel-coords", no_argument, NULL, APP_O_ALLOW_PIXEL},                              \
-        {"max-tiles", required_argument, NULL, APP_O_MAX_TILES}
+        {"allow-pixel-coords", no_argument, NULL, APP_O_ALLOW_PIXEL}, {                            \
+        "max-tiles", required_argument, NULL, APP_O_MAX_TILES                                      \
+    }
 #define APP_USAGE_TILING                                                                           \
     "  --stride N            pixels between tiles (default: the tile size, no overlap)\n"          \
-    "  --bands R,G,B         source bands for red, green, blue (or one band, replicated);\n"      \
-    "                        default from colour interpretation, else the first three\n"          \
-    "  --min-valid F         skip tiles with less than this valid (not nodata) fraction\n"        \
-    "                        (default 0.5)\n"                                                     \
+    "  --bands R,G,B         source bands for red, green, blue (or one band, replicated);\n"       \
+    "                        default from colour interpretation, else the first three\n"           \
+    "  --min-valid F         skip tiles with less than this valid (not nodata) fraction\n"         \
+    "                        (default 0.5)\n"                                                      \
     "  --scale auto|MIN,MAX|MIN1,MAX1,MIN2,MAX2,MIN3,MAX3\n"                                       \
-    "                        non-8-bit data to 0..255: per-band 2-98 percentiles of the scene\n"  \
-    "                        (auto, default), one range for all bands, or one per band\n"         \
-    "  --gsd METRES          resample to this ground resolution (default native)\n"              \
-    "  --resampling METHOD   GDAL resampling for --gsd (default average down, cubic up)\n"       \
-    "  --allow-pixel-coords  accept rasters without georeferencing (footprints in pixels)\n"     \
+    "                        non-8-bit data to 0..255: per-band 2-98 percentiles of the scene\n"   \
+    "                        (auto, default), one range for all bands, or one per band\n"          \
+    "  --gsd METRES          resample to this ground resolution (default native)\n"                \
+    "  --resampling METHOD   GDAL resampling for --gsd (default average down, cubic up)\n"         \
+    "  --allow-pixel-coords  accept rasters without georeferencing (footprints in pixels)\n"       \
     "  --max-tiles N         refuse scenes with more tiles than N (default 100000000)\n"
 /* Apply one APP_O_* option to tp; 0, or APP_USAGE after printing the problem. */
 int app_tiling_option(const char *cmd, int opt, const char *arg, rsclip_tiler_params *tp);

@@ -46,7 +46,7 @@ static void print_scene_row(const rsclip_scene_info *si) {
         snprintf(gsd, sizeof gsd, "%.3g", si->gsd);
     else
         snprintf(gsd, sizeof gsd, "%s", si->georef == 2 ? "?" : "-");
-    printf("  %4lld  %-8s  %6lld  %7lld  %-8s  %-7s  %-10s  %-8s  %s\n", (long long)si->id,
+    printf("  %4lld  %-8s  %6lld  %7lld  %-8s  %-10s  %-10s  %-8s  %s\n", (long long)si->id,
            si->status == RSCLIP_SCENE_COMPLETE ? "complete" : "indexing",
            (long long)si->tiles_stored, (long long)si->tiles_skipped, si->bands ? si->bands : "?",
            scale, grid, gsd, si->path);
@@ -85,6 +85,72 @@ static void print_scene_json(const rsclip_scene_info *si, size_t i) {
     printf("}");
 }
 
+/* Bytes of the index files (the set's parts), their WAL and vector caches. */
+static void set_sizes(rsclip_index_set *set, int64_t sz[3]) {
+    sz[0] = sz[1] = sz[2] = 0;
+    for (int i = 0; i < rsclip_index_set_count(set); i++) {
+        const char *p = rsclip_index_path(rsclip_index_set_part(set, i));
+        sz[0] += file_size(p, "");
+        sz[1] += file_size(p, "-wal");
+        sz[2] += file_size(p, ".rsvec");
+    }
+}
+
+static void print_header_json(const char *path, const rsclip_index_info *in, const int64_t sz[3],
+                              int parts, int shards, int missing, int incomplete, size_t n_scenes,
+                              size_t n_complete) {
+    printf("{\"index\": ");
+    app_json_string(stdout, path);
+    printf(", \"schema_version\": %d, \"model\": ", in->schema_version);
+    app_json_string(stdout, in->model_id);
+    printf(", \"fingerprint\": ");
+    app_json_string(stdout, in->model_fingerprint);
+    printf(", \"dim\": %d, \"dtype\": ", in->embed_dim);
+    app_json_string(stdout, in->dtype);
+    printf(", \"parts\": %d, \"shards\": %d, \"parts_missing\": %d, \"parts_incomplete\": %d",
+           parts, shards, missing, incomplete);
+    printf(", \"scenes\": %zu, \"scenes_complete\": %zu, \"tiles\": %lld, \"embeddings\": %lld, ",
+           n_scenes, n_complete, (long long)in->n_tiles, (long long)in->n_embeddings);
+    if (in->has_extent)
+        printf("\"extent\": [%.9g, %.9g, %.9g, %.9g], ", in->extent[0], in->extent[1],
+               in->extent[2], in->extent[3]);
+    else
+        printf("\"extent\": null, ");
+    printf("\"bytes\": %lld, \"wal_bytes\": %lld, \"cache_bytes\": %lld, \"created\": ",
+           (long long)sz[0], (long long)sz[1], (long long)sz[2]);
+    app_json_string(stdout, in->created_at);
+    printf(", \"updated\": ");
+    app_json_string(stdout, in->updated_at);
+    printf(", \"scene_list\": [");
+}
+
+static void print_header_text(const char *path, const rsclip_index_info *in, const int64_t sz[3],
+                              int parts, int shards, int missing, int incomplete, size_t n_scenes,
+                              size_t n_complete) {
+    printf("Index:       %s\n", path);
+    printf("Format:      rsclip index schema %d (GeoPackage; layer 'tiles' opens in GIS)\n",
+           in->schema_version);
+    if (shards)
+        printf("Parts:       %d of %d (sharded index)%s%s\n", parts, shards,
+               missing ? ": some parts missing" : "",
+               incomplete ? ": some parts still being indexed" : "");
+    printf("Model:       %s\n", in->model_id[0] ? in->model_id : "(none yet)");
+    printf("Fingerprint: %s\n", in->model_fingerprint);
+    printf("Dimension:   %d (%s, L2-normalised)\n", in->embed_dim, in->dtype);
+    printf("Scenes:      %zu (%zu complete)\n", n_scenes, n_complete);
+    printf("Tiles:       %lld (%lld embeddings)\n", (long long)in->n_tiles,
+           (long long)in->n_embeddings);
+    if (in->has_extent)
+        printf("Extent:      %.7f, %.7f, %.7f, %.7f (W, S, E, N; WGS84)\n", in->extent[0],
+               in->extent[1], in->extent[2], in->extent[3]);
+    printf("Size:        %.1f MiB (WAL %.1f MiB, vector cache %.1f MiB)\n",
+           (double)sz[0] / 1048576.0, (double)sz[1] / 1048576.0, (double)sz[2] / 1048576.0);
+    printf("Created:     %s\nUpdated:     %s\n", in->created_at, in->updated_at);
+    if (n_scenes)
+        printf("Scenes:\n  %4s  %-8s  %6s  %7s  %-8s  %-10s  %-10s  %-8s  %s\n", "id", "status",
+               "tiles", "skipped", "bands", "scale", "tile/step", "gsd m", "path");
+}
+
 int cmd_info(int argc, char **argv) {
     static const struct option longopts[] = {{"json", no_argument, NULL, 'J'}, {NULL, 0, NULL, 0}};
     int json = 0, ch;
@@ -96,82 +162,37 @@ int cmd_info(int argc, char **argv) {
         else
             return app_bad_option("info", ch, argv);
     }
-    if (argc - optind != 1) return app_usage_error("info", "give one index file");
+    if (argc - optind != 1) return app_usage_error("info", "give one index (file or folder)");
     const char *path = argv[optind];
-    rsclip_index *idx = NULL;
     struct stat st;
-    if (stat(path, &st) != 0) return app_error("%s: no such index file", path);
-    if (rsclip_index_open(path, RSCLIP_INDEX_READONLY, &idx) != RSCLIP_OK) return app_fail();
+    if (stat(path, &st) != 0) return app_error("%s: no such index file or folder", path);
+    rsclip_index_set *set = NULL;
+    if (rsclip_index_set_open(path, RSCLIP_INDEX_READONLY, &set) != RSCLIP_OK) return app_fail();
     rsclip_index_info in;
-    int64_t *ids = NULL;
-    size_t n_ids = 0;
-    if (rsclip_index_get_info(idx, &in) != RSCLIP_OK ||
-        rsclip_index_list_scenes(idx, &ids, &n_ids) != RSCLIP_OK) {
-        rsclip_index_close(idx);
+    rsclip_scene_info **sc = NULL;
+    size_t n_sc = 0, n_complete = 0;
+    int shards = 0, missing = 0, incomplete = 0, parts = rsclip_index_set_count(set);
+    if (rsclip_index_set_info(set, &in) != RSCLIP_OK ||
+        rsclip_index_set_scenes(set, &sc, &n_sc) != RSCLIP_OK) {
+        rsclip_index_set_close(set);
         return app_fail();
     }
-    int64_t size = file_size(path, ""), wal = file_size(path, "-wal"),
-            cache = file_size(path, ".rsvec");
-    if (json) {
-        printf("{\"index\": ");
-        app_json_string(stdout, path);
-        printf(", \"schema_version\": %d, \"model\": ", in.schema_version);
-        app_json_string(stdout, in.model_id);
-        printf(", \"fingerprint\": ");
-        app_json_string(stdout, in.model_fingerprint);
-        printf(", \"dim\": %d, \"dtype\": ", in.embed_dim);
-        app_json_string(stdout, in.dtype);
-        printf(", \"scenes\": %lld, \"scenes_complete\": %lld, \"tiles\": %lld, "
-               "\"embeddings\": %lld, ",
-               (long long)in.n_scenes, (long long)in.n_scenes_complete, (long long)in.n_tiles,
-               (long long)in.n_embeddings);
-        if (in.has_extent)
-            printf("\"extent\": [%.9g, %.9g, %.9g, %.9g], ", in.extent[0], in.extent[1],
-                   in.extent[2], in.extent[3]);
-        else
-            printf("\"extent\": null, ");
-        printf("\"bytes\": %lld, \"wal_bytes\": %lld, \"cache_bytes\": %lld, \"created\": ",
-               (long long)size, (long long)wal, (long long)cache);
-        app_json_string(stdout, in.created_at);
-        printf(", \"updated\": ");
-        app_json_string(stdout, in.updated_at);
-        printf(", \"scene_list\": [");
-    } else {
-        printf("Index:       %s\n", path);
-        printf("Format:      rsclip index schema %d (GeoPackage; layer 'tiles' opens in GIS)\n",
-               in.schema_version);
-        printf("Model:       %s\n", in.model_id[0] ? in.model_id : "(none yet)");
-        printf("Fingerprint: %s\n", in.model_fingerprint);
-        printf("Dimension:   %d (%s, L2-normalised)\n", in.embed_dim, in.dtype);
-        printf("Scenes:      %lld (%lld complete)\n", (long long)in.n_scenes,
-               (long long)in.n_scenes_complete);
-        printf("Tiles:       %lld (%lld embeddings)\n", (long long)in.n_tiles,
-               (long long)in.n_embeddings);
-        if (in.has_extent)
-            printf("Extent:      %.7f, %.7f, %.7f, %.7f (W, S, E, N; WGS84)\n", in.extent[0],
-                   in.extent[1], in.extent[2], in.extent[3]);
-        printf("Size:        %.1f MiB (WAL %.1f MiB, vector cache %.1f MiB)\n",
-               (double)size / 1048576.0, (double)wal / 1048576.0, (double)cache / 1048576.0);
-        printf("Created:     %s\nUpdated:     %s\n", in.created_at, in.updated_at);
-        if (n_ids)
-            printf("Scenes:\n  %4s  %-8s  %6s  %7s  %-8s  %-7s  %-10s  %-8s  %s\n", "id", "status",
-                   "tiles", "skipped", "bands", "scale", "tile/step", "gsd m", "path");
-    }
-    int rc = APP_OK;
-    for (size_t i = 0; i < n_ids; i++) {
-        rsclip_scene_info *si = NULL;
-        if (rsclip_index_get_scene(idx, ids[i], &si) != RSCLIP_OK) {
-            rc = app_fail();
-            break;
-        }
+    rsclip_index_set_shards(set, &shards, &missing, &incomplete);
+    for (size_t i = 0; i < n_sc; i++) n_complete += sc[i]->status == RSCLIP_SCENE_COMPLETE;
+    int64_t sz[3];
+    set_sizes(set, sz);
+    if (json)
+        print_header_json(path, &in, sz, parts, shards, missing, incomplete, n_sc, n_complete);
+    else
+        print_header_text(path, &in, sz, parts, shards, missing, incomplete, n_sc, n_complete);
+    for (size_t i = 0; i < n_sc; i++) {
         if (json)
-            print_scene_json(si, i);
+            print_scene_json(sc[i], i);
         else
-            print_scene_row(si);
-        rsclip_free(si);
+            print_scene_row(sc[i]);
     }
-    if (json && rc == APP_OK) printf("]}\n");
-    rsclip_free(ids);
-    rsclip_index_close(idx);
-    return rc;
+    if (json) printf("]}\n");
+    rsclip_index_set_scenes_free(sc, n_sc);
+    rsclip_index_set_close(set);
+    return APP_OK;
 }

@@ -55,11 +55,11 @@ void *rsclip__q_pop(queue *q);
  * the plan gives them. */
 typedef struct idx_job {
     const char *path;
-    int64_t first, end;  /* tile numbers [first, end) of the scene; end < 0: all of them */
-    int64_t scene_id;    /* > 0: the scene's id (plan ordinal + 1) */
-    int64_t first_fid;   /* > 0: tile i gets fid first_fid + i (global tile number + 1) */
-    int64_t plan_size;   /* >= 0: file size, mtime and tile count the plan saw: a scene that */
-    int64_t plan_mtime;  /* changed since is refused (the split would no longer agree) */
+    int64_t first, end; /* tile numbers [first, end) of the scene; end < 0: all of them */
+    int64_t scene_id;   /* > 0: the scene's id (plan ordinal + 1) */
+    int64_t first_fid;  /* > 0: tile i gets fid first_fid + i (global tile number + 1) */
+    int64_t plan_size;  /* >= 0: file size, mtime and tile count the plan saw: a scene that */
+    int64_t plan_mtime; /* changed since is refused (the split would no longer agree) */
     int64_t plan_tiles;
 } idx_job;
 
