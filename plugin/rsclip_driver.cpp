@@ -49,9 +49,9 @@ static bool ParseInt(const char *name, const char *value, GIntBig lo, GIntBig hi
     while (end && (*end == ' ' || *end == '\t')) end++;
     if (end == value || !end || *end || errno || v < lo || v > hi) {
         CPLError(CE_Failure, CPLE_IllegalArg,
-                 "RSCLIP: open option %s=%s: expected an integer from " CPL_FRMT_GIB
+                 "RSCLIP: %s option %s=%s: expected an integer from " CPL_FRMT_GIB
                  " to " CPL_FRMT_GIB,
-                 name, value, lo, hi);
+                 STARTS_WITH(name, "RSCLIP_") ? "configuration" : "open", name, value, lo, hi);
         return false;
     }
     *out = v;
@@ -98,9 +98,10 @@ bool RSCLIPQueryOptions::Parse(CSLConstList papszOpts) {
         nStep = static_cast<int>(n);
     }
     /* the heatmap's cell cap: the open option, else the configuration option */
-    if ((v = CSLFetchNameValue(papszOpts, "MAX_CELLS")) != nullptr ||
-        (v = CPLGetConfigOption("RSCLIP_HEATMAP_MAX_CELLS", nullptr)) != nullptr) {
-        if (!ParseInt("MAX_CELLS", v, 1, std::numeric_limits<GIntBig>::max(), &n)) return false;
+    const char *pszCells = "MAX_CELLS";
+    if ((v = CSLFetchNameValue(papszOpts, pszCells)) != nullptr ||
+        (v = CPLGetConfigOption(pszCells = "RSCLIP_HEATMAP_MAX_CELLS", nullptr)) != nullptr) {
+        if (!ParseInt(pszCells, v, 1, std::numeric_limits<GIntBig>::max(), &n)) return false;
         nMaxCells = n;
     }
     if ((v = CSLFetchNameValue(papszOpts, "BBOX")) != nullptr) {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cfloat>
+#include <climits>
 #include <cstring>
 #include <exception>
 #include <iterator>
@@ -36,7 +37,7 @@ static void AddFields(OGRFeatureDefn *defn, const FieldSpec *f, size_t n) {
 
 /* A WGS84 polygon from a closed or open lon/lat ring; nullptr when there are < 3 points. */
 static OGRPolygon *RingToPolygon(const double *xy, size_t n) {
-    if (!xy || n < 3) return nullptr;
+    if (!xy || n < 3 || n > static_cast<size_t>(INT_MAX)) return nullptr;
     auto *ring = new OGRLinearRing();
     ring->setNumPoints(static_cast<int>(n), FALSE);
     for (size_t i = 0; i < n; i++) ring->setPoint(static_cast<int>(i), xy[2 * i], xy[2 * i + 1]);

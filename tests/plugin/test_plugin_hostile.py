@@ -102,6 +102,10 @@ check(rc != 0 and "limit of 1000 cells" in err, "MAX_CELLS=1000 refuses 179 x 17
 rc, out, err = run(["gdalinfo", "--config", "RSCLIP_HEATMAP_MAX_CELLS", "1000", "-oo",
                     "QUERY=" + QUERY, "RSCLIP:%s:%d" % (big, sid)], expect_ok=False)
 check(rc != 0 and "limit of 1000 cells" in err, "RSCLIP_HEATMAP_MAX_CELLS=1000 too")
+rc, out, err = run(["gdalinfo", "--config", "RSCLIP_HEATMAP_MAX_CELLS", "many", "-oo",
+                    "QUERY=" + QUERY, "RSCLIP:%s:%d" % (big, sid)], expect_ok=False)
+check(rc != 0 and "configuration option RSCLIP_HEATMAP_MAX_CELLS=many" in err,
+      "RSCLIP_HEATMAP_MAX_CELLS=many: refused, naming the configuration option")
 rc, out, err = run(["gdalinfo", "-oo", "QUERY=" + QUERY, "-oo", "STEP=16", "-oo",
                     "MAX_CELLS=9000000", "RSCLIP:%s:%d" % (big, sid)])
 check(rc == 0 and "Size is 2860, 2860" in out, "a higher MAX_CELLS allows STEP=16 (2860^2)")
