@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <climits>
+#include <cmath>
 #include <cstring>
 #include <exception>
 #include <iterator>
@@ -45,6 +46,17 @@ static OGRPolygon *RingToPolygon(const double *xy, size_t n) {
     auto *poly = new OGRPolygon();
     poly->addRingDirectly(ring);
     return poly;
+}
+
+/* lon/lat of a tile centre: null for a scene in pixel coordinates (NaN from the library). */
+static void SetLonLat(OGRFeature *f, double lon, double lat) {
+    if (std::isfinite(lon) && std::isfinite(lat)) {
+        f->SetField("lon", lon);
+        f->SetField("lat", lat);
+    } else {
+        f->SetFieldNull(f->GetFieldIndex("lon"));
+        f->SetFieldNull(f->GetFieldIndex("lat"));
+    }
 }
 
 /* ---- base ------------------------------------------------------------------------------------ */
@@ -205,40 +217,48 @@ RSCLIPTilesLayer::RSCLIPTilesLayer(RSCLIPDataset *poDS) : RSCLIPLayer(poDS, "til
     AddFields(m_poDefn, kTileFields, sizeof kTileFields / sizeof *kTileFields);
 }
 
-/* The candidates, in id order: the R-tree's answer for the spatial filter's envelope, the
- * scene's tiles in a scene's dataset, else every tile. */
+/* The candidates, in id order: the R-tree's answer for the spatial filter's envelope (tiles in
+ * pixel coordinates have no footprint and meet no filter), else the tiles of the scene, or of
+ * every scene. */
 bool RSCLIPTilesLayer::LoadIds() {
     m_anIds.clear();
     rsclip_index *idx = m_poDS->Index();
+    int rc = RSCLIP_OK;
+    auto append = [this](int64_t *ids, size_t n) {
+        m_anIds.insert(m_anIds.end(), ids, ids + n);
+        rsclip_free(ids);
+    };
     int64_t *ids = nullptr;
     size_t n = 0;
-    int rc = RSCLIP_OK;
-    if (m_poFilterGeom || m_poDS->m_nSceneId <= 0) {
-        double bb[4] = {-DBL_MAX, -DBL_MAX, DBL_MAX, DBL_MAX};
-        if (m_poFilterGeom) {
-            const OGREnvelope &e = m_sFilterEnvelope;
-            bb[0] = e.MinX;
-            bb[1] = e.MinY;
-            bb[2] = e.MaxX;
-            bb[3] = e.MaxY;
-        }
+    if (m_poFilterGeom) {
+        const OGREnvelope &e = m_sFilterEnvelope;
+        const double bb[4] = {e.MinX, e.MinY, e.MaxX, e.MaxY};
         /* an envelope with NaN meets nothing */
-        if (bb[0] <= bb[2] && bb[1] <= bb[3]) rc = rsclip_index_tiles_in_bbox(idx, bb, 0, &ids, &n);
-        if (rc == RSCLIP_OK) m_anIds.assign(ids, ids + n);
-        rsclip_free(ids);
-    }
-    if (rc == RSCLIP_OK && m_poDS->m_nSceneId > 0) {
-        ids = nullptr;
-        rc = rsclip_index_scene_tiles(idx, m_poDS->m_nSceneId, &ids, nullptr, &n);
-        if (rc == RSCLIP_OK && !m_poFilterGeom) {
-            m_anIds.assign(ids, ids + n);
-        } else if (rc == RSCLIP_OK) {
-            std::vector<int64_t> mine(ids, ids + n), both;
-            std::set_intersection(m_anIds.begin(), m_anIds.end(), mine.begin(), mine.end(),
-                                  std::back_inserter(both));
-            m_anIds.swap(both);
+        if (bb[0] <= bb[2] && bb[1] <= bb[3] &&
+            (rc = rsclip_index_tiles_in_bbox(idx, bb, 0, &ids, &n)) == RSCLIP_OK)
+            append(ids, n);
+        if (rc == RSCLIP_OK && m_poDS->m_nSceneId > 0) {
+            rc = rsclip_index_scene_tiles(idx, m_poDS->m_nSceneId, &ids, nullptr, &n);
+            if (rc == RSCLIP_OK) {
+                std::vector<int64_t> both;
+                std::set_intersection(m_anIds.begin(), m_anIds.end(), ids, ids + n,
+                                      std::back_inserter(both));
+                m_anIds.swap(both);
+                rsclip_free(ids);
+            }
         }
-        rsclip_free(ids);
+    } else if (m_poDS->m_nSceneId > 0) {
+        if ((rc = rsclip_index_scene_tiles(idx, m_poDS->m_nSceneId, &ids, nullptr, &n)) == 0)
+            append(ids, n);
+    } else {
+        int64_t *scenes = nullptr;
+        size_t ns = 0;
+        rc = rsclip_index_list_scenes(idx, &scenes, &ns);
+        for (size_t i = 0; i < ns && rc == RSCLIP_OK; i++)
+            if ((rc = rsclip_index_scene_tiles(idx, scenes[i], &ids, nullptr, &n)) == 0)
+                append(ids, n);
+        rsclip_free(scenes);
+        std::sort(m_anIds.begin(), m_anIds.end());
     }
     if (rc != RSCLIP_OK) {
         RSCLIPReportError(m_poDS->m_osPath.c_str());
@@ -274,8 +294,7 @@ static OGRFeature *TileFeature(RSCLIPDataset *poDS, OGRFeatureDefn *defn, GIntBi
     f->SetField("yoff", t->window.yoff);
     f->SetField("xsize", t->window.xsize);
     f->SetField("ysize", t->window.ysize);
-    f->SetField("lon", t->lon);
-    f->SetField("lat", t->lat);
+    SetLonLat(f, t->lon, t->lat);
     f->SetField("valid_fraction", t->valid_fraction);
     OGRPolygon *poly = RingToPolygon(t->footprint, t->n_footprint);
     if (poly) {
@@ -334,8 +353,10 @@ bool RSCLIPTilesLayer::ComputeExtent(OGREnvelope *psExtent) {
     for (size_t i = 0; i < n && ok; i++) {
         rsclip_tile_info *t = nullptr;
         if (rsclip_index_get_tile(m_poDS->Index(), ids[i], &t) == RSCLIP_OK) {
-            env.Merge(t->bbox[0], t->bbox[1]);
-            env.Merge(t->bbox[2], t->bbox[3]);
+            if (t->has_lonlat && t->n_footprint >= 3) {
+                env.Merge(t->bbox[0], t->bbox[1]);
+                env.Merge(t->bbox[2], t->bbox[3]);
+            }
         } else {
             RSCLIPReportError(m_poDS->m_osPath.c_str());
             ok = false;
@@ -408,8 +429,7 @@ OGRFeature *RSCLIPHitsLayer::Make(int i) {
         f->SetField("rank", h->rank);
         f->SetField("score", static_cast<double>(h->score));
         f->SetField("prob", static_cast<double>(h->prob));
-        f->SetField("lon", h->lon);
-        f->SetField("lat", h->lat);
+        SetLonLat(f, h->lon, h->lat);
         f->SetField("scene", m_poDS->ScenePath(h->scene_id));
         f->SetField("xoff", h->xoff);
         f->SetField("yoff", h->yoff);

@@ -257,6 +257,8 @@ for sid in heat_scenes:
         sx, sy = gdal.ApplyGeoTransform(inv, x, y)
         inside = inside and -1e-6 <= sx <= W + 1e-6 and -1e-6 <= sy <= H + 1e-6
     check(inside, "scene %d: no heatmap cell outside the scene" % sid)
+    check(hd.GetMetadataItem("STEP") == "256" and hd.GetMetadataItem("STEP_FROM") == "index",
+          "scene %d: the step is the stride the index records" % sid)
     s_srs, h_srs = src.GetSpatialRef(), hd.GetSpatialRef()
     check(h_srs is not None and h_srs.IsSame(s_srs), "scene %d: scene CRS" % sid)
     import struct

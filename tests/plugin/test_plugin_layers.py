@@ -105,7 +105,8 @@ def check_layer(ds, name, tag):
     for bad in [-1, 0, max(fids) + 1, 10 ** 9, 2 ** 62]:
         got = quiet("%s: GetFeature(%d)" % (t, bad), lambda: lyr.GetFeature(bad))
         check(got is None, "%s: GetFeature(%d) is None" % (t, bad))
-    first_env = ogr.CreateGeometryFromWkb(feats[0][2]).GetEnvelope()
+    geo = [k for k in feats if k[2] is not None]  # tiles in pixel coordinates have none
+    first_env = ogr.CreateGeometryFromWkb(geo[0][2]).GetEnvelope()
     far = ogr.CreateGeometryFromWkt("POLYGON((170 -80,171 -80,171 -79,170 -79,170 -80))")
     lyr.SetSpatialFilter(far)
     check(lyr.GetFeatureCount() == 0 and read_all(lyr) == [],
@@ -153,7 +154,7 @@ def check_layer(ds, name, tag):
     inc = envelope_poly(first_env, 1e-9)
     lyr.SetSpatialFilter(inc)
     got = [k[0] for k in read_all(lyr)]
-    check(fids[0] in got and lyr.GetFeatureCount() == len(got),
+    check(geo[0][0] in got and lyr.GetFeatureCount() == len(got),
           "%s: spatial filter on a feature's envelope returns it (%d)" % (t, len(got)))
     check(all(ogr.CreateGeometryFromWkb(k[2]).Intersects(inc) for k in read_all(lyr)),
           "%s: every feature returned meets the filter" % t)
@@ -167,8 +168,9 @@ def check_layer(ds, name, tag):
     for what, lo, hi in [("infinite", -math.inf, math.inf), ("huge", -1e300, 1e300)]:
         lyr.SetSpatialFilterRect(lo, lo, hi, hi)
         got_all = quiet("%s: %s spatial filter" % (t, what), lambda: read_all(lyr))
-        check(got_all == feats and lyr.GetFeatureCount() == n,
-              "%s: a %s spatial filter returns every feature" % (t, what))
+        check(got_all == geo and lyr.GetFeatureCount() == len(geo),
+              "%s: a %s spatial filter returns every feature with a geometry (%d)" % (
+                  t, what, len(geo)))
     lyr.SetSpatialFilter(None)
     check(lyr.GetSpatialFilter() is None and read_all(lyr) == feats,
           "%s: SetSpatialFilter(None) restores every feature" % t)
@@ -176,7 +178,7 @@ def check_layer(ds, name, tag):
 
     # ---- extent: the envelope of every feature, filters aside ----
     e = [math.inf, -math.inf, math.inf, -math.inf]
-    for k in feats:
+    for k in geo:
         fe = ogr.CreateGeometryFromWkb(k[2]).GetEnvelope()
         e = [min(e[0], fe[0]), max(e[1], fe[1]), min(e[2], fe[2]), max(e[3], fe[3])]
     ext = lyr.GetExtent(force=1)
@@ -294,6 +296,30 @@ check(sorted(k[0] for k in one.get("tiles", [])) ==
       "scene %d: the tiles layer holds the scene's tiles" % big)
 check(one.get("hits") and all(k[1][5] == one["tiles"][0][1][0] for k in one["hits"]),
       "scene %d: hits of that scene only" % big)
+
+# an index that also holds a scene in pixel coordinates (no georeferencing: tiles without
+# footprint or lon/lat): listed, counted and read like the others, met by no spatial filter
+mixed = os.path.join(work, "mixed")
+os.makedirs(mixed, exist_ok=True)
+msrc = gdal.Open([s for s in SCENES if "milwaukee" in s][0])
+plain = os.path.join(mixed, "plain.tif")
+pd = gdal.GetDriverByName("GTiff").Create(plain, 3 * msrc.RasterXSize, 3 * msrc.RasterYSize, 3)
+for b in range(1, 4):
+    a = msrc.GetRasterBand(b).ReadRaster()
+    for j in range(3):
+        for i in range(3):
+            pd.GetRasterBand(b).WriteRaster(i * msrc.RasterXSize, j * msrc.RasterYSize,
+                                            msrc.RasterXSize, msrc.RasterYSize, a)
+pd = None
+midx = os.path.join(mixed, "idx.gpkg")
+rc, _, _ = run([RSCLIP, "index", "-q", "-m", MODEL, "-o", midx, "--allow-pixel-coords",
+                msrc.GetDescription(), plain])
+if check(rc == 0, "index with a scene in pixel coordinates"):
+    mx = check_dataset("RSCLIP:" + midx, ["QUERY=" + QUERY, "TOP_K=8"], ["tiles", "hits"],
+                       "mixed index")
+    nogeo = [k for k in mx.get("tiles", []) if k[2] is None]
+    check(len(nogeo) == 6 and all(k[1][6] is None and k[1][7] is None for k in nogeo),
+          "mixed index: the 6 pixel-coordinate tiles, without geometry or lon/lat")
 
 # open options in the name (QGIS's form) = open options beside it
 by_name = gdal.OpenEx(DS + "|option:QUERY=" + QUERY + "|option:TOP_K=%d" % K, gdal.OF_VECTOR)

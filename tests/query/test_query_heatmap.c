@@ -31,11 +31,16 @@ static int offsets(int e, int t, int s, int *off) {
 }
 
 /* A scene of w x h pixels tiled with tile t, stride s; returns its id and the tile ids. */
-static int64_t add_scene(rsclip_index *idx, const char *name, int w, int h, int t, int s, int seed,
-                         int64_t *tile_ids, rsclip_tile_window *wins, size_t *n) {
+static int64_t add_scene(rsclip_index *idx, const char *name, int w, int h, int t, int s,
+                         int record, int seed, int64_t *tile_ids, rsclip_tile_window *wins,
+                         size_t *n) {
     rsclip_scene_info si = ti_scene(name, 1000 + seed, 1, NULL, 1, 1);
     si.width = w;
     si.height = h;
+    if (record) { /* schema 2 records the grid; schema-1 scenes read back 0 */
+        si.tile_size = t;
+        si.stride = s;
+    }
     const double gt[6] = {500000.0, 2.0, 0.0, 4000000.0, 0.0, -2.0};
     memcpy(si.geotransform, gt, sizeof gt);
     int64_t sid = 0;
@@ -144,13 +149,16 @@ int main(void) {
     /* A: 1000 x 600, tile = stride = 256 (x: 0 256 512 744; y: 0 256 344), no overlap.
      * B: 700 x 300, tile 256, stride 128 (x: 0 128 256 384 444; y: 0 44), overlapping.
      * C: 200 x 900, narrower than a tile: one column. */
-    int64_t ia[64], ib[64], ic[64];
-    rsclip_tile_window wa[64], wb[64], wc[64];
-    size_t na, nb, nc;
-    int64_t sa = add_scene(idx, "a.tif", 1000, 600, 256, 256, 1, ia, wa, &na);
-    int64_t sb = add_scene(idx, "b.tif", 700, 300, 256, 128, 2, ib, wb, &nb);
-    int64_t sc = add_scene(idx, "c.tif", 200, 900, 256, 256, 3, ic, wc, &nc);
-    CHECK(na == 12 && nb == 10 && nc == 4);
+    int64_t ia[64], ib[64], ic[64], id[64];
+    rsclip_tile_window wa[64], wb[64], wc[64], wd[64];
+    size_t na, nb, nc, nd;
+    int64_t sa = add_scene(idx, "a.tif", 1000, 600, 256, 256, 0, 1, ia, wa, &na);
+    int64_t sb = add_scene(idx, "b.tif", 700, 300, 256, 128, 0, 2, ib, wb, &nb);
+    int64_t sc = add_scene(idx, "c.tif", 200, 900, 256, 256, 0, 3, ic, wc, &nc);
+    /* D: 300 x 300, tile 256, stride 128 recorded: offsets 0 and 44 only, from which the stride
+     * cannot be inferred (no interior tile) */
+    int64_t sd = add_scene(idx, "d.tif", 300, 300, 256, 128, 1, 4, id, wd, &nd);
+    CHECK(na == 12 && nb == 10 && nc == 4 && nd == 4);
     rsclip_index_close(idx);
 
     rsclip_session_params sp = rsclip_session_default_params();
@@ -211,6 +219,17 @@ int main(void) {
     check_values(s, &q, h, sc, ic, cell_c, nc);
     rsclip_heatmap_free(h);
 
+    /* D: the recorded stride: one cell of 128 centred on the scene (the tiles' centres are at
+     * 128 and 172: both in it) */
+    h = NULL;
+    CHECK_OK(rsclip_session_heatmap(s, &q, sd, NULL, &h));
+    REQUIRE(h);
+    CHECK(h->step == 128 && h->tile_size == 256 && strcmp(h->step_from, "index") == 0);
+    CHECK(h->width == 1 && h->height == 1 && h->origin[0] == 64 && h->cell[0] == 128);
+    int cell_d[4] = {0, 0, 0, 0};
+    check_values(s, &q, h, sd, id, cell_d, nd);
+    rsclip_heatmap_free(h);
+
     /* A with a coarser step: one cell of 512 x 512 holding the best tile of the scene */
     rsclip_heatmap_params hp = rsclip_heatmap_default_params();
     hp.step = 512;
@@ -253,7 +272,7 @@ int main(void) {
         {"UPDATE tiles SET xoff = -300 WHERE fid = %lld", RSCLIP_ERR_FORMAT, "tile"},
         {"UPDATE tiles SET yoff = -1 WHERE fid = %lld", RSCLIP_ERR_FORMAT, "tile"},
         {"UPDATE tiles SET xoff = 2000000000 WHERE fid = %lld", RSCLIP_ERR_FORMAT, "tile"},
-        {"UPDATE tiles SET xoff = 900 WHERE fid = %lld", RSCLIP_ERR_FORMAT, "not inside"},
+        {"UPDATE tiles SET xoff = 900 WHERE fid = %lld", RSCLIP_ERR_FORMAT, "window"},
         {"UPDATE tiles SET xsize = 0 WHERE fid = %lld", RSCLIP_ERR_FORMAT, "tile"},
         {"UPDATE tiles SET ysize = -256 WHERE fid = %lld", RSCLIP_ERR_FORMAT, "tile"},
         {"UPDATE tiles SET xsize = 2147483647 WHERE fid = %lld", RSCLIP_ERR_FORMAT, "tile"},
