@@ -5,14 +5,15 @@
  *   - vector layers: `tiles` (every indexed footprint), `hits` (the ranked hits of the QUERY or
  *     LIKE_TILE open option) and `regions` (hits merged into regions, MERGE=YES);
  *   - raster subdatasets "RSCLIP:/path/index.gpkg:SCENE_ID" (with QUERY or LIKE_TILE): the score
- *     heatmap of one scene, one Float32 pixel per tile step.
+ *     heatmap of one scene (rsclip_session_heatmap), one Float32 pixel per tile step.
  * Everything that knows about models, SQL or tiling lives in rsclip_core (rsclip/query.h,
- * rsclip/index.h, rsclip/export.h); this file only maps it onto GDAL's objects. Every rsclip
+ * rsclip/index.h, rsclip/export.h); these files only map it onto GDAL's objects. Every rsclip
  * failure becomes one CPLError; no C++ exception leaves a GDAL entry point.
  */
 #ifndef GDAL_RSCLIP_H
 #define GDAL_RSCLIP_H
 
+#include "cpl_string.h"
 #include "gdal_priv.h"
 #include "ogrsf_frmts.h"
 
@@ -31,7 +32,8 @@ void RSCLIPReportError(const char *context);
 /* Report a caught C++ exception at a GDAL entry point. */
 void RSCLIPReportException(const char *where, const std::exception *e);
 
-/* Parsed open options (validated by RSCLIPQueryOptions::Parse). */
+/* Parsed open options (RSCLIPQueryOptions::Parse converts the values; the library checks the
+ * query itself when it runs). */
 struct RSCLIPQueryOptions {
     std::string osQuery;
     std::vector<std::string> aosNegatives;
@@ -41,7 +43,12 @@ struct RSCLIPQueryOptions {
     double dfMinProb = 0.0;
     bool bMerge = false;
     GIntBig nLikeTile = 0;
-    double dfStep = 0; /* heatmap step override in pixels (0 = from the tiles) */
+    bool bHasBBox = false;
+    double adfBBox[4] = {0, 0, 0, 0}; /* BBOX: west, south, east, north (WGS84) */
+    std::string osAOI;                /* AOI: a vector file; osAOIWkt: its polygons */
+    std::string osAOIWkt;
+    int nStep = 0;         /* heatmap step in pixels (0 = the scene's stride) */
+    GIntBig nMaxCells = 0; /* heatmap cell cap (0 = the library's default) */
 
     bool HasQuery() const {
         return !osQuery.empty() || nLikeTile > 0;
@@ -54,24 +61,53 @@ struct RSCLIPQueryOptions {
 
 class RSCLIPDataset;
 
-/* Base of the three layers: read-only, with one clear error for every write. */
+/* Base of the layers, written once for all of them: the OGRLayer contract over a list of
+ * candidate features that the subclass produces in a fixed order (GetNextRawFeature at index
+ * m_iNext). Here: both filters on every feature, counts, SetNextByIndex, the extent (of the
+ * whole layer, filters aside, as GPKG and Shapefile report it), the spatial filter and a clear
+ * error for every write. GetFeature(fid) is the subclass's and ignores both filters. */
 class RSCLIPLayer : public OGRLayer {
   protected:
     RSCLIPDataset *m_poDS;
     OGRFeatureDefn *m_poDefn;
-    GIntBig m_iNext = 0;
+    GIntBig m_iNext = 0; /* index of the next candidate */
+    OGREnvelope m_sExtent;
+    bool m_bExtentDone = false, m_bHasExtent = false;
 
-    explicit RSCLIPLayer(RSCLIPDataset *poDS, const char *pszName, OGRwkbGeometryType eType);
+    RSCLIPLayer(RSCLIPDataset *poDS, const char *pszName, OGRwkbGeometryType eType);
     OGRErr ReadOnly(const char *what);
-    /* The next feature without the attribute filter (spatial filtering is the layer's job). */
+    bool Filtered() const {
+        return m_poFilterGeom != nullptr || m_poAttrQuery != nullptr;
+    }
+    /* The candidate at m_iNext (then m_iNext moves on), no filter applied; nullptr at the end or
+     * on an error (reported). */
     virtual OGRFeature *GetNextRawFeature() = 0;
+    /* Features without filters; -1 on an error (reported). */
+    virtual GIntBig RawCount() = 0;
+    /* Envelope of every feature; false when there are none (or on an error). */
+    virtual bool ComputeExtent(OGREnvelope *psExtent) = 0;
+    /* The spatial filter changed (candidates may depend on it). */
+    virtual void FilterChanged() {}
 
   public:
     ~RSCLIPLayer() override;
     OGRFeatureDefn *GetLayerDefn() override {
         return m_poDefn;
     }
+    void ResetReading() override {
+        m_iNext = 0;
+    }
     OGRFeature *GetNextFeature() override;
+    OGRErr SetNextByIndex(GIntBig nIndex) override;
+    GIntBig GetFeatureCount(int bForce) override;
+    OGRErr GetExtent(OGREnvelope *psExtent, int bForce) override;
+    OGRErr GetExtent(int iGeomField, OGREnvelope *psExtent, int bForce) override {
+        return OGRLayer::GetExtent(iGeomField, psExtent, bForce);
+    }
+    void SetSpatialFilter(OGRGeometry *poGeom) override;
+    void SetSpatialFilter(int iGeomField, OGRGeometry *poGeom) override {
+        OGRLayer::SetSpatialFilter(iGeomField, poGeom);
+    }
     int TestCapability(const char *pszCap) override;
 
     OGRErr ISetFeature(OGRFeature *) override;
@@ -85,7 +121,8 @@ class RSCLIPLayer : public OGRLayer {
     OGRErr CreateGeomField(OGRGeomFieldDefn *, int) override;
 };
 
-/* Every tile footprint of the index (FID = tile id). */
+/* Every tile footprint of the index, or of one scene (FID = tile id). Candidates: the R-tree's
+ * answer for the spatial filter's envelope. */
 class RSCLIPTilesLayer final : public RSCLIPLayer {
     std::vector<int64_t> m_anIds;
     bool m_bIdsValid = false;
@@ -93,58 +130,36 @@ class RSCLIPTilesLayer final : public RSCLIPLayer {
 
   protected:
     OGRFeature *GetNextRawFeature() override;
+    GIntBig RawCount() override;
+    bool ComputeExtent(OGREnvelope *psExtent) override;
+    void FilterChanged() override {
+        m_bIdsValid = false;
+    }
 
   public:
     explicit RSCLIPTilesLayer(RSCLIPDataset *poDS);
-    void ResetReading() override;
     OGRFeature *GetFeature(GIntBig nFID) override;
-    GIntBig GetFeatureCount(int bForce) override;
-    OGRErr GetExtent(OGREnvelope *psExtent, int bForce) override;
-    OGRErr GetExtent(int iGeomField, OGREnvelope *psExtent, int bForce) override {
-        return iGeomField == 0 ? GetExtent(psExtent, bForce)
-                               : OGRLayer::GetExtent(iGeomField, psExtent, bForce);
-    }
-    void SetSpatialFilter(OGRGeometry *poGeom) override;
-    void SetSpatialFilter(int iGeomField, OGRGeometry *poGeom) override {
-        OGRLayer::SetSpatialFilter(iGeomField, poGeom);
-    }
     int TestCapability(const char *pszCap) override;
 };
 
 /* The ranked hits of the query (FID = rank) or, with bRegions, the merged regions (FID = region
- * number). The spatial filter restricts the search itself (before ranking). */
+ * number): the dataset's results, fixed at open. Filters select among them, as on any layer;
+ * the BBOX and AOI open options restrict the search itself. */
 class RSCLIPHitsLayer final : public RSCLIPLayer {
     bool m_bRegions;
-    rsclip_results *m_psOwned = nullptr;     /* results of a filtered search */
-    const rsclip_results *m_psRes = nullptr; /* m_psOwned or the dataset's unfiltered ones */
-    rsclip_region *m_pasRegions = nullptr;
-    int m_nRegions = 0;
-    bool m_bValid = false; /* results match the current spatial filter */
-    bool m_bFailed = false;
-    bool Run();
-    void Clear();
-    OGRFeature *Make(int i);
     int Count() const;
+    OGRFeature *Make(int i);
 
   protected:
     OGRFeature *GetNextRawFeature() override;
+    GIntBig RawCount() override {
+        return Count();
+    }
+    bool ComputeExtent(OGREnvelope *psExtent) override;
 
   public:
     RSCLIPHitsLayer(RSCLIPDataset *poDS, bool bRegions);
-    ~RSCLIPHitsLayer() override;
-    void ResetReading() override;
     OGRFeature *GetFeature(GIntBig nFID) override;
-    GIntBig GetFeatureCount(int bForce) override;
-    OGRErr GetExtent(OGREnvelope *psExtent, int bForce) override;
-    OGRErr GetExtent(int iGeomField, OGREnvelope *psExtent, int bForce) override {
-        return iGeomField == 0 ? GetExtent(psExtent, bForce)
-                               : OGRLayer::GetExtent(iGeomField, psExtent, bForce);
-    }
-    void SetSpatialFilter(OGRGeometry *poGeom) override;
-    void SetSpatialFilter(int iGeomField, OGRGeometry *poGeom) override {
-        OGRLayer::SetSpatialFilter(iGeomField, poGeom);
-    }
-    int TestCapability(const char *pszCap) override;
 };
 
 class RSCLIPDataset final : public GDALDataset {
@@ -153,19 +168,24 @@ class RSCLIPDataset final : public GDALDataset {
     friend class RSCLIPHeatmapBand;
 
     std::string m_osPath;
+    CPLStringList m_aosOptions; /* the open options, from the name and beside it */
     RSCLIPQueryOptions m_oOpts;
     rsclip_session *m_psSession = nullptr;
     rsclip_index *m_psIndex = nullptr; /* owned only when there is no session */
     rsclip_index_info m_sInfo;
-    rsclip_results *m_psBase = nullptr; /* the query's hits without spatial filter */
+    rsclip_results *m_psHits = nullptr; /* the query's hits */
+    rsclip_region *m_pasRegions = nullptr;
+    int m_nRegions = 0;
+    rsclip_heatmap *m_psHeat = nullptr; /* the scene's heatmap (raster subdataset) */
     GIntBig m_nSceneId = 0;             /* > 0: this dataset is one scene (subdataset) */
     std::vector<std::unique_ptr<OGRLayer>> m_apoLayers;
     std::map<int64_t, std::string> m_oScenePaths;
     OGRSpatialReference *m_poWGS84 = nullptr;
     OGRSpatialReference m_oSceneSRS;
-    double m_adfGeoTransform[6] = {0, 1, 0, 0, 0, 1};
 
+    std::string Name(GIntBig nSceneId) const;
     bool OpenIndex();
+    bool RunQuery();
     bool BuildHeatmap();
     void ListSubdatasets();
 
@@ -186,9 +206,8 @@ class RSCLIPDataset final : public GDALDataset {
     CPLErr GetGeoTransform(double *padf) override;
     const OGRSpatialReference *GetSpatialRef() const override;
 
+    /* The scene's path as UTF-8 (the layers declare OLCStringsAsUTF8). */
     const char *ScenePath(int64_t nSceneId);
-    /* Run the query (restricted to the filter geometry, in WGS84, when not null). */
-    bool Search(const OGRGeometry *poFilter, bool bFilterIsEnvelope, rsclip_results **out);
     OGRSpatialReference *WGS84() const {
         return m_poWGS84;
     }
@@ -197,12 +216,11 @@ class RSCLIPDataset final : public GDALDataset {
     }
 };
 
-/* One scene's heatmap: probabilities of the query per tile, nodata (NaN) where no tile is. */
+/* One scene's heatmap (the dataset's rsclip_heatmap): probabilities of the query per cell,
+ * nodata (NaN) where no tile is. */
 class RSCLIPHeatmapBand final : public GDALRasterBand {
-    std::vector<float> m_afValues; /* [nRasterYSize][nRasterXSize] */
-
   public:
-    RSCLIPHeatmapBand(RSCLIPDataset *poDS, int nXSize, int nYSize, std::vector<float> &&values);
+    explicit RSCLIPHeatmapBand(RSCLIPDataset *poDS);
     CPLErr IReadBlock(int nBlockXOff, int nBlockYOff, void *pData) override;
     double GetNoDataValue(int *pbSuccess) override;
 };

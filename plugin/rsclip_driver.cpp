@@ -5,6 +5,7 @@
 
 #include "cpl_string.h"
 
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <exception>
@@ -48,9 +49,9 @@ static bool ParseInt(const char *name, const char *value, GIntBig lo, GIntBig hi
     while (end && (*end == ' ' || *end == '\t')) end++;
     if (end == value || !end || *end || errno || v < lo || v > hi) {
         CPLError(CE_Failure, CPLE_IllegalArg,
-                 "RSCLIP: open option %s=%s: expected an integer from " CPL_FRMT_GIB
+                 "RSCLIP: %s option %s=%s: expected an integer from " CPL_FRMT_GIB
                  " to " CPL_FRMT_GIB,
-                 name, value, lo, hi);
+                 STARTS_WITH(name, "RSCLIP_") ? "configuration" : "open", name, value, lo, hi);
         return false;
     }
     *out = v;
@@ -93,9 +94,33 @@ bool RSCLIPQueryOptions::Parse(CSLConstList papszOpts) {
         nLikeTile = n;
     }
     if ((v = CSLFetchNameValue(papszOpts, "STEP")) != nullptr) {
-        if (!ParseInt("STEP", v, 1, 1 << 20, &n)) return false;
-        dfStep = static_cast<double>(n);
+        if (!ParseInt("STEP", v, 1, INT_MAX, &n)) return false;
+        nStep = static_cast<int>(n);
     }
+    /* the heatmap's cell cap: the open option, else the configuration option */
+    const char *pszCells = "MAX_CELLS";
+    if ((v = CSLFetchNameValue(papszOpts, pszCells)) != nullptr ||
+        (v = CPLGetConfigOption(pszCells = "RSCLIP_HEATMAP_MAX_CELLS", nullptr)) != nullptr) {
+        if (!ParseInt(pszCells, v, 1, std::numeric_limits<GIntBig>::max(), &n)) return false;
+        nMaxCells = n;
+    }
+    if ((v = CSLFetchNameValue(papszOpts, "BBOX")) != nullptr) {
+        const CPLStringList aos(
+            CSLTokenizeString2(v, ",", CSLT_STRIPLEADSPACES | CSLT_STRIPENDSPACES));
+        bool ok = aos.size() == 4;
+        for (int i = 0; ok && i < 4; i++) {
+            char *end = nullptr;
+            adfBBox[i] = CPLStrtod(aos[i], &end);
+            ok = end != aos[i] && *end == '\0';
+        }
+        if (!ok) {
+            CPLError(CE_Failure, CPLE_IllegalArg,
+                     "RSCLIP: open option BBOX=%s: expected west,south,east,north in degrees", v);
+            return false;
+        }
+        bHasBBox = true;
+    }
+    if ((v = CSLFetchNameValue(papszOpts, "AOI")) != nullptr) osAOI = v;
     if ((v = CSLFetchNameValue(papszOpts, "MIN_PROB")) != nullptr) {
         char *end = nullptr;
         double d = CPLStrtod(v, &end);
@@ -122,9 +147,14 @@ bool RSCLIPQueryOptions::Parse(CSLConstList papszOpts) {
                  "RSCLIP: open options QUERY and LIKE_TILE exclude each other: give one");
         return false;
     }
-    if (!HasQuery() && (!aosNegatives.empty() || bMerge)) {
+    const char *pszNeedsQuery = bMerge                  ? "MERGE"
+                                : !aosNegatives.empty() ? "NEGATIVE"
+                                : bHasBBox              ? "BBOX"
+                                : !osAOI.empty()        ? "AOI"
+                                                        : nullptr;
+    if (!HasQuery() && pszNeedsQuery) {
         CPLError(CE_Failure, CPLE_IllegalArg, "RSCLIP: open option %s needs QUERY (or LIKE_TILE)",
-                 bMerge ? "MERGE" : "NEGATIVE");
+                 pszNeedsQuery);
         return false;
     }
     return true;
@@ -141,6 +171,11 @@ rsclip_query RSCLIPQueryOptions::ToQuery(std::vector<const char *> &negs) const 
     q.like_tile = nLikeTile;
     q.k = nTopK;
     q.min_prob = static_cast<float>(dfMinProb);
+    if (bHasBBox) {
+        q.has_bbox = 1;
+        memcpy(q.bbox, adfBBox, sizeof q.bbox);
+    }
+    if (!osAOIWkt.empty()) q.aoi_wkt = osAOIWkt.c_str();
     return q;
 }
 
@@ -155,8 +190,10 @@ RSCLIPDataset::RSCLIPDataset() {
 }
 
 RSCLIPDataset::~RSCLIPDataset() {
-    m_apoLayers.clear(); /* layers use the session */
-    rsclip_results_free(m_psBase);
+    m_apoLayers.clear(); /* layers use the session and the results */
+    rsclip_regions_free(m_pasRegions, m_nRegions);
+    rsclip_results_free(m_psHits);
+    rsclip_heatmap_free(m_psHeat);
     if (m_psSession)
         rsclip_session_close(m_psSession);
     else
@@ -170,8 +207,8 @@ OGRLayer *RSCLIPDataset::GetLayer(int i) {
 }
 
 CPLErr RSCLIPDataset::GetGeoTransform(double *padf) {
-    if (nBands == 0) return GDALDataset::GetGeoTransform(padf);
-    memcpy(padf, m_adfGeoTransform, sizeof m_adfGeoTransform);
+    if (!m_psHeat) return GDALDataset::GetGeoTransform(padf);
+    memcpy(padf, m_psHeat->geotransform, sizeof m_psHeat->geotransform);
     return CE_None;
 }
 
@@ -186,6 +223,12 @@ const char *RSCLIPDataset::ScenePath(int64_t nSceneId) {
     std::string path;
     if (rsclip_index_get_scene(m_psIndex, nSceneId, &si) == RSCLIP_OK) path = si->path;
     rsclip_free(si);
+    rsclip_clear_error();
+    if (!CPLIsUTF8(path.c_str(), -1)) { /* a path in a legacy encoding: shown as Latin-1 */
+        char *utf8 = CPLRecode(path.c_str(), CPL_ENC_ISO8859_1, CPL_ENC_UTF8);
+        path = utf8;
+        CPLFree(utf8);
+    }
     return m_oScenePaths.emplace(nSceneId, path).first->second.c_str();
 }
 
@@ -225,28 +268,28 @@ bool RSCLIPDataset::OpenIndex() {
     return true;
 }
 
-bool RSCLIPDataset::Search(const OGRGeometry *poFilter, bool bFilterIsEnvelope,
-                           rsclip_results **out) {
-    *out = nullptr;
+/* Run the query once, at open: a bad model, text, tile id, BBOX or AOI fails the open, and the
+ * hits (and regions) are what the layers show. */
+bool RSCLIPDataset::RunQuery() {
+    if (!m_oOpts.osAOI.empty()) {
+        char *wkt = nullptr;
+        if (rsclip_aoi_read(m_oOpts.osAOI.c_str(), &wkt) != RSCLIP_OK) {
+            RSCLIPReportError("open option AOI");
+            return false;
+        }
+        m_oOpts.osAOIWkt = wkt;
+        rsclip_free(wkt);
+    }
     std::vector<const char *> negs;
     rsclip_query q = m_oOpts.ToQuery(negs);
     if (m_nSceneId > 0) q.scene_id = m_nSceneId;
-    char *pszWkt = nullptr;
-    if (poFilter) {
-        OGREnvelope env;
-        poFilter->getEnvelope(&env);
-        q.has_bbox = 1;
-        q.bbox[0] = env.MinX;
-        q.bbox[1] = env.MinY;
-        q.bbox[2] = env.MaxX;
-        q.bbox[3] = env.MaxY;
-        /* A polygon filter: the footprints must meet the polygon itself, not its envelope. */
-        if (!bFilterIsEnvelope && poFilter->exportToWkt(&pszWkt) == OGRERR_NONE) q.aoi_wkt = pszWkt;
-    }
-    int rc = rsclip_session_search(m_psSession, &q, out);
-    CPLFree(pszWkt);
-    if (rc != RSCLIP_OK) {
+    if (rsclip_session_search(m_psSession, &q, &m_psHits) != RSCLIP_OK) {
         RSCLIPReportError(m_osPath.c_str());
+        return false;
+    }
+    if (m_oOpts.bMerge && rsclip_regions_merge(m_psHits->hits, m_psHits->n, &m_pasRegions,
+                                               &m_nRegions) != RSCLIP_OK) {
+        RSCLIPReportError("merging hits into regions");
         return false;
     }
     return true;
@@ -266,9 +309,7 @@ void RSCLIPDataset::ListSubdatasets() {
             : std::string("tile ") + CPLSPrintf(CPL_FRMT_GIB, m_oOpts.nLikeTile);
     for (size_t i = 0; i < n; i++) {
         const int k = static_cast<int>(i) + 1;
-        aosSub.SetNameValue(CPLSPrintf("SUBDATASET_%d_NAME", k),
-                            CPLSPrintf("%s%s:" CPL_FRMT_GIB, RSCLIP_PREFIX, m_osPath.c_str(),
-                                       static_cast<GIntBig>(ids[i])));
+        aosSub.SetNameValue(CPLSPrintf("SUBDATASET_%d_NAME", k), Name(ids[i]).c_str());
         aosSub.SetNameValue(CPLSPrintf("SUBDATASET_%d_DESC", k),
                             CPLSPrintf("Heatmap of %s on scene " CPL_FRMT_GIB " (%s)", what.c_str(),
                                        static_cast<GIntBig>(ids[i]), ScenePath(ids[i])));
@@ -283,11 +324,31 @@ int RSCLIPDataset::Identify(GDALOpenInfo *poOpenInfo) {
     return STARTS_WITH_CI(poOpenInfo->pszFilename, RSCLIP_PREFIX);
 }
 
-/* "RSCLIP:PATH" or "RSCLIP:PATH:SCENE_ID". The path may itself hold ':' (/vsicurl/ URLs): a
- * trailing ":digits" is a scene id unless the whole text names an existing file. */
-static void SplitName(const char *pszName, std::string &osPath, GIntBig &nScene) {
+#define RSCLIP_OPTION_SEP "|option:"
+
+/* "RSCLIP:PATH[:SCENE_ID][|option:KEY=VALUE]...". The path may itself hold ':' (/vsicurl/ URLs):
+ * a trailing ":digits" is a scene id unless the whole text names an existing file. Options in
+ * the name (QGIS's URI form) let a name alone reopen the same dataset: GDAL does that (the SQLite
+ * dialect opens a second cursor so); open options given beside the name win over them. */
+static void SplitName(const char *pszName, std::string &osPath, GIntBig &nScene,
+                      CPLStringList &aosOptions) {
     osPath = pszName + strlen(RSCLIP_PREFIX);
     nScene = 0;
+    size_t sep = osPath.find(RSCLIP_OPTION_SEP);
+    if (sep != std::string::npos) {
+        std::string rest = osPath.substr(sep);
+        osPath.resize(sep);
+        const size_t n = strlen(RSCLIP_OPTION_SEP);
+        for (size_t b = 0; b < rest.size();) {
+            size_t e = rest.find(RSCLIP_OPTION_SEP, b + n);
+            if (e == std::string::npos) e = rest.size();
+            std::string kv = rest.substr(b + n, e - b - n);
+            size_t eq = kv.find('=');
+            if (eq != std::string::npos && eq > 0)
+                aosOptions.AddNameValue(kv.substr(0, eq).c_str(), kv.c_str() + eq + 1);
+            b = e;
+        }
+    }
     size_t colon = osPath.rfind(':');
     if (colon == std::string::npos || colon == 0 || colon + 1 == osPath.size()) return;
     for (size_t i = colon + 1; i < osPath.size(); i++)
@@ -298,26 +359,42 @@ static void SplitName(const char *pszName, std::string &osPath, GIntBig &nScene)
     osPath.resize(colon);
 }
 
+/* The name that reopens this dataset (or one of its scenes) with the same options. */
+std::string RSCLIPDataset::Name(GIntBig nSceneId) const {
+    std::string os = RSCLIP_PREFIX + m_osPath;
+    if (nSceneId > 0) os += CPLSPrintf(":" CPL_FRMT_GIB, nSceneId);
+    for (int i = 0; i < m_aosOptions.size(); i++)
+        os += std::string(RSCLIP_OPTION_SEP) + m_aosOptions[i];
+    return os;
+}
+
 GDALDataset *RSCLIPDataset::Open(GDALOpenInfo *poOpenInfo) {
     try {
         if (!Identify(poOpenInfo)) return nullptr;
-        if (poOpenInfo->eAccess == GA_Update) {
-            CPLError(CE_Failure, CPLE_NotSupported,
-                     "RSCLIP: %s: the driver is read-only (write to the index with `rsclip index`)",
-                     poOpenInfo->pszFilename);
-            return nullptr;
-        }
+        /* Update access is not refused here: ogrinfo -sql asks for it first and would print an
+         * error before retrying read-only. The dataset is read-only whatever was asked (as GDAL's
+         * GTFS driver): every write fails with a clear error. */
         const bool bRaster = (poOpenInfo->nOpenFlags & GDAL_OF_RASTER) != 0;
         const bool bVector = (poOpenInfo->nOpenFlags & GDAL_OF_VECTOR) != 0;
 
         auto poDS = std::make_unique<RSCLIPDataset>();
-        SplitName(poOpenInfo->pszFilename, poDS->m_osPath, poDS->m_nSceneId);
+        CPLStringList &aosOpts = poDS->m_aosOptions;
+        SplitName(poOpenInfo->pszFilename, poDS->m_osPath, poDS->m_nSceneId, aosOpts);
         if (poDS->m_osPath.empty()) {
             CPLError(CE_Failure, CPLE_OpenFailed,
                      "RSCLIP: no index file given: use RSCLIP:/path/to/index.gpkg");
             return nullptr;
         }
-        if (!poDS->m_oOpts.Parse(poOpenInfo->papszOpenOptions)) return nullptr;
+        for (CSLConstList p = poOpenInfo->papszOpenOptions; p && *p; p++) {
+            char *pszKey = nullptr;
+            const char *pszValue = CPLParseNameValue(*p, &pszKey);
+            /* NEGATIVE may repeat: keep each; any other key: the last one given */
+            if (pszKey && pszValue && !EQUAL(pszKey, "NEGATIVE"))
+                aosOpts.SetNameValue(pszKey, nullptr);
+            if (pszKey && pszValue) aosOpts.AddNameValue(pszKey, pszValue);
+            CPLFree(pszKey);
+        }
+        if (!poDS->m_oOpts.Parse(aosOpts.List())) return nullptr;
         const bool bQuery = poDS->m_oOpts.HasQuery();
         if (bRaster && !bVector && !bQuery) {
             CPLError(CE_Failure, CPLE_OpenFailed,
@@ -329,9 +406,8 @@ GDALDataset *RSCLIPDataset::Open(GDALOpenInfo *poOpenInfo) {
         }
         if (!poDS->OpenIndex()) return nullptr;
 
-        /* Run the query once now: a bad model, text or tile id fails the open, and the
-         * unfiltered hits serve every layer and GetFeature without a spatial filter. */
-        if (bQuery && !poDS->Search(nullptr, false, &poDS->m_psBase)) return nullptr;
+        /* the hits serve the layers and check the query; a scene's heatmap alone needs none */
+        if (bQuery && (bVector || poDS->m_nSceneId <= 0) && !poDS->RunQuery()) return nullptr;
 
         if (bRaster && bQuery) {
             if (poDS->m_nSceneId > 0) {
@@ -347,7 +423,8 @@ GDALDataset *RSCLIPDataset::Open(GDALOpenInfo *poOpenInfo) {
             if (bQuery && ds->m_oOpts.bMerge)
                 ds->m_apoLayers.emplace_back(new RSCLIPHitsLayer(ds, true));
         }
-        poDS->SetDescription(poOpenInfo->pszFilename);
+        poDS->SetDescription(aosOpts.empty() ? poOpenInfo->pszFilename
+                                             : poDS->Name(poDS->m_nSceneId).c_str());
         if (bQuery) {
             if (!poDS->m_oOpts.osQuery.empty())
                 poDS->GDALDataset::SetMetadataItem("QUERY", poDS->m_oOpts.osQuery.c_str());
@@ -388,8 +465,14 @@ GDALDataset *RSCLIPDataset::Open(GDALOpenInfo *poOpenInfo) {
     "whose footprints touch or overlap, merged'/>"                                                 \
     "  <Option name='LIKE_TILE' type='integer' min='1' description='Query by example: the tile "   \
     "with this id (the FID of the tiles layer) instead of QUERY'/>"                                \
-    "  <Option name='STEP' type='int' min='1' description='Heatmap cell size in scene pixels "     \
-    "(the tiling stride); default: found from the stored tile windows'/>"                          \
+    "  <Option name='BBOX' type='string' description='Search only tiles meeting this box: "        \
+    "west,south,east,north in degrees (a spatial filter only selects among the hits)'/>"           \
+    "  <Option name='AOI' type='string' description='Search only tiles meeting the polygons of "   \
+    "this vector file'/>"                                                                          \
+    "  <Option name='STEP' type='int' min='1' description='Heatmap cell size in scene pixels; "    \
+    "default: the tiling stride (recorded, or found from the stored tile windows)'/>"              \
+    "  <Option name='MAX_CELLS' type='int' min='1' description='Refuse a heatmap with more "       \
+    "cells (default %lld, or the RSCLIP_HEATMAP_MAX_CELLS configuration option)'/>"                \
     "  <Option name='NOLOCK' type='boolean' description='Accepted and ignored (QGIS passes it to " \
     "files named *.gpkg); the index is always opened read-only'/>"                                 \
     "</OpenOptionList>"
@@ -412,7 +495,9 @@ void GDALRegister_RSCLIP() {
                                   "rsclip index: text search over GeoTIFF tiles (Git-RSCLIP)");
         poDriver->SetMetadataItem(GDAL_DMD_CONNECTION_PREFIX, RSCLIP_PREFIX);
         poDriver->SetMetadataItem(GDAL_DMD_SUBDATASETS, "YES");
-        poDriver->SetMetadataItem(GDAL_DMD_OPENOPTIONLIST, RSCLIP_OPEN_OPTIONS);
+        CPLString osOptions;
+        osOptions.Printf(RSCLIP_OPEN_OPTIONS, static_cast<long long>(RSCLIP_HEATMAP_MAX_CELLS));
+        poDriver->SetMetadataItem(GDAL_DMD_OPENOPTIONLIST, osOptions.c_str());
         poDriver->SetMetadataItem(GDAL_DMD_SUPPORTED_SQL_DIALECTS, "OGRSQL SQLITE");
         poDriver->pfnIdentify = RSCLIPDataset::Identify;
         poDriver->pfnOpen = RSCLIPDataset::Open;

@@ -3,9 +3,15 @@
  */
 #include "gdal_rsclip.h"
 
+#include <algorithm>
 #include <cfloat>
+#include <climits>
+#include <cmath>
 #include <cstring>
 #include <exception>
+#include <iterator>
+#include <limits>
+#include <memory>
 
 /* Every entry point GDAL calls is wrapped: a C++ exception becomes one CPLError. */
 #define RSCLIP_GUARD(where, fail_value)                                                            \
@@ -32,7 +38,7 @@ static void AddFields(OGRFeatureDefn *defn, const FieldSpec *f, size_t n) {
 
 /* A WGS84 polygon from a closed or open lon/lat ring; nullptr when there are < 3 points. */
 static OGRPolygon *RingToPolygon(const double *xy, size_t n) {
-    if (!xy || n < 3) return nullptr;
+    if (!xy || n < 3 || n > static_cast<size_t>(INT_MAX)) return nullptr;
     auto *ring = new OGRLinearRing();
     ring->setNumPoints(static_cast<int>(n), FALSE);
     for (size_t i = 0; i < n; i++) ring->setPoint(static_cast<int>(i), xy[2 * i], xy[2 * i + 1]);
@@ -40,6 +46,17 @@ static OGRPolygon *RingToPolygon(const double *xy, size_t n) {
     auto *poly = new OGRPolygon();
     poly->addRingDirectly(ring);
     return poly;
+}
+
+/* lon/lat of a tile centre: null for a scene in pixel coordinates (NaN from the library). */
+static void SetLonLat(OGRFeature *f, double lon, double lat) {
+    if (std::isfinite(lon) && std::isfinite(lat)) {
+        f->SetField("lon", lon);
+        f->SetField("lat", lat);
+    } else {
+        f->SetFieldNull(f->GetFieldIndex("lon"));
+        f->SetFieldNull(f->GetFieldIndex("lat"));
+    }
 }
 
 /* ---- base ------------------------------------------------------------------------------------ */
@@ -60,18 +77,96 @@ RSCLIPLayer::~RSCLIPLayer() {
 OGRFeature *RSCLIPLayer::GetNextFeature() {
     try {
         while (true) {
-            OGRFeature *f = GetNextRawFeature();
+            std::unique_ptr<OGRFeature> f(GetNextRawFeature());
             if (!f) return nullptr;
-            if (!m_poAttrQuery || m_poAttrQuery->Evaluate(f)) return f;
-            delete f;
+            if ((!m_poFilterGeom || FilterGeometry(f->GetGeomFieldRef(m_iGeomFieldFilter))) &&
+                (!m_poAttrQuery || m_poAttrQuery->Evaluate(f.get())))
+                return f.release();
         }
     }
     RSCLIP_GUARD("reading a feature", nullptr)
 }
 
+/* What SetNextByIndex answers for an index with no feature: GDAL changed it in 3.12. */
+#if GDAL_VERSION_NUM >= GDAL_COMPUTE_VERSION(3, 12, 0)
+static const OGRErr kNoSuchIndex = OGRERR_NON_EXISTING_FEATURE;
+#else
+static const OGRErr kNoSuchIndex = OGRERR_FAILURE;
+#endif
+
+/* As OGRLayer's: the n-th feature through the filters, a jump without filters; an index with no
+ * feature (negative, past the end) ends the reading. */
+OGRErr RSCLIPLayer::SetNextByIndex(GIntBig nIndex) {
+    try {
+        const GIntBig kEnd = std::numeric_limits<GIntBig>::max();
+        if (nIndex < 0) {
+            m_iNext = kEnd;
+            return kNoSuchIndex;
+        }
+        if (!Filtered()) {
+            const GIntBig n = RawCount();
+            if (n < 0) return OGRERR_FAILURE;
+            m_iNext = nIndex > n ? kEnd : nIndex;
+            return nIndex > n ? kNoSuchIndex : OGRERR_NONE;
+        }
+        ResetReading();
+        for (GIntBig i = 0; i < nIndex; i++) {
+            std::unique_ptr<OGRFeature> f(GetNextFeature());
+            if (!f) {
+                m_iNext = kEnd;
+                return kNoSuchIndex;
+            }
+        }
+        return OGRERR_NONE;
+    }
+    RSCLIP_GUARD("SetNextByIndex", OGRERR_FAILURE)
+}
+
+/* Through the filters when there are any, without moving the reading position. */
+GIntBig RSCLIPLayer::GetFeatureCount(int) {
+    try {
+        if (!Filtered()) return RawCount();
+        const GIntBig iSaved = m_iNext;
+        m_iNext = 0;
+        GIntBig n = 0;
+        for (OGRFeature *f; (f = GetNextFeature()) != nullptr; n++) delete f;
+        m_iNext = iSaved;
+        return n;
+    }
+    RSCLIP_GUARD("GetFeatureCount", -1)
+}
+
+OGRErr RSCLIPLayer::GetExtent(OGREnvelope *psExtent, int) {
+    try {
+        if (!m_bExtentDone) {
+            m_bHasExtent = ComputeExtent(&m_sExtent);
+            m_bExtentDone = true;
+        }
+        if (!m_bHasExtent) return OGRERR_FAILURE;
+        *psExtent = m_sExtent;
+        return OGRERR_NONE;
+    }
+    RSCLIP_GUARD("GetExtent", OGRERR_FAILURE)
+}
+
+/* The two-argument form (OGRLayer's) checks the field index and comes here for field 0. */
+void RSCLIPLayer::SetSpatialFilter(OGRGeometry *poGeom) {
+    try {
+        OGRLayer::SetSpatialFilter(poGeom);
+        ResetReading();
+        FilterChanged();
+    } catch (const std::exception &e) {
+        RSCLIPReportException("SetSpatialFilter", &e);
+    } catch (...) {
+        RSCLIPReportException("SetSpatialFilter", nullptr);
+    }
+}
+
 int RSCLIPLayer::TestCapability(const char *pszCap) {
-    return EQUAL(pszCap, OLCRandomRead) || EQUAL(pszCap, OLCFastSpatialFilter) ||
-           EQUAL(pszCap, OLCFastGetExtent) || EQUAL(pszCap, OLCStringsAsUTF8);
+    if (EQUAL(pszCap, OLCFastFeatureCount) || EQUAL(pszCap, OLCFastSetNextByIndex))
+        return !Filtered();
+    return EQUAL(pszCap, OLCRandomRead) || EQUAL(pszCap, OLCFastGetExtent) ||
+           EQUAL(pszCap, OLCStringsAsUTF8);
 }
 
 OGRErr RSCLIPLayer::ReadOnly(const char *what) {
@@ -122,30 +217,56 @@ RSCLIPTilesLayer::RSCLIPTilesLayer(RSCLIPDataset *poDS) : RSCLIPLayer(poDS, "til
     AddFields(m_poDefn, kTileFields, sizeof kTileFields / sizeof *kTileFields);
 }
 
-/* The candidate ids: the R-tree's answer for the filter's envelope (all tiles without one). */
+/* The candidates, in id order: the R-tree's answer for the spatial filter's envelope (tiles in
+ * pixel coordinates have no footprint and meet no filter), else the tiles of the scene, or of
+ * every scene. */
 bool RSCLIPTilesLayer::LoadIds() {
-    m_bIdsValid = true;
     m_anIds.clear();
-    double bb[4] = {-DBL_MAX, -DBL_MAX, DBL_MAX, DBL_MAX};
-    if (m_poFilterGeom) {
-        bb[0] = m_sFilterEnvelope.MinX;
-        bb[1] = m_sFilterEnvelope.MinY;
-        bb[2] = m_sFilterEnvelope.MaxX;
-        bb[3] = m_sFilterEnvelope.MaxY;
-    }
+    rsclip_index *idx = m_poDS->Index();
+    int rc = RSCLIP_OK;
+    auto append = [this](int64_t *ids, size_t n) {
+        m_anIds.insert(m_anIds.end(), ids, ids + n);
+        rsclip_free(ids);
+    };
     int64_t *ids = nullptr;
     size_t n = 0;
-    if (rsclip_index_tiles_in_bbox(m_poDS->Index(), bb, 0, &ids, &n) != RSCLIP_OK) {
+    if (m_poFilterGeom) {
+        const OGREnvelope &e = m_sFilterEnvelope;
+        const double bb[4] = {e.MinX, e.MinY, e.MaxX, e.MaxY};
+        /* an envelope with NaN meets nothing */
+        if (bb[0] <= bb[2] && bb[1] <= bb[3] &&
+            (rc = rsclip_index_tiles_in_bbox(idx, bb, 0, &ids, &n)) == RSCLIP_OK)
+            append(ids, n);
+        if (rc == RSCLIP_OK && m_poDS->m_nSceneId > 0) {
+            rc = rsclip_index_scene_tiles(idx, m_poDS->m_nSceneId, &ids, nullptr, &n);
+            if (rc == RSCLIP_OK) {
+                std::vector<int64_t> both;
+                std::set_intersection(m_anIds.begin(), m_anIds.end(), ids, ids + n,
+                                      std::back_inserter(both));
+                m_anIds.swap(both);
+                rsclip_free(ids);
+            }
+        }
+    } else if (m_poDS->m_nSceneId > 0) {
+        if ((rc = rsclip_index_scene_tiles(idx, m_poDS->m_nSceneId, &ids, nullptr, &n)) == 0)
+            append(ids, n);
+    } else {
+        int64_t *scenes = nullptr;
+        size_t ns = 0;
+        rc = rsclip_index_list_scenes(idx, &scenes, &ns);
+        for (size_t i = 0; i < ns && rc == RSCLIP_OK; i++)
+            if ((rc = rsclip_index_scene_tiles(idx, scenes[i], &ids, nullptr, &n)) == 0)
+                append(ids, n);
+        rsclip_free(scenes);
+        std::sort(m_anIds.begin(), m_anIds.end());
+    }
+    if (rc != RSCLIP_OK) {
         RSCLIPReportError(m_poDS->m_osPath.c_str());
+        m_anIds.clear();
         return false;
     }
-    m_anIds.assign(ids, ids + n);
-    rsclip_free(ids);
+    m_bIdsValid = true;
     return true;
-}
-
-void RSCLIPTilesLayer::ResetReading() {
-    m_iNext = 0;
 }
 
 /* The feature of one tile; *bNotFound set when the index has no such tile. */
@@ -173,8 +294,7 @@ static OGRFeature *TileFeature(RSCLIPDataset *poDS, OGRFeatureDefn *defn, GIntBi
     f->SetField("yoff", t->window.yoff);
     f->SetField("xsize", t->window.xsize);
     f->SetField("ysize", t->window.ysize);
-    f->SetField("lon", t->lon);
-    f->SetField("lat", t->lat);
+    SetLonLat(f, t->lon, t->lat);
     f->SetField("valid_fraction", t->valid_fraction);
     OGRPolygon *poly = RingToPolygon(t->footprint, t->n_footprint);
     if (poly) {
@@ -191,15 +311,16 @@ OGRFeature *RSCLIPTilesLayer::GetNextRawFeature() {
         bool bNotFound = false;
         OGRFeature *f = TileFeature(m_poDS, m_poDefn, m_anIds[static_cast<size_t>(m_iNext++)],
                                     m_poDS->m_nSceneId, &bNotFound);
-        if (bNotFound) continue; /* another scene, or deleted meanwhile */
-        if (!f) return nullptr;  /* error already reported */
-        if (m_poFilterGeom && !FilterGeometry(f->GetGeometryRef())) {
-            delete f;
-            continue;
-        }
-        return f;
+        if (!bNotFound) return f; /* nullptr: an error, already reported */
+        /* else deleted since the ids were read: the next one */
     }
     return nullptr;
+}
+
+GIntBig RSCLIPTilesLayer::RawCount() {
+    if (m_poDS->m_nSceneId <= 0) return m_poDS->m_sInfo.n_tiles;
+    if (!m_bIdsValid && !LoadIds()) return -1;
+    return static_cast<GIntBig>(m_anIds.size());
 }
 
 OGRFeature *RSCLIPTilesLayer::GetFeature(GIntBig nFID) {
@@ -210,46 +331,46 @@ OGRFeature *RSCLIPTilesLayer::GetFeature(GIntBig nFID) {
     RSCLIP_GUARD("GetFeature", nullptr)
 }
 
-GIntBig RSCLIPTilesLayer::GetFeatureCount(int bForce) {
-    try {
-        if (!m_poFilterGeom && !m_poAttrQuery && m_poDS->m_nSceneId <= 0)
-            return m_poDS->m_sInfo.n_tiles;
-        return OGRLayer::GetFeatureCount(bForce);
+/* The index's extent (kept by the index), or the envelope of one scene's tiles. */
+bool RSCLIPTilesLayer::ComputeExtent(OGREnvelope *psExtent) {
+    if (m_poDS->m_nSceneId <= 0) {
+        if (!m_poDS->m_sInfo.has_extent) return false;
+        psExtent->MinX = m_poDS->m_sInfo.extent[0];
+        psExtent->MinY = m_poDS->m_sInfo.extent[1];
+        psExtent->MaxX = m_poDS->m_sInfo.extent[2];
+        psExtent->MaxY = m_poDS->m_sInfo.extent[3];
+        return true;
     }
-    RSCLIP_GUARD("GetFeatureCount", -1)
-}
-
-OGRErr RSCLIPTilesLayer::GetExtent(OGREnvelope *psExtent, int bForce) {
-    try {
-        if (m_poDS->m_nSceneId <= 0) {
-            if (!m_poDS->m_sInfo.has_extent) return OGRERR_FAILURE;
-            psExtent->MinX = m_poDS->m_sInfo.extent[0];
-            psExtent->MinY = m_poDS->m_sInfo.extent[1];
-            psExtent->MaxX = m_poDS->m_sInfo.extent[2];
-            psExtent->MaxY = m_poDS->m_sInfo.extent[3];
-            return OGRERR_NONE;
+    int64_t *ids = nullptr;
+    size_t n = 0;
+    if (rsclip_index_scene_tiles(m_poDS->Index(), m_poDS->m_nSceneId, &ids, nullptr, &n) !=
+        RSCLIP_OK) {
+        RSCLIPReportError(m_poDS->m_osPath.c_str());
+        return false;
+    }
+    OGREnvelope env;
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+        rsclip_tile_info *t = nullptr;
+        if (rsclip_index_get_tile(m_poDS->Index(), ids[i], &t) == RSCLIP_OK) {
+            if (t->has_lonlat && t->n_footprint >= 3) {
+                env.Merge(t->bbox[0], t->bbox[1]);
+                env.Merge(t->bbox[2], t->bbox[3]);
+            }
+        } else {
+            RSCLIPReportError(m_poDS->m_osPath.c_str());
+            ok = false;
         }
-        return OGRLayer::GetExtent(psExtent, bForce);
+        rsclip_free(t);
     }
-    RSCLIP_GUARD("GetExtent", OGRERR_FAILURE)
-}
-
-void RSCLIPTilesLayer::SetSpatialFilter(OGRGeometry *poGeom) {
-    try {
-        OGRLayer::SetSpatialFilter(poGeom);
-        m_bIdsValid = false;
-        m_iNext = 0;
-    } catch (const std::exception &e) {
-        RSCLIPReportException("SetSpatialFilter", &e);
-    } catch (...) {
-        RSCLIPReportException("SetSpatialFilter", nullptr);
-    }
+    rsclip_free(ids);
+    if (!ok || !env.IsInit()) return false;
+    *psExtent = env;
+    return true;
 }
 
 int RSCLIPTilesLayer::TestCapability(const char *pszCap) {
-    if (EQUAL(pszCap, OLCFastFeatureCount))
-        return !m_poFilterGeom && !m_poAttrQuery && m_poDS->m_nSceneId <= 0;
-    if (EQUAL(pszCap, OLCFastGetExtent)) return m_poDS->m_nSceneId <= 0;
+    if (EQUAL(pszCap, OLCFastSpatialFilter)) return TRUE; /* the R-tree */
     return RSCLIPLayer::TestCapability(pszCap);
 }
 
@@ -276,58 +397,18 @@ RSCLIPHitsLayer::RSCLIPHitsLayer(RSCLIPDataset *poDS, bool bRegions)
         AddFields(m_poDefn, kHitFields, sizeof kHitFields / sizeof *kHitFields);
 }
 
-RSCLIPHitsLayer::~RSCLIPHitsLayer() {
-    Clear();
-}
-
-void RSCLIPHitsLayer::Clear() {
-    rsclip_results_free(m_psOwned);
-    m_psOwned = nullptr;
-    m_psRes = nullptr;
-    rsclip_regions_free(m_pasRegions, m_nRegions);
-    m_pasRegions = nullptr;
-    m_nRegions = 0;
-    m_bValid = false;
-}
-
-/* Bring the results in line with the spatial filter: the filter restricts the search (through
- * the R-tree and the footprints) before ranking, so the layer holds the best TOP_K tiles inside
- * the filter, ranked 1..n. Failures are reported once and leave the layer empty. */
-bool RSCLIPHitsLayer::Run() {
-    if (m_bValid) return true;
-    if (m_bFailed) return false;
-    Clear();
-    if (!m_poFilterGeom) {
-        m_psRes = m_poDS->m_psBase;
-    } else {
-        if (!m_poDS->Search(m_poFilterGeom, m_bFilterIsEnvelope != 0, &m_psOwned)) {
-            m_bFailed = true;
-            return false;
-        }
-        m_psRes = m_psOwned;
-    }
-    if (m_bRegions && m_psRes &&
-        rsclip_regions_merge(m_psRes->hits, m_psRes->n, &m_pasRegions, &m_nRegions) != RSCLIP_OK) {
-        RSCLIPReportError("merging hits into regions");
-        m_bFailed = true;
-        return false;
-    }
-    m_bValid = true;
-    return true;
-}
-
 int RSCLIPHitsLayer::Count() const {
-    if (m_bRegions) return m_nRegions;
-    return m_psRes ? m_psRes->n : 0;
+    if (m_bRegions) return m_poDS->m_nRegions;
+    return m_poDS->m_psHits ? m_poDS->m_psHits->n : 0;
 }
 
-/* Feature i (0-based) of the current results. */
+/* Feature i (0-based); FID i + 1: the rank, or the region number. */
 OGRFeature *RSCLIPHitsLayer::Make(int i) {
     auto *f = new OGRFeature(m_poDefn);
     OGRSpatialReference *srs = m_poDS->WGS84();
+    f->SetFID(i + 1);
     if (m_bRegions) {
-        const rsclip_region *r = &m_pasRegions[i];
-        f->SetFID(r->id);
+        const rsclip_region *r = &m_poDS->m_pasRegions[i];
         f->SetField("region", r->id);
         f->SetField("tiles", r->n_tiles);
         f->SetField("max_prob", static_cast<double>(r->max_prob));
@@ -344,14 +425,12 @@ OGRFeature *RSCLIPHitsLayer::Make(int i) {
             f->SetGeometryDirectly(g);
         }
     } else {
-        const rsclip_hit *h = &m_psRes->hits[i];
-        f->SetFID(h->rank);
+        const rsclip_hit *h = &m_poDS->m_psHits->hits[i];
         f->SetField("rank", h->rank);
         f->SetField("score", static_cast<double>(h->score));
         f->SetField("prob", static_cast<double>(h->prob));
-        f->SetField("lon", h->lon);
-        f->SetField("lat", h->lat);
-        f->SetField("scene", h->scene ? h->scene : "");
+        SetLonLat(f, h->lon, h->lat);
+        f->SetField("scene", m_poDS->ScenePath(h->scene_id));
         f->SetField("xoff", h->xoff);
         f->SetField("yoff", h->yoff);
         f->SetField("xsize", h->xsize);
@@ -366,67 +445,30 @@ OGRFeature *RSCLIPHitsLayer::Make(int i) {
     return f;
 }
 
-void RSCLIPHitsLayer::ResetReading() {
-    m_iNext = 0;
-}
-
 OGRFeature *RSCLIPHitsLayer::GetNextRawFeature() {
-    if (!Run()) return nullptr;
     if (m_iNext >= Count()) return nullptr;
     return Make(static_cast<int>(m_iNext++));
 }
 
-/* FID = rank (hits) or region number (regions) within the layer's current results. */
 OGRFeature *RSCLIPHitsLayer::GetFeature(GIntBig nFID) {
     try {
-        if (!Run() || nFID < 1 || nFID > Count()) return nullptr;
+        if (nFID < 1 || nFID > Count()) return nullptr;
         return Make(static_cast<int>(nFID - 1));
     }
     RSCLIP_GUARD("GetFeature", nullptr)
 }
 
-GIntBig RSCLIPHitsLayer::GetFeatureCount(int bForce) {
-    try {
-        if (!Run()) return 0;
-        if (!m_poAttrQuery) return Count();
-        return OGRLayer::GetFeatureCount(bForce);
-    }
-    RSCLIP_GUARD("GetFeatureCount", -1)
-}
-
-OGRErr RSCLIPHitsLayer::GetExtent(OGREnvelope *psExtent, int) {
-    try {
-        if (!Run() || Count() == 0) return OGRERR_FAILURE;
-        OGREnvelope env;
-        for (int i = 0; i < Count(); i++) {
-            std::unique_ptr<OGRFeature> f(Make(i));
-            if (const OGRGeometry *g = f->GetGeometryRef()) {
-                OGREnvelope e;
-                g->getEnvelope(&e);
-                env.Merge(e);
-            }
+bool RSCLIPHitsLayer::ComputeExtent(OGREnvelope *psExtent) {
+    OGREnvelope env;
+    for (int i = 0; i < Count(); i++) {
+        std::unique_ptr<OGRFeature> f(Make(i));
+        if (const OGRGeometry *g = f->GetGeometryRef()) {
+            OGREnvelope e;
+            g->getEnvelope(&e);
+            env.Merge(e);
         }
-        if (!env.IsInit()) return OGRERR_FAILURE;
-        *psExtent = env;
-        return OGRERR_NONE;
     }
-    RSCLIP_GUARD("GetExtent", OGRERR_FAILURE)
-}
-
-void RSCLIPHitsLayer::SetSpatialFilter(OGRGeometry *poGeom) {
-    try {
-        OGRLayer::SetSpatialFilter(poGeom);
-        m_bValid = false;
-        m_bFailed = false;
-        m_iNext = 0;
-    } catch (const std::exception &e) {
-        RSCLIPReportException("SetSpatialFilter", &e);
-    } catch (...) {
-        RSCLIPReportException("SetSpatialFilter", nullptr);
-    }
-}
-
-int RSCLIPHitsLayer::TestCapability(const char *pszCap) {
-    if (EQUAL(pszCap, OLCFastFeatureCount)) return m_poAttrQuery == nullptr;
-    return RSCLIPLayer::TestCapability(pszCap);
+    if (!env.IsInit()) return false;
+    *psExtent = env;
+    return true;
 }

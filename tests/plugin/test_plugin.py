@@ -6,6 +6,7 @@ References come from independent paths: `rsclip search` (-of GeoJSON, --merge, -
 GeoPackage driver reading the index file itself, and the sample rasters' own georeferencing read
 by GDAL. The index is built by `rsclip index` with the tiny fixture model.
 """
+import json
 import math
 import os
 import sys
@@ -133,7 +134,7 @@ if FULL:
           ("tile_id (Integer64) = %d" % ref[2]["properties"]["tile_id"]) in out,
           "GetFeature(3) is rank 3")
 
-# ---- spatial filter: restricts the search before ranking ---------------------------------------
+# ---- BBOX restricts the search before ranking; a spatial filter selects among the hits ----------
 # The box of the scene whose tiles rank lowest: its best tiles are not in the global top K.
 by_scene = {}
 for f in tiles.values():
@@ -144,23 +145,33 @@ sid = max(by_scene, key=lambda s: len(by_scene[s]) - sum(1 for f in by_scene[s]
 xs = [p[0] for f in by_scene[sid] for p in ring_of(f["geometry"])]
 ys = [p[1] for f in by_scene[sid] for p in ring_of(f["geometry"])]
 bb = [min(xs), min(ys), max(xs), max(ys)]
+box = ogr.CreateGeometryFromWkt("POLYGON((%.10f %.10f,%.10f %.10f,%.10f %.10f,%.10f %.10f,%.10f %.10f))" % (
+    bb[0], bb[1], bb[2], bb[1], bb[2], bb[3], bb[0], bb[3], bb[0], bb[1]))
 KS = 3
-rc, _, _ = run(["ogr2ogr", "-preserve_fid", "-f", "GeoJSON", w("hits_spat.geojson"), DS, "-oo", "QUERY=" + QUERY,
-                "-oo", "TOP_K=%d" % KS, "-spat"] + ["%.10f" % v for v in bb] + ["hits"])
-hs = read_geojson(w("hits_spat.geojson")) if rc == 0 else []
+rc, _, _ = run(["ogr2ogr", "-preserve_fid", "-f", "GeoJSON", w("hits_bbox.geojson"), DS, "-oo",
+                "QUERY=" + QUERY, "-oo", "TOP_K=%d" % KS, "-oo",
+                "BBOX=" + ",".join("%.10f" % v for v in bb), "hits"])
+hs = read_geojson(w("hits_bbox.geojson")) if rc == 0 else []
 rc = ref_search(idx, QUERY, KS, w("ref_spat.geojson"), bbox=bb)
 rs = read_geojson(w("ref_spat.geojson")) if rc == 0 else []
-check(len(hs) == min(KS, len(by_scene[sid])), "spatial filter: TOP_K hits inside the box")
+check(len(hs) == min(KS, len(by_scene[sid])), "BBOX: TOP_K hits inside the box")
 check([f["properties"]["rank"] for f in hs] == list(range(1, len(hs) + 1)),
-      "spatial filter: ranks 1..n (ranked after filtering)")
-box = ogr.CreateGeometryFromWkt("POLYGON((%f %f,%f %f,%f %f,%f %f,%f %f))" % (
-    bb[0], bb[1], bb[2], bb[1], bb[2], bb[3], bb[0], bb[3], bb[0], bb[1]))
-check(all(ogr.CreateGeometryFromJson(str(f["geometry"]).replace("'", '"')).Intersects(box)
-          for f in hs), "spatial filter: every hit meets the box")
+      "BBOX: ranks 1..n (ranked after filtering)")
+check(all(ogr.CreateGeometryFromJson(json.dumps(f["geometry"])).Intersects(box) for f in hs),
+      "BBOX: every hit meets the box")
 check([f["properties"]["tile_id"] for f in hs] == [f["properties"]["tile_id"] for f in rs],
-      "spatial filter: hits equal rsclip search with the same bbox")
+      "BBOX: hits equal rsclip search with the same --bbox")
 check(any(f["properties"]["tile_id"] not in top_tiles for f in hs),
-      "spatial filter: finds tiles outside the unfiltered top K")
+      "BBOX: finds tiles outside the unfiltered top K")
+# -spat: the hits (TOP_K of the whole index) that meet the box, with their ranks and FIDs
+rc, _, _ = run(["ogr2ogr", "-preserve_fid", "-f", "GeoJSON", w("hits_spat.geojson"), DS, "-oo",
+                "QUERY=" + QUERY, "-oo", "TOP_K=%d" % K, "-spat"] + ["%.10f" % v for v in bb] +
+               ["hits"])
+hsp = read_geojson(w("hits_spat.geojson")) if rc == 0 else []
+want = [r for r in ref if ogr.CreateGeometryFromJson(json.dumps(r["geometry"])).Intersects(box)]
+check(rc == 0 and [(f["id"], f["properties"]["tile_id"]) for f in hsp] ==
+      [(r["properties"]["rank"], r["properties"]["tile_id"]) for r in want],
+      "-spat: the hits meeting the box, FID = rank as without filter (%d of %d)" % (len(hsp), K))
 
 # ---- regions = rsclip search --merge -----------------------------------------------------------
 rc, _, _ = run(["ogr2ogr", "-preserve_fid", "-f", "GeoJSON", w("regions.geojson"), DS, "-oo", "QUERY=" + QUERY,
@@ -203,7 +214,19 @@ check(rc == 0 and n_sub == len(SCENES), "gdalinfo lists one subdataset per scene
 rc = ref_search(idx, QUERY, 1000, w("all.geojson"))
 allhits = {f["properties"]["tile_id"]: f["properties"] for f in read_geojson(w("all.geojson"))}
 check(len(allhits) == len(tiles), "reference probabilities of every tile")
-heat_scenes = sorted(by_scene) if FULL else [max(by_scene, key=lambda s: len(by_scene[s]))]
+heat_scenes = sorted(by_scene) if FULL else [max(by_scene, key=lambda s: len(by_scene[s])),
+                                             min(by_scene, key=lambda s: len(by_scene[s]))]
+
+
+def grid_axis(e, t, s):
+    """The heatmap grid along one axis (rsclip/query.h): cells, origin, cell size (pixels)."""
+    if e <= t:
+        return 1, 0.0, float(e)
+    a = (t - s) / 2.0 if t > s else 0.0
+    k = math.floor((e - 2 * a) / s)
+    return (k, a, float(s)) if k >= 1 else (1, a, e - 2 * a)
+
+
 for sid in heat_scenes:
     scene_tiles = by_scene[sid]
     scene = scene_tiles[0]["properties"]["scene"]
@@ -213,25 +236,33 @@ for sid in heat_scenes:
         continue
     src = gdal.Open(scene if os.path.isabs(scene) else os.path.join(os.getcwd(), scene))
     hd = gdal.Open(heat)
-    step = 256  # the tiling step (default stride = the model's 256 px)
+    step = 256  # the tiling step (default stride = tile size = the model's 256 px)
     W, H = src.RasterXSize, src.RasterYSize
-    ex_w = 1 if W <= step else math.ceil((W - step) / step) + 1
-    ex_h = 1 if H <= step else math.ceil((H - step) / step) + 1
+    ex_w, ox, cx = grid_axis(W, step, step)
+    ex_h, oy, cy = grid_axis(H, step, step)
     gt, sgt = hd.GetGeoTransform(), src.GetGeoTransform()
     check((hd.RasterXSize, hd.RasterYSize) == (ex_w, ex_h) and
           hd.GetRasterBand(1).DataType == gdal.GDT_Float32 and hd.RasterCount == 1,
-          "scene %d: one Float32 band, one pixel per tile step" % sid)
-    # one column (row): the cell is the single tile, as wide (tall) as the scene
-    sx = W if ex_w == 1 else step
-    sy = H if ex_h == 1 else step
-    scale = [1, sx, sy, 1, sx, sy]
-    check(all(abs(gt[i] - sgt[i] * scale[i]) <= 1e-9 * max(1, abs(sgt[i])) for i in range(6)),
-          "scene %d: geotransform = scene's scaled by the step" % sid)
+          "scene %d (%d x %d px): one Float32 band, %d x %d cells" % (sid, W, H, ex_w, ex_h))
+    want_gt = [sgt[0] + ox * sgt[1] + oy * sgt[2], sgt[1] * cx, sgt[2] * cy,
+               sgt[3] + ox * sgt[4] + oy * sgt[5], sgt[4] * cx, sgt[5] * cy]
+    check(all(abs(gt[i] - want_gt[i]) <= 1e-9 * max(1, abs(want_gt[i])) for i in range(6)),
+          "scene %d: geotransform = scene's, at the grid origin, scaled by the cell" % sid)
+    # clipped: every corner of the heatmap lies inside the scene
+    inv = gdal.InvGeoTransform(sgt)
+    inside = True
+    for px, py in [(0, 0), (ex_w, 0), (0, ex_h), (ex_w, ex_h)]:
+        x = gt[0] + px * gt[1] + py * gt[2]
+        y = gt[3] + px * gt[4] + py * gt[5]
+        sx, sy = gdal.ApplyGeoTransform(inv, x, y)
+        inside = inside and -1e-6 <= sx <= W + 1e-6 and -1e-6 <= sy <= H + 1e-6
+    check(inside, "scene %d: no heatmap cell outside the scene" % sid)
+    check(hd.GetMetadataItem("STEP") == "256" and hd.GetMetadataItem("STEP_FROM") == "index",
+          "scene %d: the step is the stride the index records" % sid)
     s_srs, h_srs = src.GetSpatialRef(), hd.GetSpatialRef()
     check(h_srs is not None and h_srs.IsSame(s_srs), "scene %d: scene CRS" % sid)
-    arr = hd.GetRasterBand(1).ReadRaster()
     import struct
-    vals = struct.unpack("%df" % (ex_w * ex_h), arr)
+    vals = struct.unpack("%df" % (ex_w * ex_h), hd.GetRasterBand(1).ReadRaster())
     nd = hd.GetRasterBand(1).GetNoDataValue()
     check(nd is not None and math.isnan(nd), "scene %d: nodata is NaN" % sid)
     wgs = osr.SpatialReference()
@@ -239,27 +270,26 @@ for sid in heat_scenes:
     wgs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     s_srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     ct = osr.CoordinateTransformation(wgs, s_srs)
-    filled = set()
-    good_val, good_pos = 0, 0
+    best = {}
+    good_pos = 0
     for f in scene_tiles:
         p = allhits[f["id"]]
-        col, row = -(-p["xoff"] // sx), -(-p["yoff"] // sy)
-        filled.add((col, row))
-        v = vals[row * ex_w + col]
-        good_val += abs(v - p["prob"]) <= 2e-3
-        # tile centre (WGS84 -> scene CRS -> heatmap pixel): in its cell unless the tile is an
-        # edge tile shifted back so that it ends at the raster edge
+        # the cell holding the window's centre, clamped to the grid
+        col = min(max(int(math.floor((p["xoff"] + p["xsize"] / 2 - ox) / cx)), 0), ex_w - 1)
+        row = min(max(int(math.floor((p["yoff"] + p["ysize"] / 2 - oy) / cy)), 0), ex_h - 1)
+        best[(col, row)] = max(best.get((col, row), -1.0), p["prob"])
+        # the tile's centre (WGS84 -> scene CRS -> heatmap pixel) is in that cell, unless it
+        # was clamped (a tile shifted back to the edge, in the strip past the last whole cell)
         x, y, _ = ct.TransformPoint(p["lon"], p["lat"])
-        det = gt[1] * gt[5] - gt[2] * gt[4]
-        px = ((x - gt[0]) * gt[5] - (y - gt[3]) * gt[2]) / det
-        py = ((y - gt[3]) * gt[1] - (x - gt[0]) * gt[4]) / det
-        edge = p["xoff"] % sx != 0 or p["yoff"] % sy != 0
-        good_pos += edge or (int(math.floor(px)), int(math.floor(py))) == (col, row)
-    check(good_val == len(scene_tiles),
-          "scene %d: heatmap values = hit probabilities (%d/%d tiles)" % (sid, good_val,
-                                                                        len(scene_tiles)))
+        hx, hy = gdal.ApplyGeoTransform(gdal.InvGeoTransform(gt), x, y)
+        clamped = not (0 <= hx < ex_w and 0 <= hy < ex_h)
+        good_pos += clamped or (int(math.floor(hx)), int(math.floor(hy))) == (col, row)
+    good_val = sum(abs(vals[r * ex_w + c] - v) <= 2e-3 for (c, r), v in best.items())
+    check(good_val == len(best),
+          "scene %d: each cell = the best probability of its tiles (%d/%d cells, %d tiles)" % (
+              sid, good_val, len(best), len(scene_tiles)))
     check(good_pos == len(scene_tiles), "scene %d: tile centres fall in their cells" % sid)
-    empty = [vals[r * ex_w + c] for r in range(ex_h) for c in range(ex_w) if (c, r) not in filled]
+    empty = [vals[r * ex_w + c] for r in range(ex_h) for c in range(ex_w) if (c, r) not in best]
     check(all(math.isnan(v) for v in empty), "scene %d: nodata where no tile (%d cells)" %
           (sid, len(empty)))
 

@@ -107,6 +107,63 @@ void rsclip_results_free(rsclip_results *r); /* NULL-safe */
 int rsclip_session_scene_probs(rsclip_session *s, const rsclip_query *q, int64_t scene_id,
                                int64_t **tile_ids, float **probs, size_t *n);
 
+/* ---- heatmaps -------------------------------------------------------------------------------- */
+
+/* A scene's query heatmap: one cell per tiling step, the probability of the query per tile.
+ *
+ * Grid (per axis; E = the scene's extent, T = its tile size, S = the step, all in scene pixels):
+ *  - S is params.step, else the stride the index records for the scene, else (schema-1 rows) the
+ *    greatest common divisor of the offsets of the interior tiles, else (one or two tiles per
+ *    axis) T. T is the recorded tile size, else the largest stored window.
+ *  - E <= T (one tile spans the axis): one cell, the whole extent.
+ *  - Otherwise cells are S pixels, centred on the tiles of the tiler's regular grid: the grid
+ *    starts at a = max(0, (T - S) / 2) and holds the floor((E - 2a) / S) whole cells that fit in
+ *    the scene (one cell of E - 2a when not even one fits): no cell reaches outside the scene.
+ *    Where the scene is not a whole number of steps the tiler shifts its last column (row) of
+ *    tiles back to end at the raster edge; the strip (narrower than S) past the last whole cell
+ *    has no cell of its own, and that shifted tile counts in the last cell.
+ *  - A tile counts in the cell that holds its centre, clamped to the grid; a cell holds the
+ *    largest probability of its tiles, NaN where none. On an index tiled with stride S every tile
+ *    but the shifted last ones has a cell of its own, centred on the tile's centre.
+ * Values: SigLIP probabilities of the positive query, from the int8 codes (within ~1e-3 of the
+ * exact ones); negatives, k, min_prob and the spatial filters of q do not apply.
+ *
+ * Trust: every stored window is checked against the scene before it is used: a window outside
+ * the scene, an empty one, a scene without pixels or with a non-finite geotransform fail with
+ * RSCLIP_ERR_FORMAT naming the index, the scene and the tile. The grid size comes from the
+ * scene's extent alone and is capped (params.max_cells, RSCLIP_ERR_UNSUPPORTED beyond it), so
+ * neither a hostile index nor a tiny step can make it allocate without bound. */
+
+/* Default cap on the cells of one heatmap: 2^25 cells, 128 MiB of float32. */
+#define RSCLIP_HEATMAP_MAX_CELLS ((int64_t)1 << 25)
+
+typedef struct rsclip_heatmap_params {
+    int step;          /* cell size S in scene pixels; 0 (default) = the scene's stride */
+    int64_t max_cells; /* refuse a larger grid; 0 (default) = RSCLIP_HEATMAP_MAX_CELLS */
+} rsclip_heatmap_params;
+
+rsclip_heatmap_params rsclip_heatmap_default_params(void);
+
+typedef struct rsclip_heatmap {
+    int64_t scene_id;
+    const char *scene;      /* scene path */
+    const char *crs_wkt;    /* scene CRS as stored ("" when none) */
+    int width, height;      /* cells */
+    double geotransform[6]; /* GDAL geotransform of the grid in the scene CRS */
+    double origin[2];       /* scene pixel (x, y) of the grid's top-left corner */
+    double cell[2];         /* cell width and height in scene pixels */
+    int step, tile_size;    /* S and T above */
+    const char *step_from;  /* where S came from: "params", "index", "tile offsets", "tile size" */
+    int64_t n_tiles;        /* tiles with a value (tiles not yet embedded have none) */
+    float *values;          /* [height][width] row-major; NaN where no tile */
+} rsclip_heatmap;
+
+/* Compute the heatmap of scene_id for q (a text, tile, point or image query). params may be NULL.
+ * *out: rsclip_heatmap_free. NOT_FOUND when the scene does not exist. */
+int rsclip_session_heatmap(rsclip_session *s, const rsclip_query *q, int64_t scene_id,
+                           const rsclip_heatmap_params *params, rsclip_heatmap **out);
+void rsclip_heatmap_free(rsclip_heatmap *h); /* NULL-safe */
+
 /* Read an area of interest from any OGR vector file: the union of its (multi)polygons,
  * reprojected to WGS84, as WKT (*wkt: rsclip_free). Errors name the file. */
 int rsclip_aoi_read(const char *path, char **wkt);
