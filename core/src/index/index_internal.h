@@ -57,6 +57,11 @@ int idx__end(rsclip_index *idx, int rc);
 int idx__check_window(rsclip_index *idx, int64_t id, const rsclip_tile_window *w, int64_t width,
                       int64_t height);
 
+/* The four window columns col..col+3 of the current row, refused (RSCLIP_ERR_FORMAT naming the
+ * index and id) when a value does not fit an int. */
+int idx__column_window(rsclip_index *idx, int64_t id, sqlite3_stmt *st, int col,
+                       rsclip_tile_window *w);
+
 /* Refuse writes on a read-only handle. */
 int idx__writable(rsclip_index *idx, const char *what);
 

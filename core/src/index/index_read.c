@@ -3,6 +3,7 @@
 #include "index/index_internal.h"
 #include "status/status_internal.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,19 @@ int idx__check_window(rsclip_index *idx, int64_t id, const rsclip_tile_window *w
     return RSCLIP_OK;
 }
 
+int idx__column_window(rsclip_index *idx, int64_t id, sqlite3_stmt *st, int col,
+                       rsclip_tile_window *w) {
+    int64_t v[4];
+    for (int k = 0; k < 4; k++) {
+        v[k] = sqlite3_column_int64(st, col + k);
+        if (v[k] < INT_MIN || v[k] > INT_MAX) /* sqlite3_column_int would cut it silently */
+            return rsclip__error(RSCLIP_ERR_FORMAT, "%s: tile %lld: window value %lld out of range",
+                                 idx->path, (long long)id, (long long)v[k]);
+    }
+    *w = (rsclip_tile_window){(int)v[0], (int)v[1], (int)v[2], (int)v[3]};
+    return RSCLIP_OK;
+}
+
 /* Grid window -> source pixels (schema-1 scenes recorded no source size: native). */
 static void source_window(const rsclip_tile_window *w, int64_t width, int64_t height, int64_t src_w,
                           int64_t src_h, double out[4]) {
@@ -98,8 +112,12 @@ int rsclip_index_get_tile(rsclip_index *idx, int64_t tile_id, rsclip_tile_info *
         sqlite3_reset(st);
         return rc;
     }
-    rsclip_tile_window w = {sqlite3_column_int(st, 1), sqlite3_column_int(st, 2),
-                            sqlite3_column_int(st, 3), sqlite3_column_int(st, 4)};
+    rsclip_tile_window w;
+    int wrc = idx__column_window(idx, tile_id, st, 1, &w);
+    if (wrc) {
+        sqlite3_reset(st);
+        return wrc;
+    }
     int64_t width = sqlite3_column_int64(st, 17), height = sqlite3_column_int64(st, 18);
     double *xy = NULL, env[4] = {NAN, NAN, NAN, NAN};
     size_t np = 0;

@@ -413,10 +413,7 @@ int rsclip_index_scene_windows(rsclip_index *idx, int64_t scene_id, rsclip_tile_
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         if (cnt == cap && (rc = idx__grow(idx, &a, &cap, sizeof *a, 256))) break;
-        a[cnt].xoff = sqlite3_column_int(st, 0);
-        a[cnt].yoff = sqlite3_column_int(st, 1);
-        a[cnt].xsize = sqlite3_column_int(st, 2);
-        a[cnt].ysize = sqlite3_column_int(st, 3);
+        if ((rc = idx__column_window(idx, scene_id, st, 0, &a[cnt]))) break;
         cnt++;
     }
     if (!rc && r != SQLITE_DONE) rc = idx__db_error(idx, "reading tile windows");
@@ -457,10 +454,7 @@ int rsclip_index_scene_tiles(rsclip_index *idx, int64_t scene_id, int64_t **ids,
                 break;
         }
         a[cnt] = sqlite3_column_int64(st, 0);
-        w[cnt].xoff = sqlite3_column_int(st, 1);
-        w[cnt].yoff = sqlite3_column_int(st, 2);
-        w[cnt].xsize = sqlite3_column_int(st, 3);
-        w[cnt].ysize = sqlite3_column_int(st, 4);
+        if ((rc = idx__column_window(idx, a[cnt], st, 1, &w[cnt]))) break;
         if ((rc = idx__check_window(idx, a[cnt], &w[cnt], sqlite3_column_int64(st, 5),
                                     sqlite3_column_int64(st, 6))))
             break;
