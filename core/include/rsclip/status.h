@@ -32,7 +32,8 @@ typedef enum rsclip_status {
     RSCLIP_ERR_DB = -9,          /* SQLite reported an error */
     RSCLIP_ERR_CANCELLED = -10,  /* a progress callback asked to stop */
     RSCLIP_ERR_GDAL = -11,       /* GDAL/OGR/PROJ reported an error */
-    RSCLIP_ERR_INTERNAL = -12    /* a bug: please report it */
+    RSCLIP_ERR_INTERNAL = -12,   /* a bug: please report it */
+    RSCLIP_ERR_EXISTS = -13      /* an output exists and replacing it was not asked for */
 } rsclip_status;
 
 /* Short constant name of a status code ("RSCLIP_ERR_IO"); never NULL. */

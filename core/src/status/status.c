@@ -41,6 +41,8 @@ const char *rsclip_status_name(int code) {
         return "RSCLIP_ERR_GDAL";
     case RSCLIP_ERR_INTERNAL:
         return "RSCLIP_ERR_INTERNAL";
+    case RSCLIP_ERR_EXISTS:
+        return "RSCLIP_ERR_EXISTS";
     default:
         return "RSCLIP_ERR_UNKNOWN";
     }
