@@ -105,7 +105,10 @@ int main(void) {
         rsclip_export_params ep = rsclip_export_default_params();
         ep.format = NULL; /* from the extension */
         CHECK_OK(rsclip_export_hits(path, &ep, hits, NH));
-        /* Writing again replaces the file instead of failing or appending. */
+        /* Writing again is refused; with overwrite it replaces the file (or, in a GeoPackage,
+         * its layer) instead of failing or appending. */
+        CHECK(rsclip_export_hits(path, &ep, hits, NH) == RSCLIP_ERR_EXISTS);
+        ep.overwrite = 1;
         CHECK_OK(rsclip_export_hits(path, &ep, hits, NH));
         if (strcmp(fmts[i][0], "CSV") == 0 || strcmp(fmts[i][0], "KML") == 0) {
             /* CSV keeps only attribute types as strings; KML drops types: check what is kept. */

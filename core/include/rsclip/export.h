@@ -5,11 +5,35 @@
  * scene it comes from, its pixel window and its WGS84 footprint ring. rsclip_export_hits writes
  * them through OGR (GeoJSON, GPKG, CSV, KML, FlatGeobuf, or any OGR vector driver that can create
  * a layer) with the properties rank, score, prob, lon, lat, scene, xoff, yoff, xsize, ysize,
- * footprints in EPSG:4326 or reprojected to params.t_srs.
+ * tile_id, footprints (layer geometry type Polygon) in EPSG:4326 or reprojected to params.t_srs.
  *
  *     rsclip_export_params ep = rsclip_export_default_params();
  *     ep.format = "GeoJSON";
+ *     const char *keep[] = {"city.gpkg"};        // the index searched: never written
+ *     ep.protected_paths = keep;
+ *     ep.n_protected = 1;
  *     rsclip_export_hits("hits.geojson", &ep, hits, n);   // "-" or NULL writes to stdout
+ *
+ * What an export writes (the rules of ogr2ogr, plus a few guarantees):
+ *   - a file that does not exist is written to a private temporary folder beside it and renamed
+ *     into place once complete and read back: a failed export (full disk, unwritable folder,
+ *     killed process) never leaves a half-written file under the name asked for;
+ *   - an existing file is refused (RSCLIP_ERR_EXISTS) unless params.overwrite is set;
+ *   - an existing file of a format that holds several layers and has native transactions
+ *     (SQLite-based: GeoPackage, SQLite/SpatiaLite) is written as one layer inside it:
+ *     params.layer_name adds a layer beside the others; a layer of that name that exists already
+ *     is refused unless params.overwrite, which replaces that layer only. Without layer_name the
+ *     file is refused unless params.overwrite, which replaces (only) its layer "hits"/"regions".
+ *     The layer is written in one dataset (SQLite) transaction: a failure leaves the file's
+ *     content as it was (SQLite may leave different bytes in pages it does not use);
+ *   - any other existing file (another format, a single-layer format, a file that does not open)
+ *     is replaced whole with params.overwrite, through the same temporary folder and rename; a
+ *     folder is never replaced;
+ *   - a protected path (params.protected_paths: e.g. the index being searched) is never written,
+ *     not even with overwrite. A path is the protected file when it names the same file (device
+ *     and inode: also through a symbolic link, a hard link or another spelling of the path) or one
+ *     of its companions (FILE-wal, FILE-shm, FILE-journal, FILE.rsvec), existing or not. A
+ *     protected folder protects every *.gpkg file below it and their companions.
  *
  * rsclip_regions_merge dissolves hits whose footprints touch or overlap into regions (connected
  * components), with max and mean probability, tile count and geodesic area in m^2 (computed in a
@@ -65,24 +89,51 @@ int rsclip_regions_merge(const rsclip_hit *hits, int n, rsclip_region **out, int
 void rsclip_regions_free(rsclip_region *regions, int n); /* NULL-safe */
 
 typedef struct rsclip_export_params {
-    const char *format; /* OGR driver name or alias: GeoJSON, GPKG, CSV, KML, FlatGeobuf (fgb) */
-    const char *t_srs;  /* NULL: EPSG:4326; else anything OSRSetFromUserInput accepts */
-    const char *layer_name; /* NULL: "hits" / "regions" */
+    const char *format;     /* OGR driver name or alias: GeoJSON, GPKG, CSV, KML, FlatGeobuf (fgb),
+                               ESRI Shapefile (shp), ...; NULL: from the file's extension */
+    const char *t_srs;      /* NULL: EPSG:4326; else anything OSRSetFromUserInput accepts */
+    const char *layer_name; /* NULL: "hits" / "regions". Set: the layer to add to (or, with
+                               overwrite, replace in) an existing multi-layer file */
+    int overwrite;          /* 1: replace an existing file, or the layer of that name in a
+                               multi-layer file; 0 (default): refuse with RSCLIP_ERR_EXISTS */
+    const char *const *protected_paths; /* files (or folders) never written, even with
+                                           overwrite: the index being searched */
+    int n_protected;
 } rsclip_export_params;
 
 rsclip_export_params rsclip_export_default_params(void);
 
-/* Guess a format from a file extension (".geojson" -> "GeoJSON", ".gpkg", ".csv", ".kml",
- * ".fgb"); NULL if unknown. */
+/* The OGR driver for a file name: rsclip's own names first (".geojson"/".json" -> "GeoJSON",
+ * ".gpkg", ".csv", ".kml", ".fgb"), then any GDAL vector driver that can create files and lists
+ * the extension (".shp" -> "ESRI Shapefile", ".gml", ".sqlite", ...). NULL if none. The string
+ * is static. */
 const char *rsclip_export_format_from_path(const char *path);
 
-/* Write hits to path (replacing an existing file). path NULL or "-" writes to stdout (formats
- * that can stream: GeoJSON, CSV). Errors name the path and the OGR problem. */
+/* Check, without writing anything, that rsclip_export_hits/regions(path, params, ...) would be
+ * allowed to write path under the rules above (format known and writable, path not protected,
+ * an existing file or layer only with overwrite); default_layer is "hits" or "regions" (the
+ * layer used when params->layer_name is NULL). RSCLIP_OK, RSCLIP_ERR_EXISTS, or another error
+ * naming the path. Lets a caller refuse before a long computation; the export checks again. */
+int rsclip_export_check(const char *path, const rsclip_export_params *params,
+                        const char *default_layer);
+
+/* The rule for a whole file that any rsclip writer follows: RSCLIP_OK when path may be written
+ * (it does not exist, or overwrite is set and it is not a folder); RSCLIP_ERR_EXISTS when it
+ * exists and overwrite is 0; RSCLIP_ERR_INVALID_ARG when it is a folder or one of the
+ * protected paths (see above: same file, companions, files in a protected folder);
+ * RSCLIP_ERR_NOT_FOUND when its folder does not exist. */
+int rsclip_output_check(const char *path, int overwrite, const char *const *protected_paths,
+                        int n_protected);
+
+/* Write hits to path under the rules above. path NULL or "-" writes to stdout (formats that can
+ * stream: GeoJSON, CSV). Errors name the path and the OGR problem. KML placemarks are named by
+ * rank. */
 int rsclip_export_hits(const char *path, const rsclip_export_params *params, const rsclip_hit *hits,
                        int n);
 
 /* Write regions (properties: region, tiles, max_prob, mean_prob, max_score, area_m2, lon, lat,
- * best_tile) the same way. */
+ * best_tile; geometry type MultiPolygon, since a region's tiles may touch only at a corner) the
+ * same way. KML placemarks are named by region number. */
 int rsclip_export_regions(const char *path, const rsclip_export_params *params,
                           const rsclip_region *regions, int n);
 

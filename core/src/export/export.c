@@ -1,5 +1,8 @@
-/* Hits and regions to OGR data sources; merging touching hits into regions. */
+/* Hits and regions to OGR data sources; merging touching hits into regions. Where an output may
+ * be written is decided here (plan_output) after the rules of rsclip/export.h; the file-system
+ * side (protected paths, the temporary folder and the rename) is in output.c. */
 #include "rsclip/export.h"
+#include "export/output_internal.h"
 #include "imageio/gdal_util.h"
 #include "status/status_internal.h"
 
@@ -16,7 +19,9 @@
 #include <strings.h>
 
 rsclip_export_params rsclip_export_default_params(void) {
-    rsclip_export_params p = {"GeoJSON", NULL, NULL};
+    rsclip_export_params p;
+    memset(&p, 0, sizeof p);
+    p.format = "GeoJSON";
     return p;
 }
 
@@ -30,14 +35,49 @@ static const struct {
     {"kml", "KML", ".kml"},
     {"flatgeobuf", "FlatGeobuf", ".fgb"},
     {"fgb", "FlatGeobuf", ".fgb"},
+    {"shp", "ESRI Shapefile", ".shp"},
+    {"shapefile", "ESRI Shapefile", ""},
 };
 
+static int is_vector_writer(GDALDriverH d) {
+    return d && GDALGetMetadataItem(d, GDAL_DCAP_VECTOR, NULL) &&
+           GDALGetMetadataItem(d, GDAL_DCAP_CREATE, NULL);
+}
+
+/* GDAL's own answer: the vector drivers that can create files and list the name's extension
+ * (the longest matching extension wins: "x.shp.zip" is a zipped shapefile, not a zip). */
+static const char *driver_by_extension(const char *name) {
+    const char *best = NULL;
+    size_t best_len = 0, n = strlen(name);
+    for (int i = 0; i < GDALGetDriverCount(); i++) {
+        GDALDriverH d = GDALGetDriver(i);
+        if (!is_vector_writer(d)) continue;
+        const char *exts = GDALGetMetadataItem(d, GDAL_DMD_EXTENSIONS, NULL);
+        if (!exts) exts = GDALGetMetadataItem(d, GDAL_DMD_EXTENSION, NULL);
+        char **list = exts ? CSLTokenizeString(exts) : NULL;
+        for (int k = 0; list && list[k]; k++) {
+            size_t m = strlen(list[k]);
+            if (m == 0 || m + 1 > n || m <= best_len) continue;
+            if (name[n - m - 1] == '.' && strcasecmp(name + n - m, list[k]) == 0) {
+                best = GDALGetDriverShortName(d);
+                best_len = m;
+            }
+        }
+        CSLDestroy(list);
+    }
+    return best;
+}
+
 const char *rsclip_export_format_from_path(const char *path) {
-    const char *dot = path ? strrchr(path, '.') : NULL;
+    const char *slash = path ? strrchr(path, '/') : NULL;
+    const char *name = slash ? slash + 1 : path;
+    const char *dot = name ? strrchr(name, '.') : NULL;
     if (!dot) return NULL;
     for (size_t i = 0; i < sizeof k_formats / sizeof k_formats[0]; i++)
-        if (strcasecmp(dot, k_formats[i].ext) == 0) return k_formats[i].driver;
-    return NULL;
+        if (k_formats[i].ext[0] && strcasecmp(dot, k_formats[i].ext) == 0)
+            return k_formats[i].driver;
+    rsclip__gdal_init();
+    return driver_by_extension(name);
 }
 
 static const char *driver_name(const char *format) {
@@ -72,111 +112,261 @@ static OGRGeometryH ring_polygon(const double *xy, int n) {
     return poly;
 }
 
-/* An output being written: data source, layer, optional reprojection. */
-typedef struct out_ctx {
-    GDALDatasetH ds;
-    OGRLayerH layer;
-    OGRCoordinateTransformationH ct; /* WGS84 -> t_srs, NULL when writing WGS84 */
-    OGRSpatialReferenceH wgs84, dst;
-    const char *path;
-    rsclip__gdal_errors *err; /* GDAL failures of this export (the caller's scope) */
-} out_ctx;
-
-static void out_close(out_ctx *o) {
-    if (o->ct) OCTDestroyCoordinateTransformation(o->ct);
-    if (o->wgs84) OSRDestroySpatialReference(o->wgs84);
-    if (o->dst) OSRDestroySpatialReference(o->dst);
-    if (o->ds) GDALClose(o->ds);
-    memset(o, 0, sizeof *o);
-}
-
 typedef struct field_def {
     const char *name;
     OGRFieldType type;
 } field_def;
 
-static int out_open(out_ctx *o, rsclip__gdal_errors *err, const char *path,
-                    const rsclip_export_params *p, const char *default_layer,
-                    const field_def *fields, int n_fields) {
-    memset(o, 0, sizeof *o);
-    o->err = err;
+/* What one export writes: its layer's default name, geometry type, fields, and the field that
+ * names KML placemarks. */
+typedef struct layer_spec {
+    const char *default_name;
+    OGRwkbGeometryType gtype;
+    const char *name_field;
+    const field_def *fields;
+    int n_fields;
+} layer_spec;
+
+/* Where an output goes (see rsclip/export.h):
+ *   OUT_STDOUT  streamed to /vsistdout/;
+ *   OUT_FILE    a new file (or, with overwrite, a replacement) written in a temporary folder
+ *               beside it, read back, and renamed into place;
+ *   OUT_LAYER   a layer added to (or replacing its namesake in) an existing multi-layer file,
+ *               in one dataset transaction. */
+typedef enum { OUT_STDOUT, OUT_FILE, OUT_LAYER } out_mode;
+
+typedef struct out_plan {
+    out_mode mode;
+    GDALDriverH drv;
+    const char *dname;
+    const char *layer; /* layer to write */
+    int replace_layer; /* OUT_LAYER: an existing layer of that name is deleted first */
+    char **old_files;  /* OUT_FILE replacing a dataset of the same driver: its files */
+    rsclip__dest dest; /* OUT_FILE, OUT_LAYER */
+} out_plan;
+
+static void plan_free(out_plan *pl) {
+    CSLDestroy(pl->old_files);
+    pl->old_files = NULL;
+    rsclip__dest_free(&pl->dest);
+}
+
+/* Look, read-only, at the existing file: does it open with the output's driver as a dataset
+ * with (native: SQLite's) transactions, and has it the layer already? Its own error scope: a file
+ * that does not open is an answer here, not an error. Emulated transactions (FileGDB's copy of
+ * the folder) are not enough: what such a driver writes when closed after a failure is not
+ * known to be undone. */
+static void probe_existing(out_plan *pl, int *capable, int *has_layer) {
+    *capable = *has_layer = 0;
+    rsclip__gdal_errors quiet;
+    rsclip__gdal_errors_push(&quiet);
+    const char *const allowed[] = {pl->dname, NULL};
+    GDALDatasetH ds =
+        GDALOpenEx(pl->dest.real, GDAL_OF_VECTOR | GDAL_OF_READONLY, allowed, NULL, NULL);
+    if (ds) {
+        *capable = GDALDatasetTestCapability(ds, ODsCTransactions);
+        *has_layer = GDALDatasetGetLayerByName(ds, pl->layer) != NULL;
+        if (!*capable && !pl->dest.is_dir) pl->old_files = GDALGetFileList(ds);
+        GDALClose(ds);
+    }
+    rsclip__gdal_errors_pop(&quiet);
+}
+
+/* Decide where and how path is written, or refuse. Writes nothing. */
+static int plan_output(const char *path, const rsclip_export_params *p, const layer_spec *ls,
+                       out_plan *pl) {
+    memset(pl, 0, sizeof *pl);
     int to_stdout = !path || strcmp(path, "-") == 0;
-    const char *format = p && p->format ? p->format : NULL;
+    const char *format = p->format;
     if (!format) format = to_stdout ? "GeoJSON" : rsclip_export_format_from_path(path);
     if (!format) format = "GeoJSON";
-    const char *dname = driver_name(format);
-    const char *target = to_stdout ? "/vsistdout/" : path;
-    o->path = to_stdout ? "<stdout>" : path;
-
-    GDALDriverH drv = GDALGetDriverByName(dname);
-    if (!drv || !GDALGetMetadataItem(drv, GDAL_DCAP_VECTOR, NULL) ||
-        !GDALGetMetadataItem(drv, GDAL_DCAP_CREATE, NULL))
+    pl->dname = driver_name(format);
+    pl->layer = p->layer_name && p->layer_name[0] ? p->layer_name : ls->default_name;
+    const char *shown = to_stdout ? "<stdout>" : path;
+    pl->drv = GDALGetDriverByName(pl->dname);
+    if (!is_vector_writer(pl->drv))
         return rsclip__error(RSCLIP_ERR_UNSUPPORTED,
                              "%s: output format '%s' is not an OGR vector format that can be "
-                             "created (try GeoJSON, GPKG, CSV, KML, FlatGeobuf)",
-                             o->path, format);
-    if (to_stdout && strcmp(dname, "GeoJSON") != 0 && strcmp(dname, "CSV") != 0)
+                             "created (try GeoJSON, GPKG, CSV, KML, FlatGeobuf, ESRI Shapefile)",
+                             shown, format);
+    pl->dname = GDALGetDriverShortName(pl->drv);
+    if (to_stdout) {
+        pl->mode = OUT_STDOUT;
+        if (strcmp(pl->dname, "GeoJSON") != 0 && strcmp(pl->dname, "CSV") != 0)
+            return rsclip__error(RSCLIP_ERR_INVALID_ARG,
+                                 "format %s cannot be written to stdout: give an output file (-o)",
+                                 pl->dname);
+        return RSCLIP_OK;
+    }
+    int rc = rsclip__dest_resolve(path, &pl->dest);
+    if (!rc) rc = rsclip__dest_check_protected(&pl->dest, p->protected_paths, p->n_protected);
+    if (rc || !pl->dest.exists) {
+        pl->mode = OUT_FILE;
+        return rc;
+    }
+    int capable, has_layer;
+    probe_existing(pl, &capable, &has_layer);
+    if (capable) {
+        pl->mode = OUT_LAYER;
+        pl->replace_layer = has_layer;
+        if (has_layer && !p->overwrite)
+            return rsclip__error(RSCLIP_ERR_EXISTS,
+                                 "%s: has a layer '%s' already; give --overwrite to replace that "
+                                 "layer (the other layers are kept), or -nln NAME to add another",
+                                 path, pl->layer);
+        if (!has_layer && !p->overwrite && !(p->layer_name && p->layer_name[0]))
+            return rsclip__error(RSCLIP_ERR_EXISTS,
+                                 "%s: exists; give -nln NAME to add a layer to it, or --overwrite "
+                                 "to write its layer '%s' (the other layers are kept)",
+                                 path, pl->layer);
+        return RSCLIP_OK;
+    }
+    pl->mode = OUT_FILE;
+    if (pl->dest.is_dir)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG,
-                             "format %s cannot be written to stdout: give an output file (-o)",
-                             dname);
+                             "%s: is a folder that does not open as a %s dataset taking new "
+                             "layers; rsclip never replaces a folder",
+                             path, pl->dname);
+    if (!p->overwrite)
+        return rsclip__error(RSCLIP_ERR_EXISTS, "%s: exists; give --overwrite to replace it%s",
+                             path,
+                             p->layer_name && p->layer_name[0]
+                                 ? " (-nln adds a layer only to a file of a multi-layer format "
+                                   "with transactions, e.g. GeoPackage)"
+                                 : "");
+    return RSCLIP_OK;
+}
 
+/* An output being written: data source, layer, optional reprojection. */
+typedef struct out_ctx {
+    out_plan plan;
+    GDALDatasetH ds;
+    OGRLayerH layer;
+    OGRCoordinateTransformationH ct; /* WGS84 -> t_srs, NULL when writing WGS84 */
+    OGRSpatialReferenceH wgs84, dst;
+    const char *path;
+    char *tmpdir;            /* OUT_FILE: the private folder the file is written in */
+    int in_tx;               /* OUT_LAYER: a transaction is open */
+    int overwrite;           /* params.overwrite */
+    const char *const *prot; /* params.protected_paths */
+    int n_prot;
+    rsclip__gdal_errors *err; /* GDAL failures of this export (the caller's scope) */
+} out_ctx;
+
+/* Release everything; an unfinished output is abandoned: transaction rolled back, temporary
+ * folder removed. */
+static void out_close(out_ctx *o) {
+    if (o->in_tx) GDALDatasetRollbackTransaction(o->ds);
+    if (o->ds) GDALClose(o->ds);
+    rsclip__tmpdir_remove(o->tmpdir);
+    free(o->tmpdir);
+    if (o->ct) OCTDestroyCoordinateTransformation(o->ct);
+    if (o->wgs84) OSRDestroySpatialReference(o->wgs84);
+    if (o->dst) OSRDestroySpatialReference(o->dst);
+    plan_free(&o->plan);
+    memset(o, 0, sizeof *o);
+}
+
+static int out_fail(out_ctx *o, int code, const char *what) {
+    int rc = rsclip__error(code, "%s: %s: %s", o->path, what, gdal_msg(o->err, "unknown error"));
+    out_close(o);
+    return rc;
+}
+
+static int out_srs(out_ctx *o, const rsclip_export_params *p) {
     o->wgs84 = make_srs("EPSG:4326");
-    if (p && p->t_srs && p->t_srs[0]) {
-        o->dst = make_srs(p->t_srs);
-        if (!o->dst) {
-            out_close(o);
-            return rsclip__error(RSCLIP_ERR_INVALID_ARG, "invalid target SRS '%s'", p->t_srs);
-        }
-        if (!OSRIsSame(o->dst, o->wgs84)) {
-            o->ct = OCTNewCoordinateTransformation(o->wgs84, o->dst);
-            if (!o->ct) {
-                int rc = rsclip__error(RSCLIP_ERR_GDAL, "cannot transform EPSG:4326 to '%s': %s",
-                                       p->t_srs, gdal_msg(o->err, "no transformation"));
-                out_close(o);
-                return rc;
-            }
-        }
-    }
+    if (!p->t_srs || !p->t_srs[0]) return RSCLIP_OK;
+    o->dst = make_srs(p->t_srs);
+    if (!o->dst) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "invalid target SRS '%s'", p->t_srs);
+    if (OSRIsSame(o->dst, o->wgs84)) return RSCLIP_OK;
+    o->ct = OCTNewCoordinateTransformation(o->wgs84, o->dst);
+    if (!o->ct)
+        return rsclip__error(RSCLIP_ERR_GDAL, "cannot transform EPSG:4326 to '%s': %s", p->t_srs,
+                             gdal_msg(o->err, "no transformation"));
+    return RSCLIP_OK;
+}
 
-    if (!to_stdout) {
-        VSIStatBufL st;
-        if (VSIStatL(path, &st) == 0) {
-            /* Replace, as a user re-running a query expects; Delete knows multi-file formats. */
-            if (GDALDeleteDataset(drv, path) != CE_None) VSIUnlink(path);
+/* Open the data source the plan names: a new one (stdout, or in the temporary folder), or the
+ * existing file in update mode inside a transaction, its old layer of that name deleted. */
+static int out_open_ds(out_ctx *o, const layer_spec *ls) {
+    out_plan *pl = &o->plan;
+    if (pl->mode == OUT_LAYER) {
+        const char *const allowed[] = {pl->dname, NULL};
+        o->ds = GDALOpenEx(pl->dest.real, GDAL_OF_VECTOR | GDAL_OF_UPDATE, allowed, NULL, NULL);
+        if (!o->ds) return out_fail(o, RSCLIP_ERR_IO, "cannot open for update");
+        if (!GDALDatasetTestCapability(o->ds, ODsCCreateLayer) ||
+            (pl->replace_layer && !GDALDatasetTestCapability(o->ds, ODsCDeleteLayer)))
+            return out_fail(o, RSCLIP_ERR_UNSUPPORTED, "cannot add or replace a layer in it");
+        if (GDALDatasetStartTransaction(o->ds, FALSE) != OGRERR_NONE)
+            return out_fail(o, RSCLIP_ERR_IO, "cannot start a transaction");
+        o->in_tx = 1;
+        for (int i = 0; pl->replace_layer && i < GDALDatasetGetLayerCount(o->ds); i++) {
+            OGRLayerH l = GDALDatasetGetLayer(o->ds, i);
+            if (strcasecmp(OGR_L_GetName(l), pl->layer) != 0) continue;
+            if (GDALDatasetDeleteLayer(o->ds, i) != OGRERR_NONE)
+                return out_fail(o, RSCLIP_ERR_IO, "cannot delete the old layer");
+            break;
         }
+        return RSCLIP_OK;
     }
-    o->ds = GDALCreate(drv, target, 0, 0, 0, GDT_Unknown, NULL);
-    if (!o->ds) {
-        int rc = rsclip__error(RSCLIP_ERR_IO, "%s: cannot create %s output: %s", o->path, dname,
-                               gdal_msg(o->err, "unknown error"));
+    char *target = NULL;
+    if (pl->mode == OUT_FILE) {
+        int rc = rsclip__tmpdir_new(&pl->dest, &o->tmpdir);
+        if (rc) {
+            out_close(o);
+            return rc;
+        }
+        target = CPLStrdup(CPLFormFilename(o->tmpdir, pl->dest.name, NULL));
+    }
+    char **dsco = NULL;
+    /* KML placemarks are named from the rank (region number) instead of left unnamed. */
+    if (strcmp(pl->dname, "KML") == 0) dsco = CSLSetNameValue(dsco, "NameField", ls->name_field);
+    o->ds = GDALCreate(pl->drv, target ? target : "/vsistdout/", 0, 0, 0, GDT_Unknown, dsco);
+    CSLDestroy(dsco);
+    CPLFree(target);
+    if (!o->ds) return out_fail(o, RSCLIP_ERR_IO, "cannot create the output");
+    return RSCLIP_OK;
+}
+
+static int out_open(out_ctx *o, rsclip__gdal_errors *err, const char *path,
+                    const rsclip_export_params *params, const layer_spec *ls) {
+    memset(o, 0, sizeof *o);
+    o->err = err;
+    rsclip_export_params p = params ? *params : rsclip_export_default_params();
+    o->overwrite = p.overwrite;
+    o->prot = p.protected_paths;
+    o->n_prot = p.n_protected;
+    int rc = plan_output(path, &p, ls, &o->plan);
+    o->path = o->plan.mode == OUT_STDOUT ? "<stdout>" : path;
+    if (!rc) rc = out_srs(o, &p);
+    if (rc) {
         out_close(o);
         return rc;
     }
+    if ((rc = out_open_ds(o, ls))) return rc;
+    const char *dname = o->plan.dname;
     char **lco = NULL;
     if (strcmp(dname, "CSV") == 0) lco = CSLSetNameValue(lco, "GEOMETRY", "AS_WKT");
     /* FlatGeobuf's spatial index sorts features along a curve: keep them in rank order. */
     if (strcmp(dname, "FlatGeobuf") == 0) lco = CSLSetNameValue(lco, "SPATIAL_INDEX", "NO");
-    const char *lname = p && p->layer_name ? p->layer_name : default_layer;
-    o->layer = GDALDatasetCreateLayer(o->ds, lname, o->dst ? o->dst : o->wgs84, wkbUnknown, lco);
+    o->layer =
+        GDALDatasetCreateLayer(o->ds, o->plan.layer, o->dst ? o->dst : o->wgs84, ls->gtype, lco);
     CSLDestroy(lco);
-    if (!o->layer) {
-        int rc = rsclip__error(RSCLIP_ERR_IO, "%s: cannot create layer '%s': %s", o->path, lname,
-                               gdal_msg(o->err, "unknown error"));
-        out_close(o);
-        return rc;
-    }
-    for (int i = 0; i < n_fields; i++) {
-        OGRFieldDefnH fd = OGR_Fld_Create(fields[i].name, fields[i].type);
-        if (fields[i].type == OFTReal) OGR_Fld_SetPrecision(fd, 0);
+    if (!o->layer) return out_fail(o, RSCLIP_ERR_IO, "cannot create the layer");
+    for (int i = 0; i < ls->n_fields; i++) {
+        OGRFieldDefnH fd = OGR_Fld_Create(ls->fields[i].name, ls->fields[i].type);
+        if (ls->fields[i].type == OFTReal) OGR_Fld_SetPrecision(fd, 0);
+        /* A shapefile's text fields are 80 characters unless told: scene paths are longer. */
+        if (ls->fields[i].type == OFTString && strcmp(dname, "ESRI Shapefile") == 0)
+            OGR_Fld_SetWidth(fd, 254);
         OGRErr oe = OGR_L_CreateField(o->layer, fd, TRUE);
         OGR_Fld_Destroy(fd);
-        if (oe != OGRERR_NONE) {
-            int rc = rsclip__error(RSCLIP_ERR_IO, "%s: cannot create field '%s': %s", o->path,
-                                   fields[i].name, gdal_msg(o->err, "unknown error"));
-            out_close(o);
-            return rc;
-        }
+        if (oe != OGRERR_NONE) return out_fail(o, RSCLIP_ERR_IO, "cannot create a field");
     }
+    /* GeoPackage creates a new table lazily; have it created inside the transaction now, so that
+     * a rollback has nothing left to do at close. */
+    if (o->plan.mode == OUT_LAYER && OGR_L_SyncToDisk(o->layer) != OGRERR_NONE)
+        return out_fail(o, RSCLIP_ERR_IO, "cannot create the layer");
     return RSCLIP_OK;
 }
 
@@ -197,18 +387,87 @@ static int out_write(out_ctx *o, OGRFeatureH f, OGRGeometryH geom) {
     return RSCLIP_OK;
 }
 
-/* Close and check that everything reached the file (GDALClose flushes; a full disk shows here). */
-static int out_finish(out_ctx *o) {
-    int before = o->err->n_failures;
-    if (o->ds) {
-        GDALClose(o->ds);
-        o->ds = NULL;
+/* Read the new file back: drivers do not all report a short write (a full disk), but a file cut
+ * short does not reopen with all its features. */
+static int out_verify(out_ctx *o, int n_expected) {
+    char *file = CPLStrdup(CPLFormFilename(o->tmpdir, o->plan.dest.name, NULL));
+    rsclip__gdal_errors e;
+    rsclip__gdal_errors_push(&e);
+    const char *const allowed[] = {o->plan.dname, NULL};
+    GDALDatasetH ds = GDALOpenEx(file, GDAL_OF_VECTOR | GDAL_OF_READONLY, allowed, NULL, NULL);
+    OGRLayerH l = ds ? GDALDatasetGetLayer(ds, 0) : NULL;
+    long long n = -1;
+    if (l) {
+        n = 0;
+        OGRFeatureH f;
+        OGR_L_ResetReading(l);
+        while ((f = OGR_L_GetNextFeature(l)) != NULL) {
+            n++;
+            OGR_F_Destroy(f);
+        }
     }
+    if (ds) GDALClose(ds);
+    rsclip__gdal_errors_pop(&e);
+    CPLFree(file);
+    if (n == n_expected && e.n_failures == 0) return RSCLIP_OK;
+    if (n < 0 || e.n_failures)
+        return rsclip__error(RSCLIP_ERR_IO,
+                             "%s: the file written does not read back (disk full?)%s%s", o->path,
+                             e.msg[0] ? ": " : "", e.msg);
+    return rsclip__error(RSCLIP_ERR_IO,
+                         "%s: the file written reads back with %lld of %d features (disk full?)",
+                         o->path, n, n_expected);
+}
+
+/* Finish an output whose features were all written (ok = RSCLIP_OK) or abandon it. Closing
+ * flushes (a full disk shows there); a new file is read back, synced and renamed into place; a
+ * layer's transaction is committed. */
+static int out_finish(out_ctx *o, int ok, int n_expected) {
+    if (ok != RSCLIP_OK) {
+        out_close(o);
+        return ok;
+    }
+    int before = o->err->n_failures;
+    if (o->in_tx) {
+        /* Have GeoPackage write what it keeps for later (the layer's feature count in
+         * gpkg_ogr_contents) inside the transaction: after a failed COMMIT, SQLite has rolled
+         * back, and the same write at close would land, stale, outside any transaction. */
+        if (OGR_L_SyncToDisk(o->layer) != OGRERR_NONE)
+            return out_fail(o, RSCLIP_ERR_IO, "cannot write the new layer");
+        o->in_tx = 0;
+        if (GDALDatasetCommitTransaction(o->ds) != OGRERR_NONE) {
+            GDALDatasetRollbackTransaction(o->ds);
+            return out_fail(o, RSCLIP_ERR_IO, "cannot commit the new layer");
+        }
+    }
+    GDALClose(o->ds);
+    o->ds = NULL;
     int rc = o->err->n_failures > before
                  ? rsclip__error(RSCLIP_ERR_IO, "%s: error while closing the output: %s", o->path,
                                  gdal_msg(o->err, "write failed"))
                  : RSCLIP_OK;
+    if (!rc && o->plan.mode == OUT_FILE) rc = out_verify(o, n_expected);
+    if (!rc && o->plan.mode == OUT_FILE) {
+        rc = rsclip__tmpdir_commit(o->tmpdir, &o->plan.dest, o->overwrite, o->prot, o->n_prot,
+                                   o->plan.old_files);
+        free(o->tmpdir);
+        o->tmpdir = NULL; /* removed by the commit, whatever its outcome */
+    }
     out_close(o);
+    return rc;
+}
+
+int rsclip_export_check(const char *path, const rsclip_export_params *params,
+                        const char *default_layer) {
+    rsclip__gdal_init();
+    rsclip__gdal_errors e;
+    rsclip__gdal_errors_push(&e);
+    rsclip_export_params p = params ? *params : rsclip_export_default_params();
+    layer_spec ls = {default_layer ? default_layer : "hits", wkbPolygon, NULL, NULL, 0};
+    out_plan pl;
+    int rc = plan_output(path, &p, &ls, &pl);
+    plan_free(&pl);
+    rsclip__gdal_errors_pop(&e);
     return rc;
 }
 
@@ -220,10 +479,11 @@ static int export_hits(rsclip__gdal_errors *err, const char *path,
         {"xoff", OFTInteger},  {"yoff", OFTInteger},      {"xsize", OFTInteger},
         {"ysize", OFTInteger}, {"tile_id", OFTInteger64},
     };
+    static const layer_spec spec = {"hits", wkbPolygon, "rank", fields,
+                                    (int)(sizeof fields / sizeof fields[0])};
     if (n < 0 || (n > 0 && !hits)) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "export: no hits");
     out_ctx o;
-    int rc =
-        out_open(&o, err, path, params, "hits", fields, (int)(sizeof fields / sizeof fields[0]));
+    int rc = out_open(&o, err, path, params, &spec);
     if (rc) return rc;
     OGRFeatureDefnH defn = OGR_L_GetLayerDefn(o.layer);
     for (int i = 0; i < n && rc == RSCLIP_OK; i++) {
@@ -245,8 +505,7 @@ static int export_hits(rsclip__gdal_errors *err, const char *path,
         rc = out_write(&o, f, g);
         OGR_F_Destroy(f);
     }
-    int rc2 = out_finish(&o);
-    return rc ? rc : rc2;
+    return out_finish(&o, rc, n);
 }
 
 static int export_regions(rsclip__gdal_errors *err, const char *path,
@@ -256,12 +515,13 @@ static int export_regions(rsclip__gdal_errors *err, const char *path,
         {"mean_prob", OFTReal}, {"max_score", OFTReal}, {"area_m2", OFTReal},
         {"lon", OFTReal},       {"lat", OFTReal},       {"best_tile", OFTInteger64},
     };
+    /* MultiPolygon: tiles touching only at a corner dissolve into two parts of one region. */
+    static const layer_spec spec = {"regions", wkbMultiPolygon, "region", fields,
+                                    (int)(sizeof fields / sizeof fields[0])};
     if (n < 0 || (n > 0 && !regions))
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "export: no regions");
-    rsclip_export_params p = params ? *params : rsclip_export_default_params();
     out_ctx o;
-    int rc =
-        out_open(&o, err, path, &p, "regions", fields, (int)(sizeof fields / sizeof fields[0]));
+    int rc = out_open(&o, err, path, params, &spec);
     if (rc) return rc;
     OGRFeatureDefnH defn = OGR_L_GetLayerDefn(o.layer);
     for (int i = 0; i < n && rc == RSCLIP_OK; i++) {
@@ -280,12 +540,12 @@ static int export_regions(rsclip__gdal_errors *err, const char *path,
         if (r->wkt) {
             char *w = r->wkt;
             if (OGR_G_CreateFromWkt(&w, NULL, &g) != OGRERR_NONE) g = NULL;
+            if (g) g = OGR_G_ForceToMultiPolygon(g);
         }
         rc = out_write(&o, f, g);
         OGR_F_Destroy(f);
     }
-    int rc2 = out_finish(&o);
-    return rc ? rc : rc2;
+    return out_finish(&o, rc, n);
 }
 
 /* Every GDAL call of an export runs inside one error scope: nothing is printed, the first failure
