@@ -108,7 +108,8 @@ int rsclip_model_set_name(rsclip_model *m, const char *name);
 const struct rsclip_tokenizer *rsclip_model_tokenizer(const rsclip_model *m);
 
 /* Tokenize into exactly info->text_ctx ids (EOS, truncation, padding as SiglipProcessor with
- * padding="max_length", truncation=True). len = -1 for NUL-terminated text. */
+ * padding="max_length", truncation=True). len = -1 for NUL-terminated text. A text longer than
+ * text_ctx tokens is cut as the reference cuts it, and a warning saying so goes to the log. */
 int rsclip_model_tokenize(const rsclip_model *m, const char *text, ptrdiff_t len, int32_t *ids,
                           int *n_tokens);
 

@@ -557,9 +557,38 @@ const struct rsclip_tokenizer *rsclip_model_tokenizer(const rsclip_model *m) {
     return m ? m->tok : NULL;
 }
 
+/* A text that fills the model's text length may have been cut: encode it again with room to
+ * tell, and warn (the tokenizer truncates silently, as the reference does). */
+static void warn_if_cut(const rsclip_model *m, const char *text, ptrdiff_t len) {
+    const int ctx = m->info.text_ctx;
+    size_t bytes = len < 0 ? strlen(text) : (size_t)len;
+    /* Enough room for any text of a command line; a longer one is reported as "more than". */
+    size_t cap = bytes + 2 < (size_t)ctx + 1 ? (size_t)ctx + 1 : bytes + 2;
+    if (cap > 65536) cap = 65536;
+    int32_t *tmp = malloc(cap * sizeof *tmp);
+    int n = 0;
+    if (tmp && rsclip_tokenizer_encode(m->tok, text, len, tmp, (int)cap, &n) != RSCLIP_OK)
+        rsclip_clear_error(); /* only the warning is lost */
+    else if (n > ctx) {
+        size_t shown = bytes < 48 ? bytes : 48;
+        while (shown < bytes && shown > 0 && ((unsigned char)text[shown] & 0xC0) == 0x80)
+            shown--; /* not inside a UTF-8 sequence */
+        rsclip__log(RSCLIP_LOG_WARN,
+                    "text \"%.*s%s\" is %s%d tokens long; the model reads %d: everything after its "
+                    "first %d tokens is ignored",
+                    (int)shown, text, shown < bytes ? "..." : "", (size_t)n == cap ? "over " : "",
+                    n, ctx, ctx - 1);
+    }
+    free(tmp);
+}
+
 int rsclip_model_tokenize(const rsclip_model *m, const char *text, ptrdiff_t len, int32_t *ids,
                           int *n_tokens) {
     if (!m || !text || !ids)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "model_tokenize: NULL argument");
-    return rsclip_tokenizer_encode(m->tok, text, len, ids, m->info.text_ctx, n_tokens);
+    int n = 0;
+    int rc = rsclip_tokenizer_encode(m->tok, text, len, ids, m->info.text_ctx, &n);
+    if (n_tokens) *n_tokens = n;
+    if (rc == RSCLIP_OK && n == m->info.text_ctx) warn_if_cut(m, text, len);
+    return rc;
 }
