@@ -88,7 +88,8 @@ typedef struct rsclip_query {
     int has_bbox;           /* 1: only tiles whose footprint meets bbox */
     double bbox[4];         /* west, south, east, north (WGS84) */
     const char *aoi_wkt;    /* only tiles whose footprint meets this WGS84 (multi)polygon */
-    int64_t scene_id;       /* > 0: only this scene */
+    int64_t scene_id;       /* > 0: only this scene (RSCLIP_ERR_NOT_FOUND if the index has no
+                               such scene) */
 } rsclip_query;
 
 rsclip_query rsclip_query_default(void);
@@ -96,6 +97,12 @@ rsclip_query rsclip_query_default(void);
 typedef struct rsclip_results {
     int n;
     rsclip_hit *hits; /* [n], ranked; strings and footprints owned by the results */
+    /* When n is 0, why (NULL otherwise), as one sentence owned by the results: the bbox or area
+     * of interest lies outside the index extent (and, when swapping lon and lat would meet
+     * tiles, says so) or between its scenes; the scene has no tiles; the filters together leave
+     * no tile; min_prob dropped every hit (with the highest probability found); the index holds
+     * no tiles. */
+    const char *why_empty;
 } rsclip_results;
 
 int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_results **out);
@@ -103,7 +110,8 @@ void rsclip_results_free(rsclip_results *r); /* NULL-safe */
 
 /* Score every tile of one scene for a query (heatmaps): *probs and *tile_ids are new arrays of
  * *n entries (rsclip_free), in tile-id order; probabilities from the int8 codes (within ~1e-3 of
- * the exact ones). k, min_prob and spatial filters of q are ignored. */
+ * the exact ones). k, min_prob and spatial filters of q are ignored. RSCLIP_ERR_NOT_FOUND when
+ * the index has no scene scene_id. */
 int rsclip_session_scene_probs(rsclip_session *s, const rsclip_query *q, int64_t scene_id,
                                int64_t **tile_ids, float **probs, size_t *n);
 

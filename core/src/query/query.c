@@ -403,16 +403,24 @@ static int fetch_cb(void *user, size_t n, const int64_t *ids, float *out) {
     return rsclip_index_get_embeddings(user, ids, n, out);
 }
 
-/* Spatial/scene filters as an allow-list of tile ids (NULL list = no filter). */
+/* Spatial/scene filters as an allow-list of tile ids (NULL list = no filter), and what each
+ * filter let through alone (to say why a search found nothing). */
 typedef struct allow_list {
     int active;
     int64_t *ids;
     size_t n;
+    size_t n_bbox, n_aoi, n_scene; /* tiles meeting the bbox / the AOI / of the scene */
+    double aoi_env[4];             /* the AOI's envelope: west, south, east, north */
 } allow_list;
 
 static int cmp_i64(const void *a, const void *b) {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return (x > y) - (x < y);
+}
+
+/* qsort of ids that may be NULL when n is 0 (an empty filter): qsort(NULL, 0) is undefined. */
+static void sort_ids(int64_t *ids, size_t n) {
+    if (n > 1) qsort(ids, n, sizeof *ids, cmp_i64);
 }
 
 static void intersect_sorted(allow_list *a, const int64_t *ids, size_t n) {
@@ -440,6 +448,7 @@ static int filter_aoi_impl(rsclip_session *s, const char *wkt, allow_list *al) {
     OGREnvelope env;
     OGR_G_GetEnvelope(aoi, &env);
     double bb[4] = {env.MinX, env.MinY, env.MaxX, env.MaxY};
+    memcpy(al->aoi_env, bb, sizeof bb);
     int64_t *ids = NULL;
     size_t n = 0;
     int rc = rsclip_index_tiles_in_bbox(s->idx, bb, 0, &ids, &n);
@@ -459,7 +468,8 @@ static int filter_aoi_impl(rsclip_session *s, const char *wkt, allow_list *al) {
     }
     OGR_G_DestroyGeometry(aoi);
     if (!rc) {
-        qsort(ids, k, sizeof *ids, cmp_i64);
+        sort_ids(ids, k);
+        al->n_aoi = k;
         if (!al->active) {
             al->active = 1;
             al->ids = ids;
@@ -481,6 +491,18 @@ static int filter_aoi(rsclip_session *s, const char *wkt, allow_list *al) {
     return rc;
 }
 
+/* A scene filter names a scene of the index: an unknown id is an error, not an empty result. */
+static int check_scene(rsclip_session *s, int64_t scene_id) {
+    rsclip_scene_info *si = NULL;
+    int rc = rsclip_index_get_scene(s->idx, scene_id, &si);
+    rsclip_free(si);
+    if (rc == RSCLIP_ERR_NOT_FOUND)
+        return rsclip__error(RSCLIP_ERR_NOT_FOUND,
+                             "%s: no such scene: %lld (rsclip info lists the scenes)", s->path,
+                             (long long)scene_id);
+    return rc;
+}
+
 static int build_allow(rsclip_session *s, const rsclip_query *q, allow_list *al) {
     memset(al, 0, sizeof *al);
     int rc = RSCLIP_OK;
@@ -493,15 +515,18 @@ static int build_allow(rsclip_session *s, const rsclip_query *q, allow_list *al)
                                  "south <= north");
         rc = rsclip_index_tiles_in_bbox(s->idx, b, 1, &al->ids, &al->n);
         if (rc) return rc;
-        qsort(al->ids, al->n, sizeof *al->ids, cmp_i64);
+        sort_ids(al->ids, al->n);
         al->active = 1;
+        al->n_bbox = al->n;
     }
     if (q->aoi_wkt && (rc = filter_aoi(s, q->aoi_wkt, al))) return rc;
     if (q->scene_id > 0) {
+        if ((rc = check_scene(s, q->scene_id))) return rc;
         int64_t *mine = NULL;
         size_t m = 0;
         rc = rsclip_index_scene_tiles(s->idx, q->scene_id, &mine, NULL, &m);
         if (rc) return rc;
+        al->n_scene = m;
         if (!al->active) {
             al->active = 1;
             al->ids = mine;
@@ -523,6 +548,7 @@ typedef struct hit_store {
 struct results_impl {
     rsclip_results pub;
     hit_store *store;
+    char *why; /* pub.why_empty */
 };
 
 void rsclip_results_free(rsclip_results *r) {
@@ -532,6 +558,7 @@ void rsclip_results_free(rsclip_results *r) {
         free(ri->store[i].scene);
         free(ri->store[i].footprint);
     }
+    free(ri->why);
     free(ri->store);
     free(r->hits);
     free(ri);
@@ -546,57 +573,22 @@ static char *scene_path(rsclip_session *s, int64_t scene_id) {
     return p;
 }
 
-int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_results **out) {
-    if (!s || !q || !out) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "search: no query");
-    *out = NULL;
-    if (q->k < 1) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "k must be at least 1");
-    if (q->n_negatives < 0 || q->n_negatives > RSCLIP_SEARCH_MAX_NEGATIVES)
-        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "at most %d negative queries",
-                             RSCLIP_SEARCH_MAX_NEGATIVES);
-    const int dim = s->info.embed_dim;
-    float *qv = malloc(sizeof(float) * (size_t)dim * (size_t)(1 + q->n_negatives));
-    rsclip_vecset_hit *vh = malloc(sizeof *vh * (size_t)q->k);
-    struct results_impl *ri = calloc(1, sizeof *ri);
-    allow_list al = {0, NULL, 0};
-    int rc = (qv && vh && ri) ? RSCLIP_OK : rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
-    s->batch_hint = q->n_negatives > 0 ? q->n_negatives : 1;
-    if (!rc) rc = query_vector(s, q, qv);
-    if (!rc && q->n_negatives > 0)
-        rc = embed_texts(s, q->template_str, q->negatives, q->n_negatives, qv + dim);
-    if (!rc && !s->have_calibration) rc = need_model(s, 0);
-    if (!rc) rc = build_allow(s, q, &al);
-    int n_hits = 0;
-    if (!rc) {
-        rsclip_search_params sp = rsclip_search_default_params();
-        sp.k = q->k;
-        sp.n_threads =
-            s->params.n_threads > 0 ? s->params.n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-        if (sp.n_threads < 1) sp.n_threads = 1;
-        sp.negatives = q->n_negatives ? qv + dim : NULL;
-        sp.n_negatives = q->n_negatives;
-        sp.fetch = fetch_cb;
-        sp.fetch_user = s->idx;
-        if (al.active) {
-            sp.allow_ids = al.ids;
-            sp.n_allow = al.n;
-        }
-        double t0 = now_ms();
-        if (!al.active || al.n > 0) rc = rsclip_vecset_search(s->vs, qv, &sp, vh, &n_hits);
-        if (!rc)
-            rsclip__log(RSCLIP_LOG_INFO, "search timing: scan %.1f ms (%zu vectors, k %d)",
-                        now_ms() - t0, al.active ? al.n : rsclip_vecset_count(s->vs), q->k);
-    }
-    double t_hits = now_ms();
-    if (!rc) {
-        ri->pub.hits = calloc((size_t)(n_hits ? n_hits : 1), sizeof *ri->pub.hits);
-        ri->store = calloc((size_t)(n_hits ? n_hits : 1), sizeof *ri->store);
-        if (!ri->pub.hits || !ri->store) rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
-    }
+/* The details of the hits vh[0..n_hits) whose probability reaches q->min_prob, ranked, into ri;
+ * *n_below hits were dropped by min_prob, the best of them with probability *best_below. */
+static int fill_hits(rsclip_session *s, const rsclip_query *q, const rsclip_vecset_hit *vh,
+                     int n_hits, struct results_impl *ri, int *n_below, float *best_below) {
+    ri->pub.hits = calloc((size_t)(n_hits ? n_hits : 1), sizeof *ri->pub.hits);
+    ri->store = calloc((size_t)(n_hits ? n_hits : 1), sizeof *ri->store);
+    if (!ri->pub.hits || !ri->store) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+    int rc = RSCLIP_OK;
     int64_t cached_scene = -1;
     char *cached_path = NULL;
     for (int i = 0; i < n_hits && !rc; i++) {
         float prob = prob_of(s, vh[i].cosine);
-        if (prob < q->min_prob) continue;
+        if (prob < q->min_prob) {
+            if ((*n_below)++ == 0 || prob > *best_below) *best_below = prob;
+            continue;
+        }
         rsclip_tile_info *t = NULL;
         rc = rsclip_index_get_tile(s->idx, vh[i].id, &t);
         if (rc) break;
@@ -645,6 +637,139 @@ int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_resul
         rsclip_free(t);
     }
     free(cached_path);
+    return rc;
+}
+
+static int boxes_meet(const double *a, const double *b) {
+    return a[0] <= b[2] && b[0] <= a[2] && a[1] <= b[3] && b[1] <= a[3];
+}
+
+/* Why a box (the bbox, or the envelope of the area of interest) meets no tile: it lies outside
+ * the index extent or between its scenes; and whether it meets tiles with lon and lat swapped. */
+static void explain_box(rsclip_session *s, const char *what, const double *b, char *buf,
+                        size_t size) {
+    const double *e = s->info.extent;
+    int n;
+    if (!s->info.has_extent)
+        n = snprintf(buf, size, "%s meets no tile: the index has none", what);
+    else if (!boxes_meet(b, e))
+        n = snprintf(buf, size,
+                     "%s %.7g,%.7g,%.7g,%.7g lies outside the index extent %.7g,%.7g,%.7g,%.7g "
+                     "(W,S,E,N)",
+                     what, b[0], b[1], b[2], b[3], e[0], e[1], e[2], e[3]);
+    else
+        n = snprintf(buf, size,
+                     "no tile footprint meets %s %.7g,%.7g,%.7g,%.7g (inside the index extent "
+                     "%.7g,%.7g,%.7g,%.7g, between its scenes)",
+                     what, b[0], b[1], b[2], b[3], e[0], e[1], e[2], e[3]);
+    const double sw[4] = {b[1], b[0], b[3], b[2]};
+    if (n < 0 || (size_t)n >= size || !s->info.has_extent || fabs(sw[1]) > 90 || fabs(sw[3]) > 90)
+        return;
+    int64_t *ids = NULL;
+    size_t m = 0;
+    if (rsclip_index_tiles_in_bbox(s->idx, sw, 1, &ids, &m) == RSCLIP_OK && m > 0)
+        snprintf(buf + n, size - (size_t)n,
+                 "; lon/lat swapped? as W,S,E,N = %.7g,%.7g,%.7g,%.7g it meets %zu tile%s", sw[0],
+                 sw[1], sw[2], sw[3], m, m == 1 ? "" : "s");
+    rsclip_free(ids);
+    rsclip_clear_error();
+}
+
+/* Each filter meets tiles, but not the same ones. */
+static void explain_filters(const rsclip_query *q, const allow_list *al, char *buf, size_t size) {
+    int n = snprintf(buf, size, "no tile meets all the filters at once (alone:");
+    const char *sep = " ";
+    if (q->has_bbox && n > 0 && (size_t)n < size) {
+        n += snprintf(buf + n, size - (size_t)n, "%sthe bbox meets %zu", sep, al->n_bbox);
+        sep = ", ";
+    }
+    if (q->aoi_wkt && n > 0 && (size_t)n < size) {
+        n += snprintf(buf + n, size - (size_t)n, "%sthe area of interest %zu", sep, al->n_aoi);
+        sep = ", ";
+    }
+    if (q->scene_id > 0 && n > 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n, "%sscene %lld has %zu", sep,
+                      (long long)q->scene_id, al->n_scene);
+    if (n > 0 && (size_t)n < size) snprintf(buf + n, size - (size_t)n, ")");
+}
+
+/* A sentence saying why a search found nothing (rsclip_results.why_empty); NULL on no memory. */
+static char *explain_empty(rsclip_session *s, const rsclip_query *q, const allow_list *al,
+                           int n_hits, int n_below, float best_below) {
+    char buf[1024];
+    if (n_below > 0)
+        snprintf(buf, sizeof buf,
+                 "%s %d hit%s found %s below the minimum probability %.4g (the highest: %.4f)",
+                 n_below == 1 ? "the" : "all", n_below, n_below == 1 ? "" : "s",
+                 n_below == 1 ? "is" : "are", (double)q->min_prob, (double)best_below);
+    else if (rsclip_vecset_count(s->vs) == 0)
+        snprintf(buf, sizeof buf, "%s holds no tiles yet", s->path);
+    else if (al->active && q->has_bbox && al->n_bbox == 0)
+        explain_box(s, "the bbox", q->bbox, buf, sizeof buf);
+    else if (al->active && q->aoi_wkt && al->n_aoi == 0)
+        explain_box(s, "the envelope of the area of interest", al->aoi_env, buf, sizeof buf);
+    else if (al->active && q->scene_id > 0 && al->n_scene == 0)
+        snprintf(buf, sizeof buf,
+                 "scene %lld has no tiles (not indexed yet, or every window was nodata)",
+                 (long long)q->scene_id);
+    else if (al->active && al->n == 0)
+        explain_filters(q, al, buf, sizeof buf);
+    else
+        snprintf(buf, sizeof buf, "none of the %zu tiles searched has an embedding (%d found)",
+                 al->active ? al->n : rsclip_vecset_count(s->vs), n_hits);
+    return strdup(buf);
+}
+
+int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_results **out) {
+    if (!s || !q || !out) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "search: no query");
+    *out = NULL;
+    if (q->k < 1) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "k must be at least 1");
+    if (q->n_negatives < 0 || q->n_negatives > RSCLIP_SEARCH_MAX_NEGATIVES)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "at most %d negative queries",
+                             RSCLIP_SEARCH_MAX_NEGATIVES);
+    const int dim = s->info.embed_dim;
+    float *qv = malloc(sizeof(float) * (size_t)dim * (size_t)(1 + q->n_negatives));
+    rsclip_vecset_hit *vh = malloc(sizeof *vh * (size_t)q->k);
+    struct results_impl *ri = calloc(1, sizeof *ri);
+    allow_list al;
+    memset(&al, 0, sizeof al);
+    int rc = (qv && vh && ri) ? RSCLIP_OK : rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+    s->batch_hint = q->n_negatives > 0 ? q->n_negatives : 1;
+    if (!rc) rc = query_vector(s, q, qv);
+    if (!rc && q->n_negatives > 0)
+        rc = embed_texts(s, q->template_str, q->negatives, q->n_negatives, qv + dim);
+    if (!rc && !s->have_calibration) rc = need_model(s, 0);
+    if (!rc) rc = build_allow(s, q, &al);
+    int n_hits = 0;
+    if (!rc) {
+        rsclip_search_params sp = rsclip_search_default_params();
+        sp.k = q->k;
+        sp.n_threads =
+            s->params.n_threads > 0 ? s->params.n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+        if (sp.n_threads < 1) sp.n_threads = 1;
+        sp.negatives = q->n_negatives ? qv + dim : NULL;
+        sp.n_negatives = q->n_negatives;
+        sp.fetch = fetch_cb;
+        sp.fetch_user = s->idx;
+        if (al.active) {
+            sp.allow_ids = al.ids;
+            sp.n_allow = al.n;
+        }
+        double t0 = now_ms();
+        if (!al.active || al.n > 0) rc = rsclip_vecset_search(s->vs, qv, &sp, vh, &n_hits);
+        if (!rc)
+            rsclip__log(RSCLIP_LOG_INFO, "search timing: scan %.1f ms (%zu vectors, k %d)",
+                        now_ms() - t0, al.active ? al.n : rsclip_vecset_count(s->vs), q->k);
+    }
+    double t_hits = now_ms();
+    int n_below = 0;
+    float best_below = 0;
+    if (!rc) rc = fill_hits(s, q, vh, n_hits, ri, &n_below, &best_below);
+    if (!rc && ri->pub.n == 0) {
+        ri->why = explain_empty(s, q, &al, n_hits, n_below, best_below);
+        if (!ri->why) rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+        ri->pub.why_empty = ri->why;
+    }
     free(qv);
     free(vh);
     rsclip_free(al.ids);
@@ -670,7 +795,8 @@ int rsclip_session_scene_probs(rsclip_session *s, const rsclip_query *q, int64_t
     size_t cnt = rsclip_vecset_count(s->vs);
     int64_t *ids = NULL;
     size_t m = 0;
-    int rc = rsclip_index_scene_tiles(s->idx, scene_id, &ids, NULL, &m);
+    int rc = check_scene(s, scene_id);
+    if (!rc) rc = rsclip_index_scene_tiles(s->idx, scene_id, &ids, NULL, &m);
     if (rc) return rc;
     float *qv = malloc(sizeof(float) * (size_t)dim);
     float *all = malloc(sizeof(float) * (cnt ? cnt : 1));
