@@ -2,6 +2,7 @@
  * the hits. */
 #include "app.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -31,9 +32,16 @@ const char app_usage_search[] =
     "  --scene ID              only tiles of scene ID (see rsclip info)\n"
     "  --merge                 dissolve touching/overlapping hits into regions (max and mean\n"
     "                          probability, tile count, area in m2)\n"
-    "  -of FORMAT              GeoJSON, GPKG, CSV, KML, FlatGeobuf (default: a table; GeoJSON\n"
-    "                          when -o names a .geojson file)\n"
-    "  -o FILE                 output file (GeoJSON goes to stdout without -o)\n"
+    "  -of FORMAT              GeoJSON, GPKG, CSV, KML, FlatGeobuf, ESRI Shapefile or any OGR\n"
+    "                          vector driver (default: a table; with -o, from its extension)\n"
+    "  -o FILE                 output file (GeoJSON goes to stdout without -o). An existing\n"
+    "                          file is never replaced unless --overwrite; INDEX and its\n"
+    "                          -wal/-shm/.rsvec files never are\n"
+    "  -nln NAME               layer name; into an existing GeoPackage (or another\n"
+    "                          multi-layer format with transactions) -o FILE -nln NAME adds\n"
+    "                          the layer beside the others\n"
+    "  --overwrite             replace an existing output file, or in a GeoPackage only the\n"
+    "                          layer written (hits, regions or -nln NAME)\n"
     "  --t_srs SRS             footprints in this CRS (default EPSG:4326)\n"
     "  -m MODEL                model (default: the one the index was built with)\n"
     "  -j N                    threads (default: all cores)\n"
@@ -57,42 +65,188 @@ static int parse_numbers(const char *s, double *v, int n) {
 }
 
 static void print_table(const rsclip_results *r) {
-    printf("%4s  %6s  %7s  %12s  %11s  %-19s  %s\n", "rank", "prob", "score", "lon", "lat",
-           "window", "scene");
+    printf("%4s  %6s  %7s  %12s  %11s  %8s  %-19s  %s\n", "rank", "prob", "score", "lon", "lat",
+           "tile", "window", "scene");
     for (int i = 0; i < r->n; i++) {
         const rsclip_hit *h = &r->hits[i];
         char win[64];
         snprintf(win, sizeof win, "%d,%d %dx%d", h->xoff, h->yoff, h->xsize, h->ysize);
-        printf("%4d  %6.4f  %7.4f  %12.7f  %11.7f  %-19s  %s\n", h->rank, h->prob, h->score, h->lon,
-               h->lat, win, h->scene);
+        printf("%4d  %6.4f  %7.4f  %12.7f  %11.7f  %8lld  %-19s  %s\n", h->rank, h->prob, h->score,
+               h->lon, h->lat, (long long)h->tile_id, win, h->scene);
     }
 }
 
 static void print_regions(const rsclip_region *rg, int n) {
-    printf("%6s  %5s  %8s  %9s  %12s  %11s  %14s\n", "region", "tiles", "max_prob", "mean_prob",
-           "lon", "lat", "area_m2");
+    printf("%6s  %5s  %8s  %9s  %12s  %11s  %14s  %9s\n", "region", "tiles", "max_prob",
+           "mean_prob", "lon", "lat", "area_m2", "best_tile");
     for (int i = 0; i < n; i++)
-        printf("%6d  %5d  %8.4f  %9.4f  %12.7f  %11.7f  %14.1f\n", rg[i].id, rg[i].n_tiles,
-               rg[i].max_prob, rg[i].mean_prob, rg[i].lon, rg[i].lat, rg[i].area_m2);
+        printf("%6d  %5d  %8.4f  %9.4f  %12.7f  %11.7f  %14.1f  %9lld\n", rg[i].id, rg[i].n_tiles,
+               rg[i].max_prob, rg[i].mean_prob, rg[i].lon, rg[i].lat, rg[i].area_m2,
+               (long long)rg[i].best_tile_id);
 }
 
-int cmd_search(int argc, char **argv) {
-    enum {
-        O_MIN_PROB = 1000,
-        O_BBOX,
-        O_AOI,
-        O_NOT,
-        O_TEMPLATE,
-        O_MERGE,
-        O_TSRS,
-        O_LIKE_TILE,
-        O_LIKE_POINT,
-        O_LIKE_IMAGE,
-        O_SCENE,
-        O_NO_CACHE,
-        O_OF,
-        O_PRECISION
-    };
+/* Everything the command line asked for. */
+typedef struct search_args {
+    rsclip_query q;
+    rsclip_session_params sp;
+    const char *negatives[RSCLIP_SEARCH_MAX_NEGATIVES];
+    const char *index, *aoi, *format, *out, *t_srs, *layer_name;
+    int merge, overwrite;
+} search_args;
+
+enum {
+    O_MIN_PROB = 1000,
+    O_BBOX,
+    O_AOI,
+    O_NOT,
+    O_TEMPLATE,
+    O_MERGE,
+    O_TSRS,
+    O_LIKE_TILE,
+    O_LIKE_POINT,
+    O_LIKE_IMAGE,
+    O_SCENE,
+    O_NO_CACHE,
+    O_OF,
+    O_NLN,
+    O_OVERWRITE,
+    O_PRECISION
+};
+
+/* Parse a positive id (--like-tile, --scene); 0 on success. */
+static int parse_id(const char *s, int64_t *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v <= 0) return -1;
+    *out = v;
+    return 0;
+}
+
+/* One option into a; APP_OK or APP_USAGE (after printing why). */
+static int parse_option(search_args *a, int ch, char **argv) {
+    rsclip_query *q = &a->q;
+    switch (ch) {
+    case 'k':
+        return app_parse_int("search", "-k", optarg, 1, 1000000, &q->k) ? APP_USAGE : APP_OK;
+    case 'm':
+        a->sp.model = optarg;
+        return APP_OK;
+    case 'j':
+        return app_parse_int("search", "-j", optarg, 1, 1024, &a->sp.n_threads) ? APP_USAGE
+                                                                                : APP_OK;
+    case 'o':
+        a->out = optarg;
+        return APP_OK;
+    case O_OF:
+        a->format = optarg;
+        return APP_OK;
+    case O_NLN:
+        if (!*optarg) return app_usage_error("search", "-nln wants a layer name");
+        a->layer_name = optarg;
+        return APP_OK;
+    case O_OVERWRITE:
+        a->overwrite = 1;
+        return APP_OK;
+    case O_MIN_PROB: {
+        char *end;
+        double v = strtod(optarg, &end);
+        if (end == optarg || *end || !(v >= 0 && v <= 1))
+            return app_usage_error("search", "--min-prob wants a probability in 0..1, not '%s'",
+                                   optarg);
+        q->min_prob = (float)v;
+        return APP_OK;
+    }
+    case O_BBOX:
+        if (parse_numbers(optarg, q->bbox, 4) || q->bbox[0] > q->bbox[2] || q->bbox[1] > q->bbox[3])
+            return app_usage_error("search", "--bbox wants W,S,E,N in degrees, not '%s'", optarg);
+        q->has_bbox = 1;
+        return APP_OK;
+    case O_AOI:
+        a->aoi = optarg;
+        return APP_OK;
+    case O_NOT:
+        if (q->n_negatives == RSCLIP_SEARCH_MAX_NEGATIVES)
+            return app_usage_error("search", "at most %d --not texts", RSCLIP_SEARCH_MAX_NEGATIVES);
+        a->negatives[q->n_negatives++] = optarg;
+        return APP_OK;
+    case O_TEMPLATE:
+        q->template_str = optarg;
+        return APP_OK;
+    case O_MERGE:
+        a->merge = 1;
+        return APP_OK;
+    case O_TSRS:
+        a->t_srs = optarg;
+        return APP_OK;
+    case O_LIKE_TILE:
+        if (parse_id(optarg, &q->like_tile))
+            return app_usage_error("search", "--like-tile wants a tile id, not '%s'", optarg);
+        return APP_OK;
+    case O_LIKE_POINT: {
+        double v[2];
+        if (parse_numbers(optarg, v, 2) || fabs(v[0]) > 180 || fabs(v[1]) > 90)
+            return app_usage_error("search", "--like-point wants LON,LAT, not '%s'", optarg);
+        q->has_like_point = 1;
+        q->like_lon = v[0];
+        q->like_lat = v[1];
+        return APP_OK;
+    }
+    case O_LIKE_IMAGE:
+        q->like_image = optarg;
+        return APP_OK;
+    case O_SCENE:
+        if (parse_id(optarg, &q->scene_id))
+            return app_usage_error("search", "--scene wants a scene id, not '%s'", optarg);
+        return APP_OK;
+    case O_NO_CACHE:
+        a->sp.use_cache = 0;
+        return APP_OK;
+    case O_PRECISION: {
+        rsclip_precision pr;
+        if (rsclip_precision_parse(optarg, &pr) != RSCLIP_OK)
+            return app_usage_error("search", "--precision: %s", rsclip_last_error());
+        a->sp.precision = (int)pr;
+        return APP_OK;
+    }
+    default:
+        return app_bad_option("search", ch, argv);
+    }
+}
+
+/* The query and the output: exactly one query, an output the format can go to. */
+static int check_args(search_args *a, int argc, char **argv) {
+    rsclip_query *q = &a->q;
+    q->negatives = a->negatives;
+    int npos = argc - optind;
+    if (npos < 1) return app_usage_error("search", "no index given");
+    a->index = argv[optind];
+    if (npos > 2) return app_usage_error("search", "one query text at a time (quote it)");
+    if (npos == 2) q->text = argv[optind + 1];
+    int n_kinds =
+        (q->text != NULL) + (q->like_tile > 0) + q->has_like_point + (q->like_image != NULL);
+    if (n_kinds == 0)
+        return app_usage_error("search", "no query: give a TEXT or --like-tile/--like-point/"
+                                         "--like-image");
+    if (n_kinds > 1) return app_usage_error("search", "give only one query");
+    if (q->text) {
+        const char *p = q->text;
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+        if (!*p) return app_usage_error("search", "the query text is empty");
+    }
+    if (a->format && !a->out && strcasecmp(a->format, "GeoJSON") != 0 &&
+        strcasecmp(a->format, "CSV") != 0)
+        return app_usage_error("search", "-of %s needs an output file (-o)", a->format);
+    if (a->out && !a->format && strcmp(a->out, "-") != 0 && !rsclip_export_format_from_path(a->out))
+        return app_usage_error("search", "cannot tell a vector format from the name '%s': give -of",
+                               a->out);
+    if ((a->layer_name || a->overwrite) && (!a->out || strcmp(a->out, "-") == 0))
+        return app_usage_error("search", "%s needs an output file (-o)",
+                               a->layer_name ? "-nln" : "--overwrite");
+    return APP_OK;
+}
+
+static int parse_args(search_args *a, int argc, char **argv) {
     static const struct option longopts[] = {{"min-prob", required_argument, NULL, O_MIN_PROB},
                                              {"bbox", required_argument, NULL, O_BBOX},
                                              {"aoi", required_argument, NULL, O_AOI},
@@ -106,175 +260,99 @@ int cmd_search(int argc, char **argv) {
                                              {"scene", required_argument, NULL, O_SCENE},
                                              {"no-cache", no_argument, NULL, O_NO_CACHE},
                                              {"of", required_argument, NULL, O_OF},
+                                             {"nln", required_argument, NULL, O_NLN},
+                                             {"overwrite", no_argument, NULL, O_OVERWRITE},
                                              {"model", required_argument, NULL, 'm'},
                                              {"threads", required_argument, NULL, 'j'},
                                              {"precision", required_argument, NULL, O_PRECISION},
                                              {"output", required_argument, NULL, 'o'},
                                              {NULL, 0, NULL, 0}};
-    rsclip_query q = rsclip_query_default();
-    rsclip_session_params sp = rsclip_session_default_params();
-    const char *negatives[RSCLIP_SEARCH_MAX_NEGATIVES];
-    const char *aoi = NULL, *format = NULL, *out = NULL, *t_srs = NULL;
-    int merge = 0;
-    /* GDAL spells it -of: accept it as a long option with one dash. */
+    memset(a, 0, sizeof *a);
+    a->q = rsclip_query_default();
+    a->sp = rsclip_session_default_params();
+    /* GDAL spells them -of and -nln: accept them as long options with one dash. */
     for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "-of") == 0) argv[i] = "--of";
+        if (strcmp(argv[i], "-of") == 0)
+            argv[i] = "--of";
+        else if (strcmp(argv[i], "-nln") == 0)
+            argv[i] = "--nln";
     int ch;
     opterr = 0;
     optind = 1;
     while ((ch = getopt_long(argc, argv, ":k:m:j:o:", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'k':
-            if (app_parse_int("search", "-k", optarg, 1, 1000000, &q.k)) return APP_USAGE;
-            break;
-        case 'm':
-            sp.model = optarg;
-            break;
-        case 'j':
-            if (app_parse_int("search", "-j", optarg, 1, 1024, &sp.n_threads)) return APP_USAGE;
-            break;
-        case 'o':
-            out = optarg;
-            break;
-        case O_OF:
-            format = optarg;
-            break;
-        case O_MIN_PROB: {
-            char *end;
-            double v = strtod(optarg, &end);
-            if (end == optarg || *end || !(v >= 0 && v <= 1))
-                return app_usage_error("search", "--min-prob wants a probability in 0..1, not '%s'",
-                                       optarg);
-            q.min_prob = (float)v;
-            break;
-        }
-        case O_BBOX:
-            if (parse_numbers(optarg, q.bbox, 4) || q.bbox[0] > q.bbox[2] || q.bbox[1] > q.bbox[3])
-                return app_usage_error("search", "--bbox wants W,S,E,N in degrees, not '%s'",
-                                       optarg);
-            q.has_bbox = 1;
-            break;
-        case O_AOI:
-            aoi = optarg;
-            break;
-        case O_NOT:
-            if (q.n_negatives == RSCLIP_SEARCH_MAX_NEGATIVES)
-                return app_usage_error("search", "at most %d --not texts",
-                                       RSCLIP_SEARCH_MAX_NEGATIVES);
-            negatives[q.n_negatives++] = optarg;
-            break;
-        case O_TEMPLATE:
-            q.template_str = optarg;
-            break;
-        case O_MERGE:
-            merge = 1;
-            break;
-        case O_TSRS:
-            t_srs = optarg;
-            break;
-        case O_LIKE_TILE: {
-            char *end;
-            long long v = strtoll(optarg, &end, 10);
-            if (end == optarg || *end || v <= 0)
-                return app_usage_error("search", "--like-tile wants a tile id, not '%s'", optarg);
-            q.like_tile = v;
-            break;
-        }
-        case O_LIKE_POINT: {
-            double v[2];
-            if (parse_numbers(optarg, v, 2) || fabs(v[0]) > 180 || fabs(v[1]) > 90)
-                return app_usage_error("search", "--like-point wants LON,LAT, not '%s'", optarg);
-            q.has_like_point = 1;
-            q.like_lon = v[0];
-            q.like_lat = v[1];
-            break;
-        }
-        case O_LIKE_IMAGE:
-            q.like_image = optarg;
-            break;
-        case O_SCENE: {
-            char *end;
-            long long v = strtoll(optarg, &end, 10);
-            if (end == optarg || *end || v <= 0)
-                return app_usage_error("search", "--scene wants a scene id, not '%s'", optarg);
-            q.scene_id = v;
-            break;
-        }
-        case O_NO_CACHE:
-            sp.use_cache = 0;
-            break;
-        case O_PRECISION: {
-            rsclip_precision pr;
-            if (rsclip_precision_parse(optarg, &pr) != RSCLIP_OK)
-                return app_usage_error("search", "--precision: %s", rsclip_last_error());
-            sp.precision = (int)pr;
-            break;
-        }
-        default:
-            return app_bad_option("search", ch, argv);
-        }
+        int rc = parse_option(a, ch, argv);
+        if (rc) return rc;
     }
-    q.negatives = negatives;
-    int npos = argc - optind;
-    if (npos < 1) return app_usage_error("search", "no index given");
-    const char *index = argv[optind];
-    if (npos > 2) return app_usage_error("search", "one query text at a time (quote it)");
-    if (npos == 2) q.text = argv[optind + 1];
-    int n_kinds = (q.text != NULL) + (q.like_tile > 0) + q.has_like_point + (q.like_image != NULL);
-    if (n_kinds == 0)
-        return app_usage_error("search", "no query: give a TEXT or --like-tile/--like-point/"
-                                         "--like-image");
-    if (n_kinds > 1) return app_usage_error("search", "give only one query");
-    if (q.text) {
-        const char *p = q.text;
-        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
-        if (!*p) return app_usage_error("search", "the query text is empty");
-    }
-    if (format && !out && strcasecmp(format, "GeoJSON") != 0 && strcasecmp(format, "CSV") != 0)
-        return app_usage_error("search", "-of %s needs an output file (-o)", format);
-    if (out && !format && !rsclip_export_format_from_path(out))
-        return app_usage_error("search", "cannot tell the format of '%s': give -of", out);
+    return check_args(a, argc, argv);
+}
 
-    char *aoi_wkt = NULL;
-    if (aoi) {
-        if (rsclip_aoi_read(aoi, &aoi_wkt) != RSCLIP_OK) return app_fail();
-        q.aoi_wkt = aoi_wkt;
+static rsclip_export_params export_params(const search_args *a) {
+    rsclip_export_params ep = rsclip_export_default_params();
+    ep.format = a->format;
+    ep.t_srs = a->t_srs;
+    ep.layer_name = a->layer_name;
+    ep.overwrite = a->overwrite;
+    /* The index searched (and its -wal/-shm/.rsvec) is never an output. */
+    ep.protected_paths = &a->index;
+    ep.n_protected = 1;
+    return ep;
+}
+
+/* Results to stdout (a table, or GeoJSON/CSV) or to the output file; a search without hits says
+ * why on stderr. */
+static int emit(const search_args *a, const rsclip_results *r, const rsclip_region *regions,
+                int n_regions) {
+    if (r->n == 0)
+        fprintf(stderr, "rsclip: no hits: %s\n", r->why_empty ? r->why_empty : "none found");
+    if (!a->format && !a->out) {
+        if (a->merge)
+            print_regions(regions, n_regions);
+        else
+            print_table(r);
+        return APP_OK;
     }
-    if (access(index, F_OK) != 0) {
-        rsclip_free(aoi_wkt);
-        return app_error("%s: no such index file", index);
+    rsclip_export_params ep = export_params(a);
+    fflush(stdout);
+    int e = a->merge ? rsclip_export_regions(a->out, &ep, regions, n_regions)
+                     : rsclip_export_hits(a->out, &ep, r->hits, r->n);
+    return e == RSCLIP_OK ? APP_OK : app_fail();
+}
+
+static int run_search(search_args *a) {
+    if (access(a->index, F_OK) != 0) return app_error("%s: no such index file", a->index);
+    /* Refuse a forbidden output before the search, not after it. */
+    if (a->out && strcmp(a->out, "-") != 0) {
+        rsclip_export_params ep = export_params(a);
+        if (rsclip_export_check(a->out, &ep, a->merge ? "regions" : "hits") != RSCLIP_OK)
+            return app_fail();
+    }
+    char *aoi_wkt = NULL;
+    if (a->aoi) {
+        if (rsclip_aoi_read(a->aoi, &aoi_wkt) != RSCLIP_OK) return app_fail();
+        a->q.aoi_wkt = aoi_wkt;
     }
     rsclip_session *s = NULL;
-    if (rsclip_session_open(index, &sp, &s) != RSCLIP_OK) {
+    if (rsclip_session_open(a->index, &a->sp, &s) != RSCLIP_OK) {
         rsclip_free(aoi_wkt);
         return app_fail();
     }
     rsclip_results *r = NULL;
-    int rc = rsclip_session_search(s, &q, &r) == RSCLIP_OK ? APP_OK : app_fail();
+    int rc = rsclip_session_search(s, &a->q, &r) == RSCLIP_OK ? APP_OK : app_fail();
     rsclip_region *regions = NULL;
     int n_regions = 0;
-    if (rc == APP_OK && merge &&
+    if (rc == APP_OK && a->merge &&
         rsclip_regions_merge(r->hits, r->n, &regions, &n_regions) != RSCLIP_OK)
         rc = app_fail();
-    if (rc == APP_OK) {
-        if (!format && !out) {
-            if (merge)
-                print_regions(regions, n_regions);
-            else
-                print_table(r);
-        } else {
-            rsclip_export_params ep = rsclip_export_default_params();
-            ep.format = format;
-            ep.t_srs = t_srs;
-            fflush(stdout);
-            int e = merge ? rsclip_export_regions(out, &ep, regions, n_regions)
-                          : rsclip_export_hits(out, &ep, r->hits, r->n);
-            if (e != RSCLIP_OK) rc = app_fail();
-        }
-    }
+    if (rc == APP_OK) rc = emit(a, r, regions, n_regions);
     rsclip_regions_free(regions, n_regions);
     rsclip_results_free(r);
     rsclip_session_close(s);
     rsclip_free(aoi_wkt);
     return rc;
+}
+
+int cmd_search(int argc, char **argv) {
+    search_args a;
+    int rc = parse_args(&a, argc, argv);
+    return rc ? rc : run_search(&a);
 }

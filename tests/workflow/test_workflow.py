@@ -399,6 +399,219 @@ def group_fulldisk(tmp):
     run(["search", index, "lake", "-k", "2"], check_rc=0)
 
 
+def sha(path):
+    import hashlib
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def no_temp_left(folder):
+    return not [f for f in os.listdir(folder) if f.startswith(".rsclip-export-")]
+
+
+def limited(limit):
+    """preexec_fn: a file-size limit of `limit` bytes, a full disk for anything bigger."""
+    def fn():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return fn
+
+
+def ogr_layers(path):
+    """{layer name: (geometry type, feature count)} as ogrinfo reports them."""
+    p = subprocess.run(["ogrinfo", "-ro", "-so", "-al", path], capture_output=True, text=True)
+    out, name, geom = {}, None, None
+    for line in p.stdout.splitlines():
+        if line.startswith("Layer name: "):
+            name = line[len("Layer name: "):]
+        elif line.startswith("Geometry: "):
+            geom = line[len("Geometry: "):]
+        elif line.startswith("Feature Count: ") and name:
+            out[name] = (geom, int(line[len("Feature Count: "):]))
+    return out
+
+
+def gpkg_dump(path):
+    db = sqlite3.connect(path)
+    dump = list(db.iterdump())
+    ok = db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db.close()
+    return dump, ok
+
+
+def group_overwrite(tmp):
+    """-o never destroys a user's file: the index (any path to it), existing files without
+    --overwrite, a project GeoPackage's other layers; a failed export leaves the old file."""
+    index = build_index(tmp)
+    run(["search", index, "lake", "-k", "1"], check_rc=0)  # the .rsvec cache exists from here
+    before = sha(index)
+    sub = os.path.join(tmp, "sub")
+    os.mkdir(sub)
+    os.symlink(index, os.path.join(tmp, "link.gpkg"))
+    os.link(index, os.path.join(tmp, "hard.gpkg"))
+    for target in [index, os.path.join(tmp, "link.gpkg"), os.path.join(tmp, "hard.gpkg"),
+                   os.path.join(sub, "..", "idx.gpkg"), "idx.gpkg", index + "-wal",
+                   index + "-shm", index + ".rsvec"]:
+        for extra in [[], ["--overwrite"], ["--overwrite", "-nln", "other"]]:
+            p = run(["search", index, "lake", "-k", "3", "-of", "GPKG", "-o", target] + extra,
+                    cwd=tmp)
+            check(p.returncode == 1 and "refusing" in p.stderr,
+                  "-o %s %s refused: %d %s" % (target, extra, p.returncode, p.stderr))
+    check(sha(index) == before, "the index is byte-identical after every refused -o")
+    info = json.loads(run(["info", index, "--json"], check_rc=0).stdout)
+    check(info["tiles"] == 53, "the index still reads as an index")
+
+    # An existing raster: refused, then replaced with --overwrite.
+    tif = os.path.join(tmp, "scene.tif")
+    shutil.copy(sample("usgs_hro"), tif)
+    tif_sha = sha(tif)
+    p = run(["search", index, "lake", "-of", "GeoJSON", "-o", tif])
+    check(p.returncode == 1 and "exists" in p.stderr and "--overwrite" in p.stderr,
+          "existing .tif refused: " + p.stderr)
+    p = run(["search", index, "lake", "-o", tif])
+    check(p.returncode == 2 and "-of" in p.stderr, ".tif is no vector format: " + p.stderr)
+    check(sha(tif) == tif_sha, "the .tif is untouched")
+    run(["search", index, "lake", "-k", "7", "-of", "GeoJSON", "-o", tif, "--overwrite"],
+        check_rc=0)
+    check(ogr_layers(tif) == {"hits": ("Polygon", 7)}, "--overwrite replaced the .tif")
+    check(no_temp_left(tmp), "no temporary folder left")
+
+    # A project GeoPackage: -nln adds a layer beside the others; --overwrite replaces only it.
+    proj = os.path.join(tmp, "project.gpkg")
+    roads = os.path.join(tmp, "roads.geojson")
+    with open(roads, "w") as f:
+        json.dump({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {
+            "name": "A1"}, "geometry": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}}]},
+            f)
+    subprocess.run(["ogr2ogr", "-f", "GPKG", proj, roads, "-nln", "roads"], check=True)
+    proj_sha = sha(proj)
+    p = run(["search", index, "lake", "-o", proj])
+    check(p.returncode == 1 and "-nln" in p.stderr, "existing GPKG without -nln: " + p.stderr)
+    check(sha(proj) == proj_sha, "refused GPKG untouched")
+    run(["search", index, "lake", "-k", "5", "-o", proj, "-nln", "lakes"], check_rc=0)
+    check(ogr_layers(proj) == {"roads": ("Line String", 1), "lakes": ("Polygon", 5)},
+          "-nln adds a layer: %s" % ogr_layers(proj))
+    p = run(["search", index, "lake", "-k", "2", "-o", proj, "-nln", "lakes"])
+    check(p.returncode == 1 and "lakes" in p.stderr, "existing layer refused: " + p.stderr)
+    run(["search", index, "lake", "-k", "2", "-o", proj, "-nln", "lakes", "--overwrite"],
+        check_rc=0)
+    run(["search", index, "farmland", "-k", "4", "--merge", "-o", proj, "--overwrite"],
+        check_rc=0)
+    layers = ogr_layers(proj)
+    check(layers.get("roads") == ("Line String", 1) and layers.get("lakes") == ("Polygon", 2) and
+          layers.get("regions", ("", 0))[0] == "Multi Polygon",
+          "--overwrite replaced one layer, kept the others: %s" % layers)
+
+    # Full disk (RLIMIT_FSIZE) while exporting: the old file is byte-identical, no temp left.
+    # (The limit leaves room for what a search itself writes: the index's 32 KiB -shm.)
+    old = os.path.join(tmp, "old.geojson")
+    run(["search", index, "lake", "-k", "2", "-o", old], check_rc=0)
+    old_sha = sha(old)
+    for args in [["-o", old, "--overwrite"], ["-o", os.path.join(tmp, "new.fgb")],
+                 ["-o", os.path.join(tmp, "new.kml")], ["-o", os.path.join(tmp, "new.gpkg")]]:
+        p = subprocess.run([BIN, "search", index, "lake", "-k", "53"] + args, text=True,
+                           capture_output=True, preexec_fn=limited(40000), timeout=300)
+        check(p.returncode == 1 and args[1] in p.stderr,
+              "full disk %s: exit %d %s" % (args, p.returncode, p.stderr))
+    check(sha(old) == old_sha, "a failed export leaves the old file byte-identical")
+    check(not any(os.path.exists(os.path.join(tmp, f)) for f in ["new.fgb", "new.kml", "new.gpkg"]),
+          "a failed export leaves no new file")
+    check(no_temp_left(tmp), "a failed export leaves no temporary folder")
+    # ... and inside a GeoPackage, the transaction leaves its content as it was.
+    dump0, _ = gpkg_dump(proj)
+    for extra in [["-nln", "more"], ["-nln", "lakes", "--overwrite"]]:
+        limit = os.path.getsize(proj) + 4096
+        p = subprocess.run([BIN, "search", index, "lake", "-k", "53", "-o", proj] + extra,
+                           text=True, capture_output=True, preexec_fn=limited(limit), timeout=300)
+        check(p.returncode == 1 and "project.gpkg" in p.stderr,
+              "full disk in a GPKG %s: %d %s" % (extra, p.returncode, p.stderr))
+        dump, ok = gpkg_dump(proj)
+        check(ok and dump == dump0, "GPKG content unchanged after a failed %s" % extra)
+        check(not os.path.exists(proj + "-journal"), "no journal left behind")
+    check(ogr_layers(proj) == layers, "ogrinfo sees the same layers and counts after failures")
+
+    # Usage: the new options need -o; --help documents them.
+    for extra in [["--overwrite"], ["-nln", "x"]]:
+        p = run(["search", index, "lake"] + extra)
+        check(p.returncode == 2 and "-o" in p.stderr, "%s without -o: %s" % (extra, p.stderr))
+    usage = run(["search", "--help"], check_rc=0).stdout
+    check("--overwrite" in usage and "-nln" in usage, "usage documents --overwrite and -nln")
+
+
+def group_nohits(tmp):
+    """Searches that find nothing say why; tile ids in the table; typed, named exports."""
+    index = build_index(tmp)
+    # The table's tile column is the id --like-tile takes.
+    table = run(["search", index, "lake", "-k", "3"], check_rc=0).stdout.splitlines()
+    head = table[0].split()
+    check("tile" in head, "table has a tile column: %r" % table[0])
+    feats = json.loads(run(["search", index, "lake", "-k", "3", "-of", "GeoJSON"],
+                           check_rc=0).stdout)["features"]
+    if "tile" in head:
+        col = head.index("tile")
+        ids = [int(line.split()[col]) for line in table[1:]]
+        check(ids == [f["properties"]["tile_id"] for f in feats], "table tile ids = GeoJSON's")
+        p = run(["search", index, "--like-tile", str(ids[0]), "-k", "1", "-of", "GeoJSON"],
+                check_rc=0)
+        check(json.loads(p.stdout)["features"][0]["properties"]["tile_id"] == ids[0],
+              "--like-tile takes the table's id")
+
+    def nohits(args, needles, what):
+        p = run(["search", index, "lake"] + args)
+        check(p.returncode == 0 and "no hits" in p.stderr and
+              all(n in p.stderr for n in needles), "%s: %d %r" % (what, p.returncode, p.stderr))
+        check(len(p.stdout.splitlines()) == 1, "%s: only the table header" % what)
+
+    far = os.path.join(tmp, "far.geojson")
+    gap = os.path.join(tmp, "gap.geojson")
+    for path, (x, y) in [(far, (100, -40)), (gap, (-40, 40))]:
+        with open(path, "w") as f:
+            json.dump({"type": "FeatureCollection", "features": [{"type": "Feature",
+                "properties": {}, "geometry": {"type": "Polygon", "coordinates": [[
+                    [x, y], [x + 1, y], [x + 1, y + 1], [x, y + 1], [x, y]]]}}]}, f)
+    nohits(["--aoi", far], ["area of interest", "outside the index extent"], "AOI far away")
+    nohits(["--aoi", gap], ["between its scenes"], "AOI in a gap")
+    nohits(["--bbox", "100,-40,101,-39"], ["outside the index extent"], "bbox far away")
+    nohits(["--bbox", "35,-90,35.5,-89.5"], ["lon/lat swapped?"], "bbox with lat/lon swapped")
+    nohits(["--min-prob", "0.99999"], ["minimum probability"], "min-prob above every hit")
+    nohits(["--scene", "3", "--bbox", "-91,34.5,-89.5,35.5"], ["all the filters"],
+           "scene and bbox disjoint")
+    p = run(["search", index, "lake", "--scene", "999"])
+    check(p.returncode == 1 and "no such scene" in p.stderr and "999" in p.stderr,
+          "unknown scene is an error: " + p.stderr)
+    # An empty result still writes the (empty) file asked for, and says why.
+    out = os.path.join(tmp, "none.geojson")
+    p = run(["search", index, "lake", "--aoi", far, "-o", out])
+    check(p.returncode == 0 and "no hits" in p.stderr and
+          [c for _, c in ogr_layers(out).values()] == [0], "empty export: %s" % p.stderr)
+
+    # A query longer than the model's 64 tokens is cut, with a warning.
+    p = run(["search", index, " ".join(["lake"] * 80), "-k", "1"], check_rc=0)
+    check("warning" in p.stderr and "64" in p.stderr and "tokens" in p.stderr,
+          "long query warns: " + p.stderr)
+    p = run(["search", index, "lake", "-k", "1"], check_rc=0)
+    check(p.stderr == "", "a short query does not warn: " + p.stderr)
+
+    # Typed layers, KML names, formats from GDAL's extension list.
+    for ext, geom in [("gpkg", "Polygon"), ("fgb", "Polygon"), ("shp", "Polygon")]:
+        out = os.path.join(tmp, "typed." + ext)
+        p = run(["search", index, "lake", "-k", "4", "-o", out])
+        check(p.returncode == 0, "-o typed.%s: %s" % (ext, p.stderr))
+        got = list(ogr_layers(out).values())
+        check(got == [(geom, 4)], "%s typed %s: %s" % (ext, geom, got))
+    for ext in ["gpkg", "fgb"]:
+        out = os.path.join(tmp, "regions." + ext)
+        p = run(["search", index, "lake", "-k", "6", "--merge", "-o", out])
+        check(p.returncode == 0, "-o regions.%s: %s" % (ext, p.stderr))
+        got = list(ogr_layers(out).values())
+        check(len(got) == 1 and got[0][0] == "Multi Polygon", "%s regions typed: %s" % (ext, got))
+    kml = os.path.join(tmp, "hits.kml")
+    run(["search", index, "lake", "-k", "3", "-o", kml], check_rc=0)
+    with open(kml) as f:
+        text = f.read()
+    check(all("<name>%d</name>" % r in text for r in (1, 2, 3)), "KML placemarks named by rank")
+
+
 def main():
     group = sys.argv[1] if len(sys.argv) > 1 else "search"
     tmp = tempfile.mkdtemp(prefix="rsclip_wf_")
