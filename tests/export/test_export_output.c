@@ -234,6 +234,18 @@ static void test_existing(void) {
     CHECK(rsclip_export_hits(P("sub"), &ep, hits, NH) == RSCLIP_ERR_INVALID_ARG);
     CHECK(rsclip_output_check(P("sub"), 1, NULL, 0) == RSCLIP_ERR_INVALID_ARG);
     CHECK(rsclip_output_check(P("nope/x.geojson"), 1, NULL, 0) == RSCLIP_ERR_IO);
+    /* A FIFO or a device is never written (nor opened: a FIFO would block). */
+    REQUIRE(mkfifo(P("fifo.geojson"), 0644) == 0);
+    CHECK(rsclip_export_hits(P("fifo.geojson"), &ep, hits, NH) == RSCLIP_ERR_INVALID_ARG);
+    CHECK(rsclip_export_hits("/dev/null", &ep, hits, NH) == RSCLIP_ERR_INVALID_ARG);
+    CHECK(rsclip_output_check("/dev/null", 1, NULL, 0) == RSCLIP_ERR_INVALID_ARG);
+    /* A private file replaced stays private. */
+    write_file(P("private.geojson"), "{}");
+    REQUIRE(chmod(P("private.geojson"), 0600) == 0);
+    CHECK_OK(rsclip_export_hits(P("private.geojson"), &ep, hits, NH));
+    struct stat st;
+    CHECK(stat(P("private.geojson"), &st) == 0 && (st.st_mode & 0777) == 0600);
+    CHECK(layer_count(P("private.geojson"), NULL) == NH);
     /* The check writes nothing. */
     ep.overwrite = 0;
     CHECK_OK(rsclip_export_check(P("fresh.gpkg"), &ep, "hits"));

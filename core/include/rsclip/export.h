@@ -18,7 +18,9 @@
  *   - a file that does not exist is written to a private temporary folder beside it and renamed
  *     into place once complete and read back: a failed export (full disk, unwritable folder,
  *     killed process) never leaves a half-written file under the name asked for;
- *   - an existing file is refused (RSCLIP_ERR_EXISTS) unless params.overwrite is set;
+ *   - an existing file is refused (RSCLIP_ERR_EXISTS) unless params.overwrite is set; a file
+ *     replaced keeps its permission bits; a folder, a device, a FIFO or a socket is never
+ *     written whole (RSCLIP_ERR_INVALID_ARG);
  *   - an existing file of a format that holds several layers and has native transactions
  *     (SQLite-based: GeoPackage, SQLite/SpatiaLite) is written as one layer inside it:
  *     params.layer_name adds a layer beside the others; a layer of that name that exists already
@@ -27,8 +29,7 @@
  *     The layer is written in one dataset (SQLite) transaction: a failure leaves the file's
  *     content as it was (SQLite may leave different bytes in pages it does not use);
  *   - any other existing file (another format, a single-layer format, a file that does not open)
- *     is replaced whole with params.overwrite, through the same temporary folder and rename; a
- *     folder is never replaced;
+ *     is replaced whole with params.overwrite, through the same temporary folder and rename;
  *   - a protected path (params.protected_paths: e.g. the index being searched) is never written,
  *     not even with overwrite. A path is the protected file when it names the same file (device
  *     and inode: also through a symbolic link, a hard link or another spelling of the path) or one
@@ -118,10 +119,10 @@ int rsclip_export_check(const char *path, const rsclip_export_params *params,
                         const char *default_layer);
 
 /* The rule for a whole file that any rsclip writer follows: RSCLIP_OK when path may be written
- * (it does not exist, or overwrite is set and it is not a folder); RSCLIP_ERR_EXISTS when it
- * exists and overwrite is 0; RSCLIP_ERR_INVALID_ARG when it is a folder or one of the
- * protected paths (see above: same file, companions, files in a protected folder);
- * RSCLIP_ERR_NOT_FOUND when its folder does not exist. */
+ * (it does not exist, or overwrite is set and it is a regular file); RSCLIP_ERR_EXISTS when it
+ * exists and overwrite is 0; RSCLIP_ERR_INVALID_ARG when it is a folder, a device, a FIFO or a
+ * socket, or one of the protected paths (see above: same file, companions, files in a protected
+ * folder); RSCLIP_ERR_IO when its folder does not exist. */
 int rsclip_output_check(const char *path, int overwrite, const char *const *protected_paths,
                         int n_protected);
 

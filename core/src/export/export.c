@@ -200,6 +200,8 @@ static int plan_output(const char *path, const rsclip_export_params *p, const la
     }
     int rc = rsclip__dest_resolve(path, &pl->dest);
     if (!rc) rc = rsclip__dest_check_protected(&pl->dest, p->protected_paths, p->n_protected);
+    /* Before any open: opening a FIFO would block. */
+    if (!rc && pl->dest.is_special) rc = rsclip__dest_check_replaceable(&pl->dest);
     if (rc || !pl->dest.exists) {
         pl->mode = OUT_FILE;
         return rc;

@@ -78,6 +78,8 @@ int rsclip__dest_resolve(const char *path, rsclip__dest *d) {
     d->exists = lstat(path, &lst) == 0;
     if (d->exists && stat(path, &d->st) != 0) memset(&d->st, 0, sizeof d->st); /* dangling */
     d->is_dir = d->exists && S_ISDIR(d->st.st_mode);
+    d->is_special =
+        d->exists && d->st.st_mode && !S_ISDIR(d->st.st_mode) && !S_ISREG(d->st.st_mode);
     errno = 0;
     d->real = canon(path);
     if (!d->real)
@@ -193,13 +195,23 @@ int rsclip__dest_check_protected(const rsclip__dest *d, const char *const *prot,
     return RSCLIP_OK;
 }
 
+int rsclip__dest_check_replaceable(const rsclip__dest *d) {
+    if (d->is_dir)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: is a folder, not replaced", d->path);
+    if (d->is_special)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG,
+                             "%s: is not a regular file (a device, FIFO or socket), not replaced "
+                             "(-o - writes to stdout)",
+                             d->path);
+    return RSCLIP_OK;
+}
+
 int rsclip_output_check(const char *path, int overwrite, const char *const *protected_paths,
                         int n_protected) {
     rsclip__dest d;
     int rc = rsclip__dest_resolve(path, &d);
     if (!rc) rc = rsclip__dest_check_protected(&d, protected_paths, n_protected);
-    if (!rc && d.is_dir)
-        rc = rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: is a folder, not replaced", path);
+    if (!rc) rc = rsclip__dest_check_replaceable(&d);
     if (!rc && d.exists && !overwrite)
         rc = rsclip__error(RSCLIP_ERR_EXISTS, "%s: exists; give --overwrite to replace it", path);
     rsclip__dest_free(&d);
@@ -281,8 +293,8 @@ static void free_list(char **v) {
     free(v);
 }
 
-/* Each destination of the move: not protected, not a folder, and (without overwrite) new. */
-static int check_targets(char **names, const rsclip__dest *d, int overwrite,
+/* Each destination of the move: not protected, a regular file, and (without overwrite) new. */
+static int check_targets(const char *tmp, char **names, const rsclip__dest *d, int overwrite,
                          const char *const *prot, int n_prot) {
     int rc = RSCLIP_OK;
     for (int i = 0; names[i] && !rc; i++) {
@@ -291,11 +303,15 @@ static int check_targets(char **names, const rsclip__dest *d, int overwrite,
         rsclip__dest t;
         rc = rsclip__dest_resolve(dst, &t);
         if (!rc) rc = rsclip__dest_check_protected(&t, prot, n_prot);
-        if (!rc && t.is_dir)
-            rc = rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: is a folder, not replaced", dst);
+        if (!rc) rc = rsclip__dest_check_replaceable(&t);
         if (!rc && t.exists && !overwrite)
             rc =
                 rsclip__error(RSCLIP_ERR_EXISTS, "%s: exists; give --overwrite to replace it", dst);
+        /* The new file takes the permission bits of the one it replaces. */
+        char *src = rc || !t.exists || !t.st.st_mode ? NULL : join(tmp, names[i]);
+        if (src && chmod(src, t.st.st_mode & 07777) != 0)
+            rc = rsclip__error(RSCLIP_ERR_IO, "%s: %s", src, strerror(errno));
+        free(src);
         rsclip__dest_free(&t);
         free(dst);
     }
@@ -324,7 +340,7 @@ int rsclip__tmpdir_commit(const char *tmp, const rsclip__dest *d, int overwrite,
                              strerror(errno));
     }
     int rc = n == 0 ? rsclip__error(RSCLIP_ERR_IO, "%s: the driver wrote no file", d->path)
-                    : check_targets(names, d, overwrite, prot, n_prot);
+                    : check_targets(tmp, names, d, overwrite, prot, n_prot);
     for (int i = 0; i < n && !rc; i++) {
         char *src = join(tmp, names[i]);
         struct stat st;
