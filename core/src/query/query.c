@@ -1,18 +1,8 @@
-/* Queries against an index: text / example / image queries, spatial filters, hits. */
-#include "rsclip/query.h"
+/* Queries against an index: text / example / image queries, hits (the filters: filter.c). */
+#include "query/query_internal.h"
 #include "rsclip/hub.h"
 #include "rsclip/imageio.h"
-#include "rsclip/index.h"
-#include "rsclip/model.h"
-#include "rsclip/search.h"
-#include "imageio/gdal_util.h"
 #include "status/status_internal.h"
-
-#include <cpl_conv.h>
-#include <cpl_error.h>
-#include <gdal.h>
-#include <ogr_api.h>
-#include <ogr_srs_api.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -23,22 +13,6 @@
 
 /* Below this many vectors the set keeps its float32 copy and every search is exact. */
 #define QUERY_EXACT_BELOW 32768
-
-struct rsclip_session {
-    char *path;
-    rsclip_index *idx;
-    rsclip_index_info info;
-    rsclip_vecset *vs;
-    int have_calibration;
-    float logit_scale, logit_bias;
-    rsclip_session_params params;
-    char *model_name; /* params.model or the index's model id */
-    rsclip_model *model;
-    rsclip_encoder *enc;
-    int batch_hint; /* most texts one call encodes in this search (1, or its negatives) */
-    int n_encodes;  /* encode calls so far (the first one runs on an in-place encoder) */
-    int in_place;   /* s->enc reads the model's weights in place (no packed copy) */
-};
 
 /* Phase times of a search go to the log at RSCLIP_LOG_INFO (`RSCLIP_LOG=info rsclip search ...`):
  * one line per phase, "search timing: <phase> <ms> ms". */
@@ -403,142 +377,6 @@ static int fetch_cb(void *user, size_t n, const int64_t *ids, float *out) {
     return rsclip_index_get_embeddings(user, ids, n, out);
 }
 
-/* Spatial/scene filters as an allow-list of tile ids (NULL list = no filter), and what each
- * filter let through alone (to say why a search found nothing). */
-typedef struct allow_list {
-    int active;
-    int64_t *ids;
-    size_t n;
-    size_t n_bbox, n_aoi, n_scene; /* tiles meeting the bbox / the AOI / of the scene */
-    double aoi_env[4];             /* the AOI's envelope: west, south, east, north */
-} allow_list;
-
-static int cmp_i64(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* qsort of ids that may be NULL when n is 0 (an empty filter): qsort(NULL, 0) is undefined. */
-static void sort_ids(int64_t *ids, size_t n) {
-    if (n > 1) qsort(ids, n, sizeof *ids, cmp_i64);
-}
-
-static void intersect_sorted(allow_list *a, const int64_t *ids, size_t n) {
-    size_t i = 0, j = 0, k = 0;
-    while (i < a->n && j < n) {
-        if (a->ids[i] < ids[j])
-            i++;
-        else if (a->ids[i] > ids[j])
-            j++;
-        else {
-            a->ids[k++] = a->ids[i++];
-            j++;
-        }
-    }
-    a->n = k;
-}
-
-/* Restrict the allow list to tiles meeting the AOI polygon (R-tree on its envelope, then the
- * exact footprint test through OGR/GEOS). */
-static int filter_aoi_impl(rsclip_session *s, const char *wkt, allow_list *al) {
-    OGRGeometryH aoi = NULL;
-    char *w = (char *)wkt;
-    if (OGR_G_CreateFromWkt(&w, NULL, &aoi) != OGRERR_NONE || !aoi)
-        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "area of interest is not valid WKT");
-    OGREnvelope env;
-    OGR_G_GetEnvelope(aoi, &env);
-    double bb[4] = {env.MinX, env.MinY, env.MaxX, env.MaxY};
-    memcpy(al->aoi_env, bb, sizeof bb);
-    int64_t *ids = NULL;
-    size_t n = 0;
-    int rc = rsclip_index_tiles_in_bbox(s->idx, bb, 0, &ids, &n);
-    size_t k = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
-        rsclip_tile_info *t = NULL;
-        rc = rsclip_index_get_tile(s->idx, ids[i], &t);
-        if (rc) break;
-        OGRGeometryH ring = OGR_G_CreateGeometry(wkbLinearRing);
-        for (size_t j = 0; j < t->n_footprint; j++)
-            OGR_G_AddPoint_2D(ring, t->footprint[2 * j], t->footprint[2 * j + 1]);
-        OGRGeometryH poly = OGR_G_CreateGeometry(wkbPolygon);
-        OGR_G_AddGeometryDirectly(poly, ring);
-        if (OGR_G_Intersects(poly, aoi)) ids[k++] = ids[i];
-        OGR_G_DestroyGeometry(poly);
-        rsclip_free(t);
-    }
-    OGR_G_DestroyGeometry(aoi);
-    if (!rc) {
-        sort_ids(ids, k);
-        al->n_aoi = k;
-        if (!al->active) {
-            al->active = 1;
-            al->ids = ids;
-            al->n = k;
-            ids = NULL;
-        } else {
-            intersect_sorted(al, ids, k);
-        }
-    }
-    rsclip_free(ids);
-    return rc;
-}
-
-static int filter_aoi(rsclip_session *s, const char *wkt, allow_list *al) {
-    rsclip__gdal_errors e;
-    rsclip__gdal_errors_push(&e);
-    int rc = filter_aoi_impl(s, wkt, al);
-    rsclip__gdal_errors_pop(&e);
-    return rc;
-}
-
-/* A scene filter names a scene of the index: an unknown id is an error, not an empty result. */
-static int check_scene(rsclip_session *s, int64_t scene_id) {
-    rsclip_scene_info *si = NULL;
-    int rc = rsclip_index_get_scene(s->idx, scene_id, &si);
-    rsclip_free(si);
-    if (rc == RSCLIP_ERR_NOT_FOUND)
-        return rsclip__error(RSCLIP_ERR_NOT_FOUND,
-                             "%s: no such scene: %lld (rsclip info lists the scenes)", s->path,
-                             (long long)scene_id);
-    return rc;
-}
-
-static int build_allow(rsclip_session *s, const rsclip_query *q, allow_list *al) {
-    memset(al, 0, sizeof *al);
-    int rc = RSCLIP_OK;
-    if (q->has_bbox) {
-        const double *b = q->bbox;
-        if (!(b[0] <= b[2] && b[1] <= b[3]) || !isfinite(b[0]) || !isfinite(b[1]) ||
-            !isfinite(b[2]) || !isfinite(b[3]))
-            return rsclip__error(RSCLIP_ERR_INVALID_ARG,
-                                 "bbox must be west,south,east,north with west <= east and "
-                                 "south <= north");
-        rc = rsclip_index_tiles_in_bbox(s->idx, b, 1, &al->ids, &al->n);
-        if (rc) return rc;
-        sort_ids(al->ids, al->n);
-        al->active = 1;
-        al->n_bbox = al->n;
-    }
-    if (q->aoi_wkt && (rc = filter_aoi(s, q->aoi_wkt, al))) return rc;
-    if (q->scene_id > 0) {
-        if ((rc = check_scene(s, q->scene_id))) return rc;
-        int64_t *mine = NULL;
-        size_t m = 0;
-        rc = rsclip_index_scene_tiles(s->idx, q->scene_id, &mine, NULL, &m);
-        if (rc) return rc;
-        al->n_scene = m;
-        if (!al->active) {
-            al->active = 1;
-            al->ids = mine;
-            al->n = m;
-        } else {
-            intersect_sorted(al, mine, m);
-            rsclip_free(mine);
-        }
-    }
-    return RSCLIP_OK;
-}
-
 /* Results own one block per hit: scene path and footprint. */
 typedef struct hit_store {
     char *scene;
@@ -640,86 +478,6 @@ static int fill_hits(rsclip_session *s, const rsclip_query *q, const rsclip_vecs
     return rc;
 }
 
-static int boxes_meet(const double *a, const double *b) {
-    return a[0] <= b[2] && b[0] <= a[2] && a[1] <= b[3] && b[1] <= a[3];
-}
-
-/* Why a box (the bbox, or the envelope of the area of interest) meets no tile: it lies outside
- * the index extent or between its scenes; and whether it meets tiles with lon and lat swapped. */
-static void explain_box(rsclip_session *s, const char *what, const double *b, char *buf,
-                        size_t size) {
-    const double *e = s->info.extent;
-    int n;
-    if (!s->info.has_extent)
-        n = snprintf(buf, size, "%s meets no tile: the index has none", what);
-    else if (!boxes_meet(b, e))
-        n = snprintf(buf, size,
-                     "%s %.7g,%.7g,%.7g,%.7g lies outside the index extent %.7g,%.7g,%.7g,%.7g "
-                     "(W,S,E,N)",
-                     what, b[0], b[1], b[2], b[3], e[0], e[1], e[2], e[3]);
-    else
-        n = snprintf(buf, size,
-                     "no tile footprint meets %s %.7g,%.7g,%.7g,%.7g (inside the index extent "
-                     "%.7g,%.7g,%.7g,%.7g, between its scenes)",
-                     what, b[0], b[1], b[2], b[3], e[0], e[1], e[2], e[3]);
-    const double sw[4] = {b[1], b[0], b[3], b[2]};
-    if (n < 0 || (size_t)n >= size || !s->info.has_extent || fabs(sw[1]) > 90 || fabs(sw[3]) > 90)
-        return;
-    int64_t *ids = NULL;
-    size_t m = 0;
-    if (rsclip_index_tiles_in_bbox(s->idx, sw, 1, &ids, &m) == RSCLIP_OK && m > 0)
-        snprintf(buf + n, size - (size_t)n,
-                 "; lon/lat swapped? as W,S,E,N = %.7g,%.7g,%.7g,%.7g it meets %zu tile%s", sw[0],
-                 sw[1], sw[2], sw[3], m, m == 1 ? "" : "s");
-    rsclip_free(ids);
-    rsclip_clear_error();
-}
-
-/* Each filter meets tiles, but not the same ones. */
-static void explain_filters(const rsclip_query *q, const allow_list *al, char *buf, size_t size) {
-    int n = snprintf(buf, size, "no tile meets all the filters at once (alone:");
-    const char *sep = " ";
-    if (q->has_bbox && n > 0 && (size_t)n < size) {
-        n += snprintf(buf + n, size - (size_t)n, "%sthe bbox meets %zu", sep, al->n_bbox);
-        sep = ", ";
-    }
-    if (q->aoi_wkt && n > 0 && (size_t)n < size) {
-        n += snprintf(buf + n, size - (size_t)n, "%sthe area of interest %zu", sep, al->n_aoi);
-        sep = ", ";
-    }
-    if (q->scene_id > 0 && n > 0 && (size_t)n < size)
-        n += snprintf(buf + n, size - (size_t)n, "%sscene %lld has %zu", sep,
-                      (long long)q->scene_id, al->n_scene);
-    if (n > 0 && (size_t)n < size) snprintf(buf + n, size - (size_t)n, ")");
-}
-
-/* A sentence saying why a search found nothing (rsclip_results.why_empty); NULL on no memory. */
-static char *explain_empty(rsclip_session *s, const rsclip_query *q, const allow_list *al,
-                           int n_hits, int n_below, float best_below) {
-    char buf[1024];
-    if (n_below > 0)
-        snprintf(buf, sizeof buf,
-                 "%s %d hit%s found %s below the minimum probability %.4g (the highest: %.4f)",
-                 n_below == 1 ? "the" : "all", n_below, n_below == 1 ? "" : "s",
-                 n_below == 1 ? "is" : "are", (double)q->min_prob, (double)best_below);
-    else if (rsclip_vecset_count(s->vs) == 0)
-        snprintf(buf, sizeof buf, "%s holds no tiles yet", s->path);
-    else if (al->active && q->has_bbox && al->n_bbox == 0)
-        explain_box(s, "the bbox", q->bbox, buf, sizeof buf);
-    else if (al->active && q->aoi_wkt && al->n_aoi == 0)
-        explain_box(s, "the envelope of the area of interest", al->aoi_env, buf, sizeof buf);
-    else if (al->active && q->scene_id > 0 && al->n_scene == 0)
-        snprintf(buf, sizeof buf,
-                 "scene %lld has no tiles (not indexed yet, or every window was nodata)",
-                 (long long)q->scene_id);
-    else if (al->active && al->n == 0)
-        explain_filters(q, al, buf, sizeof buf);
-    else
-        snprintf(buf, sizeof buf, "none of the %zu tiles searched has an embedding (%d found)",
-                 al->active ? al->n : rsclip_vecset_count(s->vs), n_hits);
-    return strdup(buf);
-}
-
 int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_results **out) {
     if (!s || !q || !out) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "search: no query");
     *out = NULL;
@@ -731,7 +489,7 @@ int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_resul
     float *qv = malloc(sizeof(float) * (size_t)dim * (size_t)(1 + q->n_negatives));
     rsclip_vecset_hit *vh = malloc(sizeof *vh * (size_t)q->k);
     struct results_impl *ri = calloc(1, sizeof *ri);
-    allow_list al;
+    rsclip__allow_list al;
     memset(&al, 0, sizeof al);
     int rc = (qv && vh && ri) ? RSCLIP_OK : rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     s->batch_hint = q->n_negatives > 0 ? q->n_negatives : 1;
@@ -739,7 +497,7 @@ int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_resul
     if (!rc && q->n_negatives > 0)
         rc = embed_texts(s, q->template_str, q->negatives, q->n_negatives, qv + dim);
     if (!rc && !s->have_calibration) rc = need_model(s, 0);
-    if (!rc) rc = build_allow(s, q, &al);
+    if (!rc) rc = rsclip__query_build_allow(s, q, &al);
     int n_hits = 0;
     if (!rc) {
         rsclip_search_params sp = rsclip_search_default_params();
@@ -766,7 +524,7 @@ int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_resul
     float best_below = 0;
     if (!rc) rc = fill_hits(s, q, vh, n_hits, ri, &n_below, &best_below);
     if (!rc && ri->pub.n == 0) {
-        ri->why = explain_empty(s, q, &al, n_hits, n_below, best_below);
+        ri->why = rsclip__query_explain_empty(s, q, &al, n_hits, n_below, best_below);
         if (!ri->why) rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
         ri->pub.why_empty = ri->why;
     }
@@ -795,7 +553,7 @@ int rsclip_session_scene_probs(rsclip_session *s, const rsclip_query *q, int64_t
     size_t cnt = rsclip_vecset_count(s->vs);
     int64_t *ids = NULL;
     size_t m = 0;
-    int rc = check_scene(s, scene_id);
+    int rc = rsclip__query_check_scene(s, scene_id);
     if (!rc) rc = rsclip_index_scene_tiles(s->idx, scene_id, &ids, NULL, &m);
     if (rc) return rc;
     float *qv = malloc(sizeof(float) * (size_t)dim);
@@ -809,7 +567,7 @@ int rsclip_session_scene_probs(rsclip_session *s, const rsclip_query *q, int64_t
     const int64_t *vid = rsclip_vecset_ids(s->vs);
     size_t k = 0;
     for (size_t i = 0; i < m && !rc; i++) {
-        const int64_t *hit = cnt ? bsearch(&ids[i], vid, cnt, sizeof *vid, cmp_i64) : NULL;
+        const int64_t *hit = cnt ? bsearch(&ids[i], vid, cnt, sizeof *vid, rsclip__cmp_i64) : NULL;
         if (!hit) continue; /* a tile without embedding (being written): no value */
         ids[k] = ids[i];
         pr[k] = prob_of(s, all[hit - vid]);
@@ -826,79 +584,4 @@ int rsclip_session_scene_probs(rsclip_session *s, const rsclip_query *q, int64_t
     *probs = pr;
     *n = k;
     return RSCLIP_OK;
-}
-
-static int aoi_read(const rsclip__gdal_errors *e, const char *path, char **wkt) {
-    GDALDatasetH ds = GDALOpenEx(path, GDAL_OF_VECTOR | GDAL_OF_READONLY, NULL, NULL, NULL);
-    if (!ds) return rsclip__gdal_error(e, RSCLIP_ERR_IO, "%s: cannot open as a vector file", path);
-    OGRSpatialReferenceH wgs84 = OSRNewSpatialReference(NULL);
-    OSRImportFromEPSG(wgs84, 4326);
-    OSRSetAxisMappingStrategy(wgs84, OAMS_TRADITIONAL_GIS_ORDER);
-    OGRGeometryH coll = OGR_G_CreateGeometry(wkbMultiPolygon);
-    int rc = RSCLIP_OK;
-    for (int li = 0; li < GDALDatasetGetLayerCount(ds) && !rc; li++) {
-        OGRLayerH l = GDALDatasetGetLayer(ds, li);
-        OGRSpatialReferenceH lsrs = OGR_L_GetSpatialRef(l);
-        OGRCoordinateTransformationH ct = NULL;
-        if (lsrs && !OSRIsSame(lsrs, wgs84)) {
-            OGRSpatialReferenceH src = OSRClone(lsrs);
-            OSRSetAxisMappingStrategy(src, OAMS_TRADITIONAL_GIS_ORDER);
-            ct = OCTNewCoordinateTransformation(src, wgs84);
-            OSRDestroySpatialReference(src);
-            if (!ct)
-                rc = rsclip__error(RSCLIP_ERR_GDAL, "%s: cannot transform its CRS to WGS84", path);
-        }
-        OGR_L_ResetReading(l);
-        OGRFeatureH f;
-        while (!rc && (f = OGR_L_GetNextFeature(l)) != NULL) {
-            OGRGeometryH g = OGR_F_GetGeometryRef(f);
-            OGRwkbGeometryType gt = g ? wkbFlatten(OGR_G_GetGeometryType(g)) : wkbUnknown;
-            if (g && (gt == wkbPolygon || gt == wkbMultiPolygon)) {
-                OGRGeometryH c = OGR_G_Clone(g);
-                if (ct && OGR_G_Transform(c, ct) != OGRERR_NONE) {
-                    rc = rsclip__error(RSCLIP_ERR_GDAL, "%s: cannot reproject a polygon to WGS84",
-                                       path);
-                } else if (gt == wkbPolygon) {
-                    OGR_G_AddGeometry(coll, c);
-                } else {
-                    for (int k = 0; k < OGR_G_GetGeometryCount(c); k++)
-                        OGR_G_AddGeometry(coll, OGR_G_GetGeometryRef(c, k));
-                }
-                OGR_G_DestroyGeometry(c);
-            }
-            OGR_F_Destroy(f);
-        }
-        if (ct) OCTDestroyCoordinateTransformation(ct);
-    }
-    GDALClose(ds);
-    OSRDestroySpatialReference(wgs84);
-    if (!rc && OGR_G_GetGeometryCount(coll) == 0)
-        rc = rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: no polygon in the area-of-interest file",
-                           path);
-    OGRGeometryH u = NULL;
-    if (!rc) {
-        u = OGR_G_UnionCascaded(coll);
-        if (!u) rc = rsclip__error(RSCLIP_ERR_GDAL, "%s: cannot union its polygons", path);
-    }
-    OGR_G_DestroyGeometry(coll);
-    if (!rc) {
-        char *w = NULL;
-        OGR_G_ExportToWkt(u, &w);
-        *wkt = w ? strdup(w) : NULL;
-        CPLFree(w);
-        if (!*wkt) rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
-    }
-    if (u) OGR_G_DestroyGeometry(u);
-    return rc;
-}
-
-int rsclip_aoi_read(const char *path, char **wkt) {
-    if (!path || !wkt) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "aoi: no file");
-    *wkt = NULL;
-    rsclip__gdal_init();
-    rsclip__gdal_errors e;
-    rsclip__gdal_errors_push(&e);
-    int rc = aoi_read(&e, path, wkt);
-    rsclip__gdal_errors_pop(&e);
-    return rc;
 }

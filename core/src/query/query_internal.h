@@ -1,0 +1,54 @@
+/* Private to the query module: the session (query.c) and the filters of a query (filter.c). */
+#ifndef RSCLIP_QUERY_INTERNAL_H
+#define RSCLIP_QUERY_INTERNAL_H
+
+#include "rsclip/index.h"
+#include "rsclip/model.h"
+#include "rsclip/query.h"
+#include "rsclip/search.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct rsclip_session {
+    char *path;
+    rsclip_index *idx;
+    rsclip_index_info info;
+    rsclip_vecset *vs;
+    int have_calibration;
+    float logit_scale, logit_bias;
+    rsclip_session_params params;
+    char *model_name; /* params.model or the index's model id */
+    rsclip_model *model;
+    rsclip_encoder *enc;
+    int batch_hint; /* most texts one call encodes in this search (1, or its negatives) */
+    int n_encodes;  /* encode calls so far (the first one runs on an in-place encoder) */
+    int in_place;   /* s->enc reads the model's weights in place (no packed copy) */
+};
+
+/* Spatial/scene filters as an allow-list of tile ids (NULL list = no filter), and what each
+ * filter let through alone (to say why a search found nothing). */
+typedef struct rsclip__allow_list {
+    int active;
+    int64_t *ids;
+    size_t n;
+    size_t n_bbox, n_aoi, n_scene; /* tiles meeting the bbox / the AOI / of the scene */
+    double aoi_env[4];             /* the AOI's envelope: west, south, east, north */
+} rsclip__allow_list;
+
+/* qsort/bsearch order of int64_t ids. */
+int rsclip__cmp_i64(const void *a, const void *b);
+
+/* RSCLIP_ERR_NOT_FOUND ("no such scene") when the index has no scene scene_id. */
+int rsclip__query_check_scene(rsclip_session *s, int64_t scene_id);
+
+/* The allow list of q's filters (al->ids: rsclip_free). */
+int rsclip__query_build_allow(rsclip_session *s, const rsclip_query *q, rsclip__allow_list *al);
+
+/* The sentence of rsclip_results.why_empty for a search that found nothing: n_hits tiles
+ * ranked, n_below of them under q->min_prob (the best with best_below). NULL on no memory. */
+char *rsclip__query_explain_empty(rsclip_session *s, const rsclip_query *q,
+                                  const rsclip__allow_list *al, int n_hits, int n_below,
+                                  float best_below);
+
+#endif
