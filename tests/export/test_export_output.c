@@ -246,6 +246,15 @@ static void test_existing(void) {
     struct stat st;
     CHECK(stat(P("private.geojson"), &st) == 0 && (st.st_mode & 0777) == 0600);
     CHECK(layer_count(P("private.geojson"), NULL) == NH);
+    /* A broken GeoPackage replaced whole loses its stale journal and WAL with it (SQLite would
+     * replay them into the new file). */
+    write_file(P("broken.gpkg"), "not a database");
+    write_file(P("broken.gpkg-journal"), "a hot journal of another file");
+    write_file(P("broken.gpkg-wal"), "a wal of another file");
+    ep.format = NULL; /* GPKG, from the extension */
+    CHECK_OK(rsclip_export_hits(P("broken.gpkg"), &ep, hits, NH));
+    CHECK(access(P("broken.gpkg-journal"), F_OK) != 0 && access(P("broken.gpkg-wal"), F_OK) != 0);
+    CHECK(layer_count(P("broken.gpkg"), "hits") == NH);
     /* The check writes nothing. */
     ep.overwrite = 0;
     CHECK_OK(rsclip_export_check(P("fresh.gpkg"), &ep, "hits"));

@@ -141,7 +141,8 @@ typedef struct out_plan {
     const char *dname;
     const char *layer; /* layer to write */
     int replace_layer; /* OUT_LAYER: an existing layer of that name is deleted first */
-    char **old_files;  /* OUT_FILE replacing a dataset of the same driver: its files */
+    char **old_files;  /* OUT_FILE replacing a file: the old dataset's files (same driver),
+                          stale SQLite companions; removed after the new files are in place */
     rsclip__dest dest; /* OUT_FILE, OUT_LAYER */
 } out_plan;
 
@@ -236,6 +237,14 @@ static int plan_output(const char *path, const rsclip_export_params *p, const la
                                  ? " (-nln adds a layer only to a file of a multi-layer format "
                                    "with transactions, e.g. GeoPackage)"
                                  : "");
+    /* A SQLite file replaced whole (the old one did not open as one) must not inherit the old
+     * file's -wal or hot -journal: SQLite would replay them into the new file. */
+    if (strcmp(pl->dname, "GPKG") == 0 || strcmp(pl->dname, "SQLite") == 0) {
+        static const char *const k_sqlite[] = {"-wal", "-shm", "-journal"};
+        for (size_t i = 0; i < sizeof k_sqlite / sizeof k_sqlite[0]; i++)
+            pl->old_files =
+                CSLAddString(pl->old_files, CPLSPrintf("%s%s", pl->dest.real, k_sqlite[i]));
+    }
     return RSCLIP_OK;
 }
 
