@@ -255,6 +255,20 @@ static void test_existing(void) {
     CHECK_OK(rsclip_export_hits(P("broken.gpkg"), &ep, hits, NH));
     CHECK(access(P("broken.gpkg-journal"), F_OK) != 0 && access(P("broken.gpkg-wal"), F_OK) != 0);
     CHECK(layer_count(P("broken.gpkg"), "hits") == NH);
+    /* An unwritable folder (not for root, who writes anyway): the old file stays as it was. */
+    if (geteuid() != 0) {
+        REQUIRE(mkdir(P("ro"), 0755) == 0);
+        write_file(P("ro/old.geojson"), "old");
+        REQUIRE(chmod(P("ro"), 0555) == 0);
+        CHECK(rsclip_export_hits(P("ro/old.geojson"), &ep, hits, NH) == RSCLIP_ERR_IO);
+        CHECK(strstr(rsclip_last_error(), "ro/old.geojson") != NULL);
+        size_t n = 0;
+        char *b = slurp(P("ro/old.geojson"), &n);
+        CHECK(b && n == 3 && memcmp(b, "old", 3) == 0);
+        free(b);
+        CHECK(no_temp_left(P("ro")));
+        REQUIRE(chmod(P("ro"), 0755) == 0);
+    }
     /* The check writes nothing. */
     ep.overwrite = 0;
     CHECK_OK(rsclip_export_check(P("fresh.gpkg"), &ep, "hits"));
