@@ -5,7 +5,6 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 const char app_usage_plan[] =
     "usage: rsclip plan -m MODEL -o PLAN [options] INPUT...\n"
@@ -77,8 +76,11 @@ int cmd_plan(int argc, char **argv) {
     if (!model) return app_usage_error("plan", "no model given (-m)");
     if (!out) return app_usage_error("plan", "no plan file given (-o)");
     if (optind == argc && !list) return app_usage_error("plan", "no input rasters given");
-    if (!overwrite && access(out, F_OK) == 0)
-        return app_error("%s: exists (give --overwrite to replace it)", out);
+    /* The library's rule for a whole file: an existing PLAN only with --overwrite, never a
+     * folder, a device or one of the inputs. */
+    if (rsclip_output_check(out, overwrite, (const char *const *)argv + optind, argc - optind) !=
+        RSCLIP_OK)
+        return app_fail();
     rsclip_model *m = NULL;
     if ((rc = app_load_model(model, &m)) != APP_OK) return rc;
     tp.tile_size = rsclip_model_get_info(m)->image_size;

@@ -530,6 +530,19 @@ def group_overwrite(tmp):
         check(not os.path.exists(proj + "-journal"), "no journal left behind")
     check(ogr_layers(proj) == layers, "ogrinfo sees the same layers and counts after failures")
 
+    # rsclip plan -o follows the same rule: never over one of its inputs, an existing plan
+    # only with --overwrite.
+    raster = os.path.join(tmp, "raster.tif")
+    shutil.copy(sample("usgs_hro"), raster)
+    raster_sha = sha(raster)
+    p = run(["plan", "-q", "-m", MODEL, "-o", raster, raster, "--overwrite"])
+    check(p.returncode == 1 and "refusing" in p.stderr and sha(raster) == raster_sha,
+          "plan -o INPUT refused: " + p.stderr)
+    plan = os.path.join(tmp, "plan.jsonl")
+    run(["plan", "-q", "-m", MODEL, "-o", plan, sample("usgs_hro")], check_rc=0)
+    p = run(["plan", "-q", "-m", MODEL, "-o", plan, sample("usgs_hro")])
+    check(p.returncode == 1 and "--overwrite" in p.stderr, "existing plan refused: " + p.stderr)
+
     # Usage: the new options need -o; --help documents them.
     for extra in [["--overwrite"], ["-nln", "x"]]:
         p = run(["search", index, "lake"] + extra)
