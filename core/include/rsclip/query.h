@@ -37,6 +37,7 @@
 #include <stdint.h>
 
 #include "rsclip/export.h"
+#include "rsclip/index.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -62,8 +63,11 @@ rsclip_session_params rsclip_session_default_params(void);
 
 typedef struct rsclip_session rsclip_session;
 
-/* Open an index for querying. params may be NULL. Fails if the file is not an rsclip index or has
- * no model bound yet. The model itself is loaded lazily (first text or image query). */
+/* Open an index for querying: one index file, or a folder of parts of a sharded index
+ * (rsclip_index_set_open; its parts are searched in parallel and k is global: the hits are those
+ * of the file merged from the parts, in the same order). params may be NULL. Fails if the file is
+ * not an rsclip index or has no model bound yet, or the parts of a folder do not belong together.
+ * The model itself is loaded lazily (first text or image query). */
 int rsclip_session_open(const char *index_path, const rsclip_session_params *params,
                         rsclip_session **out);
 void rsclip_session_close(rsclip_session *s); /* NULL-safe */
@@ -71,8 +75,18 @@ void rsclip_session_close(rsclip_session *s); /* NULL-safe */
 /* Number of indexed tiles (vectors) and the embedding dimension. */
 size_t rsclip_session_count(const rsclip_session *s);
 int rsclip_session_dim(const rsclip_session *s);
-/* The index handle (owned by the session; rsclip/index.h). */
+/* The index handle (owned by the session; rsclip/index.h): the first part of a sharded
+ * folder. Code that must see every tile uses rsclip_session_set or the session functions below. */
 struct rsclip_index *rsclip_session_index(rsclip_session *s);
+/* The index set (one file, or the parts of a sharded folder; owned by the session). */
+rsclip_index_set *rsclip_session_set(rsclip_session *s);
+/* A scene over all parts: its description, with tile counts summed over the parts that hold it
+ * (*out: rsclip_free; NOT_FOUND naming the index if no part has it). */
+int rsclip_session_get_scene(rsclip_session *s, int64_t scene_id, rsclip_scene_info **out);
+/* The tiles of a scene over all parts, in id order: *ids and (if windows is not NULL) *windows
+ * are new arrays of *n entries (rsclip_free). Windows are checked against the scene. */
+int rsclip_session_scene_tiles(rsclip_session *s, int64_t scene_id, int64_t **ids,
+                               rsclip_tile_window **windows, size_t *n);
 
 typedef struct rsclip_query {
     const char *text;             /* positive text, or NULL for a query by example */

@@ -41,7 +41,7 @@ static void intersect_sorted(rsclip__allow_list *a, const int64_t *ids, size_t n
 
 /* Restrict the allow list to tiles meeting the AOI polygon (R-tree on its envelope, then the
  * exact footprint test through OGR/GEOS). */
-static int filter_aoi_impl(rsclip_session *s, const char *wkt, rsclip__allow_list *al) {
+static int filter_aoi_impl(rsclip_index *idx, const char *wkt, rsclip__allow_list *al) {
     OGRGeometryH aoi = NULL;
     char *w = (char *)wkt;
     if (OGR_G_CreateFromWkt(&w, NULL, &aoi) != OGRERR_NONE || !aoi)
@@ -52,11 +52,11 @@ static int filter_aoi_impl(rsclip_session *s, const char *wkt, rsclip__allow_lis
     memcpy(al->aoi_env, bb, sizeof bb);
     int64_t *ids = NULL;
     size_t n = 0;
-    int rc = rsclip_index_tiles_in_bbox(s->idx, bb, 0, &ids, &n);
+    int rc = rsclip_index_tiles_in_bbox(idx, bb, 0, &ids, &n);
     size_t k = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         rsclip_tile_info *t = NULL;
-        rc = rsclip_index_get_tile(s->idx, ids[i], &t);
+        rc = rsclip_index_get_tile(idx, ids[i], &t);
         if (rc) break;
         OGRGeometryH ring = OGR_G_CreateGeometry(wkbLinearRing);
         for (size_t j = 0; j < t->n_footprint; j++)
@@ -84,19 +84,22 @@ static int filter_aoi_impl(rsclip_session *s, const char *wkt, rsclip__allow_lis
     return rc;
 }
 
-static int filter_aoi(rsclip_session *s, const char *wkt, rsclip__allow_list *al) {
+static int filter_aoi(rsclip_index *idx, const char *wkt, rsclip__allow_list *al) {
     rsclip__gdal_errors e;
     rsclip__gdal_errors_push(&e);
-    int rc = filter_aoi_impl(s, wkt, al);
+    int rc = filter_aoi_impl(idx, wkt, al);
     rsclip__gdal_errors_pop(&e);
     return rc;
 }
 
 /* A scene filter names a scene of the index: an unknown id is an error, not an empty result. */
 int rsclip__query_check_scene(rsclip_session *s, int64_t scene_id) {
-    rsclip_scene_info *si = NULL;
-    int rc = rsclip_index_get_scene(s->idx, scene_id, &si);
-    rsclip_free(si);
+    int rc = RSCLIP_ERR_NOT_FOUND;
+    for (int p = 0; p < s->n_parts && rc == RSCLIP_ERR_NOT_FOUND; p++) {
+        rsclip_scene_info *si = NULL;
+        rc = rsclip_index_get_scene(s->parts[p].idx, scene_id, &si);
+        rsclip_free(si);
+    }
     if (rc == RSCLIP_ERR_NOT_FOUND)
         return rsclip__error(RSCLIP_ERR_NOT_FOUND,
                              "%s: no such scene: %lld (rsclip info lists the scenes)", s->path,
@@ -104,7 +107,9 @@ int rsclip__query_check_scene(rsclip_session *s, int64_t scene_id) {
     return rc;
 }
 
-int rsclip__query_build_allow(rsclip_session *s, const rsclip_query *q, rsclip__allow_list *al) {
+int rsclip__query_build_allow(rsclip_session *s, int part, const rsclip_query *q,
+                              rsclip__allow_list *al) {
+    rsclip_index *idx = s->parts[part].idx;
     memset(al, 0, sizeof *al);
     int rc = RSCLIP_OK;
     if (q->has_bbox) {
@@ -114,18 +119,17 @@ int rsclip__query_build_allow(rsclip_session *s, const rsclip_query *q, rsclip__
             return rsclip__error(RSCLIP_ERR_INVALID_ARG,
                                  "bbox must be west,south,east,north with west <= east and "
                                  "south <= north");
-        rc = rsclip_index_tiles_in_bbox(s->idx, b, 1, &al->ids, &al->n);
+        rc = rsclip_index_tiles_in_bbox(idx, b, 1, &al->ids, &al->n);
         if (rc) return rc;
         sort_ids(al->ids, al->n);
         al->active = 1;
         al->n_bbox = al->n;
     }
-    if (q->aoi_wkt && (rc = filter_aoi(s, q->aoi_wkt, al))) return rc;
+    if (q->aoi_wkt && (rc = filter_aoi(idx, q->aoi_wkt, al))) return rc;
     if (q->scene_id > 0) {
-        if ((rc = rsclip__query_check_scene(s, q->scene_id))) return rc;
         int64_t *mine = NULL;
         size_t m = 0;
-        rc = rsclip_index_scene_tiles(s->idx, q->scene_id, &mine, NULL, &m);
+        rc = rsclip_index_scene_tiles(idx, q->scene_id, &mine, NULL, &m);
         if (rc) return rc;
         al->n_scene = m;
         if (!al->active) {
@@ -165,13 +169,17 @@ static void explain_box(rsclip_session *s, const char *what, const double *b, ch
     const double sw[4] = {b[1], b[0], b[3], b[2]};
     if (n < 0 || (size_t)n >= size || !s->info.has_extent || fabs(sw[1]) > 90 || fabs(sw[3]) > 90)
         return;
-    int64_t *ids = NULL;
     size_t m = 0;
-    if (rsclip_index_tiles_in_bbox(s->idx, sw, 1, &ids, &m) == RSCLIP_OK && m > 0)
+    for (int p = 0; p < s->n_parts; p++) {
+        int64_t *ids = NULL;
+        size_t mp = 0;
+        if (rsclip_index_tiles_in_bbox(s->parts[p].idx, sw, 1, &ids, &mp) == RSCLIP_OK) m += mp;
+        rsclip_free(ids);
+    }
+    if (m > 0)
         snprintf(buf + n, size - (size_t)n,
                  "; lon/lat swapped? as W,S,E,N = %.7g,%.7g,%.7g,%.7g it meets %zu tile%s", sw[0],
                  sw[1], sw[2], sw[3], m, m == 1 ? "" : "s");
-    rsclip_free(ids);
     rsclip_clear_error();
 }
 
@@ -204,7 +212,7 @@ char *rsclip__query_explain_empty(rsclip_session *s, const rsclip_query *q,
                  "%s %d hit%s found %s below the minimum probability %.4g (the highest: %.4f)",
                  n_below == 1 ? "the" : "all", n_below, n_below == 1 ? "" : "s",
                  n_below == 1 ? "is" : "are", (double)q->min_prob, (double)best_below);
-    else if (rsclip_vecset_count(s->vs) == 0)
+    else if (rsclip__session_vectors(s) == 0)
         snprintf(buf, sizeof buf, "%s holds no tiles yet", s->path);
     else if (al->active && q->has_bbox && al->n_bbox == 0)
         explain_box(s, "the bbox", q->bbox, buf, sizeof buf);
@@ -218,7 +226,7 @@ char *rsclip__query_explain_empty(rsclip_session *s, const rsclip_query *q,
         explain_filters(q, al, buf, sizeof buf);
     else
         snprintf(buf, sizeof buf, "none of the %zu tiles searched has an embedding (%d found)",
-                 al->active ? al->n : rsclip_vecset_count(s->vs), n_hits);
+                 al->active ? al->n : rsclip__session_vectors(s), n_hits);
     return strdup(buf);
 }
 

@@ -10,11 +10,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct rsclip_session {
-    char *path;
-    rsclip_index *idx;
+/* One index file of the session's set (the file itself, or a part of a sharded folder). */
+typedef struct rsclip__part {
+    rsclip_index *idx; /* owned by the set */
+    const char *path;
     rsclip_index_info info;
     rsclip_vecset *vs;
+} rsclip__part;
+
+struct rsclip_session {
+    char *path;
+    rsclip_index_set *set;
+    int n_parts;
+    rsclip__part *parts;
+    rsclip_index_info info; /* over all parts (rsclip_index_set_info) */
     int have_calibration;
     float logit_scale, logit_bias;
     rsclip_session_params params;
@@ -42,8 +51,22 @@ int rsclip__cmp_i64(const void *a, const void *b);
 /* RSCLIP_ERR_NOT_FOUND ("no such scene") when the index has no scene scene_id. */
 int rsclip__query_check_scene(rsclip_session *s, int64_t scene_id);
 
-/* The allow list of q's filters (al->ids: rsclip_free). */
-int rsclip__query_build_allow(rsclip_session *s, const rsclip_query *q, rsclip__allow_list *al);
+/* The allow list of q's filters over one part (al->ids: rsclip_free). */
+int rsclip__query_build_allow(rsclip_session *s, int part, const rsclip_query *q,
+                              rsclip__allow_list *al);
+
+/* Vectors in the session (all parts). */
+size_t rsclip__session_vectors(const rsclip_session *s);
+
+/* query.c, for the search (query_search.c): the query vector of q (text, tile, point or image),
+ * normalised: out [dim]; texts through the template; the model loaded on first need (towers:
+ * RSCLIP_MODEL_* bits, 0 = any); SigLIP's probability of a cosine; the clock of the timing log. */
+int rsclip__query_vector(rsclip_session *s, const rsclip_query *q, float *out);
+int rsclip__embed_texts(rsclip_session *s, const char *tmpl, const char *const *texts, int n,
+                        float *out);
+int rsclip__need_model(rsclip_session *s, int towers);
+float rsclip__prob_of(const rsclip_session *s, float cosine);
+double rsclip__now_ms(void);
 
 /* The sentence of rsclip_results.why_empty for a search that found nothing: n_hits tiles
  * ranked, n_below of them under q->min_prob (the best with best_below). NULL on no memory. */
