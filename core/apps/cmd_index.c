@@ -21,6 +21,11 @@ const char app_usage_index[] =
     "  -m MODEL              model folder, base, large or a repo id\n"
     "  -o INDEX              index file (a GeoPackage, e.g. city.gpkg); with --shard a folder\n"
     "  --input-list FILE     read inputs from FILE, one per line ('#' comments)\n" APP_USAGE_TILING
+    "  --datetime T          acquisition time of every input (ISO 8601: 2021-05-27T11:21Z,\n"
+    "                        2021-05-27, or an interval 2021-05-01/2021-05-31); default from\n"
+    "                        STAC items, then the rasters' metadata, then --datetime-from-name\n"
+    "  --datetime-from-name P  time from the file name: sentinel2, landsat, or a pattern with\n"
+    "                        named groups (?<year>..)(?<month>..)(?<day>..)[(?<hour>..)...]\n"
     "  --force               re-index scenes even when unchanged\n"
     "  --prune               first drop the scenes whose files are gone (local paths);\n"
     "                        with no INPUT (and no -m) only prune\n"
@@ -151,20 +156,33 @@ typedef struct index_args {
 } index_args;
 
 static int parse_args(int argc, char **argv, index_args *a, progress_state *ps) {
-    enum { O_INPUT_LIST = 1000, O_FORCE, O_BATCH, O_PRECISION, O_PRUNE, O_SHARD, O_PLAN };
-    static const struct option longopts[] = {{"model", required_argument, NULL, 'm'},
-                                             {"output", required_argument, NULL, 'o'},
-                                             {"input-list", required_argument, NULL, O_INPUT_LIST},
-                                             APP_TILING_LONGOPTS,
-                                             {"force", no_argument, NULL, O_FORCE},
-                                             {"prune", no_argument, NULL, O_PRUNE},
-                                             {"shard", required_argument, NULL, O_SHARD},
-                                             {"plan", required_argument, NULL, O_PLAN},
-                                             {"batch", required_argument, NULL, O_BATCH},
-                                             {"precision", required_argument, NULL, O_PRECISION},
-                                             {"threads", required_argument, NULL, 'j'},
-                                             {"quiet", no_argument, NULL, 'q'},
-                                             {NULL, 0, NULL, 0}};
+    enum {
+        O_INPUT_LIST = 1000,
+        O_FORCE,
+        O_BATCH,
+        O_PRECISION,
+        O_PRUNE,
+        O_SHARD,
+        O_PLAN,
+        O_DATETIME,
+        O_DATETIME_NAME
+    };
+    static const struct option longopts[] = {
+        {"model", required_argument, NULL, 'm'},
+        {"output", required_argument, NULL, 'o'},
+        {"input-list", required_argument, NULL, O_INPUT_LIST},
+        APP_TILING_LONGOPTS,
+        {"force", no_argument, NULL, O_FORCE},
+        {"prune", no_argument, NULL, O_PRUNE},
+        {"shard", required_argument, NULL, O_SHARD},
+        {"plan", required_argument, NULL, O_PLAN},
+        {"datetime", required_argument, NULL, O_DATETIME},
+        {"datetime-from-name", required_argument, NULL, O_DATETIME_NAME},
+        {"batch", required_argument, NULL, O_BATCH},
+        {"precision", required_argument, NULL, O_PRECISION},
+        {"threads", required_argument, NULL, 'j'},
+        {"quiet", no_argument, NULL, 'q'},
+        {NULL, 0, NULL, 0}};
     const char *shard = NULL;
     int ch, rc;
     opterr = 0;
@@ -207,6 +225,18 @@ static int parse_args(int argc, char **argv, index_args *a, progress_state *ps) 
             break;
         case O_PLAN:
             a->plan_file = optarg;
+            break;
+        case O_DATETIME: {
+            rsclip_time t;
+            if (rsclip_time_parse(optarg, &t) != RSCLIP_OK)
+                return app_usage_error("index", "--datetime: %s", rsclip_last_error());
+            a->ip.datetime = optarg;
+            break;
+        }
+        case O_DATETIME_NAME:
+            if (rsclip_time_pattern_check(optarg) != RSCLIP_OK)
+                return app_usage_error("index", "--datetime-from-name: %s", rsclip_last_error());
+            a->ip.datetime_from_name = optarg;
             break;
         case APP_O_STRIDE:
         case APP_O_BANDS:

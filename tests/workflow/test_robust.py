@@ -28,6 +28,9 @@ FIX = os.environ.get("RSCLIP_FIXTURES", os.path.join(SRC, "tests", "fixtures"))
 MODEL = os.path.join(FIX, "siglip-tiny")
 SAMPLES = os.path.join(SRC, "samples")
 
+# the schema this rsclip writes (core/include/rsclip/index.h RSCLIP_INDEX_SCHEMA_VERSION)
+CURRENT_SCHEMA = "3"
+
 failures = []
 
 
@@ -436,12 +439,12 @@ def group_migrate(tmp):
           "a failed upgrade leaves schema 1 and every tile: %s" % (schema_of(copy),))
     # a search upgrades a writable file and answers
     p = run(["search", copy, "lake", "-k", "3"], check_rc=0)
-    check(schema_of(copy) == ("2", "ok") and tiles_of(copy) == before,
+    check(schema_of(copy) == (CURRENT_SCHEMA, "ok") and tiles_of(copy) == before,
           "search upgraded it in place, tiles and vectors unchanged")
     # indexing the same scenes: unchanged, but the one cut with stride 128 is re-indexed
     p = run(["index", "-m", MODEL, "-o", v1] + paths)
     check(p.returncode == 0, "index over the old file: %s" % p.stderr)
-    check(schema_of(v1) == ("2", "ok"), "upgraded to schema 2")
+    check(schema_of(v1) == (CURRENT_SCHEMA, "ok"), "upgraded to the current schema")
     db = sqlite3.connect(v1)
     check(db.execute("PRAGMA foreign_key_check").fetchall() == [], "foreign keys intact")
     db.close()

@@ -70,7 +70,7 @@ extern "C" {
 #endif
 
 /* Schema version written by this library (the highest sql/NNN_*.sql file). */
-#define RSCLIP_INDEX_SCHEMA_VERSION 2
+#define RSCLIP_INDEX_SCHEMA_VERSION 3
 /* How long a call waits for another connection's lock before failing with RSCLIP_ERR_DB. */
 #define RSCLIP_INDEX_BUSY_TIMEOUT_MS 30000
 
@@ -181,8 +181,14 @@ typedef struct rsclip_scene_info {
     int tile_size, stride; /* the tile grid, in grid pixels */
     int src_width, src_height, src_bands; /* the source raster; the grid (width, height) differs
                                              from it after resampling to a gsd */
-    int georef;             /* rsclip_georef (rsclip/tiler.h) the footprints were made with */
-    double gsd;             /* metres per grid pixel (0 = unknown) */
+    int georef; /* rsclip_georef (rsclip/tiler.h) the footprints were made with */
+    double gsd; /* metres per grid pixel (0 = unknown) */
+    /* Schema 3 (NULL when unknown; not part of the scene's identity): when it was taken, ISO
+     * 8601 UTC (rsclip/time.h): an instant in datetime, or an interval in start_datetime and
+     * end_datetime (end exclusive); datetime_source is "stac", "option", "metadata" or "name".
+     * stac_*: the STAC item, collection and asset key the scene was read from. */
+    const char *datetime, *start_datetime, *end_datetime, *datetime_source;
+    const char *stac_item, *stac_collection, *stac_asset;
     int status;             /* output: RSCLIP_SCENE_INDEXING / RSCLIP_SCENE_COMPLETE */
     int64_t tiles_stored;   /* output: tiles in the index */
     int64_t tiles_skipped;  /* output: as given to rsclip_index_complete_scene */
@@ -210,6 +216,11 @@ int rsclip_index_begin_scene(rsclip_index *idx, const rsclip_scene_info *scene, 
 /* Mark a scene complete (indexed_at = now) and record how many windows the caller skipped
  * (no data). */
 int rsclip_index_complete_scene(rsclip_index *idx, int64_t scene_id, int64_t tiles_skipped);
+
+/* Replace a scene's time and STAC fields (scene->datetime .. stac_asset; NULL clears) without
+ * touching its tiles: they are not part of its identity. NOT_FOUND if absent. */
+int rsclip_index_set_scene_time(rsclip_index *idx, int64_t scene_id,
+                                const rsclip_scene_info *scene);
 
 /* Delete a scene with its tiles and embeddings (one transaction). NOT_FOUND if absent. */
 int rsclip_index_delete_scene(rsclip_index *idx, int64_t scene_id);

@@ -22,5 +22,6 @@
 #include "rsclip/search.h"
 #include "rsclip/tiler.h"
 #include "rsclip/plan.h"
+#include "rsclip/time.h"
 
 #endif

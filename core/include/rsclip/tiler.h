@@ -216,6 +216,13 @@ typedef struct rsclip_raster_info {
     int mask_flags;         /* GDAL mask flags of the first selected band (0x01 ALL_VALID, 0x02
                                PER_DATASET, 0x04 ALPHA, 0x08 NODATA); 0x01 after MASK_NONE */
     rsclip_fingerprint fingerprint;
+    /* The acquisition time the raster's metadata carries (GDAL metadata, .aux.xml sidecars
+     * included: IMAGERY ACQUISITIONDATETIME, ACQUISITIONDATETIME, DATE_ACQUIRED (+
+     * SCENE_CENTER_TIME), SENSING_TIME, DATATAKE_1_DATATAKE_SENSING_START, PRODUCT_START_TIME,
+     * ACQUISITION_DATE, DATETIME, TIFFTAG_DATETIME, in that order), as ISO 8601 UTC
+     * (rsclip_time_format), with the key it came from; "" when none parses. */
+    char datetime[64];
+    char datetime_key[64];
     int tile_size, stride;
     int tiles_x, tiles_y;
     int64_t n_tiles; /* tiles_x * tiles_y */

@@ -38,6 +38,7 @@ void rsclip__msg_free(msg *m) {
     free(m->bands);
     free(m->scaling);
     free(m->settings);
+    for (int k = 0; k < 7; k++) free(m->time[k]);
     free(m->error);
     free(m->note);
     free(m);
@@ -158,6 +159,10 @@ static int on_message(writer *w, msg *m) {
     switch (m->kind) {
     case MSG_SCENE_SKIP:
         w->rep.scenes_unchanged++;
+        break;
+    case MSG_SCENE_TIME:
+        w->rep.scenes_unchanged++;
+        r = rsclip_index_set_scene_time(w->idx, m->scene_id, &m->scene);
         break;
     case MSG_SCENE_FAIL:
         scene_failed(w, m->scene_no, m->path, m->error);
@@ -282,7 +287,8 @@ static int run_pipeline(const char *index_path, const idx_job *jobs, int n_jobs,
             continue;
         }
         fatal = on_message(&w, m);
-        if (!fatal && p.progress && m->kind != MSG_SCENE_FAIL && m->kind != MSG_SCENE_SKIP)
+        if (!fatal && p.progress && m->kind != MSG_SCENE_FAIL && m->kind != MSG_SCENE_SKIP &&
+            m->kind != MSG_SCENE_TIME)
             fatal = report_progress(&w, m, t0);
         if (fatal) atomic_store(&pl.stop, 1);
         rsclip__msg_free(m);
@@ -429,12 +435,30 @@ int rsclip_indexer_run(const char *index_path, const char *const *paths, int n_p
     if (report) memset(report, 0, sizeof *report);
     if (!index_path || (n_paths > 0 && !paths) || n_paths < 0)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "indexer: no index or inputs");
+    rsclip_input *in = calloc((size_t)(n_paths ? n_paths : 1), sizeof *in);
+    if (!in) return rsclip__error(RSCLIP_ERR_NOMEM, "indexer: out of memory");
+    for (int i = 0; i < n_paths; i++) in[i].path = paths[i];
+    int rc = rsclip_indexer_run_inputs(index_path, in, n_paths, params, report);
+    free(in);
+    return rc;
+}
+
+int rsclip_indexer_run_inputs(const char *index_path, const rsclip_input *inputs, int n_inputs,
+                              const rsclip_indexer_params *params, rsclip_indexer_report *report) {
+    if (report) memset(report, 0, sizeof *report);
+    if (!index_path || (n_inputs > 0 && !inputs) || n_inputs < 0)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "indexer: no index or inputs");
     rsclip_indexer_params p = params ? *params : rsclip_indexer_default_params();
     p.tiler.tile_size = 0; /* from the model */
-    idx_job *jobs = calloc((size_t)(n_paths ? n_paths : 1), sizeof *jobs);
+    idx_job *jobs = calloc((size_t)(n_inputs ? n_inputs : 1), sizeof *jobs);
     if (!jobs) return rsclip__error(RSCLIP_ERR_NOMEM, "indexer: out of memory");
-    for (int i = 0; i < n_paths; i++) jobs[i] = (idx_job){paths[i], 0, -1, 0, 0, -1, 0, 0};
-    int rc = index_jobs(index_path, jobs, n_paths, &p, NULL, report);
+    for (int i = 0; i < n_inputs; i++) {
+        const rsclip_input *in = &inputs[i];
+        jobs[i] = (idx_job){
+            in->path,      0, -1, 0, 0, -1, 0, 0, in->datetime, in->stac_item, in->stac_collection,
+            in->stac_asset};
+    }
+    int rc = index_jobs(index_path, jobs, n_inputs, &p, NULL, report);
     free(jobs);
     return rc;
 }
@@ -468,7 +492,18 @@ int rsclip_indexer_run_plan(const char *index_path, const rsclip_plan *plan, int
         if (b > sc->n_tiles) b = sc->n_tiles;
         if (a >= b) continue;
         idx_job *j = &jobs[n++];
-        *j = (idx_job){sc->path, a, b, 0, 0, sc->file_size, sc->mtime_ns, sc->n_tiles};
+        *j = (idx_job){sc->path,
+                       a,
+                       b,
+                       0,
+                       0,
+                       sc->file_size,
+                       sc->mtime_ns,
+                       sc->n_tiles,
+                       sc->datetime,
+                       sc->stac_item,
+                       sc->stac_collection,
+                       sc->stac_asset};
         if (shard_count > 0) {
             j->scene_id = sc->ordinal + 1;
             j->first_fid = sc->first_tile + 1;
