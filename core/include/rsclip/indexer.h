@@ -63,6 +63,8 @@ typedef struct rsclip_indexer_params {
     int batch;                 /* tiles per encoder batch; default 8 */
     int n_threads;             /* encoder threads; 0 = all cores */
     int precision;             /* rsclip_precision (rsclip/model.h); 0 = auto */
+    const char *device;        /* where the encoder runs: NULL or "cpu" (default), "cuda",
+                                  "cuda:N" (rsclip_device_parse; a GPU wants batch 128-256) */
     rsclip_indexer_progress_fn progress;
     rsclip_indexer_error_fn on_error;
     void *user;
