@@ -52,12 +52,13 @@ extern "C" {
 char *rsclip_prompt_format(const char *tmpl, const char *text);
 
 typedef struct rsclip_session_params {
-    const char *model;  /* model folder / name / repo id; NULL: the one recorded in the index */
-    int n_threads;      /* encoder and scan threads; 0 = all cores */
-    int use_cache;      /* map (and rebuild when stale) INDEX.rsvec; default 1. With 0 the
-                           vectors are read from the index on every open */
-    int precision;      /* text encoder's rsclip_precision (rsclip/model.h); 0 = auto */
-    const char *device; /* text encoder's device: NULL or "cpu" (default), "cuda", "cuda:N" */
+    const char *model; /* model folder / name / repo id; NULL: the one recorded in the index */
+    int n_threads;     /* encoder and scan threads; 0 = all cores */
+    int use_cache;     /* map (and rebuild when stale) INDEX.rsvec; default 1. With 0 the
+                          vectors are read from the index on every open */
+    int precision;     /* text encoder's rsclip_precision (rsclip/model.h); 0 = auto */
+    /* Text encoder's device: NULL or "cpu" (default), "cuda", "cuda:N" (rsclip_device_parse). */
+    const char *device;
 } rsclip_session_params;
 
 rsclip_session_params rsclip_session_default_params(void);
