@@ -12,7 +12,10 @@ set(RSCLIP_CUDA_GENCODE
     CACHE STRING "nvcc -gencode flags of the CUDA encoder")
 
 set(RSCLIP_HAVE_CUDA OFF)
-if(NOT RSCLIP_CUDA STREQUAL "OFF")
+if(RSCLIP_CUDA STREQUAL "AUTO" AND (RSCLIP_SANITIZE OR RSCLIP_FUZZ))
+    # sanitizer and fuzzer builds test the C code; nvcc objects would only slow them down
+    message(STATUS "rsclip: CUDA encoder OFF in sanitizer/fuzzer builds (RSCLIP_CUDA=ON forces it)")
+elseif(NOT RSCLIP_CUDA STREQUAL "OFF")
     if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS /usr/local/cuda/bin/nvcc)
         set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
     endif()
@@ -39,6 +42,9 @@ if(NOT RSCLIP_CUDA STREQUAL "OFF")
         # "90a" spelling in 3.28).
         set(CMAKE_CUDA_ARCHITECTURES OFF)
         enable_language(CUDA)
+        # Programs that link librsclip.a link with their own C/C++ driver (gcc), not nvcc: the
+        # CUDA objects need no device link, and the library names cudart and cuBLAS itself.
+        set(CMAKE_CUDA_LINKER_PREFERENCE_PROPAGATES OFF)
         set(CMAKE_CUDA_STANDARD 17)
         set(CMAKE_CUDA_STANDARD_REQUIRED ON)
         message(STATUS "rsclip: CUDA encoder ON (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, "
@@ -48,6 +54,6 @@ if(NOT RSCLIP_CUDA STREQUAL "OFF")
     else()
         message(STATUS "rsclip: CUDA encoder OFF: ${_why}")
     endif()
-else()
+elseif(RSCLIP_CUDA STREQUAL "OFF")
     message(STATUS "rsclip: CUDA encoder OFF (RSCLIP_CUDA=OFF)")
 endif()

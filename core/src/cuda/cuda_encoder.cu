@@ -287,8 +287,8 @@ int setup(rsclip__cuda *c, int device, rsclip_precision precision) {
         RC_CUDA(cudaEventCreateWithFlags(&c->ev_read[i], cudaEventDisableTiming), "event");
         RC_CUDA(cudaEventCreateWithFlags(&c->ev_out[i], cudaEventDisableTiming), "event");
     }
+    c->g_ready = 1; /* gemm_ctx_free undoes a partial init too */
     TRY(gemm_ctx_init(&c->g, c->stream, c->act));
-    c->g_ready = 1;
     return alloc_buffers(c);
 }
 
