@@ -8,7 +8,9 @@
  *  - F32 on the GPU against transformers' reference tensors of both fixtures (siglip-tiny F32,
  *    siglip-tiny-f16) within 1e-5 (max |a - b| / max |b|), as test_model_reference does on the
  *    CPU: vision/text last hidden states, image/text embeddings, logits; also with max_batch 2 and
- *    4 (chunked, the double-buffered image path) and texts and images interleaved;
+ *    4 (chunked, the double-buffered image path) and texts and images interleaved; the text tower
+ *    with its fused short-sequence attention and with the cuBLAS products
+ *    (RSCLIP_CUDA_ATTENTION=gemm);
  *  - BF16 (the GPU's AUTO): every embedding within cosine 0.999 of the CPU's F32 one;
  *  - a generated model with real head width (hd 64, D 128, 256 tokens, 2 layers): GPU F32 within
  *    1e-5 of the CPU F32 encoder, GPU BF16 within cosine 0.999;
@@ -145,6 +147,18 @@ static void test_fixture(const char *fixture, const rsclip_st_file *px_ref) {
         check_ref(ref, "text_embeds", "text_embeds", txt);
         rsclip_encoder_free(e);
     }
+    /* the text tower's attention through the cuBLAS products instead of the fused kernel */
+    setenv("RSCLIP_CUDA_ATTENTION", "gemm", 1);
+    rsclip_encoder *eg = gpu_encoder(m, RSCLIP_PRECISION_F32, 16);
+    unsetenv("RSCLIP_CUDA_ATTENTION");
+    float *txt_g = malloc(sizeof(float) * 12 * E);
+    REQUIRE(txt_g);
+    CHECK_OK(rsclip_encode_texts(eg, 12, ids, txt_g, tlh));
+    check_ref(ref, "text_last_hidden_state", "text_last_hidden (cuBLAS attention)", tlh);
+    check_ref(ref, "text_embeds", "text_embeds (cuBLAS attention)", txt_g);
+    free(txt_g);
+    rsclip_encoder_free(eg);
+
     float logits[6 * 12];
     for (int i = 0; i < 6; i++)
         for (int j = 0; j < 12; j++)

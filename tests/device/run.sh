@@ -5,20 +5,22 @@
 #   1. build the model-only library with the CUDA encoder (RSCLIP_MODEL_ONLY, RSCLIP_CUDA=ON,
 #      sm_90a + compute_90 PTX; RSCLIP_CUDA_GENCODE overrides), tests and the encoder benchmark
 #   2. test_cuda on the GPU: f32 parity with the fixtures (<= 1e-5), bf16 cosine >= 0.999 to f32
-#   3. the model-only CPU tests (the same build must pass them there too)
-#   4. rsclip_bench_encoder --device cuda: base (256 px) and large with random weights, batch 256
-#      images (bf16; f32 too for base), texts at batch 1 (a text query's latency) and 256
-#   5. bench_transformers.py: SiglipVisionModel bf16 eager and SDPA at the same shapes and batch,
-#      SiglipTextModel batch 1, and the GPU's bf16 matmul rate
-#   6. summary.md: the figures side by side
+#   3. rsclip_bench_encoder --device cuda, base (256 px) with random weights, batch 256 images
+#      (bf16 and f32), texts at batch 1 (a text query's latency) and 256
+#   4. bench_transformers.py: SiglipVisionModel bf16 eager and SDPA at the base and large shapes,
+#      same batch, SiglipTextModel batch 1, and the GPU's bf16 matmul rate
+#   5. rsclip_bench_encoder --device cuda, large (bf16)
+#   6. the model-only CPU tests (the same build must pass them there too)
+#   7. summary.md: the figures side by side
 #
 #   tests/device/run.sh OUTDIR          (OUTDIR gets run.log, build.log, test_cuda.log,
 #                                        ctest_cpu.log, bench_rsclip.txt, bench_transformers.txt,
 #                                        summary.md: 7 files; the build goes to
 #                                        $RSCLIP_DEVICE_BUILD, default /tmp/rsclip-device-build)
 #
-# Every step has its own time limit and a failed step does not stop the later ones; the exit
-# status is 0 only when every step passed.
+# Every step has its own time limit, all of them together RSCLIP_DEVICE_BUDGET seconds (default
+# 540: the whole run, summary included, ends inside a 10-minute call); a failed step does not stop
+# the later ones; the exit status is 0 only when every step passed.
 set -euo pipefail
 out=${1:?usage: tests/device/run.sh OUTDIR}
 mkdir -p "$out"
@@ -30,6 +32,7 @@ jobs=$(nproc 2>/dev/null || echo 8)
 py=${RSCLIP_DEVICE_PYTHON:-python3}
 exec > >(tee -a "$out/run.log") 2>&1
 t_start=$(date +%s)
+deadline=$((t_start + ${RSCLIP_DEVICE_BUDGET:-540} - 15)) # 15 s kept for the summary
 failed=""
 
 # step NAME LIMIT_SECONDS LOGFILE CMD...: run with a time limit, log to LOGFILE (and run.log).
@@ -38,6 +41,14 @@ step() {
     shift 3
     local t0 rc
     t0=$(date +%s)
+    local left=$((deadline - t0))
+    if [ "$left" -lt 10 ]; then
+        echo "=== $name: SKIPPED (the run's time budget is spent)"
+        failed="$failed $name"
+        echo "$name skipped 0s" >>"$out/steps.txt.tmp"
+        return 0
+    fi
+    [ "$limit" -gt "$left" ] && limit=$left
     echo "=== $name (limit ${limit}s) $(date -u +%H:%M:%S)"
     set +e
     timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$logf"
@@ -68,7 +79,7 @@ nvcc_path=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
 gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
 gencode=${RSCLIP_CUDA_GENCODE:-"-gencode=arch=compute_90a,code=sm_90a;-gencode=arch=compute_90,code=compute_90"}
-step build 300 "$out/build.log" bash -c "
+step build 240 "$out/build.log" bash -c "
     cmake -S '$src' -B '$bd' ${gen[*]} -DCMAKE_BUILD_TYPE=Release -DRSCLIP_MODEL_ONLY=ON \
           -DRSCLIP_CUDA=ON -DCMAKE_CUDA_COMPILER='$nvcc_path' -DRSCLIP_CUDA_GENCODE='$gencode' \
           -DRSCLIP_BENCH=ON -DRSCLIP_SHARED=OFF -DBUILD_TESTING=ON &&
@@ -76,33 +87,38 @@ step build 300 "$out/build.log" bash -c "
 
 if [ -x "$bd/tests/cuda/test_cuda" ]; then
     # 2. the GPU tests (exit 77 = skipped would be a failure here: this machine has a GPU)
-    step test_cuda 180 "$out/test_cuda.log" env RSCLIP_FIXTURES="$src/tests/fixtures" \
+    step test_cuda 120 "$out/test_cuda.log" env RSCLIP_FIXTURES="$src/tests/fixtures" \
         "$bd/tests/cuda/test_cuda"
-    # 3. the CPU tests of the model-only build (Python oracles and slow ones left out)
-    step ctest_cpu 240 "$out/ctest_cpu.log" ctest --test-dir "$bd" --output-on-failure \
-        -j"$jobs" -LE 'slow|cuda' -E 'oracle|pillow'
 else
     echo "no test_cuda binary: the build failed (see build.log)"
-    failed="$failed test_cuda ctest_cpu"
+    failed="$failed test_cuda"
 fi
 
-# 4. rsclip on the GPU
-if [ -x "$bd/tests/bench/rsclip_bench_encoder" ]; then
+# 3. rsclip on the GPU (base), 4. transformers, same GPU, same run, 5. rsclip (large): in this
+# order so that a short budget still leaves a comparison
+bench=$bd/tests/bench/rsclip_bench_encoder
+if [ -x "$bench" ]; then
     mkdir -p "$work"
-    step bench_rsclip_base 200 "$out/bench_rsclip.txt" "$bd/tests/bench/rsclip_bench_encoder" \
-        --workdir "$work" --device cuda --models base-256 --precision bf16,f32 --batches 256 \
-        --text-batches 1,256 --min-time 2
-    step bench_rsclip_large 240 "$out/bench_rsclip.txt" "$bd/tests/bench/rsclip_bench_encoder" \
-        --workdir "$work" --device cuda --models large --precision bf16 --batches 256 \
-        --text-batches 1,256 --min-time 2
+    step bench_rsclip_base 150 "$out/bench_rsclip.txt" "$bench" --workdir "$work" --device cuda \
+        --models base-256 --precision bf16,f32 --batches 256 --text-batches 1,256 --min-time 2
+else
+    failed="$failed bench_rsclip"
+fi
+step bench_transformers 180 "$out/bench_transformers.txt" "$py" \
+    "$src/tests/device/bench_transformers.py" --models base-256,large --batch 256 --iters 10
+if [ -x "$bench" ]; then
+    step bench_rsclip_large 180 "$out/bench_rsclip.txt" "$bench" --workdir "$work" --device cuda \
+        --models large --precision bf16 --batches 256 --text-batches 1,256 --min-time 2
     rm -rf "$work" # GB of random checkpoints
 fi
 
-# 5. the transformers anchor, same GPU, same run
-step bench_transformers 240 "$out/bench_transformers.txt" "$py" \
-    "$src/tests/device/bench_transformers.py" --models base-256,large --batch 256 --iters 10
+# 6. the CPU tests of the model-only build (Python oracles and slow ones left out)
+if [ -x "$bd/tests/cuda/test_cuda" ]; then
+    step ctest_cpu 120 "$out/ctest_cpu.log" ctest --test-dir "$bd" --output-on-failure \
+        -j"$jobs" -LE 'slow|cuda' -E 'oracle|pillow'
+fi
 
-# 6. summary
+# 7. summary
 "$py" "$src/tests/device/summarize.py" "$out" >"$out/summary.md" 2>>"$out/run.log" ||
     echo "summary failed (see run.log)"
 rm -f "$out/steps.txt.tmp"

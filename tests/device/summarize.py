@@ -31,7 +31,8 @@ def main():
     for s in steps:
         if s.strip():
             name, rc, el = s.split()
-            p(f"| {name} | {'ok' if rc == '0' else 'FAILED ' + rc} | {el} |")
+            state = "ok" if rc == "0" else "skipped (time)" if rc == "skipped" else "FAILED " + rc
+            p(f"| {name} | {state} | {el} |")
     log = read(out, "run.log")
     gpu = re.search(r"^name, driver_version.*\n(.*)$", log, re.M)
     p(f"\nGPU: {gpu.group(1) if gpu else '?'}")

@@ -83,8 +83,9 @@ int gemm_ctx_init(gemm_ctx *g, cudaStream_t stream, dtype act);
 void gemm_ctx_free(gemm_ctx *g);
 
 /* y[rows, L.n] (+)= epi(x[rows, L.k] W^T + b); x: act type, row stride ldx; y: y_t, row stride
- * ldy; accumulate: y += ... (beta = 1). GELU_BIAS falls back to BIAS + gelu_tanh when cuBLASLt
- * offers no algorithm for it (or when g->gelu_epilogue is 0). */
+ * ldy; accumulate: y += ... (beta = 1). Where cuBLASLt offers no algorithm with the fused
+ * epilogue (or g->gelu_epilogue is 0 for GELU), the epilogue runs as own kernels after a plain
+ * GEMM: GELU_BIAS -> BIAS + gelu_tanh -> DEFAULT + add_bias + gelu_tanh. */
 int linear(gemm_ctx *g, int rows, const void *x, int ldx, const dlinear &L, void *y, int ldy,
            dtype y_t, int epi, int accumulate);
 
@@ -113,8 +114,16 @@ int layernorm(cudaStream_t s, dtype out_t, void *out, const float *x, const floa
               const float *b, int rows, int d, float eps);
 /* P [rows, n] (act) = softmax of each row of S [rows, n] (f32); P may be S when act is f32. */
 int softmax_rows(cudaStream_t s, dtype act, void *P, const float *S, int rows, int n);
+/* y [rows, n] (row stride ldy) += b [n], both of type t */
+int add_bias(cudaStream_t s, dtype t, void *y, int ldy, const void *b, int rows, int n);
 /* x [n] (act) = gelu_tanh(x), in place */
 int gelu_tanh(cudaStream_t s, dtype act, void *x, size_t n);
+/* ao = softmax(q k^T * scale) v for n items of T tokens in one launch (qkv: act [n*T, 3D]; ao:
+ * act [n*T, D]), for short sequences: attention_small_fits(T, D, H) says when (T <= 128, head
+ * width <= 128, K and V of a head within 48 KiB of shared memory). */
+int attention_small_fits(int T, int D, int H);
+int attention_small(cudaStream_t s, dtype act, void *ao, const void *qkv, int n, int T, int D,
+                    int H, float scale);
 /* MAP head pooling: pa [n, D] (act), per (item, head): softmax over the T tokens of k_j . q_h,
  * then the weighted sum of v_j. kv: act [n*T, 2D] (k | v); q: f32 [D], already scaled. */
 int map_pool(cudaStream_t s, dtype act, void *pa, const void *kv, const float *q, int n, int T,

@@ -37,7 +37,8 @@ struct gemm_plan {
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t la, lb, ld;
     cublasLtMatmulAlgo_t algo;
-    int gelu_separate; /* GELU asked for, run as BIAS + gelu_tanh */
+    int gelu_separate; /* GELU asked for, run as gelu_tanh after the GEMM */
+    int bias_separate; /* no bias epilogue available: add_bias after the GEMM */
     int valid;
 };
 
@@ -122,6 +123,10 @@ int plan_build(gemm_ctx *g, const plan_key &k, gemm_plan *p) {
         p->gelu_separate = k.epi == EPI_GELU_BIAS;
         rc = find_algo(g, p, CUBLASLT_EPILOGUE_BIAS, &found);
     }
+    if (rc == RSCLIP_OK && !found) {
+        p->bias_separate = 1;
+        rc = find_algo(g, p, CUBLASLT_EPILOGUE_DEFAULT, &found);
+    }
     if (rc == RSCLIP_OK && !found)
         rc = rsclip__error(RSCLIP_ERR_UNSUPPORTED,
                            "cuBLASLt has no algorithm for a %d x %d x %d %s GEMM on this device",
@@ -192,13 +197,18 @@ int linear(gemm_ctx *g, int rows, const void *x, int ldx, const dlinear &L, void
     gemm_plan *p;
     int rc = plan_get(g, k, &p);
     if (rc != RSCLIP_OK) return rc;
-    RC_LT(
-        cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &L.b, sizeof(L.b)),
-        "matmul bias");
+    if (!p->bias_separate)
+        RC_LT(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &L.b,
+                                             sizeof(L.b)),
+              "matmul bias");
     const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
     RC_LT(cublasLtMatmul(g->lt, p->op, &alpha, L.w, p->la, x, p->lb, &beta, y, p->ld, y, p->ld,
                          &p->algo, g->workspace, g->workspace_bytes, g->stream),
           "cublasLtMatmul");
+    if (p->bias_separate) {
+        int rc2 = add_bias(g->stream, y_t, y, ldy, L.b, rows, L.n);
+        if (rc2 != RSCLIP_OK) return rc2;
+    }
     if (p->gelu_separate) {
         if (ldy != L.n) return rsclip__error(RSCLIP_ERR_INTERNAL, "cuda: GELU on a strided output");
         return gelu_tanh(g->stream, y_t, y, (size_t)rows * L.n);

@@ -143,6 +143,14 @@ template <typename TP> __global__ void softmax_k(TP *P, const float *S, int rows
     for (int i = lane; i < n; i += 32) pr[i] = from_f<TP>(expf(sr[i] - mx) * inv);
 }
 
+template <typename T> __global__ void add_bias_k(T *y, int ldy, const T *b, int rows, int n) {
+    const size_t total = (size_t)rows * n;
+    GRID_STRIDE(e, total) {
+        T *p = y + (e / n) * ldy + e % n;
+        *p = from_f<T>(to_f<T>(*p) + to_f<T>(b[e % n]));
+    }
+}
+
 template <typename T> __global__ void gelu_k(T *x, size_t n) {
     const float k_beta = 0.7978845608028654f; /* sqrt(2 / pi) */
     const float k_kappa = 0.044715f;
@@ -187,7 +195,98 @@ __global__ void map_pool_k(T *pa, const T *kv, const float *q, int Tn, int D, in
     }
 }
 
+/* Self-attention of short sequences (text: 64 tokens) in one launch: block (item, head) stages
+ * the head's K (rows padded by one float: no bank conflicts) and V in shared memory as float and
+ * each warp takes query rows in turn: scores (up to 4 per lane), softmax by warp reductions, then
+ * o = p V with each lane owning head columns lane, lane + 32, ... Same arithmetic as the CPU's
+ * attention_block_c (scale applied to the dot products, max subtracted, 1/sum last). */
+template <typename T>
+__global__ void attention_small_k(T *ao, const T *qkv, int Tn, int D, int H, float scale) {
+    extern __shared__ float sm[];
+    const int item = blockIdx.x / H, h = blockIdx.x % H, hd = D / H;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, n_warps = blockDim.x >> 5;
+    const size_t ld = 3 * (size_t)D;
+    const T *base = qkv + (size_t)item * Tn * ld + (size_t)h * hd;
+    float *Ks = sm, *Vs = Ks + (size_t)Tn * (hd + 1), *Qs = Vs + (size_t)Tn * hd + warp * hd;
+    for (int e = threadIdx.x; e < Tn * hd; e += blockDim.x) {
+        const int j = e / hd, d = e % hd;
+        Ks[j * (hd + 1) + d] = to_f<T>(base[(size_t)j * ld + D + d]);
+        Vs[j * hd + d] = to_f<T>(base[(size_t)j * ld + 2 * D + d]);
+    }
+    __syncthreads();
+    for (int i = warp; i < Tn; i += n_warps) {
+        for (int d = lane; d < hd; d += 32) Qs[d] = to_f<T>(base[(size_t)i * ld + d]);
+        __syncwarp();
+        float s[4], mx = -INFINITY;
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            const int j = lane + 32 * c;
+            float v = -INFINITY;
+            if (j < Tn) {
+                float acc = 0.0f;
+                for (int d = 0; d < hd; d++) acc += Qs[d] * Ks[j * (hd + 1) + d];
+                v = acc * scale;
+            }
+            s[c] = v;
+            mx = fmaxf(mx, v);
+        }
+        mx = warp_max(mx);
+        float sum = 0.0f;
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            const float e = lane + 32 * c < Tn ? expf(s[c] - mx) : 0.0f;
+            s[c] = e;
+            sum += e;
+        }
+        const float inv = 1.0f / warp_sum(sum);
+        float o[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            for (int src = 0; src < 32; src++) {
+                const int j = src + 32 * c;
+                if (j >= Tn) break; /* the same for every lane */
+                const float p = __shfl_sync(0xffffffffu, s[c], src);
+#pragma unroll
+                for (int k = 0; k < 4; k++) {
+                    const int d = lane + 32 * k;
+                    if (d < hd) o[k] += p * Vs[j * hd + d];
+                }
+            }
+        }
+        T *out = ao + ((size_t)item * Tn + i) * D + (size_t)h * hd;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const int d = lane + 32 * k;
+            if (d < hd) out[d] = from_f<T>(o[k] * inv);
+        }
+        __syncwarp(); /* Qs is rewritten for the warp's next row */
+    }
+}
+
+size_t attention_small_smem(int T, int D, int H) {
+    const size_t hd = (size_t)(D / H);
+    return sizeof(float) * ((size_t)T * (hd + 1) + (size_t)T * hd + (kThreads / 32) * hd);
+}
+
 } // namespace
+
+int attention_small_fits(int T, int D, int H) {
+    return T <= 128 && D / H <= 128 && attention_small_smem(T, D, H) <= 48 * 1024;
+}
+
+int attention_small(cudaStream_t s, dtype act, void *ao, const void *qkv, int n, int T, int D,
+                    int H, float scale) {
+    const size_t smem = attention_small_smem(T, D, H);
+    const unsigned blocks = (unsigned)(n * H);
+    if (act == DT_F32)
+        attention_small_k<float>
+            <<<blocks, kThreads, smem, s>>>((float *)ao, (const float *)qkv, T, D, H, scale);
+    else
+        attention_small_k<__nv_bfloat16><<<blocks, kThreads, smem, s>>>(
+            (__nv_bfloat16 *)ao, (const __nv_bfloat16 *)qkv, T, D, H, scale);
+    RC_LAUNCH("attention_small");
+    return RSCLIP_OK;
+}
 
 int im2col(cudaStream_t s, dtype act, void *patches, const float *pixels, int n, int C, int S,
            int P) {
@@ -235,6 +334,18 @@ int softmax_rows(cudaStream_t s, dtype act, void *P, const float *S, int rows, i
         softmax_k<__nv_bfloat16>
             <<<grid_rows(rows), kThreads, 0, s>>>((__nv_bfloat16 *)P, S, rows, n);
     RC_LAUNCH("softmax");
+    return RSCLIP_OK;
+}
+
+int add_bias(cudaStream_t s, dtype t, void *y, int ldy, const void *b, int rows, int n) {
+    const size_t total = (size_t)rows * n;
+    if (t == DT_F32)
+        add_bias_k<float>
+            <<<grid_for(total), kThreads, 0, s>>>((float *)y, ldy, (const float *)b, rows, n);
+    else
+        add_bias_k<__nv_bfloat16><<<grid_for(total), kThreads, 0, s>>>(
+            (__nv_bfloat16 *)y, ldy, (const __nv_bfloat16 *)b, rows, n);
+    RC_LAUNCH("add_bias");
     return RSCLIP_OK;
 }
 
