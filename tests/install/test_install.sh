@@ -25,10 +25,12 @@ done
 shared=0
 if [ -e "$libdir/librsclip.so" ]; then
     shared=1
-    if nm -D --defined-only "$libdir/librsclip.so" | grep -q ' rsclip__'; then
+    # (the symbol list in a variable: grep -q closing a pipe early would fail nm under pipefail)
+    syms=$(nm -D --defined-only "$libdir/librsclip.so")
+    if grep -q ' rsclip__' <<<"$syms"; then
         echo "FAIL: librsclip.so exports library-private rsclip__ symbols"; exit 1
     fi
-    nm -D --defined-only "$libdir/librsclip.so" | grep -q ' rsclip_model_load$' ||
+    grep -q ' rsclip_model_load$' <<<"$syms" ||
         { echo "FAIL: librsclip.so does not export rsclip_model_load"; exit 1; }
 fi
 expect="embedding of 32 floats"
