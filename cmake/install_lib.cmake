@@ -73,6 +73,10 @@ set(RSCLIP_CFG_MODEL_ONLY ${RSCLIP_MODEL_ONLY})
 set(RSCLIP_CFG_OPENBLAS ${RSCLIP_HAVE_OPENBLAS})
 set(RSCLIP_CFG_CUDA ${RSCLIP_HAVE_CUDA})
 set(RSCLIP_CFG_SHARED ${RSCLIP_SHARED})
+set(RSCLIP_CFG_CUDA_ROOT "")
+if(RSCLIP_HAVE_CUDA)
+    get_filename_component(RSCLIP_CFG_CUDA_ROOT "${CUDAToolkit_BIN_DIR}" DIRECTORY)
+endif()
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/rsclipConfig.cmake.in
     ${CMAKE_CURRENT_BINARY_DIR}/rsclipConfig.cmake INSTALL_DESTINATION ${RSCLIP_CMAKE_DIR})
 write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/rsclipConfigVersion.cmake

@@ -82,7 +82,7 @@ gencode=${RSCLIP_CUDA_GENCODE:-"-gencode=arch=compute_90a,code=sm_90a;-gencode=a
 step build 240 "$out/build.log" bash -c "
     cmake -S '$src' -B '$bd' ${gen[*]} -DCMAKE_BUILD_TYPE=Release -DRSCLIP_MODEL_ONLY=ON \
           -DRSCLIP_CUDA=ON -DCMAKE_CUDA_COMPILER='$nvcc_path' -DRSCLIP_CUDA_GENCODE='$gencode' \
-          -DRSCLIP_BENCH=ON -DRSCLIP_SHARED=OFF -DBUILD_TESTING=ON &&
+          -DRSCLIP_BENCH=ON -DBUILD_TESTING=ON &&
     cmake --build '$bd' -j$jobs"
 
 if [ -x "$bd/tests/cuda/test_cuda" ]; then
@@ -124,4 +124,7 @@ fi
 rm -f "$out/steps.txt.tmp"
 cat "$out/summary.md" 2>/dev/null || true
 echo "== total $(($(date +%s) - t_start)) s; failed steps:${failed:- none}"
-[ -z "$failed" ]
+rc=0
+[ -z "$failed" ] || rc=1
+sleep 1 # let tee write the end of run.log
+exit $rc
