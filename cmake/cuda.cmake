@@ -12,7 +12,12 @@ set(RSCLIP_CUDA_GENCODE
     CACHE STRING "nvcc -gencode flags of the CUDA encoder")
 
 set(RSCLIP_HAVE_CUDA OFF)
-if(RSCLIP_CUDA STREQUAL "AUTO" AND (RSCLIP_SANITIZE OR RSCLIP_FUZZ))
+if(NOT RSCLIP_CUDA STREQUAL "OFF" AND CMAKE_VERSION VERSION_LESS 3.18)
+    if(RSCLIP_CUDA STREQUAL "ON")
+        message(FATAL_ERROR "RSCLIP_CUDA=ON needs CMake >= 3.18 (this is ${CMAKE_VERSION})")
+    endif()
+    message(STATUS "rsclip: CUDA encoder OFF: CMake ${CMAKE_VERSION} < 3.18")
+elseif(RSCLIP_CUDA STREQUAL "AUTO" AND (RSCLIP_SANITIZE OR RSCLIP_FUZZ))
     # sanitizer and fuzzer builds test the C code; nvcc objects would only slow them down
     message(STATUS "rsclip: CUDA encoder OFF in sanitizer/fuzzer builds (RSCLIP_CUDA=ON forces it)")
 elseif(NOT RSCLIP_CUDA STREQUAL "OFF")

@@ -65,7 +65,12 @@ step() {
 }
 
 echo "== rsclip device run: $(date -u) on $(hostname)"
-echo "source: $src ($(git -C "$src" rev-parse --short HEAD 2>/dev/null || cat "$src/tests/device/COMMIT" 2>/dev/null || echo 'commit unknown'))"
+# (the copy on a device machine may have no .git: the sources' checksum identifies them then)
+sum=$(cd "$src" && find CMakeLists.txt cmake core tests/cuda tests/bench tests/device -type f \
+      \( -name '*.[ch]' -o -name '*.cu' -o -name '*.cuh' -o -name '*.txt' -o -name '*.cmake' \
+      -o -name '*.in' -o -name '*.py' -o -name '*.sh' \) -not -path '*/node_modules/*' -print0 |
+      sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12)
+echo "source: $src (commit $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown), sources sha256 $sum)"
 { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv || true
   command -v nvcc && nvcc --version | tail -2 || echo "nvcc not on PATH"
   cmake --version | head -1 || true

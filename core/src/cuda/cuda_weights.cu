@@ -147,7 +147,7 @@ int tower_upload(const rsclip_model *m, int vision, dtype act, dtower *t) {
     memset(t, 0, sizeof(*t));
     t->n_layers = ti->layers;
     t->layers = (dlayer *)calloc((size_t)ti->layers, sizeof(dlayer));
-    float *map_q = vision ? (float *)malloc(sizeof(float) * (size_t)ti->hidden) : NULL;
+    float *map_q = vision ? (float *)calloc((size_t)ti->hidden, sizeof(float)) : NULL;
     if (!t->layers || (vision && !map_q)) {
         free(map_q);
         tower_free(t);
