@@ -15,7 +15,8 @@
  * Images are fed in chunks of max_batch through two pinned staging buffers: the host copies the
  * next chunk into one (and an upload stream sends it) while the GPU encodes the previous one, and
  * each chunk's embeddings come back while the next one runs. Device buffers are allocated at
- * creation for max_batch items; the attention scores of as many items at a time as fit ~1 GiB.
+ * creation for max_batch items; the attention scores of as many items at a time as fit in a
+ * sixteenth of the free device memory (256 MiB .. 4 GiB).
  */
 #include "cuda/cuda_common.cuh"
 
@@ -230,11 +231,18 @@ int alloc_buffers(rsclip__cuda *c) {
         RD > ((size_t)1 << 40) / 3)
         return rsclip__error(RSCLIP_ERR_NOMEM, "cuda: buffers for max_batch %d overflow",
                              c->max_batch);
-    /* attention scores: one item of the larger tower at least, ~1 GiB (S + P), max_batch at most */
+    /* attention scores (S + P): one item of the larger tower at least, max_batch at most, in
+     * between a sixteenth of the free device memory, clamped to 256 MiB .. 4 GiB */
     const size_t need_v = (size_t)mi->vision.heads * Tv * Tv,
                  need_t = (size_t)mi->text.heads * Tt * Tt;
     const size_t need = need_v > need_t ? need_v : need_t;
-    size_t items = ((size_t)1 << 30) / (need * (4 + (c->act == DT_F32 ? 0 : es)));
+    size_t free_b = 0, total_b = 0, budget = (size_t)1 << 30;
+    if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) {
+        budget = free_b / 16;
+        if (budget < ((size_t)256 << 20)) budget = (size_t)256 << 20;
+        if (budget > ((size_t)4 << 30)) budget = (size_t)4 << 30;
+    }
+    size_t items = budget / (need * (4 + (c->act == DT_F32 ? 0 : es)));
     if (items < 1) items = 1;
     if (items > B) items = B;
     c->s_elems = items * need;
