@@ -110,6 +110,11 @@ int app_bad_option(const char *cmd, int ch, char **argv);
 /* Parse a positive int option value; 0 on success, APP_USAGE after printing an error. */
 int app_parse_int(const char *cmd, const char *opt, const char *s, int min, int max, int *out);
 
+/* --device: "cpu", "cuda" or "cuda:N" into *out; 0, or APP_USAGE after printing an error. */
+int app_parse_device(const char *cmd, const char *s, rsclip_device *out);
+/* Encoder batch when --device names a GPU and --batch is not given. */
+#define APP_GPU_BATCH 256
+
 /* Resolve -m (rsclip_hub_resolve) and load the model; prints the error and returns APP_ERROR. */
 int app_load_model(const char *name, rsclip_model **out);
 

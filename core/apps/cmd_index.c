@@ -29,9 +29,10 @@ const char app_usage_index[] =
     "  --force               re-index scenes even when unchanged\n"
     "  --prune               first drop the scenes whose files are gone (local paths);\n"
     "                        with no INPUT (and no -m) only prune\n"
-    "  --batch N             tiles per encoder batch (default 8)\n"
+    "  --batch N             tiles per encoder batch (default 8; 256 on a GPU)\n"
     "  -j N                  encoder threads (default: all cores)\n"
     "  --precision P         auto (default: bf16 where the CPU has AVX512_BF16), f32, bf16\n"
+    "  --device D            cpu (default), cuda or cuda:N: encode on that NVIDIA GPU\n"
     "  -q                    quiet: no progress\n"
     "\n"
     "Sharded indexing (array jobs; see README \"Scale out\"):\n"
@@ -165,7 +166,8 @@ static int parse_args(int argc, char **argv, index_args *a, progress_state *ps) 
         O_SHARD,
         O_PLAN,
         O_DATETIME,
-        O_DATETIME_NAME
+        O_DATETIME_NAME,
+        O_DEVICE
     };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'},
@@ -180,11 +182,13 @@ static int parse_args(int argc, char **argv, index_args *a, progress_state *ps) 
         {"datetime-from-name", required_argument, NULL, O_DATETIME_NAME},
         {"batch", required_argument, NULL, O_BATCH},
         {"precision", required_argument, NULL, O_PRECISION},
+        {"device", required_argument, NULL, O_DEVICE},
         {"threads", required_argument, NULL, 'j'},
         {"quiet", no_argument, NULL, 'q'},
         {NULL, 0, NULL, 0}};
     const char *shard = NULL;
-    int ch, rc;
+    int ch, rc, batch_given = 0;
+    rsclip_device dev = {RSCLIP_DEVICE_CPU, 0};
     opterr = 0;
     optind = 1;
     while ((ch = getopt_long(argc, argv, ":m:o:j:q", longopts, NULL)) != -1) {
@@ -203,6 +207,7 @@ static int parse_args(int argc, char **argv, index_args *a, progress_state *ps) 
             break;
         case O_BATCH:
             if (app_parse_int("index", "--batch", optarg, 1, 256, &a->ip.batch)) return APP_USAGE;
+            batch_given = 1;
             break;
         case O_PRECISION: {
             rsclip_precision pr;
@@ -211,6 +216,10 @@ static int parse_args(int argc, char **argv, index_args *a, progress_state *ps) 
             a->ip.precision = (int)pr;
             break;
         }
+        case O_DEVICE:
+            if (app_parse_device("index", optarg, &dev)) return APP_USAGE;
+            a->ip.device = optarg;
+            break;
         case O_INPUT_LIST:
             a->list = optarg;
             break;
@@ -252,6 +261,7 @@ static int parse_args(int argc, char **argv, index_args *a, progress_state *ps) 
             return app_bad_option("index", ch, argv);
         }
     }
+    if (dev.kind != RSCLIP_DEVICE_CPU && !batch_given) a->ip.batch = APP_GPU_BATCH;
     if (!a->index) return app_usage_error("index", "no index file given (-o)");
     if (shard && (rc = app_parse_shard("index", shard, &a->shard_index, &a->shard_count)))
         return rc;

@@ -46,6 +46,7 @@ const char app_usage_search[] =
     "  -m MODEL                model (default: the one the index was built with)\n"
     "  -j N                    threads (default: all cores)\n"
     "  --precision P           text encoder: auto (default), f32, bf16\n"
+    "  --device D              text encoder on cpu (default), cuda or cuda:N (an NVIDIA GPU)\n"
     "  --no-cache              do not use or write the INDEX.rsvec vector cache\n";
 
 /* Parse "a,b" or "a,b,c,d" numbers. */
@@ -110,7 +111,8 @@ enum {
     O_OF,
     O_NLN,
     O_OVERWRITE,
-    O_PRECISION
+    O_PRECISION,
+    O_DEVICE
 };
 
 /* Parse a positive id (--like-tile, --scene); 0 on success. */
@@ -209,6 +211,12 @@ static int parse_option(search_args *a, int ch, char **argv) {
         a->sp.precision = (int)pr;
         return APP_OK;
     }
+    case O_DEVICE: {
+        rsclip_device dev;
+        if (app_parse_device("search", optarg, &dev)) return APP_USAGE;
+        a->sp.device = optarg;
+        return APP_OK;
+    }
     default:
         return app_bad_option("search", ch, argv);
     }
@@ -265,6 +273,7 @@ static int parse_args(search_args *a, int argc, char **argv) {
                                              {"model", required_argument, NULL, 'm'},
                                              {"threads", required_argument, NULL, 'j'},
                                              {"precision", required_argument, NULL, O_PRECISION},
+                                             {"device", required_argument, NULL, O_DEVICE},
                                              {"output", required_argument, NULL, 'o'},
                                              {NULL, 0, NULL, 0}};
     memset(a, 0, sizeof *a);

@@ -27,7 +27,8 @@
  *
  * Threading: one level of parallelism at a time. An encoder runs its GEMMs on its own pool of
  * rsclip_encoder_params.n_threads threads (the caller plus n_threads - 1 workers). To run several
- * encoders at once, give each n_threads = 1.
+ * encoders at once, give each n_threads = 1. An encoder on a GPU (rsclip_encoder_params.device)
+ * owns its CUDA streams and buffers; like any encoder it is used by one thread at a time.
  */
 #ifndef RSCLIP_MODEL_H
 #define RSCLIP_MODEL_H
@@ -140,9 +141,28 @@ typedef enum rsclip_precision {
     RSCLIP_PRECISION_BF16 = 2
 } rsclip_precision;
 
+/* Where an encoder runs (rsclip_encoder_params.device). The zero value is the CPU: a GPU is only
+ * used when a caller asks for one. */
+typedef enum rsclip_device_kind {
+    RSCLIP_DEVICE_CPU = 0,
+    RSCLIP_DEVICE_CUDA = 1 /* an NVIDIA GPU, through the CUDA encoder (builds with RSCLIP_CUDA) */
+} rsclip_device_kind;
+
+typedef struct rsclip_device {
+    rsclip_device_kind kind;
+    int index; /* CUDA device ordinal (cuda:N); 0 for "cuda" */
+} rsclip_device;
+
+/* "cpu", "cuda" (= cuda:0) or "cuda:N" -> *out; RSCLIP_ERR_INVALID_ARG for anything else. Only the
+ * spelling is checked: rsclip_encoder_new says whether this build and machine have the device. */
+int rsclip_device_parse(const char *s, rsclip_device *out);
+/* Usable CUDA devices: RSCLIP_OK with *n (0 when the driver finds none);
+ * RSCLIP_ERR_UNSUPPORTED when this library was built without the CUDA encoder. */
+int rsclip_cuda_device_count(int *n);
+
 typedef struct rsclip_encoder_params {
     int max_batch; /* images or texts per internal batch (arena sized for it); default 8;
-                      <= 0 means the default */
+                      <= 0 means the default. On a GPU use 128-512 */
     int n_threads; /* threads for this encoder's forward passes; default 0 = all cores. The
                       encoder owns one pool of n_threads - 1 workers for its GEMMs (OpenBLAS,
                       where still used, is set to 1 thread then: never two pools at once) */
@@ -152,7 +172,17 @@ typedef struct rsclip_encoder_params {
                      copy of the tower: ~340 MB f32 / ~170 MB bf16 for the base text tower).
                      1: float32 only (precision is ignored), the Linear layers read the model's
                      weights where they are, through OpenBLAS: for a process that encodes a few
-                     texts and exits, e.g. a one-shot search */
+                     texts and exits, e.g. a one-shot search. Builds without OpenBLAS (model-only)
+                     pack the weights anyway */
+    rsclip_device device; /* default (zero): the CPU. RSCLIP_DEVICE_CUDA: the encoder runs on that
+                             GPU: each tower's weights are uploaded once, at its first use (bf16
+                             copies for BF16, f32 for F32), activations live on the GPU; n_threads
+                             and in_place are ignored. Precision there: AUTO = BF16 (bf16 tensor
+                             cores, products summed in f32; cosine >= 0.999 to F32) on compute
+                             capability >= 8.0, else F32; F32 = float32 GEMMs with TF32 off
+                             (within 1e-5 of the reference, as the CPU). Fails with
+                             RSCLIP_ERR_UNSUPPORTED in a build without CUDA and
+                             RSCLIP_ERR_NOT_FOUND when the device does not exist */
 } rsclip_encoder_params;
 
 rsclip_encoder_params rsclip_encoder_default_params(void);
@@ -170,8 +200,10 @@ typedef struct rsclip_encoder rsclip_encoder;
 int rsclip_encoder_new(const rsclip_model *m, const rsclip_encoder_params *params,
                        rsclip_encoder **out);
 void rsclip_encoder_free(rsclip_encoder *e); /* NULL-safe */
-/* The precision this encoder runs (F32 or BF16, never AUTO), after the CPU check. */
+/* The precision this encoder runs (F32 or BF16, never AUTO), after the CPU (or GPU) check. */
 rsclip_precision rsclip_encoder_precision(const rsclip_encoder *e);
+/* Where it runs, for messages: "cpu" or e.g. "cuda:0 (NVIDIA H200)". Owned by the encoder. */
+const char *rsclip_encoder_device_name(const rsclip_encoder *e);
 
 /* Vision tower. pixels: [n, 3, S, S] preprocessed. embeds: [n, embed_dim], unnormalised
  * (get_image_features). last_hidden (may be NULL): [n, n_patches, vision.hidden], the

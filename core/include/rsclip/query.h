@@ -57,6 +57,8 @@ typedef struct rsclip_session_params {
     int use_cache;     /* map (and rebuild when stale) INDEX.rsvec; default 1. With 0 the
                           vectors are read from the index on every open */
     int precision;     /* text encoder's rsclip_precision (rsclip/model.h); 0 = auto */
+    /* Text encoder's device: NULL or "cpu" (default), "cuda", "cuda:N" (rsclip_device_parse). */
+    const char *device;
 } rsclip_session_params;
 
 rsclip_session_params rsclip_session_default_params(void);

@@ -411,7 +411,8 @@ static int index_jobs(const char *index_path, const idx_job *jobs, int n_jobs,
         ep.max_batch = p.batch;
         ep.n_threads = p.n_threads;
         ep.precision = (rsclip_precision)p.precision;
-        rc = rsclip_encoder_new(model, &ep, &enc);
+        if (p.device) rc = rsclip_device_parse(p.device, &ep.device);
+        if (!rc) rc = rsclip_encoder_new(model, &ep, &enc);
     }
     rep.setup_seconds = now_s() - t0;
     if (!rc && n_jobs > 0)

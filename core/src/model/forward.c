@@ -8,16 +8,21 @@
  * All activations live in one arena per encoder, carved in rsclip_encoder_new for max_batch items
  * and touched once there: a forward pass allocates nothing.
  *
+ * An encoder on a CUDA device (rsclip_encoder_params.device) has no arena: it holds the CUDA
+ * encoder (cuda/cuda_encoder.h), which runs this same layer sequence on the GPU, and the entry
+ * points below hand it the checked arguments.
+ *
  * Shapes in comments: R = n * T rows (n items in this chunk, T tokens each), D = hidden,
  * F = MLP width, H = heads, hd = D / H.
  */
 #include "model/model_internal.h"
 
+#include "cuda/cuda_encoder.h"
 #include "gemm/gemm.h"
+#include "model/blas_compat.h"
 
 #include "status/status_internal.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -84,10 +89,11 @@ struct rsclip_encoder {
     float *attn_tmp;  /* per-thread scratch of rsclip__attention_head: n_threads x attn_tmp_n */
     size_t attn_tmp_n;
     /* Pooled vectors, rows = max_batch. */
-    float *pq; /* MAP-head query (probe projection): [D] */
-    float *pa; /* pooled attention output / text pooled tokens: [n, D] */
-    float *pn; /* head layernorm output: [n, D] */
-    float *ph; /* head MLP hidden: [n, F] */
+    float *pq;          /* MAP-head query (probe projection): [D] */
+    float *pa;          /* pooled attention output / text pooled tokens: [n, D] */
+    float *pn;          /* head layernorm output: [n, D] */
+    float *ph;          /* head MLP hidden: [n, F] */
+    rsclip__cuda *cuda; /* set: the encoder runs on this GPU (none of the above is allocated) */
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -401,6 +407,7 @@ static void vision_forward(rsclip_encoder *e, int n, const float *pixels, float 
 
 rsclip_encoder_params rsclip_encoder_default_params(void) {
     rsclip_encoder_params p;
+    memset(&p, 0, sizeof(p)); /* device: the CPU */
     p.max_batch = 8;
     p.n_threads = 0;
     p.precision = RSCLIP_PRECISION_AUTO;
@@ -443,6 +450,10 @@ rsclip_precision rsclip_precision_effective(rsclip_precision p) {
 
 rsclip_precision rsclip_encoder_precision(const rsclip_encoder *e) {
     return e ? e->precision : RSCLIP_PRECISION_F32;
+}
+
+const char *rsclip_encoder_device_name(const rsclip_encoder *e) {
+    return e && e->cuda ? rsclip__cuda_name(e->cuda) : "cpu";
 }
 
 static void tower_pack_free(tower_pack *tp) {
@@ -526,6 +537,27 @@ static int tower_pack_build(rsclip_encoder *e, int vision) {
     return RSCLIP_OK;
 }
 
+/* An encoder that forwards to the CUDA encoder on p->device. */
+static int encoder_new_cuda(const rsclip_model *m, const rsclip_encoder_params *p,
+                            rsclip_encoder **out) {
+    if (p->device.kind != RSCLIP_DEVICE_CUDA || p->device.index < 0)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "encoder_new: unknown device (kind %d, %d)",
+                             (int)p->device.kind, p->device.index);
+    rsclip_encoder *e = calloc(1, sizeof(*e));
+    if (!e) return rsclip__error(RSCLIP_ERR_NOMEM, "encoder_new: out of memory");
+    int rc = rsclip__cuda_new(m, p->device.index, p->max_batch, p->precision, &e->cuda);
+    if (rc != RSCLIP_OK) {
+        free(e);
+        return rc;
+    }
+    e->m = m;
+    e->max_batch = p->max_batch;
+    e->n_threads = 1;
+    e->precision = rsclip__cuda_precision(e->cuda);
+    *out = e;
+    return RSCLIP_OK;
+}
+
 static size_t round16(size_t n) {
     return (n + 15) & ~(size_t)15; /* 16 floats = 64 bytes: every buffer starts aligned */
 }
@@ -546,6 +578,7 @@ int rsclip_encoder_new(const rsclip_model *m, const rsclip_encoder_params *param
         p.precision != RSCLIP_PRECISION_BF16)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "encoder_new: unknown precision %d",
                              (int)p.precision);
+    if (p.device.kind != RSCLIP_DEVICE_CPU) return encoder_new_cuda(m, &p, out);
     if (p.n_threads == 0) {
         long nc = sysconf(_SC_NPROCESSORS_ONLN);
         p.n_threads = nc > 0 ? (nc > 64 ? 64 : (int)nc) : 1;
@@ -602,6 +635,9 @@ int rsclip_encoder_new(const rsclip_model *m, const rsclip_encoder_params *param
     e->precision = p.in_place ? RSCLIP_PRECISION_F32 : rsclip_precision_effective(p.precision);
     e->use_gemm =
         !p.in_place && (e->precision == RSCLIP_PRECISION_BF16 || rsclip__gemm_cpu_has_avx512f());
+#if !defined(RSCLIP_HAVE_OPENBLAS)
+    e->use_gemm = 1; /* no OpenBLAS in this build: rsclip's kernels run every Linear layer */
+#endif
     if (e->use_gemm) {
         int rc = rsclip__gemm_ctx_new(p.n_threads, &e->g);
         if (rc != RSCLIP_OK) {
@@ -625,6 +661,7 @@ int rsclip_encoder_new(const rsclip_model *m, const rsclip_encoder_params *param
 
 void rsclip_encoder_free(rsclip_encoder *e) {
     if (!e) return;
+    rsclip__cuda_free(e->cuda);
     tower_pack_free(&e->text_pack);
     tower_pack_free(&e->vision_pack);
     rsclip__gemm_ctx_free(e->g);
@@ -647,6 +684,7 @@ int rsclip_encode_images(rsclip_encoder *e, int n, const float *pixels, float *e
     const rsclip_model_info *mi = &e->m->info;
     const size_t per_img = (size_t)e->m->channels * mi->image_size * mi->image_size;
     const size_t per_hidden = (size_t)mi->n_patches * mi->vision.hidden;
+    if (e->cuda) return rsclip__cuda_encode_images(e->cuda, n, pixels, embeds, last_hidden);
     int rc = tower_pack_build(e, 1);
     if (rc != RSCLIP_OK) return rc;
     set_threads(e);
@@ -675,6 +713,7 @@ int rsclip_encode_texts(rsclip_encoder *e, int n, const int32_t *ids, float *emb
                                  i / T, i % T, (int)ids[i], mi->vocab_size);
     }
     const size_t per_hidden = T * mi->text.hidden;
+    if (e->cuda) return rsclip__cuda_encode_texts(e->cuda, n, ids, embeds, last_hidden);
     int rc = tower_pack_build(e, 0);
     if (rc != RSCLIP_OK) return rc;
     set_threads(e);

@@ -243,9 +243,12 @@ static int new_encoder(rsclip_session *s) {
     ep.max_batch = s->batch_hint < 1 ? 1 : s->batch_hint > 4 ? 4 : s->batch_hint;
     ep.n_threads = s->params.n_threads;
     ep.precision = (rsclip_precision)s->params.precision;
-    ep.in_place =
-        s->n_encodes == 0 && rsclip_precision_effective(ep.precision) == RSCLIP_PRECISION_F32;
-    int rc = rsclip_encoder_new(s->model, &ep, &s->enc);
+    int rc = s->params.device ? rsclip_device_parse(s->params.device, &ep.device) : RSCLIP_OK;
+    if (rc) return rc;
+    /* in place is a CPU matter: a GPU encoder is made once and kept */
+    ep.in_place = ep.device.kind == RSCLIP_DEVICE_CPU && s->n_encodes == 0 &&
+                  rsclip_precision_effective(ep.precision) == RSCLIP_PRECISION_F32;
+    rc = rsclip_encoder_new(s->model, &ep, &s->enc);
     if (rc) return rc;
     s->in_place = ep.in_place;
     rsclip__log(RSCLIP_LOG_INFO, "search timing: encoder setup %.1f ms (%s%s)",
