@@ -20,7 +20,10 @@ const char app_usage_index[] =
     "\n"
     "  -m MODEL              model folder, base, large or a repo id\n"
     "  -o INDEX              index file (a GeoPackage, e.g. city.gpkg); with --shard a folder\n"
-    "  --input-list FILE     read inputs from FILE, one per line ('#' comments)\n" APP_USAGE_TILING
+    "  --input-list FILE     read inputs from FILE, one per line ('#' comments)\n"
+    "  --asset KEY           STAC inputs (.json: Item, ItemCollection, Catalog, Collection):\n"
+    "                        the asset to index (default: visual, else the first raster "
+    "asset)\n" APP_USAGE_TILING
     "  --datetime T          acquisition time of every input (ISO 8601: 2021-05-27T11:21Z,\n"
     "                        2021-05-27, or an interval 2021-05-01/2021-05-31); default from\n"
     "                        STAC items, then the rasters' metadata, then --datetime-from-name\n"
@@ -152,7 +155,7 @@ static int part_path(const char *folder, int index, int count, char *out, size_t
 
 typedef struct index_args {
     rsclip_indexer_params ip;
-    const char *index, *list, *plan_file;
+    const char *index, *list, *plan_file, *asset;
     int prune, shard_index, shard_count; /* shard_count 0: not sharded */
 } index_args;
 
@@ -167,7 +170,8 @@ static int parse_args(int argc, char **argv, index_args *a, progress_state *ps) 
         O_PLAN,
         O_DATETIME,
         O_DATETIME_NAME,
-        O_DEVICE
+        O_DEVICE,
+        O_ASSET
     };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'},
@@ -183,6 +187,7 @@ static int parse_args(int argc, char **argv, index_args *a, progress_state *ps) 
         {"batch", required_argument, NULL, O_BATCH},
         {"precision", required_argument, NULL, O_PRECISION},
         {"device", required_argument, NULL, O_DEVICE},
+        {"asset", required_argument, NULL, O_ASSET},
         {"threads", required_argument, NULL, 'j'},
         {"quiet", no_argument, NULL, 'q'},
         {NULL, 0, NULL, 0}};
@@ -216,6 +221,9 @@ static int parse_args(int argc, char **argv, index_args *a, progress_state *ps) 
             a->ip.precision = (int)pr;
             break;
         }
+        case O_ASSET:
+            a->asset = optarg;
+            break;
         case O_DEVICE:
             if (app_parse_device("index", optarg, &dev)) return APP_USAGE;
             a->ip.device = optarg;
@@ -274,7 +282,7 @@ static int parse_args(int argc, char **argv, index_args *a, progress_state *ps) 
 
 /* Sharded (or planned) indexing: the plan from the plan file (only this worker's share) or from
  * the inputs (every worker opens every header: fine for small jobs). */
-static int run_plan(index_args *a, progress_state *ps, char **paths, int n_paths) {
+static int run_plan(index_args *a, progress_state *ps, const rsclip_input *inputs, int n_inputs) {
     rsclip_plan *plan = NULL;
     int rc;
     if (a->plan_file)
@@ -286,7 +294,7 @@ static int run_plan(index_args *a, progress_state *ps, char **paths, int n_paths
         tp.tile_size = rsclip_model_get_info(m)->image_size;
         rsclip_model_free(m);
         /* an input that cannot be opened is named here and left out of the split */
-        rc = rsclip_plan_make((const char *const *)paths, n_paths, &tp, on_error, ps, &plan);
+        rc = rsclip_plan_make_inputs(inputs, n_inputs, &tp, on_error, ps, &plan);
     }
     if (rc) return app_fail();
     char part[4096];
@@ -333,26 +341,26 @@ int cmd_index(int argc, char **argv) {
     if (a.plan_file) return run_plan(&a, &ps, NULL, 0);
 
     /* A missing input or an unreadable folder fails that input only (on_error counts it). */
-    char **paths = NULL;
-    int n_paths = 0;
-    if (rsclip_inputs_expand_ex((const char *const *)argv + optind, argc - optind, a.list, on_error,
-                                &ps, &paths, &n_paths) != RSCLIP_OK)
-        return app_fail();
+    rsclip_input *in = NULL;
+    int n_in = 0;
+    if ((rc = app_gather_inputs((const char *const *)argv + optind, argc - optind, a.list, a.asset,
+                                on_error, &ps, &in, &n_in)) != APP_OK)
+        return rc;
     int input_failures = ps.failed;
-    if (n_paths == 0) {
-        rsclip_inputs_free(paths, n_paths);
+    if (n_in == 0) {
+        rsclip_stac_free(in, n_in);
         return app_error(input_failures ? "none of the inputs could be read"
                                         : "no rasters found in the inputs");
     }
     if (a.shard_count) {
-        rc = run_plan(&a, &ps, paths, n_paths);
-        rsclip_inputs_free(paths, n_paths);
+        rc = run_plan(&a, &ps, in, n_in);
+        rsclip_stac_free(in, n_in);
         return rc;
     }
     rsclip_indexer_report rep;
-    rc = rsclip_indexer_run(a.index, (const char *const *)paths, n_paths, &a.ip, &rep);
+    rc = rsclip_indexer_run_inputs(a.index, in, n_in, &a.ip, &rep);
     if (ps.tty && !ps.quiet) fputc('\n', stderr);
-    rsclip_inputs_free(paths, n_paths);
+    rsclip_stac_free(in, n_in);
     if (rc != RSCLIP_OK) return app_fail();
     return finish(a.index, &ps, rep, input_failures);
 }

@@ -34,11 +34,12 @@ int main(void) {
     check_span("2021-05-27T11:21:21.024Z", "2021-05-27T11:21:21.024Z");
     check_span("1969-12-31T23:59:59Z", "1969-12-31T23:59:59Z");
     /* periods and intervals */
-    check_span("2020", "2020-01-01T00:00:00Z/2021-01-01T00:00:00Z");
-    check_span("2020-02", "2020-02-01T00:00:00Z/2020-03-01T00:00:00Z");
-    check_span("2020-12-31", "2020-12-31T00:00:00Z/2021-01-01T00:00:00Z");
-    check_span("2019/2023", "2019-01-01T00:00:00Z/2024-01-01T00:00:00Z");
-    check_span("../2020", "../2021-01-01T00:00:00Z");
+    check_span("2020", "2020-01-01T00:00:00Z/2020-12-31T23:59:59.999Z");
+    check_span("2020-02", "2020-02-01T00:00:00Z/2020-02-29T23:59:59.999Z");
+    check_span("2020-12-31", "2020-12-31T00:00:00Z/2020-12-31T23:59:59.999Z");
+    check_span("2019/2023", "2019-01-01T00:00:00Z/2023-12-31T23:59:59.999Z");
+    check_span("2019-01-01T00:00:00Z/2019-12-31T23:59:59Z", "2019-01-01T00:00:00Z/2019-12-31T23:59:59Z");
+    check_span("../2020", "../2020-12-31T23:59:59.999Z");
     check_span("2019/..", "2019-01-01T00:00:00Z/..");
     /* refused */
     rsclip_time t;
@@ -80,7 +81,7 @@ int main(void) {
     CHECK(t.start_ms == ms("2021-05-27T11:21:21Z") && t.end_ms == t.start_ms);
     CHECK(rsclip_time_from_name("LC08_L2SP_023036_20200905_20200918_02_T1_SR_B4.TIF", "landsat",
                                 &t) == 1);
-    CHECK(t.start_ms == ms("2020-09-05") && t.end_ms - t.start_ms == 86400000LL);
+    CHECK(t.start_ms == ms("2020-09-05") && t.end_ms - t.start_ms == 86400000LL - 1);
     CHECK(rsclip_time_from_name("/x/other.tif", "landsat", &t) == 0);
     CHECK(rsclip_time_from_name("ortho_2014-08.tif", "_(?P<year>\\d{4})-(?P<month>\\d\\d)", &t) ==
           1);

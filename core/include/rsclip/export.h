@@ -71,6 +71,9 @@ typedef struct rsclip_hit {
     int has_lonlat;       /* 0: a scene indexed in pixel coordinates: lon/lat NaN, no footprint;
                              corners are then in pixels (x right, y down) */
     double corners[8];    /* window corners in the scene CRS: UL, UR, LR, LL */
+    const char *datetime; /* when the scene was taken (rsclip/time.h text: an instant, or
+                             "start/end"), NULL if unknown (borrowed) */
+    const char *stac_item, *stac_collection; /* the scene's STAC ids, NULL if not from STAC */
 } rsclip_hit;
 
 typedef struct rsclip_region {

@@ -71,8 +71,8 @@ typedef struct rsclip_indexer_params {
      * updated without re-indexing. */
     const char *datetime;
     const char *datetime_from_name;
-    const char *device;        /* where the encoder runs: NULL or "cpu" (default), "cuda",
-                                  "cuda:N" (rsclip_device_parse; a GPU wants batch 128-256) */
+    const char *device; /* where the encoder runs: NULL or "cpu" (default), "cuda",
+                           "cuda:N" (rsclip_device_parse; a GPU wants batch 128-256) */
     rsclip_indexer_progress_fn progress;
     rsclip_indexer_error_fn on_error;
     void *user;

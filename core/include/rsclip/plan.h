@@ -81,6 +81,23 @@ int rsclip_plan_make_inputs(const rsclip_input *inputs, int n_inputs,
                             void (*on_error)(const char *path, const char *message, void *user),
                             void *user, rsclip_plan **out);
 
+/* Read STAC (1.0.0): an Item, an ItemCollection (e.g. a saved search result) or a static
+ * Catalog/Collection whose "item" and "child" links are followed (relative hrefs resolved against
+ * the document's own href; cycles and the same document twice are read once), local or over
+ * http(s) through GDAL's /vsicurl/. Each item gives one input: the asset asset_key (NULL: "visual"
+ * when the item has it, else its first raster asset whose roles say data or visual, else its
+ * first raster asset; thumbnails and overviews never), with the item's datetime (or
+ * start_datetime/end_datetime), id, collection and asset key. An item or document that cannot be
+ * used (not JSON, wrong type, no such asset, a bad datetime, unreachable) is passed to on_error
+ * (may be NULL) and left out. *items: *n_items inputs in href order (one per href; the order
+ * every worker of an array job computes), freed with rsclip_stac_free. */
+int rsclip_stac_read(const char *href, const char *asset_key,
+                     void (*on_error)(const char *where, const char *message, void *user),
+                     void *user, rsclip_input **items, int *n_items);
+void rsclip_stac_free(rsclip_input *items, int n_items);
+/* 1 if an input names a STAC document (.json / .geojson), else 0. */
+int rsclip_stac_is_name(const char *input);
+
 /* Write the plan (a temporary file in the same folder, then renamed over path). */
 int rsclip_plan_write(const rsclip_plan *p, const char *path);
 

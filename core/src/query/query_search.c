@@ -17,11 +17,19 @@ static int fetch_cb(void *user, size_t n, const int64_t *ids, float *out) {
     return rsclip_index_get_embeddings(user, ids, n, out);
 }
 
-/* Results own one block per hit: scene path and footprint. */
+/* Results own one block per hit: scene path, time and STAC ids, and footprint. */
 typedef struct hit_store {
-    char *scene;
+    char *scene, *datetime, *item, *collection;
     double *footprint;
 } hit_store;
+
+static void store_free(hit_store *st) {
+    free(st->scene);
+    free(st->datetime);
+    free(st->item);
+    free(st->collection);
+    free(st->footprint);
+}
 
 struct results_impl {
     rsclip_results pub;
@@ -32,10 +40,7 @@ struct results_impl {
 void rsclip_results_free(rsclip_results *r) {
     if (!r) return;
     struct results_impl *ri = (struct results_impl *)r;
-    for (int i = 0; i < r->n; i++) {
-        free(ri->store[i].scene);
-        free(ri->store[i].footprint);
-    }
+    for (int i = 0; i < r->n; i++) store_free(&ri->store[i]);
     free(ri->why);
     free(ri->store);
     free(r->hits);
@@ -127,13 +132,18 @@ static int cmp_merged(const void *a, const void *b) {
 
 /* ---- hit details ------------------------------------------------------------------------- */
 
-/* Scene paths by id, fetched once per search. */
-static char *scene_path(rsclip_index *idx, int64_t scene_id) {
-    rsclip_scene_info *si = NULL;
-    if (rsclip_index_get_scene(idx, scene_id, &si) != RSCLIP_OK) return NULL;
-    char *p = strdup(si->path);
-    rsclip_free(si);
-    return p;
+/* A scene's time as one text: the instant, or "start/end". */
+static char *scene_time_text(const rsclip_scene_info *si) {
+    if (si->datetime) return strdup(si->datetime);
+    if (!si->start_datetime || !si->end_datetime) return NULL;
+    size_t n = strlen(si->start_datetime) + strlen(si->end_datetime) + 2;
+    char *t = malloc(n);
+    if (t) snprintf(t, n, "%s/%s", si->start_datetime, si->end_datetime);
+    return t;
+}
+
+static char *dup_opt(const char *s) {
+    return s ? strdup(s) : NULL;
 }
 
 /* The details of the hits mh[0..n_hits) whose probability reaches q->min_prob, ranked, into ri;
@@ -144,8 +154,7 @@ static int fill_hits(rsclip_session *s, const rsclip_query *q, const merged_hit 
     ri->store = calloc((size_t)(n_hits ? n_hits : 1), sizeof *ri->store);
     if (!ri->pub.hits || !ri->store) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     int rc = RSCLIP_OK;
-    int64_t cached_scene = -1;
-    char *cached_path = NULL;
+    rsclip_scene_info *sc = NULL; /* the scene of the previous hit (ids agree over parts) */
     for (int i = 0; i < n_hits && !rc; i++) {
         const rsclip_vecset_hit *vh = &mh[i].h;
         rsclip_index *idx = s->parts[mh[i].part].idx;
@@ -160,17 +169,25 @@ static int fill_hits(rsclip_session *s, const rsclip_query *q, const merged_hit 
         int j = ri->pub.n;
         rsclip_hit *h = &ri->pub.hits[j];
         hit_store *st = &ri->store[j];
-        if (t->scene_id != cached_scene) { /* scene ids agree over the parts of a set */
-            free(cached_path);
-            cached_path = scene_path(idx, t->scene_id);
-            cached_scene = t->scene_id;
+        if (!sc || sc->id != t->scene_id) {
+            rsclip_free(sc);
+            sc = NULL;
+            if ((rc = rsclip_index_get_scene(idx, t->scene_id, &sc))) {
+                rsclip_free(t);
+                break;
+            }
         }
-        st->scene = strdup(cached_path ? cached_path : "");
+        st->scene = strdup(sc->path);
+        st->datetime = scene_time_text(sc);
+        st->item = dup_opt(sc->stac_item);
+        st->collection = dup_opt(sc->stac_collection);
         st->footprint = malloc(sizeof(double) * 2 * (t->n_footprint ? t->n_footprint : 1));
-        if (!st->scene || !st->footprint) {
+        if (!st->scene || !st->footprint || (sc->stac_item && !st->item) ||
+            (sc->stac_collection && !st->collection) ||
+            ((sc->datetime || sc->start_datetime) && !st->datetime)) {
             rsclip_free(t);
-            free(st->scene);
-            free(st->footprint);
+            store_free(st);
+            memset(st, 0, sizeof *st);
             rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
             break;
         }
@@ -198,10 +215,13 @@ static int fill_hits(rsclip_session *s, const rsclip_query *q, const merged_hit 
         memcpy(h->corners, t->corners, sizeof h->corners);
         h->footprint = t->n_footprint ? st->footprint : NULL;
         h->n_footprint = (int)t->n_footprint;
+        h->datetime = st->datetime;
+        h->stac_item = st->item;
+        h->stac_collection = st->collection;
         ri->pub.n = j + 1;
         rsclip_free(t);
     }
-    free(cached_path);
+    rsclip_free(sc);
     return rc;
 }
 

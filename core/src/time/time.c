@@ -101,14 +101,15 @@ static int parse_one(const char *p, const char *end, rsclip_time *t) {
     int64_t day = days_from_civil(y, (unsigned)mo, (unsigned)d);
     t->start_ms =
         day * MS_PER_DAY + ((int64_t)h * 3600 + mi * 60 + s) * 1000 + ms - off_min * 60000;
+    /* a period is closed: it ends one millisecond before the next one starts */
     if (prec == 3) {
         t->end_ms = t->start_ms;
     } else if (prec == 2) {
-        t->end_ms = t->start_ms + MS_PER_DAY;
+        t->end_ms = t->start_ms + MS_PER_DAY - 1;
     } else if (prec == 1) {
-        t->end_ms = (day + days_in_month(y, mo)) * MS_PER_DAY;
+        t->end_ms = (day + days_in_month(y, mo)) * MS_PER_DAY - 1;
     } else {
-        t->end_ms = days_from_civil(y + 1, 1, 1) * MS_PER_DAY;
+        t->end_ms = days_from_civil(y + 1, 1, 1) * MS_PER_DAY - 1;
     }
     return 0;
 }
@@ -130,8 +131,8 @@ int rsclip_time_parse(const char *text, rsclip_time *out) {
         if (!bad && !open_b) bad = parse_one(bs, end, &b);
         if (!bad) {
             out->start_ms = open_a ? INT64_MIN : a.start_ms;
-            out->end_ms = open_b ? INT64_MAX : (b.end_ms > b.start_ms ? b.end_ms : b.start_ms + 1);
-            bad = out->end_ms <= out->start_ms;
+            out->end_ms = open_b ? INT64_MAX : b.end_ms;
+            bad = out->end_ms < out->start_ms;
         }
     }
     if (bad)
@@ -169,11 +170,7 @@ int rsclip_time_format(const rsclip_time *t, char *buf, size_t cap) {
 
 int rsclip_time_overlaps(const rsclip_time *a, const rsclip_time *b) {
     if (!a || !b) return 0;
-    /* a point p is in [s, e) when s <= p < e; two spans meet when each starts before the other
-     * ends; two instants meet when equal */
-    int64_t ae = a->end_ms == a->start_ms ? a->start_ms + 1 : a->end_ms;
-    int64_t be = b->end_ms == b->start_ms ? b->start_ms + 1 : b->end_ms;
-    return a->start_ms < be && b->start_ms < ae;
+    return a->start_ms <= b->end_ms && b->start_ms <= a->end_ms; /* closed spans */
 }
 
 /* ---- file names ------------------------------------------------------------------------------ */
