@@ -30,6 +30,10 @@ const char app_usage_search[] =
     "  --aoi FILE              only tiles whose footprint meets the polygons of FILE (any OGR\n"
     "                          vector format, any CRS)\n"
     "  --scene ID              only tiles of scene ID (see rsclip info)\n"
+    "  --after T, --before T   only scenes taken in that time (ISO 8601: 2019, 2019-06,\n"
+    "                          2019-06-01, 2019-06-01T10:00Z; both periods included); scenes\n"
+    "                          without a time are left out (stderr says how many)\n"
+    "  --latest                only the most recent tile at each place among the hits\n"
     "  --merge                 dissolve touching/overlapping hits into regions (max and mean\n"
     "                          probability, tile count, area in m2)\n"
     "  -of FORMAT              GeoJSON, GPKG, CSV, KML, FlatGeobuf, ESRI Shapefile or any OGR\n"
@@ -112,7 +116,10 @@ enum {
     O_NLN,
     O_OVERWRITE,
     O_PRECISION,
-    O_DEVICE
+    O_DEVICE,
+    O_AFTER,
+    O_BEFORE,
+    O_LATEST
 };
 
 /* Parse a positive id (--like-tile, --scene); 0 on success. */
@@ -204,6 +211,21 @@ static int parse_option(search_args *a, int ch, char **argv) {
     case O_NO_CACHE:
         a->sp.use_cache = 0;
         return APP_OK;
+    case O_AFTER:
+    case O_BEFORE: {
+        rsclip_time t;
+        if (rsclip_time_parse(optarg, &t) != RSCLIP_OK)
+            return app_usage_error("search", "--%s: %s", ch == O_AFTER ? "after" : "before",
+                                   rsclip_last_error());
+        if (ch == O_AFTER)
+            q->after = optarg;
+        else
+            q->before = optarg;
+        return APP_OK;
+    }
+    case O_LATEST:
+        q->latest = 1;
+        return APP_OK;
     case O_PRECISION: {
         rsclip_precision pr;
         if (rsclip_precision_parse(optarg, &pr) != RSCLIP_OK)
@@ -266,6 +288,9 @@ static int parse_args(search_args *a, int argc, char **argv) {
                                              {"like-point", required_argument, NULL, O_LIKE_POINT},
                                              {"like-image", required_argument, NULL, O_LIKE_IMAGE},
                                              {"scene", required_argument, NULL, O_SCENE},
+                                             {"after", required_argument, NULL, O_AFTER},
+                                             {"before", required_argument, NULL, O_BEFORE},
+                                             {"latest", no_argument, NULL, O_LATEST},
                                              {"no-cache", no_argument, NULL, O_NO_CACHE},
                                              {"of", required_argument, NULL, O_OF},
                                              {"nln", required_argument, NULL, O_NLN},
@@ -313,6 +338,7 @@ static int emit(const search_args *a, const rsclip_results *r, const rsclip_regi
                 int n_regions) {
     if (r->n == 0)
         fprintf(stderr, "rsclip: no hits: %s\n", r->why_empty ? r->why_empty : "none found");
+    if (r->note) fprintf(stderr, "rsclip: note: %s\n", r->note);
     if (!a->format && !a->out) {
         if (a->merge)
             print_regions(regions, n_regions);

@@ -106,6 +106,12 @@ typedef struct rsclip_query {
     const char *aoi_wkt;    /* only tiles whose footprint meets this WGS84 (multi)polygon */
     int64_t scene_id;       /* > 0: only this scene (RSCLIP_ERR_NOT_FOUND if the index has no
                                such scene) */
+    /* Time (rsclip/time.h text; NULL: no bound): only scenes whose time meets [after, before],
+     * both periods included ("2019" is all of 2019). A scene without a time is left out when
+     * either is given (rsclip_results.note says how many). */
+    const char *after, *before;
+    int latest; /* 1: among the hits, only the most recent tile at each place (footprints that
+                   overlap: the later scene's tile wins; tiles without a time count as oldest) */
 } rsclip_query;
 
 rsclip_query rsclip_query_default(void);
@@ -119,6 +125,9 @@ typedef struct rsclip_results {
      * no tile; min_prob dropped every hit (with the highest probability found); the index holds
      * no tiles. */
     const char *why_empty;
+    /* A remark on the hits for people (NULL if none), e.g. how many scenes without a time a time
+     * filter left out, or how many hits --latest dropped. */
+    const char *note;
 } rsclip_results;
 
 int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_results **out);

@@ -107,6 +107,86 @@ int rsclip__query_check_scene(rsclip_session *s, int64_t scene_id) {
     return rc;
 }
 
+int rsclip__scene_time(const rsclip_scene_info *si, rsclip_time *t) {
+    rsclip_time a, b;
+    if (si->datetime && rsclip_time_parse(si->datetime, &a) == RSCLIP_OK) {
+        *t = a;
+        return 1;
+    }
+    if (si->start_datetime && si->end_datetime &&
+        rsclip_time_parse(si->start_datetime, &a) == RSCLIP_OK &&
+        rsclip_time_parse(si->end_datetime, &b) == RSCLIP_OK && b.end_ms >= a.start_ms) {
+        t->start_ms = a.start_ms;
+        t->end_ms = b.end_ms;
+        return 1;
+    }
+    rsclip_clear_error(); /* a malformed stored time counts as none */
+    return 0;
+}
+
+int rsclip__query_time_window(const rsclip_query *q, rsclip_time *w) {
+    w->start_ms = INT64_MIN;
+    w->end_ms = INT64_MAX;
+    rsclip_time t;
+    if (q->after) {
+        if (rsclip_time_parse(q->after, &t)) return rsclip__error_prefix("after");
+        w->start_ms = t.start_ms;
+    }
+    if (q->before) {
+        if (rsclip_time_parse(q->before, &t)) return rsclip__error_prefix("before");
+        w->end_ms = t.end_ms;
+    }
+    if (w->end_ms < w->start_ms)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "after %s is later than before %s", q->after,
+                             q->before);
+    return q->after || q->before;
+}
+
+/* The tiles of the part's scenes whose time meets the window (sorted, in *ids). */
+static int time_tiles(rsclip_index *idx, const rsclip_time *win, rsclip__allow_list *al,
+                      int64_t **ids, size_t *n) {
+    int64_t *scenes = NULL, *all = NULL;
+    size_t ns = 0, total = 0;
+    *ids = NULL;
+    *n = 0;
+    int rc = rsclip_index_list_scenes(idx, &scenes, &ns);
+    for (size_t i = 0; i < ns && !rc; i++) {
+        rsclip_scene_info *si = NULL;
+        rsclip_time t;
+        if ((rc = rsclip_index_get_scene(idx, scenes[i], &si))) break;
+        int has = rsclip__scene_time(si, &t);
+        rsclip_free(si);
+        if (!has) {
+            al->n_untimed++;
+            continue;
+        }
+        if (!rsclip_time_overlaps(&t, win)) continue;
+        int64_t *mine = NULL;
+        size_t m = 0;
+        if ((rc = rsclip_index_scene_tiles(idx, scenes[i], &mine, NULL, &m))) break;
+        if (m) {
+            int64_t *na = realloc(all, (total + m) * sizeof *na);
+            if (!na)
+                rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+            else {
+                memcpy(na + total, mine, m * sizeof *mine);
+                all = na;
+                total += m;
+            }
+        }
+        rsclip_free(mine);
+    }
+    rsclip_free(scenes);
+    if (rc) {
+        free(all);
+        return rc;
+    }
+    sort_ids(all, total);
+    *ids = all;
+    *n = total;
+    return RSCLIP_OK;
+}
+
 int rsclip__query_build_allow(rsclip_session *s, int part, const rsclip_query *q,
                               rsclip__allow_list *al) {
     rsclip_index *idx = s->parts[part].idx;
@@ -132,6 +212,23 @@ int rsclip__query_build_allow(rsclip_session *s, int part, const rsclip_query *q
         rc = rsclip_index_scene_tiles(idx, q->scene_id, &mine, NULL, &m);
         if (rc) return rc;
         al->n_scene = m;
+        if (!al->active) {
+            al->active = 1;
+            al->ids = mine;
+            al->n = m;
+        } else {
+            intersect_sorted(al, mine, m);
+            rsclip_free(mine);
+        }
+    }
+    rsclip_time win;
+    int tw = rsclip__query_time_window(q, &win);
+    if (tw < 0) return tw;
+    if (tw) {
+        int64_t *mine = NULL;
+        size_t m = 0;
+        if ((rc = time_tiles(idx, &win, al, &mine, &m))) return rc;
+        al->n_time = m;
         if (!al->active) {
             al->active = 1;
             al->ids = mine;
@@ -222,6 +319,12 @@ char *rsclip__query_explain_empty(rsclip_session *s, const rsclip_query *q,
         snprintf(buf, sizeof buf,
                  "scene %lld has no tiles (not indexed yet, or every window was nodata)",
                  (long long)q->scene_id);
+    else if (al->active && (q->after || q->before) && al->n_time == 0)
+        snprintf(buf, sizeof buf,
+                 "no scene's time meets the time filter (after %s, before %s; %zu scene%s "
+                 "without a time left out)",
+                 q->after ? q->after : "-", q->before ? q->before : "-", al->n_untimed,
+                 al->n_untimed == 1 ? "" : "s");
     else if (al->active && al->n == 0)
         explain_filters(q, al, buf, sizeof buf);
     else

@@ -6,6 +6,7 @@
 #include "rsclip/model.h"
 #include "rsclip/query.h"
 #include "rsclip/search.h"
+#include "rsclip/time.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -42,6 +43,8 @@ typedef struct rsclip__allow_list {
     int64_t *ids;
     size_t n;
     size_t n_bbox, n_aoi, n_scene; /* tiles meeting the bbox / the AOI / of the scene */
+    size_t n_time;                 /* tiles of scenes whose time meets after/before */
+    size_t n_untimed;              /* scenes left out by a time filter for having no time */
     double aoi_env[4];             /* the AOI's envelope: west, south, east, north */
 } rsclip__allow_list;
 
@@ -54,6 +57,19 @@ int rsclip__query_check_scene(rsclip_session *s, int64_t scene_id);
 /* The allow list of q's filters over one part (al->ids: rsclip_free). */
 int rsclip__query_build_allow(rsclip_session *s, int part, const rsclip_query *q,
                               rsclip__allow_list *al);
+
+/* A scene's time (instant or span); 0 when it has none. */
+int rsclip__scene_time(const rsclip_scene_info *si, rsclip_time *t);
+
+/* The time window of q's after/before (open sides INT64_MIN/MAX); 0 when q has neither,
+ * 1 when it has one, a negative status for text that is not a time. */
+int rsclip__query_time_window(const rsclip_query *q, rsclip_time *w);
+
+/* query_time.c: do two hits show the same place (footprints overlapping by a tenth of the
+ * smaller one); keep, of n ranked hits, those no later hit of the same place supersedes, the
+ * first k of them renumbered; *n_dropped: how many were superseded. Returns the count kept. */
+int rsclip__same_place(const rsclip_hit *a, const rsclip_hit *b);
+int rsclip__latest_filter(rsclip_hit *hits, int n, int k, int *n_dropped);
 
 /* Vectors in the session (all parts). */
 size_t rsclip__session_vectors(const rsclip_session *s);

@@ -34,14 +34,17 @@ static void store_free(hit_store *st) {
 struct results_impl {
     rsclip_results pub;
     hit_store *store;
-    char *why; /* pub.why_empty */
+    int n_store; /* filled stores (>= pub.n: --latest keeps fewer hits than it details) */
+    char *why;   /* pub.why_empty */
+    char *note;  /* pub.note */
 };
 
 void rsclip_results_free(rsclip_results *r) {
     if (!r) return;
     struct results_impl *ri = (struct results_impl *)r;
-    for (int i = 0; i < r->n; i++) store_free(&ri->store[i]);
+    for (int i = 0; i < ri->n_store; i++) store_free(&ri->store[i]);
     free(ri->why);
+    free(ri->note);
     free(ri->store);
     free(r->hits);
     free(ri);
@@ -61,6 +64,7 @@ typedef struct part_search {
 typedef struct search_job {
     rsclip_session *s;
     const rsclip_query *q;
+    int k;           /* hits per part: q->k, more for --latest */
     const float *qv; /* [1 + n_negatives, dim] */
     part_search *ps;
     int threads_per_part;
@@ -75,7 +79,7 @@ static void search_part(search_job *j, int p) {
     if (!rc && (!ps->al.active || ps->al.n > 0) && s->parts[p].vs &&
         rsclip_vecset_count(s->parts[p].vs) > 0) {
         rsclip_search_params sp = rsclip_search_default_params();
-        sp.k = q->k;
+        sp.k = j->k;
         sp.n_threads = j->threads_per_part;
         sp.negatives = q->n_negatives ? j->qv + s->info.embed_dim : NULL;
         sp.n_negatives = q->n_negatives;
@@ -219,6 +223,7 @@ static int fill_hits(rsclip_session *s, const rsclip_query *q, const merged_hit 
         h->stac_item = st->item;
         h->stac_collection = st->collection;
         ri->pub.n = j + 1;
+        ri->n_store = j + 1;
         rsclip_free(t);
     }
     rsclip_free(sc);
@@ -226,6 +231,27 @@ static int fill_hits(rsclip_session *s, const rsclip_query *q, const merged_hit 
 }
 
 /* ---- the search ---------------------------------------------------------------------------- */
+
+/* rsclip_results.note: what the time filter left out, what --latest dropped. */
+static int make_note(const rsclip_session *s, const rsclip_query *q, const part_search *ps,
+                     int n_latest, struct results_impl *ri) {
+    size_t untimed = 0;
+    for (int p = 0; p < s->n_parts; p++) untimed += ps[p].al.n_untimed;
+    char buf[512];
+    int n = 0;
+    buf[0] = 0;
+    if ((q->after || q->before) && untimed)
+        n += snprintf(buf, sizeof buf, "%zu scene%s without a time %s left out by the time filter",
+                      untimed, untimed == 1 ? "" : "s", untimed == 1 ? "was" : "were");
+    if (q->latest && n_latest && n >= 0 && (size_t)n < sizeof buf)
+        snprintf(buf + n, sizeof buf - (size_t)n,
+                 "%s%d older tile%s of the same places dropped (--latest)", n ? "; " : "", n_latest,
+                 n_latest == 1 ? "" : "s");
+    if (!buf[0]) return RSCLIP_OK;
+    ri->note = strdup(buf);
+    ri->pub.note = ri->note;
+    return ri->note ? RSCLIP_OK : rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+}
 
 /* The parts' hits into one ranked list of at most k (mh: [n_parts * k]). */
 static int merge_parts(const rsclip_session *s, const part_search *ps, int k, merged_hit *mh) {
@@ -266,18 +292,22 @@ int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_resul
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "at most %d negative queries",
                              RSCLIP_SEARCH_MAX_NEGATIVES);
     const int dim = s->info.embed_dim;
+    /* --latest drops older tiles of the same places: rank more, keep k */
+    const int k_scan = q->latest ? (q->k > 100000 ? 400000 : 4 * q->k + 16) : q->k;
     float *qv = malloc(sizeof(float) * (size_t)dim * (size_t)(1 + q->n_negatives));
     part_search *ps = calloc((size_t)s->n_parts, sizeof *ps);
     merged_hit *mh = NULL;
     size_t n_mh = 0;
     struct results_impl *ri = calloc(1, sizeof *ri);
-    int rc = (qv && ps && ri && !rsclip__mul_size((size_t)s->n_parts, (size_t)q->k, &n_mh))
+    int rc = (qv && ps && ri && !rsclip__mul_size((size_t)s->n_parts, (size_t)k_scan, &n_mh))
                  ? RSCLIP_OK
                  : rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     if (!rc) mh = malloc(n_mh * sizeof *mh);
     for (int p = 0; p < s->n_parts && !rc; p++)
-        if (!(ps[p].vh = malloc(sizeof *ps[p].vh * (size_t)q->k)) || !mh)
+        if (!(ps[p].vh = malloc(sizeof *ps[p].vh * (size_t)k_scan)) || !mh)
             rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+    rsclip_time window;
+    if (!rc && (rc = rsclip__query_time_window(q, &window)) > 0) rc = RSCLIP_OK;
     s->batch_hint = q->n_negatives > 0 ? q->n_negatives : 1;
     if (!rc && q->scene_id > 0) rc = rsclip__query_check_scene(s, q->scene_id);
     if (!rc) rc = rsclip__query_vector(s, q, qv);
@@ -288,10 +318,10 @@ int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_resul
     if (!rc) {
         int n_threads =
             s->params.n_threads > 0 ? s->params.n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-        search_job job = {s, q, qv, ps, 1, 0};
+        search_job job = {s, q, k_scan, qv, ps, 1, 0};
         double t0 = rsclip__now_ms();
         rc = search_parts(&job, n_threads < 1 ? 1 : n_threads);
-        if (!rc) n_hits = merge_parts(s, ps, q->k, mh);
+        if (!rc) n_hits = merge_parts(s, ps, k_scan, mh);
         if (!rc)
             rsclip__log(RSCLIP_LOG_INFO,
                         "search timing: scan %.1f ms (%zu vectors in %d part%s, k %d)",
@@ -302,6 +332,15 @@ int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_resul
     int n_below = 0;
     float best_below = 0;
     if (!rc) rc = fill_hits(s, q, mh, n_hits, ri, &n_below, &best_below);
+    int n_latest = 0;
+    if (!rc && q->latest) {
+        int kept = rsclip__latest_filter(ri->pub.hits, ri->pub.n, q->k, &n_latest);
+        if (kept < 0)
+            rc = kept;
+        else
+            ri->pub.n = kept;
+    }
+    if (!rc) rc = make_note(s, q, ps, n_latest, ri);
     if (!rc && ri->pub.n == 0) {
         rsclip__allow_list sum;
         sum_allow(s, ps, &sum);
