@@ -44,9 +44,10 @@
  * the rsclip_meta row 'schema_version' (beside 'format' = 'rsclip-index'). Opening refuses, naming
  * the file: a newer schema version (RSCLIP_ERR_UNSUPPORTED), and anything that is not an rsclip
  * index -- random bytes, a plain SQLite file, a GeoPackage without rsclip tables
- * (RSCLIP_ERR_FORMAT). An older schema is upgraded on a writable open. Tables: rsclip_meta(key,
- * value); scenes; tiles (fid, geom POLYGON EPSG:4326, scene_id, xoff, yoff, xsize, ysize,
- * valid_fraction, lon, lat, ul_x..ll_y); embeddings(tile_id -> tiles.fid, vec = embed_dim
+ * (RSCLIP_ERR_FORMAT); a file refused is left byte for byte as it was (its journal mode is set
+ * only once it is known to be an index). An older schema is upgraded on a writable open. Tables:
+ * rsclip_meta(key, value); scenes; tiles (fid, geom POLYGON EPSG:4326, scene_id, xoff, yoff, xsize,
+ * ysize, valid_fraction, lon, lat, ul_x..ll_y); embeddings(tile_id -> tiles.fid, vec = embed_dim
  * little-endian float32, L2 norm 1).
  *
  * Threading: an rsclip_index handle is one SQLite connection: use it from one thread at a time.
