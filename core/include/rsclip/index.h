@@ -377,7 +377,10 @@ typedef int (*rsclip_merge_progress_fn)(int64_t tiles_read, void *user);
  * interrupted. Tile and scene ids are kept where they are free (parts of one plan never collide),
  * else new ones are given. Scenes spread over parts become complete once every planned window is
  * in. Refused (nothing written, the message naming both): inputs of another model, a scene path
- * indexed from another file state or with other settings, an output that is one of the inputs.
+ * indexed from another file state or with other settings, an output that is one of the inputs
+ * or one of their companion files (-wal, -shm, -journal, .rsvec), by any path (symbolic or hard
+ * link). rsclip_output_check (rsclip/export.h) with the inputs protected adds the rest of the
+ * output rule (an index file inside an input folder, a device); the CLI applies both.
  * The R-tree follows every insert; the vector cache (.rsvec) is rebuilt by the next session. */
 int rsclip_index_merge(const char *out_path, const char *const *inputs, int n_inputs,
                        rsclip_merge_progress_fn progress, void *user, rsclip_merge_report *report);
