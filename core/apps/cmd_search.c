@@ -46,7 +46,8 @@ const char app_usage_search[] =
     "                          the layer beside the others\n"
     "  --overwrite             replace an existing output file, or in a GeoPackage only the\n"
     "                          layer written (hits, regions or -nln NAME)\n"
-    "  --t_srs SRS             footprints in this CRS (default EPSG:4326)\n"
+    "  --t_srs SRS             footprints in this CRS (default EPSG:4326; refused when every\n"
+    "                          hit is in pixel coordinates: --allow-pixel-coords scenes)\n"
     "  -m MODEL                model (default: the one the index was built with)\n"
     "  -j N                    threads (default: all cores)\n"
     "  --precision P           text encoder: auto (default), f32, bf16\n"
@@ -69,15 +70,25 @@ static int parse_numbers(const char *s, double *v, int n) {
     return *p == '\0' ? 0 : -1;
 }
 
+/* A coordinate of the table, or "-" for a tile without one (a scene in pixel coordinates). */
+static const char *coord(char *buf, size_t n, double v) {
+    if (isfinite(v))
+        snprintf(buf, n, "%.7f", v);
+    else
+        snprintf(buf, n, "-");
+    return buf;
+}
+
 static void print_table(const rsclip_results *r) {
     printf("%4s  %6s  %7s  %12s  %11s  %8s  %-19s  %s\n", "rank", "prob", "score", "lon", "lat",
            "tile", "window", "scene");
     for (int i = 0; i < r->n; i++) {
         const rsclip_hit *h = &r->hits[i];
-        char win[64];
+        char win[64], lon[32], lat[32];
         snprintf(win, sizeof win, "%d,%d %dx%d", h->xoff, h->yoff, h->xsize, h->ysize);
-        printf("%4d  %6.4f  %7.4f  %12.7f  %11.7f  %8lld  %-19s  %s\n", h->rank, h->prob, h->score,
-               h->lon, h->lat, (long long)h->tile_id, win, h->scene);
+        printf("%4d  %6.4f  %7.4f  %12s  %11s  %8lld  %-19s  %s\n", h->rank, h->prob, h->score,
+               coord(lon, sizeof lon, h->lon), coord(lat, sizeof lat, h->lat),
+               (long long)h->tile_id, win, h->scene);
     }
 }
 

@@ -6,6 +6,7 @@
 #include "search_testutil.h"
 #include "test_util.h"
 
+#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -93,6 +94,95 @@ static int fetch_rows(void *user, size_t n, const int64_t *ids, float *out) {
     for (size_t i = 0; i < n; i++) /* ids are 10 * row */
         memcpy(out + i * f->dim, f->vecs + (size_t)(ids[i] / 10) * f->dim, f->dim * sizeof(float));
     return RSCLIP_OK;
+}
+
+static int g_warnings;
+static char g_warning[512];
+
+static void on_log(int level, const char *msg, void *user) {
+    (void)user;
+    if (level < RSCLIP_LOG_WARN) return;
+    g_warnings++;
+    snprintf(g_warning, sizeof g_warning, "%s", msg);
+}
+
+static int count_entries(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) n++;
+    closedir(d);
+    return n;
+}
+
+/* INDEX.rsvec is only a name: a user's file there (any content but a cache's, a folder, a symbolic
+ * link) is never replaced; saving says why (a warning) and writes nothing. A cache is replaced. */
+static void test_foreign_target(int dim) {
+    char dir[300], p[400], target[400];
+    path_of(dir, sizeof dir, "foreign");
+    REQUIRE(mkdir(dir, 0755) == 0);
+    rsclip_vecset *vs = NULL;
+    REQUIRE(rsclip_vecset_new(dim, NULL, &vs) == RSCLIP_OK);
+    float v[64] = {1.0f};
+    int64_t id = 5;
+    CHECK_OK(rsclip_vecset_add(vs, 1, &id, v));
+    CHECK_OK(rsclip_vecset_finalize(vs));
+    rsclip_set_log(on_log, NULL);
+
+    static const char *const contents[] = {"my notes\n", "", "RSVECSE"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/user%d.rsvec", dir, i);
+        spit(p, (const unsigned char *)contents[i], strlen(contents[i]));
+        g_warnings = 0;
+        CHECK(rsclip_vecset_save(vs, p, 1) == RSCLIP_ERR_EXISTS);
+        CHECK(strstr(rsclip_last_error(), p) && strstr(rsclip_last_error(), "not replaced"));
+        CHECK(g_warnings == 1 && strstr(g_warning, p));
+        size_t n = 0;
+        unsigned char *b = slurp(p, &n);
+        CHECK(n == strlen(contents[i]) && memcmp(b, contents[i], n) == 0);
+        free(b);
+    }
+    /* a symbolic link (to a file, dangling) and a folder stay what they are */
+    snprintf(target, sizeof target, "%s/user0.rsvec", dir);
+    snprintf(p, sizeof p, "%s/link.rsvec", dir);
+    REQUIRE(symlink(target, p) == 0);
+    CHECK(rsclip_vecset_save(vs, p, 1) == RSCLIP_ERR_EXISTS);
+    struct stat st;
+    CHECK(lstat(p, &st) == 0 && S_ISLNK(st.st_mode));
+    snprintf(p, sizeof p, "%s/dangling.rsvec", dir);
+    REQUIRE(symlink("nowhere", p) == 0);
+    CHECK(rsclip_vecset_save(vs, p, 1) == RSCLIP_ERR_EXISTS);
+    CHECK(lstat(p, &st) == 0 && S_ISLNK(st.st_mode));
+    snprintf(p, sizeof p, "%s/folder.rsvec", dir);
+    REQUIRE(mkdir(p, 0755) == 0);
+    CHECK(rsclip_vecset_save(vs, p, 1) == RSCLIP_ERR_EXISTS);
+    CHECK(stat(p, &st) == 0 && S_ISDIR(st.st_mode));
+    /* nothing else was left in the folder (no temporary file) */
+    CHECK(count_entries(dir) == 6);
+
+    /* a cache (even a damaged one: the magic says it is ours) is replaced */
+    snprintf(p, sizeof p, "%s/cache.rsvec", dir);
+    CHECK_OK(rsclip_vecset_save(vs, p, 1));
+    FILE *f = fopen(p, "r+b");
+    REQUIRE(f);
+    fseek(f, 40, SEEK_SET);
+    fputc(0x55, f);
+    fclose(f);
+    g_warnings = 0;
+    CHECK_OK(rsclip_vecset_save(vs, p, 2));
+    CHECK(g_warnings == 0);
+    rsclip_vecset *ld = NULL;
+    CHECK_OK(rsclip_vecset_load(p, &ld));
+    CHECK(ld && rsclip_vecset_source_stamp(ld) == 2);
+    rsclip_vecset_free(ld);
+    rsclip_set_log(NULL, NULL);
+    rsclip_vecset_free(vs);
+
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
 }
 
 int main(void) {
@@ -290,6 +380,8 @@ int main(void) {
     CHECK_OK(rsclip_vecset_finalize(vs));
     CHECK(rsclip_vecset_save(vs, "/nonexistent-dir/x.rsvec", 0) == RSCLIP_ERR_IO);
     rsclip_vecset_free(vs);
+
+    test_foreign_target(dim);
 
     free(good);
     free(b);

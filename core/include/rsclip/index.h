@@ -44,9 +44,10 @@
  * the rsclip_meta row 'schema_version' (beside 'format' = 'rsclip-index'). Opening refuses, naming
  * the file: a newer schema version (RSCLIP_ERR_UNSUPPORTED), and anything that is not an rsclip
  * index -- random bytes, a plain SQLite file, a GeoPackage without rsclip tables
- * (RSCLIP_ERR_FORMAT). An older schema is upgraded on a writable open. Tables: rsclip_meta(key,
- * value); scenes; tiles (fid, geom POLYGON EPSG:4326, scene_id, xoff, yoff, xsize, ysize,
- * valid_fraction, lon, lat, ul_x..ll_y); embeddings(tile_id -> tiles.fid, vec = embed_dim
+ * (RSCLIP_ERR_FORMAT); a file refused is left byte for byte as it was (its journal mode is set
+ * only once it is known to be an index). An older schema is upgraded on a writable open. Tables:
+ * rsclip_meta(key, value); scenes; tiles (fid, geom POLYGON EPSG:4326, scene_id, xoff, yoff, xsize,
+ * ysize, valid_fraction, lon, lat, ul_x..ll_y); embeddings(tile_id -> tiles.fid, vec = embed_dim
  * little-endian float32, L2 norm 1).
  *
  * Threading: an rsclip_index handle is one SQLite connection: use it from one thread at a time.
@@ -376,7 +377,10 @@ typedef int (*rsclip_merge_progress_fn)(int64_t tiles_read, void *user);
  * interrupted. Tile and scene ids are kept where they are free (parts of one plan never collide),
  * else new ones are given. Scenes spread over parts become complete once every planned window is
  * in. Refused (nothing written, the message naming both): inputs of another model, a scene path
- * indexed from another file state or with other settings, an output that is one of the inputs.
+ * indexed from another file state or with other settings, an output that is one of the inputs
+ * or one of their companion files (-wal, -shm, -journal, .rsvec), by any path (symbolic or hard
+ * link). rsclip_output_check (rsclip/export.h) with the inputs protected adds the rest of the
+ * output rule (an index file inside an input folder, a device); the CLI applies both.
  * The R-tree follows every insert; the vector cache (.rsvec) is rebuilt by the next session. */
 int rsclip_index_merge(const char *out_path, const char *const *inputs, int n_inputs,
                        rsclip_merge_progress_fn progress, void *user, rsclip_merge_report *report);

@@ -14,9 +14,10 @@
  *     Settings that are invalid for a raster (a band it does not have) fail that scene even when
  *     its file is unchanged;
  *   - every failure inside one scene (cannot open or read it, a degenerate geotransform, a
- *     footprint PROJ cannot transform, a record the index refuses) fails that scene only: it is
- *     reported through on_error, left in a state the next run retries, and the others are
- *     indexed;
+ *     footprint PROJ cannot transform, a record the index refuses, memory that runs out while it
+ *     is read) fails that scene only: it is reported through on_error, left in a state the next
+ *     run retries, and the others are indexed; no scene ends a run that went through without
+ *     being counted as indexed, unchanged or failed;
  *   - a write failure (full disk), an encoder error or a cancel stops the run with nothing
  *     already stored lost;
  *   - a run that creates the index and stores no scene removes the file again.

@@ -52,7 +52,8 @@
  * scales (float32), codes (count x stride bytes, stride = dim rounded up to 64), optionally the
  * float32 vectors. Loading memory-maps the file read-only and checks every header field, the file
  * size, the id order and the scales; a damaged or hostile file is rejected with
- * RSCLIP_ERR_FORMAT, never trusted. Saving writes a temporary file and renames it into place.
+ * RSCLIP_ERR_FORMAT, never trusted. Saving writes a temporary file and renames it into place,
+ * never over a file that is not a cache (INDEX.rsvec may be a user's file: it is left alone).
  *
  * Threading: a finalized or loaded vecset is read-only; any number of threads may search it at
  * once. One search uses n_threads scan threads (default 1; the CLI passes the core count); the
@@ -109,7 +110,10 @@ uint64_t rsclip_vecset_source_stamp(const rsclip_vecset *vs);
 
 /* Write the finalized set to path (a temporary file in the same folder, then renamed over path).
  * source_stamp is any 64-bit value that identifies the state of the source (e.g. the index's
- * change counter): it is stored and returned by rsclip_vecset_source_stamp after a load. */
+ * change counter): it is stored and returned by rsclip_vecset_source_stamp after a load. Only a
+ * cache file is ever replaced: when path exists and is anything else (a file without the cache's
+ * magic, a folder, a symbolic link, a device), nothing is written, the reason is logged as a
+ * warning and RSCLIP_ERR_EXISTS returned. */
 int rsclip_vecset_save(const rsclip_vecset *vs, const char *path, uint64_t source_stamp);
 
 /* Map a cache file written by rsclip_vecset_save. The set is finalized and read-only; it keeps the

@@ -341,6 +341,10 @@ static int open_impl(rsclip_index *idx, unsigned flags) {
         rc = idx__exec(idx, sql, "setting the page size");
         if (rc) return rc;
     }
+    int64_t version = 0;
+    /* A database that is not an index is refused before anything is written to it: switching
+     * the journal mode rewrites the header of the user's file. */
+    if (n_objects > 0 && (rc = identify(idx, &version))) return rc;
     if (!idx->readonly) {
         rc = idx__exec(idx, "PRAGMA journal_mode = WAL", "switching to WAL");
         if (rc) return rc;
@@ -358,7 +362,6 @@ static int open_impl(rsclip_index *idx, unsigned flags) {
         if (!rc) rc = idx__exec(idx, "PRAGMA foreign_keys = ON", "enabling foreign keys");
         if (rc) return rc;
     }
-    int64_t version = 0;
     rc = identify(idx, &version);
     if (rc) return rc;
     if (version < RSCLIP_INDEX_SCHEMA_VERSION) {

@@ -129,14 +129,16 @@ typedef struct writer {
     float *emb;
     rsclip_indexer_report rep;
     int64_t sid, tiles_total;
-    int scene, ok; /* current scene number and whether its tiles are being stored */
-    int failed_no; /* the last scene counted as failed (-1: none) */
+    int scene, ok;          /* current scene number and whether its tiles are being stored */
+    int failed_no;          /* the last scene counted as failed (-1: none) */
+    unsigned char *settled; /* [n_jobs]: the scene's outcome (skipped, failed, complete) is in */
 } writer;
 
 /* A failure that concerns one scene: report it once, stop storing (and reading) that scene. */
 static void scene_failed(writer *w, int scene_no, const char *path, const char *message) {
     if (w->failed_no == scene_no) return;
     w->failed_no = scene_no;
+    w->settled[scene_no] = 1;
     w->rep.scenes_failed++;
     if (w->p->on_error) w->p->on_error(path, message, w->p->user);
     if (scene_no == w->scene) {
@@ -159,13 +161,15 @@ static int on_message(writer *w, msg *m) {
     switch (m->kind) {
     case MSG_SCENE_SKIP:
         w->rep.scenes_unchanged++;
+        w->settled[m->scene_no] = 1;
         break;
     case MSG_SCENE_TIME:
         w->rep.scenes_unchanged++;
+        w->settled[m->scene_no] = 1;
         r = rsclip_index_set_scene_time(w->idx, m->scene_id, &m->scene);
         break;
-    case MSG_SCENE_FAIL:
-        scene_failed(w, m->scene_no, m->path, m->error);
+    case MSG_SCENE_FAIL: /* the reader's copies of the strings may be missing (out of memory) */
+        scene_failed(w, m->scene_no, path, m->error ? m->error : "cannot be indexed");
         break;
     case MSG_SCENE_BEGIN: {
         int state = 0;
@@ -203,11 +207,24 @@ static int on_message(writer *w, msg *m) {
             if (!r) {
                 w->rep.scenes_indexed++;
                 w->rep.tiles_skipped += m->skipped;
+                w->settled[m->scene_no] = 1;
             }
         }
         break;
     }
     return r;
+}
+
+/* After a run that went through: a scene whose outcome never arrived lost its message to a failed
+ * allocation in the reader. It is not indexed (an interrupted scene resumes next run): report it
+ * like any scene that failed. */
+static void report_unsettled(writer *w) {
+    for (int i = 0; i < w->pl->n_jobs; i++) {
+        if (w->settled[i]) continue;
+        const char *path = w->pl->jobs[i].path;
+        rsclip__error(RSCLIP_ERR_NOMEM, "%s: not indexed: out of memory while reading it", path);
+        scene_failed(w, i, path, rsclip_last_error());
+    }
 }
 
 static int report_progress(writer *w, const msg *m, double t0) {
@@ -263,9 +280,11 @@ static int run_pipeline(const char *index_path, const idx_job *jobs, int n_jobs,
         else
             rsclip__q_push(&pl.free_batches, buffers[i]);
     }
-    writer w = {&p, &pl, enc, idx, NULL, *report, 0, 0, -1, 0, -1};
+    writer w = {&p, &pl, enc, idx, NULL, *report, 0, 0, -1, 0, -1, NULL};
     w.emb = rc ? NULL : malloc(sizeof(float) * (size_t)p.batch * (size_t)mi->embed_dim);
-    if (!rc && !w.emb) rc = rsclip__error(RSCLIP_ERR_NOMEM, "indexer: out of memory");
+    w.settled = rc ? NULL : calloc((size_t)n_jobs, 1);
+    if (!rc && (!w.emb || !w.settled))
+        rc = rsclip__error(RSCLIP_ERR_NOMEM, "indexer: out of memory");
     pthread_t reader;
     int reader_started = 0;
     if (!rc) {
@@ -294,11 +313,13 @@ static int run_pipeline(const char *index_path, const idx_job *jobs, int n_jobs,
         rsclip__msg_free(m);
     }
     if (reader_started) pthread_join(reader, NULL);
+    if (reader_started && !fatal) report_unsettled(&w);
     rc = fatal;
     for (int i = 0; i < N_BATCH_BUFFERS; i++) batch_free(buffers[i]);
     rsclip__q_destroy(&pl.to_writer);
     rsclip__q_destroy(&pl.free_batches);
     free(w.emb);
+    free(w.settled);
     *report = w.rep;
     return rc;
 }

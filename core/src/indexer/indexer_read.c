@@ -25,9 +25,11 @@ static msg *msg_new(int kind, int scene_no) {
     return m;
 }
 
+/* Outcomes (fail, skip, end) that cannot be sent for want of memory are not lost: the writer
+ * reports every scene whose outcome never arrived once the reader is done. */
 static void send_fail(pipeline *pl, int scene_no, const char *path, const char *err) {
     msg *m = msg_new(MSG_SCENE_FAIL, scene_no);
-    if (!m) return; /* out of memory: the scene simply stays unreported as failed */
+    if (!m) return;
     m->path = dupstr(path);
     m->error = dupstr(err);
     rsclip__q_push(&pl->to_writer, m);
@@ -321,7 +323,7 @@ static int add_to_batch(pipeline *pl, batch *b, const rsclip_tile *tile, const u
 
 static int send_batch(pipeline *pl, int scene_no, batch **b) {
     msg *m = msg_new(MSG_BATCH, scene_no);
-    if (!m) return rsclip__error(RSCLIP_ERR_NOMEM, "indexer: out of memory");
+    if (!m) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", pl->jobs[scene_no].path);
     m->b = *b;
     *b = NULL;
     rsclip__q_push(&pl->to_writer, m);

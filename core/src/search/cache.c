@@ -122,6 +122,54 @@ static int write_section(FILE *f, const void *p, size_t n, size_t *pos, size_t n
     return 0;
 }
 
+/* May path be written? *exists tells whether something is there. A cache's name may be a user's
+ * file (INDEX.rsvec is only a name): whatever is there is replaced only when it is a cache itself
+ * (a regular file that starts with the magic); anything else is refused (RSCLIP_ERR_EXISTS) and
+ * the refusal logged, so the user learns why no cache is kept. */
+static int check_target(const char *path, int *exists) {
+    struct stat st;
+    *exists = 0;
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT) return RSCLIP_OK;
+        return rsclip__error(RSCLIP_ERR_IO, "%s: %s", path, strerror(errno));
+    }
+    *exists = 1;
+    const char *what = NULL;
+    char head[8];
+    if (S_ISLNK(st.st_mode))
+        what = "a symbolic link";
+    else if (!S_ISREG(st.st_mode))
+        what = S_ISDIR(st.st_mode) ? "a folder" : "not a regular file";
+    else {
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        if (fd < 0) return rsclip__error(RSCLIP_ERR_IO, "%s: %s", path, strerror(errno));
+        ssize_t got = pread(fd, head, sizeof head, 0);
+        close(fd);
+        if (got != (ssize_t)sizeof head || memcmp(head, k_magic, sizeof head) != 0)
+            what = "a file that is not an rsclip vector cache";
+    }
+    if (!what) return RSCLIP_OK;
+    int rc = rsclip__error(RSCLIP_ERR_EXISTS,
+                           "%s: is %s: not replaced, no vector cache written (move it away to let "
+                           "rsclip keep its cache there)",
+                           path, what);
+    rsclip__log(RSCLIP_LOG_WARN, "%s", rsclip_last_error());
+    return rc;
+}
+
+/* Rename tmp onto path: over an existing cache (replace = 1), else only if path is still free. */
+static int install(const char *tmp, const char *path, int replace) {
+    if (replace) return rename(tmp, path);
+#ifdef RENAME_NOREPLACE
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0) return 0;
+    if (errno != EINVAL && errno != ENOSYS) return -1;
+#endif
+    /* no RENAME_NOREPLACE here: link() refuses an existing name as well */
+    if (link(tmp, path) != 0) return -1;
+    unlink(tmp);
+    return 0;
+}
+
 int rsclip_vecset_save(const rsclip_vecset *vs, const char *path, uint64_t source_stamp) {
 #ifdef RSCLIP_BIG_ENDIAN
     return rsclip__error(RSCLIP_ERR_UNSUPPORTED, "%s: cache files need a little-endian host", path);
@@ -155,6 +203,9 @@ int rsclip_vecset_save(const rsclip_vecset *vs, const char *path, uint64_t sourc
     put64(h, 104, L.off_codes4);
     put64(h, 112, fnv1a(h, 112));
 
+    int exists;
+    int rc = check_target(path, &exists);
+    if (rc) return rc;
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 16);
     if (!tmp) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", path);
@@ -187,7 +238,7 @@ int rsclip_vecset_save(const rsclip_vecset *vs, const char *path, uint64_t sourc
     int e = errno;
     if (fflush(f) != 0) bad = 1, e = errno;
     if (fclose(f) != 0) bad = 1, e = errno;
-    if (!bad && rename(tmp, path) != 0) bad = 1, e = errno;
+    if (!bad && install(tmp, path, exists) != 0) bad = 1, e = errno;
     if (bad) {
         unlink(tmp);
         free(tmp);
