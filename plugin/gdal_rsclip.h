@@ -203,7 +203,9 @@ class RSCLIPDataset final : public GDALDataset {
     int m_iLastPart = 0;                 /* the part that held the last tile looked up */
     rsclip_index_info m_sInfo;           /* over all parts (rsclip_index_set_info) */
     GIntBig m_nScenes = 0;               /* scenes, one per path (a scene over parts once) */
-    rsclip_results *m_psHits = nullptr;  /* the query's hits */
+    std::vector<int64_t> m_anScenes;     /* ListScenes' answer, once listed */
+    bool m_bScenesListed = false;
+    rsclip_results *m_psHits = nullptr; /* the query's hits */
     rsclip_region *m_pasRegions = nullptr;
     int m_nRegions = 0;
     rsclip_heatmap *m_psHeat = nullptr; /* the scene's heatmap (raster subdataset) */

@@ -92,6 +92,10 @@ int RSCLIPDataset::GetScene(int64_t nSceneId, rsclip_scene_info **out) {
 }
 
 bool RSCLIPDataset::ListScenes(std::vector<int64_t> &anIds) {
+    if (m_bScenesListed) { /* the count at open, then the subdatasets: one listing */
+        anIds = m_anScenes;
+        return true;
+    }
     anIds.clear();
     rsclip_scene_info **v = nullptr;
     size_t n = 0;
@@ -105,6 +109,8 @@ bool RSCLIPDataset::ListScenes(std::vector<int64_t> &anIds) {
     }
     for (size_t i = 0; i < n; i++) ScenePath(v[i]->id);
     rsclip_index_set_scenes_free(v, n);
+    m_anScenes = anIds;
+    m_bScenesListed = true;
     return true;
 }
 
