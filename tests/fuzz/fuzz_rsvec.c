@@ -5,7 +5,6 @@
 #define _GNU_SOURCE /* memfd_create */
 #include "rsclip/search.h"
 #include "rsclip/status.h"
-#include "search/vecset_internal.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -13,6 +12,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -24,15 +25,15 @@ static int fetch_unit(void *user, size_t n, const int64_t *ids, float *out) {
 }
 
 /* Mutations almost never keep the checksums right, which would stop every input at the first
- * check: the second run of each input has the header's FNV-1a and the block table's CRC32C (at
+ * check: the second run of each input has the header's FNV-1a and the block table's XXH3 (at
  * the offsets the header claims) recomputed, so that what follows them is fuzzed too. */
 static void fix_sums(uint8_t *b, size_t size) {
     if (size < 192) return;
     uint64_t off;
     memcpy(&off, b + 112, 8);
     if (off <= size && size - off <= ((size_t)1 << 30)) {
-        uint32_t c = rsclip__crc32c(b + off, size - off, 0);
-        memcpy(b + 124, &c, 4);
+        uint64_t c = XXH3_64bits(b + off, size - off);
+        memcpy(b + 128, &c, 8);
     }
     uint64_t h = 0xcbf29ce484222325ull;
     for (int i = 0; i < 184; i++) h = (h ^ b[i]) * 0x100000001b3ull;

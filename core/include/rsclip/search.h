@@ -50,7 +50,7 @@
  * a 192-byte header (magic "RSVECSET", version 2, dim, count, the caller's 64-bit source stamp,
  * section offsets, a header checksum) then 64-byte aligned sections: ids (int64, ascending),
  * scales (float32), int4 scales, int8 codes (count x stride bytes, stride = dim rounded up to
- * 128), int4 codes, optionally the float32 vectors, and a table of CRC32C checksums, one per
+ * 128), int4 codes, optionally the float32 vectors, and a table of XXH3-64 checksums, one per
  * 16 KiB block of every section. Loading memory-maps the file read-only and checks every header
  * field, the file size, the table's own checksum, the id order and the scales; the blocks are
  * verified as described at rsclip_vecset_verify. A damaged or hostile file is rejected with
@@ -126,7 +126,7 @@ int rsclip_vecset_load(const char *path, rsclip_vecset **out);
  * server); rsclip_vecset_load is the choice for a one-shot search. */
 int rsclip_vecset_read(const char *path, rsclip_vecset **out);
 
-/* A loaded set verifies its file's block checksums (CRC32C per 16 KiB block): the ids, scales and
+/* A loaded set verifies its file's block checksums (XXH3-64 per 16 KiB block): the ids, scales and
  * float vectors when it is loaded; the int8 and int4 codes lazily, each block the first time a
  * search reads it (a one-shot search over a large cache thus reads only what it scans). A search
  * that meets a damaged block fails with RSCLIP_ERR_FORMAT naming the file and the block, and

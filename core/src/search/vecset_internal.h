@@ -44,8 +44,5 @@ int rsclip__vecset_check_rows(const rsclip_vecset *vs, int int4, size_t first, s
  * the block; returns the code. */
 int rsclip__vecset_damage_error(const rsclip_vecset *vs);
 void rsclip__vcheck_free(struct rsclip__vcheck *c);
-/* CRC32C (Castagnoli) of n bytes: the SSE4.2 instruction where the CPU has it, unless portable
- * (the table-driven reference, for tests). */
-uint32_t rsclip__crc32c(const void *data, size_t n, int portable);
 
 #endif
