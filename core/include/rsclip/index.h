@@ -53,8 +53,16 @@
  * Open one handle per thread. The file is in WAL mode: readers (in this or other processes) run
  * concurrently with one writer and see only committed batches; a second writer waits up to the
  * busy timeout (RSCLIP_INDEX_BUSY_TIMEOUT_MS) and then fails with RSCLIP_ERR_DB. Do not carry a
- * handle across fork(). Read-only opens need write access to the folder (or existing -wal/-shm
- * files), as any WAL-mode SQLite reader does.
+ * handle across fork().
+ *
+ * Read-only access: RSCLIP_INDEX_READONLY never needs write access to the file or its folder (a
+ * read-only folder or mount, another user's file). A writer handle that closes while no other
+ * connection has the file open leaves it in rollback-journal mode, which any reader opens as it
+ * is (the next writer switches back to WAL). A file still in WAL mode whose -shm file is missing
+ * and cannot be created (no WAL connection can be running then) is read without locks (SQLite's
+ * immutable=1); every read transaction of such a handle then checks that the file is unchanged
+ * and fails with RSCLIP_ERR_IO ("changed while it was read") otherwise. A -wal file holding
+ * changes that cannot be folded in without write access is refused (RSCLIP_ERR_IO, naming it).
  *
  * Spatial queries treat lon/lat as a plane: a footprint that crosses the antimeridian should be
  * split (or shifted) by the caller before it is stored.
@@ -85,7 +93,8 @@ typedef struct rsclip_index rsclip_index;
  * release it with rsclip_index_close. On failure *out is NULL and the message names the path. */
 int rsclip_index_open(const char *path, unsigned flags, rsclip_index **out);
 
-/* Close the connection (checkpoints the WAL). NULL is a no-op. */
+/* Close the connection (checkpoints the WAL; a writer alone on the file leaves it in
+ * rollback-journal mode, see "Read-only access"). NULL is a no-op. */
 void rsclip_index_close(rsclip_index *idx);
 
 /* The path given to rsclip_index_open (owned by idx). */

@@ -127,8 +127,9 @@ int rsclip_vecset_load(const char *path, rsclip_vecset **out);
 int rsclip_vecset_read(const char *path, rsclip_vecset **out);
 
 /* A loaded set verifies its file's block checksums (XXH3-64 per 16 KiB block): the ids, scales and
- * float vectors when it is loaded; the int8 and int4 codes lazily, each block the first time a
- * search reads it (a one-shot search over a large cache thus reads only what it scans). A search
+ * float vectors when it is loaded (a set holding floats, i.e. a small one, whole); the int8 and
+ * int4 codes of a set without floats lazily, each block the first time a search reads it (a
+ * one-shot search over a large cache thus reads only what it scans). A search
  * that meets a damaged block fails with RSCLIP_ERR_FORMAT naming the file and the block, and
  * rsclip_vecset_damaged returns 1 from then on: rebuild the set from its source.
  * rsclip_vecset_verify checks every block now (RSCLIP_OK or RSCLIP_ERR_FORMAT). Sets built in
