@@ -13,6 +13,8 @@ Usage: test_trust.py GROUP   (one ctest each)
             digest is cached per file version; weights rewritten during `rsclip index` stop it
             before anything is stored.
 """
+import hashlib
+import json
 import os
 import shutil
 import sqlite3
@@ -21,6 +23,8 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 BIN = os.environ["RSCLIP_BIN"]
 FIX = os.path.join(os.environ["RSCLIP_FIXTURES"], "siglip-tiny")
@@ -205,10 +209,213 @@ def test_cache():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
+# ---- model ---------------------------------------------------------------------------------
+
+MODEL_FILES = ["config.json", "model.safetensors", "spiece.model", "preprocessor_config.json",
+               "tokenizer_config.json"]
+
+
+def legacy_fingerprint(blob):
+    """rsclip < 0.2's sampled fingerprint: FNV-1a 64 over the header and 64 blocks of 4 KiB."""
+    h = 0xcbf29ce484222325
+
+    def fnv(h, data):
+        for c in data:
+            h = ((h ^ c) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+        return h
+    (n,) = struct.unpack_from("<Q", blob, 0)
+    h = fnv(h, blob[:8 + n])
+    data = blob[8 + n:]
+    if len(data) <= 64 * 4096:
+        h = fnv(h, data)
+    else:
+        span = len(data) - 4096
+        q, r = divmod(span, 63)
+        for k in range(64):
+            off = q * k + r * k // 63
+            h = fnv(h, data[off:off + 4096])
+    return "%016x" % h
+
+
+def legacy_gaps(blob):
+    """Byte offsets (in the file) between the legacy fingerprint's samples."""
+    (n,) = struct.unpack_from("<Q", blob, 0)
+    data = 8 + n
+    span = len(blob) - data - 4096
+    q, r = divmod(span, 63)
+    for k in range(63):
+        end = q * k + r * k // 63 + 4096
+        nxt = q * (k + 1) + r * (k + 1) // 63
+        for off in range(end + 64, nxt - 64, 4):
+            yield data + off
+
+
+def model_copy(tmp, name, blob=None):
+    d = os.path.join(tmp, name)
+    os.makedirs(d)
+    for f in MODEL_FILES:
+        shutil.copy(os.path.join(FIX, f), os.path.join(d, f))
+    if blob is not None:
+        with open(os.path.join(d, "model.safetensors"), "wb") as f:
+            f.write(blob)
+    return d
+
+
+def embeddings_of(idx):
+    con = sqlite3.connect(idx)
+    rows = con.execute("SELECT s.path, t.xoff, t.yoff, e.vec FROM tiles t JOIN embeddings e ON "
+                       "e.tile_id = t.fid JOIN scenes s ON s.id = t.scene_id").fetchall()
+    fp = con.execute("SELECT value FROM rsclip_meta WHERE key = 'model_fingerprint'").fetchone()
+    con.close()
+    return {(p, x, y): v for p, x, y, v in rows}, fp[0] if fp else None
+
+
+def info_json(idx, env):
+    rc, out, err = run(["info", idx, "--json"], env)
+    check(rc == 0, "info: rc %d %s" % (rc, err))
+    return json.loads(out) if rc == 0 else {}
+
+
+def test_model():
+    tmp = tempfile.mkdtemp(prefix="rsclip_test_model_")
+    try:
+        env = base_env(tmp)
+        a_blob = open(os.path.join(FIX, "model.safetensors"), "rb").read()
+        b_blob = bytearray(a_blob)
+        changed = 0
+        for off in legacy_gaps(a_blob):  # 1,741 floats where the sampled fingerprint never looks
+            if changed == 1741:
+                break
+            (x,) = struct.unpack_from("<f", b_blob, off)
+            if not abs(x) < 1e6:
+                continue
+            struct.pack_into("<f", b_blob, off, x * 1.5 + 0.01)
+            changed += 1
+        b_blob = bytes(b_blob)
+        check(changed == 1741, "1741 floats changed")
+        check(legacy_fingerprint(a_blob) == legacy_fingerprint(b_blob), "legacy blind spot")
+        ma, mb = model_copy(tmp, "model-a"), model_copy(tmp, "model-b", b_blob)
+        sha_a = "sha256:" + hashlib.sha256(a_blob).hexdigest()
+        sha_b = "sha256:" + hashlib.sha256(b_blob).hexdigest()
+
+        # 1. an index records the SHA-256 of the checkpoint; the changed one is refused
+        d = os.path.join(tmp, "i1")
+        os.makedirs(d)
+        idx = os.path.join(d, "a.gpkg")
+        rc, _, err = run(["index", "-q", "-m", ma, "-o", idx, "--precision", "f32", SCENE], env)
+        check(rc == 0, "index with a: %s" % err)
+        check(info_json(idx, env).get("fingerprint") == sha_a,
+              "info shows the sha256 fingerprint: %s" % info_json(idx, env))
+        rc, out, err = run(["search", idx, "river", "-m", mb], env)
+        check(rc == 1 and "was built with model" in err and sha_a in err and sha_b in err,
+              "a checkpoint with 1741 changed floats is refused: rc %d %r" % (rc, err))
+        rc, out, err = run(["index", "-q", "-m", mb, "-o", idx, SCENE], env)
+        check(rc == 1 and sha_b in err, "and cannot add to it: rc %d %r" % (rc, err))
+        rc, want, err = run(["search", idx] + SEARCH[:3] + ["-m", ma], env)
+        check(rc == 0, "the original still searches: %s" % err)
+
+        # 2. an index of an older rsclip (legacy fingerprint) keeps working, and stays legacy
+        legacy = legacy_fingerprint(a_blob)
+        con = sqlite3.connect(idx)
+        con.execute("UPDATE rsclip_meta SET value = ? WHERE key = 'model_fingerprint'", (legacy,))
+        con.commit()
+        con.close()
+        rc, out, err = run(["search", idx] + SEARCH[:3] + ["-m", ma], env)
+        check(rc == 0 and out == want, "legacy index, same model: rc %d %s" % (rc, err))
+        f16 = os.path.join(os.environ["RSCLIP_FIXTURES"], "siglip-tiny-f16")
+        rc, out, err = run(["search", idx, "river", "-m", f16], env)
+        check(rc == 1 and legacy in err, "legacy index, other model refused: rc %d %r" % (rc, err))
+        rc, _, err = run(["index", "-q", "-m", ma, "-o", idx, "--force", SCENE], env)
+        check(rc == 0, "indexing into a legacy index: %s" % err)
+        check(embeddings_of(idx)[1] == legacy, "a legacy index keeps its fingerprint")
+
+        # 3. the digest is computed once per file version: a planted entry is believed
+        time.sleep(1.2)  # digests of files changed within the last second are not cached
+        run(["search", idx] + SEARCH[:3] + ["-m", ma], env)
+        digests = os.path.join(env["RSCLIP_CACHE"], ".sha256-digests")
+        text = open(digests).read()
+        check(sha_a[7:] in text, "the digest cache holds model-a: %r" % text)
+
+        # 4. weights rewritten in place during `rsclip index`: never a crash, never a mix
+        # (b's changes are all in the text tower: here every tensor changes)
+        (n,) = struct.unpack_from("<Q", a_blob, 0)
+        c_blob = bytearray(a_blob)
+        for off in range(8 + n, len(c_blob) - 3, 64):
+            (x,) = struct.unpack_from("<f", c_blob, off)
+            if abs(x) < 1e6:
+                struct.pack_into("<f", c_blob, off, x * 1.25 + 0.01)
+        b_blob = bytes(c_blob)
+        sha_b = "sha256:" + hashlib.sha256(b_blob).hexdigest()
+        refs = {}
+        for name, blob in (("ra", a_blob), ("rb", b_blob)):
+            m = model_copy(tmp, "ref-" + name, blob)
+            ri = os.path.join(tmp, name + ".gpkg")
+            rc, _, err = run(["index", "-q", "-m", m, "-o", ri, "--precision", "f32",
+                              os.path.join(SRC, "samples")], env)
+            check(rc == 0, "reference index %s: %s" % (name, err))
+            refs[name] = embeddings_of(ri)
+        check(refs["ra"][1] == sha_a and refs["rb"][1] == sha_b, "reference fingerprints")
+        check(refs["ra"][0] != refs["rb"][0], "the changed floats change the vectors")
+        mc = model_copy(tmp, "model-c")
+        target = os.path.join(mc, "model.safetensors")
+        samples = os.path.join(SRC, "samples")
+
+        def race(writer, it):
+            """Index the samples with model-c while writer() rewrites its checkpoint."""
+            stop = threading.Event()
+            th = threading.Thread(target=writer, args=(stop,), daemon=True)
+            ri = os.path.join(tmp, "race%d.gpkg" % it)
+            th.start()
+            rc, _, err = run(["index", "-q", "-m", mc, "-o", ri, "--precision", "f32", samples],
+                             env)
+            stop.set()
+            th.join()
+            with open(target, "wb") as f:
+                f.write(a_blob)
+            check(rc in (0, 1), "rewritten weights: rc %d %s" % (rc, err))
+            if rc == 1:
+                check("changed" in err and "model.safetensors" in err, "clear message: %r" % err)
+                if os.path.exists(ri):
+                    check(not embeddings_of(ri)[0], "nothing stored when refused")
+                return "refused"
+            vecs, fp = embeddings_of(ri)
+            ref = refs["ra"] if fp == sha_a else refs["rb"] if fp == sha_b else None
+            if ref:
+                check(vecs == ref[0], "run %d: every vector from the version recorded" % it)
+                return "A" if fp == sha_a else "B"
+            # a torn snapshot of the file read whole: recorded as what it is, matching neither
+            rc, _, err = run(["search", ri, "river", "-m", ma], env)
+            check(rc == 1 and "was built with model" in err, "a torn read is not taken for A")
+            return "other"
+
+        # a new version copied over the old one in place (cp) once, some time into the run
+        outcomes = {}
+        for it, delay in enumerate((0.0, 0.2, 0.5, 1.0)):
+            def cp_over(stop, delay=delay):
+                time.sleep(delay)
+                with open(target, "r+b") as f:
+                    f.write(b_blob)
+            o = race(cp_over, it)
+            outcomes[o] = outcomes.get(o, 0) + 1
+
+        # hostile: rewritten without pause, truncated now and then
+        def flip(stop):
+            k = 0
+            while not stop.is_set():
+                with open(target, "wb" if k % 3 == 0 else "r+b") as f:
+                    f.write(b_blob if k % 2 else a_blob)
+                k += 1
+        for it in range(4, 7):
+            o = race(flip, it)
+            outcomes[o] = outcomes.get(o, 0) + 1
+        print("rewritten during index: %s" % outcomes)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
 
 def main():
     group = sys.argv[1] if len(sys.argv) > 1 else ""
-    tests = {"readonly": test_readonly, "cache": test_cache}
+    tests = {"readonly": test_readonly, "cache": test_cache, "model": test_model}
     if group not in tests:
         print("usage: test_trust.py %s" % "|".join(tests), file=sys.stderr)
         return 2

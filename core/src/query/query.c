@@ -297,7 +297,9 @@ int rsclip__need_model(rsclip_session *s, int towers) {
                                                    : "text and vision",
                 mp.towers == (RSCLIP_MODEL_TEXT | RSCLIP_MODEL_VISION) ? "s" : "", dir);
     const rsclip_model_info *mi = rsclip_model_get_info(s->model);
-    rc = rsclip_index_check_model(s->parts[0].idx, mi->fingerprint, mi->embed_dim);
+    rc = rsclip_index_check_model(s->parts[0].idx,
+                                  rsclip_model_fingerprint_for(s->model, s->info.model_fingerprint),
+                                  mi->embed_dim);
     if (rc) return rc;
     if (!s->have_calibration) {
         s->logit_scale = mi->logit_scale;
