@@ -216,7 +216,7 @@ MODEL_FILES = ["config.json", "model.safetensors", "spiece.model", "preprocessor
 
 
 def legacy_fingerprint(blob):
-    """rsclip < 0.2's sampled fingerprint: FNV-1a 64 over the header and 64 blocks of 4 KiB."""
+    """The legacy sampled fingerprint: FNV-1a 64 over the header and 64 blocks of 4 KiB."""
     h = 0xcbf29ce484222325
 
     def fnv(h, data):

@@ -7,7 +7,11 @@
  *     rsclip_index *idx;
  *     if (rsclip_index_open("city.gpkg", RSCLIP_INDEX_CREATE, &idx) != RSCLIP_OK)
  *         fprintf(stderr, "rsclip: %s\n", rsclip_last_error());
- *     rsclip_index_bind_model(idx, mi->name, mi->fingerprint, mi->embed_dim, "resize 384 ...");
+ *     char *fp = NULL;                           // a fingerprint recorded already, if any
+ *     rsclip_index_get_meta(idx, "model_fingerprint", &fp);
+ *     rsclip_index_bind_model(idx, mi->name, rsclip_model_fingerprint_for(model, fp),
+ *                             mi->embed_dim, "resize 384 ...");   // sha256 (or legacy) identity
+ *     rsclip_free(fp);
  *     rsclip_scene_info s = {0};                 // path, file_size, mtime_ns, checksum, crs...
  *     int64_t sid; int state;
  *     rsclip_index_begin_scene(idx, &s, force, &sid, &state);
@@ -30,7 +34,8 @@
  * Searching (any number of readers, also while a writer runs):
  *
  *     rsclip_index_open("city.gpkg", RSCLIP_INDEX_READONLY, &idx);
- *     rsclip_index_check_model(idx, mi->fingerprint, mi->embed_dim);   // same model?
+ *     rsclip_index_check_model(idx, rsclip_model_fingerprint_for(model, info.model_fingerprint),
+ *                              mi->embed_dim);                   // same model?
  *     rsclip_embeddings *e;
  *     rsclip_index_load_embeddings(idx, &e);     // e->vecs: [e->n, e->dim], e->ids: [e->n]
  *     ... score, top-k ...

@@ -53,8 +53,8 @@ typedef struct rsclip_model_info {
     char fingerprint[80]; /* identity of the weights: "sha256:" + 64 hex digits, the SHA-256 of
                              model.safetensors (the hub's LFS oid), or for a sharded checkpoint
                              of the lines "<sha256>  <shard name>\n" in name order */
-    char fingerprint_legacy[17]; /* the fingerprint of rsclip < 0.2 (16 hex: FNV-1a over the
-                                    header and 64 sampled 4 KiB blocks; see
+    char fingerprint_legacy[17]; /* the fingerprint earlier indexes recorded (16 hex: FNV-1a over
+                                    the header and 64 sampled 4 KiB blocks; see
                                     rsclip_model_fingerprint_for) */
     char weights_dtype[8]; /* dtype of the checkpoint's floating tensors: "F32", "F16", "BF16" */
     int embed_dim;         /* length of image and text embeddings */
@@ -116,9 +116,9 @@ int rsclip_model_load(const char *dir, const rsclip_model_params *params, rsclip
 void rsclip_model_free(rsclip_model *m); /* NULL-safe */
 
 /* The fingerprint of m to compare with one recorded earlier (e.g. by an index): a recorded
- * "sha256:..." fingerprint is compared with info.fingerprint, a legacy one (recorded by rsclip
- * < 0.2: 16 hex digits) with info.fingerprint_legacy; NULL or "" (nothing recorded yet) gives
- * info.fingerprint. NULL for a NULL model. */
+ * "sha256:..." fingerprint is compared with info.fingerprint, a legacy one (16 hex digits,
+ * recorded by earlier rsclip builds) with info.fingerprint_legacy; NULL or "" (nothing recorded
+ * yet) gives info.fingerprint. NULL for a NULL model. */
 const char *rsclip_model_fingerprint_for(const rsclip_model *m, const char *recorded);
 
 /* The towers that were loaded: RSCLIP_MODEL_TEXT and/or RSCLIP_MODEL_VISION bits (0 for NULL). */

@@ -11,7 +11,7 @@
  * LFS oid), or for a sharded checkpoint the SHA-256 of the lines "<sha256 hex>  <shard name>\n" in
  * shard-name order (sha256sum's format). Mapped files take their digest from the digest cache
  * when it knows the file version (digest.h), else hash the file once (and remember it).
- * legacy = the sampled 64-bit FNV fingerprint of rsclip before 0.2 (rsclip_st_fingerprint,
+ * legacy = the sampled 64-bit FNV fingerprint earlier indexes recorded (rsclip_st_fingerprint,
  * combined over shards), still computed to check indexes that recorded it. */
 #ifndef RSCLIP_MODEL_CHECKPOINT_H
 #define RSCLIP_MODEL_CHECKPOINT_H
