@@ -6,7 +6,7 @@
 #
 #   pkg-config --cflags --libs rsclip           -> the shared library
 #   pkg-config --static --cflags --libs rsclip  -> adds what librsclip.a needs (GDAL, SQLite,
-#                                                  OpenBLAS, CUDA, libm, pthread)
+#                                                  OpenBLAS, libcrypto, CUDA, libm, pthread)
 #   find_package(rsclip) -> rsclip::rsclip (shared when built, else static) and
 #                           rsclip::rsclip_static (when its dependencies are found)
 include(CMakePackageConfigHelpers)
@@ -51,7 +51,7 @@ install(FILES ${RSCLIP_PUBLIC_HEADER_FILES} DESTINATION ${CMAKE_INSTALL_INCLUDED
 # rsclip.pc: relocatable (prefix found from the .pc file's own folder).
 file(RELATIVE_PATH RSCLIP_PC_TO_PREFIX /${CMAKE_INSTALL_LIBDIR}/pkgconfig /)
 string(REGEX REPLACE "/$" "" RSCLIP_PC_TO_PREFIX "${RSCLIP_PC_TO_PREFIX}")
-set(RSCLIP_PC_REQUIRES_PRIVATE "")
+set(RSCLIP_PC_REQUIRES_PRIVATE "libcrypto")
 set(RSCLIP_PC_LIBS_PRIVATE "-lm -pthread")
 if(NOT RSCLIP_MODEL_ONLY)
     string(APPEND RSCLIP_PC_REQUIRES_PRIVATE " gdal sqlite3 libpcre2-8")

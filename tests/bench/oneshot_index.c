@@ -64,7 +64,7 @@ static int profile(const char *dir, const char *prec, int max_batch) {
     rsclip_precision p = RSCLIP_PRECISION_AUTO;
     if (prec && rsclip_precision_parse(prec, &p) != RSCLIP_OK) return fail("precision");
     for (int towers = RSCLIP_MODEL_TEXT; towers <= 3; towers += 2) {
-        rsclip_model_params mp = {towers};
+        rsclip_model_params mp = {.towers = towers};
         rsclip_model *m = NULL;
         double t0 = now_s();
         if (rsclip_model_load(dir, &mp, &m) != RSCLIP_OK) return fail(dir);

@@ -97,7 +97,8 @@ static void test_fixture(const char *fixture, const rsclip_st_file *px_ref) {
     const rsclip_model_info *mi = rsclip_model_get_info(m);
     const int E = mi->embed_dim, T = mi->text_ctx, Np = mi->n_patches;
     CHECK(strcmp(mi->name, fixture) == 0);
-    CHECK(strlen(mi->fingerprint) == 16);
+    CHECK(strlen(mi->fingerprint) == 71 && strncmp(mi->fingerprint, "sha256:", 7) == 0);
+    CHECK(strlen(mi->fingerprint_legacy) == 16);
     CHECK(strcmp(mi->weights_dtype, strstr(fixture, "f16") ? "F16" : "F32") == 0);
     CHECK(E == 32 && T == 64 && Np == 256 && mi->image_size == 256 && mi->patch_size == 16);
     CHECK(mi->text.layers == 2 && mi->text.heads == 4 && mi->vision.intermediate == 64);

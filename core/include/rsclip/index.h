@@ -7,7 +7,11 @@
  *     rsclip_index *idx;
  *     if (rsclip_index_open("city.gpkg", RSCLIP_INDEX_CREATE, &idx) != RSCLIP_OK)
  *         fprintf(stderr, "rsclip: %s\n", rsclip_last_error());
- *     rsclip_index_bind_model(idx, mi->name, mi->fingerprint, mi->embed_dim, "resize 384 ...");
+ *     char *fp = NULL;                           // a fingerprint recorded already, if any
+ *     rsclip_index_get_meta(idx, "model_fingerprint", &fp);
+ *     rsclip_index_bind_model(idx, mi->name, rsclip_model_fingerprint_for(model, fp),
+ *                             mi->embed_dim, "resize 384 ...");   // sha256 (or legacy) identity
+ *     rsclip_free(fp);
  *     rsclip_scene_info s = {0};                 // path, file_size, mtime_ns, checksum, crs...
  *     int64_t sid; int state;
  *     rsclip_index_begin_scene(idx, &s, force, &sid, &state);
@@ -30,7 +34,8 @@
  * Searching (any number of readers, also while a writer runs):
  *
  *     rsclip_index_open("city.gpkg", RSCLIP_INDEX_READONLY, &idx);
- *     rsclip_index_check_model(idx, mi->fingerprint, mi->embed_dim);   // same model?
+ *     rsclip_index_check_model(idx, rsclip_model_fingerprint_for(model, info.model_fingerprint),
+ *                              mi->embed_dim);                   // same model?
  *     rsclip_embeddings *e;
  *     rsclip_index_load_embeddings(idx, &e);     // e->vecs: [e->n, e->dim], e->ids: [e->n]
  *     ... score, top-k ...
@@ -54,8 +59,16 @@
  * Open one handle per thread. The file is in WAL mode: readers (in this or other processes) run
  * concurrently with one writer and see only committed batches; a second writer waits up to the
  * busy timeout (RSCLIP_INDEX_BUSY_TIMEOUT_MS) and then fails with RSCLIP_ERR_DB. Do not carry a
- * handle across fork(). Read-only opens need write access to the folder (or existing -wal/-shm
- * files), as any WAL-mode SQLite reader does.
+ * handle across fork().
+ *
+ * Read-only access: RSCLIP_INDEX_READONLY never needs write access to the file or its folder (a
+ * read-only folder or mount, another user's file). A writer handle that closes while no other
+ * connection has the file open leaves it in rollback-journal mode, which any reader opens as it
+ * is (the next writer switches back to WAL). A file still in WAL mode whose -shm file is missing
+ * and cannot be created (no WAL connection can be running then) is read without locks (SQLite's
+ * immutable=1); every read transaction of such a handle then checks that the file is unchanged
+ * and fails with RSCLIP_ERR_IO ("changed while it was read") otherwise. A -wal file holding
+ * changes that cannot be folded in without write access is refused (RSCLIP_ERR_IO, naming it).
  *
  * Spatial queries treat lon/lat as a plane: a footprint that crosses the antimeridian should be
  * split (or shifted) by the caller before it is stored.
@@ -86,7 +99,8 @@ typedef struct rsclip_index rsclip_index;
  * release it with rsclip_index_close. On failure *out is NULL and the message names the path. */
 int rsclip_index_open(const char *path, unsigned flags, rsclip_index **out);
 
-/* Close the connection (checkpoints the WAL). NULL is a no-op. */
+/* Close the connection (checkpoints the WAL; a writer alone on the file leaves it in
+ * rollback-journal mode, see "Read-only access"). NULL is a no-op. */
 void rsclip_index_close(rsclip_index *idx);
 
 /* The path given to rsclip_index_open (owned by idx). */

@@ -49,9 +49,13 @@ typedef struct rsclip_tower_info {
 } rsclip_tower_info;
 
 typedef struct rsclip_model_info {
-    char name[256];        /* repo id or folder name the model was loaded from */
-    char fingerprint[17];  /* hex fingerprint of the weights (rsclip_st_fingerprint, combined over
-                              shards) */
+    char name[256];       /* repo id or folder name the model was loaded from */
+    char fingerprint[80]; /* identity of the weights: "sha256:" + 64 hex digits, the SHA-256 of
+                             model.safetensors (the hub's LFS oid), or for a sharded checkpoint
+                             of the lines "<sha256>  <shard name>\n" in name order */
+    char fingerprint_legacy[17]; /* the fingerprint earlier indexes recorded (16 hex: FNV-1a over
+                                    the header and 64 sampled 4 KiB blocks; see
+                                    rsclip_model_fingerprint_for) */
     char weights_dtype[8]; /* dtype of the checkpoint's floating tensors: "F32", "F16", "BF16" */
     int embed_dim;         /* length of image and text embeddings */
     rsclip_tower_info text;
@@ -74,11 +78,16 @@ typedef struct rsclip_model_info {
 #define RSCLIP_MODEL_VISION 0x2 /* vision tower: rsclip_encode_images */
 
 typedef struct rsclip_model_params {
-    int towers; /* RSCLIP_MODEL_TEXT | RSCLIP_MODEL_VISION; 0 (zero-initialised) = both. Every
-                   tensor of both towers is still checked (presence, dtype, shape) and the
-                   fingerprint is the same; only the weights of a tower not asked for are left
-                   untouched (a text query needs ~45% of a base model). Do not encode with a
-                   tower that was not loaded (see rsclip_model_towers). */
+    int towers;        /* RSCLIP_MODEL_TEXT | RSCLIP_MODEL_VISION; 0 (zero-initialised) = both.
+                          Every tensor of both towers is still checked (presence, dtype, shape)
+                          and the fingerprint is the same; only the weights of a tower not asked
+                          for are left untouched (a text query needs ~45% of a base model). Do
+                          not encode with a tower that was not loaded (see rsclip_model_towers). */
+    int owned_weights; /* 1: read the checkpoint into memory owned by the model (hashed from that
+                          memory, one read for both) instead of mapping it: nothing later done to
+                          the files can reach the model. Costs the checkpoint's size in memory and
+                          one full read at load; the choice for long-running work (the indexer).
+                          0 (default): map it (see rsclip_model_load). */
 } rsclip_model_params;
 
 typedef struct rsclip_model rsclip_model;
@@ -89,11 +98,28 @@ typedef struct rsclip_model rsclip_model;
  * expected tensor is checked for presence, dtype and shape; errors name the tensor and the file.
  * The checkpoint stays memory-mapped (read-only) for the model's lifetime: little-endian F32
  * tensors are used in place, without a copy (so loading costs no time proportional to the
- * model); F16/BF16 (and misaligned F32) tensors are converted to float32 once, here. Replacing
- * the checkpoint file in place (not by rename) while a model is loaded is not supported.
- * params may be NULL (= both towers). */
+ * model); F16/BF16 (and misaligned F32) tensors are converted to float32 once, here.
+ * params may be NULL (= both towers, mapped).
+ *
+ * Identity: info.fingerprint is the SHA-256 of the whole checkpoint. A mapped file is hashed once
+ * per file version (device, inode, size, mtime, ctime), the digest being kept in a small cache
+ * file in the rsclip cache folder ($RSCLIP_CACHE, else $XDG_CACHE_HOME/rsclip, else
+ * ~/.cache/rsclip: .sha256-digests); later loads of the same version only stat it.
+ *
+ * Weights that change underneath: a file replaced by rename (what downloaders do) is another
+ * file; the model keeps the one it opened. A file written in place while it is being hashed or
+ * read fails the load (RSCLIP_ERR_MISMATCH); written while a mapped model uses it, the next
+ * rsclip_encode_* call fails with RSCLIP_ERR_MISMATCH naming the file, after its forward pass,
+ * so no result computed from a mix of versions is returned (a file truncated while mapped can
+ * still kill the process with SIGBUS: use owned_weights where that matters). */
 int rsclip_model_load(const char *dir, const rsclip_model_params *params, rsclip_model **out);
 void rsclip_model_free(rsclip_model *m); /* NULL-safe */
+
+/* The fingerprint of m to compare with one recorded earlier (e.g. by an index): a recorded
+ * "sha256:..." fingerprint is compared with info.fingerprint, a legacy one (16 hex digits,
+ * recorded by earlier rsclip builds) with info.fingerprint_legacy; NULL or "" (nothing recorded
+ * yet) gives info.fingerprint. NULL for a NULL model. */
+const char *rsclip_model_fingerprint_for(const rsclip_model *m, const char *recorded);
 
 /* The towers that were loaded: RSCLIP_MODEL_TEXT and/or RSCLIP_MODEL_VISION bits (0 for NULL). */
 int rsclip_model_towers(const rsclip_model *m);

@@ -379,7 +379,8 @@ static void remove_index_files(const char *path) {
     }
 }
 
-static int bind_model(rsclip_index *idx, const char *name, const rsclip_model_info *mi) {
+static int bind_model(rsclip_index *idx, const char *name, const rsclip_model *model) {
+    const rsclip_model_info *mi = rsclip_model_get_info(model);
     char model_id[4096], prep[512], v[64];
     model_id_of(name, model_id, sizeof model_id);
     snprintf(prep, sizeof prep,
@@ -388,7 +389,13 @@ static int bind_model(rsclip_index *idx, const char *name, const rsclip_model_in
              mi->image_size, mi->image_size, mi->rescale_factor, mi->image_mean[0],
              mi->image_mean[1], mi->image_mean[2], mi->image_std[0], mi->image_std[1],
              mi->image_std[2], mi->image_size);
-    int rc = rsclip_index_bind_model(idx, model_id, mi->fingerprint, mi->embed_dim, prep);
+    /* an index that recorded a legacy fingerprint is checked against the legacy one */
+    char *recorded = NULL;
+    if (rsclip_index_get_meta(idx, "model_fingerprint", &recorded) != RSCLIP_OK)
+        rsclip_clear_error();
+    int rc = rsclip_index_bind_model(idx, model_id, rsclip_model_fingerprint_for(model, recorded),
+                                     mi->embed_dim, prep);
+    rsclip_free(recorded);
     snprintf(v, sizeof v, "%.9g", mi->logit_scale);
     if (!rc) rc = rsclip_index_set_meta(idx, "logit_scale", v);
     snprintf(v, sizeof v, "%.9g", mi->logit_bias);
@@ -417,14 +424,17 @@ static int index_jobs(const char *index_path, const idx_job *jobs, int n_jobs,
     rsclip_model *model = NULL;
     rsclip_encoder *enc = NULL;
     rsclip_index *idx = NULL;
-    if (!rc) rc = rsclip_model_load(model_dir, NULL, &model);
+    /* Owned weights: an indexing run lasts hours, and a checkpoint rewritten meanwhile must
+     * neither crash it (SIGBUS) nor mix two versions into one index. */
+    rsclip_model_params mp = {.owned_weights = 1};
+    if (!rc) rc = rsclip_model_load(model_dir, &mp, &model);
     const rsclip_model_info *mi = model ? rsclip_model_get_info(model) : NULL;
     if (!rc && p.tiler.tile_size > 0 && p.tiler.tile_size != mi->image_size)
         rc = rsclip__error(RSCLIP_ERR_MISMATCH,
                            "the plan was made for %d px tiles, the model %s takes %d px",
                            p.tiler.tile_size, p.model, mi->image_size);
     if (!rc) rc = rsclip_index_open(index_path, RSCLIP_INDEX_CREATE, &idx);
-    if (!rc) rc = bind_model(idx, p.model, mi);
+    if (!rc) rc = bind_model(idx, p.model, model);
     if (!rc && part) rc = check_part(idx, part);
     if (!rc && part) rc = rsclip_index_set_meta(idx, "shard_complete", "0");
     if (!rc) {

@@ -693,7 +693,7 @@ int rsclip_encode_images(rsclip_encoder *e, int n, const float *pixels, float *e
         vision_forward(e, nb, pixels + (size_t)i * per_img, embeds + (size_t)i * mi->embed_dim,
                        last_hidden ? last_hidden + (size_t)i * per_hidden : NULL);
     }
-    return RSCLIP_OK;
+    return rsclip__model_unchanged(e->m); /* the weights read were those loaded */
 }
 
 int rsclip_encode_texts(rsclip_encoder *e, int n, const int32_t *ids, float *embeds,
@@ -722,7 +722,7 @@ int rsclip_encode_texts(rsclip_encoder *e, int n, const int32_t *ids, float *emb
         text_forward(e, nb, ids + (size_t)i * T, embeds + (size_t)i * mi->embed_dim,
                      last_hidden ? last_hidden + (size_t)i * per_hidden : NULL);
     }
-    return RSCLIP_OK;
+    return rsclip__model_unchanged(e->m); /* the weights read were those loaded */
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -98,8 +98,8 @@ static int build_vecset(rsclip__part *pt, rsclip_vecset **out) {
 }
 
 /* The vectors of one part: its .rsvec cache beside it, else from the index (and the cache
- * written for next time). */
-static int load_vectors_impl(rsclip_session *s, rsclip__part *pt, const char **how) {
+ * written for next time). rebuild: do not even try the cache (it was found damaged). */
+static int load_vectors_impl(rsclip_session *s, rsclip__part *pt, int rebuild, const char **how) {
     *how = "from the index (no cache)";
     if (!s->params.use_cache) return build_vecset(pt, &pt->vs);
     uint64_t stamp = content_stamp(&pt->info);
@@ -109,7 +109,7 @@ static int load_vectors_impl(rsclip_session *s, rsclip__part *pt, const char **h
     memcpy(cache, pt->path, n);
     memcpy(cache + n, ".rsvec", 7);
     rsclip_vecset *vs = NULL;
-    if (access(cache, R_OK) == 0 && rsclip_vecset_load(cache, &vs) == RSCLIP_OK) {
+    if (!rebuild && access(cache, R_OK) == 0 && rsclip_vecset_load(cache, &vs) == RSCLIP_OK) {
         if (rsclip_vecset_source_stamp(vs) == stamp &&
             rsclip_vecset_dim(vs) == pt->info.embed_dim &&
             (int64_t)rsclip_vecset_count(vs) == pt->info.n_embeddings) {
@@ -143,12 +143,23 @@ static int load_vectors(rsclip_session *s) {
     double t0 = rsclip__now_ms();
     const char *how = "";
     int rc = RSCLIP_OK;
-    for (int p = 0; p < s->n_parts && !rc; p++) rc = load_vectors_impl(s, &s->parts[p], &how);
+    for (int p = 0; p < s->n_parts && !rc; p++) rc = load_vectors_impl(s, &s->parts[p], 0, &how);
     if (!rc)
         rsclip__log(RSCLIP_LOG_INFO, "search timing: vector load %.1f ms (%zu vectors %s%s)",
                     rsclip__now_ms() - t0, rsclip__session_vectors(s), how,
                     s->n_parts > 1 ? ", per part" : "");
     return rc;
+}
+
+int rsclip__part_repair(rsclip_session *s, int p, int rc) {
+    rsclip__part *pt = &s->parts[p];
+    if (rc != RSCLIP_ERR_FORMAT || !rsclip_vecset_damaged(pt->vs)) return rc;
+    rsclip__log(RSCLIP_LOG_WARN, "%s: rebuilding the vectors from the index", rsclip_last_error());
+    rsclip_vecset_free(pt->vs);
+    pt->vs = NULL;
+    rsclip_clear_error();
+    const char *how;
+    return load_vectors_impl(s, pt, 1, &how);
 }
 
 /* The set's parts, each with its own summary. */
@@ -286,7 +297,9 @@ int rsclip__need_model(rsclip_session *s, int towers) {
                                                    : "text and vision",
                 mp.towers == (RSCLIP_MODEL_TEXT | RSCLIP_MODEL_VISION) ? "s" : "", dir);
     const rsclip_model_info *mi = rsclip_model_get_info(s->model);
-    rc = rsclip_index_check_model(s->parts[0].idx, mi->fingerprint, mi->embed_dim);
+    rc = rsclip_index_check_model(s->parts[0].idx,
+                                  rsclip_model_fingerprint_for(s->model, s->info.model_fingerprint),
+                                  mi->embed_dim);
     if (rc) return rc;
     if (!s->have_calibration) {
         s->logit_scale = mi->logit_scale;

@@ -74,6 +74,13 @@ int rsclip__latest_filter(rsclip_hit *hits, int n, int k, int *n_dropped);
 /* Vectors in the session (all parts). */
 size_t rsclip__session_vectors(const rsclip_session *s);
 
+/* The .rsvec cache is checked block by block as scans first read it (rsclip/search.h). When rc is
+ * a scan of part p failing on a damaged block, rebuild that part's vectors from its index (the
+ * source of truth; the cache is rewritten where it can be) and return the status of that (OK:
+ * the caller scans again); any other rc is returned as it is. Uses the part's index handle: call
+ * it from the thread that searches the part. */
+int rsclip__part_repair(rsclip_session *s, int p, int rc);
+
 /* query.c, for the search (query_search.c): the query vector of q (text, tile, point or image),
  * normalised: out [dim]; texts through the template; the model loaded on first need (towers:
  * RSCLIP_MODEL_* bits, 0 = any); SigLIP's probability of a cosine; the clock of the timing log. */

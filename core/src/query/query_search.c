@@ -90,6 +90,8 @@ static void search_part(search_job *j, int p) {
             sp.n_allow = ps->al.n;
         }
         rc = rsclip_vecset_search(s->parts[p].vs, j->qv, &sp, ps->vh, &ps->n_hits);
+        if (rc && (rc = rsclip__part_repair(s, p, rc)) == RSCLIP_OK)
+            rc = rsclip_vecset_search(s->parts[p].vs, j->qv, &sp, ps->vh, &ps->n_hits);
     }
     ps->rc = rc;
     if (rc) snprintf(ps->err, sizeof ps->err, "%s", rsclip_last_error());
@@ -462,6 +464,9 @@ int rsclip_session_scene_probs(rsclip_session *s, const rsclip_query *q, int64_t
     if (!rc) rc = rsclip__query_vector(s, q, qv);
     if (!rc && !s->have_calibration) rc = rsclip__need_model(s, 0);
     for (int p = 0; p < s->n_parts && !rc; p++) {
+        /* the heatmap scans every code: check them all first (the same reads) */
+        if (s->parts[p].vs) rc = rsclip__part_repair(s, p, rsclip_vecset_verify(s->parts[p].vs));
+        if (rc) break;
         rsclip_vecset *vs = s->parts[p].vs;
         size_t cnt = vs ? rsclip_vecset_count(vs) : 0, m = 0;
         int64_t *ids = NULL;
