@@ -85,7 +85,8 @@ int rsclip_imagery_extent(const rsclip_imagery *im, double box[4]);
 
 /* The 8-bit RGB view the model saw of a tile (by id) or of a hit (its scene_id and grid_window):
  * *rgb is a new [*h][*w][3] buffer (rsclip_free). Errors name the index, the scene or the tile:
- * RSCLIP_ERR_NOT_FOUND (no such tile or scene), the tiler's errors (scene file gone or changed). */
+ * RSCLIP_ERR_NOT_FOUND (no such tile or scene in the index), RSCLIP_ERR_IO (the scene's file is
+ * gone), the tiler's errors (a file that changed: a window outside it is RSCLIP_ERR_FORMAT). */
 int rsclip_imagery_tile_rgb(rsclip_imagery *im, int64_t tile_id, uint8_t **rgb, int *w, int *h);
 int rsclip_imagery_hit_rgb(rsclip_imagery *im, const rsclip_hit *hit, uint8_t **rgb, int *w,
                            int *h);

@@ -252,6 +252,10 @@ int rsclip__im_take(rsclip_imagery *im, const rsclip__im_scene *sc, rsclip_tiler
     pthread_mutex_unlock(&im->mu);
     if (*t) return RSCLIP_OK;
     int rc = rsclip_tiler_open(sc->path, &sc->tp, t);
+    /* the index knows the tile: a file missing now is trouble, not "no such tile" */
+    if (rc == RSCLIP_ERR_NOT_FOUND)
+        return rsclip__error(RSCLIP_ERR_IO, "%s: the scene file is gone (indexed in %s)", sc->path,
+                             im->path);
     if (rc) return rc;
     const rsclip_raster_info *ri = rsclip_tiler_scene(*t);
     if (sc->checksum && strcmp(sc->checksum, ri->fingerprint.checksum_hex) != 0 &&
