@@ -254,7 +254,7 @@ def test_rules(tmp):
     want = sorted(["chips.geojson", "notes.txt"] + [f["properties"][k] for f in feats
                                                      for k in ("chip", "view")])
     check(len(feats) == 2 and names == want, "after --overwrite the folder holds %s" % names)
-    check(not any(n.startswith(".rsclip-tmp") for n in os.listdir(d)), "a temporary was left")
+    check(not any(n.startswith(".rsclip-") for n in os.listdir(d)), "a temporary was left")
     p = run(["search", idx, "roads", "--chips", sheet])
     check(p.returncode == 1 and "not a folder" in p.stderr, "a file taken as a chips folder")
     p = run(["search", idx, "roads", "--chips", os.path.join(tmp, "no", "such", "d")])

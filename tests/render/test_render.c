@@ -268,7 +268,7 @@ static void check_output_rules(void) {
     f = fopen(file, "w");
     REQUIRE(f);
     fclose(f);
-    CHECK(rsclip_sheet_check(file, &sp) == RSCLIP_ERR_INVALID_ARG); /* exists */
+    CHECK(rsclip_sheet_check(file, &sp) == RSCLIP_ERR_EXISTS); /* exists */
     sp.overwrite = 1;
     CHECK_OK(rsclip_sheet_check(file, &sp));
     char bad[700];
@@ -293,7 +293,7 @@ static void check_output_rules(void) {
     f = fopen(bad, "w");
     REQUIRE(f);
     fclose(f);
-    CHECK(rsclip_chips_check(dir, &cp) == RSCLIP_ERR_INVALID_ARG); /* not empty */
+    CHECK(rsclip_chips_check(dir, &cp) == RSCLIP_ERR_EXISTS); /* not empty */
     cp.overwrite = 1;
     CHECK_OK(rsclip_chips_check(dir, &cp));
     CHECK(rsclip_chips_check(file, &cp) == RSCLIP_ERR_INVALID_ARG); /* a file */

@@ -35,11 +35,14 @@
  * file name), the title (the query) above, and an overview map of the hit footprints (WGS84,
  * equirectangular at the hits' mean latitude, coloured by probability and numbered by rank).
  *
- * Outputs follow the rules of every rsclip writer: an existing file is never replaced unless
- * overwrite is set; a chips folder that exists and is not empty is refused unless overwrite (which
- * replaces the files of an earlier chips run, by their names, and touches nothing else in it);
- * files are written under temporary names in the destination folder and renamed into place when
- * complete (a failure leaves no partial output); protected paths (the index) are never written.
+ * Outputs follow the rule of every rsclip writer (rsclip/export.h: rsclip_output_check and the
+ * temporary folder renamed into place): an existing file is never replaced unless overwrite is
+ * set (RSCLIP_ERR_EXISTS); a chips folder that exists and is not empty is refused unless overwrite
+ * (RSCLIP_ERR_EXISTS; overwrite replaces the files of an earlier chips run by their names, removes
+ * the ones this run did not write again, and touches nothing else in it); files are written into a
+ * private folder beside the destination and renamed into place when complete (a failure leaves
+ * no partial output); protected paths (the index, its -wal/-shm/.rsvec, the index files of a
+ * protected folder, and the folder itself as a chips folder) are never written.
  *
  * Web map (rsclip_imagery_xyz): the scenes warped to EPSG:3857 into the tile z/x/y of the usual
  * XYZ (Google/OSM) scheme, scaled as indexed, composited in scene-id order (transparent where no

@@ -1,6 +1,7 @@
 /* Hit chips: each hit's window cut from its raster (GeoTIFF), the model's view of it (PNG) and
  * chips.geojson, written through a temporary folder; regions the same at their extent. */
 #include "render/render_internal.h"
+#include "export/output_internal.h"
 #include "imageio/gdal_util.h"
 #include "status/status_internal.h"
 
@@ -330,61 +331,31 @@ static int is_chip_file(const char *name) {
            (strcmp(ext, "tif") == 0 || strcmp(ext, "png") == 0);
 }
 
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The names of the files in tmp, sorted: *names (free each, then the array). */
-static int list_files(const char *tmp, char ***names, size_t *n) {
-    *names = NULL;
-    *n = 0;
-    DIR *d = opendir(tmp);
-    if (!d) return rsclip__error(RSCLIP_ERR_IO, "%s: %s", tmp, strerror(errno));
-    size_t cap = 0;
-    int rc = RSCLIP_OK;
-    for (struct dirent *e; !rc && (e = readdir(d)) != NULL;) {
-        if (e->d_name[0] == '.') continue;
-        if (*n == cap) {
-            cap = cap ? 2 * cap : 64;
-            char **v = realloc(*names, cap * sizeof *v);
-            if (!v) {
-                rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
-                break;
-            }
-            *names = v;
-        }
-        if (!((*names)[*n] = strdup(e->d_name)))
-            rc = rsclip__error(RSCLIP_ERR_NOMEM, "oom");
-        else
-            (*n)++;
-    }
-    closedir(d);
-    if (*n) qsort(*names, *n, sizeof **names, cmp_str);
-    return rc;
-}
-
-/* Move every file of tmp into dir (chips.geojson last); with overwrite, remove the files of an
- * earlier run that this one did not write. */
-static int install_all(const char *tmp, const char *dir, const rsclip__out_rules *rules) {
-    char **names = NULL;
-    size_t n = 0;
-    int rc = list_files(tmp, &names, &n);
-    for (size_t i = 0; i < n && !rc; i++)
-        if (strcmp(names[i], "chips.geojson") != 0)
-            rc = rsclip__out_install(tmp, names[i], dir, rules);
-    if (!rc) rc = rsclip__out_install(tmp, "chips.geojson", dir, rules);
-    DIR *d = !rc && rules->overwrite ? opendir(dir) : NULL;
+/* The files an earlier chips run left in dir (with overwrite they go, unless this run writes the
+ * same names): a NULL-terminated list of paths (free each, then the list), NULL when none. */
+static char **earlier_chips(const char *dir) {
+    DIR *d = opendir(dir);
+    char **v = NULL;
+    size_t n = 0, cap = 0;
     for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
-        const char *name = e->d_name;
-        if (!is_chip_file(name) || bsearch(&name, names, n, sizeof *names, cmp_str)) continue;
-        char theirs[PATH_MAX];
-        if (snprintf(theirs, sizeof theirs, "%s/%s", dir, name) < (int)sizeof theirs)
-            unlink(theirs);
+        if (!is_chip_file(e->d_name)) continue;
+        if (n + 2 > cap) {
+            cap = cap ? 2 * cap : 64;
+            char **nv = realloc(v, cap * sizeof *v);
+            if (!nv) break;
+            v = nv;
+        }
+        size_t len = strlen(dir) + strlen(e->d_name) + 2;
+        if ((v[n] = malloc(len)) != NULL) snprintf(v[n++], len, "%s/%s", dir, e->d_name);
+        v[n] = NULL;
     }
     if (d) closedir(d);
-    for (size_t i = 0; i < n; i++) free(names[i]);
-    free(names);
-    return rc;
+    return v;
+}
+
+static void free_list(char **v) {
+    for (size_t i = 0; v && v[i]; i++) free(v[i]);
+    free(v);
 }
 
 typedef struct chips_job {
@@ -439,17 +410,29 @@ static int chips_run(const chips_job *j, const char *dir, const rsclip_chips_par
     else if (errno != EEXIST)
         return rsclip__error(RSCLIP_ERR_IO, "%s: cannot create the folder: %s", dir,
                              strerror(errno));
-    char *tmp = NULL;
-    rc = rsclip__out_tmpdir(dir, &tmp);
+    /* Written into a private folder in dir, then moved into place by the export rule:
+     * chips.geojson last, no existing file replaced without overwrite, never the index. */
+    size_t len = strlen(dir) + sizeof "/chips.geojson";
+    char *index_path = malloc(len), *tmp = NULL;
+    if (!index_path) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+    snprintf(index_path, len, "%s/chips.geojson", dir);
+    rsclip__dest dest;
+    rc = rsclip__dest_resolve(index_path, &dest);
+    if (!rc) rc = rsclip__tmpdir_new(&dest, &tmp);
     if (!rc) {
         rsclip__gdal_errors e;
         rsclip__gdal_errors_push(&e);
         rc = write_all(j, tmp, &e);
         rsclip__gdal_errors_pop(&e);
+        if (rc) rsclip__tmpdir_remove(tmp);
     }
-    if (!rc) rc = install_all(tmp, dir, &rules);
-    rsclip__out_tmpdir_remove(tmp);
+    char **old = !rc && p.overwrite ? earlier_chips(dir) : NULL;
+    if (!rc)
+        rc = rsclip__tmpdir_commit(tmp, &dest, p.overwrite, p.protected_paths, p.n_protected, old);
+    free_list(old);
     free(tmp);
+    free(index_path);
+    rsclip__dest_free(&dest);
     if (rc && made) rmdir(dir); /* only succeeds when nothing was installed */
     return rc;
 }

@@ -61,27 +61,16 @@ int rsclip__im_region(rsclip_imagery *im, const rsclip_region *r, const rsclip_h
 /* The hit of hits[0..n) with tile id, NULL when none. */
 const rsclip_hit *rsclip__hit_find(const rsclip_hit *hits, int n, int64_t tile_id);
 
-/* Output rules (output.c): see rsclip/render.h. */
+/* Output rules: files go through the export module's rule (export/output_internal.h); chips
+ * folders are checked here (output.c). */
 typedef struct rsclip__out_rules {
     int overwrite;
     const char *const *protected_paths;
     int n_protected;
 } rsclip__out_rules;
 
-/* May path be written as a whole file? RSCLIP_ERR_INVALID_ARG (protected, a folder, a device),
- * RSCLIP_ERR_IO (no such folder), RSCLIP_ERR_INVALID_ARG "exists" without overwrite. */
-int rsclip__out_check_file(const char *path, const rsclip__out_rules *r);
-/* May dir receive chips? It may be missing, empty, or (with overwrite) hold other files. */
+/* May dir receive chips? It may be missing (its parent must exist), empty, or with overwrite
+ * hold other files; never a protected folder. RSCLIP_ERR_EXISTS for a folder that is not empty. */
 int rsclip__out_check_dir(const char *dir, const rsclip__out_rules *r);
-/* A private temporary folder (0700) inside folder: *tmp new string (free). */
-int rsclip__out_tmpdir(const char *folder, char **tmp);
-/* Remove tmp and the files in it (no subfolders are made there). NULL-safe. */
-void rsclip__out_tmpdir_remove(const char *tmp);
-/* Rename tmp/name to folder/name: without overwrite never over an existing file (atomic where the
- * file system can). Errors name folder/name. */
-int rsclip__out_install(const char *tmp, const char *name, const char *folder,
-                        const rsclip__out_rules *r);
-/* The folder part of path (".", when none): a new string (free). */
-char *rsclip__out_folder(const char *path);
 
 #endif

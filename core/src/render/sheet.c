@@ -1,6 +1,7 @@
 /* Contact sheets: the hits (or regions) in rank order as thumbnails with their numbers, the query
  * as a title and an overview map of the footprints, drawn with cairo to PNG or PDF. */
 #include "render/render_internal.h"
+#include "export/output_internal.h"
 #include "imageio/gdal_util.h"
 #include "status/status_internal.h"
 
@@ -451,8 +452,7 @@ static int sheet_run(const sheet_job *j, const char *path, const rsclip_sheet_pa
     for (int i = 0; i < j->n_hits; i++) with_map |= j->hits[i].has_lonlat;
     rsclip_sheet_layout L;
     if (!rc) rc = layout(n, &p, with_map, pdf ? SHEET_MAX_PDF : SHEET_MAX_PNG, &L);
-    rsclip__out_rules rules = {p.overwrite, p.protected_paths, p.n_protected};
-    if (!rc) rc = rsclip__out_check_file(path, &rules);
+    if (!rc) rc = rsclip_output_check(path, p.overwrite, p.protected_paths, p.n_protected);
     if (rc) return rc;
     cell *cells = calloc((size_t)n, sizeof *cells);
     if (!cells) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
@@ -463,19 +463,25 @@ static int sheet_run(const sheet_job *j, const char *path, const rsclip_sheet_pa
     char subtitle[256];
     snprintf(subtitle, sizeof subtitle, "%d %s%s  ·  %s", n, j->is_regions ? "region" : "hit",
              n == 1 ? "" : "s", base_name(j->im->path));
-    char *folder = rsclip__out_folder(path), *tmp = NULL;
-    const char *name = base_name(path);
-    if (!rc && !folder) rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
-    if (!rc) rc = rsclip__out_tmpdir(folder, &tmp);
+    /* drawn into a private folder beside path, then moved into place by the export rule */
+    rsclip__dest dest;
+    char *tmp = NULL;
+    int resolved = !rc && rsclip__dest_resolve(path, &dest) == RSCLIP_OK;
+    if (!rc && !resolved) rc = rsclip_last_status();
+    if (!rc) rc = rsclip__tmpdir_new(&dest, &tmp);
     if (!rc) {
-        char tp[PATH_MAX];
-        snprintf(tp, sizeof tp, "%s/%s", tmp, name);
-        rc = render_file(tp, path, pdf, &L, cells, n, p.title, subtitle);
+        size_t len = strlen(tmp) + strlen(dest.name) + 2;
+        char *tp = malloc(len);
+        if (tp) snprintf(tp, len, "%s/%s", tmp, dest.name);
+        rc = tp ? render_file(tp, path, pdf, &L, cells, n, p.title, subtitle)
+                : rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+        free(tp);
+        if (rc) rsclip__tmpdir_remove(tmp);
     }
-    if (!rc) rc = rsclip__out_install(tmp, name, folder, &rules);
-    rsclip__out_tmpdir_remove(tmp);
+    if (!rc)
+        rc = rsclip__tmpdir_commit(tmp, &dest, p.overwrite, p.protected_paths, p.n_protected, NULL);
     free(tmp);
-    free(folder);
+    if (resolved) rsclip__dest_free(&dest);
     rsclip__gdal_errors_pop(&e);
     for (int i = 0; i < n; i++) {
         free(cells[i].px);
@@ -490,8 +496,7 @@ int rsclip_sheet_check(const char *path, const rsclip_sheet_params *params) {
     rsclip_sheet_params p = params ? *params : rsclip_sheet_default_params();
     int pdf = 0;
     int rc = is_pdf(path, &p, &pdf);
-    rsclip__out_rules rules = {p.overwrite, p.protected_paths, p.n_protected};
-    return rc ? rc : rsclip__out_check_file(path, &rules);
+    return rc ? rc : rsclip_output_check(path, p.overwrite, p.protected_paths, p.n_protected);
 }
 
 int rsclip_sheet_write(rsclip_imagery *im, const rsclip_hit *hits, int n, const char *path,
