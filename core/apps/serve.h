@@ -69,6 +69,7 @@ typedef struct serve_reply {
     int owned;
     int cache_s;           /* Cache-Control max-age (0: no-store) */
     char disposition[128]; /* Content-Disposition, "" for none */
+    char why_empty[512];   /* X-Rsclip-Why-Empty (percent-encoded UTF-8), "" for none */
 } serve_reply;
 
 /* Handlers (serve_api.c): fill *r; never fail to answer. */

@@ -238,6 +238,17 @@ void serve_search(serve_ctx *c, const serve_arg *args, int n_args, serve_reply *
     pthread_mutex_unlock(&c->search_mu);
     if (rc) return;
     export_reply(c, res, s.gpkg, r);
+    /* why nothing was found, for people (the GeoJSON stays the CLI's): percent-encoded, so that
+     * any text fits in a header */
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)(res->why_empty ? res->why_empty : "");
+         *p && o + 4 < sizeof r->why_empty; p++) {
+        if (*p >= 0x20 && *p < 0x7f && *p != '%')
+            r->why_empty[o++] = (char)*p;
+        else
+            o += (size_t)snprintf(r->why_empty + o, 4, "%%%02X", *p);
+    }
+    r->why_empty[o] = '\0';
     rsclip_results_free(res);
 }
 

@@ -134,6 +134,7 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
     if (r.status == 405) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
     if (r.disposition[0])
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_DISPOSITION, r.disposition);
+    if (r.why_empty[0]) MHD_add_response_header(resp, "X-Rsclip-Why-Empty", r.why_empty);
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)r.status, resp);
     MHD_destroy_response(resp);
     return ret;

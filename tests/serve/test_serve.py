@@ -11,6 +11,8 @@ the samples, checked against the CLI and against GDAL.
   hostile  ../ paths, huge k, a 1 MB query string, huge headers, bad tile coordinates and ids,
            bodies, other methods, a foreign Host, slow and idle clients: 4xx and the server
            stays up; SIGINT and SIGTERM stop it cleanly
+  shards   a sharded index folder served: the hits of its merged file, examples across parts,
+           chips and map tiles from every part; the folder is never a chips folder
   load     200 requests from 16 concurrent clients (search, chips, map tiles): no errors,
            p50/p95 latency printed (label slow)
 
@@ -45,9 +47,13 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 class Server:
     """rsclip serve on a free port; always stopped (and killed if need be) by its pid."""
 
-    def __init__(self, index, extra=()):
+    def __init__(self, index, extra=(), tmpdir=None):
+        env = dict(os.environ)
+        if tmpdir:
+            env["TMPDIR"] = tmpdir
         self.p = subprocess.Popen([BIN, "serve", index, "--port", "0"] + list(extra),
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env=env)
         ready, _, _ = select.select([self.p.stdout], [], [], 120)
         line = self.p.stdout.readline() if ready else ""
         m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
@@ -192,6 +198,11 @@ def test_api(tmp):
                   "%s: %d %s" % (kw, st, body[:200]))
             check(got == want, "%s: /api/search differs from rsclip search -of GeoJSON" % kw)
             check(len(want["features"]) > 0 or "min_prob" in kw, "%s: no hits" % kw)
+        # no hits: the GeoJSON is still the CLI's, the reason comes in a header
+        st, hdr, body = srv.get("/api/search?q=lake&min_prob=0.99999")
+        why = urllib.parse.unquote(hdr.get("X-Rsclip-Why-Empty", ""))
+        check(st == 200 and json.loads(body)["features"] == [] and "minimum probability" in why,
+              "no hits: %d %r" % (st, why))
         # GeoPackage download: the same hits
         kw = dict(q="airport", k=10)
         st, hdr, body = srv.get("/api/search?" + query(**kw, format="gpkg"))
@@ -356,14 +367,15 @@ def test_browser(tmp):
     srv = Server(idx)
     try:
         for kw in (dict(q="airport", k=9), dict(q="river", **{"not": "city"}, k=6),
-                   dict(q="lake", like=[3, 30], unlike=7, k=11)):
+                   dict(q="lake", like=[3, 30], unlike=7, k=11), dict(q="lake", min_prob=0.99999)):
             dom = chromium(["--dump-dom", "--virtual-time-budget=15000"],
                            srv.url + "/?" + query(**kw))
             want = [(f["properties"]["rank"], f["properties"]["tile_id"])
                     for f in search_geojson(idx, cli_args(kw))["features"]]
             got = gallery(dom)
             check(got == want, "%s: gallery %s, CLI %s" % (kw, got, want))
-            check('data-state="done"' in dom and ">%d hits<" % len(want) in dom,
+            status = ">%d hits<" % len(want) if want else ">no hits: "
+            check('data-state="done"' in dom and status in dom,
                   "%s: the page did not finish: %s" % (kw, re.findall(r'id="status"[^<]*', dom)))
         shot = os.path.join(os.getcwd(), "serve_screenshot.png")
         if os.path.exists(shot):
@@ -414,8 +426,9 @@ def test_browser(tmp):
 
 def test_hostile(tmp):
     idx = build_index(os.path.join(tmp, "idx.gpkg"), [sample("usgs_hro"), sample("l8_b7")])
-    tmpdirs = set(d for d in os.listdir(tempfile.gettempdir()) if d.startswith("rsclip-serve-"))
-    srv = Server(idx, ["--timeout", "2", "--threads", "2"])
+    own_tmp = os.path.join(tmp, "server_tmp")
+    os.makedirs(own_tmp)
+    srv = Server(idx, ["--timeout", "2", "--threads", "2"], tmpdir=own_tmp)
     try:
         for path in ("/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/leaflet/../../../etc/passwd",
                      "/api/chip/../../../etc/passwd", "/leaflet/%2e%2e/%2e%2e/etc/hosts",
@@ -430,7 +443,7 @@ def test_hostile(tmp):
                "/api/search?q=x&format=exe": 400, "/api/search?q=x&evil=1": 400,
                "/api/search?k=5": 400, "/api/search?q=%20": 400,
                "/api/search?q=x&like=0": 400, "/api/search?q=x&like=abc": 400,
-               "/api/search?q=x&like=999999": 404,
+               "/api/search?q=x&like=999999": 404, "/api/search?q=x&scene=999": 404,
                "/api/search?q=x&template=no+hole": 400,
                "/api/search?" + query(q="x", **{"not": ["n%d" % i for i in range(17)]}): 400,
                "/api/search?" + "&".join("like=1" for _ in range(65)) + "&q=x": 400,
@@ -489,8 +502,7 @@ def test_hostile(tmp):
     finally:
         rc, err = srv.stop(signal.SIGTERM)
     check(rc == 0 and "terminated" in err, "SIGTERM: rc %s %s" % (rc, err[-300:]))
-    left = set(d for d in os.listdir(tempfile.gettempdir()) if d.startswith("rsclip-serve-"))
-    check(left <= tmpdirs, "the server left its temporary folder: %s" % (left - tmpdirs))
+    check(os.listdir(own_tmp) == [], "the server left files in TMPDIR: %s" % os.listdir(own_tmp))
     # a scene file gone after indexing: its chips are a 500 naming it, the map leaves it out
     gone = os.path.join(tmp, "gone.tif")
     shutil.copy(sample("usgs_hro"), gone)
@@ -528,6 +540,74 @@ def test_hostile(tmp):
     p = run(["serve", idx, "--port", str(s.getsockname()[1])], timeout=60)
     check(p.returncode == 1 and "cannot listen" in p.stderr, "port in use: %s" % p.stderr)
     s.close()
+
+
+# ---- shards -------------------------------------------------------------------------------
+
+def by_window(fc, rows):
+    """Hits as (rank, scene, window, prob): tile ids differ between a file and a plan's parts."""
+    return [(f["properties"]["rank"], f["properties"]["scene"],
+             tuple(rows[f["properties"]["tile_id"]]["win"]), round(f["properties"]["prob"], 5))
+            for f in fc["features"]]
+
+
+def test_shards(tmp):
+    from render_common import MODEL
+    idx = build_index(os.path.join(tmp, "idx.gpkg"), [SAMPLES])
+    plan, parts = os.path.join(tmp, "plan.jsonl"), os.path.join(tmp, "parts")
+    run(["plan", "-m", MODEL, "-o", plan, SAMPLES], check_rc=0)
+    for i in range(2):
+        run(["index", "-q", "-m", MODEL, "--plan", plan, "--shard", "%d/2" % i, "-o",
+             parts + "/"], check_rc=0)
+    names = sorted(os.listdir(parts))
+    check(names == ["part-00000-of-00002.gpkg", "part-00001-of-00002.gpkg"], "parts %s" % names)
+    rows = {}
+    for n in names:
+        rows.update(tile_rows(os.path.join(parts, n)))
+    file_rows = tile_rows(idx)
+    part_of = {}
+    for n in names:
+        for t in tile_rows(os.path.join(parts, n)):
+            part_of[t] = n
+    base = search_geojson(parts, ["water", "-k", "40"])["features"]
+    ids = [f["properties"]["tile_id"] for f in base]
+    # a like tile from one part and an unlike tile from the other
+    like = next(t for t in ids[10:] if part_of[t] == names[0])
+    unlike = next(t for t in ids if part_of[t] == names[1])
+    srv = Server(parts)
+    try:
+        for kw in (dict(q="airport", k=10), dict(q="river", **{"not": "city"}, k=12),
+                   dict(q="lake", like=like, unlike=unlike, k=15)):
+            st, _, body = srv.get("/api/search?" + query(**kw))
+            want = search_geojson(parts, cli_args(kw))
+            check(st == 200 and json.loads(body) == want, "folder %s: API != CLI" % kw)
+            if "like" not in kw:  # the merged file's hits (tile ids are the plan's)
+                ref = search_geojson(idx, cli_args(kw))
+                check(by_window(want, rows) == by_window(ref, file_rows),
+                      "folder %s: not the hits of one file" % kw)
+        for t in (ids[0], ids[-1], like, unlike):
+            st, _, body = srv.get("/api/chip/%d.png" % t)
+            check(st == 200 and read_png(body).shape[2] == 3, "chip %d of %s: %d" %
+                  (t, part_of[t], st))
+        for f in base[:6]:
+            zxy = tile_of(f["properties"]["lon"], f["properties"]["lat"], 12)
+            st, _, body = srv.get("/tiles/%d/%d/%d.png" % zxy)
+            img = read_png(body)  # RGB when no pixel is transparent
+            check(st == 200 and (img.shape[2] == 3 or img[..., 3].max() == 255),
+                  "map tile %s" % (zxy,))
+    finally:
+        rc, err = srv.stop()
+    check(rc == 0, "SIGINT: %s %s" % (rc, err[-300:]))
+    d = os.path.join(tmp, "chips")
+    run(["search", parts, "airport", "-k", "6", "--chips", d], check_rc=0)
+    with open(os.path.join(d, "chips.geojson")) as f:
+        check(len(json.load(f)["features"]) == 6, "chips of a folder")
+    p = run(["search", parts, "airport", "--chips", parts, "--overwrite"])
+    check(p.returncode == 1 and "index folder" in p.stderr, "the index folder as chips folder: %s"
+          % p.stderr)
+    p = run(["search", parts, "airport", "--sheet", os.path.join(parts, "part-00000-of-00002.gpkg"),
+             "--overwrite"])
+    check(p.returncode == 1, "a part written as a sheet")
 
 
 # ---- load -----------------------------------------------------------------------------------
@@ -589,7 +669,8 @@ def test_load(tmp):
     check(rc == 0, "SIGINT after the load: rc %s %s" % (rc, err[-300:]))
 
 
-GROUPS = {"api": test_api, "browser": test_browser, "hostile": test_hostile, "load": test_load}
+GROUPS = {"api": test_api, "browser": test_browser, "hostile": test_hostile, "shards": test_shards,
+          "load": test_load}
 
 if __name__ == "__main__":
     group = sys.argv[1]

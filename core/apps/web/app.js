@@ -159,7 +159,7 @@
     return fig;
   }
 
-  function render(fc) {
+  function render(fc, why) {
     const gallery = $('gallery');
     gallery.textContent = '';
     hitsLayer.clearLayers();
@@ -184,7 +184,7 @@
     }
     for (const f of feats) gallery.appendChild(hitElement(f, lo, hi));
     const n = feats.length;
-    setStatus(n ? `${n} hit${n === 1 ? '' : 's'}` : (fc.why_empty || 'no hits'), 'done');
+    setStatus(n ? `${n} hit${n === 1 ? '' : 's'}` : `no hits: ${why || 'none found'}`, 'done');
   }
 
   async function search() {
@@ -207,7 +207,13 @@
       setStatus(body && body.error ? body.error : `search failed (${resp.status})`, 'error');
       return;
     }
-    render(body);
+    let why = resp.headers.get('X-Rsclip-Why-Empty');
+    try {
+      why = why ? decodeURIComponent(why) : '';
+    } catch (e) {
+      why = '';
+    }
+    render(body, why);
     $('dl-geojson').href = '/api/search?' + p.toString() + '&format=geojson';
     $('dl-gpkg').href = '/api/search?' + p.toString() + '&format=gpkg';
     $('downloads').hidden = false;
