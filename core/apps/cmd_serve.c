@@ -124,10 +124,16 @@ static int setup(serve_ctx *c) {
     rsclip_query q = rsclip_query_default();
     q.text = "warm up";
     q.k = 1;
-    rsclip_results *r = NULL;
-    if (rsclip_session_search(c->session, &q, &r) != RSCLIP_OK)
-        fprintf(stderr, "rsclip serve: warning: text queries will fail: %s\n", rsclip_last_error());
-    rsclip_results_free(r);
+    /* twice: a session's first encode may run on the weights in place, the second packs them */
+    for (int i = 0; i < 2; i++) {
+        rsclip_results *r = NULL;
+        if (rsclip_session_search(c->session, &q, &r) != RSCLIP_OK) {
+            fprintf(stderr, "rsclip serve: warning: text queries will fail: %s\n",
+                    rsclip_last_error());
+            break;
+        }
+        rsclip_results_free(r);
+    }
     return APP_OK;
 }
 

@@ -101,9 +101,9 @@ int rsclip_imagery_hit_rgb(rsclip_imagery *im, const rsclip_hit *hit, uint8_t **
 int rsclip_imagery_xyz(rsclip_imagery *im, int z, int x, int y, int size, uint8_t *rgba,
                        size_t rgba_size, int *n_drawn);
 
-/* Encode pixels as PNG (cairo): channels 3 (RGB) or 4 (RGBA, straight alpha; a picture without
- * transparent pixels is written as RGB, and a transparent pixel keeps no colour), rows of w *
- * channels bytes. *png: a new buffer of *n bytes (rsclip_free). */
+/* Encode pixels as PNG (GDAL's PNG driver, zlib level 1: made on request, so fast rather than
+ * smallest): channels 3 (RGB) or 4 (RGBA, straight alpha; a picture without transparent pixels is
+ * written as RGB), rows of w * channels bytes. *png: a new buffer of *n bytes (rsclip_free). */
 int rsclip_png_encode(const uint8_t *px, int w, int h, int channels, uint8_t **png, size_t *n);
 
 /* ---- chips ----------------------------------------------------------------------------------- */
