@@ -6,7 +6,7 @@
 #
 #   pkg-config --cflags --libs rsclip           -> the shared library
 #   pkg-config --static --cflags --libs rsclip  -> adds what librsclip.a needs (GDAL, SQLite,
-#                                                  OpenBLAS, libcrypto, CUDA, libm, pthread)
+#                                                  PCRE2, cairo, OpenBLAS, libcrypto, CUDA, libm, pthread)
 #   find_package(rsclip) -> rsclip::rsclip (shared when built, else static) and
 #                           rsclip::rsclip_static (when its dependencies are found)
 include(CMakePackageConfigHelpers)
@@ -54,7 +54,7 @@ string(REGEX REPLACE "/$" "" RSCLIP_PC_TO_PREFIX "${RSCLIP_PC_TO_PREFIX}")
 set(RSCLIP_PC_REQUIRES_PRIVATE "libcrypto")
 set(RSCLIP_PC_LIBS_PRIVATE "-lm -pthread")
 if(NOT RSCLIP_MODEL_ONLY)
-    string(APPEND RSCLIP_PC_REQUIRES_PRIVATE " gdal sqlite3 libpcre2-8")
+    string(APPEND RSCLIP_PC_REQUIRES_PRIVATE " gdal sqlite3 libpcre2-8 cairo cairo-pdf cairo-png")
 endif()
 if(RSCLIP_HAVE_OPENBLAS)
     string(APPEND RSCLIP_PC_REQUIRES_PRIVATE " openblas")

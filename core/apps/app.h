@@ -36,6 +36,7 @@ int cmd_info(int argc, char **argv);
 int cmd_remove(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 extern const char app_usage_tokenize[];
 extern const char app_usage_embed[];
 extern const char app_usage_classify[];
@@ -46,6 +47,28 @@ extern const char app_usage_info[];
 extern const char app_usage_remove[];
 extern const char app_usage_plan[];
 extern const char app_usage_merge[];
+extern const char app_usage_serve[];
+
+/* Pictures of the hits (app_render.c): --chips DIR and --sheet FILE of `search`. */
+typedef struct app_render_opts {
+    const char *index; /* searched; never written */
+    const char *chips; /* folder, or NULL */
+    const char *sheet; /* .png / .pdf file, or NULL */
+    const char *title; /* the sheet's title */
+    int overwrite;
+} app_render_opts;
+/* Refuse outputs that cannot be written before searching: APP_OK or APP_ERROR (printed). */
+int app_render_check(const app_render_opts *o);
+/* Write chips and sheet of the hits (or, merged, of the regions). */
+int app_render_outputs(const app_render_opts *o, const rsclip_results *r, int merged,
+                       const rsclip_region *regions, int n_regions);
+/* The one rule `search` and `serve` map like/unlike tiles onto a query by: a like tile without a
+ * text, point or image is the query (like_tile), the others are examples (like_tiles). The arrays
+ * must outlive q. */
+void app_query_examples(rsclip_query *q, const int64_t *likes, int n_like, const int64_t *unlikes,
+                        int n_unlike);
+/* A one-line description of q for people (the sheet's title). */
+void app_query_title(const rsclip_query *q, char *buf, size_t cap);
 
 /* Delete the scenes of INDEX whose local files are gone, in one transaction (cmd_remove.c). */
 int app_prune(const char *index, int quiet);

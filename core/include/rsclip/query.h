@@ -112,7 +112,21 @@ typedef struct rsclip_query {
     const char *after, *before;
     int latest; /* 1: among the hits, only the most recent tile at each place (footprints that
                    overlap: the later scene's tile wins; tiles without a time count as oldest) */
+    /* Examples (the "more like this" / "not this" of a labelling loop): tiles of the index. */
+    const int64_t *like_tiles;   /* more positive examples, with or instead of the query above */
+    int n_like_tiles;            /* 0..RSCLIP_QUERY_MAX_EXAMPLES */
+    const int64_t *unlike_tiles; /* negative examples, pushed down as negative texts are */
+    int n_unlike_tiles;          /* 0..RSCLIP_QUERY_MAX_EXAMPLES; with the negative texts at most
+                                    RSCLIP_SEARCH_MAX_NEGATIVES */
 } rsclip_query;
+
+/* Examples. The query vector is the L2-normalised mean of the positives, each normalised and
+ * weighted alike: the query itself (text, tile, point or image; optional when like_tiles are
+ * given) and the embedding of every like tile. The negatives are the negative texts and the
+ * embeddings of the unlike tiles: tiles rank by cos(q, v) - 0.5 * max cos(neg, v) and prob is the
+ * combined query's. A like or unlike tile the index does not hold is RSCLIP_ERR_NOT_FOUND naming
+ * it. Heatmaps and scene probabilities take the like tiles (negatives do not apply there). */
+#define RSCLIP_QUERY_MAX_EXAMPLES 64
 
 rsclip_query rsclip_query_default(void);
 

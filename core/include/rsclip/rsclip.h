@@ -23,5 +23,6 @@
 #include "rsclip/tiler.h"
 #include "rsclip/plan.h"
 #include "rsclip/time.h"
+#include "rsclip/render.h"
 
 #endif

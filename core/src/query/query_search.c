@@ -2,6 +2,7 @@
  * is scanned for its own top k, in parallel, and the parts' hits are merged by score (ties by
  * tile id, as within one part), so a folder gives the hits its merged file gives. Also the hit
  * details, per-scene probabilities and the scene helpers that span parts. */
+#include "query/examples.h"
 #include "query/query_internal.h"
 #include "status/status_internal.h"
 
@@ -81,8 +82,9 @@ static void search_part(search_job *j, int p) {
         rsclip_search_params sp = rsclip_search_default_params();
         sp.k = j->k;
         sp.n_threads = j->threads_per_part;
-        sp.negatives = q->n_negatives ? j->qv + s->info.embed_dim : NULL;
-        sp.n_negatives = q->n_negatives;
+        int n_neg = q->n_negatives + q->n_unlike_tiles; /* texts, then unlike tiles */
+        sp.negatives = n_neg ? j->qv + s->info.embed_dim : NULL;
+        sp.n_negatives = n_neg;
         sp.fetch = fetch_cb;
         sp.fetch_user = s->parts[p].idx;
         if (ps->al.active) {
@@ -293,10 +295,11 @@ int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_resul
     if (q->n_negatives < 0 || q->n_negatives > RSCLIP_SEARCH_MAX_NEGATIVES)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "at most %d negative queries",
                              RSCLIP_SEARCH_MAX_NEGATIVES);
-    const int dim = s->info.embed_dim;
+    if (rsclip__query_examples_check(q)) return rsclip_last_status();
+    const int dim = s->info.embed_dim, n_neg = q->n_negatives + q->n_unlike_tiles;
     /* --latest drops older tiles of the same places: rank more, keep k */
     const int k_scan = q->latest ? (q->k > 100000 ? 400000 : 4 * q->k + 16) : q->k;
-    float *qv = malloc(sizeof(float) * (size_t)dim * (size_t)(1 + q->n_negatives));
+    float *qv = malloc(sizeof(float) * (size_t)dim * (size_t)(1 + n_neg));
     part_search *ps = calloc((size_t)s->n_parts, sizeof *ps);
     merged_hit *mh = NULL;
     size_t n_mh = 0;
@@ -312,9 +315,10 @@ int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_resul
     if (!rc && (rc = rsclip__query_time_window(q, &window)) > 0) rc = RSCLIP_OK;
     s->batch_hint = q->n_negatives > 0 ? q->n_negatives : 1;
     if (!rc && q->scene_id > 0) rc = rsclip__query_check_scene(s, q->scene_id);
-    if (!rc) rc = rsclip__query_vector(s, q, qv);
+    if (!rc && rsclip__query_has_main(q)) rc = rsclip__query_vector(s, q, qv);
     if (!rc && q->n_negatives > 0)
         rc = rsclip__embed_texts(s, q->template_str, q->negatives, q->n_negatives, qv + dim);
+    if (!rc) rc = rsclip__query_examples(s, q, qv, qv + (size_t)dim * (size_t)(1 + q->n_negatives));
     if (!rc && !s->have_calibration) rc = rsclip__need_model(s, 0);
     int n_hits = 0;
     if (!rc) {
@@ -461,7 +465,9 @@ int rsclip_session_scene_probs(rsclip_session *s, const rsclip_query *q, int64_t
     size_t k = 0;
     int rc = qv ? rsclip__query_check_scene(s, scene_id)
                 : rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
-    if (!rc) rc = rsclip__query_vector(s, q, qv);
+    if (!rc) rc = rsclip__query_examples_check(q);
+    if (!rc && rsclip__query_has_main(q)) rc = rsclip__query_vector(s, q, qv);
+    if (!rc) rc = rsclip__query_examples(s, q, qv, NULL);
     if (!rc && !s->have_calibration) rc = rsclip__need_model(s, 0);
     for (int p = 0; p < s->n_parts && !rc; p++) {
         /* the heatmap scans every code: check them all first (the same reads) */

@@ -569,6 +569,7 @@ void rsclip_tiler_close(rsclip_tiler *t) {
     rsclip__gdal_errors_push(&e);
     if (t->ct) OCTDestroyCoordinateTransformation(t->ct);
     if (t->srs) OSRDestroySpatialReference(t->srs);
+    if (t->view) GDALClose(t->view);
     if (t->vrt) GDALClose(t->vrt);
     if (t->warped) GDALClose(t->warped);
     if (t->opened) GDALClose(t->opened);
@@ -676,6 +677,25 @@ int rsclip_tiler_tile(rsclip_tiler *t, int64_t i, rsclip_tile *tile) {
     return rc;
 }
 
+int rsclip__tiler_scale(const rsclip_tiler *t, int c, const double *v, size_t n, uint8_t *out,
+                        int px_stride, uint8_t *valid) {
+    const double lo = t->lo[c], k = t->k[c];
+    int any_invalid = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *o = out + i * (size_t)px_stride + c;
+        if (!isfinite(v[i])) { /* NaN and +-Inf (only float bands hold them) are invalid */
+            valid[i] = 0;
+            any_invalid = 1;
+            *o = 0;
+            continue;
+        }
+        double s = floor((v[i] - lo) * k + 0.5);
+        /* written so that NaN (an overflowing scale) maps to 0, never into the cast */
+        *o = !(s > 0.0) ? 0 : s >= 255.0 ? 255 : (uint8_t)s;
+    }
+    return any_invalid;
+}
+
 static double count_valid(const uint8_t *v, size_t n) {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) k += v[i];
@@ -717,19 +737,7 @@ static int read_impl(rsclip_tiler *t, rsclip_tile *tile, uint8_t *rgb, rsclip__g
         if (GDALRasterIO(t->band[c], GF_Read, xo, yo, w, h, t->vbuf, w, h, GDT_Float64, 0, 0) !=
             CE_None)
             return rsclip__gdal_error(e, RSCLIP_ERR_GDAL, "%s: %s", t->path, "cannot read a tile");
-        const double lo = t->lo[c], k = t->k[c];
-        for (size_t i = 0; i < n; i++) {
-            double v = t->vbuf[i];
-            if (!isfinite(v)) { /* NaN and +-Inf (only float bands hold them) are invalid */
-                t->valid[i] = 0;
-                any_invalid = 1;
-                rgb[3 * i + c] = 0;
-                continue;
-            }
-            double s = floor((v - lo) * k + 0.5);
-            /* written so that NaN (an overflowing scale) maps to 0, never into the cast */
-            rgb[3 * i + c] = !(s > 0.0) ? 0 : s >= 255.0 ? 255 : (uint8_t)s;
-        }
+        if (rsclip__tiler_scale(t, c, t->vbuf, n, rgb, 3, t->valid)) any_invalid = 1;
     }
     if (any_invalid) {
         frac = count_valid(t->valid, n);
