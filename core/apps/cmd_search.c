@@ -430,29 +430,6 @@ static void print_changes(const rsclip_changes *c) {
     }
 }
 
-/* The regions of the later tiles, with the largest and mean rise of their changes. */
-static int change_regions(const rsclip_changes *c, const rsclip_hit *hits, rsclip_region **rg,
-                          int *n_rg) {
-    if (rsclip_regions_merge(hits, c->n, rg, n_rg) != RSCLIP_OK) return -1;
-    for (int i = 0; i < *n_rg; i++) {
-        rsclip_region *r = &(*rg)[i];
-        double sum = 0;
-        int n = 0;
-        for (int t = 0; t < r->n_tiles; t++)
-            for (int j = 0; j < c->n; j++)
-                if (c->changes[j].to.tile_id == r->tile_ids[t]) {
-                    float rise = c->changes[j].rise;
-                    if (!n || rise > r->max_rise) r->max_rise = rise;
-                    sum += rise;
-                    n++;
-                    break;
-                }
-        r->has_rise = n > 0;
-        r->mean_rise = n ? (float)(sum / n) : 0;
-    }
-    return 0;
-}
-
 static void print_change_regions(const rsclip_region *rg, int n) {
     printf("%6s  %5s  %8s  %9s  %8s  %12s  %11s  %14s  %9s\n", "region", "tiles", "max_rise",
            "mean_rise", "max_prob", "lon", "lat", "area_m2", "best_tile");
@@ -473,7 +450,7 @@ static int run_change(search_args *a, rsclip_session *s) {
     rsclip_region *regions = NULL;
     int n_regions = 0, rc = hits ? APP_OK : app_error("out of memory");
     for (int i = 0; i < c->n && hits; i++) hits[i] = c->changes[i].to;
-    if (rc == APP_OK && a->merge && change_regions(c, hits, &regions, &n_regions) != 0)
+    if (rc == APP_OK && a->merge && rsclip_change_regions(c, &regions, &n_regions) != RSCLIP_OK)
         rc = app_fail();
     if (rc == APP_OK && !a->format && !a->out) {
         if (a->merge)

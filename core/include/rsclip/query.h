@@ -177,6 +177,11 @@ int rsclip_session_change(rsclip_session *s, const rsclip_query *q, const rsclip
                           const rsclip_time *to, rsclip_changes **out);
 void rsclip_changes_free(rsclip_changes *c); /* NULL-safe */
 
+/* The later tiles of c dissolved into regions (rsclip_regions_merge over the changes' `to` hits),
+ * each with has_rise set and the largest and mean rise of its changes (rsclip_export_regions
+ * writes them as max_rise and mean_rise). *out: rsclip_regions_free. */
+int rsclip_change_regions(const rsclip_changes *c, rsclip_region **out, int *n_out);
+
 /* Score every tile of one scene for a query (heatmaps): *probs and *tile_ids are new arrays of
  * *n entries (rsclip_free), in tile-id order; probabilities from the int8 codes (within ~1e-3 of
  * the exact ones). k, min_prob and spatial filters of q are ignored. RSCLIP_ERR_NOT_FOUND when

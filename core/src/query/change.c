@@ -282,6 +282,40 @@ void rsclip_changes_free(rsclip_changes *c) {
     free(ci);
 }
 
+int rsclip_change_regions(const rsclip_changes *c, rsclip_region **out, int *n_out) {
+    if (!c || !out || !n_out)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "change regions: no changes");
+    *out = NULL;
+    *n_out = 0;
+    rsclip_hit *hits = malloc(sizeof *hits * (size_t)(c->n > 0 ? c->n : 1));
+    if (!hits) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < c->n; i++) hits[i] = c->changes[i].to;
+    rsclip_region *rg = NULL;
+    int n_rg = 0;
+    int rc = rsclip_regions_merge(hits, c->n, &rg, &n_rg);
+    free(hits);
+    if (rc) return rc;
+    for (int i = 0; i < n_rg; i++) {
+        rsclip_region *r = &rg[i];
+        double sum = 0;
+        int n = 0;
+        for (int t = 0; t < r->n_tiles; t++)
+            for (int j = 0; j < c->n; j++)
+                if (c->changes[j].to.tile_id == r->tile_ids[t]) {
+                    float rise = c->changes[j].rise;
+                    if (!n || rise > r->max_rise) r->max_rise = rise;
+                    sum += rise;
+                    n++;
+                    break;
+                }
+        r->has_rise = n > 0;
+        r->mean_rise = n ? (float)(sum / n) : 0;
+    }
+    *out = rg;
+    *n_out = n_rg;
+    return RSCLIP_OK;
+}
+
 static int make_results(change_ctx *c, const rsclip_time *from, const rsclip_time *to,
                         size_t n_late, struct changes_impl *ci) {
     rsclip_session *s = c->s;
