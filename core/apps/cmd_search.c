@@ -309,11 +309,8 @@ static int check_args(search_args *a, int argc, char **argv) {
                                          "--like-image");
     if (n_kinds > 1) return app_usage_error("search", "give only one query");
     app_query_examples(q, a->likes, a->n_like, a->unlikes, a->n_unlike);
-    if (q->text) {
-        const char *p = q->text;
-        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
-        if (!*p) return app_usage_error("search", "the query text is empty");
-    }
+    if (rsclip_query_check(q) != RSCLIP_OK)
+        return app_usage_error("search", "%s", rsclip_last_error());
     if (a->format && !a->out && strcasecmp(a->format, "GeoJSON") != 0 &&
         strcasecmp(a->format, "CSV") != 0)
         return app_usage_error("search", "-of %s needs an output file (-o)", a->format);

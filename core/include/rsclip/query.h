@@ -131,6 +131,15 @@ typedef struct rsclip_query {
 
 rsclip_query rsclip_query_default(void);
 
+/* Every rule a query must meet, without opening anything: one query of its own at most (text,
+ * like_tile, point or image; like tiles may add to it or stand alone), a text and negatives with
+ * something besides white space, a template with "{}", k >= 1, min_prob in 0..1, counts in
+ * range, a bbox of WGS84 west <= east and south <= north, after/before that parse and are in
+ * order. RSCLIP_OK or RSCLIP_ERR_INVALID_ARG with the reason. rsclip_session_search and
+ * rsclip_session_change run it first; a caller may run it to refuse a query before opening an
+ * index. */
+int rsclip_query_check(const rsclip_query *q);
+
 typedef struct rsclip_results {
     int n;
     rsclip_hit *hits; /* [n], ranked; strings and footprints owned by the results */

@@ -386,15 +386,12 @@ static rsclip_query period_query(const rsclip_query *q, const char *period) {
 }
 
 static int check_query(const rsclip_query *q) {
-    if (q->k < 1) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "k must be at least 1");
-    if (q->n_negatives < 0 || q->n_negatives > RSCLIP_SEARCH_MAX_NEGATIVES)
-        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "at most %d negative queries",
-                             RSCLIP_SEARCH_MAX_NEGATIVES);
+    if (rsclip_query_check(q)) return rsclip_last_status();
     if (q->after || q->before || q->latest)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG,
                              "a change query has its own two periods: --after, --before and "
                              "--latest do not apply");
-    return rsclip__query_examples_check(q) ? rsclip_last_status() : RSCLIP_OK;
+    return RSCLIP_OK;
 }
 
 int rsclip_session_change(rsclip_session *s, const rsclip_query *q, const rsclip_time *from,

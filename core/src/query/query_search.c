@@ -332,11 +332,7 @@ int rsclip__results_of(rsclip_session *s, const rsclip__tile_ref *t, int n, rscl
 int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_results **out) {
     if (!s || !q || !out) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "search: no query");
     *out = NULL;
-    if (q->k < 1) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "k must be at least 1");
-    if (q->n_negatives < 0 || q->n_negatives > RSCLIP_SEARCH_MAX_NEGATIVES)
-        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "at most %d negative queries",
-                             RSCLIP_SEARCH_MAX_NEGATIVES);
-    if (rsclip__query_examples_check(q)) return rsclip_last_status();
+    if (rsclip_query_check(q)) return rsclip_last_status();
     /* --latest drops older tiles of the same places: rank more, keep k */
     const int k_scan = q->latest ? (q->k > 100000 ? 400000 : 4 * q->k + 16) : q->k;
     float *qv = NULL;
