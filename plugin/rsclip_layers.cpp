@@ -49,13 +49,6 @@ static OGRPolygon *RingToPolygon(const double *xy, size_t n) {
 }
 
 /* A text field, null when the library has no value (NULL). */
-static void SetTextOrNull(OGRFeature *f, const char *pszField, const char *pszValue) {
-    if (pszValue)
-        f->SetField(pszField, pszValue);
-    else
-        f->SetFieldNull(f->GetFieldIndex(pszField));
-}
-
 /* lon/lat of a tile centre: null for a scene in pixel coordinates (NaN from the library). */
 static void SetLonLat(OGRFeature *f, double lon, double lat) {
     if (std::isfinite(lon) && std::isfinite(lat)) {
@@ -358,49 +351,15 @@ int RSCLIPTilesLayer::TestCapability(const char *pszCap) {
 
 /* ---- hits, changes and regions -------------------------------------------------------------- */
 
-/* The same properties, in the same order, as rsclip_export_hits / _changes / _regions. */
-static const FieldSpec kHitFields[] = {
-    {"rank", OFTInteger},      {"score", OFTReal},
-    {"prob", OFTReal},         {"lon", OFTReal},
-    {"lat", OFTReal},          {"scene", OFTString},
-    {"xoff", OFTInteger},      {"yoff", OFTInteger},
-    {"xsize", OFTInteger},     {"ysize", OFTInteger},
-    {"tile_id", OFTInteger64}, {"datetime", OFTString},
-    {"stac_item", OFTString},  {"stac_collection", OFTString},
-};
-static const FieldSpec kChangeFields[] = {
-    {"rank", OFTInteger},
-    {"rise", OFTReal},
-    {"prob", OFTReal},
-    {"prob_from", OFTReal},
-    {"coverage", OFTReal},
-    {"from_tiles", OFTInteger},
-    {"tile_id", OFTInteger64},
-    {"from_tile_id", OFTInteger64},
-    {"datetime", OFTString},
-    {"from_datetime", OFTString},
-    {"lon", OFTReal},
-    {"lat", OFTReal},
-    {"scene", OFTString},
-    {"from_scene", OFTString},
-    {"xoff", OFTInteger},
-    {"yoff", OFTInteger},
-    {"xsize", OFTInteger},
-    {"ysize", OFTInteger},
-    {"stac_item", OFTString},
-    {"from_stac_item", OFTString},
-    {"stac_collection", OFTString},
-};
-/* The regions of a change query add max_rise and mean_rise. */
-static const FieldSpec kRegionFields[] = {
-    {"region", OFTInteger}, {"tiles", OFTInteger},  {"max_prob", OFTReal},
-    {"mean_prob", OFTReal}, {"max_score", OFTReal}, {"area_m2", OFTReal},
-    {"lon", OFTReal},       {"lat", OFTReal},       {"best_tile", OFTInteger64},
-};
-static const FieldSpec kRegionRiseFields[] = {
-    {"max_rise", OFTReal},
-    {"mean_rise", OFTReal},
-};
+/* The fields of a result layer: rsclip_export_fields, as the CLI's exports write them. */
+static void AddResultFields(OGRFeatureDefn *defn, rsclip_layer_kind kind, bool bRise) {
+    int n = 0;
+    const rsclip_export_field *f = rsclip_export_fields(kind, bRise ? 1 : 0, &n);
+    for (int i = 0; i < n; i++) {
+        OGRFieldDefn fd(f[i].name, static_cast<OGRFieldType>(f[i].ogr_type));
+        defn->AddFieldDefn(&fd);
+    }
+}
 
 static const char *KindName(RSCLIPHitsLayer::Kind e) {
     return e == RSCLIPHitsLayer::Kind::Regions   ? "regions"
@@ -413,20 +372,17 @@ RSCLIPHitsLayer::RSCLIPHitsLayer(RSCLIPDataset *poDS, Kind eKind)
       m_eKind(eKind) {
     switch (eKind) {
     case Kind::Regions: {
-        AddFields(m_poDefn, kRegionFields, sizeof kRegionFields / sizeof *kRegionFields);
         /* as rsclip_export_regions: the rise fields when a region has a rise */
         bool bRise = false;
         for (int i = 0; i < poDS->m_nRegions; i++) bRise |= poDS->m_pasRegions[i].has_rise != 0;
-        if (bRise)
-            AddFields(m_poDefn, kRegionRiseFields,
-                      sizeof kRegionRiseFields / sizeof *kRegionRiseFields);
+        AddResultFields(m_poDefn, RSCLIP_LAYER_REGIONS, bRise);
         break;
     }
     case Kind::Changes:
-        AddFields(m_poDefn, kChangeFields, sizeof kChangeFields / sizeof *kChangeFields);
+        AddResultFields(m_poDefn, RSCLIP_LAYER_CHANGES, false);
         break;
     case Kind::Hits:
-        AddFields(m_poDefn, kHitFields, sizeof kHitFields / sizeof *kHitFields);
+        AddResultFields(m_poDefn, RSCLIP_LAYER_HITS, false);
         break;
     }
 }
@@ -457,49 +413,17 @@ OGRFeature *RSCLIPHitsLayer::Make(int i) {
     auto *f = new OGRFeature(m_poDefn);
     OGRSpatialReference *srs = m_poDS->WGS84();
     f->SetFID(i + 1);
+    /* attributes as the CLI's exports set them; scene paths as the driver shows them */
+    OGRFeatureH hf = OGRFeature::ToHandle(f);
     if (m_eKind == Kind::Changes) {
         const rsclip_change *c = &m_poDS->m_psChanges->changes[i];
-        f->SetField("rank", c->rank);
-        f->SetField("rise", static_cast<double>(c->rise));
-        f->SetField("prob", static_cast<double>(c->to.prob));
-        f->SetField("prob_from", static_cast<double>(c->prob_from));
-        f->SetField("coverage", c->coverage);
-        f->SetField("from_tiles", c->n_from);
-        f->SetField("tile_id", static_cast<GIntBig>(c->to.tile_id));
-        f->SetField("from_tile_id", static_cast<GIntBig>(c->from.tile_id));
-        SetTextOrNull(f, "datetime", c->to.datetime);
-        SetTextOrNull(f, "from_datetime", c->from.datetime);
-        SetLonLat(f, c->to.lon, c->to.lat);
+        rsclip_export_set_change(hf, c);
         f->SetField("scene", m_poDS->ScenePath(c->to.scene_id));
         f->SetField("from_scene", m_poDS->ScenePath(c->from.scene_id));
-        f->SetField("xoff", c->to.xoff);
-        f->SetField("yoff", c->to.yoff);
-        f->SetField("xsize", c->to.xsize);
-        f->SetField("ysize", c->to.ysize);
-        SetTextOrNull(f, "stac_item", c->to.stac_item);
-        SetTextOrNull(f, "from_stac_item", c->from.stac_item);
-        SetTextOrNull(f, "stac_collection", c->to.stac_collection);
         SetFootprint(f, &c->to, srs);
     } else if (m_eKind == Kind::Regions) {
         const rsclip_region *r = &m_poDS->m_pasRegions[i];
-        f->SetField("region", r->id);
-        f->SetField("tiles", r->n_tiles);
-        f->SetField("max_prob", static_cast<double>(r->max_prob));
-        f->SetField("mean_prob", static_cast<double>(r->mean_prob));
-        f->SetField("max_score", static_cast<double>(r->max_score));
-        f->SetField("area_m2", r->area_m2);
-        f->SetField("lon", r->lon);
-        f->SetField("lat", r->lat);
-        f->SetField("best_tile", static_cast<GIntBig>(r->best_tile_id));
-        if (m_poDefn->GetFieldIndex("max_rise") >= 0) {
-            if (r->has_rise) {
-                f->SetField("max_rise", static_cast<double>(r->max_rise));
-                f->SetField("mean_rise", static_cast<double>(r->mean_rise));
-            } else {
-                f->SetFieldNull(f->GetFieldIndex("max_rise"));
-                f->SetFieldNull(f->GetFieldIndex("mean_rise"));
-            }
-        }
+        rsclip_export_set_region(hf, r);
         OGRGeometry *g = nullptr;
         if (r->wkt && OGRGeometryFactory::createFromWkt(r->wkt, nullptr, &g) == OGRERR_NONE && g) {
             g = OGRGeometryFactory::forceToMultiPolygon(g);
@@ -508,19 +432,8 @@ OGRFeature *RSCLIPHitsLayer::Make(int i) {
         }
     } else {
         const rsclip_hit *h = &m_poDS->m_psHits->hits[i];
-        f->SetField("rank", h->rank);
-        f->SetField("score", static_cast<double>(h->score));
-        f->SetField("prob", static_cast<double>(h->prob));
-        SetLonLat(f, h->lon, h->lat);
+        rsclip_export_set_hit(hf, h);
         f->SetField("scene", m_poDS->ScenePath(h->scene_id));
-        f->SetField("xoff", h->xoff);
-        f->SetField("yoff", h->yoff);
-        f->SetField("xsize", h->xsize);
-        f->SetField("ysize", h->ysize);
-        f->SetField("tile_id", static_cast<GIntBig>(h->tile_id));
-        SetTextOrNull(f, "datetime", h->datetime);
-        SetTextOrNull(f, "stac_item", h->stac_item);
-        SetTextOrNull(f, "stac_collection", h->stac_collection);
         SetFootprint(f, h, srs);
     }
     return f;

@@ -332,7 +332,7 @@ def test_examples(tmp):
     check(p.returncode == 2, "tile id 0 accepted")
     nots = sum((["--not", "t%d" % i] for i in range(16)), [])
     p = run(["search", idx, "lake", "--unlike-tile", str(top)] + nots)
-    check(p.returncode == 1 and "at most 16 negatives" in p.stderr,
+    check(p.returncode == 2 and "at most 16 negatives" in p.stderr,
           "17 negatives accepted: %s" % p.stderr)
     p = run(["search", idx, "lake", "--like-point", "0,0", "--like-image", "x.png"])
     check(p.returncode == 2, "two queries accepted")

@@ -182,6 +182,31 @@ int rsclip_export_regions(const char *path, const rsclip_export_params *params,
 int rsclip_export_changes(const char *path, const rsclip_export_params *params,
                           const rsclip_change *changes, int n);
 
+/* ---- the fields of result layers ------------------------------------------------------------
+ * One definition for every writer (the exports above, the GDAL driver): names, OGR field types
+ * (OGRFieldType values) and order of a layer of hits, changes or regions (with_rise: the regions
+ * of a change query, with max_rise and mean_rise). The array is static. */
+typedef enum rsclip_layer_kind {
+    RSCLIP_LAYER_HITS,
+    RSCLIP_LAYER_CHANGES,
+    RSCLIP_LAYER_REGIONS
+} rsclip_layer_kind;
+
+typedef struct rsclip_export_field {
+    const char *name;
+    int ogr_type; /* OGRFieldType */
+} rsclip_export_field;
+
+const rsclip_export_field *rsclip_export_fields(rsclip_layer_kind kind, int with_rise,
+                                                int *n_fields);
+
+/* Set the attributes (not the geometry) of an OGR feature (an OGRFeatureH) of such a layer from
+ * a result; fields the layer lacks are skipped, unknown values (no time, lon/lat of a scene in
+ * pixel coordinates) are null. */
+void rsclip_export_set_hit(void *feature, const rsclip_hit *h);
+void rsclip_export_set_change(void *feature, const rsclip_change *c);
+void rsclip_export_set_region(void *feature, const rsclip_region *r);
+
 #ifdef __cplusplus
 }
 #endif

@@ -114,18 +114,13 @@ OGRGeometryH rsclip__hit_lonlat_polygon(const rsclip_hit *h) {
     return rsclip__ring_polygon(h->footprint, h->n_footprint);
 }
 
-typedef struct field_def {
-    const char *name;
-    OGRFieldType type;
-} field_def;
-
 /* What one export writes: its layer's default name, geometry type, fields, and the field that
  * names KML placemarks. */
 typedef struct layer_spec {
     const char *default_name;
     OGRwkbGeometryType gtype;
     const char *name_field;
-    const field_def *fields;
+    const rsclip_export_field *fields; /* rsclip_export_fields (fields.c) */
     int n_fields;
 } layer_spec;
 
@@ -266,6 +261,8 @@ typedef struct out_ctx {
     const char *const *prot; /* params.protected_paths */
     int n_prot;
     rsclip__gdal_errors *err; /* GDAL failures of this export (the caller's scope) */
+    OGRFeatureDefnH canon;    /* the fields under their own names (rsclip_export_set_*) */
+    int *map;                 /* canon field i -> layer field map[i] */
 } out_ctx;
 
 /* Release everything; an unfinished output is abandoned: transaction rolled back, temporary
@@ -279,6 +276,8 @@ static void out_close(out_ctx *o) {
     if (o->wgs84) OSRDestroySpatialReference(o->wgs84);
     if (o->dst) OSRDestroySpatialReference(o->dst);
     if (o->local) OSRDestroySpatialReference(o->local);
+    if (o->canon) OGR_FD_Release(o->canon);
+    free(o->map);
     plan_free(&o->plan);
     memset(o, 0, sizeof *o);
 }
@@ -405,15 +404,32 @@ static int out_open(out_ctx *o, rsclip__gdal_errors *err, const char *path,
     o->layer = GDALDatasetCreateLayer(o->ds, o->plan.layer, o->layer_srs, ls->gtype, lco);
     CSLDestroy(lco);
     if (!o->layer) return out_fail(o, RSCLIP_ERR_IO, "cannot create the layer");
+    const int shp = strcmp(dname, "ESRI Shapefile") == 0;
+    o->canon = OGR_FD_Create("rsclip");
+    OGR_FD_Reference(o->canon);
+    if (!(o->map = malloc(sizeof *o->map * (size_t)(ls->n_fields ? ls->n_fields : 1))))
+        return out_fail(o, RSCLIP_ERR_NOMEM, "out of memory");
     for (int i = 0; i < ls->n_fields; i++) {
-        OGRFieldDefnH fd = OGR_Fld_Create(ls->fields[i].name, ls->fields[i].type);
-        if (ls->fields[i].type == OFTReal) OGR_Fld_SetPrecision(fd, 0);
+        const OGRFieldType type = (OGRFieldType)ls->fields[i].ogr_type;
+        OGRFieldDefnH cd = OGR_Fld_Create(ls->fields[i].name, type);
+        OGR_FD_AddFieldDefn(o->canon, cd);
+        OGR_Fld_Destroy(cd);
+        /* A shapefile's field names have 10 characters: cut them here, uniquely, rather than
+         * have the driver launder them with a warning each. */
+        char name[16];
+        snprintf(name, sizeof name, "%.10s", ls->fields[i].name);
+        if (shp && OGR_FD_GetFieldIndex(OGR_L_GetLayerDefn(o->layer), name) >= 0)
+            name[9] = (char)('0' + i % 10); /* a cut name already taken */
+        OGRFieldDefnH fd = OGR_Fld_Create(shp ? name : ls->fields[i].name, type);
+        if (type == OFTReal) OGR_Fld_SetPrecision(fd, 0);
         /* A shapefile's text fields are 80 characters unless told: scene paths are longer. */
-        if (ls->fields[i].type == OFTString && strcmp(dname, "ESRI Shapefile") == 0)
-            OGR_Fld_SetWidth(fd, 254);
+        if (type == OFTString && shp) OGR_Fld_SetWidth(fd, 254);
         OGRErr oe = OGR_L_CreateField(o->layer, fd, TRUE);
         OGR_Fld_Destroy(fd);
         if (oe != OGRERR_NONE) return out_fail(o, RSCLIP_ERR_IO, "cannot create a field");
+        /* where the driver put it (KML puts its Name and Description first) */
+        o->map[i] =
+            OGR_FD_GetFieldIndex(OGR_L_GetLayerDefn(o->layer), shp ? name : ls->fields[i].name);
     }
     /* GeoPackage creates a new table lazily; have it created inside the transaction now, so that
      * a rollback has nothing left to do at close. */
@@ -422,21 +438,32 @@ static int out_open(out_ctx *o, rsclip__gdal_errors *err, const char *path,
     return RSCLIP_OK;
 }
 
-/* Reproject (if asked) and attach geom to feature f; takes ownership of geom. */
-static int out_write(out_ctx *o, OGRFeatureH f, OGRGeometryH geom) {
+/* A feature to fill with rsclip_export_set_* (the fields under their own names). */
+static OGRFeatureH out_feature(out_ctx *o) {
+    return OGR_F_Create(o->canon);
+}
+
+/* Copy the attributes of c (out_feature) into a feature of the layer, reproject geom (if asked)
+ * and attach it; takes ownership of geom. */
+static int out_write(out_ctx *o, OGRFeatureH c, OGRGeometryH geom) {
+    OGRFeatureH f = OGR_F_Create(OGR_L_GetLayerDefn(o->layer));
+    OGR_F_SetFromWithMap(f, c, TRUE, o->map);
+    int rc = RSCLIP_OK;
     if (geom) {
         OGR_G_AssignSpatialReference(geom, o->pixel ? o->layer_srs : o->wgs84);
         if (o->ct && OGR_G_Transform(geom, o->ct) != OGRERR_NONE) {
             OGR_G_DestroyGeometry(geom);
+            OGR_F_Destroy(f);
             return rsclip__error(RSCLIP_ERR_GDAL, "%s: cannot reproject a footprint: %s", o->path,
                                  rsclip__gdal_msg(o->err, "transformation failed"));
         }
         OGR_F_SetGeometryDirectly(f, geom);
     }
     if (OGR_L_CreateFeature(o->layer, f) != OGRERR_NONE)
-        return rsclip__error(RSCLIP_ERR_IO, "%s: cannot write a feature: %s", o->path,
-                             rsclip__gdal_msg(o->err, "write failed"));
-    return RSCLIP_OK;
+        rc = rsclip__error(RSCLIP_ERR_IO, "%s: cannot write a feature: %s", o->path,
+                           rsclip__gdal_msg(o->err, "write failed"));
+    OGR_F_Destroy(f);
+    return rc;
 }
 
 /* Read the new file back: drivers do not all report a short write (a full disk), but a file cut
@@ -570,39 +597,9 @@ static int keeps_null_geometry(GDALDriverH drv) {
     return kept;
 }
 
-static void set_real_or_null(OGRFeatureH f, const char *name, double v, int have) {
-    int i = OGR_F_GetFieldIndex(f, name);
-    if (have && isfinite(v))
-        OGR_F_SetFieldDouble(f, i, v);
-    else
-        OGR_F_SetFieldNull(f, i);
-}
-
-static void set_text_or_null(OGRFeatureH f, const char *name, const char *v) {
-    int i = OGR_F_GetFieldIndex(f, name);
-    if (i < 0) return;
-    if (v)
-        OGR_F_SetFieldString(f, i, v);
-    else
-        OGR_F_SetFieldNull(f, i);
-}
-
-static OGRFeatureH hit_feature(OGRFeatureDefnH defn, const rsclip_hit *h) {
-    OGRFeatureH f = OGR_F_Create(defn);
-    OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "rank"), h->rank);
-    OGR_F_SetFieldDouble(f, OGR_F_GetFieldIndex(f, "score"), h->score);
-    OGR_F_SetFieldDouble(f, OGR_F_GetFieldIndex(f, "prob"), h->prob);
-    set_real_or_null(f, "lon", h->lon, !rsclip__hit_is_pixel(h));
-    set_real_or_null(f, "lat", h->lat, !rsclip__hit_is_pixel(h));
-    OGR_F_SetFieldString(f, OGR_F_GetFieldIndex(f, "scene"), h->scene ? h->scene : "");
-    OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "xoff"), h->xoff);
-    OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "yoff"), h->yoff);
-    OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "xsize"), h->xsize);
-    OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "ysize"), h->ysize);
-    OGR_F_SetFieldInteger64(f, OGR_F_GetFieldIndex(f, "tile_id"), h->tile_id);
-    set_text_or_null(f, "datetime", h->datetime);
-    set_text_or_null(f, "stac_item", h->stac_item);
-    set_text_or_null(f, "stac_collection", h->stac_collection);
+static OGRFeatureH hit_feature(out_ctx *o, const rsclip_hit *h) {
+    OGRFeatureH f = out_feature(o);
+    rsclip_export_set_hit(f, h);
     return f;
 }
 
@@ -611,17 +608,8 @@ static OGRFeatureH hit_feature(OGRFeatureDefnH defn, const rsclip_hit *h) {
  * geometry, and a warning that counts them. */
 static int export_hits(rsclip__gdal_errors *err, const char *path,
                        const rsclip_export_params *params, const rsclip_hit *hits, int n) {
-    static const field_def fields[] = {
-        {"rank", OFTInteger},      {"score", OFTReal},
-        {"prob", OFTReal},         {"lon", OFTReal},
-        {"lat", OFTReal},          {"scene", OFTString},
-        {"xoff", OFTInteger},      {"yoff", OFTInteger},
-        {"xsize", OFTInteger},     {"ysize", OFTInteger},
-        {"tile_id", OFTInteger64}, {"datetime", OFTString},
-        {"stac_item", OFTString},  {"stac_collection", OFTString},
-    };
-    static const layer_spec spec = {"hits", wkbPolygon, "rank", fields,
-                                    (int)(sizeof fields / sizeof fields[0])};
+    layer_spec spec = {"hits", wkbPolygon, "rank", NULL, 0};
+    spec.fields = rsclip_export_fields(RSCLIP_LAYER_HITS, 0, &spec.n_fields);
     if (n < 0 || (n > 0 && !hits)) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "export: no hits");
     int n_pixel = 0;
     for (int i = 0; i < n; i++) n_pixel += rsclip__hit_is_pixel(&hits[i]);
@@ -645,9 +633,8 @@ static int export_hits(rsclip__gdal_errors *err, const char *path,
                     "written without a geometry beside the georeferenced ones; export them alone "
                     "(--scene ID) for their footprints in pixels",
                     o.path, n_pixel, n);
-    OGRFeatureDefnH defn = OGR_L_GetLayerDefn(o.layer);
     for (int i = 0; i < n && rc == RSCLIP_OK; i++) {
-        OGRFeatureH f = hit_feature(defn, &hits[i]);
+        OGRFeatureH f = hit_feature(&o, &hits[i]);
         OGRGeometryH g = pixel ? pixel_polygon(&hits[i]) : rsclip__hit_lonlat_polygon(&hits[i]);
         rc = out_write(&o, f, g);
         OGR_F_Destroy(f);
@@ -657,46 +644,20 @@ static int export_hits(rsclip__gdal_errors *err, const char *path,
 
 static int export_regions(rsclip__gdal_errors *err, const char *path,
                           const rsclip_export_params *params, const rsclip_region *regions, int n) {
-    static const field_def fields[] = {
-        {"region", OFTInteger}, {"tiles", OFTInteger},  {"max_prob", OFTReal},
-        {"mean_prob", OFTReal}, {"max_score", OFTReal}, {"area_m2", OFTReal},
-        {"lon", OFTReal},       {"lat", OFTReal},       {"best_tile", OFTInteger64},
-    };
-    static const field_def rise_fields[] = {
-        {"region", OFTInteger}, {"tiles", OFTInteger},  {"max_prob", OFTReal},
-        {"mean_prob", OFTReal}, {"max_score", OFTReal}, {"area_m2", OFTReal},
-        {"lon", OFTReal},       {"lat", OFTReal},       {"best_tile", OFTInteger64},
-        {"max_rise", OFTReal},  {"mean_rise", OFTReal},
-    };
-    /* MultiPolygon: tiles touching only at a corner dissolve into two parts of one region. */
-    static const layer_spec spec = {"regions", wkbMultiPolygon, "region", fields,
-                                    (int)(sizeof fields / sizeof fields[0])};
-    static const layer_spec rise_spec = {"regions", wkbMultiPolygon, "region", rise_fields,
-                                         (int)(sizeof rise_fields / sizeof rise_fields[0])};
     int with_rise = 0;
     for (int i = 0; i < n && regions; i++) with_rise |= regions[i].has_rise;
+    /* MultiPolygon: tiles touching only at a corner dissolve into two parts of one region. */
+    layer_spec spec = {"regions", wkbMultiPolygon, "region", NULL, 0};
+    spec.fields = rsclip_export_fields(RSCLIP_LAYER_REGIONS, with_rise, &spec.n_fields);
     if (n < 0 || (n > 0 && !regions))
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "export: no regions");
     out_ctx o;
-    int rc = out_open(&o, err, path, params, with_rise ? &rise_spec : &spec, 0);
+    int rc = out_open(&o, err, path, params, &spec, 0);
     if (rc) return rc;
-    OGRFeatureDefnH defn = OGR_L_GetLayerDefn(o.layer);
     for (int i = 0; i < n && rc == RSCLIP_OK; i++) {
         const rsclip_region *r = &regions[i];
-        OGRFeatureH f = OGR_F_Create(defn);
-        OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "region"), r->id);
-        OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "tiles"), r->n_tiles);
-        OGR_F_SetFieldDouble(f, OGR_F_GetFieldIndex(f, "max_prob"), r->max_prob);
-        OGR_F_SetFieldDouble(f, OGR_F_GetFieldIndex(f, "mean_prob"), r->mean_prob);
-        OGR_F_SetFieldDouble(f, OGR_F_GetFieldIndex(f, "max_score"), r->max_score);
-        OGR_F_SetFieldDouble(f, OGR_F_GetFieldIndex(f, "area_m2"), r->area_m2);
-        OGR_F_SetFieldDouble(f, OGR_F_GetFieldIndex(f, "lon"), r->lon);
-        OGR_F_SetFieldDouble(f, OGR_F_GetFieldIndex(f, "lat"), r->lat);
-        OGR_F_SetFieldInteger64(f, OGR_F_GetFieldIndex(f, "best_tile"), r->best_tile_id);
-        if (with_rise) {
-            set_real_or_null(f, "max_rise", r->max_rise, r->has_rise);
-            set_real_or_null(f, "mean_rise", r->mean_rise, r->has_rise);
-        }
+        OGRFeatureH f = out_feature(&o);
+        rsclip_export_set_region(f, r);
         OGRGeometryH g = NULL;
         if (r->wkt) {
             char *w = r->wkt;
@@ -711,60 +672,16 @@ static int export_regions(rsclip__gdal_errors *err, const char *path,
 
 static int export_changes(rsclip__gdal_errors *err, const char *path,
                           const rsclip_export_params *params, const rsclip_change *ch, int n) {
-    static const field_def fields[] = {
-        {"rank", OFTInteger},
-        {"rise", OFTReal},
-        {"prob", OFTReal},
-        {"prob_from", OFTReal},
-        {"coverage", OFTReal},
-        {"from_tiles", OFTInteger},
-        {"tile_id", OFTInteger64},
-        {"from_tile_id", OFTInteger64},
-        {"datetime", OFTString},
-        {"from_datetime", OFTString},
-        {"lon", OFTReal},
-        {"lat", OFTReal},
-        {"scene", OFTString},
-        {"from_scene", OFTString},
-        {"xoff", OFTInteger},
-        {"yoff", OFTInteger},
-        {"xsize", OFTInteger},
-        {"ysize", OFTInteger},
-        {"stac_item", OFTString},
-        {"from_stac_item", OFTString},
-        {"stac_collection", OFTString},
-    };
-    static const layer_spec spec = {"changes", wkbPolygon, "rank", fields,
-                                    (int)(sizeof fields / sizeof fields[0])};
+    layer_spec spec = {"changes", wkbPolygon, "rank", NULL, 0};
+    spec.fields = rsclip_export_fields(RSCLIP_LAYER_CHANGES, 0, &spec.n_fields);
     if (n < 0 || (n > 0 && !ch)) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "export: no changes");
     out_ctx o;
     int rc = out_open(&o, err, path, params, &spec, 0);
     if (rc) return rc;
-    OGRFeatureDefnH defn = OGR_L_GetLayerDefn(o.layer);
     for (int i = 0; i < n && rc == RSCLIP_OK; i++) {
         const rsclip_change *c = &ch[i];
-        OGRFeatureH f = OGR_F_Create(defn);
-        OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "rank"), c->rank);
-        OGR_F_SetFieldDouble(f, OGR_F_GetFieldIndex(f, "rise"), c->rise);
-        OGR_F_SetFieldDouble(f, OGR_F_GetFieldIndex(f, "prob"), c->to.prob);
-        OGR_F_SetFieldDouble(f, OGR_F_GetFieldIndex(f, "prob_from"), c->prob_from);
-        OGR_F_SetFieldDouble(f, OGR_F_GetFieldIndex(f, "coverage"), c->coverage);
-        OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "from_tiles"), c->n_from);
-        OGR_F_SetFieldInteger64(f, OGR_F_GetFieldIndex(f, "tile_id"), c->to.tile_id);
-        OGR_F_SetFieldInteger64(f, OGR_F_GetFieldIndex(f, "from_tile_id"), c->from.tile_id);
-        set_text_or_null(f, "datetime", c->to.datetime);
-        set_text_or_null(f, "from_datetime", c->from.datetime);
-        set_real_or_null(f, "lon", c->to.lon, !rsclip__hit_is_pixel(&c->to));
-        set_real_or_null(f, "lat", c->to.lat, !rsclip__hit_is_pixel(&c->to));
-        set_text_or_null(f, "scene", c->to.scene);
-        set_text_or_null(f, "from_scene", c->from.scene);
-        OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "xoff"), c->to.xoff);
-        OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "yoff"), c->to.yoff);
-        OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "xsize"), c->to.xsize);
-        OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "ysize"), c->to.ysize);
-        set_text_or_null(f, "stac_item", c->to.stac_item);
-        set_text_or_null(f, "from_stac_item", c->from.stac_item);
-        set_text_or_null(f, "stac_collection", c->to.stac_collection);
+        OGRFeatureH f = out_feature(&o);
+        rsclip_export_set_change(f, c);
         rc = out_write(&o, f, rsclip__hit_lonlat_polygon(&c->to));
         OGR_F_Destroy(f);
     }
