@@ -495,6 +495,120 @@ void rsclip__spm_release(rsclip_tokenizer *tok) {
     free(tok->cm_strings);
 }
 
+/* The pieces of m into tok (strings copied), checked one by one: *n_match and *match_len count
+ * the pieces the matcher will hold. */
+static int copy_pieces(rsclip_tokenizer *tok, const model_raw *m, size_t *n_match,
+                       size_t *match_len) {
+    const char *L = tok->label;
+    char *w = tok->strings;
+    *n_match = *match_len = 0;
+    tok->sp_unk_id = -1;
+    tok->min_score = FLT_MAX;
+    tok->max_score = FLT_MIN;
+    for (size_t i = 0; i < m->n; i++) {
+        rsclip__piece *p = &tok->pieces[i];
+        memcpy(w, m->pieces[i].str, m->pieces[i].len);
+        w[m->pieces[i].len] = '\0';
+        p->str = w;
+        p->len = (uint32_t)m->pieces[i].len;
+        w += m->pieces[i].len + 1;
+        p->score = m->pieces[i].score;
+        p->type = m->pieces[i].type;
+        p->hf_id = (int32_t)i;
+        if (is_matchable(p->type)) {
+            (*n_match)++;
+            *match_len += p->len;
+        }
+        if (p->type == RSCLIP__PIECE_USER_DEFINED) tok->has_user_defined = 1;
+        if (p->type == RSCLIP__PIECE_NORMAL) {
+            /* std::min / std::max argument order, so NaN scores are skipped the same way */
+            if (p->score < tok->min_score) tok->min_score = p->score;
+            if (tok->max_score < p->score) tok->max_score = p->score;
+        }
+        if (p->type == RSCLIP__PIECE_UNKNOWN) {
+            if (tok->sp_unk_id >= 0)
+                return rsclip__error(RSCLIP_ERR_FORMAT,
+                                     "%s: spiece.model: unk is already defined (pieces %d and %zu)",
+                                     L, tok->sp_unk_id, i);
+            tok->sp_unk_id = (int)i;
+        }
+        if (p->type == RSCLIP__PIECE_BYTE && !m->byte_fallback)
+            return rsclip__error(RSCLIP_ERR_FORMAT,
+                                 "%s: spiece.model: byte piece %zu found although byte_fallback "
+                                 "is false",
+                                 L, i);
+        if (p->type == RSCLIP__PIECE_BYTE && piece_to_byte(p) < 0)
+            return rsclip__error(RSCLIP_ERR_FORMAT, "%s: spiece.model: byte piece %zu is invalid",
+                                 L, i);
+    }
+    if (tok->sp_unk_id < 0)
+        return rsclip__error(RSCLIP_ERR_FORMAT, "%s: spiece.model: unk is not defined", L);
+    if (*n_match == 0)
+        return rsclip__error(RSCLIP_ERR_FORMAT,
+                             "%s: spiece.model: no normal, user-defined or unused piece", L);
+    return RSCLIP_OK;
+}
+
+/* Reserved (PieceToId shadowing) and matchable pieces, each sorted by string; a duplicate
+ * within either set is an error, as sentencepiece's InsertIfNotPresent makes it. Then the
+ * matcher's trie, and the hf ids of matchable pieces a reserved one shadows. ids, tmp: [n]. */
+static int index_pieces(rsclip_tokenizer *tok, size_t n, size_t n_match, size_t match_len,
+                        int32_t *ids, int32_t *tmp) {
+    const char *L = tok->label;
+    size_t n_res = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!is_matchable(tok->pieces[i].type)) ids[n_res++] = (int32_t)i;
+    size_t k = n_res;
+    for (size_t i = 0; i < n; i++)
+        if (is_matchable(tok->pieces[i].type)) ids[k++] = (int32_t)i;
+    sort_ids(tok->pieces, ids, tmp, n_res);
+    sort_ids(tok->pieces, ids + n_res, tmp, n_match);
+    for (size_t i = 1; i < n; i++) {
+        if (i == n_res) continue;
+        const rsclip__piece *a = &tok->pieces[ids[i - 1]], *b = &tok->pieces[ids[i]];
+        if (cmp_bytes(a->str, a->len, b->str, b->len) == 0)
+            return rsclip__error(RSCLIP_ERR_FORMAT,
+                                 "%s: spiece.model: piece %d is already defined (piece %d)", L,
+                                 ids[i], ids[i - 1]);
+    }
+    tok->reserved = malloc((n_res ? n_res : 1) * sizeof *tok->reserved);
+    if (!tok->reserved) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", L);
+    if (n_res) memcpy(tok->reserved, ids, n_res * sizeof *ids);
+    tok->n_reserved = (int)n_res;
+    int rc = build_trie(tok, ids + n_res, n_match, match_len);
+    if (rc) return rc;
+    for (size_t i = 0; i < n; i++) {
+        rsclip__piece *p = &tok->pieces[i];
+        if (is_matchable(p->type)) {
+            int32_t r = reserved_find(tok, p->str, p->len);
+            if (r >= 0) p->hf_id = r;
+        }
+    }
+    return RSCLIP_OK;
+}
+
+/* With byte_fallback, all 256 byte pieces "<0xXX>" must exist: their ids by byte value. */
+static int map_bytes(rsclip_tokenizer *tok, size_t n) {
+    int found[256] = {0};
+    for (size_t i = 0; i < n; i++)
+        if (tok->pieces[i].type == RSCLIP__PIECE_BYTE) found[piece_to_byte(&tok->pieces[i])] = 1;
+    for (int b = 0; b < 256; b++) {
+        if (!found[b])
+            return rsclip__error(RSCLIP_ERR_FORMAT,
+                                 "%s: spiece.model: byte_fallback is set but there are not 256 "
+                                 "byte pieces",
+                                 tok->label);
+        char name[8];
+        static const char hex[] = "0123456789ABCDEF";
+        memcpy(name, "<0x", 3);
+        name[3] = hex[b >> 4];
+        name[4] = hex[b & 15];
+        name[5] = '>';
+        tok->byte_ids[b] = rsclip__piece_to_id(tok, name, 6);
+    }
+    return RSCLIP_OK;
+}
+
 static int build_vocab(rsclip_tokenizer *tok, const model_raw *m) {
     const char *L = tok->label;
     if (m->n > INT32_MAX - 1)
@@ -513,130 +627,14 @@ static int build_vocab(rsclip_tokenizer *tok, const model_raw *m) {
     tok->strings = malloc(total ? total : 1);
     int32_t *ids = malloc((n ? n : 1) * sizeof *ids);
     int32_t *tmp = malloc((n ? n : 1) * sizeof *tmp);
-    int rc = RSCLIP_OK;
-    if (!tok->pieces || !tok->strings || !ids || !tmp) {
-        rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", L);
-        goto done;
-    }
-    char *w = tok->strings;
     size_t n_match = 0, match_len = 0;
-    tok->sp_unk_id = -1;
-    tok->min_score = FLT_MAX;
-    tok->max_score = FLT_MIN;
-    for (size_t i = 0; i < n; i++) {
-        rsclip__piece *p = &tok->pieces[i];
-        memcpy(w, m->pieces[i].str, m->pieces[i].len);
-        w[m->pieces[i].len] = '\0';
-        p->str = w;
-        p->len = (uint32_t)m->pieces[i].len;
-        w += m->pieces[i].len + 1;
-        p->score = m->pieces[i].score;
-        p->type = m->pieces[i].type;
-        p->hf_id = (int32_t)i;
-        if (is_matchable(p->type)) {
-            n_match++;
-            match_len += p->len;
-        }
-        if (p->type == RSCLIP__PIECE_USER_DEFINED) tok->has_user_defined = 1;
-        if (p->type == RSCLIP__PIECE_NORMAL) {
-            /* std::min / std::max argument order, so NaN scores are skipped the same way */
-            if (p->score < tok->min_score) tok->min_score = p->score;
-            if (tok->max_score < p->score) tok->max_score = p->score;
-        }
-        if (p->type == RSCLIP__PIECE_UNKNOWN) {
-            if (tok->sp_unk_id >= 0) {
-                rc = rsclip__error(RSCLIP_ERR_FORMAT,
-                                   "%s: spiece.model: unk is already defined (pieces %d and %zu)",
-                                   L, tok->sp_unk_id, i);
-                goto done;
-            }
-            tok->sp_unk_id = (int)i;
-        }
-        if (p->type == RSCLIP__PIECE_BYTE) {
-            if (!m->byte_fallback) {
-                rc = rsclip__error(RSCLIP_ERR_FORMAT,
-                                   "%s: spiece.model: byte piece %zu found although byte_fallback "
-                                   "is false",
-                                   L, i);
-                goto done;
-            }
-            if (piece_to_byte(p) < 0) {
-                rc = rsclip__error(RSCLIP_ERR_FORMAT, "%s: spiece.model: byte piece %zu is invalid",
-                                   L, i);
-                goto done;
-            }
-        }
-    }
-    if (tok->sp_unk_id < 0) {
-        rc = rsclip__error(RSCLIP_ERR_FORMAT, "%s: spiece.model: unk is not defined", L);
-        goto done;
-    }
-    if (n_match == 0) {
-        rc = rsclip__error(RSCLIP_ERR_FORMAT,
-                           "%s: spiece.model: no normal, user-defined or unused piece", L);
-        goto done;
-    }
-
-    /* Reserved (PieceToId shadowing) and matchable pieces, each sorted by string; a duplicate
-     * within either set is an error, as sentencepiece's InsertIfNotPresent makes it. */
-    size_t n_res = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!is_matchable(tok->pieces[i].type)) ids[n_res++] = (int32_t)i;
-    size_t k = n_res;
-    for (size_t i = 0; i < n; i++)
-        if (is_matchable(tok->pieces[i].type)) ids[k++] = (int32_t)i;
-    sort_ids(tok->pieces, ids, tmp, n_res);
-    sort_ids(tok->pieces, ids + n_res, tmp, n_match);
-    for (size_t i = 1; i < n; i++) {
-        if (i == n_res) continue;
-        const rsclip__piece *a = &tok->pieces[ids[i - 1]], *b = &tok->pieces[ids[i]];
-        if (cmp_bytes(a->str, a->len, b->str, b->len) == 0) {
-            rc = rsclip__error(RSCLIP_ERR_FORMAT,
-                               "%s: spiece.model: piece %d is already defined (piece %d)", L,
-                               ids[i], ids[i - 1]);
-            goto done;
-        }
-    }
-    tok->reserved = malloc((n_res ? n_res : 1) * sizeof *tok->reserved);
-    if (!tok->reserved) {
-        rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", L);
-        goto done;
-    }
-    if (n_res) memcpy(tok->reserved, ids, n_res * sizeof *ids);
-    tok->n_reserved = (int)n_res;
-    rc = build_trie(tok, ids + n_res, n_match, match_len);
-    if (rc) goto done;
-    for (size_t i = 0; i < n; i++) {
-        rsclip__piece *p = &tok->pieces[i];
-        if (is_matchable(p->type)) {
-            int32_t r = reserved_find(tok, p->str, p->len);
-            if (r >= 0) p->hf_id = r;
-        }
-    }
+    int rc = tok->pieces && tok->strings && ids && tmp
+                 ? RSCLIP_OK
+                 : rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", L);
+    if (!rc) rc = copy_pieces(tok, m, &n_match, &match_len);
+    if (!rc) rc = index_pieces(tok, n, n_match, match_len, ids, tmp);
     tok->byte_fallback = m->byte_fallback;
-    if (tok->byte_fallback) {
-        int found[256] = {0};
-        for (size_t i = 0; i < n; i++)
-            if (tok->pieces[i].type == RSCLIP__PIECE_BYTE)
-                found[piece_to_byte(&tok->pieces[i])] = 1;
-        for (int b = 0; b < 256; b++) {
-            if (!found[b]) {
-                rc = rsclip__error(RSCLIP_ERR_FORMAT,
-                                   "%s: spiece.model: byte_fallback is set but there are not 256 "
-                                   "byte pieces",
-                                   L);
-                goto done;
-            }
-            char name[8];
-            static const char hex[] = "0123456789ABCDEF";
-            memcpy(name, "<0x", 3);
-            name[3] = hex[b >> 4];
-            name[4] = hex[b & 15];
-            name[5] = '>';
-            tok->byte_ids[b] = rsclip__piece_to_id(tok, name, 6);
-        }
-    }
-done:
+    if (!rc && tok->byte_fallback) rc = map_bytes(tok, n);
     free(ids);
     free(tmp);
     return rc;
