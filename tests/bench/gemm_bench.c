@@ -10,6 +10,7 @@
  * for ours while OpenBLAS is set to 1 thread.
  */
 #include "gemm/gemm.h"
+#include "gemm/isa.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -149,11 +150,13 @@ int main(int argc, char **argv) {
     const char *ct = getenv("OPENBLAS_CORETYPE");
     printf("OpenBLAS: %s (core %s)%s\n", openblas_get_config(), openblas_get_corename(),
            ct ? "  WARNING: OPENBLAS_CORETYPE is set; unset it for real numbers" : "");
-    const int has_bf16 = rsclip__gemm_cpu_has_avx512bf16();
-    printf("rsclip gemm: avx512bf16=%d avx512f=%d\n", has_bf16, rsclip__gemm_cpu_has_avx512f());
+    const rsclip__isa top = rsclip__isa_ceiling();
+    const int has_bf16 = top >= RSCLIP__ISA_AVX512BF16, has_f = top >= RSCLIP__ISA_AVX512;
+    printf("rsclip gemm: kernels up to %s%s (RSCLIP_ISA to force one)\n", rsclip__isa_name(top),
+           rsclip__isa_forced() ? ", forced" : "");
     double peak_f32[3] = {0}, peak_bf16[3] = {0};
     for (int t = 1; t <= max_threads; t++) {
-        peak_f32[t] = rsclip__gemm_cpu_has_avx512f() ? measure_peak(0, t) : 0.0;
+        peak_f32[t] = has_f ? measure_peak(0, t) : 0.0;
         peak_bf16[t] = has_bf16 ? measure_peak(1, t) : 0.0;
         printf("measured peak, %d thread(s): f32 FMA %.0f GFLOP/s, bf16 dot %.0f GFLOP/s\n", t,
                peak_f32[t], peak_bf16[t]);
