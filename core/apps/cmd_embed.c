@@ -22,8 +22,9 @@ const char app_usage_embed[] =
     "  --normalize         scale every vector to unit length\n"
     "  -b, --batch N       inputs per encoder batch (default 8)\n"
     "  -j, --threads N     encoder threads (default: all cores)\n"
-    "  --precision P       auto (default: bf16 where the CPU has AVX512_BF16, else f32), f32,\n"
-    "                      bf16 (cosine >= 0.999 to f32; f32 where the CPU lacks it)\n";
+    "  --precision P       auto (default: the fastest path of this CPU, see `rsclip --version\n"
+    "                      --verbose`), f32, bf16, int8 (cosine >= 0.999 to f32; f32 where the\n"
+    "                      CPU lacks them)\n";
 
 static void print_embeddings(const char *model, int dim, int n, const float *e) {
     fputs("{\"model\": ", stdout);

@@ -45,7 +45,7 @@ const char app_usage_search[] =
     "  --t_srs SRS             footprints in this CRS (default EPSG:4326)\n"
     "  -m MODEL                model (default: the one the index was built with)\n"
     "  -j N                    threads (default: all cores)\n"
-    "  --precision P           text encoder: auto (default), f32, bf16\n"
+    "  --precision P           text encoder: auto (default), f32, bf16, int8\n"
     "  --no-cache              do not use or write the INDEX.rsvec vector cache\n";
 
 /* Parse "a,b" or "a,b,c,d" numbers. */

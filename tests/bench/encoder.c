@@ -9,11 +9,12 @@
  * busy machine.
  *
  *   rsclip_bench_encoder [--workdir DIR] [--quick] [--models base,large] [--min-time SECONDS]
- *                        [--precision f32,bf16] [--threads 1,2] [--batches 1,8,32]
+ *                        [--precision f32,bf16,int8,auto] [--threads 1,2] [--batches 1,8,32]
  *
  * Each precision row also gives the worst cosine of its embeddings (8 images / 8 texts) to the
- * f32 ones ("cos-f32"), and the precision the encoder actually ran (bf16 falls back to f32 on
- * CPUs without AVX512_BF16).
+ * f32 ones ("cos-f32"), the precision the encoder actually ran (bf16 and int8 fall back to f32 on
+ * CPUs without them; auto is resolved) and the path of its products ("isa"). The run starts with
+ * the CPU report of `rsclip --version --verbose`: the paths this CPU has and why auto picks one.
  *
  * --quick: batches 1 and 8 only, one timed iteration each, no warm-up.
  */
@@ -356,12 +357,14 @@ static void bench_model(const char *name, const char *workdir, int quick, double
         rsclip_encoder_free(e);
     }
 
-    printf("%-18s %-6s %-5s %7s %5s %9s %9s %9s %13s %9s\n", "model", "tower", "prec", "threads",
-           "batch", "items/s", "ms/item", "GFLOP/s", "GFLOP/cpu-s", "cos-f32");
+    printf("%-18s %-6s %-5s %7s %5s %9s %9s %9s %13s %9s %s\n", "model", "tower", "prec", "threads",
+           "batch", "items/s", "ms/item", "GFLOP/s", "GFLOP/cpu-s", "cos-f32", "isa");
     const int batches[3] = {1, 8, 32};
     const int nb = quick ? 2 : 3;
-    for (int pi = 0; pi < 2; pi++) {
-        const rsclip_precision prec = pi ? RSCLIP_PRECISION_BF16 : RSCLIP_PRECISION_F32;
+    const rsclip_precision precs[4] = {RSCLIP_PRECISION_F32, RSCLIP_PRECISION_BF16,
+                                       RSCLIP_PRECISION_INT8, RSCLIP_PRECISION_AUTO};
+    for (int pi = 0; pi < 4; pi++) {
+        const rsclip_precision prec = precs[pi];
         if (!in_list(g_precisions, rsclip_precision_name(prec))) continue;
         for (int th = 1; th <= 2; th++) {
             char ths[8];
@@ -400,10 +403,11 @@ static void bench_model(const char *name, const char *workdir, int quick, double
                     } while (!quick && el < min_time);
                     double cpu = cpu_now() - cstart, flops = (double)iters * b * (tower ? tf : vf);
                     double per_s = iters * b / el;
-                    printf("%-18s %-6s %-5s %7d %5d %9.2f %9.1f %9.1f %13.1f %9.6f\n", name,
+                    printf("%-18s %-6s %-5s %7d %5d %9.2f %9.1f %9.1f %13.1f %9.6f %s\n", name,
                            tower ? "text" : "vision",
                            rsclip_precision_name(rsclip_encoder_precision(e)), th, b, per_s,
-                           1e3 / per_s, flops / el * 1e-9, flops / cpu * 1e-9, wc);
+                           1e3 / per_s, flops / el * 1e-9, flops / cpu * 1e-9, wc,
+                           rsclip_isa_name(rsclip_encoder_isa(e, NULL)));
                     double sg[RSCLIP__STAGE_N], sum = 0;
                     rsclip__stage_times(sg);
                     rsclip__stage_profile(0);
@@ -448,13 +452,16 @@ int main(int argc, char **argv) {
         else {
             fprintf(stderr,
                     "usage: %s [--workdir DIR] [--quick] [--models base,large] "
-                    "[--min-time SECONDS] [--precision f32,bf16] [--threads 1,2] "
+                    "[--min-time SECONDS] [--precision f32,bf16,int8,auto] [--threads 1,2] "
                     "[--batches 1,8,32]\n",
                     argv[0]);
             return 2;
         }
     }
     printf("rsclip encoder benchmark: workdir %s%s\n", workdir, quick ? " (quick)" : "");
+    char report[4096];
+    rsclip_cpu_report(report, sizeof report);
+    fputs(report, stdout);
     if (strstr(models, "base")) bench_model("git-rsclip-base", workdir, quick, min_time);
     if (strstr(models, "large")) bench_model("git-rsclip-large", workdir, quick, min_time);
     return 0;

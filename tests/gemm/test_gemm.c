@@ -142,6 +142,85 @@ static void run_pair(rsclip__gemm_ctx *g1, unsigned f1, rsclip__gemm_ctx *g2, un
     free(c2);
 }
 
+/* int8 rounding as the library's (symmetric, per row, scale max|x| / 127, ties to even), written
+ * out here: q[i] for x[0, n), returns the scale. */
+static float quant_row(const float *x, size_t n, int32_t *q) {
+    float m = 0.0f;
+    for (size_t i = 0; i < n; i++) m = fmaxf(m, fabsf(x[i]));
+    const float inv = m > 0.0f ? 127.0f / m : 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        const float t = nearbyintf(x[i] * inv);
+        q[i] = t > 127.0f ? 127 : t < -127.0f ? -127 : (int32_t)t;
+    }
+    return m / 127.0f;
+}
+
+/* INT8 weights: C against exact integer sums of the quantised inputs, scaled back in f32; the
+ * flags' epilogues; returns C (caller frees). */
+static float *check_q8(rsclip__gemm_ctx *g, shape s, unsigned flags, int pad) {
+    const size_t lda = s.k + (size_t)pad, ldc = s.n + (size_t)pad;
+    float *a = malloc(s.m * lda * 4), *w = malloc(s.n * s.k * 4), *bias = malloc(s.n * 4);
+    float *c = malloc(s.m * ldc * 4), *c0 = malloc(s.m * ldc * 4);
+    int32_t *qa = malloc(s.m * s.k * 4), *qw = malloc(s.n * s.k * 4);
+    float *sa = malloc(s.m * 4), *sw = malloc(s.n * 4);
+    REQUIRE(a && w && bias && c && c0 && qa && qw && sa && sw);
+    for (size_t i = 0; i < s.m * lda; i++) a[i] = frand() * (i % 7 == 0 ? 4.0f : 1.0f);
+    for (size_t i = 0; i < s.n * s.k; i++) w[i] = frand() * 0.5f;
+    for (size_t i = 0; i < s.n; i++) bias[i] = frand();
+    for (size_t i = 0; i < s.m * ldc; i++) c0[i] = c[i] = frand();
+    rsclip__packed_w *pw = NULL;
+    CHECK_OK(rsclip__pack_weights(w, s.n, s.k, s.k, RSCLIP__GEMM_INT8, &pw));
+    REQUIRE(pw);
+    CHECK(rsclip__packed_w_bytes(pw) == rsclip__pack_weights_bytes(s.n, s.k, RSCLIP__GEMM_INT8));
+    CHECK_OK(rsclip__gemm(g, s.m, a, lda, pw, c, ldc, bias, flags));
+    for (size_t i = 0; i < s.m; i++) sa[i] = quant_row(a + i * lda, s.k, qa + i * s.k);
+    for (size_t j = 0; j < s.n; j++) sw[j] = quant_row(w + j * s.k, s.k, qw + j * s.k);
+    int bad = 0;
+    for (size_t i = 0; i < s.m && bad < 5; i++)
+        for (size_t j = 0; j < s.n; j++) {
+            int64_t acc = 0;
+            for (size_t l = 0; l < s.k; l++) acc += (int64_t)qa[i * s.k + l] * qw[j * s.k + l];
+            double want = (double)((float)acc * sw[j] * sa[i]), mag = fabs(want);
+            if (flags & RSCLIP__GEMM_ACCUMULATE)
+                want += c0[i * ldc + j], mag += fabs(c0[i * ldc + j]);
+            want += bias[j];
+            mag += fabs(bias[j]);
+            if (flags & RSCLIP__GEMM_GELU) want = gelu_ref(want);
+            const double got = c[i * ldc + j];
+            if (!(fabs(got - want) <= 3e-6 * mag + 1e-6)) {
+                fprintf(stderr, "  int8 %zux%zux%zu flags=%u: C[%zu][%zu]=%.9g want %.9g\n", s.m,
+                        s.n, s.k, flags, i, j, got, want);
+                bad++;
+                break;
+            }
+        }
+    for (size_t i = 0; i < s.m; i++) /* padding columns of C are never written */
+        for (size_t j = s.n; j < ldc; j++) bad += c[i * ldc + j] != c0[i * ldc + j];
+    CHECK(bad == 0);
+    rsclip__packed_w_free(pw);
+    free(a), free(w), free(bias), free(c0), free(qa), free(qw), free(sa), free(sw);
+    return c;
+}
+
+static void test_q8(rsclip__gemm_ctx *g1, rsclip__gemm_ctx *g2) {
+    const shape shapes[] = {{1, 1, 1},     {15, 33, 7},    {29, 47, 64},   {64, 200, 385},
+                            {3, 64, 1029}, {130, 70, 768}, {20, 40, 17000}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (unsigned fl = 0; fl < 4; fl++) {
+            const unsigned flags =
+                (fl & 1 ? RSCLIP__GEMM_GELU : 0) | (fl & 2 ? RSCLIP__GEMM_ACCUMULATE : 0);
+            const uint64_t seed = rng;
+            float *c1 = check_q8(fl % 2 ? g2 : g1, shapes[si], flags, (int)(si % 3));
+            /* the vector path and the portable one: the very same bytes, sums and floats (the
+             * GELU of the epilogues differs in the last bits: tanhf vs a vector exp) */
+            rng = seed;
+            float *c2 = check_q8(g1, shapes[si], flags | RSCLIP__GEMM_FORCE_SCALAR, (int)(si % 3));
+            const size_t ldc = shapes[si].n + si % 3;
+            if (!(flags & RSCLIP__GEMM_GELU)) CHECK(memcmp(c1, c2, shapes[si].m * ldc * 4) == 0);
+            free(c1), free(c2);
+        }
+}
+
 /* W given direct (unpacked, f32) and transposed (packed from W^T) against the packed result. */
 static void check_direct_transposed(rsclip__gemm_ctx *g) {
     const shape shapes[] = {{1, 5, 3}, {20, 70, 33}, {64, 200, 300}, {130, 33, 2100}};
@@ -307,6 +386,7 @@ int main(int argc, char **argv) {
         }
 
     check_direct_transposed(g2);
+    test_q8(g1, g2);
     rsclip__gemm_ctx_free(g1);
     rsclip__gemm_ctx_free(g2);
     if (rsclip__isa_amx_emulated()) CHECK(rsclip__amx_emu_faults() == 0);

@@ -139,11 +139,18 @@ int rsclip_resize_bicubic_u8(const uint8_t *src, int src_w, int src_h, size_t sr
  *   AMX-BF16 where the CPU and OS allow it; else bf16 dot products only on CPUs where they beat
  *   f32 FMA (AMD Zen 4 and later: 1.85x measured on Zen 5; not Intel Sapphire / Emerald / Granite
  *   Rapids, where they measured 0.6x); else F32. rsclip_precision_isa() says which, and why.
+ * - INT8 (opt-in, never chosen by AUTO): W8A8, weights quantised to int8 per output feature
+ *   once, activations per row at each GEMM (symmetric, max |x| / 127), products summed exactly
+ *   in int32 (AVX512-VNNI vpdpbusd); self-attention, layer norms, softmax, GELU and residuals as
+ *   in F32 / BF16. Embeddings within cosine 0.9994+ of F32 on random-weight models of the real
+ *   shapes; real checkpoints with outlier activations may lose more, hence opt-in. Only on CPUs
+ *   with AVX512-VNNI (and RSCLIP_ISA at avx512 or above): elsewhere INT8 runs as F32.
  * rsclip_encoder_precision() says which one an encoder runs. */
 typedef enum rsclip_precision {
     RSCLIP_PRECISION_AUTO = 0,
     RSCLIP_PRECISION_F32 = 1,
-    RSCLIP_PRECISION_BF16 = 2
+    RSCLIP_PRECISION_BF16 = 2,
+    RSCLIP_PRECISION_INT8 = 3
 } rsclip_precision;
 
 /* Compute paths of the encoder's matrix products, slowest to fastest. A path is used only when
@@ -164,8 +171,9 @@ typedef enum rsclip_isa {
 /* "scalar", "avx2", "avx512", "avx512bf16", "amx" (static string; "?" for an unknown value). */
 const char *rsclip_isa_name(rsclip_isa isa);
 /* The path an encoder asked for precision p runs its products on, on this CPU and OS under
- * RSCLIP_ISA; *why (may be NULL) receives a static sentence giving the reason (for `auto`, the
- * measurement behind the choice). */
+ * RSCLIP_ISA (INT8 reports avx512: its vpdpbusd kernel is an AVX-512 extension); *why (may be
+ * NULL) receives a static sentence giving the reason (for `auto`, the measurement behind the
+ * choice). */
 rsclip_isa rsclip_precision_isa(rsclip_precision p, const char **why);
 /* A few lines of text describing the CPU, what CPUID and the OS allow, each path (usable or why
  * not), RSCLIP_ISA, and what each precision runs and why -- the text of `rsclip --version
@@ -191,12 +199,12 @@ typedef struct rsclip_encoder_params {
 
 rsclip_encoder_params rsclip_encoder_default_params(void);
 
-/* "auto", "f32", "bf16" -> *out; returns RSCLIP_OK or RSCLIP_ERR_INVALID_ARG. */
+/* "auto", "f32", "bf16", "int8" -> *out; returns RSCLIP_OK or RSCLIP_ERR_INVALID_ARG. */
 int rsclip_precision_parse(const char *s, rsclip_precision *out);
-/* "auto", "f32", "bf16" (static string; "?" for an unknown value). */
+/* "auto", "f32", "bf16", "int8" (static string; "?" for an unknown value). */
 const char *rsclip_precision_name(rsclip_precision p);
-/* What an encoder asked for p runs on this CPU: F32 or BF16, never AUTO (BF16 needs AMX-BF16 or
- * AVX512_BF16, and AUTO follows rsclip_precision_isa). */
+/* What an encoder asked for p runs on this CPU: F32, BF16 or INT8, never AUTO (BF16 needs
+ * AMX-BF16 or AVX512_BF16, INT8 AVX512-VNNI, and AUTO follows rsclip_precision_isa). */
 rsclip_precision rsclip_precision_effective(rsclip_precision p);
 
 typedef struct rsclip_encoder rsclip_encoder;
@@ -204,7 +212,7 @@ typedef struct rsclip_encoder rsclip_encoder;
 int rsclip_encoder_new(const rsclip_model *m, const rsclip_encoder_params *params,
                        rsclip_encoder **out);
 void rsclip_encoder_free(rsclip_encoder *e); /* NULL-safe */
-/* The precision this encoder runs (F32 or BF16, never AUTO), after the CPU check. */
+/* The precision this encoder runs (F32, BF16 or INT8, never AUTO), after the CPU check. */
 rsclip_precision rsclip_encoder_precision(const rsclip_encoder *e);
 /* The path this encoder's products run on; *why (may be NULL) as rsclip_precision_isa. */
 rsclip_isa rsclip_encoder_isa(const rsclip_encoder *e, const char **why);

@@ -36,6 +36,7 @@ _Static_assert(sizeof(struct rsclip__packed_w) <= sizeof(rsclip__packed_w_storag
 #define MC_F32 (GEMM_MR * 4)
 #define MC_AVX2 (GEMM_MR_AVX2 * 16)
 #define MC_AMX (GEMM_MR_AMX * 4)
+#define MC_Q8 (GEMM_MR * 4)
 #define MAX_THREADS 64
 /* Parts split C's rows when each gets at least this many row panels, else W's columns. */
 #define SPLIT_ROWS_MIN_PANELS 16
@@ -48,11 +49,13 @@ static size_t a_units(void) {
     for (int i = 0; i < 4; i++) m = v[i] > m ? v[i] : m;
     return m;
 }
-/* Units of one direct-W panel (f32: ks <= KS_MAX_F32 steps of GEMM_NR lanes). */
+/* Units of one direct-W panel (f32: ks <= KS_MAX_F32 steps of GEMM_NR lanes), then the int8
+ * row scales of an A block. */
 #define WPANEL_UNITS ((size_t)KS_MAX_F32 * GEMM_NR)
+#define ASCALE_FLOATS ((size_t)(MC_Q8 + 15) / 16 * 16) /* a multiple of 64 bytes */
 
 size_t rsclip__gemm_scratch_bytes(void) {
-    return (a_units() + WPANEL_UNITS) * 4;
+    return (a_units() + WPANEL_UNITS + ASCALE_FLOATS) * 4;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -61,6 +64,8 @@ size_t rsclip__gemm_scratch_bytes(void) {
 rsclip__gemm_path rsclip__gemm_path_for(const rsclip__packed_w *b, unsigned flags) {
     if (!b || (flags & RSCLIP__GEMM_FORCE_SCALAR)) return RSCLIP__GEMM_PATH_SCALAR;
     const rsclip__isa top = rsclip__isa_ceiling();
+    if (b->format == RSCLIP__GEMM_INT8)
+        return rsclip__gemm_vnni_usable() ? RSCLIP__GEMM_PATH_AVX512VNNI : RSCLIP__GEMM_PATH_SCALAR;
     if (b->format == RSCLIP__GEMM_BF16) {
         if (top >= RSCLIP__ISA_AMX && b->steps % GEMM_AMX_KT == 0) return RSCLIP__GEMM_PATH_AMX;
         return top >= RSCLIP__ISA_AVX512BF16 ? RSCLIP__GEMM_PATH_AVX512BF16
@@ -81,6 +86,8 @@ const char *rsclip__gemm_path_name(rsclip__gemm_path p) {
         return "avx2";
     case RSCLIP__GEMM_PATH_AMX:
         return "amx";
+    case RSCLIP__GEMM_PATH_AVX512VNNI:
+        return "avx512vnni";
     default:
         return "scalar";
     }
@@ -103,8 +110,18 @@ static gemm_kdesc kdesc_for(const rsclip__packed_w *b, unsigned flags) {
                : narrow ? rsclip__gemm_pack_a_f32_c6
                         : rsclip__gemm_pack_a_f32_c;
     d.pack_wpanel = narrow ? rsclip__gemm_pack_wpanel_f32_c16 : rsclip__gemm_pack_wpanel_f32_c;
+    if (b->format == RSCLIP__GEMM_INT8) {
+        d.mc = MC_Q8;
+        d.ks_max = b->ks_blk; /* the blocks the offset sums were made for */
+        d.kernel_q8 = rsclip__gemm_kernel_q8_c;
+        d.pack_a_q8 = rsclip__gemm_pack_a_q8_c;
+    }
 #if defined(RSCLIP_GEMM_HAVE_X86)
     switch (d.path) {
+    case RSCLIP__GEMM_PATH_AVX512VNNI:
+        d.kernel_q8 = rsclip__gemm_kernel_q8_avx512;
+        d.pack_a_q8 = rsclip__gemm_pack_a_q8_avx512;
+        break;
     case RSCLIP__GEMM_PATH_AVX512BF16:
         d.kernel = rsclip__gemm_kernel_bf16_avx512;
         d.pack_a = rsclip__gemm_pack_a_bf16_avx512;
@@ -155,7 +172,8 @@ void *rsclip__alloc_huge(size_t bytes) {
 /* The layout a pack made now gets: lanes per panel and k steps (padded for AMX). */
 static int pack_shape(size_t n, size_t k, size_t ldw, rsclip__gemm_format format, int *nr,
                       size_t *steps, size_t *panels, size_t *bytes) {
-    if (n == 0 || k == 0 || ldw < k || (format != RSCLIP__GEMM_BF16 && format != RSCLIP__GEMM_F32))
+    if (n == 0 || k == 0 || ldw < k ||
+        (format != RSCLIP__GEMM_BF16 && format != RSCLIP__GEMM_F32 && format != RSCLIP__GEMM_INT8))
         return rsclip__error(RSCLIP_ERR_INVALID_ARG,
                              "gemm pack: bad arguments (n=%zu k=%zu ldw=%zu format=%d)", n, k, ldw,
                              (int)format);
@@ -163,13 +181,20 @@ static int pack_shape(size_t n, size_t k, size_t ldw, rsclip__gemm_format format
     *nr = format == RSCLIP__GEMM_F32 && top < RSCLIP__ISA_AVX512 && top >= RSCLIP__ISA_AVX2
               ? GEMM_NR_AVX2
               : GEMM_NR;
-    *steps = format == RSCLIP__GEMM_BF16 ? k / 2 + k % 2 : k;
+    *steps = format == RSCLIP__GEMM_BF16   ? k / 2 + k % 2
+             : format == RSCLIP__GEMM_INT8 ? k / GEMM_Q8_KPU + (k % GEMM_Q8_KPU != 0)
+                                           : k;
     if (format == RSCLIP__GEMM_BF16 && top >= RSCLIP__ISA_AMX)
         *steps = (*steps + GEMM_AMX_KT - 1) / GEMM_AMX_KT * GEMM_AMX_KT;
     *panels = n / (size_t)*nr + (n % (size_t)*nr != 0);
-    size_t units;
+    size_t units, side = 0;
+    if (format == RSCLIP__GEMM_INT8) { /* scales and offset sums after the panels */
+        size_t n_kb, ks_blk;
+        rsclip__gemm_q8_blocks(*steps, &n_kb, &ks_blk);
+        side = *panels * (size_t)*nr * (1 + n_kb) * 4;
+    }
     if (rsclip__mul_size(*panels, *steps, &units) || rsclip__mul_size(units, (size_t)*nr, &units) ||
-        rsclip__mul_size(units, 4, bytes))
+        rsclip__mul_size(units, 4, bytes) || rsclip__add_size(*bytes, side, bytes))
         return rsclip__error(RSCLIP_ERR_NOMEM, "gemm pack: %zu x %zu weights too large", n, k);
     return RSCLIP_OK;
 }
@@ -181,7 +206,15 @@ size_t rsclip__pack_weights_bytes(size_t n, size_t k, rsclip__gemm_format format
     return bytes; /* a multiple of 64: nr units of 4 bytes per step */
 }
 
-static void pack_panels(const rsclip__packed_w *p, const float *w, size_t ldw, int transposed) {
+static void pack_panels(rsclip__packed_w *p, const float *w, size_t ldw, int transposed) {
+    if (p->format == RSCLIP__GEMM_INT8) {
+        const size_t units = p->n_panels * p->steps * (size_t)p->nr;
+        rsclip__gemm_q8_blocks(p->steps, &p->n_kb, &p->ks_blk);
+        p->wscale = (float *)(p->data + units);
+        p->wcorr = (int32_t *)(p->wscale + p->n_panels * (size_t)p->nr);
+        rsclip__gemm_pack_w_q8_c(w, ldw, p);
+        return;
+    }
 #if defined(RSCLIP_GEMM_HAVE_X86)
     /* the vector packers give the same bits (RNE bf16 rounding, plain f32 copies); like the
      * kernels they step aside under RSCLIP_ISA=scalar, so that the C loops are tested too */
@@ -219,7 +252,7 @@ static int pack_fill(rsclip__packed_w *p, const float *w, size_t n, size_t k, si
     int rc =
         pack_shape(n, k, transposed ? k : ldw, format, &p->nr, &p->steps, &p->n_panels, &bytes);
     if (rc != RSCLIP_OK) return rc;
-    if (transposed && ldw < n)
+    if (transposed && (ldw < n || format == RSCLIP__GEMM_INT8))
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "gemm pack: bad transposed source");
     p->owns_data = mem == NULL;
     p->data = mem ? mem : rsclip__alloc_huge(bytes);
@@ -306,7 +339,8 @@ size_t rsclip__packed_w_k(const rsclip__packed_w *p) {
 }
 
 size_t rsclip__packed_w_bytes(const rsclip__packed_w *p) {
-    return p && p->data ? p->n_panels * p->steps * (size_t)p->nr * 4 : 0;
+    return p && p->data ? rsclip__pack_weights_bytes(p->n, p->k, (rsclip__gemm_format)p->format)
+                        : 0;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -324,6 +358,30 @@ typedef struct gemm_job {
     gemm_kdesc kd;
     int split_rows, n_parts;
 } gemm_job;
+
+/* int8: rows [i0, i0 + rows) against panels [p0, p1), k block kb (steps [s0, s0 + ks)). */
+static void run_block_q8(const gemm_job *j, uint32_t *scratch, size_t i0, size_t rows, size_t p0,
+                         size_t p1, size_t kb, size_t s0, size_t ks, int mode) {
+    const rsclip__packed_w *b = j->b;
+    const gemm_kdesc *kd = &j->kd;
+    const size_t nr = (size_t)b->nr, mr = (size_t)kd->mr;
+    float *ascale = (float *)(scratch + a_units() + WPANEL_UNITS);
+    kd->pack_a_q8(j->a + i0 * j->lda, j->lda, rows, s0, ks, b->k, scratch, ascale);
+    const size_t panels = (rows + mr - 1) / mr;
+    for (size_t p = p0; p < p1; p++) {
+        const size_t col = p * nr;
+        const int nc = (int)(b->n - col < nr ? b->n - col : nr);
+        const uint32_t *wp = b->data + (p * b->steps + s0) * nr;
+        const float *bias = j->bias ? j->bias + col : NULL;
+        for (size_t ip = 0; ip < panels; ip++) {
+            const size_t row = i0 + ip * mr;
+            const int mrow = (int)(rows - ip * mr < mr ? rows - ip * mr : mr);
+            kd->kernel_q8(ks, scratch + ip * ks * mr, wp, j->c + row * j->ldc + col, j->ldc, mrow,
+                          nc, mode, bias, (j->flags & RSCLIP__GEMM_GELU) != 0, ascale + ip * mr,
+                          b->wscale + col, b->wcorr + (p * b->n_kb + kb) * nr);
+        }
+    }
+}
 
 /* Rows [i0, i0 + rows) of the part against panels [p0, p1), k steps [s0, s0 + ks). */
 static void run_block(const gemm_job *j, uint32_t *scratch, size_t i0, size_t rows, size_t p0,
@@ -385,8 +443,13 @@ static void run_part(const gemm_job *j, int part, uint32_t *scratch) {
         const size_t ks = s0 + ks_blk <= steps ? ks_blk : steps - s0;
         int mode = s0 + ks >= steps ? GEMM_STORE_LAST : 0;
         if (kb > 0 || (j->flags & RSCLIP__GEMM_ACCUMULATE)) mode |= GEMM_STORE_ADD_C;
-        for (size_t i0 = r0; i0 < r1; i0 += mc)
-            run_block(j, scratch, i0, i0 + mc <= r1 ? mc : r1 - i0, p0, p1, s0, ks, mode);
+        for (size_t i0 = r0; i0 < r1; i0 += mc) {
+            const size_t rows = i0 + mc <= r1 ? mc : r1 - i0;
+            if (b->format == RSCLIP__GEMM_INT8)
+                run_block_q8(j, scratch, i0, rows, p0, p1, kb, s0, ks, mode);
+            else
+                run_block(j, scratch, i0, rows, p0, p1, s0, ks, mode);
+        }
     }
     if (kd->end) kd->end();
 }

@@ -22,6 +22,11 @@
  *   to, not bit-identical with, the vector paths, which differ in summation order).
  * - RSCLIP__GEMM_F32: weights kept in f32: AVX-512F, AVX2 + FMA or portable C kernel; the
  *   accuracy of an ordinary sgemm.
+ * - RSCLIP__GEMM_INT8 (W8A8): weights quantised to int8 per output feature (symmetric, scale
+ *   max|w| / 127, round to nearest even), activations per row the same way inside the call (then
+ *   offset by 128 to the unsigned bytes vpdpbusd takes, the offset taken back out exactly with
+ *   the weights' column sums); products summed exactly in int32, scaled back to f32 in the
+ *   epilogue. AVX512-VNNI kernel, or a portable C kernel with the same integer sums.
  * The path a call takes follows the CPU and RSCLIP_ISA (gemm/isa.h): rsclip__gemm_path_for. The
  * panel layout is chosen at pack time from the same ceiling (AVX2's f32 panels are 16 lanes wide,
  * AMX's bf16 panels have their k steps padded to a multiple of 16), so pack and call in the same
@@ -48,7 +53,8 @@ extern "C" {
 /* Weight formats for rsclip__pack_weights. */
 typedef enum rsclip__gemm_format {
     RSCLIP__GEMM_BF16 = 0,
-    RSCLIP__GEMM_F32 = 1
+    RSCLIP__GEMM_F32 = 1,
+    RSCLIP__GEMM_INT8 = 2
 } rsclip__gemm_format;
 
 /* Code paths (what a call actually runs; see rsclip__gemm_path_for). */
@@ -57,7 +63,8 @@ typedef enum rsclip__gemm_path {
     RSCLIP__GEMM_PATH_AVX512BF16 = 1, /* vdpbf16ps micro-kernel, bf16 weights */
     RSCLIP__GEMM_PATH_AVX512F = 2,    /* AVX-512F FMA micro-kernel, f32 weights */
     RSCLIP__GEMM_PATH_AVX2 = 3,       /* AVX2 + FMA micro-kernel, f32 weights (16-lane panels) */
-    RSCLIP__GEMM_PATH_AMX = 4         /* AMX-BF16 tiles, bf16 weights (real or emulated) */
+    RSCLIP__GEMM_PATH_AMX = 4,        /* AMX-BF16 tiles, bf16 weights (real or emulated) */
+    RSCLIP__GEMM_PATH_AVX512VNNI = 5  /* vpdpbusd micro-kernel, int8 weights */
 } rsclip__gemm_path;
 
 /* Flags for rsclip__gemm (bitwise or). */
@@ -72,7 +79,7 @@ enum {
  * see rsclip__pack_weights_into.) */
 typedef struct rsclip__packed_w rsclip__packed_w;
 typedef struct rsclip__packed_w_storage {
-    size_t words[12];
+    size_t words[16];
 } rsclip__packed_w_storage;
 
 /* Pack w [n, k] (row stride ldw >= k floats; w[i * ldw + j] = W[i][j], i.e. a Linear weight
@@ -150,7 +157,7 @@ void rsclip__gemm_run(rsclip__gemm_ctx *g, int n_parts, rsclip__gemm_task_fn fn,
  * kernels this CPU runs and RSCLIP_ISA (gemm/isa.h); RSCLIP__GEMM_FORCE_SCALAR selects the C
  * kernel per call. */
 rsclip__gemm_path rsclip__gemm_path_for(const rsclip__packed_w *b, unsigned flags);
-/* "scalar", "avx512bf16", "avx512f", "avx2", "amx". */
+/* "scalar", "avx512bf16", "avx512f", "avx2", "amx", "avx512vnni". */
 const char *rsclip__gemm_path_name(rsclip__gemm_path p);
 
 /* Round-to-nearest-even f32 -> bf16 (NaN stays NaN), and the exact bf16 -> f32 widening. */

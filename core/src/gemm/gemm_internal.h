@@ -23,6 +23,8 @@
  * bf16); bf16 panels packed for it have their steps padded with zeros to a multiple of 16. */
 #define GEMM_MR_AMX 32
 #define GEMM_AMX_KT 16
+/* int8: a unit holds 4 consecutive k (unsigned activations, signed weights: vpdpbusd). */
+#define GEMM_Q8_KPU 4
 
 /* Packed W: panel j (columns j*nr .. j*nr+nr-1, zero-padded) holds steps x nr units, step-major;
  * the panels are contiguous, so the part of a panel for steps [s0, s0+ks) is contiguous too.
@@ -37,6 +39,12 @@ struct rsclip__packed_w {
     uint32_t *data;   /* n_panels * steps * nr units, 64-byte aligned; NULL when direct */
     const float *src; /* direct: W [n, k], row stride ldw */
     size_t ldw;
+    /* INT8: per output feature, the scale (max|w| / 127) and, per k block of the driver (n_kb
+     * blocks of ks_blk steps), 128 x the sum of the quantised weights (the offset of the
+     * unsigned activations), both after the panels: [n_panels * nr] and [n_panels * n_kb * nr] */
+    float *wscale;
+    int32_t *wcorr;
+    size_t n_kb, ks_blk;
 };
 
 /* Kernel store modes. */
@@ -61,6 +69,16 @@ typedef void (*gemm_pack_a_fn)(const float *a, size_t lda, size_t rows, size_t s
 typedef void (*gemm_pack_wpanel_fn)(const float *w, size_t ldw, size_t nrows, size_t k0, size_t ks,
                                     size_t k_total, uint32_t *dst);
 
+/* int8 kernel: as gemm_kernel_fn, plus the per-row scales of the A panel (ascale[r], r < MR),
+ * and the panel's per-column scales and offset sums for this k block. */
+typedef void (*gemm_kernel_q8_fn)(size_t ks, const uint32_t *a, const uint32_t *w, float *c,
+                                  size_t ldc, int mr, int nr, int mode, const float *bias, int gelu,
+                                  const float *ascale, const float *wscale, const int32_t *wcorr);
+/* int8 A packing: as gemm_pack_a_fn (units of 4 k as unsigned bytes q + 128, q = round(a / s)),
+ * and scales[i] = s of row i = max over the WHOLE row (k < k_total) of |a| / 127. */
+typedef void (*gemm_pack_a_q8_fn)(const float *a, size_t lda, size_t rows, size_t s0, size_t ks,
+                                  size_t k_total, uint32_t *dst, float *scales);
+
 /* One code path of the driver. */
 typedef struct gemm_kdesc {
     rsclip__gemm_path path;
@@ -73,9 +91,17 @@ typedef struct gemm_kdesc {
     gemm_pack_wpanel_fn pack_wpanel; /* f32 layouts only */
     void (*begin)(void);             /* per part, before the first kernel (AMX tile config) */
     void (*end)(void);               /* per part, after the last one */
+    gemm_kernel_q8_fn kernel_q8;     /* INT8 weights: these two instead of kernel / pack_a */
+    gemm_pack_a_q8_fn pack_a_q8;
 } gemm_kdesc;
 
-/* Portable kernels and packers (gemm_ref.c). */
+/* The k blocks of an int8 W with `steps` steps: the driver's and the packer's (same sums). */
+void rsclip__gemm_q8_blocks(size_t steps, size_t *n_kb, size_t *ks_blk);
+
+/* Portable kernels and packers (gemm_ref.c). The epilogue of a tile acc [mr rows, row stride
+ * ld] (GEMM_STORE_* modes). */
+void rsclip__gemm_store_tile(const float *acc, int ld, float *c, size_t ldc, int mr, int nr,
+                             int mode, const float *bias, int gelu);
 void rsclip__gemm_kernel_bf16_c(size_t ks, const uint32_t *a, const uint32_t *w, float *c,
                                 size_t ldc, int mr, int nr, int mode, const float *bias, int gelu);
 void rsclip__gemm_kernel_f32_c(size_t ks, const uint32_t *a, const uint32_t *w, float *c,
@@ -95,6 +121,13 @@ void rsclip__gemm_pack_wpanel_f32_c16(const float *w, size_t ldw, size_t nrows, 
 /* W [n, k] into packed panels of any layout (steps, panels, nr as in rsclip__packed_w). */
 void rsclip__gemm_pack_w_c(const float *w, size_t n, size_t k, size_t ldw, int format, int nr,
                            size_t steps, size_t panels, uint32_t *data);
+/* int8 (portable C): kernel, A packing, and W [n, k] into panels + scales + offset sums. */
+void rsclip__gemm_kernel_q8_c(size_t ks, const uint32_t *a, const uint32_t *w, float *c, size_t ldc,
+                              int mr, int nr, int mode, const float *bias, int gelu,
+                              const float *ascale, const float *wscale, const int32_t *wcorr);
+void rsclip__gemm_pack_a_q8_c(const float *a, size_t lda, size_t rows, size_t s0, size_t ks,
+                              size_t k_total, uint32_t *dst, float *scales);
+void rsclip__gemm_pack_w_q8_c(const float *w, size_t ldw, rsclip__packed_w *p);
 /* W^T given as wt [k, n] (row stride ldt): the same panels as rsclip__gemm_pack_w_c of its
  * transpose (attention's V). */
 void rsclip__gemm_pack_wt_c(const float *wt, size_t n, size_t k, size_t ldt, int format, int nr,
@@ -121,6 +154,12 @@ void rsclip__gemm_pack_wpanel_f32_avx512(const float *w, size_t ldw, size_t nrow
                                          size_t ks, size_t k_total, uint32_t *dst);
 void rsclip__gemm_pack_wt_bf16_avx512(const float *wt, size_t n, size_t k, size_t ldt, size_t steps,
                                       size_t panels, uint32_t *data);
+void rsclip__gemm_kernel_q8_avx512(size_t ks, const uint32_t *a, const uint32_t *w, float *c,
+                                   size_t ldc, int mr, int nr, int mode, const float *bias,
+                                   int gelu, const float *ascale, const float *wscale,
+                                   const int32_t *wcorr);
+void rsclip__gemm_pack_a_q8_avx512(const float *a, size_t lda, size_t rows, size_t s0, size_t ks,
+                                   size_t k_total, uint32_t *dst, float *scales);
 /* gemm_avx2.c */
 void rsclip__gemm_kernel_f32_avx2(size_t ks, const uint32_t *a, const uint32_t *w, float *c,
                                   size_t ldc, int mr, int nr, int mode, const float *bias,

@@ -35,8 +35,8 @@ static float gelu_tanh(float x) {
     return 0.5f * x * (1.0f + tanhf(u));
 }
 
-static void store_tile(const float *acc, int ld, float *c, size_t ldc, int mr, int nr, int mode,
-                       const float *bias, int gelu) {
+void rsclip__gemm_store_tile(const float *acc, int ld, float *c, size_t ldc, int mr, int nr,
+                             int mode, const float *bias, int gelu) {
     for (int r = 0; r < mr; r++) {
         float *cr = c + (size_t)r * ldc;
         for (int j = 0; j < nr; j++) {
@@ -73,7 +73,7 @@ void rsclip__gemm_kernel_bf16_c(size_t ks, const uint32_t *a, const uint32_t *w,
         a += GEMM_MR;
         w += GEMM_NR;
     }
-    store_tile(&acc[0][0], GEMM_NR, c, ldc, mr, nr, mode, bias, gelu);
+    rsclip__gemm_store_tile(&acc[0][0], GEMM_NR, c, ldc, mr, nr, mode, bias, gelu);
 }
 
 /* f32 kernel for panels nrl lanes wide and A panels mrl rows high. */
@@ -89,7 +89,7 @@ static inline void kernel_f32(int mrl, int nrl, size_t ks, const uint32_t *a, co
         a += mrl;
         w += nrl;
     }
-    store_tile(acc, nrl, c, ldc, mr, nr, mode, bias, gelu);
+    rsclip__gemm_store_tile(acc, nrl, c, ldc, mr, nr, mode, bias, gelu);
 }
 
 void rsclip__gemm_kernel_f32_c(size_t ks, const uint32_t *a, const uint32_t *w, float *c,

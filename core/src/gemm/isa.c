@@ -324,3 +324,9 @@ int rsclip__isa_amx_emulated(void) {
     pthread_once(&g_isa_once, isa_init);
     return g_isa.emulated;
 }
+
+int rsclip__gemm_vnni_usable(void) {
+    pthread_once(&g_isa_once, isa_init);
+    return g_isa.ceiling >= RSCLIP__ISA_AVX512 && g_isa.cpu.avx512vnni && g_isa.cpu.avx512bw &&
+           g_isa.cpu.avx512vl;
+}

@@ -89,6 +89,8 @@ rsclip__isa rsclip__isa_ceiling(void);
 int rsclip__isa_forced(void);
 /* NULL, or why the RSCLIP_ISA request cannot be honoured (unknown name, CPU cannot run it). */
 const char *rsclip__isa_env_error(void);
+/* 1 when the int8 kernel may use AVX512-VNNI: the CPU has it and the ceiling is avx512 or above. */
+int rsclip__gemm_vnni_usable(void);
 /* 1 when the AMX tile operations run through the C emulation (RSCLIP_AMX_EMULATE=1). */
 int rsclip__isa_amx_emulated(void);
 

@@ -92,8 +92,9 @@ static int tower_pack_build(rsclip_encoder *e, int vision) {
     tower_pack *tp = vision ? &e->vision_pack : &e->text_pack;
     if (tp->ready) return RSCLIP_OK;
     const rsclip_tower_info *ti = vision ? &e->m->info.vision : &e->m->info.text;
-    const rsclip__gemm_format fmt =
-        e->precision == RSCLIP_PRECISION_BF16 ? RSCLIP__GEMM_BF16 : RSCLIP__GEMM_F32;
+    const rsclip__gemm_format fmt = e->precision == RSCLIP_PRECISION_BF16   ? RSCLIP__GEMM_BF16
+                                    : e->precision == RSCLIP_PRECISION_INT8 ? RSCLIP__GEMM_INT8
+                                                                            : RSCLIP__GEMM_F32;
     const size_t n_jobs = (size_t)ti->layers * PK_PER_LAYER + PX_N;
     tp->n_layers = ti->layers;
     tp->lw = calloc((size_t)ti->layers * PK_PER_LAYER, sizeof(*tp->lw));
@@ -168,7 +169,7 @@ int rsclip_encoder_new(const rsclip_model *m, const rsclip_encoder_params *param
     if (p.n_threads < 0)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "encoder_new: n_threads %d < 0", p.n_threads);
     if (p.precision != RSCLIP_PRECISION_AUTO && p.precision != RSCLIP_PRECISION_F32 &&
-        p.precision != RSCLIP_PRECISION_BF16)
+        p.precision != RSCLIP_PRECISION_BF16 && p.precision != RSCLIP_PRECISION_INT8)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "encoder_new: unknown precision %d",
                              (int)p.precision);
     const char *isa_err = rsclip__isa_env_error();

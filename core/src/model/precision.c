@@ -18,9 +18,11 @@ int rsclip_precision_parse(const char *s, rsclip_precision *out) {
         *out = RSCLIP_PRECISION_F32;
     else if (!strcmp(s, "bf16"))
         *out = RSCLIP_PRECISION_BF16;
+    else if (!strcmp(s, "int8"))
+        *out = RSCLIP_PRECISION_INT8;
     else
-        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "precision '%s' is not one of auto, f32, bf16",
-                             s);
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG,
+                             "precision '%s' is not one of auto, f32, bf16, int8", s);
     return RSCLIP_OK;
 }
 
@@ -32,6 +34,8 @@ const char *rsclip_precision_name(rsclip_precision p) {
         return "f32";
     case RSCLIP_PRECISION_BF16:
         return "bf16";
+    case RSCLIP_PRECISION_INT8:
+        return "int8";
     }
     return "?";
 }
@@ -46,7 +50,13 @@ rsclip_isa rsclip_precision_isa(rsclip_precision p, const char **why) {
     const int forced = rsclip__isa_forced();
     const char *w;
     rsclip__isa isa;
-    if (p == RSCLIP_PRECISION_BF16 && top >= RSCLIP__ISA_AVX512BF16) {
+    if (p == RSCLIP_PRECISION_INT8 && rsclip__gemm_vnni_usable()) {
+        isa = RSCLIP__ISA_AVX512;
+        w = "int8 asked for: W8A8 on AVX512-VNNI";
+    } else if (p == RSCLIP_PRECISION_INT8) {
+        isa = rsclip__isa_best_f32(c, top);
+        w = "int8 needs AVX512-VNNI: runs f32";
+    } else if (p == RSCLIP_PRECISION_BF16 && top >= RSCLIP__ISA_AVX512BF16) {
         isa = top >= RSCLIP__ISA_AMX ? RSCLIP__ISA_AMX : RSCLIP__ISA_AVX512BF16;
         w = forced ? "bf16 asked for, path forced by RSCLIP_ISA" : "bf16 asked for";
     } else if (p == RSCLIP_PRECISION_BF16 || p == RSCLIP_PRECISION_F32) {
@@ -62,6 +72,8 @@ rsclip_isa rsclip_precision_isa(rsclip_precision p, const char **why) {
 
 rsclip_precision rsclip_precision_effective(rsclip_precision p) {
     if (p == RSCLIP_PRECISION_F32) return RSCLIP_PRECISION_F32;
+    if (p == RSCLIP_PRECISION_INT8)
+        return rsclip__gemm_vnni_usable() ? RSCLIP_PRECISION_INT8 : RSCLIP_PRECISION_F32;
     return rsclip_precision_isa(p, NULL) >= RSCLIP_ISA_AVX512BF16 ? RSCLIP_PRECISION_BF16
                                                                   : RSCLIP_PRECISION_F32;
 }
@@ -128,9 +140,9 @@ size_t rsclip_cpu_report(char *buf, size_t size) {
     else
         put(&b, "RSCLIP_ISA: %s; kernels may use up to %s\n",
             rsclip__isa_forced() ? "set" : "unset", rsclip__isa_name(rsclip__isa_ceiling()));
-    const rsclip_precision ps[3] = {RSCLIP_PRECISION_AUTO, RSCLIP_PRECISION_BF16,
-                                    RSCLIP_PRECISION_F32};
-    for (int i = 0; i < 3; i++) {
+    const rsclip_precision ps[4] = {RSCLIP_PRECISION_AUTO, RSCLIP_PRECISION_BF16,
+                                    RSCLIP_PRECISION_F32, RSCLIP_PRECISION_INT8};
+    for (int i = 0; i < 4; i++) {
         const char *why = NULL;
         const rsclip_isa isa = rsclip_precision_isa(ps[i], &why);
         put(&b, "precision %-4s -> %s (%s): %s\n", rsclip_precision_name(ps[i]),
