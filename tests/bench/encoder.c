@@ -258,6 +258,12 @@ static double vision_flops(const shapes *s) {
            2 * D * D * 2 /* probe q, out_proj */ + 2 * T * D * 2 + 2 * D * F * 2;
 }
 
+/* The part of a pass that self-attention's two products hold (the rest runs in the GEMM stage). */
+static double attention_flops(const shapes *s, int text) {
+    const double G = (double)(s->S / s->P), T = text ? (double)s->ctx : G * G;
+    return text ? s->Lt * 4 * T * T * s->Dt : s->Lv * 4 * T * T * s->Dv;
+}
+
 static double text_flops(const shapes *s) {
     double T = (double)s->ctx, D = (double)s->Dt, F = (double)s->Ft;
     return s->Lt * layer_flops(T, D, F) + 2 * D * D;
@@ -417,6 +423,11 @@ static void bench_model(const char *name, const char *workdir, int quick, double
                         "copies %.1f%%  other %.1f%%\n",
                         100 * sg[0] / el, 100 * sg[1] / el, 100 * sg[2] / el, 100 * sg[3] / el,
                         100 * sg[4] / el, 100 * (el - sum) / el);
+                    /* the rate inside the Linear layers' GEMMs (compare with rsclip_bench_gemm's
+                     * measured peak of the instruction) and inside attention */
+                    const double fa = (double)iters * b * attention_flops(&s, tower);
+                    printf("    inside: Linear GEMMs %.0f GFLOP/s, attention %.0f GFLOP/s\n",
+                           (flops - fa) / sg[0] * 1e-9, fa / sg[1] * 1e-9);
                     fflush(stdout);
                 }
                 rsclip_encoder_free(e);
