@@ -65,6 +65,20 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) static float pea
     for (int i = 1; i < 12; i++) s = _mm512_add_ps(s, acc[i]);
     return _mm512_reduce_add_ps(s);
 }
+__attribute__((target("avx2,fma"))) static float peak_fma256_body(void) {
+    __m256 acc[12];
+    for (int i = 0; i < 12; i++) acc[i] = _mm256_set1_ps((float)i * 1e-3f);
+    const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
+    for (long it = 0; it < PEAK_ITERS; it++) {
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++) acc[i] = _mm256_fmadd_ps(acc[i], x, y);
+    }
+    __m256 s = acc[0];
+    for (int i = 1; i < 12; i++) s = _mm256_add_ps(s, acc[i]);
+    float out[8];
+    _mm256_storeu_ps(out, s);
+    return out[0];
+}
 __attribute__((target("avx512f,avx512vnni"))) static float peak_vnni_body(void) {
     __m512i acc[12];
     for (int i = 0; i < 12; i++) acc[i] = _mm512_set1_epi32(i);
@@ -83,7 +97,10 @@ static volatile float g_sink;
 static void *peak_thread(void *arg) {
 #if defined(__x86_64__) && defined(__GNUC__)
     const int kind = *(int *)arg;
-    g_sink = kind == 2 ? peak_vnni_body() : kind ? peak_bf16_body() : peak_fma_body();
+    g_sink = kind == 3   ? peak_fma256_body()
+             : kind == 2 ? peak_vnni_body()
+             : kind      ? peak_bf16_body()
+                         : peak_fma_body();
 #else
     (void)arg;
 #endif
@@ -91,7 +108,7 @@ static void *peak_thread(void *arg) {
 }
 
 /* GFLOP/s of n_threads copies of the chain loop (ops per instruction: 32 fma, 64 dpbf16, 128
- * dpbusd); bf16: 0 f32, 1 bf16, 2 int8. */
+ * dpbusd, 16 ymm fma); bf16: 0 f32, 1 bf16, 2 int8, 3 f32 on AVX2. */
 static double measure_peak(int bf16, int n_threads) {
     pthread_t th[8];
     double dt;
@@ -174,7 +191,9 @@ int main(int argc, char **argv) {
     const int has_vnni = rsclip__gemm_vnni_usable();
     double peak[3][IMPL_N] = {{0}}; /* per thread count, per impl (sgemm: the f32 one) */
     for (int t = 1; t <= max_threads; t++) {
-        peak[t][IMPL_F32] = peak[t][IMPL_SGEMM] = has_f ? measure_peak(0, t) : 0.0;
+        peak[t][IMPL_F32] = peak[t][IMPL_SGEMM] = has_f                     ? measure_peak(0, t)
+                                                  : top >= RSCLIP__ISA_AVX2 ? measure_peak(3, t)
+                                                                            : 0.0;
         peak[t][IMPL_BF16] = has_bf16 ? measure_peak(1, t) : 0.0;
         peak[t][IMPL_INT8] = has_vnni ? measure_peak(2, t) : 0.0;
         printf("measured peak, %d thread(s): f32 FMA %.0f GFLOP/s, bf16 dot %.0f GFLOP/s, int8 "

@@ -188,9 +188,11 @@ typedef struct rsclip_encoder_params {
                       work is split into n_threads parts run on the process's one worker pool
                       (shared with the search scan; OpenBLAS is not used by the encoder) */
     rsclip_precision precision; /* default RSCLIP_PRECISION_AUTO */
-    int in_place; /* 0 (default): each tower's Linear weights are packed once, at its first use,
-                     into a private copy for rsclip's GEMM kernels (fastest per item; costs a
-                     copy of the tower: ~340 MB f32 / ~170 MB bf16 for the base text tower).
+    int in_place; /* 0 (default): each tower's Linear weights are packed at its first use into
+                     a copy for rsclip's GEMM kernels, made once per model and precision and
+                     shared by all the model's encoders until rsclip_model_free (fastest per
+                     item; costs a copy of the tower: ~340 MB f32 / ~170 MB bf16 / ~85 MB int8
+                     for the base text tower).
                      1: float32 only (precision is ignored), the Linear layers read the model's
                      weights where they are, each product packing the panels it needs as it
                      goes: for a process that encodes a few texts and exits, e.g. a one-shot

@@ -8,6 +8,7 @@
 #include "status/status_internal.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,8 +48,7 @@ typedef struct pack_job {
     rsclip__packed_w **out;
 } pack_job;
 
-static int tower_jobs(const rsclip_encoder *e, int vision, tower_pack *tp, pack_job *jobs) {
-    const rsclip_model *m = e->m;
+static int tower_jobs(const rsclip_model *m, int vision, tower_pack *tp, pack_job *jobs) {
     const rsclip_tower_info *ti = vision ? &m->info.vision : &m->info.text;
     const rsclip__layer *L = vision ? m->vision.layers : m->text.layers;
     const size_t D = (size_t)ti->hidden, F = (size_t)ti->intermediate;
@@ -86,31 +86,27 @@ static void map_query(rsclip_encoder *e) {
     for (int i = 0; i < D; i++) e->pq[i] *= scale;
 }
 
-/* Pack the Linear weights of one tower (vision != 0: the vision tower) the first time it runs,
- * into one huge-page block (in place: direct handles on the model's f32 weights). */
-static int tower_pack_build(rsclip_encoder *e, int vision) {
-    tower_pack *tp = vision ? &e->vision_pack : &e->text_pack;
-    if (tp->ready) return RSCLIP_OK;
-    const rsclip_tower_info *ti = vision ? &e->m->info.vision : &e->m->info.text;
-    const rsclip__gemm_format fmt = e->precision == RSCLIP_PRECISION_BF16   ? RSCLIP__GEMM_BF16
-                                    : e->precision == RSCLIP_PRECISION_INT8 ? RSCLIP__GEMM_INT8
-                                                                            : RSCLIP__GEMM_F32;
+/* Pack the Linear weights of one tower (vision != 0: the vision tower) into *tp: one huge-page
+ * block of panels in format fmt, or in place direct handles on the model's f32 weights. */
+static int tower_pack_make(const rsclip_model *m, int vision, rsclip__gemm_format fmt, int in_place,
+                           tower_pack *tp) {
+    const rsclip_tower_info *ti = vision ? &m->info.vision : &m->info.text;
     const size_t n_jobs = (size_t)ti->layers * PK_PER_LAYER + PX_N;
     tp->n_layers = ti->layers;
     tp->lw = calloc((size_t)ti->layers * PK_PER_LAYER, sizeof(*tp->lw));
     pack_job *jobs = calloc(n_jobs, sizeof(*jobs));
     int rc = tp->lw && jobs ? RSCLIP_OK : RSCLIP_ERR_NOMEM;
-    int nj = rc == RSCLIP_OK ? tower_jobs(e, vision, tp, jobs) : 0;
+    int nj = rc == RSCLIP_OK ? tower_jobs(m, vision, tp, jobs) : 0;
     size_t total = 0;
-    for (int i = 0; i < nj && rc == RSCLIP_OK && !e->in_place; i++) {
+    for (int i = 0; i < nj && rc == RSCLIP_OK && !in_place; i++) {
         const size_t b = rsclip__pack_weights_bytes(jobs[i].n, jobs[i].k, fmt);
         if (b == 0 || rsclip__add_size(total, b, &total)) rc = RSCLIP_ERR_NOMEM;
     }
-    if (rc == RSCLIP_OK && !e->in_place && !(tp->mem = rsclip__alloc_huge(total)))
+    if (rc == RSCLIP_OK && !in_place && !(tp->mem = rsclip__alloc_huge(total)))
         rc = RSCLIP_ERR_NOMEM;
     char *cur = tp->mem;
     for (int i = 0; i < nj && rc == RSCLIP_OK; i++) {
-        if (e->in_place) {
+        if (in_place) {
             rc = rsclip__packed_w_direct(jobs[i].w, jobs[i].n, jobs[i].k, jobs[i].k, jobs[i].out);
             continue;
         }
@@ -124,9 +120,52 @@ static int tower_pack_build(rsclip_encoder *e, int vision) {
         return rsclip__error(RSCLIP_ERR_NOMEM, "encoder: cannot pack the %s tower's weights",
                              vision ? "vision" : "text");
     }
-    if (vision) map_query(e);
     tp->ready = 1;
     return RSCLIP_OK;
+}
+
+/* Packed towers are kept by the model, one per (tower, format), built by the first encoder that
+ * needs it and shared read-only by every encoder of the model (the model outlives them). One
+ * process-wide lock guards the building (the model's other fields are never written). */
+struct rsclip__pack_cache {
+    tower_pack tp[2][3]; /* [vision][rsclip__gemm_format] */
+};
+static pthread_mutex_t g_pack_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void rsclip__model_packs_free(rsclip_model *m) {
+    if (!m || !m->packs) return;
+    for (int v = 0; v < 2; v++)
+        for (int f = 0; f < 3; f++) tower_pack_free(&m->packs->tp[v][f]);
+    free(m->packs);
+    m->packs = NULL;
+}
+
+/* The encoder's packed weights of one tower, built on first use (in place: its own direct
+ * handles), and for the vision tower the MAP head's query in its arena. */
+static int tower_pack_build(rsclip_encoder *e, int vision) {
+    const tower_pack **slot = vision ? &e->vision_pack : &e->text_pack;
+    if (*slot) return RSCLIP_OK;
+    int rc = RSCLIP_OK;
+    if (e->in_place) {
+        tower_pack *own = vision ? &e->own_vision : &e->own_text;
+        rc = tower_pack_make(e->m, vision, RSCLIP__GEMM_F32, 1, own);
+        if (rc == RSCLIP_OK) *slot = own;
+    } else {
+        const rsclip__gemm_format fmt = e->precision == RSCLIP_PRECISION_BF16   ? RSCLIP__GEMM_BF16
+                                        : e->precision == RSCLIP_PRECISION_INT8 ? RSCLIP__GEMM_INT8
+                                                                                : RSCLIP__GEMM_F32;
+        rsclip_model *m = (rsclip_model *)e->m; /* the cache only: logically const */
+        pthread_mutex_lock(&g_pack_mu);
+        if (!m->packs && !(m->packs = calloc(1, sizeof *m->packs))) rc = RSCLIP_ERR_NOMEM;
+        tower_pack *tp = rc == RSCLIP_OK ? &m->packs->tp[vision != 0][fmt] : NULL;
+        if (tp && !tp->ready) rc = tower_pack_make(m, vision, fmt, 0, tp);
+        pthread_mutex_unlock(&g_pack_mu);
+        if (rc == RSCLIP_ERR_NOMEM && !tp)
+            return rsclip__error(rc, "encoder: out of memory for the packed weights");
+        if (rc == RSCLIP_OK) *slot = tp;
+    }
+    if (rc == RSCLIP_OK && vision) map_query(e);
+    return rc;
 }
 
 static size_t round16(size_t n) {
@@ -251,8 +290,8 @@ int rsclip_encoder_new(const rsclip_model *m, const rsclip_encoder_params *param
 
 void rsclip_encoder_free(rsclip_encoder *e) {
     if (!e) return;
-    tower_pack_free(&e->text_pack);
-    tower_pack_free(&e->vision_pack);
+    tower_pack_free(&e->own_text); /* the shared packs belong to the model */
+    tower_pack_free(&e->own_vision);
     rsclip__gemm_ctx_free(e->g);
     free(e->arena);
     free(e);

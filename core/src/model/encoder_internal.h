@@ -12,8 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Linear weights of one tower for rsclip__gemm (bf16 or f32 panels, or direct f32 handles for an
- * in-place encoder), built the first time the tower runs. lw[6 l + j]: q, k, v, o, fc1, fc2 of
+/* Linear weights of one tower for rsclip__gemm (bf16, int8 or f32 panels, kept by the model and
+ * shared by its encoders; or direct f32 handles for an in-place encoder), built the first time
+ * the tower runs. lw[6 l + j]: q, k, v, o, fc1, fc2 of
  * layer l. extra: vision patch embedding, MAP k, v, out, fc1, fc2; text head. */
 enum { PK_Q, PK_K, PK_V, PK_O, PK_FC1, PK_FC2, PK_PER_LAYER };
 enum { PX_PATCH, PX_MAP_K, PX_MAP_V, PX_MAP_O, PX_MAP_FC1, PX_MAP_FC2, PX_TEXT_HEAD, PX_N };
@@ -42,7 +43,9 @@ struct rsclip_encoder {
     int in_place;               /* Linear weights read where they lie (direct f32 panels) */
     int attn;                   /* ATTN_* */
     rsclip__gemm_ctx *g;        /* per-part scratch; the threads are the process pool's */
-    tower_pack text_pack, vision_pack;
+    const tower_pack *text_pack, *vision_pack; /* NULL until the tower's first use: the model's
+                                                  shared packs, or own_* in place */
+    tower_pack own_text, own_vision;
     float *arena; /* 64-byte aligned, owns everything below */
     size_t arena_n;
     /* Per-row activations, rows = max_batch * max(T_text, T_vision). */

@@ -191,8 +191,7 @@ void rsclip__text_forward(rsclip_encoder *e, int n, const int32_t *ids, float *e
         for (int i = 0; i < D; i++) xr[i] = te[i] + pe[i];
     }
     prof_add(RSCLIP__STAGE_COPY, t0);
-    for (int l = 0; l < ti->layers; l++)
-        encoder_layer(e, &W->layers[l], &e->text_pack, l, ti, n, T);
+    for (int l = 0; l < ti->layers; l++) encoder_layer(e, &W->layers[l], e->text_pack, l, ti, n, T);
 
     /* xn = final_layer_norm(x): [R, D] */
     layernorm_p(e, e->xn, e->x, W->ln_w, W->ln_b, R, D, (float)ti->layer_norm_eps);
@@ -201,7 +200,7 @@ void rsclip__text_forward(rsclip_encoder *e, int n, const int32_t *ids, float *e
     /* pa = xn[b, T-1]: [n, D] (pooled at the last position, not at the first EOS) */
     for (int b = 0; b < n; b++)
         memcpy(e->pa + (size_t)b * D, e->xn + ((size_t)b * T + T - 1) * D, sizeof(float) * D);
-    lin(e, e->text_pack.extra[PX_TEXT_HEAD], embeds, e->pa, W->head_b, n, D, D,
+    lin(e, e->text_pack->extra[PX_TEXT_HEAD], embeds, e->pa, W->head_b, n, D, D,
         0); /* embeds: [n, D] */
 }
 
@@ -247,7 +246,7 @@ static void map_head(rsclip_encoder *e, int n, int T) {
     const rsclip__vision_weights *W = &m->vision;
     const int D = ti->hidden, F = ti->intermediate, H = ti->heads, R = n * T;
     const float *bk = W->in_proj_b + D, *bv = bk + D;
-    const tower_pack *tp = &e->vision_pack;
+    const tower_pack *tp = e->vision_pack;
     lin(e, tp->extra[PX_MAP_K], e->k, e->xn, bk, R, D, D, 0); /* k: [R, D] */
     lin(e, tp->extra[PX_MAP_V], e->v, e->xn, bv, R, D, D, 0); /* v: [R, D] */
     const double t0 = prof_now();
@@ -292,7 +291,7 @@ void rsclip__vision_forward(rsclip_encoder *e, int n, const float *pixels, float
     }
     prof_add(RSCLIP__STAGE_COPY, t0);
     /* x = patches Wp^T + bp + position_embedding[t]: [R, D] */
-    lin(e, e->vision_pack.extra[PX_PATCH], e->x, e->h, W->patch_b, R, K, D, 0);
+    lin(e, e->vision_pack->extra[PX_PATCH], e->x, e->h, W->patch_b, R, K, D, 0);
     t0 = prof_now();
     for (int r = 0; r < R; r++) {
         const float *pe = W->pos_emb + (size_t)(r % T) * D;
@@ -301,7 +300,7 @@ void rsclip__vision_forward(rsclip_encoder *e, int n, const float *pixels, float
     }
     prof_add(RSCLIP__STAGE_COPY, t0);
     for (int l = 0; l < ti->layers; l++)
-        encoder_layer(e, &W->layers[l], &e->vision_pack, l, ti, n, T);
+        encoder_layer(e, &W->layers[l], e->vision_pack, l, ti, n, T);
 
     /* xn = post_layernorm(x): [R, D] = last_hidden_state */
     layernorm_p(e, e->xn, e->x, W->post_ln_w, W->post_ln_b, R, D, (float)ti->layer_norm_eps);

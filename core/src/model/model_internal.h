@@ -76,7 +76,12 @@ struct rsclip_model {
     int towers;                /* RSCLIP_MODEL_TEXT / RSCLIP_MODEL_VISION bits loaded */
     rsclip__layer *layer_mem;  /* text layers then vision layers */
     rsclip_tokenizer *tok;
+    struct rsclip__pack_cache *packs; /* encoder.c: the towers' GEMM panels, packed once per
+                                         model at an encoder's first use (NULL until then) */
 };
+
+/* encoder.c: free the packed towers (rsclip_model_free). */
+void rsclip__model_packs_free(rsclip_model *m);
 
 /* config.c: read config.json into m->info (SiglipConfig defaults for missing keys) and validate
  * it; preprocessor_config.json (optional) into the preprocessing fields. Errors name the file. */
