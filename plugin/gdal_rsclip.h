@@ -1,11 +1,14 @@
 /*
  * gdal_rsclip.h -- the RSCLIP GDAL driver: a thin C++ shim over rsclip's public C API.
  *
- * "RSCLIP:/path/index.gpkg" opens an rsclip index as
+ * "RSCLIP:/path/index.gpkg" opens an rsclip index -- one file, or the folder of parts of a sharded
+ * index ("RSCLIP:/path/city/", or the folder's bare path: rsclip_index_set_open) -- as
  *   - vector layers: `tiles` (every indexed footprint), `hits` (the ranked hits of the QUERY or
  *     LIKE_TILE open option) and `regions` (hits merged into regions, MERGE=YES);
  *   - raster subdatasets "RSCLIP:/path/index.gpkg:SCENE_ID" (with QUERY or LIKE_TILE): the score
  *     heatmap of one scene (rsclip_session_heatmap), one Float32 pixel per tile step.
+ * A folder reads as the file `rsclip merge` makes of it: tile ids are unique over the parts and
+ * scene ids agree across them, so FIDs, scene ids and subdataset names are the merged file's.
  * Everything that knows about models, SQL or tiling lives in rsclip_core (rsclip/query.h,
  * rsclip/index.h, rsclip/export.h); these files only map it onto GDAL's objects. Every rsclip
  * failure becomes one CPLError; no C++ exception leaves a GDAL entry point.
@@ -60,6 +63,31 @@ struct RSCLIPQueryOptions {
 };
 
 class RSCLIPDataset;
+
+/* Tiles of the index set, ids ascending, each with the part that holds it (anParts is empty when
+ * the set has one part: every tile is in part 0). */
+struct RSCLIPTileList {
+    std::vector<int64_t> anIds;
+    std::vector<int> anParts;
+
+    size_t size() const {
+        return anIds.size();
+    }
+    int Part(size_t i) const {
+        return anParts.empty() ? 0 : anParts[i];
+    }
+    void clear() {
+        anIds.clear();
+        anParts.clear();
+    }
+    /* Add n ids of part iPart (bMulti: the set has several parts). */
+    void Append(const int64_t *ids, size_t n, int iPart, bool bMulti);
+    /* Order by id once every part is in; an id in two parts (parts that do not belong together)
+     * is kept once, from the first part. */
+    void Sort();
+    /* Keep only the ids also in other (both sorted). */
+    void Intersect(const RSCLIPTileList &other);
+};
 
 /* Base of the layers, written once for all of them: the OGRLayer contract over a list of
  * candidate features that the subclass produces in a fixed order (GetNextRawFeature at index
@@ -121,10 +149,10 @@ class RSCLIPLayer : public OGRLayer {
     OGRErr CreateGeomField(OGRGeomFieldDefn *, int) override;
 };
 
-/* Every tile footprint of the index, or of one scene (FID = tile id). Candidates: the R-tree's
- * answer for the spatial filter's envelope. */
+/* Every tile footprint of the index (every part of a folder), or of one scene (FID = tile id).
+ * Candidates: the R-tree's answer (of each part) for the spatial filter's envelope. */
 class RSCLIPTilesLayer final : public RSCLIPLayer {
-    std::vector<int64_t> m_anIds;
+    RSCLIPTileList m_oIds;
     bool m_bIdsValid = false;
     bool LoadIds();
 
@@ -171,8 +199,12 @@ class RSCLIPDataset final : public GDALDataset {
     CPLStringList m_aosOptions; /* the open options, from the name and beside it */
     RSCLIPQueryOptions m_oOpts;
     rsclip_session *m_psSession = nullptr;
-    rsclip_index *m_psIndex = nullptr; /* owned only when there is no session */
-    rsclip_index_info m_sInfo;
+    rsclip_index_set *m_psSet = nullptr; /* the session's, or owned when there is no session */
+    int m_iLastPart = 0;                 /* the part that held the last tile looked up */
+    rsclip_index_info m_sInfo;           /* over all parts (rsclip_index_set_info) */
+    GIntBig m_nScenes = 0;               /* scenes, one per path (a scene over parts once) */
+    std::vector<int64_t> m_anScenes;     /* ListScenes' answer, once listed */
+    bool m_bScenesListed = false;
     rsclip_results *m_psHits = nullptr; /* the query's hits */
     rsclip_region *m_pasRegions = nullptr;
     int m_nRegions = 0;
@@ -185,6 +217,7 @@ class RSCLIPDataset final : public GDALDataset {
 
     std::string Name(GIntBig nSceneId) const;
     bool OpenIndex();
+    bool OpenSet();
     bool RunQuery();
     bool BuildHeatmap();
     void ListSubdatasets();
@@ -211,9 +244,24 @@ class RSCLIPDataset final : public GDALDataset {
     OGRSpatialReference *WGS84() const {
         return m_poWGS84;
     }
-    rsclip_index *Index() {
-        return m_psIndex;
+
+    /* ---- the index set: one file, or the parts of a folder (rsclip_set.cpp) ---- */
+    int PartCount() const {
+        return rsclip_index_set_count(m_psSet);
     }
+    /* One scene, from the first part that holds it: an rsclip status; NOT_FOUND (no part holds
+     * it) leaves no error behind. *out: rsclip_free. */
+    int GetScene(int64_t nSceneId, rsclip_scene_info **out);
+    /* One tile, from part iPart (>= 0, from a tile list), or (-1) from the part that holds it.
+     * An rsclip status; NOT_FOUND leaves no error behind. *out: rsclip_free. */
+    int GetTile(int64_t nId, int iPart, rsclip_tile_info **out);
+    /* Tiles over every part, ids ascending; false with one error reported. */
+    bool SceneTiles(int64_t nSceneId, RSCLIPTileList &out);
+    bool TilesInBBox(const double adfBBox[4], RSCLIPTileList &out);
+    bool AllTiles(RSCLIPTileList &out);
+    /* The scenes, one per path (a scene spread over parts once), ids ascending; their paths go
+     * into the ScenePath cache. false with one error reported. */
+    bool ListScenes(std::vector<int64_t> &anIds);
 };
 
 /* One scene's heatmap (the dataset's rsclip_heatmap): probabilities of the query per cell,

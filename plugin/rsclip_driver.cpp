@@ -195,9 +195,9 @@ RSCLIPDataset::~RSCLIPDataset() {
     rsclip_results_free(m_psHits);
     rsclip_heatmap_free(m_psHeat);
     if (m_psSession)
-        rsclip_session_close(m_psSession);
+        rsclip_session_close(m_psSession); /* with its set */
     else
-        rsclip_index_close(m_psIndex);
+        rsclip_index_set_close(m_psSet);
     m_poWGS84->Release();
 }
 
@@ -221,7 +221,7 @@ const char *RSCLIPDataset::ScenePath(int64_t nSceneId) {
     if (it != m_oScenePaths.end()) return it->second.c_str();
     rsclip_scene_info *si = nullptr;
     std::string path;
-    if (rsclip_index_get_scene(m_psIndex, nSceneId, &si) == RSCLIP_OK) path = si->path;
+    if (GetScene(nSceneId, &si) == RSCLIP_OK) path = si->path;
     rsclip_free(si);
     rsclip_clear_error();
     if (!CPLIsUTF8(path.c_str(), -1)) { /* a path in a legacy encoding: shown as Latin-1 */
@@ -232,8 +232,8 @@ const char *RSCLIPDataset::ScenePath(int64_t nSceneId) {
     return m_oScenePaths.emplace(nSceneId, path).first->second.c_str();
 }
 
-/* Open the index: a query session when there is a query, else a plain read-only index handle
- * (the tiles layer needs neither the model nor the vector cache). */
+/* Open the index (a file or a folder of parts): a query session when there is a query, else the
+ * plain read-only index set (OpenSet). */
 bool RSCLIPDataset::OpenIndex() {
     if (m_oOpts.HasQuery()) {
         rsclip_session_params sp = rsclip_session_default_params();
@@ -245,21 +245,29 @@ bool RSCLIPDataset::OpenIndex() {
             RSCLIPReportError(nullptr);
             return false;
         }
-        m_psIndex = rsclip_session_index(m_psSession);
-    } else if (rsclip_index_open(m_osPath.c_str(), RSCLIP_INDEX_READONLY, &m_psIndex) !=
-               RSCLIP_OK) {
-        RSCLIPReportError(nullptr);
+        m_psSet = rsclip_session_set(m_psSession);
+    } else if (!OpenSet()) {
         return false;
     }
-    if (rsclip_index_get_info(m_psIndex, &m_sInfo) != RSCLIP_OK) {
+    if (rsclip_index_set_info(m_psSet, &m_sInfo) != RSCLIP_OK) {
         RSCLIPReportError(m_osPath.c_str());
         return false;
     }
+    m_nScenes = m_sInfo.n_scenes; /* a folder's info counts a scene once per part holding it */
+    if (PartCount() > 1) {
+        std::vector<int64_t> anScenes;
+        if (!ListScenes(anScenes)) return false;
+        m_nScenes = static_cast<GIntBig>(anScenes.size());
+    }
     if (m_nSceneId > 0) {
         rsclip_scene_info *si = nullptr;
-        if (rsclip_index_get_scene(m_psIndex, m_nSceneId, &si) != RSCLIP_OK) {
-            CPLError(CE_Failure, CPLE_OpenFailed, "RSCLIP: %s: no scene " CPL_FRMT_GIB " (%s)",
-                     m_osPath.c_str(), m_nSceneId, rsclip_last_error());
+        const int rc = GetScene(m_nSceneId, &si);
+        if (rc != RSCLIP_OK) {
+            if (rc == RSCLIP_ERR_NOT_FOUND)
+                CPLError(CE_Failure, CPLE_OpenFailed, "RSCLIP: %s: no scene " CPL_FRMT_GIB,
+                         m_osPath.c_str(), m_nSceneId);
+            else
+                RSCLIPReportError(m_osPath.c_str());
             return false;
         }
         m_oScenePaths[m_nSceneId] = si->path;
@@ -295,13 +303,11 @@ bool RSCLIPDataset::RunQuery() {
     return true;
 }
 
+/* One subdataset per scene: a scene spread over the parts of a folder is listed once. */
 void RSCLIPDataset::ListSubdatasets() {
-    int64_t *ids = nullptr;
-    size_t n = 0;
-    if (rsclip_index_list_scenes(m_psIndex, &ids, &n) != RSCLIP_OK) {
-        RSCLIPReportError(m_osPath.c_str());
-        return;
-    }
+    std::vector<int64_t> ids;
+    if (!ListScenes(ids)) return;
+    const size_t n = ids.size();
     CPLStringList aosSub;
     const std::string what =
         !m_oOpts.osQuery.empty()
@@ -314,14 +320,38 @@ void RSCLIPDataset::ListSubdatasets() {
                             CPLSPrintf("Heatmap of %s on scene " CPL_FRMT_GIB " (%s)", what.c_str(),
                                        static_cast<GIntBig>(ids[i]), ScenePath(ids[i])));
     }
-    rsclip_free(ids);
     if (!aosSub.empty()) GDALDataset::SetMetadata(aosSub.List(), "SUBDATASETS");
 }
 
 /* ---- Identify / Open ------------------------------------------------------------------------- */
 
+/* part-IIIII-of-NNNNN.gpkg, I < N: the name a worker gives its part of a sharded index. */
+static bool IsPartName(const char *pszName) {
+    int i = -1, n = -1;
+    char szTail[8] = "";
+    if (strlen(pszName) != strlen("part-00000-of-00000.gpkg") ||
+        sscanf(pszName, "part-%5d-of-%5d%7s", &i, &n, szTail) != 3)
+        return false;
+    return EQUAL(szTail, ".gpkg") && i >= 0 && n >= 1 && i < n &&
+           strcmp(pszName, CPLSPrintf("part-%05d-of-%05d.gpkg", i, n)) == 0;
+}
+
+/* A folder holding a part: its names only, the first part found ends the listing. */
+static bool IsPartFolder(const char *pszPath) {
+    VSIDIR *psDir = VSIOpenDir(pszPath, 0, nullptr);
+    if (!psDir) return false;
+    bool bFound = false;
+    for (const VSIDIREntry *e; !bFound && (e = VSIGetNextDirEntry(psDir)) != nullptr;)
+        bFound = IsPartName(e->pszName);
+    VSICloseDir(psDir);
+    return bFound;
+}
+
+/* "RSCLIP:..." (an index file or a folder of parts), or the bare path of a folder of parts
+ * (nothing else opens one; a bare index file stays GeoPackage's). Cheap: no file is opened. */
 int RSCLIPDataset::Identify(GDALOpenInfo *poOpenInfo) {
-    return STARTS_WITH_CI(poOpenInfo->pszFilename, RSCLIP_PREFIX);
+    if (STARTS_WITH_CI(poOpenInfo->pszFilename, RSCLIP_PREFIX)) return TRUE;
+    return poOpenInfo->bIsDirectory && IsPartFolder(poOpenInfo->pszFilename);
 }
 
 #define RSCLIP_OPTION_SEP "|option:"
@@ -332,8 +362,12 @@ int RSCLIPDataset::Identify(GDALOpenInfo *poOpenInfo) {
  * dialect opens a second cursor so); open options given beside the name win over them. */
 static void SplitName(const char *pszName, std::string &osPath, GIntBig &nScene,
                       CPLStringList &aosOptions) {
-    osPath = pszName + strlen(RSCLIP_PREFIX);
     nScene = 0;
+    if (!STARTS_WITH_CI(pszName, RSCLIP_PREFIX)) { /* a bare folder of parts */
+        osPath = pszName;
+        return;
+    }
+    osPath = pszName + strlen(RSCLIP_PREFIX);
     size_t sep = osPath.find(RSCLIP_OPTION_SEP);
     if (sep != std::string::npos) {
         std::string rest = osPath.substr(sep);
@@ -382,7 +416,8 @@ GDALDataset *RSCLIPDataset::Open(GDALOpenInfo *poOpenInfo) {
         SplitName(poOpenInfo->pszFilename, poDS->m_osPath, poDS->m_nSceneId, aosOpts);
         if (poDS->m_osPath.empty()) {
             CPLError(CE_Failure, CPLE_OpenFailed,
-                     "RSCLIP: no index file given: use RSCLIP:/path/to/index.gpkg");
+                     "RSCLIP: no index given: use RSCLIP:/path/to/index.gpkg, or "
+                     "RSCLIP:/path/to/folder/ for a sharded index");
             return nullptr;
         }
         for (CSLConstList p = poOpenInfo->papszOpenOptions; p && *p; p++) {
@@ -399,9 +434,9 @@ GDALDataset *RSCLIPDataset::Open(GDALOpenInfo *poOpenInfo) {
         if (bRaster && !bVector && !bQuery) {
             CPLError(CE_Failure, CPLE_OpenFailed,
                      "RSCLIP: %s: the heatmap rasters need a QUERY (or LIKE_TILE) open option, "
-                     "e.g. gdalinfo -oo QUERY=lake RSCLIP:index.gpkg; the tiles layer opens as "
+                     "e.g. gdalinfo -oo QUERY=lake RSCLIP:%s; the tiles layer opens as "
                      "vector (ogrinfo)",
-                     poDS->m_osPath.c_str());
+                     poDS->m_osPath.c_str(), poDS->m_osPath.c_str());
             return nullptr;
         }
         if (!poDS->OpenIndex()) return nullptr;
@@ -435,8 +470,12 @@ GDALDataset *RSCLIPDataset::Open(GDALOpenInfo *poOpenInfo) {
         poDS->GDALDataset::SetMetadataItem("MODEL", poDS->m_sInfo.model_id);
         poDS->GDALDataset::SetMetadataItem(
             "TILES", CPLSPrintf(CPL_FRMT_GIB, static_cast<GIntBig>(poDS->m_sInfo.n_tiles)));
-        poDS->GDALDataset::SetMetadataItem(
-            "SCENES", CPLSPrintf(CPL_FRMT_GIB, static_cast<GIntBig>(poDS->m_sInfo.n_scenes)));
+        poDS->GDALDataset::SetMetadataItem("SCENES", CPLSPrintf(CPL_FRMT_GIB, poDS->m_nScenes));
+        int nShards = 0;
+        rsclip_index_set_shards(poDS->m_psSet, &nShards, nullptr, nullptr);
+        if (nShards > 0) /* a folder: its parts */
+            poDS->GDALDataset::SetMetadataItem("PARTS",
+                                               CPLSPrintf("%d of %d", poDS->PartCount(), nShards));
         return poDS.release();
     } catch (const std::exception &e) {
         RSCLIPReportException("open", &e);

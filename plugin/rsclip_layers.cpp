@@ -217,64 +217,43 @@ RSCLIPTilesLayer::RSCLIPTilesLayer(RSCLIPDataset *poDS) : RSCLIPLayer(poDS, "til
     AddFields(m_poDefn, kTileFields, sizeof kTileFields / sizeof *kTileFields);
 }
 
-/* The candidates, in id order: the R-tree's answer for the spatial filter's envelope (tiles in
- * pixel coordinates have no footprint and meet no filter), else the tiles of the scene, or of
- * every scene. */
+/* The candidates, in id order over every part: the R-tree's answer for the spatial filter's
+ * envelope (tiles in pixel coordinates have no footprint and meet no filter), else the tiles of
+ * the scene, or of every scene. */
 bool RSCLIPTilesLayer::LoadIds() {
-    m_anIds.clear();
-    rsclip_index *idx = m_poDS->Index();
-    int rc = RSCLIP_OK;
-    auto append = [this](int64_t *ids, size_t n) {
-        m_anIds.insert(m_anIds.end(), ids, ids + n);
-        rsclip_free(ids);
-    };
-    int64_t *ids = nullptr;
-    size_t n = 0;
+    m_oIds.clear();
+    bool ok = true;
+    const GIntBig nScene = m_poDS->m_nSceneId;
     if (m_poFilterGeom) {
         const OGREnvelope &e = m_sFilterEnvelope;
         const double bb[4] = {e.MinX, e.MinY, e.MaxX, e.MaxY};
         /* an envelope with NaN meets nothing */
-        if (bb[0] <= bb[2] && bb[1] <= bb[3] &&
-            (rc = rsclip_index_tiles_in_bbox(idx, bb, 0, &ids, &n)) == RSCLIP_OK)
-            append(ids, n);
-        if (rc == RSCLIP_OK && m_poDS->m_nSceneId > 0) {
-            rc = rsclip_index_scene_tiles(idx, m_poDS->m_nSceneId, &ids, nullptr, &n);
-            if (rc == RSCLIP_OK) {
-                std::vector<int64_t> both;
-                std::set_intersection(m_anIds.begin(), m_anIds.end(), ids, ids + n,
-                                      std::back_inserter(both));
-                m_anIds.swap(both);
-                rsclip_free(ids);
-            }
+        if (bb[0] <= bb[2] && bb[1] <= bb[3]) ok = m_poDS->TilesInBBox(bb, m_oIds);
+        if (ok && nScene > 0) {
+            RSCLIPTileList oScene;
+            ok = m_poDS->SceneTiles(nScene, oScene);
+            if (ok) m_oIds.Intersect(oScene);
         }
-    } else if (m_poDS->m_nSceneId > 0) {
-        if ((rc = rsclip_index_scene_tiles(idx, m_poDS->m_nSceneId, &ids, nullptr, &n)) == 0)
-            append(ids, n);
+    } else if (nScene > 0) {
+        ok = m_poDS->SceneTiles(nScene, m_oIds);
     } else {
-        int64_t *scenes = nullptr;
-        size_t ns = 0;
-        rc = rsclip_index_list_scenes(idx, &scenes, &ns);
-        for (size_t i = 0; i < ns && rc == RSCLIP_OK; i++)
-            if ((rc = rsclip_index_scene_tiles(idx, scenes[i], &ids, nullptr, &n)) == 0)
-                append(ids, n);
-        rsclip_free(scenes);
-        std::sort(m_anIds.begin(), m_anIds.end());
+        ok = m_poDS->AllTiles(m_oIds);
     }
-    if (rc != RSCLIP_OK) {
-        RSCLIPReportError(m_poDS->m_osPath.c_str());
-        m_anIds.clear();
+    if (!ok) { /* reported */
+        m_oIds.clear();
         return false;
     }
     m_bIdsValid = true;
     return true;
 }
 
-/* The feature of one tile; *bNotFound set when the index has no such tile. */
-static OGRFeature *TileFeature(RSCLIPDataset *poDS, OGRFeatureDefn *defn, GIntBig nFID,
+/* The feature of one tile (from part iPart, or -1: the part that holds it); *bNotFound set when
+ * the index has no such tile. */
+static OGRFeature *TileFeature(RSCLIPDataset *poDS, OGRFeatureDefn *defn, GIntBig nFID, int iPart,
                                GIntBig nSceneOnly, bool *pbNotFound) {
     *pbNotFound = false;
     rsclip_tile_info *t = nullptr;
-    int rc = rsclip_index_get_tile(poDS->Index(), nFID, &t);
+    int rc = poDS->GetTile(nFID, iPart, &t);
     if (rc == RSCLIP_ERR_NOT_FOUND ||
         (rc == RSCLIP_OK && nSceneOnly > 0 && t->scene_id != nSceneOnly)) {
         rsclip_free(t);
@@ -307,9 +286,10 @@ static OGRFeature *TileFeature(RSCLIPDataset *poDS, OGRFeatureDefn *defn, GIntBi
 
 OGRFeature *RSCLIPTilesLayer::GetNextRawFeature() {
     if (!m_bIdsValid && !LoadIds()) return nullptr;
-    while (m_iNext < static_cast<GIntBig>(m_anIds.size())) {
+    while (m_iNext < static_cast<GIntBig>(m_oIds.size())) {
+        const size_t i = static_cast<size_t>(m_iNext++);
         bool bNotFound = false;
-        OGRFeature *f = TileFeature(m_poDS, m_poDefn, m_anIds[static_cast<size_t>(m_iNext++)],
+        OGRFeature *f = TileFeature(m_poDS, m_poDefn, m_oIds.anIds[i], m_oIds.Part(i),
                                     m_poDS->m_nSceneId, &bNotFound);
         if (!bNotFound) return f; /* nullptr: an error, already reported */
         /* else deleted since the ids were read: the next one */
@@ -317,21 +297,22 @@ OGRFeature *RSCLIPTilesLayer::GetNextRawFeature() {
     return nullptr;
 }
 
+/* The whole index: the tiles of every part (kept by each part, no scan). */
 GIntBig RSCLIPTilesLayer::RawCount() {
     if (m_poDS->m_nSceneId <= 0) return m_poDS->m_sInfo.n_tiles;
     if (!m_bIdsValid && !LoadIds()) return -1;
-    return static_cast<GIntBig>(m_anIds.size());
+    return static_cast<GIntBig>(m_oIds.size());
 }
 
 OGRFeature *RSCLIPTilesLayer::GetFeature(GIntBig nFID) {
     try {
         bool bNotFound = false;
-        return TileFeature(m_poDS, m_poDefn, nFID, m_poDS->m_nSceneId, &bNotFound);
+        return TileFeature(m_poDS, m_poDefn, nFID, -1, m_poDS->m_nSceneId, &bNotFound);
     }
     RSCLIP_GUARD("GetFeature", nullptr)
 }
 
-/* The index's extent (kept by the index), or the envelope of one scene's tiles. */
+/* The index's extent (kept by each part; their union), or the envelope of one scene's tiles. */
 bool RSCLIPTilesLayer::ComputeExtent(OGREnvelope *psExtent) {
     if (m_poDS->m_nSceneId <= 0) {
         if (!m_poDS->m_sInfo.has_extent) return false;
@@ -341,30 +322,23 @@ bool RSCLIPTilesLayer::ComputeExtent(OGREnvelope *psExtent) {
         psExtent->MaxY = m_poDS->m_sInfo.extent[3];
         return true;
     }
-    int64_t *ids = nullptr;
-    size_t n = 0;
-    if (rsclip_index_scene_tiles(m_poDS->Index(), m_poDS->m_nSceneId, &ids, nullptr, &n) !=
-        RSCLIP_OK) {
-        RSCLIPReportError(m_poDS->m_osPath.c_str());
-        return false;
-    }
+    RSCLIPTileList oIds;
+    if (!m_poDS->SceneTiles(m_poDS->m_nSceneId, oIds)) return false;
     OGREnvelope env;
-    bool ok = true;
-    for (size_t i = 0; i < n && ok; i++) {
+    for (size_t i = 0; i < oIds.size(); i++) {
         rsclip_tile_info *t = nullptr;
-        if (rsclip_index_get_tile(m_poDS->Index(), ids[i], &t) == RSCLIP_OK) {
-            if (t->has_lonlat && t->n_footprint >= 3) {
-                env.Merge(t->bbox[0], t->bbox[1]);
-                env.Merge(t->bbox[2], t->bbox[3]);
-            }
-        } else {
+        if (m_poDS->GetTile(oIds.anIds[i], oIds.Part(i), &t) != RSCLIP_OK) {
             RSCLIPReportError(m_poDS->m_osPath.c_str());
-            ok = false;
+            rsclip_free(t);
+            return false;
+        }
+        if (t->has_lonlat && t->n_footprint >= 3) {
+            env.Merge(t->bbox[0], t->bbox[1]);
+            env.Merge(t->bbox[2], t->bbox[3]);
         }
         rsclip_free(t);
     }
-    rsclip_free(ids);
-    if (!ok || !env.IsInit()) return false;
+    if (!env.IsInit()) return false;
     *psExtent = env;
     return true;
 }

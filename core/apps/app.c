@@ -70,6 +70,12 @@ int app_parse_int(const char *cmd, const char *opt, const char *s, int min, int 
     return 0;
 }
 
+int app_parse_device(const char *cmd, const char *s, rsclip_device *out) {
+    if (rsclip_device_parse(s, out) != RSCLIP_OK)
+        return app_usage_error(cmd, "--device: %s", rsclip_last_error());
+    return 0;
+}
+
 int app_load_model(const char *name, rsclip_model **out) {
     char dir[4096];
     *out = NULL;

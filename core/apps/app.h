@@ -36,6 +36,7 @@ int cmd_info(int argc, char **argv);
 int cmd_remove(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 extern const char app_usage_tokenize[];
 extern const char app_usage_embed[];
 extern const char app_usage_classify[];
@@ -46,6 +47,28 @@ extern const char app_usage_info[];
 extern const char app_usage_remove[];
 extern const char app_usage_plan[];
 extern const char app_usage_merge[];
+extern const char app_usage_serve[];
+
+/* Pictures of the hits (app_render.c): --chips DIR and --sheet FILE of `search`. */
+typedef struct app_render_opts {
+    const char *index; /* searched; never written */
+    const char *chips; /* folder, or NULL */
+    const char *sheet; /* .png / .pdf file, or NULL */
+    const char *title; /* the sheet's title */
+    int overwrite;
+} app_render_opts;
+/* Refuse outputs that cannot be written before searching: APP_OK or APP_ERROR (printed). */
+int app_render_check(const app_render_opts *o);
+/* Write chips and sheet of the hits (or, merged, of the regions). */
+int app_render_outputs(const app_render_opts *o, const rsclip_results *r, int merged,
+                       const rsclip_region *regions, int n_regions);
+/* The one rule `search` and `serve` map like/unlike tiles onto a query by: a like tile without a
+ * text, point or image is the query (like_tile), the others are examples (like_tiles). The arrays
+ * must outlive q. */
+void app_query_examples(rsclip_query *q, const int64_t *likes, int n_like, const int64_t *unlikes,
+                        int n_unlike);
+/* A one-line description of q for people (the sheet's title). */
+void app_query_title(const rsclip_query *q, char *buf, size_t cap);
 
 /* Delete the scenes of INDEX whose local files are gone, in one transaction (cmd_remove.c). */
 int app_prune(const char *index, int quiet);
@@ -93,6 +116,12 @@ int app_tiling_option(const char *cmd, int opt, const char *arg, rsclip_tiler_pa
  * APP_USAGE / APP_ERROR after printing the problem. */
 int app_parse_shard(const char *cmd, const char *arg, int *index, int *count);
 
+/* The inputs of index/plan (app_inputs.c): rasters, folders, list_file and STAC documents
+ * (asset: the STAC asset key, NULL for the default), path order, each once. An input that cannot
+ * be used goes to on_error and is left out. *out: rsclip_stac_free(*out, *n). */
+int app_gather_inputs(const char *const *args, int n_args, const char *list_file, const char *asset,
+                      rsclip_inputs_error_fn on_error, void *user, rsclip_input **out, int *n);
+
 /* "rsclip: <message>" on stderr; returns APP_ERROR. */
 int app_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "rsclip: <rsclip_last_error()>"; returns APP_ERROR. */
@@ -109,6 +138,11 @@ int app_bad_option(const char *cmd, int ch, char **argv);
 
 /* Parse a positive int option value; 0 on success, APP_USAGE after printing an error. */
 int app_parse_int(const char *cmd, const char *opt, const char *s, int min, int max, int *out);
+
+/* --device: "cpu", "cuda" or "cuda:N" into *out; 0, or APP_USAGE after printing an error. */
+int app_parse_device(const char *cmd, const char *s, rsclip_device *out);
+/* Encoder batch when --device names a GPU and --batch is not given. */
+#define APP_GPU_BATCH 256
 
 /* Resolve -m (rsclip_hub_resolve) and load the model; prints the error and returns APP_ERROR. */
 int app_load_model(const char *name, rsclip_model **out);

@@ -23,7 +23,8 @@ const char app_usage_classify[] =
     "                          \"logit\": l}, ...]} (one object per line per image)\n"
     "  -j, --threads N         encoder threads (default: all cores)\n"
     "  --precision P           auto (default: the fastest path of this CPU, see\n"
-    "                          `rsclip --version --verbose`), f32, bf16, int8\n";
+    "                          `rsclip --version --verbose`), f32, bf16, int8\n"
+    "  --device D              cpu (default), cuda or cuda:N: encode on that NVIDIA GPU\n";
 
 typedef struct score {
     int label;
@@ -60,15 +61,17 @@ static void print_scores(const char *image, const score *s, int n, char **labels
 }
 
 int cmd_classify(int argc, char **argv) {
-    enum { OPT_JSON = 1000, OPT_PRECISION };
+    enum { OPT_JSON = 1000, OPT_PRECISION, OPT_DEVICE };
     static const struct option longopts[] = {{"model", required_argument, NULL, 'm'},
                                              {"label", required_argument, NULL, 'l'},
                                              {"template", required_argument, NULL, 't'},
                                              {"json", no_argument, NULL, OPT_JSON},
                                              {"threads", required_argument, NULL, 'j'},
                                              {"precision", required_argument, NULL, OPT_PRECISION},
+                                             {"device", required_argument, NULL, OPT_DEVICE},
                                              {NULL, 0, NULL, 0}};
     rsclip_precision precision = RSCLIP_PRECISION_AUTO;
+    rsclip_device device = {RSCLIP_DEVICE_CPU, 0};
     const char *cmd = "classify", *model_name = NULL, *tmpl = RSCLIP_DEFAULT_TEMPLATE;
     int json = 0, threads = 0, n_labels = 0, ch;
     char **labels = calloc((size_t)argc, sizeof *labels); /* at most one label per argument */
@@ -96,6 +99,9 @@ int cmd_classify(int argc, char **argv) {
         case OPT_PRECISION:
             if (rsclip_precision_parse(optarg, &precision) != RSCLIP_OK)
                 bad = app_usage_error(cmd, "--precision: %s", rsclip_last_error());
+            break;
+        case OPT_DEVICE:
+            bad = app_parse_device(cmd, optarg, &device);
             break;
         default:
             bad = app_bad_option(cmd, ch, argv);
@@ -130,6 +136,8 @@ int cmd_classify(int argc, char **argv) {
     rsclip_encoder_params ep = rsclip_encoder_default_params();
     ep.n_threads = threads;
     ep.precision = precision;
+    ep.device = device;
+    if (device.kind != RSCLIP_DEVICE_CPU) ep.max_batch = APP_GPU_BATCH;
     if (ep.max_batch > n_labels) ep.max_batch = n_labels;
     rsclip_encoder *enc = NULL;
     int32_t *ids = malloc(sizeof *ids * ctx * (size_t)n_labels);

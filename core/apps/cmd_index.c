@@ -20,14 +20,23 @@ const char app_usage_index[] =
     "\n"
     "  -m MODEL              model folder, base, large or a repo id\n"
     "  -o INDEX              index file (a GeoPackage, e.g. city.gpkg); with --shard a folder\n"
-    "  --input-list FILE     read inputs from FILE, one per line ('#' comments)\n" APP_USAGE_TILING
+    "  --input-list FILE     read inputs from FILE, one per line ('#' comments)\n"
+    "  --asset KEY           STAC inputs (.json: Item, ItemCollection, Catalog, Collection):\n"
+    "                        the asset to index (default: visual, else the first raster "
+    "asset)\n" APP_USAGE_TILING
+    "  --datetime T          acquisition time of every input (ISO 8601: 2021-05-27T11:21Z,\n"
+    "                        2021-05-27, or an interval 2021-05-01/2021-05-31); default from\n"
+    "                        STAC items, then the rasters' metadata, then --datetime-from-name\n"
+    "  --datetime-from-name P  time from the file name: sentinel2, landsat, or a pattern with\n"
+    "                        named groups (?<year>..)(?<month>..)(?<day>..)[(?<hour>..)...]\n"
     "  --force               re-index scenes even when unchanged\n"
     "  --prune               first drop the scenes whose files are gone (local paths);\n"
     "                        with no INPUT (and no -m) only prune\n"
-    "  --batch N             tiles per encoder batch (default 8)\n"
+    "  --batch N             tiles per encoder batch (default 8; 256 on a GPU)\n"
     "  -j N                  encoder threads (default: all cores)\n"
     "  --precision P         auto (default: the fastest path of this CPU, see\n"
     "                        `rsclip --version --verbose`), f32, bf16, int8\n"
+    "  --device D            cpu (default), cuda or cuda:N: encode on that NVIDIA GPU\n"
     "  -q                    quiet: no progress\n"
     "\n"
     "Sharded indexing (array jobs; see README \"Scale out\"):\n"
@@ -147,27 +156,45 @@ static int part_path(const char *folder, int index, int count, char *out, size_t
 
 typedef struct index_args {
     rsclip_indexer_params ip;
-    const char *index, *list, *plan_file;
+    const char *index, *list, *plan_file, *asset;
     int prune, shard_index, shard_count; /* shard_count 0: not sharded */
 } index_args;
 
 static int parse_args(int argc, char **argv, index_args *a, progress_state *ps) {
-    enum { O_INPUT_LIST = 1000, O_FORCE, O_BATCH, O_PRECISION, O_PRUNE, O_SHARD, O_PLAN };
-    static const struct option longopts[] = {{"model", required_argument, NULL, 'm'},
-                                             {"output", required_argument, NULL, 'o'},
-                                             {"input-list", required_argument, NULL, O_INPUT_LIST},
-                                             APP_TILING_LONGOPTS,
-                                             {"force", no_argument, NULL, O_FORCE},
-                                             {"prune", no_argument, NULL, O_PRUNE},
-                                             {"shard", required_argument, NULL, O_SHARD},
-                                             {"plan", required_argument, NULL, O_PLAN},
-                                             {"batch", required_argument, NULL, O_BATCH},
-                                             {"precision", required_argument, NULL, O_PRECISION},
-                                             {"threads", required_argument, NULL, 'j'},
-                                             {"quiet", no_argument, NULL, 'q'},
-                                             {NULL, 0, NULL, 0}};
+    enum {
+        O_INPUT_LIST = 1000,
+        O_FORCE,
+        O_BATCH,
+        O_PRECISION,
+        O_PRUNE,
+        O_SHARD,
+        O_PLAN,
+        O_DATETIME,
+        O_DATETIME_NAME,
+        O_DEVICE,
+        O_ASSET
+    };
+    static const struct option longopts[] = {
+        {"model", required_argument, NULL, 'm'},
+        {"output", required_argument, NULL, 'o'},
+        {"input-list", required_argument, NULL, O_INPUT_LIST},
+        APP_TILING_LONGOPTS,
+        {"force", no_argument, NULL, O_FORCE},
+        {"prune", no_argument, NULL, O_PRUNE},
+        {"shard", required_argument, NULL, O_SHARD},
+        {"plan", required_argument, NULL, O_PLAN},
+        {"datetime", required_argument, NULL, O_DATETIME},
+        {"datetime-from-name", required_argument, NULL, O_DATETIME_NAME},
+        {"batch", required_argument, NULL, O_BATCH},
+        {"precision", required_argument, NULL, O_PRECISION},
+        {"device", required_argument, NULL, O_DEVICE},
+        {"asset", required_argument, NULL, O_ASSET},
+        {"threads", required_argument, NULL, 'j'},
+        {"quiet", no_argument, NULL, 'q'},
+        {NULL, 0, NULL, 0}};
     const char *shard = NULL;
-    int ch, rc;
+    int ch, rc, batch_given = 0;
+    rsclip_device dev = {RSCLIP_DEVICE_CPU, 0};
     opterr = 0;
     optind = 1;
     while ((ch = getopt_long(argc, argv, ":m:o:j:q", longopts, NULL)) != -1) {
@@ -186,6 +213,7 @@ static int parse_args(int argc, char **argv, index_args *a, progress_state *ps) 
             break;
         case O_BATCH:
             if (app_parse_int("index", "--batch", optarg, 1, 256, &a->ip.batch)) return APP_USAGE;
+            batch_given = 1;
             break;
         case O_PRECISION: {
             rsclip_precision pr;
@@ -194,6 +222,13 @@ static int parse_args(int argc, char **argv, index_args *a, progress_state *ps) 
             a->ip.precision = (int)pr;
             break;
         }
+        case O_ASSET:
+            a->asset = optarg;
+            break;
+        case O_DEVICE:
+            if (app_parse_device("index", optarg, &dev)) return APP_USAGE;
+            a->ip.device = optarg;
+            break;
         case O_INPUT_LIST:
             a->list = optarg;
             break;
@@ -209,6 +244,18 @@ static int parse_args(int argc, char **argv, index_args *a, progress_state *ps) 
         case O_PLAN:
             a->plan_file = optarg;
             break;
+        case O_DATETIME: {
+            rsclip_time t;
+            if (rsclip_time_parse(optarg, &t) != RSCLIP_OK)
+                return app_usage_error("index", "--datetime: %s", rsclip_last_error());
+            a->ip.datetime = optarg;
+            break;
+        }
+        case O_DATETIME_NAME:
+            if (rsclip_time_pattern_check(optarg) != RSCLIP_OK)
+                return app_usage_error("index", "--datetime-from-name: %s", rsclip_last_error());
+            a->ip.datetime_from_name = optarg;
+            break;
         case APP_O_STRIDE:
         case APP_O_BANDS:
         case APP_O_MIN_VALID:
@@ -223,6 +270,7 @@ static int parse_args(int argc, char **argv, index_args *a, progress_state *ps) 
             return app_bad_option("index", ch, argv);
         }
     }
+    if (dev.kind != RSCLIP_DEVICE_CPU && !batch_given) a->ip.batch = APP_GPU_BATCH;
     if (!a->index) return app_usage_error("index", "no index file given (-o)");
     if (shard && (rc = app_parse_shard("index", shard, &a->shard_index, &a->shard_count)))
         return rc;
@@ -235,7 +283,7 @@ static int parse_args(int argc, char **argv, index_args *a, progress_state *ps) 
 
 /* Sharded (or planned) indexing: the plan from the plan file (only this worker's share) or from
  * the inputs (every worker opens every header: fine for small jobs). */
-static int run_plan(index_args *a, progress_state *ps, char **paths, int n_paths) {
+static int run_plan(index_args *a, progress_state *ps, const rsclip_input *inputs, int n_inputs) {
     rsclip_plan *plan = NULL;
     int rc;
     if (a->plan_file)
@@ -247,7 +295,7 @@ static int run_plan(index_args *a, progress_state *ps, char **paths, int n_paths
         tp.tile_size = rsclip_model_get_info(m)->image_size;
         rsclip_model_free(m);
         /* an input that cannot be opened is named here and left out of the split */
-        rc = rsclip_plan_make((const char *const *)paths, n_paths, &tp, on_error, ps, &plan);
+        rc = rsclip_plan_make_inputs(inputs, n_inputs, &tp, on_error, ps, &plan);
     }
     if (rc) return app_fail();
     char part[4096];
@@ -294,26 +342,26 @@ int cmd_index(int argc, char **argv) {
     if (a.plan_file) return run_plan(&a, &ps, NULL, 0);
 
     /* A missing input or an unreadable folder fails that input only (on_error counts it). */
-    char **paths = NULL;
-    int n_paths = 0;
-    if (rsclip_inputs_expand_ex((const char *const *)argv + optind, argc - optind, a.list, on_error,
-                                &ps, &paths, &n_paths) != RSCLIP_OK)
-        return app_fail();
+    rsclip_input *in = NULL;
+    int n_in = 0;
+    if ((rc = app_gather_inputs((const char *const *)argv + optind, argc - optind, a.list, a.asset,
+                                on_error, &ps, &in, &n_in)) != APP_OK)
+        return rc;
     int input_failures = ps.failed;
-    if (n_paths == 0) {
-        rsclip_inputs_free(paths, n_paths);
+    if (n_in == 0) {
+        rsclip_stac_free(in, n_in);
         return app_error(input_failures ? "none of the inputs could be read"
                                         : "no rasters found in the inputs");
     }
     if (a.shard_count) {
-        rc = run_plan(&a, &ps, paths, n_paths);
-        rsclip_inputs_free(paths, n_paths);
+        rc = run_plan(&a, &ps, in, n_in);
+        rsclip_stac_free(in, n_in);
         return rc;
     }
     rsclip_indexer_report rep;
-    rc = rsclip_indexer_run(a.index, (const char *const *)paths, n_paths, &a.ip, &rep);
+    rc = rsclip_indexer_run_inputs(a.index, in, n_in, &a.ip, &rep);
     if (ps.tty && !ps.quiet) fputc('\n', stderr);
-    rsclip_inputs_free(paths, n_paths);
+    rsclip_stac_free(in, n_in);
     if (rc != RSCLIP_OK) return app_fail();
     return finish(a.index, &ps, rep, input_failures);
 }

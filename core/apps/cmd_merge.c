@@ -13,7 +13,8 @@ const char app_usage_merge[] =
     "rsclip indexes of the same model into one GeoPackage for QGIS and friends. Streams (memory\n"
     "stays bounded whatever the size), skips tiles OUT already holds (same scene and window), and\n"
     "can be killed and run again: it ends with the same file. OUT may exist (an index of the\n"
-    "same model): the inputs are added to it.\n"
+    "same model): the inputs are added to it. OUT is never an input, one of its\n"
+    "-wal/-shm/.rsvec files or a file inside an input folder.\n"
     "\n"
     "  -o OUT        the merged index\n"
     "  --no-cache    do not build OUT.rsvec (the first search builds it)\n"
@@ -62,6 +63,11 @@ int cmd_merge(int argc, char **argv) {
     if (optind == argc) return app_usage_error("merge", "no inputs given");
     for (int i = optind; i < argc; i++)
         if (access(argv[i], F_OK) != 0) return app_error("%s: no such index or folder", argv[i]);
+    /* The library's rule for an output file (OUT may exist: the inputs are added to it): never a
+     * folder or a device, never an input, one of its -wal/-shm/-journal/.rsvec files or an index
+     * file inside an input folder. The merge checks the inputs' files again itself. */
+    if (rsclip_output_check(out, 1, (const char *const *)argv + optind, argc - optind) != RSCLIP_OK)
+        return app_fail();
     rsclip_merge_report rep;
     int rc = rsclip_index_merge(out, (const char *const *)argv + optind, argc - optind, on_progress,
                                 &ms, &rep);

@@ -16,7 +16,9 @@ const char app_usage_plan[] =
     "\n"
     "  -m MODEL              the model (its input size is the tile size)\n"
     "  -o PLAN               the plan file to write (JSON Lines)\n"
-    "  --input-list FILE     read inputs from FILE, one per line ('#' comments)\n" APP_USAGE_TILING
+    "  --input-list FILE     read inputs from FILE, one per line ('#' comments)\n"
+    "  --asset KEY           STAC inputs: the asset to index (default visual, else the first\n"
+    "                        raster asset)\n" APP_USAGE_TILING
     "  --overwrite           replace an existing PLAN\n"
     "  -q                    quiet\n"
     "\n"
@@ -36,16 +38,17 @@ static void on_error(const char *path, const char *message, void *user) {
 }
 
 int cmd_plan(int argc, char **argv) {
-    enum { O_INPUT_LIST = 1000, O_OVERWRITE };
+    enum { O_INPUT_LIST = 1000, O_OVERWRITE, O_ASSET };
     static const struct option longopts[] = {{"model", required_argument, NULL, 'm'},
                                              {"output", required_argument, NULL, 'o'},
                                              {"input-list", required_argument, NULL, O_INPUT_LIST},
                                              {"overwrite", no_argument, NULL, O_OVERWRITE},
+                                             {"asset", required_argument, NULL, O_ASSET},
                                              APP_TILING_LONGOPTS,
                                              {"quiet", no_argument, NULL, 'q'},
                                              {NULL, 0, NULL, 0}};
     rsclip_tiler_params tp = rsclip_tiler_default_params();
-    const char *model = NULL, *out = NULL, *list = NULL;
+    const char *model = NULL, *out = NULL, *list = NULL, *asset = NULL;
     int ch, rc, quiet = 0, overwrite = 0;
     opterr = 0;
     optind = 1;
@@ -65,6 +68,9 @@ int cmd_plan(int argc, char **argv) {
             break;
         case O_OVERWRITE:
             overwrite = 1;
+            break;
+        case O_ASSET:
+            asset = optarg;
             break;
         case '?':
         case ':':
@@ -86,14 +92,14 @@ int cmd_plan(int argc, char **argv) {
     tp.tile_size = rsclip_model_get_info(m)->image_size;
     rsclip_model_free(m);
     plan_state ps = {0};
-    char **paths = NULL;
-    int n_paths = 0;
-    if (rsclip_inputs_expand_ex((const char *const *)argv + optind, argc - optind, list, on_error,
-                                &ps, &paths, &n_paths) != RSCLIP_OK)
-        return app_fail();
+    rsclip_input *in = NULL;
+    int n_in = 0;
+    if ((rc = app_gather_inputs((const char *const *)argv + optind, argc - optind, list, asset,
+                                on_error, &ps, &in, &n_in)) != APP_OK)
+        return rc;
     rsclip_plan *plan = NULL;
-    rc = rsclip_plan_make((const char *const *)paths, n_paths, &tp, on_error, &ps, &plan);
-    rsclip_inputs_free(paths, n_paths);
+    rc = rsclip_plan_make_inputs(in, n_in, &tp, on_error, &ps, &plan);
+    rsclip_stac_free(in, n_in);
     if (rc) return app_fail();
     if (plan->n_scenes == 0) {
         rsclip_plan_free(plan);

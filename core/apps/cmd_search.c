@@ -15,21 +15,27 @@ const char app_usage_search[] =
     "Rank the indexed tiles by similarity to TEXT (or to an example) and print the best hits\n"
     "with their SigLIP probability, tile centre and footprint.\n"
     "\n"
-    "Query (exactly one):\n"
+    "Query (exactly one of TEXT, --like-point, --like-image; or --like-tile alone):\n"
     "  TEXT                    what to look for, e.g. \"solar farms\"\n"
-    "  --like-tile ID          tiles that look like indexed tile ID\n"
+    "  --like-tile ID          tiles that look like indexed tile ID; repeatable, and with a\n"
+    "                          query: more like these (the mean of the query and the tiles)\n"
     "  --like-point LON,LAT    tiles that look like the indexed tile containing this point\n"
     "  --like-image FILE       tiles that look like an image file (8-bit RGB or grey)\n"
     "Options:\n"
     "  -k N                    number of hits (default 20)\n"
     "  --min-prob P            drop hits whose probability is below P (0..1)\n"
     "  --not TEXT              push down tiles that look like TEXT (repeatable)\n"
+    "  --unlike-tile ID        push down tiles that look like indexed tile ID (repeatable)\n"
     "  --template T            prompt template, {} is the text (default\n"
     "                          \"" RSCLIP_DEFAULT_TEMPLATE "\"; \"{}\" for the raw text)\n"
     "  --bbox W,S,E,N          only tiles whose footprint meets this WGS84 box\n"
     "  --aoi FILE              only tiles whose footprint meets the polygons of FILE (any OGR\n"
     "                          vector format, any CRS)\n"
     "  --scene ID              only tiles of scene ID (see rsclip info)\n"
+    "  --after T, --before T   only scenes taken in that time (ISO 8601: 2019, 2019-06,\n"
+    "                          2019-06-01, 2019-06-01T10:00Z; both periods included); scenes\n"
+    "                          without a time are left out (stderr says how many)\n"
+    "  --latest                only the most recent tile at each place among the hits\n"
     "  --merge                 dissolve touching/overlapping hits into regions (max and mean\n"
     "                          probability, tile count, area in m2)\n"
     "  -of FORMAT              GeoJSON, GPKG, CSV, KML, FlatGeobuf, ESRI Shapefile or any OGR\n"
@@ -41,11 +47,19 @@ const char app_usage_search[] =
     "                          multi-layer format with transactions) -o FILE -nln NAME adds\n"
     "                          the layer beside the others\n"
     "  --overwrite             replace an existing output file, or in a GeoPackage only the\n"
-    "                          layer written (hits, regions or -nln NAME)\n"
-    "  --t_srs SRS             footprints in this CRS (default EPSG:4326)\n"
+    "                          layer written (hits, regions or -nln NAME); an existing\n"
+    "                          --sheet file; the chips of an earlier --chips run\n"
+    "  --t_srs SRS             footprints in this CRS (default EPSG:4326; refused when every\n"
+    "                          hit is in pixel coordinates: --allow-pixel-coords scenes)\n"
+    "  --chips DIR             write each hit (region) as a GeoTIFF chip cut from its raster,\n"
+    "                          the RGB view the model saw (PNG) and chips.geojson into DIR\n"
+    "                          (a folder that is not empty only with --overwrite)\n"
+    "  --sheet FILE            a contact sheet of the hits (regions): .png or .pdf (an\n"
+    "                          existing file only with --overwrite)\n"
     "  -m MODEL                model (default: the one the index was built with)\n"
     "  -j N                    threads (default: all cores)\n"
     "  --precision P           text encoder: auto (default), f32, bf16, int8\n"
+    "  --device D              text encoder on cpu (default), cuda or cuda:N (an NVIDIA GPU)\n"
     "  --no-cache              do not use or write the INDEX.rsvec vector cache\n";
 
 /* Parse "a,b" or "a,b,c,d" numbers. */
@@ -64,15 +78,25 @@ static int parse_numbers(const char *s, double *v, int n) {
     return *p == '\0' ? 0 : -1;
 }
 
+/* A coordinate of the table, or "-" for a tile without one (a scene in pixel coordinates). */
+static const char *coord(char *buf, size_t n, double v) {
+    if (isfinite(v))
+        snprintf(buf, n, "%.7f", v);
+    else
+        snprintf(buf, n, "-");
+    return buf;
+}
+
 static void print_table(const rsclip_results *r) {
     printf("%4s  %6s  %7s  %12s  %11s  %8s  %-19s  %s\n", "rank", "prob", "score", "lon", "lat",
            "tile", "window", "scene");
     for (int i = 0; i < r->n; i++) {
         const rsclip_hit *h = &r->hits[i];
-        char win[64];
+        char win[64], lon[32], lat[32];
         snprintf(win, sizeof win, "%d,%d %dx%d", h->xoff, h->yoff, h->xsize, h->ysize);
-        printf("%4d  %6.4f  %7.4f  %12.7f  %11.7f  %8lld  %-19s  %s\n", h->rank, h->prob, h->score,
-               h->lon, h->lat, (long long)h->tile_id, win, h->scene);
+        printf("%4d  %6.4f  %7.4f  %12s  %11s  %8lld  %-19s  %s\n", h->rank, h->prob, h->score,
+               coord(lon, sizeof lon, h->lon), coord(lat, sizeof lat, h->lat),
+               (long long)h->tile_id, win, h->scene);
     }
 }
 
@@ -92,6 +116,9 @@ typedef struct search_args {
     const char *negatives[RSCLIP_SEARCH_MAX_NEGATIVES];
     const char *index, *aoi, *format, *out, *t_srs, *layer_name;
     int merge, overwrite;
+    int64_t likes[RSCLIP_QUERY_MAX_EXAMPLES], unlikes[RSCLIP_QUERY_MAX_EXAMPLES];
+    int n_like, n_unlike;
+    app_render_opts ro; /* --chips, --sheet */
 } search_args;
 
 enum {
@@ -110,7 +137,14 @@ enum {
     O_OF,
     O_NLN,
     O_OVERWRITE,
-    O_PRECISION
+    O_PRECISION,
+    O_DEVICE,
+    O_AFTER,
+    O_BEFORE,
+    O_LATEST,
+    O_UNLIKE_TILE,
+    O_CHIPS,
+    O_SHEET
 };
 
 /* Parse a positive id (--like-tile, --scene); 0 on success. */
@@ -180,8 +214,21 @@ static int parse_option(search_args *a, int ch, char **argv) {
         a->t_srs = optarg;
         return APP_OK;
     case O_LIKE_TILE:
-        if (parse_id(optarg, &q->like_tile))
-            return app_usage_error("search", "--like-tile wants a tile id, not '%s'", optarg);
+    case O_UNLIKE_TILE: {
+        const char *opt = ch == O_LIKE_TILE ? "--like-tile" : "--unlike-tile";
+        int *n = ch == O_LIKE_TILE ? &a->n_like : &a->n_unlike;
+        if (*n == RSCLIP_QUERY_MAX_EXAMPLES)
+            return app_usage_error("search", "at most %d %s", RSCLIP_QUERY_MAX_EXAMPLES, opt);
+        if (parse_id(optarg, &(ch == O_LIKE_TILE ? a->likes : a->unlikes)[*n]))
+            return app_usage_error("search", "%s wants a tile id, not '%s'", opt, optarg);
+        (*n)++;
+        return APP_OK;
+    }
+    case O_CHIPS:
+        a->ro.chips = optarg;
+        return APP_OK;
+    case O_SHEET:
+        a->ro.sheet = optarg;
         return APP_OK;
     case O_LIKE_POINT: {
         double v[2];
@@ -202,11 +249,32 @@ static int parse_option(search_args *a, int ch, char **argv) {
     case O_NO_CACHE:
         a->sp.use_cache = 0;
         return APP_OK;
+    case O_AFTER:
+    case O_BEFORE: {
+        rsclip_time t;
+        if (rsclip_time_parse(optarg, &t) != RSCLIP_OK)
+            return app_usage_error("search", "--%s: %s", ch == O_AFTER ? "after" : "before",
+                                   rsclip_last_error());
+        if (ch == O_AFTER)
+            q->after = optarg;
+        else
+            q->before = optarg;
+        return APP_OK;
+    }
+    case O_LATEST:
+        q->latest = 1;
+        return APP_OK;
     case O_PRECISION: {
         rsclip_precision pr;
         if (rsclip_precision_parse(optarg, &pr) != RSCLIP_OK)
             return app_usage_error("search", "--precision: %s", rsclip_last_error());
         a->sp.precision = (int)pr;
+        return APP_OK;
+    }
+    case O_DEVICE: {
+        rsclip_device dev;
+        if (app_parse_device("search", optarg, &dev)) return APP_USAGE;
+        a->sp.device = optarg;
         return APP_OK;
     }
     default:
@@ -223,12 +291,12 @@ static int check_args(search_args *a, int argc, char **argv) {
     a->index = argv[optind];
     if (npos > 2) return app_usage_error("search", "one query text at a time (quote it)");
     if (npos == 2) q->text = argv[optind + 1];
-    int n_kinds =
-        (q->text != NULL) + (q->like_tile > 0) + q->has_like_point + (q->like_image != NULL);
-    if (n_kinds == 0)
+    int n_kinds = (q->text != NULL) + q->has_like_point + (q->like_image != NULL);
+    if (n_kinds == 0 && a->n_like == 0)
         return app_usage_error("search", "no query: give a TEXT or --like-tile/--like-point/"
                                          "--like-image");
     if (n_kinds > 1) return app_usage_error("search", "give only one query");
+    app_query_examples(q, a->likes, a->n_like, a->unlikes, a->n_unlike);
     if (q->text) {
         const char *p = q->text;
         while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
@@ -240,33 +308,44 @@ static int check_args(search_args *a, int argc, char **argv) {
     if (a->out && !a->format && strcmp(a->out, "-") != 0 && !rsclip_export_format_from_path(a->out))
         return app_usage_error("search", "cannot tell a vector format from the name '%s': give -of",
                                a->out);
-    if ((a->layer_name || a->overwrite) && (!a->out || strcmp(a->out, "-") == 0))
-        return app_usage_error("search", "%s needs an output file (-o)",
+    int to_file = a->out && strcmp(a->out, "-") != 0;
+    if ((a->layer_name && !to_file) || (a->overwrite && !to_file && !a->ro.chips && !a->ro.sheet))
+        return app_usage_error("search", "%s needs an output file (-o, --chips or --sheet)",
                                a->layer_name ? "-nln" : "--overwrite");
+    a->ro.index = a->index;
+    a->ro.overwrite = a->overwrite;
     return APP_OK;
 }
 
 static int parse_args(search_args *a, int argc, char **argv) {
-    static const struct option longopts[] = {{"min-prob", required_argument, NULL, O_MIN_PROB},
-                                             {"bbox", required_argument, NULL, O_BBOX},
-                                             {"aoi", required_argument, NULL, O_AOI},
-                                             {"not", required_argument, NULL, O_NOT},
-                                             {"template", required_argument, NULL, O_TEMPLATE},
-                                             {"merge", no_argument, NULL, O_MERGE},
-                                             {"t_srs", required_argument, NULL, O_TSRS},
-                                             {"like-tile", required_argument, NULL, O_LIKE_TILE},
-                                             {"like-point", required_argument, NULL, O_LIKE_POINT},
-                                             {"like-image", required_argument, NULL, O_LIKE_IMAGE},
-                                             {"scene", required_argument, NULL, O_SCENE},
-                                             {"no-cache", no_argument, NULL, O_NO_CACHE},
-                                             {"of", required_argument, NULL, O_OF},
-                                             {"nln", required_argument, NULL, O_NLN},
-                                             {"overwrite", no_argument, NULL, O_OVERWRITE},
-                                             {"model", required_argument, NULL, 'm'},
-                                             {"threads", required_argument, NULL, 'j'},
-                                             {"precision", required_argument, NULL, O_PRECISION},
-                                             {"output", required_argument, NULL, 'o'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"min-prob", required_argument, NULL, O_MIN_PROB},
+        {"bbox", required_argument, NULL, O_BBOX},
+        {"aoi", required_argument, NULL, O_AOI},
+        {"not", required_argument, NULL, O_NOT},
+        {"template", required_argument, NULL, O_TEMPLATE},
+        {"merge", no_argument, NULL, O_MERGE},
+        {"t_srs", required_argument, NULL, O_TSRS},
+        {"like-tile", required_argument, NULL, O_LIKE_TILE},
+        {"like-point", required_argument, NULL, O_LIKE_POINT},
+        {"like-image", required_argument, NULL, O_LIKE_IMAGE},
+        {"scene", required_argument, NULL, O_SCENE},
+        {"after", required_argument, NULL, O_AFTER},
+        {"before", required_argument, NULL, O_BEFORE},
+        {"latest", no_argument, NULL, O_LATEST},
+        {"no-cache", no_argument, NULL, O_NO_CACHE},
+        {"of", required_argument, NULL, O_OF},
+        {"nln", required_argument, NULL, O_NLN},
+        {"overwrite", no_argument, NULL, O_OVERWRITE},
+        {"model", required_argument, NULL, 'm'},
+        {"threads", required_argument, NULL, 'j'},
+        {"precision", required_argument, NULL, O_PRECISION},
+        {"device", required_argument, NULL, O_DEVICE},
+        {"output", required_argument, NULL, 'o'},
+        {"unlike-tile", required_argument, NULL, O_UNLIKE_TILE},
+        {"chips", required_argument, NULL, O_CHIPS},
+        {"sheet", required_argument, NULL, O_SHEET},
+        {NULL, 0, NULL, 0}};
     memset(a, 0, sizeof *a);
     a->q = rsclip_query_default();
     a->sp = rsclip_session_default_params();
@@ -304,6 +383,7 @@ static int emit(const search_args *a, const rsclip_results *r, const rsclip_regi
                 int n_regions) {
     if (r->n == 0)
         fprintf(stderr, "rsclip: no hits: %s\n", r->why_empty ? r->why_empty : "none found");
+    if (r->note) fprintf(stderr, "rsclip: note: %s\n", r->note);
     if (!a->format && !a->out) {
         if (a->merge)
             print_regions(regions, n_regions);
@@ -326,6 +406,10 @@ static int run_search(search_args *a) {
         if (rsclip_export_check(a->out, &ep, a->merge ? "regions" : "hits") != RSCLIP_OK)
             return app_fail();
     }
+    char title[1024];
+    app_query_title(&a->q, title, sizeof title);
+    a->ro.title = title;
+    if (app_render_check(&a->ro) != APP_OK) return APP_ERROR;
     char *aoi_wkt = NULL;
     if (a->aoi) {
         if (rsclip_aoi_read(a->aoi, &aoi_wkt) != RSCLIP_OK) return app_fail();
@@ -344,6 +428,7 @@ static int run_search(search_args *a) {
         rsclip_regions_merge(r->hits, r->n, &regions, &n_regions) != RSCLIP_OK)
         rc = app_fail();
     if (rc == APP_OK) rc = emit(a, r, regions, n_regions);
+    if (rc == APP_OK) rc = app_render_outputs(&a->ro, r, a->merge, regions, n_regions);
     rsclip_regions_free(regions, n_regions);
     rsclip_results_free(r);
     rsclip_session_close(s);

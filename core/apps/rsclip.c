@@ -10,6 +10,7 @@ static const app_command commands[] = {
     {"search", cmd_search, "find the tiles of an index that match a text", app_usage_search},
     {"merge", cmd_merge, "merge index parts (or indexes) into one file", app_usage_merge},
     {"info", cmd_info, "describe an index", app_usage_info},
+    {"serve", cmd_serve, "a local web app: search, map, gallery, JSON API", app_usage_serve},
     {"remove", cmd_remove, "remove scenes from an index", app_usage_remove},
     {"tokenize", cmd_tokenize, "print the token ids of texts", app_usage_tokenize},
     {"embed", cmd_embed, "print image or text embeddings as JSON", app_usage_embed},

@@ -2,14 +2,19 @@
  * Encoder benchmark (built only with -DRSCLIP_BENCH=ON; not part of ctest).
  *
  * Writes random-weight F16 checkpoints with the real shapes of tests/fixtures/configs/<name>
- * (git-rsclip-base, git-rsclip-large) into a work folder (reused when already there), loads them,
- * and measures images/s and texts/s at batch 1, 8, 32 with 1 and 2 OpenBLAS threads. FLOPs are
- * computed from the shapes (a multiply-add counts 2). GFLOP/s is per wall-clock second;
- * GFLOP/cpu-s divides by the process CPU time instead (all threads), which stays meaningful on a
- * busy machine.
+ * (--models base,base-256,large: git-rsclip-base, -base-256, -large) into a work folder (reused
+ * when already there), loads them, and measures images/s and texts/s at batch 1, 8, 32 with 1 and 2
+ * OpenBLAS threads. FLOPs are computed from the shapes (a multiply-add counts 2). GFLOP/s is per
+ * wall-clock second; GFLOP/cpu-s divides by the process CPU time instead (all threads), which stays
+ * meaningful on a busy machine.
  *
  *   rsclip_bench_encoder [--workdir DIR] [--quick] [--models base,large] [--min-time SECONDS]
  *                        [--precision f32,bf16,int8,auto] [--threads 1,2] [--batches 1,8,32]
+ *                        [--text-batches LIST] [--device cpu|cuda|cuda:N]
+ *
+ * --device cuda: the encoder runs on that GPU (threads are then irrelevant: one row per precision
+ * and batch); cos-f32 still compares with the CPU's F32 embeddings. Batches may be any sizes there
+ * (e.g. --batches 256 --text-batches 1,256: batch-1 texts = the latency of a text query).
  *
  * Each precision row also gives the worst cosine of its embeddings (8 images / 8 texts) to the
  * f32 ones ("cos-f32"), the precision the encoder actually ran (bf16 and int8 fall back to f32 on
@@ -286,6 +291,24 @@ static double worst_cos(const float *a, const float *b, int n, int d) {
 }
 
 static const char *g_precisions = "f32,bf16", *g_threads = "1,2", *g_batches = "1,8,32";
+static const char *g_text_batches = NULL; /* NULL: g_batches */
+static rsclip_device g_device;            /* zero: the CPU */
+
+/* Parse a comma list of positive ints into v (at most cap); returns the count. */
+static int int_list(const char *list, int *v, int cap) {
+    int n = 0;
+    for (const char *p = list; *p && n < cap;) {
+        char *end;
+        long x = strtol(p, &end, 10);
+        if (end == p || x < 1 || x > 65536) {
+            fprintf(stderr, "bad list '%s'\n", list);
+            exit(2);
+        }
+        v[n++] = (int)x;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return n;
+}
 
 static int in_list(const char *list, const char *item) {
     size_t n = strlen(item);
@@ -336,7 +359,12 @@ static void bench_model(const char *name, const char *workdir, int quick, double
     double vf = vision_flops(&s), tf = text_flops(&s);
     printf("FLOPs: %.1f GFLOP per image, %.1f GFLOP per text\n", vf * 1e-9, tf * 1e-9);
 
-    const int max_b = 32;
+    int vb[16], tb[16];
+    const int n_vb = int_list(g_batches, vb, 16);
+    const int n_tb = int_list(g_text_batches ? g_text_batches : g_batches, tb, 16);
+    int max_b = 8;
+    for (int i = 0; i < n_vb; i++) max_b = vb[i] > max_b ? vb[i] : max_b;
+    for (int i = 0; i < n_tb; i++) max_b = tb[i] > max_b ? tb[i] : max_b;
     const size_t per_img = 3 * (size_t)mi->image_size * mi->image_size;
     float *px = malloc(sizeof(float) * per_img * max_b);
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)mi->text_ctx * max_b);
@@ -363,40 +391,48 @@ static void bench_model(const char *name, const char *workdir, int quick, double
         rsclip_encoder_free(e);
     }
 
+    const int gpu = g_device.kind != RSCLIP_DEVICE_CPU;
     printf("%-18s %-6s %-5s %7s %5s %9s %9s %9s %13s %9s %-10s %s\n", "model", "tower", "prec",
-           "threads", "batch", "items/s", "ms/item", "GFLOP/s", "GFLOP/cpu-s", "cos-f32", "isa",
-           "items/s-by-cpu");
-    const int batches[3] = {1, 8, 32};
-    const int nb = quick ? 2 : 3;
+           gpu ? "device" : "threads", "batch", "items/s", "ms/item", "GFLOP/s", "GFLOP/cpu-s",
+           "cos-f32", "isa", "items/s-by-cpu");
+    int batches[32], in_v[32], in_t[32], nb = 0;
+    for (int i = 0; i < n_vb + n_tb && nb < 32; i++) {
+        const int b = i < n_vb ? vb[i] : tb[i - n_vb];
+        int k = 0;
+        while (k < nb && batches[k] != b) k++;
+        if (k == nb) batches[nb] = b, in_v[nb] = in_t[nb] = 0, nb++;
+        (i < n_vb ? in_v : in_t)[k] = 1;
+    }
+    if (quick && nb > 2) nb = 2;
     const rsclip_precision precs[4] = {RSCLIP_PRECISION_F32, RSCLIP_PRECISION_BF16,
                                        RSCLIP_PRECISION_INT8, RSCLIP_PRECISION_AUTO};
     for (int pi = 0; pi < 4; pi++) {
         const rsclip_precision prec = precs[pi];
         if (!in_list(g_precisions, rsclip_precision_name(prec))) continue;
-        for (int th = 1; th <= 2; th++) {
+        for (int th = 1; th <= (gpu ? 1 : 2); th++) {
             char ths[8];
             snprintf(ths, sizeof(ths), "%d", th);
-            if (!in_list(g_threads, ths)) continue;
+            if (!gpu && !in_list(g_threads, ths)) continue;
             for (int bi = 0; bi < nb; bi++) {
                 int b = batches[bi];
-                char bs[8];
-                snprintf(bs, sizeof(bs), "%d", b);
-                if (!in_list(g_batches, bs)) continue;
                 rsclip_encoder_params ep = rsclip_encoder_default_params();
                 ep.max_batch = b;
                 ep.n_threads = th;
                 ep.precision = prec;
+                ep.device = g_device;
                 rsclip_encoder *e;
                 if (rsclip_encoder_new(m, &ep, &e) != RSCLIP_OK) die("encoder_new");
                 for (int tower = 0; tower < 2; tower++) {
+                    if (!(tower ? in_t : in_v)[bi]) continue;
                     if ((tower ? rsclip_encode_texts(e, 8, ids, chk + 8 * E, NULL)
                                : rsclip_encode_images(e, 8, px, chk, NULL)) != RSCLIP_OK)
                         die("fidelity");
                     double wc =
                         worst_cos(ref + (tower ? 8 * E : 0), chk + (tower ? 8 * E : 0), 8, E);
-                    if (!quick && b == 1 &&
-                        (tower ? rsclip_encode_texts(e, 1, ids, emb, NULL)
-                               : rsclip_encode_images(e, 1, px, emb, NULL)) != RSCLIP_OK)
+                    const int nw = gpu ? b : 1; /* a GPU warms up on the timed shape */
+                    if (!quick && (b == 1 || gpu) &&
+                        (tower ? rsclip_encode_texts(e, nw, ids, emb, NULL)
+                               : rsclip_encode_images(e, nw, px, emb, NULL)) != RSCLIP_OK)
                         die("warm-up");
                     int iters = 0;
                     rsclip__stage_profile(1);
@@ -413,12 +449,20 @@ static void bench_model(const char *name, const char *workdir, int quick, double
                     /* items/s-by-cpu: items per CPU second times the thread count, the
                      * baselines' per_s_cpu: what the run would give with its threads never
                      * preempted (robust on a busy machine; a thread that spins counts) */
-                    printf("%-18s %-6s %-5s %7d %5d %9.2f %9.1f %9.1f %13.1f %9.6f %-10s %.2f\n",
+                    printf("%-18s %-6s %-5s %7s %5d %9.2f %9.3f %9.1f %13.1f %9.6f %-10s %.2f\n",
                            name, tower ? "text" : "vision",
-                           rsclip_precision_name(rsclip_encoder_precision(e)), th, b, per_s,
-                           1e3 / per_s, flops / el * 1e-9, flops / cpu * 1e-9, wc,
-                           rsclip_isa_name(rsclip_encoder_isa(e, NULL)),
+                           rsclip_precision_name(rsclip_encoder_precision(e)), gpu ? "gpu" : ths, b,
+                           per_s, 1e3 / per_s, flops / el * 1e-9, flops / cpu * 1e-9, wc,
+                           gpu ? "cuda" : rsclip_isa_name(rsclip_encoder_isa(e, NULL)),
                            (double)iters * b * th / cpu);
+                    if (gpu) {
+                        printf("    on %s; %s: %.3f ms per batch of %d\n",
+                               rsclip_encoder_device_name(e), tower ? "texts" : "images",
+                               1e3 * el / iters, b);
+                        rsclip__stage_profile(0);
+                        fflush(stdout);
+                        continue;
+                    }
                     double sg[RSCLIP__STAGE_N], sum = 0;
                     rsclip__stage_times(sg);
                     rsclip__stage_profile(0);
@@ -463,13 +507,17 @@ int main(int argc, char **argv) {
             g_threads = argv[++i];
         else if (!strcmp(argv[i], "--batches") && i + 1 < argc)
             g_batches = argv[++i];
-        else if (!strcmp(argv[i], "--quick"))
+        else if (!strcmp(argv[i], "--text-batches") && i + 1 < argc)
+            g_text_batches = argv[++i];
+        else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
+            if (rsclip_device_parse(argv[++i], &g_device) != RSCLIP_OK) die("--device");
+        } else if (!strcmp(argv[i], "--quick"))
             quick = 1;
         else {
             fprintf(stderr,
                     "usage: %s [--workdir DIR] [--quick] [--models base,large] "
                     "[--min-time SECONDS] [--precision f32,bf16,int8,auto] [--threads 1,2] "
-                    "[--batches 1,8,32]\n",
+                    "[--batches 1,8,32] [--text-batches LIST] [--device cpu|cuda|cuda:N]\n",
                     argv[0]);
             return 2;
         }
@@ -478,7 +526,15 @@ int main(int argc, char **argv) {
     char report[4096];
     rsclip_cpu_report(report, sizeof report);
     fputs(report, stdout);
-    if (strstr(models, "base")) bench_model("git-rsclip-base", workdir, quick, min_time);
-    if (strstr(models, "large")) bench_model("git-rsclip-large", workdir, quick, min_time);
+    /* base, base-256, large (or the full folder names of tests/fixtures/configs) */
+    char list[1024];
+    snprintf(list, sizeof(list), "%s", models);
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        char name[96];
+        snprintf(name, sizeof(name), "%s%s", strncmp(tok, "git-rsclip-", 11) ? "git-rsclip-" : "",
+                 tok);
+        bench_model(name, workdir, quick, min_time);
+    }
     return 0;
 }

@@ -13,6 +13,13 @@
  *     oneshot_index --profile MODEL_DIR [auto|f32|bf16 [MAX_BATCH]]
  *
  * (MAX_BATCH: the encoder's, default 1 as rsclip search uses for one text.)
+ *
+ * With --parts P it writes the same tiles (same seed: same vectors) as a sharded index instead:
+ * INDEX is a folder of P parts part-IIIII-of-PPPPP.gpkg, split by tiles as `rsclip index --shard`
+ * splits them (tile ids = global tile number + 1, scene ids = scene number + 1, shard meta), for
+ * the sharded-search and merge benchmarks (tests/bench/scale_bench.sh):
+ *
+ *     oneshot_index --parts P MODEL_DIR FOLDER N [SEED]
  */
 #include "rsclip/rsclip.h"
 
@@ -21,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define PER_SCENE 10000
@@ -56,7 +64,7 @@ static int profile(const char *dir, const char *prec, int max_batch) {
     rsclip_precision p = RSCLIP_PRECISION_AUTO;
     if (prec && rsclip_precision_parse(prec, &p) != RSCLIP_OK) return fail("precision");
     for (int towers = RSCLIP_MODEL_TEXT; towers <= 3; towers += 2) {
-        rsclip_model_params mp = {towers};
+        rsclip_model_params mp = {.towers = towers};
         rsclip_model *m = NULL;
         double t0 = now_s();
         if (rsclip_model_load(dir, &mp, &m) != RSCLIP_OK) return fail(dir);
@@ -92,9 +100,43 @@ static int profile(const char *dir, const char *prec, int max_batch) {
     return 0;
 }
 
+/* A part of a sharded index: the shard meta `rsclip index --shard` writes. */
+static int open_part(const char *folder, int part, int parts, const rsclip_model_info *mi,
+                     const char *model_dir, rsclip_index **out) {
+    char path[4096], v[64];
+    snprintf(path, sizeof path, "%s/part-%05d-of-%05d.gpkg", folder, part, parts);
+    if (rsclip_index_open(path, RSCLIP_INDEX_CREATE, out) != RSCLIP_OK) return fail(path);
+    rsclip_index *idx = *out;
+    if (rsclip_index_bind_model(idx, model_dir, mi->fingerprint, mi->embed_dim,
+                                "synthetic benchmark") != RSCLIP_OK)
+        return fail("bind_model");
+    snprintf(v, sizeof v, "%.9g", mi->logit_scale);
+    int rc = rsclip_index_set_meta(idx, "logit_scale", v);
+    snprintf(v, sizeof v, "%.9g", mi->logit_bias);
+    if (!rc) rc = rsclip_index_set_meta(idx, "logit_bias", v);
+    snprintf(v, sizeof v, "%d", part);
+    if (!rc) rc = rsclip_index_set_meta(idx, "shard_index", v);
+    snprintf(v, sizeof v, "%d", parts);
+    if (!rc) rc = rsclip_index_set_meta(idx, "shard_count", v);
+    if (!rc) rc = rsclip_index_set_meta(idx, "plan_digest", "synthetic");
+    if (!rc) rc = rsclip_index_set_meta(idx, "settings", "synthetic");
+    if (!rc) rc = rsclip_index_set_meta(idx, "shard_complete", "1");
+    return rc ? fail("set_meta") : 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 3 && strcmp(argv[1], "--profile") == 0)
         return profile(argv[2], argc > 3 ? argv[3] : NULL, argc > 4 ? atoi(argv[4]) : 1);
+    int parts = 0;
+    if (argc >= 3 && strcmp(argv[1], "--parts") == 0) {
+        parts = atoi(argv[2]);
+        if (parts < 1 || parts > 100000) {
+            fprintf(stderr, "oneshot_index: --parts wants 1..100000\n");
+            return 2;
+        }
+        argv += 2;
+        argc -= 2;
+    }
     if (argc < 4) {
         fprintf(stderr, "usage: oneshot_index MODEL_DIR INDEX N [SEED]\n");
         return 2;
@@ -111,15 +153,21 @@ int main(int argc, char **argv) {
     const rsclip_model_info *mi = rsclip_model_get_info(m);
     const int dim = mi->embed_dim;
     rsclip_index *idx = NULL;
-    if (rsclip_index_open(path, RSCLIP_INDEX_CREATE, &idx) != RSCLIP_OK) return fail(path);
-    if (rsclip_index_bind_model(idx, model_dir, mi->fingerprint, dim, "synthetic benchmark") !=
-        RSCLIP_OK)
-        return fail("bind_model");
-    char v[64];
-    snprintf(v, sizeof v, "%.9g", mi->logit_scale);
-    if (rsclip_index_set_meta(idx, "logit_scale", v) != RSCLIP_OK) return fail("set_meta");
-    snprintf(v, sizeof v, "%.9g", mi->logit_bias);
-    if (rsclip_index_set_meta(idx, "logit_bias", v) != RSCLIP_OK) return fail("set_meta");
+    int part = 0;
+    if (parts) {
+        mkdir(path, 0777);
+        if (open_part(path, 0, parts, mi, model_dir, &idx)) return 1;
+    } else {
+        if (rsclip_index_open(path, RSCLIP_INDEX_CREATE, &idx) != RSCLIP_OK) return fail(path);
+        if (rsclip_index_bind_model(idx, model_dir, mi->fingerprint, dim, "synthetic benchmark") !=
+            RSCLIP_OK)
+            return fail("bind_model");
+        char v[64];
+        snprintf(v, sizeof v, "%.9g", mi->logit_scale);
+        if (rsclip_index_set_meta(idx, "logit_scale", v) != RSCLIP_OK) return fail("set_meta");
+        snprintf(v, sizeof v, "%.9g", mi->logit_bias);
+        if (rsclip_index_set_meta(idx, "logit_bias", v) != RSCLIP_OK) return fail("set_meta");
+    }
 
     rsclip_tile_record *recs = calloc(BATCH, sizeof *recs);
     double *rings = calloc((size_t)BATCH * 10, sizeof *rings);
@@ -154,11 +202,26 @@ int main(int argc, char **argv) {
         s.tiles_planned = PER_SCENE;
         int64_t sid = 0;
         int state = 0;
+        s.id = parts ? sc + 1 : 0;
         if (rsclip_index_begin_scene(idx, &s, 0, &sid, &state) != RSCLIP_OK)
             return fail("begin_scene");
         long long in_scene = n - done < PER_SCENE ? n - done : PER_SCENE;
-        for (long long first = 0; first < in_scene; first += BATCH) {
+        for (long long first = 0; first < in_scene;) {
             int cnt = (int)(in_scene - first < BATCH ? in_scene - first : BATCH);
+            if (parts) { /* the tiles of shard `part` are [floor(part n / P), floor((part+1) n / P))
+                          */
+                long long end = (long long)((__int128)n * (part + 1) / parts) - done;
+                if (end <= first) { /* next part: the scene continues there */
+                    if (rsclip_index_complete_scene(idx, sid, 0) != RSCLIP_OK)
+                        return fail("complete_scene");
+                    rsclip_index_close(idx);
+                    if (open_part(path, ++part, parts, mi, model_dir, &idx)) return 1;
+                    if (rsclip_index_begin_scene(idx, &s, 0, &sid, &state) != RSCLIP_OK)
+                        return fail("begin_scene");
+                    continue;
+                }
+                if (end - first < cnt) cnt = (int)(end - first);
+            }
             for (int i = 0; i < cnt; i++) {
                 long long t = first + i;
                 int col = (int)(t % COLS), row = (int)(t / COLS);
@@ -177,6 +240,7 @@ int main(int argc, char **argv) {
                 memcpy(rec->corners, corners, sizeof corners);
                 rec->footprint = r;
                 rec->n_footprint = 5;
+                rec->id = parts ? done + t + 1 : 0;
                 float *vv = vecs + (size_t)i * dim;
                 double ss = 0;
                 for (int k = 0; k < dim; k++) {
@@ -188,6 +252,7 @@ int main(int argc, char **argv) {
             }
             if (rsclip_index_add_tiles(idx, sid, (size_t)cnt, recs, vecs, NULL) != RSCLIP_OK)
                 return fail("add_tiles");
+            first += cnt;
         }
         if (rsclip_index_complete_scene(idx, sid, 0) != RSCLIP_OK) return fail("complete_scene");
         done += in_scene;

@@ -168,6 +168,26 @@ def expect_failure(args, needle, what, code=1):
     return ok
 
 
+def test_device(tmp, img0):
+    """--device cuda: on a machine with a GPU and a CUDA build, the same embeddings as the CPU
+    (f32); everywhere else one clear error naming CUDA, exit 1, nothing on stdout."""
+    rc, out, err = run(["embed", "-m", FIX, "--precision", "f32", "--device", "cuda", "--image",
+                        img0])
+    if rc == 0:
+        cpu = embed(["--image", img0])
+        close(np.array(json.loads(out)["embeddings"], dtype=np.float32), cpu, "embed on cuda")
+        return
+    for args in (["embed", "-m", FIX, "--device", "cuda", "--image", img0],
+                 ["embed", "-m", FIX, "--device", "cuda:0", "--text", "river"],
+                 ["classify", "-m", FIX, "--device", "cuda", "-l", "river", img0],
+                 ["index", "-q", "-m", FIX, "--device", "cuda", "-o", os.path.join(tmp, "g.gpkg"),
+                  os.path.join(FIX, "img0.png")]):
+        rc, out, err = run(args)
+        check(rc == 1 and out == "", "%s --device cuda: rc %d, stdout %r" % (args[0], rc, out))
+        check("CUDA" in err and err.startswith("rsclip"),
+              "%s --device cuda: the error does not name CUDA: %r" % (args[0], err))
+
+
 def test_errors():
     tmp = tempfile.mkdtemp(prefix="rsclip_test_cli_")
     img0 = os.path.join(FIX, "img0.png")
@@ -240,6 +260,7 @@ def test_errors():
         check(rc == 0 and len(json.loads(out)["embeddings"]) == 1, "empty text: %s" % err)
         rc, out, err = run(["classify", "-m", FIX, "-l", "", "--template", "{}", img0])
         check(rc == 0, "empty label: %s" % err)
+        test_device(tmp, img0)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -286,6 +307,11 @@ def test_usage():
         (["model"], "model without subcommand"),
         (["model", "fetch"], "fetch without a name"),
         (["model", "frob"], "unknown model subcommand"),
+        (["embed", "-m", FIX, "--device", "gpu", "--text", "x"], "embed --device gpu"),
+        (["classify", "-m", FIX, "--device", "cuda:x", "-l", "a", os.path.join(FIX, "img0.png")],
+         "classify --device cuda:x"),
+        (["index", "-m", FIX, "--device", "tpu", "-o", "x.gpkg", "y.tif"], "index --device tpu"),
+        (["search", "--device", "cuda:", "x.gpkg", "river"], "search --device cuda:"),
     ]:
         rc, out, err = run(args)
         check(rc == 2 and out == "" and err.startswith("rsclip"), "%s: rc %d %r" % (what, rc, err))

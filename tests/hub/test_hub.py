@@ -5,6 +5,7 @@ after K bytes, a server that ignores Range, and a sharded checkpoint made here f
 
 Every rsclip run has a timeout and the server thread is a daemon with socket timeouts, so a bug
 can fail this test but never hang it."""
+import hashlib
 import http.server
 import json
 import os
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 BIN = os.environ["RSCLIP_BIN"]
 FIX = os.path.join(os.environ["RSCLIP_FIXTURES"], "siglip-tiny")
@@ -73,14 +75,37 @@ def make_shards(tmp):
     return files
 
 
+LFS_SUFFIXES = (".safetensors", "spiece.model")
+HTML_PAGE = (b"<!DOCTYPE html>\n<html><head><title>Sign in to the network</title></head>"
+             b"<body><p>Please accept the terms to continue.</p></body></html>\n")
+
+
+def sha256_hex(b):
+    return hashlib.sha256(b).hexdigest()
+
+
 class Hub:
-    """repos: {repo_id: {file: bytes}}; per-repo modes: cut (first GET of model.safetensors
-    stops after CUT_AT bytes), norange (Range headers ignored)."""
+    """A local imitation of huggingface.co's /<repo>/resolve/main/<file>.
+
+    LFS files (*.safetensors, spiece.model) answer 302 to /cdn/<repo>/<file> with the hub's
+    X-Linked-Etag (the SHA-256), X-Linked-Size and ETag, as the real hub does; the "CDN" sends the
+    bytes with its own ETag and honours Range + If-Range. Other files are served directly with a
+    git-style ETag. repos: {repo_id: {file: bytes}}. Per-repo modes:
+      cut       the first GET of model.safetensors stops after CUT_AT bytes (connection cut)
+      norange   Range headers are ignored (200 with the whole file)
+      auth      the hub wants "Authorization: Bearer TOKEN"
+      html      model.safetensors is an HTML page served with 200 (a captive portal)
+      nolength  model.safetensors: no length anywhere, the body cut after CUT_AT, no LFS headers
+      badsha    X-Linked-Etag announces the SHA-256 of other bytes
+      trickle   the CDN sends model.safetensors at 2 bytes per second
+      stalehead HEAD answers with the headers of hub.old[repo][file] (a stale cache in front)"""
 
     def __init__(self, repos, modes):
         self.repos = repos
         self.modes = modes
-        self.log = []  # (repo, file, range header or None, status)
+        self.old = {}
+        self.log = []      # (repo, file, range header or None, status) of GET requests
+        self.if_range = []  # (repo, file, If-Range header) of GET requests that had one
         self.cut_done = set()
         self.lock = threading.Lock()
         hub = self
@@ -98,54 +123,105 @@ class Hub:
             def do_GET(self):
                 self.respond(head=False)
 
+            def reply(self, status, headers, body=b"", head=False):
+                self.send_response(status)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.end_headers()
+                if not head and body:
+                    self.wfile.write(body)
+
             def respond(self, head):
-                m = re.match(r"^/([^/]+/[^/]+)/resolve/main/([^/]+)$", self.path)
                 rng = self.headers.get("Range")
-                body = None
-                if m and m.group(1) in hub.repos:
-                    repo, fname = m.group(1), m.group(2)
-                    body = hub.repos[repo].get(fname)
-                else:
-                    repo, fname = None, None
+                m = re.match(r"^/(cdn/)?([^/]+/[^/]+)/(?:resolve/main/)?([^/]+)$", self.path)
+                cdn = bool(m and m.group(1))
+                repo, fname = (m.group(2), m.group(3)) if m else (None, None)
+                if m and not cdn and not re.match(r"^/[^/]+/[^/]+/resolve/main/[^/]+$",
+                                                  self.path):
+                    repo = None
+                body = hub.repos.get(repo, {}).get(fname) if repo else None
                 if body is None:
                     hub.record(repo, fname, rng, 404, head)
-                    msg = b"Entry not found"
-                    self.send_response(404)
-                    self.send_header("Content-Length", str(len(msg)))
-                    self.end_headers()
-                    if not head:
-                        self.wfile.write(msg)
+                    self.reply(404, [("Content-Length", "15")], b"Entry not found", head)
                     return
                 modes = hub.modes.get(repo, ())
-                if "auth" in modes and self.headers.get("Authorization") != "Bearer " + TOKEN:
+                if (not cdn and "auth" in modes and
+                        self.headers.get("Authorization") != "Bearer " + TOKEN):
                     hub.record(repo, fname, rng, 401, head)
-                    self.send_response(401)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
+                    self.reply(401, [("Content-Length", "0")], head=head)
                     return
+                big = fname == "model.safetensors"
+                if big and "html" in modes:
+                    self.serve(repo, fname, HTML_PAGE, '"portal"', head, rng, (),
+                               ctype="text/html; charset=utf-8")
+                    return
+                if big and "nolength" in modes:
+                    self.serve(repo, fname, body, None, head, rng, ("nolength",))
+                    return
+                lfs = fname.endswith(LFS_SUFFIXES)
+                if lfs and not cdn:
+                    shown = hub.old.get(repo, {}).get(fname, body) if (
+                        head and "stalehead" in modes) else body
+                    sha = sha256_hex(shown if "badsha" not in modes else shown + b"x")
+                    hub.record(repo, fname, rng, 302, head)
+                    self.reply(302, [("Location", "/cdn/%s/%s" % (repo, fname)),
+                                     ("X-Linked-Etag", '"%s"' % sha),
+                                     ("X-Linked-Size", str(len(shown))),
+                                     ("ETag", '"%s"' % sha), ("Content-Length", "0")], head=head)
+                    return
+                if head and "stalehead" in modes and fname in hub.old.get(repo, {}):
+                    body = hub.old[repo][fname]
+                etag = '"%s%s"' % ("cdn-" if lfs else "", hashlib.sha1(body).hexdigest())
+                self.serve(repo, fname, body, etag, head, rng, modes)
+
+            def serve(self, repo, fname, body, etag, head, rng, modes, ctype=None):
                 start = 0
-                if rng and "norange" not in modes:
+                if_range = self.headers.get("If-Range")
+                if rng and not head and if_range:
+                    with hub.lock:
+                        hub.if_range.append((repo, fname, if_range))
+                honour = rng and "norange" not in modes and "nolength" not in modes and (
+                    not if_range or if_range == etag)
+                headers = [("Content-Type", ctype or "application/octet-stream")]
+                if etag:
+                    headers.append(("ETag", etag))
+                if honour:
                     r = re.match(r"^bytes=(\d+)-$", rng)
                     start = int(r.group(1)) if r else 0
                     if start >= len(body):
                         hub.record(repo, fname, rng, 416, head)
-                        self.send_response(416)
-                        self.send_header("Content-Range", "bytes */%d" % len(body))
-                        self.send_header("Content-Length", "0")
-                        self.end_headers()
+                        self.reply(416, headers + [("Content-Range", "bytes */%d" % len(body)),
+                                                   ("Content-Length", "0")], head=head)
                         return
-                    self.send_response(206)
-                    self.send_header("Content-Range",
-                                     "bytes %d-%d/%d" % (start, len(body) - 1, len(body)))
-                    hub.record(repo, fname, rng, 206, head)
+                    status = 206
+                    headers.append(("Content-Range",
+                                    "bytes %d-%d/%d" % (start, len(body) - 1, len(body))))
                 else:
-                    self.send_response(200)
-                    hub.record(repo, fname, rng, 200, head)
+                    status = 200
+                hub.record(repo, fname, rng, status, head)
                 part = body[start:]
-                self.send_header("Content-Length", str(len(part)))
-                self.send_header("Content-Type", "application/octet-stream")
+                if "nolength" in modes:
+                    self.close_connection = True
+                    headers.append(("Connection", "close"))
+                else:
+                    headers.append(("Content-Length", str(len(part))))
+                self.send_response(status)
+                for k, v in headers:
+                    self.send_header(k, v)
                 self.end_headers()
                 if head:
+                    return
+                if "nolength" in modes:
+                    self.wfile.write(part[:CUT_AT])
+                    return
+                if "trickle" in modes and fname == "model.safetensors":
+                    try:
+                        for i in range(0, len(part), 2):
+                            self.wfile.write(part[i:i + 2])
+                            self.wfile.flush()
+                            time.sleep(1.0)
+                    except OSError:  # the client gave up: what this mode is for
+                        self.close_connection = True
                     return
                 key = (repo, fname)
                 with hub.lock:
@@ -174,6 +250,9 @@ class Hub:
             with self.lock:
                 self.log.append((repo, fname, rng, status))
 
+    def gets(self, repo, fname, since=0):
+        return [e for e in self.log[since:] if e[0] == repo and e[1] == fname and e[3] != 302]
+
     def close(self):
         self.server.shutdown()
         self.server.server_close()
@@ -190,7 +269,8 @@ def same_files(dirpath, files, what):
     for f, content in files.items():
         path = os.path.join(dirpath, f)
         ok &= check(os.path.isfile(path) and read(path) == content, "%s: %s differs" % (what, f))
-    leftovers = [f for f in os.listdir(dirpath) if f.endswith(".part") or f.endswith(".lock")]
+    leftovers = [f for f in os.listdir(dirpath) if f.endswith((".part", ".lock", ".meta")) or
+                 f.startswith(".rsclip-meta")]
     ok &= check(not leftovers, "%s: leftovers %s" % (what, leftovers))
     return ok
 
@@ -211,10 +291,21 @@ def main():
     first = next(iter(evil_index["weight_map"]))
     evil_index["weight_map"][first] = "../escaped.safetensors"
     evil["model.safetensors.index.json"] = json.dumps(evil_index).encode()
+    # a second version of the weights: same size, other bytes
+    (hlen,) = struct.unpack("<Q", tiny["model.safetensors"][:8])
+    other = bytearray(tiny["model.safetensors"])
+    for off in range(8 + hlen, len(other) - 3, 4096):
+        other[off] ^= 0x01
+    tiny2 = dict(tiny, **{"model.safetensors": bytes(other)})
     hub = Hub({"test/tiny": tiny, "test/minimal": minimal, "test/cut": tiny,
-               "test/norange": tiny, "test/sharded": sharded, "test/evil": evil, "test/auth": tiny},
+               "test/norange": tiny, "test/sharded": sharded, "test/evil": evil, "test/auth": tiny,
+               "test/html": dict(minimal), "test/nolength": dict(minimal),
+               "test/change": dict(tiny), "test/stale": dict(tiny), "test/badsha": dict(minimal),
+               "test/trickle": dict(minimal)},
               {"test/cut": ("cut",), "test/norange": ("cut", "norange"),
-               "test/auth": ("cut", "auth")})
+               "test/auth": ("cut", "auth"), "test/html": ("html",),
+               "test/nolength": ("nolength",), "test/change": ("cut",), "test/stale": ("cut",),
+               "test/badsha": ("badsha",), "test/trickle": ("trickle",)})
     tmp = tempfile.mkdtemp(prefix="rsclip_test_hub_")
     try:
         # no proxy may stand between curl and 127.0.0.1; no user settings leak in
@@ -334,6 +425,135 @@ def main():
         e_shard = embed_first_image(d7, base_env)
         check(e_cache is not None and e_cache == e_dir, "embed via the cache == via the folder")
         check(e_shard is not None and e_shard == e_dir, "sharded == single-file embeddings")
+
+        # ---- nothing the server sends is trusted ----------------------------------------------
+        def no_model(d, what):
+            check(not os.path.exists(os.path.join(d, "model.safetensors")),
+                  "%s: a model.safetensors was installed" % what)
+            left = [f for f in os.listdir(d) if f.startswith("model.safetensors.")]
+            check(not left, "%s: leftovers %s" % (what, left))
+
+        # 10. an HTML page served with 200 is never installed; a damaged file already present
+        # is downloaded again instead of being kept
+        d10 = os.path.join(tmp, "d10")
+        rc, out, err = run(["model", "fetch", "-q", "test/html", "-o", d10], base_env)
+        check(rc == 1 and "model.safetensors" in err and "not installed" in err and
+              err.count("\n") == 1, "HTML page: rc %d %r" % (rc, err))
+        no_model(d10, "HTML page")
+        with open(os.path.join(d10, "model.safetensors"), "wb") as f:
+            f.write(HTML_PAGE)  # as an older rsclip installed it
+        rc, out, err = run(["model", "fetch", "-q", "test/minimal", "-o", d10], base_env)
+        check(rc == 0, "damaged file present, fetched again: rc %d %r" % (rc, err))
+        same_files(d10, minimal, "repaired")
+
+        # 11. a body cut short without any length: not installed, and again next time; then the
+        # fixed server's file is installed
+        d11 = os.path.join(tmp, "d11")
+        for attempt in range(2):
+            rc, out, err = run(["model", "fetch", "-q", "test/nolength", "-o", d11], base_env)
+            check(rc == 1 and "not installed" in err, "cut without length: rc %d %r" % (rc, err))
+            no_model(d11, "cut without length")
+        hub.modes["test/nolength"] = ()
+        rc, out, err = run(["model", "fetch", "-q", "test/nolength", "-o", d11], base_env)
+        check(rc == 0, "fixed server: rc %d %r" % (rc, err))
+        same_files(d11, minimal, "after a cut without length")
+
+        # 12. the upstream file changes between two attempts: no splice, the new version whole
+        d12 = os.path.join(tmp, "d12")
+        rc, out, err = run(["model", "fetch", "-q", "test/change", "-o", d12], base_env)
+        check(rc == 1 and os.path.getsize(os.path.join(d12, "model.safetensors.part")) == CUT_AT,
+              "change: first attempt cut: rc %d %r" % (rc, err))
+        hub.repos["test/change"] = tiny2
+        n0 = len(hub.log)
+        rc, out, err = run(["model", "fetch", "-q", "test/change", "-o", d12], base_env)
+        check(rc == 0, "change: second attempt: rc %d %r" % (rc, err))
+        same_files(d12, tiny2, "upstream changed between attempts")
+        check(not [e for e in hub.gets("test/change", "model.safetensors", n0) if e[2]],
+              "change: no Range request for another version: %s" % hub.log[n0:])
+
+        # 13. ... and changes between HEAD and GET (a stale HEAD): If-Range makes the server send
+        # the whole new file, which starts the .part over
+        d13 = os.path.join(tmp, "d13")
+        rc, out, err = run(["model", "fetch", "-q", "test/stale", "-o", d13], base_env)
+        check(rc == 1, "stale: first attempt cut: rc %d" % rc)
+        hub.old["test/stale"] = {"model.safetensors": tiny["model.safetensors"]}
+        hub.repos["test/stale"] = tiny2
+        hub.modes["test/stale"] = ("stalehead",)
+        n0 = len(hub.log)
+        rc, out, err = run(["model", "fetch", "-q", "test/stale", "-o", d13], base_env)
+        check(rc == 0, "stale: second attempt: rc %d %r" % (rc, err))
+        same_files(d13, tiny2, "upstream changed between HEAD and GET")
+        old_cdn_tag = '"cdn-%s"' % hashlib.sha1(tiny["model.safetensors"]).hexdigest()
+        check(("test/stale", "model.safetensors", old_cdn_tag) in hub.if_range,
+              "stale: resumed with If-Range on the old ETag: %s" % hub.if_range)
+        got = hub.gets("test/stale", "model.safetensors", n0)
+        check(len(got) >= 2 and got[0][2] == "bytes=%d-" % CUT_AT and got[0][3] == 200 and
+              got[-1][2] is None, "stale: 200 to the ranged request, then from byte 0: %s" % got)
+
+        # 14. a SHA-256 that does not match: not installed; the next run starts afresh
+        d14 = os.path.join(tmp, "d14")
+        rc, out, err = run(["model", "fetch", "-q", "test/badsha", "-o", d14], base_env)
+        check(rc == 1 and "SHA-256" in err and "not installed" in err,
+              "wrong sha256: rc %d %r" % (rc, err))
+        no_model(d14, "wrong sha256")
+        hub.modes["test/badsha"] = ()
+        n0 = len(hub.log)
+        rc, out, err = run(["model", "fetch", "-q", "test/badsha", "-o", d14], base_env)
+        check(rc == 0, "sha256 fixed: rc %d %r" % (rc, err))
+        same_files(d14, minimal, "after a wrong sha256")
+        check([e[2] for e in hub.gets("test/badsha", "model.safetensors", n0)] == [None],
+              "refetched from byte 0: %s" % hub.log[n0:])
+
+        # 15. a 2 B/s trickle with a short deadline stops on time
+        d15 = os.path.join(tmp, "d15")
+        t0 = time.time()
+        rc, out, err = run(["model", "fetch", "-q", "test/trickle", "-o", d15],
+                           dict(base_env, RSCLIP_FETCH_TIMEOUT="3"), timeout=60)
+        took = time.time() - t0
+        check(rc == 1 and "deadline" in err and "RSCLIP_FETCH_TIMEOUT" in err,
+              "trickle: rc %d %r" % (rc, err))
+        check(took < 15, "trickle: stopped after %.1f s (deadline 3 s)" % took)
+        check(not os.path.exists(os.path.join(d15, "model.safetensors")), "trickle installed")
+        rc, out, err = run(["model", "fetch", "-q", "--timeout", "2", "test/trickle", "-o", d15],
+                           base_env, timeout=60)
+        check(rc == 1 and "deadline of 2 s" in err, "--timeout: rc %d %r" % (rc, err))
+        rc, out, err = run(["model", "fetch", "-q", "test/tiny", "-o", d15],
+                           dict(base_env, RSCLIP_FETCH_TIMEOUT="soon"))
+        check(rc == 1 and "RSCLIP_FETCH_TIMEOUT" in err, "bad timeout: rc %d %r" % (rc, err))
+
+        # 16. the size cap: announced sizes are refused before any byte, unannounced ones stop
+        d16 = os.path.join(tmp, "d16")
+        rc, out, err = run(["model", "fetch", "-q", "test/tiny", "-o", d16],
+                           dict(base_env, RSCLIP_FETCH_MAX_BYTES="300K"))
+        check(rc == 1 and "size cap" in err and "model.safetensors" in err,
+              "cap: rc %d %r" % (rc, err))
+        no_model(d16, "cap")
+        hub.modes["test/nolength"] = ("nolength",)
+        rc, out, err = run(["model", "fetch", "-q", "--max-size", "50000", "test/nolength", "-o",
+                            os.path.join(tmp, "d16b")], base_env)
+        check(rc == 1 and "size cap of 50000" in err, "cap without length: rc %d %r" % (rc, err))
+        no_model(os.path.join(tmp, "d16b"), "cap without length")
+
+        # 17. links planted where the .part files go are removed, never followed
+        d17 = os.path.join(tmp, "d17")
+        os.makedirs(d17)
+        outside = os.path.join(tmp, "precious.txt")
+        with open(outside, "w") as f:
+            f.write("precious")
+        os.symlink(outside, os.path.join(d17, "model.safetensors.part"))
+        os.symlink(outside, os.path.join(d17, "model.safetensors.part.meta"))
+        os.symlink(outside, os.path.join(d17, "config.json.part"))
+        os.link(outside, os.path.join(d17, "spiece.model.part"))
+        rc, out, err = run(["model", "fetch", "-q", "test/minimal", "-o", d17], base_env)
+        check(rc == 0, "planted links: rc %d %r" % (rc, err))
+        check(open(outside).read() == "precious", "a file outside the folder was written")
+        same_files(d17, minimal, "planted links")
+
+        # 18. the fetch remembers the weights' SHA-256 for the model loader
+        digests = os.path.join(base_env["RSCLIP_CACHE"], ".sha256-digests")
+        check(os.path.exists(digests) and
+              sha256_hex(tiny["model.safetensors"]) in open(digests).read(),
+              "the digest of a fetched checkpoint is remembered")
     finally:
         hub.close()
         shutil.rmtree(tmp, ignore_errors=True)

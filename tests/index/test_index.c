@@ -422,9 +422,10 @@ static void test_write_read(const char *dir) {
     REQUIRE(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK);
     CHECK(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) == 10300);
     sqlite3_finalize(st);
+    /* a writer that closed alone left rollback-journal mode (readable without write access) */
     REQUIRE(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK);
     CHECK(sqlite3_step(st) == SQLITE_ROW &&
-          strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0);
+          strcmp((const char *)sqlite3_column_text(st, 0), "delete") == 0);
     sqlite3_finalize(st);
     sqlite3_close(db);
 
@@ -542,6 +543,41 @@ static void expect_refusal(const char *path, unsigned flags, int code, const cha
     rsclip_index_close(rc == RSCLIP_OK ? idx : NULL);
 }
 
+/* The whole file, or NULL (free()). */
+static unsigned char *slurp(const char *path, long *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    *n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(*n > 0 ? (size_t)*n : 1);
+    if (b && fread(b, 1, (size_t)*n, f) != (size_t)*n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    return b;
+}
+
+/* A database that is not an index is refused and left byte for byte as it was, with no -wal or
+ * -shm beside it (switching the journal mode rewrites its header). */
+static void expect_untouched_refusal(const char *path, unsigned flags, const char *words) {
+    long n0 = 0, n1 = 0;
+    unsigned char *before = slurp(path, &n0);
+    REQUIRE(before);
+    expect_refusal(path, flags, RSCLIP_ERR_FORMAT, words);
+    unsigned char *after = slurp(path, &n1);
+    CHECK(after && n1 == n0 && memcmp(before, after, (size_t)n0) == 0);
+    char side[1100];
+    struct stat sb;
+    snprintf(side, sizeof side, "%s-wal", path);
+    CHECK(stat(side, &sb) != 0);
+    snprintf(side, sizeof side, "%s-shm", path);
+    CHECK(stat(side, &sb) != 0);
+    free(before);
+    free(after);
+}
+
 static void test_refusals(const char *dir) {
     char path[1024];
     rsclip_index *idx;
@@ -560,7 +596,8 @@ static void test_refusals(const char *dir) {
     snprintf(path, sizeof path, "%s", tmp_path(dir, "plain.sqlite"));
     sql_exec(path, "CREATE TABLE foo (a INTEGER); INSERT INTO foo VALUES (1)");
     expect_refusal(path, RSCLIP_INDEX_READONLY, RSCLIP_ERR_FORMAT, "not an rsclip index");
-    expect_refusal(path, RSCLIP_INDEX_CREATE, RSCLIP_ERR_FORMAT, "an SQLite database");
+    expect_untouched_refusal(path, RSCLIP_INDEX_CREATE, "an SQLite database");
+    expect_untouched_refusal(path, 0, "an SQLite database");
     /* a meta table that is not ours */
     sql_exec(path, "CREATE TABLE rsclip_meta (key TEXT, value TEXT)");
     expect_refusal(path, 0, RSCLIP_ERR_FORMAT, "not an rsclip index");
@@ -614,7 +651,8 @@ static void test_refusals(const char *dir) {
     if (system(cmd) == 0) {
         expect_refusal(path, RSCLIP_INDEX_READONLY, RSCLIP_ERR_FORMAT,
                        "a GeoPackage without rsclip tables");
-        expect_refusal(path, 0, RSCLIP_ERR_FORMAT, "a GeoPackage without rsclip tables");
+        expect_untouched_refusal(path, 0, "a GeoPackage without rsclip tables");
+        expect_untouched_refusal(path, RSCLIP_INDEX_CREATE, "a GeoPackage without rsclip tables");
     } else {
         fprintf(stderr, "ogr2ogr failed: %s\n", cmd);
         tu_failures++;

@@ -1,5 +1,6 @@
-/* Helpers shared by the model tests: reference tensors, PNG decoding (GDAL, tests only), error
- * measures, and a small safetensors writer for generated checkpoints. */
+/* Helpers shared by the model tests: reference tensors, PNG decoding (GDAL, tests only; absent in
+ * the model-only build, which defines RSCLIP_TEST_NO_GDAL), error measures, and a small
+ * safetensors writer for generated checkpoints. */
 #ifndef RSCLIP_MODEL_TEST_UTIL_H
 #define RSCLIP_MODEL_TEST_UTIL_H
 
@@ -9,7 +10,9 @@
 #include "rsclip/safetensors.h"
 #include "rsclip/status.h"
 
+#ifndef RSCLIP_TEST_NO_GDAL
 #include <gdal.h>
+#endif
 
 #include <errno.h>
 #include <math.h>
@@ -61,6 +64,7 @@ static inline double mt_max_rel(const float *a, const float *b, size_t n) {
     return mb > 0 ? md / mb : md;
 }
 
+#ifndef RSCLIP_TEST_NO_GDAL
 /* Decode an 8-bit RGB PNG with GDAL into interleaved RGB (malloc'd). */
 static inline uint8_t *mt_read_png(const char *path, int *w, int *h) {
     GDALAllRegister();
@@ -81,6 +85,7 @@ static inline uint8_t *mt_read_png(const char *path, int *w, int *h) {
     GDALClose(ds);
     return rgb;
 }
+#endif
 
 static inline const char *mt_fixture(const char *rel) {
     static char buf[4][4096];

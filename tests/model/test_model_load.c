@@ -256,7 +256,15 @@ static void test_sharded(const float *img_ref, const float *txt_ref) {
     CHECK_OK(rsclip_model_load(dir, NULL, &m));
     REQUIRE(m);
     const rsclip_model_info *mi = rsclip_model_get_info(m);
-    CHECK(strlen(mi->fingerprint) == 16 && strcmp(mi->weights_dtype, "F32") == 0);
+    CHECK(strlen(mi->fingerprint) == 71 && strcmp(mi->weights_dtype, "F32") == 0);
+    CHECK(strlen(mi->fingerprint_legacy) == 16);
+    /* sharded: the SHA-256 of sha256sum's listing of the shards, in name order */
+    char cmd[4400], want[80] = "sha256:";
+    snprintf(cmd, sizeof cmd, "cd '%s' && sha256sum model-0000*.safetensors | sha256sum", dir);
+    FILE *pipe = popen(cmd, "r");
+    REQUIRE(pipe && fread(want + 7, 1, 64, pipe) == 64);
+    pclose(pipe);
+    CHECK(strcmp(mi->fingerprint, want) == 0);
     float img[32], txt[32];
     encode(m, img, txt);
     CHECK(memcmp(img, img_ref, sizeof(img)) == 0);

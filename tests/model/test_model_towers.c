@@ -22,7 +22,7 @@ static const char *const g_texts[N_TEXTS] = {"a satellite image of solar farms."
                                              "Airport with two runways, seen from above"};
 
 static rsclip_model *load(const char *dir, int towers) {
-    rsclip_model_params p = {towers};
+    rsclip_model_params p = {.towers = towers};
     rsclip_model *m = NULL;
     int rc = rsclip_model_load(dir, &p, &m);
     if (rc != RSCLIP_OK)
@@ -115,14 +115,16 @@ static void check_towers(const char *dir, int expect_in_place) {
     check_same_info(full, text);
     check_same_info(full, vis);
     check_same_info(full, both);
-    /* the fingerprint is the checkpoint file's own (one file here) */
+    /* the legacy fingerprint is the checkpoint file's own (one file here) */
     char path[4200], fp[17];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     rsclip_st_file *st = NULL;
     CHECK_OK(rsclip_st_open(path, &st));
     rsclip_st_fingerprint(st, fp);
     rsclip_st_close(st);
-    CHECK(strcmp(fp, rsclip_model_get_info(full)->fingerprint) == 0);
+    CHECK(strcmp(fp, rsclip_model_get_info(full)->fingerprint_legacy) == 0);
+    CHECK(strncmp(rsclip_model_get_info(full)->fingerprint, "sha256:", 7) == 0 &&
+          strlen(rsclip_model_get_info(full)->fingerprint) == 71);
 
     const rsclip_model_info *mi = rsclip_model_get_info(full);
     CHECK(layers_all(full->text.layers, mi->text.layers, 1));
@@ -277,7 +279,7 @@ int main(void) {
     mt_rmtree(mis);
 
     /* unknown bits */
-    rsclip_model_params bad = {4};
+    rsclip_model_params bad = {.towers = 4};
     rsclip_model *m = (rsclip_model *)1;
     CHECK(rsclip_model_load(tiny, &bad, &m) == RSCLIP_ERR_INVALID_ARG);
     CHECK(m == NULL);

@@ -5,7 +5,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from plugin_common import build_index, check, finish, read_geojson, ref_search, run  # noqa: E402
+from plugin_common import (MODEL, RSCLIP, SCENES, build_index, check, finish,  # noqa: E402
+                           read_geojson, ref_search, run)
 
 try:
     from qgis.core import QgsApplication, QgsRasterLayer, QgsVectorLayer
@@ -59,7 +60,25 @@ if not hm.isValid():  # older QGIS without open options in raster URIs: through 
     hm = QgsRasterLayer(tif, "heat", "gdal")
 check(hm.isValid() and hm.bandCount() == 1, "QGIS: heatmap raster layer")
 
+# A sharded index (a folder of parts): the same connection strings with the folder's path
+folder = os.path.join(work, "city")
+for i in range(3):
+    run([RSCLIP, "index", "-q", "-m", MODEL, "-o", folder + "/", "--shard", "%d/3" % i] + SCENES)
+fhits = QgsVectorLayer("RSCLIP:%s/|layername=hits|option:QUERY=lake|option:TOP_K=5" % folder,
+                       "folder hits", "ogr")
+# (tile ids of parts are the plan's numbers, not those of one process: compare the windows)
+win = ("scene", "xoff", "yoff", "xsize", "ysize")
+check(fhits.isValid() and [tuple(f[k] for k in win) for f in sorted(fhits.getFeatures(),
+                                                                    key=lambda f: f["rank"])] ==
+      [tuple(r["properties"][k] for k in win) for r in ref],
+      "QGIS: a folder's hits = the file's (same tiles, same order)")
+ftiles = QgsVectorLayer("RSCLIP:%s/|layername=tiles" % folder, "folder tiles", "ogr")
+check(ftiles.isValid() and ftiles.featureCount() == len(all_tiles),
+      "QGIS: a folder's tiles layer holds every part's tiles")
+fhm = QgsRasterLayer("RSCLIP:%s/:1|option:QUERY=lake" % folder, "folder heat", "gdal")
+check(fhm.isValid() == hm.isValid(), "QGIS: a folder's heatmap opens as the file's")
+
 # Layers go before QGIS does (a layer outliving exitQgis crashes at interpreter exit).
-del hits, tiles, hm
+del hits, tiles, hm, fhits, ftiles, fhm
 app.exitQgis()
 finish()

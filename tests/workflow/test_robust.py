@@ -28,6 +28,9 @@ FIX = os.environ.get("RSCLIP_FIXTURES", os.path.join(SRC, "tests", "fixtures"))
 MODEL = os.path.join(FIX, "siglip-tiny")
 SAMPLES = os.path.join(SRC, "samples")
 
+# the schema this rsclip writes (core/include/rsclip/index.h RSCLIP_INDEX_SCHEMA_VERSION)
+CURRENT_SCHEMA = "3"
+
 failures = []
 
 
@@ -281,6 +284,94 @@ def group_pixelcoords(tmp):
     check(p.stdout.count("plain.tif") == 4, "searchable: " + p.stdout)
     p = run(["info", "--json", index], check_rc=0)
     check(json.loads(p.stdout)["scene_list"][0]["georef"] == "pixel", "info says pixel")
+    pixel_exports(tmp, index, 525, 429)
+
+    # A geotransform without a CRS: footprints in the geotransform's own coordinates.
+    local = os.path.join(tmp, "local.tif")
+    write_tif(local, [np.tile(a, (3, 3)) for a in arrays], gt=(1000, 2, 0, 5000, 0, -2))
+    lindex = os.path.join(tmp, "local.gpkg")
+    index_run(lindex, [local], extra=["--allow-pixel-coords"], rc=0)
+    out = os.path.join(tmp, "local.geojson")
+    run(["search", lindex, "lake", "-k", "6", "-o", out], check_rc=0)
+    for f in json.load(open(out))["features"]:
+        pr, ring = f["properties"], f["geometry"]["coordinates"][0]
+        xs, ys = [p[0] for p in ring], [p[1] for p in ring]
+        check(min(xs) == 1000 + 2 * pr["xoff"] and max(xs) == 1000 + 2 * (pr["xoff"] + 256) and
+              max(ys) == 5000 - 2 * pr["yoff"] and min(ys) == 5000 - 2 * (pr["yoff"] + 256),
+              "local footprint from the geotransform: %s %s" % (ring, pr))
+
+    # Georeferenced and pixel hits in one result: WGS84 layer, the pixel hits without geometry,
+    # and a warning that counts them.
+    mindex = os.path.join(tmp, "mixed.gpkg")
+    index_run(mindex, [plain, sample("naip_milwaukee")], extra=["--allow-pixel-coords"], rc=0)
+    n_all = len(tile_rows(mindex))
+    gpkg = os.path.join(tmp, "mixed_hits.gpkg")
+    p = run(["search", mindex, "lake", "-k", str(n_all), "-o", gpkg], check_rc=0)
+    check("6 of %d hits are in pixel coordinates" % n_all in p.stderr,
+          "mixed: a warning counts the pixel hits: " + p.stderr)
+    db = sqlite3.connect(gpkg)
+    srs_id = db.execute("SELECT srs_id FROM gpkg_geometry_columns").fetchone()[0]
+    nulls = db.execute("SELECT count(*) FROM hits WHERE geom IS NULL AND lon IS NULL").fetchone()
+    geoms = db.execute("SELECT count(*) FROM hits WHERE geom IS NOT NULL AND lon IS NOT NULL "
+                       "AND scene NOT LIKE '%plain.tif'").fetchone()
+    db.close()
+    check(srs_id == 4326 and nulls[0] == 6 and geoms[0] == n_all - 6,
+          "mixed: WGS84 layer, the 6 pixel hits without geometry or lon/lat: %s %s %s"
+          % (srs_id, nulls, geoms))
+    p = run(["search", mindex, "lake", "-k", str(n_all), "--merge"], check_rc=0)
+    check("6 of %d hits" % n_all in p.stderr and "no region" in p.stderr,
+          "mixed --merge says which hits are in no region: " + p.stderr)
+
+
+def pixel_table(stdout):
+    """(lon, lat, window) of each row of the search table."""
+    rows = [line.split() for line in stdout.splitlines()[1:]]
+    return [(r[3], r[4], r[6]) for r in rows]
+
+
+def pixel_exports(tmp, index, width, height):
+    """Exports of hits in pixel coordinates: footprints within the raster, no CRS anywhere, no
+    lon/lat; --t_srs and KML refused; --merge says why it has no regions."""
+    rows = pixel_table(run(["search", index, "lake", "-k", "6"], check_rc=0).stdout)
+    check(len(rows) == 6 and all(r[0] == "-" and r[1] == "-" for r in rows),
+          "the table shows - for lon/lat: %s" % rows)
+    out = os.path.join(tmp, "pix.geojson")
+    run(["search", index, "lake", "-k", "6", "-o", out], check_rc=0)
+    text = open(out).read()
+    fc = json.loads(text)
+    check('"crs"' not in text, "GeoJSON without crs")
+    check(len(fc["features"]) == 6, "6 features")
+    for f in fc["features"]:
+        pr = f["properties"]
+        check(pr["lon"] is None and pr["lat"] is None, "lon/lat null: %s" % pr)
+        ring = f["geometry"]["coordinates"][0] if f["geometry"] else []
+        xs, ys = [p[0] for p in ring], [p[1] for p in ring]
+        check(len(ring) == 5 and min(xs) == pr["xoff"] and max(xs) == pr["xoff"] + pr["xsize"]
+              and min(ys) == pr["yoff"] and max(ys) == pr["yoff"] + pr["ysize"],
+              "footprint = the window in pixels: %s %s" % (ring, pr))
+        check(0 <= min(xs) and max(xs) <= width and 0 <= min(ys) and max(ys) <= height,
+              "footprint within the %dx%d raster: %s" % (width, height, ring))
+    gpkg = os.path.join(tmp, "pix.gpkg")
+    run(["search", index, "lake", "-k", "6", "-o", gpkg], check_rc=0)
+    info = subprocess.run(["ogrinfo", "-so", gpkg, "hits"], capture_output=True, text=True,
+                          timeout=60).stdout
+    check("Feature Count: 6" in info, "ogrinfo reads the GPKG: " + info)
+    check("WGS 84" not in info and "GEOGCRS" not in info and "GEOGCS" not in info and
+          "PROJCRS" not in info, "GPKG layer without a geographic or projected SRS: " + info)
+    db = sqlite3.connect(gpkg)
+    srs_id = db.execute("SELECT srs_id FROM gpkg_geometry_columns").fetchone()[0]
+    db.close()
+    check(srs_id == -1, "GeoPackage: undefined Cartesian SRS (srs_id -1), got %s" % srs_id)
+    shp = os.path.join(tmp, "pix.shp")
+    run(["search", index, "lake", "-k", "6", "-o", shp], check_rc=0)
+    check(not os.path.exists(os.path.join(tmp, "pix.prj")), "shapefile without .prj")
+    for extra, what in [(["-o", os.path.join(tmp, "t.geojson"), "--t_srs", "EPSG:3857"],
+                         "EPSG:3857"), (["-o", os.path.join(tmp, "p.kml")], "KML")]:
+        p = run(["search", index, "lake", "-k", "2"] + extra)
+        check(p.returncode == 1 and "pixel coordinates" in p.stderr and what in p.stderr and
+              not os.path.exists(extra[1]), "refused: %s: %s" % (extra, p.stderr))
+    p = run(["search", index, "lake", "-k", "6", "--merge"], check_rc=0)
+    check("6 of 6 hits" in p.stderr and "no region" in p.stderr, "--merge says why: " + p.stderr)
 
 
 def group_nonfinite(tmp):
@@ -436,12 +527,12 @@ def group_migrate(tmp):
           "a failed upgrade leaves schema 1 and every tile: %s" % (schema_of(copy),))
     # a search upgrades a writable file and answers
     p = run(["search", copy, "lake", "-k", "3"], check_rc=0)
-    check(schema_of(copy) == ("2", "ok") and tiles_of(copy) == before,
+    check(schema_of(copy) == (CURRENT_SCHEMA, "ok") and tiles_of(copy) == before,
           "search upgraded it in place, tiles and vectors unchanged")
     # indexing the same scenes: unchanged, but the one cut with stride 128 is re-indexed
     p = run(["index", "-m", MODEL, "-o", v1] + paths)
     check(p.returncode == 0, "index over the old file: %s" % p.stderr)
-    check(schema_of(v1) == ("2", "ok"), "upgraded to schema 2")
+    check(schema_of(v1) == (CURRENT_SCHEMA, "ok"), "upgraded to the current schema")
     db = sqlite3.connect(v1)
     check(db.execute("PRAGMA foreign_key_check").fetchall() == [], "foreign keys intact")
     db.close()

@@ -502,6 +502,41 @@ def group_overwrite(tmp):
           layers.get("regions", ("", 0))[0] == "Multi Polygon",
           "--overwrite replaced one layer, kept the others: %s" % layers)
 
+    # rsclip index -o on a GeoPackage that is not an index: refused, the file byte-identical
+    # (not even switched to WAL).
+    proj_sha = sha(proj)
+    p = run(["index", "-q", "-m", MODEL, "-o", proj, sample("usgs_hro")])
+    check(p.returncode == 1 and "not an rsclip index" in p.stderr, "index -o project: " + p.stderr)
+    check(sha(proj) == proj_sha and not os.path.exists(proj + "-wal"),
+          "a GeoPackage refused as an index is byte-identical")
+
+    # rsclip merge -o: never an input, one of its -wal/-shm/.rsvec files (existing or not), or a
+    # file inside an input folder.
+    for target in [index + "-wal", index + "-shm", index + "-journal", index + ".rsvec",
+                   os.path.join(tmp, "link.gpkg"), os.path.join(tmp, "hard.gpkg")]:
+        p = run(["merge", "-q", "-o", target, index])
+        check(p.returncode == 1 and "refusing" in p.stderr, "merge -o %s: %s" % (target, p.stderr))
+    check(sha(index) == before and not os.path.exists(index + "-journal"),
+          "the index is untouched by refused merges")
+    parts = os.path.join(tmp, "parts")
+    run(["index", "-q", "-m", MODEL, "--shard", "0/1", "-o", parts + "/", sample("usgs_hro")],
+        check_rc=0)
+    p = run(["merge", "-q", "-o", os.path.join(parts, "all.gpkg"), parts])
+    check(p.returncode == 1 and "refusing" in p.stderr and
+          not os.path.exists(os.path.join(parts, "all.gpkg")),
+          "merge -o into an input folder: " + p.stderr)
+
+    # INDEX.rsvec that is a user's file: the search works, says why it keeps no cache, and the
+    # file is untouched.
+    copy = os.path.join(tmp, "copy.gpkg")
+    shutil.copy(index, copy)
+    with open(copy + ".rsvec", "w") as f:
+        f.write("my notes\n")
+    p = run(["search", copy, "lake", "-k", "2"])
+    check(p.returncode == 0 and "not replaced" in p.stderr and copy + ".rsvec" in p.stderr,
+          "a foreign .rsvec: search works and warns: " + p.stderr)
+    check(open(copy + ".rsvec").read() == "my notes\n", "a foreign .rsvec is left as it was")
+
     # Full disk (RLIMIT_FSIZE) while exporting: the old file is byte-identical, no temp left.
     # (The limit leaves room for what a search itself writes: the index's 32 KiB -shm.)
     old = os.path.join(tmp, "old.geojson")

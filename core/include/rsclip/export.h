@@ -36,6 +36,23 @@
  *     of its companions (FILE-wal, FILE-shm, FILE-journal, FILE.rsvec), existing or not. A
  *     protected folder protects every *.gpkg file below it and their companions.
  *
+ * Hits in pixel coordinates (has_lonlat 0 and no footprint: scenes indexed with
+ * allow_pixel_coords, which have no CRS, or a CRS PROJ cannot map to WGS84) have no lon/lat; their
+ * corners are in pixels (x right, y down: what gdal_translate -srcwin counts) or, for a scene with
+ * a geotransform but no usable CRS, in the coordinates of that geotransform. An export writes them
+ * as a GIS user expects of data without a CRS:
+ *   - every hit in pixel coordinates: a layer WITHOUT a CRS (GeoJSON without "crs", a shapefile
+ *     without .prj; GeoPackage's "Undefined Cartesian SRS", srs_id -1), each footprint the
+ *     polygon of its window's corners, lon and lat null. Each hit is in its own scene's pixels:
+ *     hits of two such scenes share numbers, not ground. params.t_srs is refused
+ *     (RSCLIP_ERR_INVALID_ARG: there is nothing to reproject from), and so are formats that hold
+ *     WGS84 lon/lat only (KML, LIBKML, GPX);
+ *   - some hits in pixel coordinates, some georeferenced: the layer is in EPSG:4326 (or t_srs)
+ *     as usual; the hits in pixel coordinates are written with a null geometry and null lon/lat
+ *     (their rank, scores, scene and window are there) and a warning is logged that counts them:
+ *     coordinates in pixels have no place in a layer with a CRS. Export them alone (a search
+ *     restricted to their scene) to get their pixel footprints.
+ *
  * rsclip_regions_merge dissolves hits whose footprints touch or overlap into regions (connected
  * components), with max and mean probability, tile count and geodesic area in m^2 (computed in a
  * Lambert azimuthal equal-area projection centred on each region).
@@ -69,8 +86,12 @@ typedef struct rsclip_hit {
     double src_window[4]; /* the window in source pixels, exact (fractional after a gsd) */
     int grid_window[4];   /* the window in the scene's tile grid (= xoff.. at native gsd) */
     int has_lonlat;       /* 0: a scene indexed in pixel coordinates: lon/lat NaN, no footprint;
-                             corners are then in pixels (x right, y down) */
+                             corners are then in pixels (x right, y down), or in the scene's
+                             geotransform coordinates when it has one but no usable CRS */
     double corners[8];    /* window corners in the scene CRS: UL, UR, LR, LL */
+    const char *datetime; /* when the scene was taken (rsclip/time.h text: an instant, or
+                             "start/end"), NULL if unknown (borrowed) */
+    const char *stac_item, *stac_collection; /* the scene's STAC ids, NULL if not from STAC */
 } rsclip_hit;
 
 typedef struct rsclip_region {
@@ -85,7 +106,8 @@ typedef struct rsclip_region {
 } rsclip_region;
 
 /* Merge hits (all of them: the caller filters by threshold first) into regions. Hits without a
- * footprint are ignored. *out is freed with rsclip_regions_free. */
+ * WGS84 footprint (in pixel coordinates) are in no region: a warning is logged that counts them.
+ * *out is freed with rsclip_regions_free. */
 int rsclip_regions_merge(const rsclip_hit *hits, int n, rsclip_region **out, int *n_out);
 void rsclip_regions_free(rsclip_region *regions, int n); /* NULL-safe */
 
@@ -126,9 +148,9 @@ int rsclip_export_check(const char *path, const rsclip_export_params *params,
 int rsclip_output_check(const char *path, int overwrite, const char *const *protected_paths,
                         int n_protected);
 
-/* Write hits to path under the rules above. path NULL or "-" writes to stdout (formats that can
- * stream: GeoJSON, CSV). Errors name the path and the OGR problem. KML placemarks are named by
- * rank. */
+/* Write hits to path under the rules above (hits in pixel coordinates: see above). path NULL or
+ * "-" writes to stdout (formats that can stream: GeoJSON, CSV). Errors name the path and the OGR
+ * problem. KML placemarks are named by rank. */
 int rsclip_export_hits(const char *path, const rsclip_export_params *params, const rsclip_hit *hits,
                        int n);
 

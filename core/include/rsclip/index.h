@@ -7,7 +7,11 @@
  *     rsclip_index *idx;
  *     if (rsclip_index_open("city.gpkg", RSCLIP_INDEX_CREATE, &idx) != RSCLIP_OK)
  *         fprintf(stderr, "rsclip: %s\n", rsclip_last_error());
- *     rsclip_index_bind_model(idx, mi->name, mi->fingerprint, mi->embed_dim, "resize 384 ...");
+ *     char *fp = NULL;                           // a fingerprint recorded already, if any
+ *     rsclip_index_get_meta(idx, "model_fingerprint", &fp);
+ *     rsclip_index_bind_model(idx, mi->name, rsclip_model_fingerprint_for(model, fp),
+ *                             mi->embed_dim, "resize 384 ...");   // sha256 (or legacy) identity
+ *     rsclip_free(fp);
  *     rsclip_scene_info s = {0};                 // path, file_size, mtime_ns, checksum, crs...
  *     int64_t sid; int state;
  *     rsclip_index_begin_scene(idx, &s, force, &sid, &state);
@@ -30,7 +34,8 @@
  * Searching (any number of readers, also while a writer runs):
  *
  *     rsclip_index_open("city.gpkg", RSCLIP_INDEX_READONLY, &idx);
- *     rsclip_index_check_model(idx, mi->fingerprint, mi->embed_dim);   // same model?
+ *     rsclip_index_check_model(idx, rsclip_model_fingerprint_for(model, info.model_fingerprint),
+ *                              mi->embed_dim);                   // same model?
  *     rsclip_embeddings *e;
  *     rsclip_index_load_embeddings(idx, &e);     // e->vecs: [e->n, e->dim], e->ids: [e->n]
  *     ... score, top-k ...
@@ -44,17 +49,26 @@
  * the rsclip_meta row 'schema_version' (beside 'format' = 'rsclip-index'). Opening refuses, naming
  * the file: a newer schema version (RSCLIP_ERR_UNSUPPORTED), and anything that is not an rsclip
  * index -- random bytes, a plain SQLite file, a GeoPackage without rsclip tables
- * (RSCLIP_ERR_FORMAT). An older schema is upgraded on a writable open. Tables: rsclip_meta(key,
- * value); scenes; tiles (fid, geom POLYGON EPSG:4326, scene_id, xoff, yoff, xsize, ysize,
- * valid_fraction, lon, lat, ul_x..ll_y); embeddings(tile_id -> tiles.fid, vec = embed_dim
+ * (RSCLIP_ERR_FORMAT); a file refused is left byte for byte as it was (its journal mode is set
+ * only once it is known to be an index). An older schema is upgraded on a writable open. Tables:
+ * rsclip_meta(key, value); scenes; tiles (fid, geom POLYGON EPSG:4326, scene_id, xoff, yoff, xsize,
+ * ysize, valid_fraction, lon, lat, ul_x..ll_y); embeddings(tile_id -> tiles.fid, vec = embed_dim
  * little-endian float32, L2 norm 1).
  *
  * Threading: an rsclip_index handle is one SQLite connection: use it from one thread at a time.
  * Open one handle per thread. The file is in WAL mode: readers (in this or other processes) run
  * concurrently with one writer and see only committed batches; a second writer waits up to the
  * busy timeout (RSCLIP_INDEX_BUSY_TIMEOUT_MS) and then fails with RSCLIP_ERR_DB. Do not carry a
- * handle across fork(). Read-only opens need write access to the folder (or existing -wal/-shm
- * files), as any WAL-mode SQLite reader does.
+ * handle across fork().
+ *
+ * Read-only access: RSCLIP_INDEX_READONLY never needs write access to the file or its folder (a
+ * read-only folder or mount, another user's file). A writer handle that closes while no other
+ * connection has the file open leaves it in rollback-journal mode, which any reader opens as it
+ * is (the next writer switches back to WAL). A file still in WAL mode whose -shm file is missing
+ * and cannot be created (no WAL connection can be running then) is read without locks (SQLite's
+ * immutable=1); every read transaction of such a handle then checks that the file is unchanged
+ * and fails with RSCLIP_ERR_IO ("changed while it was read") otherwise. A -wal file holding
+ * changes that cannot be folded in without write access is refused (RSCLIP_ERR_IO, naming it).
  *
  * Spatial queries treat lon/lat as a plane: a footprint that crosses the antimeridian should be
  * split (or shifted) by the caller before it is stored.
@@ -70,7 +84,7 @@ extern "C" {
 #endif
 
 /* Schema version written by this library (the highest sql/NNN_*.sql file). */
-#define RSCLIP_INDEX_SCHEMA_VERSION 2
+#define RSCLIP_INDEX_SCHEMA_VERSION 3
 /* How long a call waits for another connection's lock before failing with RSCLIP_ERR_DB. */
 #define RSCLIP_INDEX_BUSY_TIMEOUT_MS 30000
 
@@ -85,7 +99,8 @@ typedef struct rsclip_index rsclip_index;
  * release it with rsclip_index_close. On failure *out is NULL and the message names the path. */
 int rsclip_index_open(const char *path, unsigned flags, rsclip_index **out);
 
-/* Close the connection (checkpoints the WAL). NULL is a no-op. */
+/* Close the connection (checkpoints the WAL; a writer alone on the file leaves it in
+ * rollback-journal mode, see "Read-only access"). NULL is a no-op. */
 void rsclip_index_close(rsclip_index *idx);
 
 /* The path given to rsclip_index_open (owned by idx). */
@@ -181,8 +196,14 @@ typedef struct rsclip_scene_info {
     int tile_size, stride; /* the tile grid, in grid pixels */
     int src_width, src_height, src_bands; /* the source raster; the grid (width, height) differs
                                              from it after resampling to a gsd */
-    int georef;             /* rsclip_georef (rsclip/tiler.h) the footprints were made with */
-    double gsd;             /* metres per grid pixel (0 = unknown) */
+    int georef; /* rsclip_georef (rsclip/tiler.h) the footprints were made with */
+    double gsd; /* metres per grid pixel (0 = unknown) */
+    /* Schema 3 (NULL when unknown; not part of the scene's identity): when it was taken, ISO
+     * 8601 UTC (rsclip/time.h): an instant in datetime, or an interval in start_datetime and
+     * end_datetime (end exclusive); datetime_source is "stac", "option", "metadata" or "name".
+     * stac_*: the STAC item, collection and asset key the scene was read from. */
+    const char *datetime, *start_datetime, *end_datetime, *datetime_source;
+    const char *stac_item, *stac_collection, *stac_asset;
     int status;             /* output: RSCLIP_SCENE_INDEXING / RSCLIP_SCENE_COMPLETE */
     int64_t tiles_stored;   /* output: tiles in the index */
     int64_t tiles_skipped;  /* output: as given to rsclip_index_complete_scene */
@@ -210,6 +231,11 @@ int rsclip_index_begin_scene(rsclip_index *idx, const rsclip_scene_info *scene, 
 /* Mark a scene complete (indexed_at = now) and record how many windows the caller skipped
  * (no data). */
 int rsclip_index_complete_scene(rsclip_index *idx, int64_t scene_id, int64_t tiles_skipped);
+
+/* Replace a scene's time and STAC fields (scene->datetime .. stac_asset; NULL clears) without
+ * touching its tiles: they are not part of its identity. NOT_FOUND if absent. */
+int rsclip_index_set_scene_time(rsclip_index *idx, int64_t scene_id,
+                                const rsclip_scene_info *scene);
 
 /* Delete a scene with its tiles and embeddings (one transaction). NOT_FOUND if absent. */
 int rsclip_index_delete_scene(rsclip_index *idx, int64_t scene_id);
@@ -365,7 +391,10 @@ typedef int (*rsclip_merge_progress_fn)(int64_t tiles_read, void *user);
  * interrupted. Tile and scene ids are kept where they are free (parts of one plan never collide),
  * else new ones are given. Scenes spread over parts become complete once every planned window is
  * in. Refused (nothing written, the message naming both): inputs of another model, a scene path
- * indexed from another file state or with other settings, an output that is one of the inputs.
+ * indexed from another file state or with other settings, an output that is one of the inputs
+ * or one of their companion files (-wal, -shm, -journal, .rsvec), by any path (symbolic or hard
+ * link). rsclip_output_check (rsclip/export.h) with the inputs protected adds the rest of the
+ * output rule (an index file inside an input folder, a device); the CLI applies both.
  * The R-tree follows every insert; the vector cache (.rsvec) is rebuilt by the next session. */
 int rsclip_index_merge(const char *out_path, const char *const *inputs, int n_inputs,
                        rsclip_merge_progress_fn progress, void *user, rsclip_merge_report *report);

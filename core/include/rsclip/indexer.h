@@ -14,9 +14,10 @@
  *     Settings that are invalid for a raster (a band it does not have) fail that scene even when
  *     its file is unchanged;
  *   - every failure inside one scene (cannot open or read it, a degenerate geotransform, a
- *     footprint PROJ cannot transform, a record the index refuses) fails that scene only: it is
- *     reported through on_error, left in a state the next run retries, and the others are
- *     indexed;
+ *     footprint PROJ cannot transform, a record the index refuses, memory that runs out while it
+ *     is read) fails that scene only: it is reported through on_error, left in a state the next
+ *     run retries, and the others are indexed; no scene ends a run that went through without
+ *     being counted as indexed, unchanged or failed;
  *   - a write failure (full disk), an encoder error or a cancel stops the run with nothing
  *     already stored lost;
  *   - a run that creates the index and stores no scene removes the file again.
@@ -63,6 +64,16 @@ typedef struct rsclip_indexer_params {
     int batch;                 /* tiles per encoder batch; default 8 */
     int n_threads;             /* encoder threads; 0 = all cores */
     int precision;             /* rsclip_precision (rsclip/model.h); 0 = auto */
+    /* The acquisition time of each scene, first found of: the input's own (a STAC item's),
+     * datetime (one time for every input of the run, rsclip/time.h text), the raster's
+     * metadata (rsclip_raster_info.datetime), the file name through datetime_from_name (a
+     * pattern with named groups or a preset, rsclip_time_from_name). Unknown stays NULL: never
+     * guessed from the file's mtime. A scene found unchanged but with another time has its time
+     * updated without re-indexing. */
+    const char *datetime;
+    const char *datetime_from_name;
+    const char *device; /* where the encoder runs: NULL or "cpu" (default), "cuda",
+                           "cuda:N" (rsclip_device_parse; a GPU wants batch 128-256) */
     rsclip_indexer_progress_fn progress;
     rsclip_indexer_error_fn on_error;
     void *user;
@@ -88,6 +99,11 @@ typedef struct rsclip_indexer_report {
  * index not writable, disk full, cancelled). report may be NULL. */
 int rsclip_indexer_run(const char *index_path, const char *const *paths, int n_paths,
                        const rsclip_indexer_params *params, rsclip_indexer_report *report);
+
+/* The same for inputs that carry catalogue facts (rsclip_input: a STAC item's time, ids and
+ * asset key, recorded with the scene). */
+int rsclip_indexer_run_inputs(const char *index_path, const rsclip_input *inputs, int n_inputs,
+                              const rsclip_indexer_params *params, rsclip_indexer_report *report);
 
 /* Index the scenes of a plan (rsclip/plan.h) with the plan's tiling settings (params->tiler
  * gives only allow_pixel_coords and max_tiles). shard_count = 0: the whole plan, like

@@ -29,7 +29,9 @@
  * into rsclip_encoder_params.n_threads parts run on the process's one worker pool (the caller
  * runs part 0; the workers are started once and shared with the search scan, so no thread is
  * created per encode). While another thread uses the pool, a caller runs its parts itself. To
- * run several encoders at once, give each n_threads = 1.
+ * run several encoders at once, give each n_threads = 1. An encoder on a GPU
+ * (rsclip_encoder_params.device) owns its CUDA streams and buffers; like any encoder it is used
+ * by one thread at a time.
  */
 #ifndef RSCLIP_MODEL_H
 #define RSCLIP_MODEL_H
@@ -50,9 +52,13 @@ typedef struct rsclip_tower_info {
 } rsclip_tower_info;
 
 typedef struct rsclip_model_info {
-    char name[256];        /* repo id or folder name the model was loaded from */
-    char fingerprint[17];  /* hex fingerprint of the weights (rsclip_st_fingerprint, combined over
-                              shards) */
+    char name[256];       /* repo id or folder name the model was loaded from */
+    char fingerprint[80]; /* identity of the weights: "sha256:" + 64 hex digits, the SHA-256 of
+                             model.safetensors (the hub's LFS oid), or for a sharded checkpoint
+                             of the lines "<sha256>  <shard name>\n" in name order */
+    char fingerprint_legacy[17]; /* the fingerprint earlier indexes recorded (16 hex: FNV-1a over
+                                    the header and 64 sampled 4 KiB blocks; see
+                                    rsclip_model_fingerprint_for) */
     char weights_dtype[8]; /* dtype of the checkpoint's floating tensors: "F32", "F16", "BF16" */
     int embed_dim;         /* length of image and text embeddings */
     rsclip_tower_info text;
@@ -75,11 +81,16 @@ typedef struct rsclip_model_info {
 #define RSCLIP_MODEL_VISION 0x2 /* vision tower: rsclip_encode_images */
 
 typedef struct rsclip_model_params {
-    int towers; /* RSCLIP_MODEL_TEXT | RSCLIP_MODEL_VISION; 0 (zero-initialised) = both. Every
-                   tensor of both towers is still checked (presence, dtype, shape) and the
-                   fingerprint is the same; only the weights of a tower not asked for are left
-                   untouched (a text query needs ~45% of a base model). Do not encode with a
-                   tower that was not loaded (see rsclip_model_towers). */
+    int towers;        /* RSCLIP_MODEL_TEXT | RSCLIP_MODEL_VISION; 0 (zero-initialised) = both.
+                          Every tensor of both towers is still checked (presence, dtype, shape)
+                          and the fingerprint is the same; only the weights of a tower not asked
+                          for are left untouched (a text query needs ~45% of a base model). Do
+                          not encode with a tower that was not loaded (see rsclip_model_towers). */
+    int owned_weights; /* 1: read the checkpoint into memory owned by the model (hashed from that
+                          memory, one read for both) instead of mapping it: nothing later done to
+                          the files can reach the model. Costs the checkpoint's size in memory and
+                          one full read at load; the choice for long-running work (the indexer).
+                          0 (default): map it (see rsclip_model_load). */
 } rsclip_model_params;
 
 typedef struct rsclip_model rsclip_model;
@@ -90,11 +101,28 @@ typedef struct rsclip_model rsclip_model;
  * expected tensor is checked for presence, dtype and shape; errors name the tensor and the file.
  * The checkpoint stays memory-mapped (read-only) for the model's lifetime: little-endian F32
  * tensors are used in place, without a copy (so loading costs no time proportional to the
- * model); F16/BF16 (and misaligned F32) tensors are converted to float32 once, here. Replacing
- * the checkpoint file in place (not by rename) while a model is loaded is not supported.
- * params may be NULL (= both towers). */
+ * model); F16/BF16 (and misaligned F32) tensors are converted to float32 once, here.
+ * params may be NULL (= both towers, mapped).
+ *
+ * Identity: info.fingerprint is the SHA-256 of the whole checkpoint. A mapped file is hashed once
+ * per file version (device, inode, size, mtime, ctime), the digest being kept in a small cache
+ * file in the rsclip cache folder ($RSCLIP_CACHE, else $XDG_CACHE_HOME/rsclip, else
+ * ~/.cache/rsclip: .sha256-digests); later loads of the same version only stat it.
+ *
+ * Weights that change underneath: a file replaced by rename (what downloaders do) is another
+ * file; the model keeps the one it opened. A file written in place while it is being hashed or
+ * read fails the load (RSCLIP_ERR_MISMATCH); written while a mapped model uses it, the next
+ * rsclip_encode_* call fails with RSCLIP_ERR_MISMATCH naming the file, after its forward pass,
+ * so no result computed from a mix of versions is returned (a file truncated while mapped can
+ * still kill the process with SIGBUS: use owned_weights where that matters). */
 int rsclip_model_load(const char *dir, const rsclip_model_params *params, rsclip_model **out);
 void rsclip_model_free(rsclip_model *m); /* NULL-safe */
+
+/* The fingerprint of m to compare with one recorded earlier (e.g. by an index): a recorded
+ * "sha256:..." fingerprint is compared with info.fingerprint, a legacy one (16 hex digits,
+ * recorded by earlier rsclip builds) with info.fingerprint_legacy; NULL or "" (nothing recorded
+ * yet) gives info.fingerprint. NULL for a NULL model. */
+const char *rsclip_model_fingerprint_for(const rsclip_model *m, const char *recorded);
 
 /* The towers that were loaded: RSCLIP_MODEL_TEXT and/or RSCLIP_MODEL_VISION bits (0 for NULL). */
 int rsclip_model_towers(const rsclip_model *m);
@@ -180,10 +208,28 @@ rsclip_isa rsclip_precision_isa(rsclip_precision p, const char **why);
  * --verbose`. Writes at most size bytes (NUL-terminated when size > 0) and returns the length of
  * the whole text, as snprintf. */
 size_t rsclip_cpu_report(char *buf, size_t size);
+/* Where an encoder runs (rsclip_encoder_params.device). The zero value is the CPU: a GPU is only
+ * used when a caller asks for one. */
+typedef enum rsclip_device_kind {
+    RSCLIP_DEVICE_CPU = 0,
+    RSCLIP_DEVICE_CUDA = 1 /* an NVIDIA GPU, through the CUDA encoder (builds with RSCLIP_CUDA) */
+} rsclip_device_kind;
+
+typedef struct rsclip_device {
+    rsclip_device_kind kind;
+    int index; /* CUDA device ordinal (cuda:N); 0 for "cuda" */
+} rsclip_device;
+
+/* "cpu", "cuda" (= cuda:0) or "cuda:N" -> *out; RSCLIP_ERR_INVALID_ARG for anything else. Only the
+ * spelling is checked: rsclip_encoder_new says whether this build and machine have the device. */
+int rsclip_device_parse(const char *s, rsclip_device *out);
+/* Usable CUDA devices: RSCLIP_OK with *n (0 when the driver finds none);
+ * RSCLIP_ERR_UNSUPPORTED when this library was built without the CUDA encoder. */
+int rsclip_cuda_device_count(int *n);
 
 typedef struct rsclip_encoder_params {
     int max_batch; /* images or texts per internal batch (arena sized for it); default 8;
-                      <= 0 means the default */
+                      <= 0 means the default. On a GPU use 128-512 */
     int n_threads; /* threads for this encoder's forward passes; default 0 = all cores. The
                       work is split into n_threads parts run on the process's one worker pool
                       (shared with the search scan; OpenBLAS is not used by the encoder) */
@@ -197,6 +243,16 @@ typedef struct rsclip_encoder_params {
                      weights where they are, each product packing the panels it needs as it
                      goes: for a process that encodes a few texts and exits, e.g. a one-shot
                      search */
+    rsclip_device device; /* default (zero): the CPU. RSCLIP_DEVICE_CUDA: the encoder runs on that
+                             GPU: each tower's weights are uploaded once, at its first use (bf16
+                             copies for BF16, f32 for F32), activations live on the GPU; n_threads
+                             and in_place are ignored. Precision there: AUTO = BF16 (bf16 tensor
+                             cores, products summed in f32; cosine >= 0.999 to F32) on compute
+                             capability >= 8.0, else F32; F32 = float32 GEMMs with TF32 off
+                             (within 1e-5 of the reference, as the CPU); INT8 runs as F32
+                             there (no GPU int8 kernel). Fails with
+                             RSCLIP_ERR_UNSUPPORTED in a build without CUDA and
+                             RSCLIP_ERR_NOT_FOUND when the device does not exist */
 } rsclip_encoder_params;
 
 rsclip_encoder_params rsclip_encoder_default_params(void);
@@ -214,10 +270,13 @@ typedef struct rsclip_encoder rsclip_encoder;
 int rsclip_encoder_new(const rsclip_model *m, const rsclip_encoder_params *params,
                        rsclip_encoder **out);
 void rsclip_encoder_free(rsclip_encoder *e); /* NULL-safe */
-/* The precision this encoder runs (F32, BF16 or INT8, never AUTO), after the CPU check. */
+/* The precision this encoder runs (F32, BF16 or INT8, never AUTO), after the CPU (or GPU) check. */
 rsclip_precision rsclip_encoder_precision(const rsclip_encoder *e);
-/* The path this encoder's products run on; *why (may be NULL) as rsclip_precision_isa. */
+/* The path this encoder's products run on; *why (may be NULL) as rsclip_precision_isa. An encoder
+ * on a GPU reports RSCLIP_ISA_SCALAR (no CPU path) and says so in *why. */
 rsclip_isa rsclip_encoder_isa(const rsclip_encoder *e, const char **why);
+/* Where it runs, for messages: "cpu" or e.g. "cuda:0 (NVIDIA H200)". Owned by the encoder. */
+const char *rsclip_encoder_device_name(const rsclip_encoder *e);
 
 /* Vision tower. pixels: [n, 3, S, S] preprocessed. embeds: [n, embed_dim], unnormalised
  * (get_image_features). last_hidden (may be NULL): [n, n_patches, vision.hidden], the

@@ -19,7 +19,8 @@
  * File: JSON Lines, so that a worker reads a million-scene plan in bounded memory, keeping only
  * its share. Line 1: {"rsclip_plan": 1, "digest": "...", "settings": {...}, "scenes": S,
  * "tiles": T, "failed": F}; then one line per scene in order: {"path": "...", "size": B,
- * "mtime_ns": M, "width": W, "height": H, "tiles": n, "first": t0}. The digest identifies the
+ * "mtime_ns": M, "width": W, "height": H, "tiles": n, "first": t0} (plus "datetime",
+ * "stac_item", "stac_collection", "stac_asset" when the input had them). The digest identifies the
  * plan (settings, every path and tile count): parts of a sharded index record it, and parts of
  * different plans are never mixed.
  *
@@ -39,6 +40,14 @@ extern "C" {
 
 #define RSCLIP_PLAN_VERSION 1
 
+/* One input of an indexing run: a raster, with what a catalogue says about it (all NULL for a
+ * plain file). */
+typedef struct rsclip_input {
+    const char *path;
+    const char *datetime; /* acquisition time from the catalogue (rsclip/time.h text) */
+    const char *stac_item, *stac_collection, *stac_asset; /* STAC ids and asset key */
+} rsclip_input;
+
 typedef struct rsclip_plan_scene {
     const char *path;
     int64_t file_size, mtime_ns; /* as when planned: a worker refuses a scene that changed */
@@ -46,6 +55,7 @@ typedef struct rsclip_plan_scene {
     int64_t n_tiles;             /* windows of the grid */
     int64_t first_tile;          /* global number of its tile 0 */
     int64_t ordinal;             /* 0-based position of the scene in the whole plan */
+    const char *datetime, *stac_item, *stac_collection, *stac_asset; /* as the input's */
 } rsclip_plan_scene;
 
 typedef struct rsclip_plan {
@@ -65,6 +75,28 @@ typedef struct rsclip_plan {
 int rsclip_plan_make(const char *const *paths, int n_paths, const rsclip_tiler_params *params,
                      void (*on_error)(const char *path, const char *message, void *user),
                      void *user, rsclip_plan **out);
+/* The same for inputs that carry catalogue facts (STAC), kept with their scenes. */
+int rsclip_plan_make_inputs(const rsclip_input *inputs, int n_inputs,
+                            const rsclip_tiler_params *params,
+                            void (*on_error)(const char *path, const char *message, void *user),
+                            void *user, rsclip_plan **out);
+
+/* Read STAC (1.0.0): an Item, an ItemCollection (e.g. a saved search result) or a static
+ * Catalog/Collection whose "item" and "child" links are followed (relative hrefs resolved against
+ * the document's own href; cycles and the same document twice are read once), local or over
+ * http(s) through GDAL's /vsicurl/. Each item gives one input: the asset asset_key (NULL: "visual"
+ * when the item has it, else its first raster asset whose roles say data or visual, else its
+ * first raster asset; thumbnails and overviews never), with the item's datetime (or
+ * start_datetime/end_datetime), id, collection and asset key. An item or document that cannot be
+ * used (not JSON, wrong type, no such asset, a bad datetime, unreachable) is passed to on_error
+ * (may be NULL) and left out. *items: *n_items inputs in href order (one per href; the order
+ * every worker of an array job computes), freed with rsclip_stac_free. */
+int rsclip_stac_read(const char *href, const char *asset_key,
+                     void (*on_error)(const char *where, const char *message, void *user),
+                     void *user, rsclip_input **items, int *n_items);
+void rsclip_stac_free(rsclip_input *items, int n_items);
+/* 1 if an input names a STAC document (.json / .geojson), else 0. */
+int rsclip_stac_is_name(const char *input);
 
 /* Write the plan (a temporary file in the same folder, then renamed over path). */
 int rsclip_plan_write(const rsclip_plan *p, const char *path);

@@ -37,6 +37,7 @@
 #include <stdint.h>
 
 #include "rsclip/export.h"
+#include "rsclip/index.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -56,14 +57,19 @@ typedef struct rsclip_session_params {
     int use_cache;     /* map (and rebuild when stale) INDEX.rsvec; default 1. With 0 the
                           vectors are read from the index on every open */
     int precision;     /* text encoder's rsclip_precision (rsclip/model.h); 0 = auto */
+    /* Text encoder's device: NULL or "cpu" (default), "cuda", "cuda:N" (rsclip_device_parse). */
+    const char *device;
 } rsclip_session_params;
 
 rsclip_session_params rsclip_session_default_params(void);
 
 typedef struct rsclip_session rsclip_session;
 
-/* Open an index for querying. params may be NULL. Fails if the file is not an rsclip index or has
- * no model bound yet. The model itself is loaded lazily (first text or image query). */
+/* Open an index for querying: one index file, or a folder of parts of a sharded index
+ * (rsclip_index_set_open; its parts are searched in parallel and k is global: the hits are those
+ * of the file merged from the parts, in the same order). params may be NULL. Fails if the file is
+ * not an rsclip index or has no model bound yet, or the parts of a folder do not belong together.
+ * The model itself is loaded lazily (first text or image query). */
 int rsclip_session_open(const char *index_path, const rsclip_session_params *params,
                         rsclip_session **out);
 void rsclip_session_close(rsclip_session *s); /* NULL-safe */
@@ -71,8 +77,18 @@ void rsclip_session_close(rsclip_session *s); /* NULL-safe */
 /* Number of indexed tiles (vectors) and the embedding dimension. */
 size_t rsclip_session_count(const rsclip_session *s);
 int rsclip_session_dim(const rsclip_session *s);
-/* The index handle (owned by the session; rsclip/index.h). */
+/* The index handle (owned by the session; rsclip/index.h): the first part of a sharded
+ * folder. Code that must see every tile uses rsclip_session_set or the session functions below. */
 struct rsclip_index *rsclip_session_index(rsclip_session *s);
+/* The index set (one file, or the parts of a sharded folder; owned by the session). */
+rsclip_index_set *rsclip_session_set(rsclip_session *s);
+/* A scene over all parts: its description, with tile counts summed over the parts that hold it
+ * (*out: rsclip_free; NOT_FOUND naming the index if no part has it). */
+int rsclip_session_get_scene(rsclip_session *s, int64_t scene_id, rsclip_scene_info **out);
+/* The tiles of a scene over all parts, in id order: *ids and (if windows is not NULL) *windows
+ * are new arrays of *n entries (rsclip_free). Windows are checked against the scene. */
+int rsclip_session_scene_tiles(rsclip_session *s, int64_t scene_id, int64_t **ids,
+                               rsclip_tile_window **windows, size_t *n);
 
 typedef struct rsclip_query {
     const char *text;             /* positive text, or NULL for a query by example */
@@ -90,7 +106,27 @@ typedef struct rsclip_query {
     const char *aoi_wkt;    /* only tiles whose footprint meets this WGS84 (multi)polygon */
     int64_t scene_id;       /* > 0: only this scene (RSCLIP_ERR_NOT_FOUND if the index has no
                                such scene) */
+    /* Time (rsclip/time.h text; NULL: no bound): only scenes whose time meets [after, before],
+     * both periods included ("2019" is all of 2019). A scene without a time is left out when
+     * either is given (rsclip_results.note says how many). */
+    const char *after, *before;
+    int latest; /* 1: among the hits, only the most recent tile at each place (footprints that
+                   overlap: the later scene's tile wins; tiles without a time count as oldest) */
+    /* Examples (the "more like this" / "not this" of a labelling loop): tiles of the index. */
+    const int64_t *like_tiles;   /* more positive examples, with or instead of the query above */
+    int n_like_tiles;            /* 0..RSCLIP_QUERY_MAX_EXAMPLES */
+    const int64_t *unlike_tiles; /* negative examples, pushed down as negative texts are */
+    int n_unlike_tiles;          /* 0..RSCLIP_QUERY_MAX_EXAMPLES; with the negative texts at most
+                                    RSCLIP_SEARCH_MAX_NEGATIVES */
 } rsclip_query;
+
+/* Examples. The query vector is the L2-normalised mean of the positives, each normalised and
+ * weighted alike: the query itself (text, tile, point or image; optional when like_tiles are
+ * given) and the embedding of every like tile. The negatives are the negative texts and the
+ * embeddings of the unlike tiles: tiles rank by cos(q, v) - 0.5 * max cos(neg, v) and prob is the
+ * combined query's. A like or unlike tile the index does not hold is RSCLIP_ERR_NOT_FOUND naming
+ * it. Heatmaps and scene probabilities take the like tiles (negatives do not apply there). */
+#define RSCLIP_QUERY_MAX_EXAMPLES 64
 
 rsclip_query rsclip_query_default(void);
 
@@ -103,6 +139,9 @@ typedef struct rsclip_results {
      * no tile; min_prob dropped every hit (with the highest probability found); the index holds
      * no tiles. */
     const char *why_empty;
+    /* A remark on the hits for people (NULL if none), e.g. how many scenes without a time a time
+     * filter left out, or how many hits --latest dropped. */
+    const char *note;
 } rsclip_results;
 
 int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_results **out);

@@ -22,5 +22,7 @@
 #include "rsclip/search.h"
 #include "rsclip/tiler.h"
 #include "rsclip/plan.h"
+#include "rsclip/time.h"
+#include "rsclip/render.h"
 
 #endif

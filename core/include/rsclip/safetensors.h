@@ -99,8 +99,9 @@ int rsclip_st_read_f32(const rsclip_st_file *f, const char *name, int n_dims, co
                        float *dst, size_t n);
 
 /* 64-bit fingerprint (hex, 16 chars + NUL) of the file: FNV-1a over the header bytes and 64
- * evenly spaced 4 KiB blocks of the data. Cheap (no full read) yet changes with any retrained
- * checkpoint; used as the model's provenance in an index.
+ * evenly spaced 4 KiB blocks of the data. Cheap (no full read), but blind to changes between the
+ * samples: the model's identity is now the SHA-256 of the whole checkpoint (rsclip/model.h); this
+ * one is kept to check indexes that recorded it (rsclip_model_info.fingerprint_legacy).
  * Exactly: FNV-1a 64 (offset basis 0xcbf29ce484222325, prime 0x100000001b3) over the first 8 + N
  * bytes of the file, then over the data block (size D): all of it if D <= 64 * 4096, else the 64
  * blocks of 4096 bytes starting at floor(k * (D - 4096) / 63), k = 0..63; printed as "%016llx".

@@ -47,12 +47,16 @@
  * scores bunched together). Raise n_candidates for more margin.
  *
  * Cache file (".rsvec"): a derived file, rebuildable from the index at any time. Little-endian;
- * a 128-byte header (magic "RSVECSET", version, dim, count, the caller's 64-bit source stamp,
+ * a 192-byte header (magic "RSVECSET", version 2, dim, count, the caller's 64-bit source stamp,
  * section offsets, a header checksum) then 64-byte aligned sections: ids (int64, ascending),
- * scales (float32), codes (count x stride bytes, stride = dim rounded up to 64), optionally the
- * float32 vectors. Loading memory-maps the file read-only and checks every header field, the file
- * size, the id order and the scales; a damaged or hostile file is rejected with
- * RSCLIP_ERR_FORMAT, never trusted. Saving writes a temporary file and renames it into place.
+ * scales (float32), int4 scales, int8 codes (count x stride bytes, stride = dim rounded up to
+ * 128), int4 codes, optionally the float32 vectors, and a table of XXH3-64 checksums, one per
+ * 16 KiB block of every section. Loading memory-maps the file read-only and checks every header
+ * field, the file size, the table's own checksum, the id order and the scales; the blocks are
+ * verified as described at rsclip_vecset_verify. A damaged or hostile file is rejected with
+ * RSCLIP_ERR_FORMAT, never trusted; an older version (1, without block checksums) too, so that
+ * it is rebuilt. Saving writes a temporary file and renames it into place,
+ * never over a file that is not a cache (INDEX.rsvec may be a user's file: it is left alone).
  *
  * Threading: a finalized or loaded vecset is read-only; any number of threads may search it at
  * once. One search splits its scan into n_threads parts (default 1; the CLI passes the core
@@ -111,7 +115,10 @@ uint64_t rsclip_vecset_source_stamp(const rsclip_vecset *vs);
 
 /* Write the finalized set to path (a temporary file in the same folder, then renamed over path).
  * source_stamp is any 64-bit value that identifies the state of the source (e.g. the index's
- * change counter): it is stored and returned by rsclip_vecset_source_stamp after a load. */
+ * change counter): it is stored and returned by rsclip_vecset_source_stamp after a load. Only a
+ * cache file is ever replaced: when path exists and is anything else (a file without the cache's
+ * magic, a folder, a symbolic link, a device), nothing is written, the reason is logged as a
+ * warning and RSCLIP_ERR_EXISTS returned. */
 int rsclip_vecset_save(const rsclip_vecset *vs, const char *path, uint64_t source_stamp);
 
 /* Map a cache file written by rsclip_vecset_save. The set is finalized and read-only; it keeps the
@@ -124,6 +131,17 @@ int rsclip_vecset_load(const char *path, rsclip_vecset **out);
  * file (page walks): the choice for long-lived processes that run many queries (the GDAL plugin, a
  * server); rsclip_vecset_load is the choice for a one-shot search. */
 int rsclip_vecset_read(const char *path, rsclip_vecset **out);
+
+/* A loaded set verifies its file's block checksums (XXH3-64 per 16 KiB block): the ids, scales and
+ * float vectors when it is loaded (a set holding floats, i.e. a small one, whole); the int8 and
+ * int4 codes of a set without floats lazily, each block the first time a search reads it (a
+ * one-shot search over a large cache thus reads only what it scans). A search
+ * that meets a damaged block fails with RSCLIP_ERR_FORMAT naming the file and the block, and
+ * rsclip_vecset_damaged returns 1 from then on: rebuild the set from its source.
+ * rsclip_vecset_verify checks every block now (RSCLIP_OK or RSCLIP_ERR_FORMAT). Sets built in
+ * memory have no checksums: verify returns RSCLIP_OK, damaged 0. */
+int rsclip_vecset_verify(const rsclip_vecset *vs);
+int rsclip_vecset_damaged(const rsclip_vecset *vs);
 
 /* Float32 vectors of the given ids, for the exact rerank. ids: [n] ascending; out: [n, dim].
  * Return RSCLIP_OK, or a negative rsclip status (with rsclip__error-style detail if you like):

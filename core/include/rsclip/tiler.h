@@ -216,6 +216,13 @@ typedef struct rsclip_raster_info {
     int mask_flags;         /* GDAL mask flags of the first selected band (0x01 ALL_VALID, 0x02
                                PER_DATASET, 0x04 ALPHA, 0x08 NODATA); 0x01 after MASK_NONE */
     rsclip_fingerprint fingerprint;
+    /* The acquisition time the raster's metadata carries (GDAL metadata, .aux.xml sidecars
+     * included: IMAGERY ACQUISITIONDATETIME, ACQUISITIONDATETIME, DATE_ACQUIRED (+
+     * SCENE_CENTER_TIME), SENSING_TIME, DATATAKE_1_DATATAKE_SENSING_START, PRODUCT_START_TIME,
+     * ACQUISITION_DATE, DATETIME, TIFFTAG_DATETIME, in that order), as ISO 8601 UTC
+     * (rsclip_time_format), with the key it came from; "" when none parses. */
+    char datetime[64];
+    char datetime_key[64];
     int tile_size, stride;
     int tiles_x, tiles_y;
     int64_t n_tiles; /* tiles_x * tiles_y */
@@ -274,6 +281,36 @@ int rsclip_tiler_tile(rsclip_tiler *t, int64_t i, rsclip_tile *tile);
  * pixels filled with 0. rgb_size must be >= rsclip_tiler_buffer_size(t). A read error (corrupt
  * block, network) returns RSCLIP_ERR_GDAL naming the file and the tile; the tiler stays usable. */
 int rsclip_tiler_read(rsclip_tiler *t, int64_t i, uint8_t *rgb, size_t rgb_size, rsclip_tile *tile);
+
+/* ---- pictures and copies of the scene (for people, not for the model) ------------------------ */
+
+/* Draw part of the scene as 8-bit RGBA with the tiler's bands, masks and scaling (the values its
+ * tiles hold), resampled by GDAL: previews, web map tiles, views of merged regions.
+ *  - crs NULL: area = {xoff, yoff, xsize, ysize}, a window in grid pixels (fractional allowed, it
+ *    may reach past the scene: those pixels are transparent), read at out_w x out_h. With
+ *    resampling "near" and out_w x out_h = the window's size, a tile's window gives exactly the
+ *    RGB of rsclip_tiler_read.
+ *  - crs set (e.g. "EPSG:3857": anything OSRSetFromUserInput takes): area = {min x, min y, max x,
+ *    max y} in that CRS; the selected bands of the source (native resolution; GDAL takes overviews
+ *    when zoomed out) are warped into it with GDALWarp, which honours nodata and mask bands.
+ *    RSCLIP_ERR_UNSUPPORTED for a scene without CRS.
+ * resampling: a GDAL method name ("near", "bilinear", "cubic", "average", ...; NULL = bilinear).
+ * rgba: out_w * out_h * 4 bytes (rgba_size), sides 1..8192; alpha 255 where a pixel is valid
+ * (every mask band valid, values finite), else the pixel is 0,0,0,0. *n_valid (may be NULL): the
+ * valid pixels. Computes the scaling statistics first if open deferred them. */
+int rsclip_tiler_render(rsclip_tiler *t, const char *crs, const double area[4], int out_w,
+                        int out_h, const char *resampling, uint8_t *rgba, size_t rgba_size,
+                        int64_t *n_valid);
+
+/* Copy a window of the source raster (source pixels: tile.src_window; fractional allowed) with all
+ * its bands, data type, CRS, nodata and mask to a new raster file through GDAL (format: a GDAL
+ * driver name, NULL = "GTiff"). The copy is round(xsize) x round(ysize) pixels and its geotransform
+ * makes its bounds exactly the window's ground, so a chip covers exactly a tile's footprint (also
+ * after a gsd, where the window is fractional; whole windows copy the pixels unchanged). "Source"
+ * is the raster as opened (after a GCP warp). The window must lie inside the source
+ * (RSCLIP_ERR_INVALID_ARG). path is written as GDAL writes it: the caller chooses a fresh name. */
+int rsclip_tiler_save_window(rsclip_tiler *t, const double src_window[4], const char *path,
+                             const char *format);
 
 /* Set GDAL's process-wide block cache limit in bytes (GDAL_CACHEMAX); <= 0 leaves it alone.
  * Call once at start-up, before opening tilers. */

@@ -2,6 +2,7 @@
  * be written is decided here (plan_output) after the rules of rsclip/export.h; the file-system
  * side (protected paths, the temporary folder and the rename) is in output.c. */
 #include "rsclip/export.h"
+#include "export/export_internal.h"
 #include "export/output_internal.h"
 #include "imageio/gdal_util.h"
 #include "status/status_internal.h"
@@ -9,11 +10,13 @@
 #include <cpl_conv.h>
 #include <cpl_error.h>
 #include <cpl_string.h>
+#include <cpl_vsi.h>
 #include <gdal.h>
 #include <ogr_api.h>
 #include <ogr_srs_api.h>
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -86,12 +89,7 @@ static const char *driver_name(const char *format) {
     return format;
 }
 
-/* The first GDAL failure captured in e, or a fallback when GDAL said nothing. */
-static const char *gdal_msg(const rsclip__gdal_errors *e, const char *fallback) {
-    return e->msg[0] ? e->msg : fallback;
-}
-
-static OGRSpatialReferenceH make_srs(const char *def) {
+OGRSpatialReferenceH rsclip__export_srs(const char *def) {
     OGRSpatialReferenceH srs = OSRNewSpatialReference(NULL);
     if (OSRSetFromUserInput(srs, def) != OGRERR_NONE) {
         OSRDestroySpatialReference(srs);
@@ -101,8 +99,7 @@ static OGRSpatialReferenceH make_srs(const char *def) {
     return srs;
 }
 
-/* Polygon from a lon/lat ring (closed here if the caller did not). */
-static OGRGeometryH ring_polygon(const double *xy, int n) {
+OGRGeometryH rsclip__ring_polygon(const double *xy, int n) {
     OGRGeometryH ring = OGR_G_CreateGeometry(wkbLinearRing);
     for (int i = 0; i < n; i++) OGR_G_AddPoint_2D(ring, xy[2 * i], xy[2 * i + 1]);
     if (n > 0 && (xy[0] != xy[2 * (n - 1)] || xy[1] != xy[2 * (n - 1) + 1]))
@@ -110,6 +107,11 @@ static OGRGeometryH ring_polygon(const double *xy, int n) {
     OGRGeometryH poly = OGR_G_CreateGeometry(wkbPolygon);
     OGR_G_AddGeometryDirectly(poly, ring);
     return poly;
+}
+
+OGRGeometryH rsclip__hit_lonlat_polygon(const rsclip_hit *h) {
+    if (!h->footprint || h->n_footprint < 3) return NULL;
+    return rsclip__ring_polygon(h->footprint, h->n_footprint);
 }
 
 typedef struct field_def {
@@ -254,7 +256,9 @@ typedef struct out_ctx {
     GDALDatasetH ds;
     OGRLayerH layer;
     OGRCoordinateTransformationH ct; /* WGS84 -> t_srs, NULL when writing WGS84 */
-    OGRSpatialReferenceH wgs84, dst;
+    OGRSpatialReferenceH wgs84, dst, local;
+    OGRSpatialReferenceH layer_srs; /* the layer's (one of the three, borrowed); NULL: none */
+    int pixel;                      /* footprints in pixel coordinates: no CRS, no reprojection */
     const char *path;
     char *tmpdir;            /* OUT_FILE: the private folder the file is written in */
     int in_tx;               /* OUT_LAYER: a transaction is open */
@@ -274,26 +278,63 @@ static void out_close(out_ctx *o) {
     if (o->ct) OCTDestroyCoordinateTransformation(o->ct);
     if (o->wgs84) OSRDestroySpatialReference(o->wgs84);
     if (o->dst) OSRDestroySpatialReference(o->dst);
+    if (o->local) OSRDestroySpatialReference(o->local);
     plan_free(&o->plan);
     memset(o, 0, sizeof *o);
 }
 
 static int out_fail(out_ctx *o, int code, const char *what) {
-    int rc = rsclip__error(code, "%s: %s: %s", o->path, what, gdal_msg(o->err, "unknown error"));
+    int rc =
+        rsclip__error(code, "%s: %s: %s", o->path, what, rsclip__gdal_msg(o->err, "unknown error"));
     out_close(o);
     return rc;
 }
 
+/* Formats whose coordinates are WGS84 lon/lat by definition: footprints in pixels have no place
+ * there. */
+static int lonlat_only(const char *dname) {
+    return strcmp(dname, "KML") == 0 || strcmp(dname, "LIBKML") == 0 || strcmp(dname, "GPX") == 0;
+}
+
+/* A layer in pixel coordinates has no CRS. GeoPackage stores "no CRS" as a reference too: its
+ * "Undefined Cartesian SRS" (srs_id -1); left without one, GDAL files the layer under the
+ * "Undefined geographic SRS" (srs_id 0), i.e. as lon/lat. */
+static int out_srs_pixel(out_ctx *o, const rsclip_export_params *p) {
+    if (p->t_srs && p->t_srs[0])
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG,
+                             "%s: the hits are in pixel coordinates (their scenes were indexed "
+                             "without a CRS): they cannot be reprojected to '%s'; export them "
+                             "without a target SRS",
+                             o->path, p->t_srs);
+    if (lonlat_only(o->plan.dname))
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG,
+                             "%s: %s holds WGS84 lon/lat only, and the hits are in pixel "
+                             "coordinates (their scenes have no CRS): use GeoJSON, GPKG, CSV, "
+                             "FlatGeobuf or a shapefile",
+                             o->path, o->plan.dname);
+    if (strcmp(o->plan.dname, "GPKG") == 0) {
+        o->local = rsclip__export_srs("LOCAL_CS[\"Undefined Cartesian SRS\"]");
+        if (!o->local) return rsclip__error(RSCLIP_ERR_GDAL, "%s: no Cartesian SRS", o->path);
+    }
+    o->layer_srs = o->local;
+    return RSCLIP_OK;
+}
+
 static int out_srs(out_ctx *o, const rsclip_export_params *p) {
-    o->wgs84 = make_srs("EPSG:4326");
+    if (o->pixel) return out_srs_pixel(o, p);
+    o->wgs84 = rsclip__export_srs("EPSG:4326");
+    o->layer_srs = o->wgs84;
     if (!p->t_srs || !p->t_srs[0]) return RSCLIP_OK;
-    o->dst = make_srs(p->t_srs);
-    if (!o->dst) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "invalid target SRS '%s'", p->t_srs);
+    o->dst = rsclip__export_srs(p->t_srs);
+    if (!o->dst)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: invalid target SRS '%s'", o->path,
+                             p->t_srs);
+    o->layer_srs = o->dst;
     if (OSRIsSame(o->dst, o->wgs84)) return RSCLIP_OK;
     o->ct = OCTNewCoordinateTransformation(o->wgs84, o->dst);
     if (!o->ct)
         return rsclip__error(RSCLIP_ERR_GDAL, "cannot transform EPSG:4326 to '%s': %s", p->t_srs,
-                             gdal_msg(o->err, "no transformation"));
+                             rsclip__gdal_msg(o->err, "no transformation"));
     return RSCLIP_OK;
 }
 
@@ -340,9 +381,10 @@ static int out_open_ds(out_ctx *o, const layer_spec *ls) {
 }
 
 static int out_open(out_ctx *o, rsclip__gdal_errors *err, const char *path,
-                    const rsclip_export_params *params, const layer_spec *ls) {
+                    const rsclip_export_params *params, const layer_spec *ls, int pixel) {
     memset(o, 0, sizeof *o);
     o->err = err;
+    o->pixel = pixel;
     rsclip_export_params p = params ? *params : rsclip_export_default_params();
     o->overwrite = p.overwrite;
     o->prot = p.protected_paths;
@@ -360,8 +402,7 @@ static int out_open(out_ctx *o, rsclip__gdal_errors *err, const char *path,
     if (strcmp(dname, "CSV") == 0) lco = CSLSetNameValue(lco, "GEOMETRY", "AS_WKT");
     /* FlatGeobuf's spatial index sorts features along a curve: keep them in rank order. */
     if (strcmp(dname, "FlatGeobuf") == 0) lco = CSLSetNameValue(lco, "SPATIAL_INDEX", "NO");
-    o->layer =
-        GDALDatasetCreateLayer(o->ds, o->plan.layer, o->dst ? o->dst : o->wgs84, ls->gtype, lco);
+    o->layer = GDALDatasetCreateLayer(o->ds, o->plan.layer, o->layer_srs, ls->gtype, lco);
     CSLDestroy(lco);
     if (!o->layer) return out_fail(o, RSCLIP_ERR_IO, "cannot create the layer");
     for (int i = 0; i < ls->n_fields; i++) {
@@ -384,17 +425,17 @@ static int out_open(out_ctx *o, rsclip__gdal_errors *err, const char *path,
 /* Reproject (if asked) and attach geom to feature f; takes ownership of geom. */
 static int out_write(out_ctx *o, OGRFeatureH f, OGRGeometryH geom) {
     if (geom) {
-        OGR_G_AssignSpatialReference(geom, o->wgs84);
+        OGR_G_AssignSpatialReference(geom, o->pixel ? o->layer_srs : o->wgs84);
         if (o->ct && OGR_G_Transform(geom, o->ct) != OGRERR_NONE) {
             OGR_G_DestroyGeometry(geom);
             return rsclip__error(RSCLIP_ERR_GDAL, "%s: cannot reproject a footprint: %s", o->path,
-                                 gdal_msg(o->err, "transformation failed"));
+                                 rsclip__gdal_msg(o->err, "transformation failed"));
         }
         OGR_F_SetGeometryDirectly(f, geom);
     }
     if (OGR_L_CreateFeature(o->layer, f) != OGRERR_NONE)
         return rsclip__error(RSCLIP_ERR_IO, "%s: cannot write a feature: %s", o->path,
-                             gdal_msg(o->err, "write failed"));
+                             rsclip__gdal_msg(o->err, "write failed"));
     return RSCLIP_OK;
 }
 
@@ -455,7 +496,7 @@ static int out_finish(out_ctx *o, int ok, int n_expected) {
     o->ds = NULL;
     int rc = o->err->n_failures > before
                  ? rsclip__error(RSCLIP_ERR_IO, "%s: error while closing the output: %s", o->path,
-                                 gdal_msg(o->err, "write failed"))
+                                 rsclip__gdal_msg(o->err, "write failed"))
                  : RSCLIP_OK;
     if (!rc && o->plan.mode == OUT_FILE) rc = out_verify(o, n_expected);
     if (!rc && o->plan.mode == OUT_FILE) {
@@ -482,6 +523,80 @@ int rsclip_export_check(const char *path, const rsclip_export_params *params,
     return rc;
 }
 
+/* A hit in pixel coordinates: its window's corners (pixels x right / y down, or the scene's own
+ * coordinates), as a polygon wound counter-clockwise in those numbers; NULL when a corner is not
+ * finite. */
+static OGRGeometryH pixel_polygon(const rsclip_hit *h) {
+    const double *c = h->corners; /* UL, UR, LR, LL */
+    double area2 = 0;
+    for (int k = 0; k < 4; k++) {
+        if (!isfinite(c[2 * k]) || !isfinite(c[2 * k + 1])) return NULL;
+        int j = (k + 1) % 4;
+        area2 += c[2 * k] * c[2 * j + 1] - c[2 * j] * c[2 * k + 1];
+    }
+    if (area2 >= 0) return rsclip__ring_polygon(c, 4);
+    const double ccw[8] = {c[0], c[1], c[6], c[7], c[4], c[5], c[2], c[3]};
+    return rsclip__ring_polygon(ccw, 4);
+}
+
+/* Does the driver keep a feature without a geometry, as it reads its own file back? (In GDAL 3.6
+ * the FlatGeobuf writer and the KML reader drop it.) Asked of the driver itself, in memory; a
+ * driver that cannot write there is trusted (the export reads its file back anyway). */
+static int keeps_null_geometry(GDALDriverH drv) {
+    char name[64];
+    snprintf(name, sizeof name, "/vsimem/rsclip_null_geom_%p", (void *)&name);
+    const char *ext = GDALGetMetadataItem(drv, GDAL_DMD_EXTENSION, NULL);
+    char *file = CPLStrdup(CPLFormFilename(name, "probe", ext && *ext ? ext : NULL));
+    rsclip__gdal_errors quiet;
+    rsclip__gdal_errors_push(&quiet);
+    int kept = 1;
+    VSIMkdir(name, 0700);
+    GDALDatasetH ds = GDALCreate(drv, file, 0, 0, 0, GDT_Unknown, NULL);
+    OGRLayerH l = ds ? GDALDatasetCreateLayer(ds, "probe", NULL, wkbPolygon, NULL) : NULL;
+    if (l) {
+        OGRFeatureH f = OGR_F_Create(OGR_L_GetLayerDefn(l));
+        int written = OGR_L_CreateFeature(l, f) == OGRERR_NONE;
+        OGR_F_Destroy(f);
+        GDALClose(ds);
+        const char *const same[] = {GDALGetDriverShortName(drv), NULL};
+        ds = written ? GDALOpenEx(file, GDAL_OF_VECTOR, same, NULL, NULL) : NULL;
+        OGRLayerH r = ds ? GDALDatasetGetLayer(ds, 0) : NULL;
+        if (r) kept = OGR_L_GetFeatureCount(r, TRUE) == 1;
+    }
+    if (ds) GDALClose(ds);
+    VSIRmdirRecursive(name);
+    rsclip__gdal_errors_pop(&quiet);
+    CPLFree(file);
+    return kept;
+}
+
+static void set_real_or_null(OGRFeatureH f, const char *name, double v, int have) {
+    int i = OGR_F_GetFieldIndex(f, name);
+    if (have && isfinite(v))
+        OGR_F_SetFieldDouble(f, i, v);
+    else
+        OGR_F_SetFieldNull(f, i);
+}
+
+static OGRFeatureH hit_feature(OGRFeatureDefnH defn, const rsclip_hit *h) {
+    OGRFeatureH f = OGR_F_Create(defn);
+    OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "rank"), h->rank);
+    OGR_F_SetFieldDouble(f, OGR_F_GetFieldIndex(f, "score"), h->score);
+    OGR_F_SetFieldDouble(f, OGR_F_GetFieldIndex(f, "prob"), h->prob);
+    set_real_or_null(f, "lon", h->lon, !rsclip__hit_is_pixel(h));
+    set_real_or_null(f, "lat", h->lat, !rsclip__hit_is_pixel(h));
+    OGR_F_SetFieldString(f, OGR_F_GetFieldIndex(f, "scene"), h->scene ? h->scene : "");
+    OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "xoff"), h->xoff);
+    OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "yoff"), h->yoff);
+    OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "xsize"), h->xsize);
+    OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "ysize"), h->ysize);
+    OGR_F_SetFieldInteger64(f, OGR_F_GetFieldIndex(f, "tile_id"), h->tile_id);
+    return f;
+}
+
+/* Hits in pixel coordinates (see rsclip/export.h): all of them -> a layer without CRS, footprints
+ * from the window corners; some of them -> the georeferenced ones as usual, these without a
+ * geometry, and a warning that counts them. */
 static int export_hits(rsclip__gdal_errors *err, const char *path,
                        const rsclip_export_params *params, const rsclip_hit *hits, int n) {
     static const field_def fields[] = {
@@ -493,26 +608,32 @@ static int export_hits(rsclip__gdal_errors *err, const char *path,
     static const layer_spec spec = {"hits", wkbPolygon, "rank", fields,
                                     (int)(sizeof fields / sizeof fields[0])};
     if (n < 0 || (n > 0 && !hits)) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "export: no hits");
+    int n_pixel = 0;
+    for (int i = 0; i < n; i++) n_pixel += rsclip__hit_is_pixel(&hits[i]);
+    const int pixel = n > 0 && n_pixel == n;
     out_ctx o;
-    int rc = out_open(&o, err, path, params, &spec);
+    int rc = out_open(&o, err, path, params, &spec, pixel);
     if (rc) return rc;
+    if (n_pixel && !pixel && !keeps_null_geometry(o.plan.drv)) {
+        rc = rsclip__error(RSCLIP_ERR_UNSUPPORTED,
+                           "%s: %d of %d hits are in pixel coordinates (their scenes have no CRS) "
+                           "and have no geometry in a layer with a CRS, but %s drops features "
+                           "without a geometry: write GPKG, GeoJSON, CSV or a shapefile, or export "
+                           "those hits alone (--scene ID)",
+                           o.path, n_pixel, n, o.plan.dname);
+        out_close(&o);
+        return rc;
+    }
+    if (n_pixel && !pixel)
+        rsclip__log(RSCLIP_LOG_WARN,
+                    "%s: %d of %d hits are in pixel coordinates (their scenes have no CRS): "
+                    "written without a geometry beside the georeferenced ones; export them alone "
+                    "(--scene ID) for their footprints in pixels",
+                    o.path, n_pixel, n);
     OGRFeatureDefnH defn = OGR_L_GetLayerDefn(o.layer);
     for (int i = 0; i < n && rc == RSCLIP_OK; i++) {
-        const rsclip_hit *h = &hits[i];
-        OGRFeatureH f = OGR_F_Create(defn);
-        OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "rank"), h->rank);
-        OGR_F_SetFieldDouble(f, OGR_F_GetFieldIndex(f, "score"), h->score);
-        OGR_F_SetFieldDouble(f, OGR_F_GetFieldIndex(f, "prob"), h->prob);
-        OGR_F_SetFieldDouble(f, OGR_F_GetFieldIndex(f, "lon"), h->lon);
-        OGR_F_SetFieldDouble(f, OGR_F_GetFieldIndex(f, "lat"), h->lat);
-        OGR_F_SetFieldString(f, OGR_F_GetFieldIndex(f, "scene"), h->scene ? h->scene : "");
-        OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "xoff"), h->xoff);
-        OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "yoff"), h->yoff);
-        OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "xsize"), h->xsize);
-        OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "ysize"), h->ysize);
-        OGR_F_SetFieldInteger64(f, OGR_F_GetFieldIndex(f, "tile_id"), h->tile_id);
-        OGRGeometryH g = NULL;
-        if (h->footprint && h->n_footprint >= 3) g = ring_polygon(h->footprint, h->n_footprint);
+        OGRFeatureH f = hit_feature(defn, &hits[i]);
+        OGRGeometryH g = pixel ? pixel_polygon(&hits[i]) : rsclip__hit_lonlat_polygon(&hits[i]);
         rc = out_write(&o, f, g);
         OGR_F_Destroy(f);
     }
@@ -532,7 +653,7 @@ static int export_regions(rsclip__gdal_errors *err, const char *path,
     if (n < 0 || (n > 0 && !regions))
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "export: no regions");
     out_ctx o;
-    int rc = out_open(&o, err, path, params, &spec);
+    int rc = out_open(&o, err, path, params, &spec, 0);
     if (rc) return rc;
     OGRFeatureDefnH defn = OGR_L_GetLayerDefn(o.layer);
     for (int i = 0; i < n && rc == RSCLIP_OK; i++) {
@@ -577,173 +698,6 @@ int rsclip_export_regions(const char *path, const rsclip_export_params *params,
     rsclip__gdal_errors e;
     rsclip__gdal_errors_push(&e);
     int rc = export_regions(&e, path, params, regions, n);
-    rsclip__gdal_errors_pop(&e);
-    return rc;
-}
-
-/* ---- regions ----------------------------------------------------------------------------------
- */
-
-static int uf_find(int *parent, int i) {
-    while (parent[i] != i) {
-        parent[i] = parent[parent[i]];
-        i = parent[i];
-    }
-    return i;
-}
-
-/* Area in m^2 of a WGS84 geometry: reprojected to a Lambert azimuthal equal-area projection
- * centred on it (accurate for regions of a few hundred km). */
-static double area_m2(OGRGeometryH g, OGRSpatialReferenceH wgs84, double lon, double lat) {
-    char proj4[160];
-    snprintf(proj4, sizeof proj4,
-             "+proj=laea +lat_0=%.9f +lon_0=%.9f +datum=WGS84 +units=m +no_defs", lat, lon);
-    OGRSpatialReferenceH laea = make_srs(proj4);
-    if (!laea) return NAN;
-    OGRCoordinateTransformationH ct = OCTNewCoordinateTransformation(wgs84, laea);
-    double a = NAN;
-    if (ct) {
-        OGRGeometryH c = OGR_G_Clone(g);
-        if (OGR_G_Transform(c, ct) == OGRERR_NONE) a = OGR_G_Area(c);
-        OGR_G_DestroyGeometry(c);
-        OCTDestroyCoordinateTransformation(ct);
-    }
-    OSRDestroySpatialReference(laea);
-    return a;
-}
-
-static int cmp_region(const void *a, const void *b) {
-    const rsclip_region *x = a, *y = b;
-    if (x->max_prob != y->max_prob) return x->max_prob > y->max_prob ? -1 : 1;
-    return x->best_tile_id < y->best_tile_id ? -1 : x->best_tile_id > y->best_tile_id;
-}
-
-void rsclip_regions_free(rsclip_region *regions, int n) {
-    if (!regions) return;
-    for (int i = 0; i < n; i++) {
-        CPLFree(regions[i].wkt);
-        free(regions[i].tile_ids);
-    }
-    free(regions);
-}
-
-static int regions_merge(rsclip__gdal_errors *err, const rsclip_hit *hits, int n,
-                         rsclip_region **out, int *n_out) {
-    if (!out || !n_out || n < 0 || (n > 0 && !hits))
-        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "regions_merge: invalid arguments");
-    *out = NULL;
-    *n_out = 0;
-    int rc = RSCLIP_OK, nr = 0;
-    OGRGeometryH *geoms = calloc((size_t)n + 1, sizeof *geoms);
-    OGREnvelope *env = calloc((size_t)n + 1, sizeof *env);
-    int *parent = malloc(((size_t)n + 1) * sizeof *parent);
-    int *root_region = malloc(((size_t)n + 1) * sizeof *root_region);
-    rsclip_region *regs = calloc((size_t)n + 1, sizeof *regs);
-    OGRSpatialReferenceH wgs84 = make_srs("EPSG:4326");
-    if (!geoms || !env || !parent || !root_region || !regs || !wgs84) {
-        rc = rsclip__error(RSCLIP_ERR_NOMEM, "regions_merge: out of memory");
-        goto done;
-    }
-    for (int i = 0; i < n; i++) {
-        parent[i] = i;
-        root_region[i] = -1;
-        if (hits[i].footprint && hits[i].n_footprint >= 3) {
-            geoms[i] = ring_polygon(hits[i].footprint, hits[i].n_footprint);
-            OGR_G_GetEnvelope(geoms[i], &env[i]);
-        }
-    }
-    /* Touching or overlapping footprints join one component. Adjacent tiles of one scene share
-     * their edges exactly; a small tolerance absorbs rounding between scenes. */
-    const double tol = 1e-9;
-    for (int i = 0; i < n; i++) {
-        if (!geoms[i]) continue;
-        for (int j = i + 1; j < n; j++) {
-            if (!geoms[j]) continue;
-            if (env[j].MinX > env[i].MaxX + tol || env[j].MaxX < env[i].MinX - tol ||
-                env[j].MinY > env[i].MaxY + tol || env[j].MaxY < env[i].MinY - tol)
-                continue;
-            if (OGR_G_Intersects(geoms[i], geoms[j]) || OGR_G_Distance(geoms[i], geoms[j]) <= tol) {
-                int a = uf_find(parent, i), b = uf_find(parent, j);
-                if (a != b) parent[b] = a;
-            }
-        }
-    }
-    for (int i = 0; i < n; i++) {
-        if (!geoms[i]) continue;
-        int r = uf_find(parent, i);
-        if (root_region[r] < 0) {
-            root_region[r] = nr++;
-            regs[root_region[r]].max_prob = -1.0f;
-            regs[root_region[r]].max_score = -2.0f;
-        }
-        rsclip_region *R = &regs[root_region[r]];
-        R->n_tiles++;
-        R->mean_prob += hits[i].prob;
-        if (hits[i].prob > R->max_prob ||
-            (hits[i].prob == R->max_prob && hits[i].tile_id < R->best_tile_id)) {
-            R->max_prob = hits[i].prob;
-            R->best_tile_id = hits[i].tile_id;
-        }
-        if (hits[i].score > R->max_score) R->max_score = hits[i].score;
-    }
-    for (int k = 0; k < nr; k++) {
-        regs[k].tile_ids = malloc((size_t)regs[k].n_tiles * sizeof(int64_t));
-        if (!regs[k].tile_ids) {
-            rc = rsclip__error(RSCLIP_ERR_NOMEM, "regions_merge: out of memory");
-            nr = k; /* free only what exists */
-            goto done;
-        }
-        regs[k].mean_prob /= (float)regs[k].n_tiles;
-        regs[k].n_tiles = 0; /* refilled below */
-    }
-    for (int k = 0; k < nr; k++) {
-        OGRGeometryH coll = OGR_G_CreateGeometry(wkbMultiPolygon);
-        for (int i = 0; i < n; i++) {
-            if (!geoms[i] || root_region[uf_find(parent, i)] != k) continue;
-            regs[k].tile_ids[regs[k].n_tiles++] = hits[i].tile_id;
-            OGR_G_AddGeometry(coll, geoms[i]);
-        }
-        OGRGeometryH u = OGR_G_UnionCascaded(coll);
-        OGR_G_DestroyGeometry(coll);
-        if (!u) {
-            rc = rsclip__error(RSCLIP_ERR_GDAL, "regions_merge: union failed: %s",
-                               gdal_msg(err, "GEOS error"));
-            nr = k + 1;
-            goto done;
-        }
-        OGRGeometryH c = OGR_G_CreateGeometry(wkbPoint);
-        if (OGR_G_Centroid(u, c) == OGRERR_NONE) {
-            regs[k].lon = OGR_G_GetX(c, 0);
-            regs[k].lat = OGR_G_GetY(c, 0);
-        }
-        OGR_G_DestroyGeometry(c);
-        regs[k].area_m2 = area_m2(u, wgs84, regs[k].lon, regs[k].lat);
-        OGR_G_ExportToWkt(u, &regs[k].wkt);
-        OGR_G_DestroyGeometry(u);
-    }
-    qsort(regs, (size_t)nr, sizeof *regs, cmp_region);
-    for (int k = 0; k < nr; k++) regs[k].id = k + 1;
-    *out = regs;
-    *n_out = nr;
-    regs = NULL;
-done:
-    if (regs) rsclip_regions_free(regs, nr);
-    if (geoms)
-        for (int i = 0; i < n; i++)
-            if (geoms[i]) OGR_G_DestroyGeometry(geoms[i]);
-    free(geoms);
-    free(env);
-    free(parent);
-    free(root_region);
-    if (wgs84) OSRDestroySpatialReference(wgs84);
-    return rc;
-}
-
-int rsclip_regions_merge(const rsclip_hit *hits, int n, rsclip_region **out, int *n_out) {
-    rsclip__gdal_init();
-    rsclip__gdal_errors e;
-    rsclip__gdal_errors_push(&e);
-    int rc = regions_merge(&e, hits, n, out, n_out);
     rsclip__gdal_errors_pop(&e);
     return rc;
 }

@@ -1,5 +1,6 @@
 /* Where an export may write, and new files through a temporary folder (see output_internal.h). */
 #include "export/output_internal.h"
+#include "index/index_files.h"
 #include "rsclip/export.h"
 #include "status/status_internal.h"
 
@@ -15,11 +16,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-/* Files SQLite (and rsclip's vector cache) keep beside an index: writing any of them corrupts or
- * misleads the index as surely as writing the index itself. */
-static const char *const k_companions[] = {"", "-wal", "-shm", "-journal", ".rsvec"};
-#define N_COMPANIONS (sizeof k_companions / sizeof k_companions[0])
-
 /* How far below a protected folder its index files are looked for (hard links). */
 #define WALK_MAX_DEPTH 8
 #define WALK_MAX_ENTRIES 100000
@@ -33,33 +29,6 @@ static char *join(const char *dir, const char *name) {
     if (!slash) s[a++] = '/';
     memcpy(s + a, name, b + 1);
     return s;
-}
-
-static char *concat(const char *a, const char *b) {
-    size_t n = strlen(a), m = strlen(b);
-    char *s = malloc(n + m + 1);
-    if (!s) return NULL;
-    memcpy(s, a, n);
-    memcpy(s + n, b, m + 1);
-    return s;
-}
-
-/* Canonical form of a path that may not exist (its folder must): realpath when it exists, else
- * realpath(folder)/name. NULL when the folder does not exist (errno set) or on no memory. */
-static char *canon(const char *path) {
-    char *r = realpath(path, NULL);
-    if (r) return r;
-    const char *slash = strrchr(path, '/');
-    const char *name = slash ? slash + 1 : path;
-    if (!*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) return NULL;
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-    if (!dir) return NULL;
-    char *rd = realpath(dir, NULL);
-    free(dir);
-    if (!rd) return NULL;
-    char *out = join(rd, name);
-    free(rd);
-    return out;
 }
 
 void rsclip__dest_free(rsclip__dest *d) {
@@ -81,7 +50,7 @@ int rsclip__dest_resolve(const char *path, rsclip__dest *d) {
     d->is_special =
         d->exists && d->st.st_mode && !S_ISDIR(d->st.st_mode) && !S_ISREG(d->st.st_mode);
     errno = 0;
-    d->real = canon(path);
+    d->real = rsclip__path_canon(path);
     if (!d->real)
         return rsclip__error(RSCLIP_ERR_IO, "%s: cannot be written: %s", path,
                              errno == ENOENT || errno == ENOTDIR ? "its folder does not exist"
@@ -151,29 +120,6 @@ static int in_protected_folder(const rsclip__dest *d, const char *dir) {
     return hit;
 }
 
-/* A protected file p (existing or not): p and its companions, under p's own name and under its
- * resolved name (SQLite finds the -wal beside either). */
-static int is_protected_file(const rsclip__dest *d, const char *p) {
-    char *bases[2] = {strdup(p), realpath(p, NULL)};
-    int hit = 0;
-    for (int b = 0; b < 2 && !hit; b++) {
-        if (!bases[b] || (b == 1 && bases[0] && strcmp(bases[0], bases[1]) == 0)) continue;
-        for (size_t c = 0; c < N_COMPANIONS && !hit; c++) {
-            char *name = concat(bases[b], k_companions[c]);
-            if (!name) continue;
-            char *cn = canon(name);
-            struct stat cs;
-            hit = (cn && strcmp(cn, d->real) == 0) ||
-                  (d->exists && d->st.st_ino && stat(name, &cs) == 0 && same_file(&cs, &d->st));
-            free(cn);
-            free(name);
-        }
-    }
-    free(bases[0]);
-    free(bases[1]);
-    return hit;
-}
-
 int rsclip__dest_check_protected(const rsclip__dest *d, const char *const *prot, int n_prot) {
     for (int i = 0; i < n_prot && prot; i++) {
         const char *p = prot[i];
@@ -185,7 +131,7 @@ int rsclip__dest_check_protected(const rsclip__dest *d, const char *const *prot,
                                      "%s: refusing to write over an index file inside %s, an "
                                      "input of this command (not even with --overwrite)",
                                      d->path, p);
-        } else if (is_protected_file(d, p)) {
+        } else if (rsclip__path_is_index_file(d->real, d->exists ? &d->st : NULL, p)) {
             return rsclip__error(RSCLIP_ERR_INVALID_ARG,
                                  "%s: refusing to write over %s, an input of this command, or "
                                  "its -wal/-shm/-journal/.rsvec files (not even with --overwrite)",

@@ -91,6 +91,8 @@ int idx__end(rsclip_index *idx, int rc) {
     if (sqlite3_get_autocommit(idx->db)) return rc; /* nothing open (SQLite may have rolled back) */
     if (rc == RSCLIP_OK) {
         rc = idx__exec(idx, "COMMIT", "committing");
+        /* what an immutable (lock-free) read saw must not have changed under it */
+        if (rc == RSCLIP_OK && idx->immutable) rc = idx__immutable_check(idx);
         if (rc == RSCLIP_OK) return rc;
     }
     /* keep the first error: the rollback's own status is secondary */
@@ -305,14 +307,8 @@ static int migrate(rsclip_index *idx) {
     return rc ? rc : fk;
 }
 
-static int open_impl(rsclip_index *idx, unsigned flags) {
-    int create = (flags & RSCLIP_INDEX_CREATE) != 0, empty;
-    int rc = sniff(idx->path, create, &empty);
-    if (rc) return rc;
-    int oflags = SQLITE_OPEN_NOMUTEX |
-                 (idx->readonly ? SQLITE_OPEN_READONLY
-                                : SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0));
-    if (sqlite3_open_v2(idx->path, &idx->db, oflags, NULL) != SQLITE_OK) {
+int idx__connect(rsclip_index *idx, const char *name, int oflags) {
+    if (sqlite3_open_v2(name, &idx->db, oflags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
         if (!idx->db) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
         return idx__db_error(idx, "opening");
     }
@@ -320,11 +316,23 @@ static int open_impl(rsclip_index *idx, unsigned flags) {
     sqlite3_busy_timeout(idx->db, RSCLIP_INDEX_BUSY_TIMEOUT_MS);
     if (idx__register_gpkg_functions(idx->db) != SQLITE_OK)
         return idx__db_error(idx, "registering SQL functions");
-    rc = idx__exec(idx, "PRAGMA foreign_keys = ON", "enabling foreign keys");
+    return idx__exec(idx, "PRAGMA foreign_keys = ON", "enabling foreign keys");
+}
+
+static int open_impl(rsclip_index *idx, unsigned flags) {
+    int create = (flags & RSCLIP_INDEX_CREATE) != 0, empty;
+    int rc = sniff(idx->path, create, &empty);
+    if (rc) return rc;
+    int oflags = idx->readonly ? SQLITE_OPEN_READONLY
+                               : SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
+    rc = idx__connect(idx, idx->path, oflags);
     if (rc) return rc;
 
     int64_t n_objects = 0;
     rc = query_int(idx, "SELECT count(*) FROM sqlite_master", &n_objects, "reading the schema");
+    /* a read-only open SQLite cannot serve with locks (index_readonly.c) */
+    if (rc && idx->readonly && idx__readonly_fallback(idx) == RSCLIP_OK)
+        rc = query_int(idx, "SELECT count(*) FROM sqlite_master", &n_objects, "reading the schema");
     if (rc) {
         if (rsclip_last_status() == RSCLIP_ERR_FORMAT)
             return rsclip__error(RSCLIP_ERR_FORMAT, "%s: not an rsclip index (%s)", idx->path,
@@ -341,6 +349,10 @@ static int open_impl(rsclip_index *idx, unsigned flags) {
         rc = idx__exec(idx, sql, "setting the page size");
         if (rc) return rc;
     }
+    int64_t version = 0;
+    /* A database that is not an index is refused before anything is written to it: switching
+     * the journal mode rewrites the header of the user's file. */
+    if (n_objects > 0 && (rc = identify(idx, &version))) return rc;
     if (!idx->readonly) {
         rc = idx__exec(idx, "PRAGMA journal_mode = WAL", "switching to WAL");
         if (rc) return rc;
@@ -358,7 +370,6 @@ static int open_impl(rsclip_index *idx, unsigned flags) {
         if (!rc) rc = idx__exec(idx, "PRAGMA foreign_keys = ON", "enabling foreign keys");
         if (rc) return rc;
     }
-    int64_t version = 0;
     rc = identify(idx, &version);
     if (rc) return rc;
     if (version < RSCLIP_INDEX_SCHEMA_VERSION) {
@@ -412,6 +423,7 @@ int rsclip_index_open(const char *path, unsigned flags, rsclip_index **out) {
 void rsclip_index_close(rsclip_index *idx) {
     if (!idx) return;
     for (int i = 0; i < IDX_ST_COUNT; i++) sqlite3_finalize(idx->st[i]);
+    if (idx->db && !idx->readonly) idx__leave_wal(idx);
     if (idx->db) sqlite3_close_v2(idx->db);
     free(idx->path);
     free(idx);

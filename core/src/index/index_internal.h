@@ -24,8 +24,31 @@ struct rsclip_index {
     sqlite3 *db;
     char *path;
     int readonly;
+    int immutable;       /* opened with immutable=1 (index_readonly.c) */
+    uint64_t file_id[5]; /* immutable opens: dev, ino, size, mtime, ctime of the file at open */
     sqlite3_stmt *st[IDX_ST_COUNT];
 };
+
+/* Open idx->db on name (a path, or a file: URI with SQLITE_OPEN_URI) with oflags (plus
+ * SQLITE_OPEN_NOMUTEX) and set the connection up: extended codes, busy timeout, GeoPackage
+ * functions, foreign keys. */
+int idx__connect(rsclip_index *idx, const char *name, int oflags);
+
+/* ---- read-only access (index_readonly.c) ---- */
+
+/* The first read of a read-only open failed: when SQLite could not serve it because the file is
+ * in WAL mode and its -shm file is missing and cannot be created here (a read-only folder or
+ * mount, another user's folder), reopen it immutable and return RSCLIP_OK; otherwise (or when
+ * that is not safe: a -wal file holding changes) leave the error and return it. */
+int idx__readonly_fallback(rsclip_index *idx);
+
+/* Immutable opens: RSCLIP_ERR_IO if the file (or its -wal) changed since it was opened. */
+int idx__immutable_check(rsclip_index *idx);
+
+/* Before a writer's connection closes: switch the file back to rollback-journal mode when no
+ * other connection uses it, so readers without write access to the folder can open it. Best
+ * effort, never waits. */
+void idx__leave_wal(rsclip_index *idx);
 
 /* Translate the connection's last SQLite error once: "PATH: WHAT: sqlite message" with
  * RSCLIP_ERR_IO for full disk / I/O errors, RSCLIP_ERR_FORMAT for not-a-database / corruption,

@@ -3,6 +3,7 @@
  * merge killed at any moment and run again ends with the same file as one that was never
  * interrupted, and merging an input twice adds nothing. */
 #include "index/index_internal.h"
+#include "index/index_files.h"
 #include "status/status_internal.h"
 
 #include <math.h>
@@ -351,6 +352,27 @@ static int seen_before(rsclip_index_set **sets, int i, int p) {
     return 0;
 }
 
+/* The output is never one of the inputs nor one of their companion files (-wal, -shm, -journal,
+ * .rsvec), whatever path names it. */
+static int check_output(const char *out_path, rsclip_index_set **sets, int n_inputs) {
+    char *real = rsclip__path_canon(out_path);
+    if (!real) return RSCLIP_OK; /* its folder does not exist: the open says so */
+    struct stat st;
+    int exists = stat(out_path, &st) == 0;
+    int rc = RSCLIP_OK;
+    for (int i = 0; i < n_inputs && !rc; i++)
+        for (int p = 0; p < rsclip_index_set_count(sets[i]) && !rc; p++) {
+            const char *pp = rsclip_index_path(rsclip_index_set_part(sets[i], p));
+            if (rsclip__path_is_index_file(real, exists ? &st : NULL, pp))
+                rc = rsclip__error(RSCLIP_ERR_INVALID_ARG,
+                                   "%s: refusing to write over %s, an input of the merge, or its "
+                                   "-wal/-shm/-journal/.rsvec files",
+                                   out_path, pp);
+        }
+    free(real);
+    return rc;
+}
+
 int rsclip_index_merge(const char *out_path, const char *const *inputs, int n_inputs,
                        rsclip_merge_progress_fn progress, void *user, rsclip_merge_report *report) {
     rsclip_merge_report rep;
@@ -364,14 +386,7 @@ int rsclip_index_merge(const char *out_path, const char *const *inputs, int n_in
     int rc = RSCLIP_OK;
     for (int i = 0; i < n_inputs && !rc; i++)
         rc = rsclip_index_set_open(inputs[i], RSCLIP_INDEX_READONLY, &sets[i]);
-    /* the output is never one of the inputs, whatever path names it */
-    for (int i = 0; i < n_inputs && !rc; i++)
-        for (int p = 0; p < rsclip_index_set_count(sets[i]) && !rc; p++) {
-            const char *pp = rsclip_index_path(rsclip_index_set_part(sets[i], p));
-            if (same_file(pp, out_path))
-                rc = rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s is an input of the merge (%s)",
-                                   out_path, pp);
-        }
+    if (!rc) rc = check_output(out_path, sets, n_inputs);
     rsclip_index *out = NULL;
     if (!rc) rc = rsclip_index_open(out_path, RSCLIP_INDEX_CREATE, &out);
     rsclip_index *first = rc ? NULL : rsclip_index_set_part(sets[0], 0);

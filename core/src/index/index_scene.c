@@ -12,7 +12,8 @@
     "id, path, file_size, mtime_ns, checksum, crs_wkt, epsg, gt0, gt1, gt2, gt3, gt4, gt5, "       \
     "width, height, bands, scaling, tiles_planned, status, tiles_stored, tiles_skipped, "          \
     "started_at, indexed_at, settings, tile_size, stride, src_width, src_height, src_bands, "      \
-    "georef, gsd"
+    "georef, gsd, datetime, start_datetime, end_datetime, datetime_source, stac_item, "            \
+    "stac_collection, stac_asset"
 
 static int opt_strcmp(const char *a, const char *b) {
     if (!a || !b) return 0; /* a side that did not compute a checksum does not disagree */
@@ -78,6 +79,13 @@ static void bind_opt_text(sqlite3_stmt *st, int i, const char *s) {
         sqlite3_bind_null(st, i);
 }
 
+/* The time and STAC columns, 7 from first (datetime .. stac_asset). */
+static void bind_time(sqlite3_stmt *st, int first, const rsclip_scene_info *s) {
+    const char *v[7] = {s->datetime,  s->start_datetime,  s->end_datetime, s->datetime_source,
+                        s->stac_item, s->stac_collection, s->stac_asset};
+    for (int k = 0; k < 7; k++) bind_opt_text(st, first + k, v[k]);
+}
+
 static void bind_opt_int(sqlite3_stmt *st, int i, int64_t v) {
     if (v > 0)
         sqlite3_bind_int64(st, i, v);
@@ -85,14 +93,15 @@ static void bind_opt_int(sqlite3_stmt *st, int i, int64_t v) {
         sqlite3_bind_null(st, i);
 }
 
-/* Bind the descriptive columns ?1..?25 (SCENE_BIND_COLS); the scene id is ?26 where used. */
+/* Bind the descriptive columns ?1..?32 (SCENE_BIND_COLS); the scene id is ?33 where used. */
 #define SCENE_BIND_COLS                                                                            \
     "path, file_size, mtime_ns, checksum, crs_wkt, epsg, gt0, gt1, gt2, gt3, gt4, gt5, width, "    \
     "height, bands, scaling, tiles_planned, settings, tile_size, stride, src_width, src_height, "  \
-    "src_bands, georef, gsd"
+    "src_bands, georef, gsd, datetime, start_datetime, end_datetime, datetime_source, "            \
+    "stac_item, stac_collection, stac_asset"
 #define SCENE_BIND_VALUES                                                                          \
     "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "  \
-    "?21, ?22, ?23, ?24, ?25"
+    "?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32"
 static void bind_scene(sqlite3_stmt *st, const rsclip_scene_info *s) {
     sqlite3_bind_text(st, 1, s->path, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, s->file_size);
@@ -120,6 +129,7 @@ static void bind_scene(sqlite3_stmt *st, const rsclip_scene_info *s) {
         sqlite3_bind_double(st, 25, s->gsd);
     else
         sqlite3_bind_null(st, 25);
+    bind_time(st, 26, s);
 }
 
 static int step_done(rsclip_index *idx, sqlite3_stmt *st, const char *what) {
@@ -158,11 +168,11 @@ static int begin_impl(rsclip_index *idx, const rsclip_scene_info *s, int force, 
     case RSCLIP_SCENE_NEW:
         rc = idx__prepare(idx,
                           "INSERT INTO scenes (" SCENE_BIND_COLS
-                          ", status, id) VALUES (" SCENE_BIND_VALUES ", 'indexing', ?26)",
+                          ", status, id) VALUES (" SCENE_BIND_VALUES ", 'indexing', ?33)",
                           &st);
         if (rc) return rc;
         bind_scene(st, s);
-        bind_opt_int(st, 26, s->id);
+        bind_opt_int(st, 33, s->id);
         if ((rc = step_done(idx, st, "inserting a scene"))) return rc;
         *id = sqlite3_last_insert_rowid(idx->db);
         break;
@@ -170,12 +180,12 @@ static int begin_impl(rsclip_index *idx, const rsclip_scene_info *s, int force, 
         /* same file: refresh the description, keep the tiles */
         rc = idx__prepare(idx,
                           "UPDATE scenes SET (" SCENE_BIND_COLS ") = (" SCENE_BIND_VALUES
-                          ") WHERE id = ?26 AND path = ?1 AND file_size = ?2 AND mtime_ns = ?3 AND "
+                          ") WHERE id = ?33 AND path = ?1 AND file_size = ?2 AND mtime_ns = ?3 AND "
                           "(?4 IS NULL OR checksum IS NULL OR checksum = ?4)",
                           &st);
         if (rc) return rc;
         bind_scene(st, s);
-        sqlite3_bind_int64(st, 26, *id);
+        sqlite3_bind_int64(st, 33, *id);
         if ((rc = step_done(idx, st, "updating a scene"))) return rc;
         break;
     default: /* CHANGED or forced */
@@ -184,11 +194,11 @@ static int begin_impl(rsclip_index *idx, const rsclip_scene_info *s, int force, 
                           "UPDATE scenes SET (" SCENE_BIND_COLS ") = (" SCENE_BIND_VALUES
                           "), status = 'indexing', tiles_stored = 0, tiles_skipped = 0, "
                           "indexed_at = NULL, started_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
-                          "WHERE id = ?26",
+                          "WHERE id = ?33",
                           &st);
         if (rc) return rc;
         bind_scene(st, s);
-        sqlite3_bind_int64(st, 26, *id);
+        sqlite3_bind_int64(st, 33, *id);
         if ((rc = step_done(idx, st, "replacing a scene"))) return rc;
     }
     return idx__touch(idx);
@@ -258,6 +268,31 @@ static int delete_impl(rsclip_index *idx, int64_t scene_id) {
     return idx__touch(idx);
 }
 
+static int set_time_impl(rsclip_index *idx, int64_t scene_id, const rsclip_scene_info *s) {
+    int rc = scene_exists(idx, scene_id);
+    if (rc) return rc;
+    sqlite3_stmt *st;
+    if ((rc = idx__prepare(idx,
+                           "UPDATE scenes SET (datetime, start_datetime, end_datetime, "
+                           "datetime_source, stac_item, stac_collection, stac_asset) = (?2, ?3, "
+                           "?4, ?5, ?6, ?7, ?8) WHERE id = ?1",
+                           &st)))
+        return rc;
+    sqlite3_bind_int64(st, 1, scene_id);
+    bind_time(st, 2, s);
+    if ((rc = step_done(idx, st, "updating a scene's time"))) return rc;
+    return idx__touch(idx);
+}
+
+int rsclip_index_set_scene_time(rsclip_index *idx, int64_t scene_id,
+                                const rsclip_scene_info *scene) {
+    if (!idx || !scene)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_index_set_scene_time: NULL argument");
+    int rc = idx__writable(idx, "set scene time");
+    if (rc || (rc = idx__begin_write(idx))) return rc;
+    return idx__end(idx, set_time_impl(idx, scene_id, scene));
+}
+
 int rsclip_index_delete_scene(rsclip_index *idx, int64_t scene_id) {
     return rsclip_index_delete_scenes(idx, &scene_id, 1);
 }
@@ -305,7 +340,7 @@ int rsclip_index_list_scenes(rsclip_index *idx, int64_t **ids, size_t *n) {
 
 /* Copy the current row (SCENE_COLS) into one allocation. */
 static int scene_from_row(rsclip_index *idx, sqlite3_stmt *st, rsclip_scene_info **out) {
-    static const int text_cols[] = {1, 4, 5, 15, 16, 21, 22, 23};
+    static const int text_cols[] = {1, 4, 5, 15, 16, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37};
     size_t total = sizeof(rsclip_scene_info);
     for (size_t i = 0; i < sizeof text_cols / sizeof text_cols[0]; i++)
         if (sqlite3_column_type(st, text_cols[i]) != SQLITE_NULL)
@@ -313,8 +348,8 @@ static int scene_from_row(rsclip_index *idx, sqlite3_stmt *st, rsclip_scene_info
     rsclip_scene_info *s = calloc(1, total);
     if (!s) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
     char *p = (char *)(s + 1);
-    const char *strs[8];
-    for (size_t i = 0; i < 8; i++) {
+    const char *strs[15];
+    for (size_t i = 0; i < 15; i++) {
         strs[i] = NULL;
         if (sqlite3_column_type(st, text_cols[i]) == SQLITE_NULL) continue;
         const unsigned char *t = sqlite3_column_text(st, text_cols[i]);
@@ -353,6 +388,13 @@ static int scene_from_row(rsclip_index *idx, sqlite3_stmt *st, rsclip_scene_info
     /* schema 1 indexed georeferenced scenes only */
     s->georef = sqlite3_column_type(st, 29) == SQLITE_NULL ? 2 : sqlite3_column_int(st, 29);
     s->gsd = sqlite3_column_double(st, 30);
+    s->datetime = strs[8];
+    s->start_datetime = strs[9];
+    s->end_datetime = strs[10];
+    s->datetime_source = strs[11];
+    s->stac_item = strs[12];
+    s->stac_collection = strs[13];
+    s->stac_asset = strs[14];
     *out = s;
     return RSCLIP_OK;
 }

@@ -38,6 +38,7 @@ void rsclip__msg_free(msg *m) {
     free(m->bands);
     free(m->scaling);
     free(m->settings);
+    for (int k = 0; k < 7; k++) free(m->time[k]);
     free(m->error);
     free(m->note);
     free(m);
@@ -128,14 +129,16 @@ typedef struct writer {
     float *emb;
     rsclip_indexer_report rep;
     int64_t sid, tiles_total;
-    int scene, ok; /* current scene number and whether its tiles are being stored */
-    int failed_no; /* the last scene counted as failed (-1: none) */
+    int scene, ok;          /* current scene number and whether its tiles are being stored */
+    int failed_no;          /* the last scene counted as failed (-1: none) */
+    unsigned char *settled; /* [n_jobs]: the scene's outcome (skipped, failed, complete) is in */
 } writer;
 
 /* A failure that concerns one scene: report it once, stop storing (and reading) that scene. */
 static void scene_failed(writer *w, int scene_no, const char *path, const char *message) {
     if (w->failed_no == scene_no) return;
     w->failed_no = scene_no;
+    w->settled[scene_no] = 1;
     w->rep.scenes_failed++;
     if (w->p->on_error) w->p->on_error(path, message, w->p->user);
     if (scene_no == w->scene) {
@@ -158,9 +161,15 @@ static int on_message(writer *w, msg *m) {
     switch (m->kind) {
     case MSG_SCENE_SKIP:
         w->rep.scenes_unchanged++;
+        w->settled[m->scene_no] = 1;
         break;
-    case MSG_SCENE_FAIL:
-        scene_failed(w, m->scene_no, m->path, m->error);
+    case MSG_SCENE_TIME:
+        w->rep.scenes_unchanged++;
+        w->settled[m->scene_no] = 1;
+        r = rsclip_index_set_scene_time(w->idx, m->scene_id, &m->scene);
+        break;
+    case MSG_SCENE_FAIL: /* the reader's copies of the strings may be missing (out of memory) */
+        scene_failed(w, m->scene_no, path, m->error ? m->error : "cannot be indexed");
         break;
     case MSG_SCENE_BEGIN: {
         int state = 0;
@@ -198,11 +207,24 @@ static int on_message(writer *w, msg *m) {
             if (!r) {
                 w->rep.scenes_indexed++;
                 w->rep.tiles_skipped += m->skipped;
+                w->settled[m->scene_no] = 1;
             }
         }
         break;
     }
     return r;
+}
+
+/* After a run that went through: a scene whose outcome never arrived lost its message to a failed
+ * allocation in the reader. It is not indexed (an interrupted scene resumes next run): report it
+ * like any scene that failed. */
+static void report_unsettled(writer *w) {
+    for (int i = 0; i < w->pl->n_jobs; i++) {
+        if (w->settled[i]) continue;
+        const char *path = w->pl->jobs[i].path;
+        rsclip__error(RSCLIP_ERR_NOMEM, "%s: not indexed: out of memory while reading it", path);
+        scene_failed(w, i, path, rsclip_last_error());
+    }
 }
 
 static int report_progress(writer *w, const msg *m, double t0) {
@@ -258,9 +280,11 @@ static int run_pipeline(const char *index_path, const idx_job *jobs, int n_jobs,
         else
             rsclip__q_push(&pl.free_batches, buffers[i]);
     }
-    writer w = {&p, &pl, enc, idx, NULL, *report, 0, 0, -1, 0, -1};
+    writer w = {&p, &pl, enc, idx, NULL, *report, 0, 0, -1, 0, -1, NULL};
     w.emb = rc ? NULL : malloc(sizeof(float) * (size_t)p.batch * (size_t)mi->embed_dim);
-    if (!rc && !w.emb) rc = rsclip__error(RSCLIP_ERR_NOMEM, "indexer: out of memory");
+    w.settled = rc ? NULL : calloc((size_t)n_jobs, 1);
+    if (!rc && (!w.emb || !w.settled))
+        rc = rsclip__error(RSCLIP_ERR_NOMEM, "indexer: out of memory");
     pthread_t reader;
     int reader_started = 0;
     if (!rc) {
@@ -282,17 +306,20 @@ static int run_pipeline(const char *index_path, const idx_job *jobs, int n_jobs,
             continue;
         }
         fatal = on_message(&w, m);
-        if (!fatal && p.progress && m->kind != MSG_SCENE_FAIL && m->kind != MSG_SCENE_SKIP)
+        if (!fatal && p.progress && m->kind != MSG_SCENE_FAIL && m->kind != MSG_SCENE_SKIP &&
+            m->kind != MSG_SCENE_TIME)
             fatal = report_progress(&w, m, t0);
         if (fatal) atomic_store(&pl.stop, 1);
         rsclip__msg_free(m);
     }
     if (reader_started) pthread_join(reader, NULL);
+    if (reader_started && !fatal) report_unsettled(&w);
     rc = fatal;
     for (int i = 0; i < N_BATCH_BUFFERS; i++) batch_free(buffers[i]);
     rsclip__q_destroy(&pl.to_writer);
     rsclip__q_destroy(&pl.free_batches);
     free(w.emb);
+    free(w.settled);
     *report = w.rep;
     return rc;
 }
@@ -352,7 +379,8 @@ static void remove_index_files(const char *path) {
     }
 }
 
-static int bind_model(rsclip_index *idx, const char *name, const rsclip_model_info *mi) {
+static int bind_model(rsclip_index *idx, const char *name, const rsclip_model *model) {
+    const rsclip_model_info *mi = rsclip_model_get_info(model);
     char model_id[4096], prep[512], v[64];
     model_id_of(name, model_id, sizeof model_id);
     snprintf(prep, sizeof prep,
@@ -361,7 +389,13 @@ static int bind_model(rsclip_index *idx, const char *name, const rsclip_model_in
              mi->image_size, mi->image_size, mi->rescale_factor, mi->image_mean[0],
              mi->image_mean[1], mi->image_mean[2], mi->image_std[0], mi->image_std[1],
              mi->image_std[2], mi->image_size);
-    int rc = rsclip_index_bind_model(idx, model_id, mi->fingerprint, mi->embed_dim, prep);
+    /* an index that recorded a legacy fingerprint is checked against the legacy one */
+    char *recorded = NULL;
+    if (rsclip_index_get_meta(idx, "model_fingerprint", &recorded) != RSCLIP_OK)
+        rsclip_clear_error();
+    int rc = rsclip_index_bind_model(idx, model_id, rsclip_model_fingerprint_for(model, recorded),
+                                     mi->embed_dim, prep);
+    rsclip_free(recorded);
     snprintf(v, sizeof v, "%.9g", mi->logit_scale);
     if (!rc) rc = rsclip_index_set_meta(idx, "logit_scale", v);
     snprintf(v, sizeof v, "%.9g", mi->logit_bias);
@@ -390,14 +424,17 @@ static int index_jobs(const char *index_path, const idx_job *jobs, int n_jobs,
     rsclip_model *model = NULL;
     rsclip_encoder *enc = NULL;
     rsclip_index *idx = NULL;
-    if (!rc) rc = rsclip_model_load(model_dir, NULL, &model);
+    /* Owned weights: an indexing run lasts hours, and a checkpoint rewritten meanwhile must
+     * neither crash it (SIGBUS) nor mix two versions into one index. */
+    rsclip_model_params mp = {.owned_weights = 1};
+    if (!rc) rc = rsclip_model_load(model_dir, &mp, &model);
     const rsclip_model_info *mi = model ? rsclip_model_get_info(model) : NULL;
     if (!rc && p.tiler.tile_size > 0 && p.tiler.tile_size != mi->image_size)
         rc = rsclip__error(RSCLIP_ERR_MISMATCH,
                            "the plan was made for %d px tiles, the model %s takes %d px",
                            p.tiler.tile_size, p.model, mi->image_size);
     if (!rc) rc = rsclip_index_open(index_path, RSCLIP_INDEX_CREATE, &idx);
-    if (!rc) rc = bind_model(idx, p.model, mi);
+    if (!rc) rc = bind_model(idx, p.model, model);
     if (!rc && part) rc = check_part(idx, part);
     if (!rc && part) rc = rsclip_index_set_meta(idx, "shard_complete", "0");
     if (!rc) {
@@ -405,7 +442,8 @@ static int index_jobs(const char *index_path, const idx_job *jobs, int n_jobs,
         ep.max_batch = p.batch;
         ep.n_threads = p.n_threads;
         ep.precision = (rsclip_precision)p.precision;
-        rc = rsclip_encoder_new(model, &ep, &enc);
+        if (p.device) rc = rsclip_device_parse(p.device, &ep.device);
+        if (!rc) rc = rsclip_encoder_new(model, &ep, &enc);
     }
     rep.setup_seconds = now_s() - t0;
     if (!rc && n_jobs > 0)
@@ -429,12 +467,30 @@ int rsclip_indexer_run(const char *index_path, const char *const *paths, int n_p
     if (report) memset(report, 0, sizeof *report);
     if (!index_path || (n_paths > 0 && !paths) || n_paths < 0)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "indexer: no index or inputs");
+    rsclip_input *in = calloc((size_t)(n_paths ? n_paths : 1), sizeof *in);
+    if (!in) return rsclip__error(RSCLIP_ERR_NOMEM, "indexer: out of memory");
+    for (int i = 0; i < n_paths; i++) in[i].path = paths[i];
+    int rc = rsclip_indexer_run_inputs(index_path, in, n_paths, params, report);
+    free(in);
+    return rc;
+}
+
+int rsclip_indexer_run_inputs(const char *index_path, const rsclip_input *inputs, int n_inputs,
+                              const rsclip_indexer_params *params, rsclip_indexer_report *report) {
+    if (report) memset(report, 0, sizeof *report);
+    if (!index_path || (n_inputs > 0 && !inputs) || n_inputs < 0)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "indexer: no index or inputs");
     rsclip_indexer_params p = params ? *params : rsclip_indexer_default_params();
     p.tiler.tile_size = 0; /* from the model */
-    idx_job *jobs = calloc((size_t)(n_paths ? n_paths : 1), sizeof *jobs);
+    idx_job *jobs = calloc((size_t)(n_inputs ? n_inputs : 1), sizeof *jobs);
     if (!jobs) return rsclip__error(RSCLIP_ERR_NOMEM, "indexer: out of memory");
-    for (int i = 0; i < n_paths; i++) jobs[i] = (idx_job){paths[i], 0, -1, 0, 0, -1, 0, 0};
-    int rc = index_jobs(index_path, jobs, n_paths, &p, NULL, report);
+    for (int i = 0; i < n_inputs; i++) {
+        const rsclip_input *in = &inputs[i];
+        jobs[i] = (idx_job){
+            in->path,      0, -1, 0, 0, -1, 0, 0, in->datetime, in->stac_item, in->stac_collection,
+            in->stac_asset};
+    }
+    int rc = index_jobs(index_path, jobs, n_inputs, &p, NULL, report);
     free(jobs);
     return rc;
 }
@@ -468,7 +524,18 @@ int rsclip_indexer_run_plan(const char *index_path, const rsclip_plan *plan, int
         if (b > sc->n_tiles) b = sc->n_tiles;
         if (a >= b) continue;
         idx_job *j = &jobs[n++];
-        *j = (idx_job){sc->path, a, b, 0, 0, sc->file_size, sc->mtime_ns, sc->n_tiles};
+        *j = (idx_job){sc->path,
+                       a,
+                       b,
+                       0,
+                       0,
+                       sc->file_size,
+                       sc->mtime_ns,
+                       sc->n_tiles,
+                       sc->datetime,
+                       sc->stac_item,
+                       sc->stac_collection,
+                       sc->stac_asset};
         if (shard_count > 0) {
             j->scene_id = sc->ordinal + 1;
             j->first_fid = sc->first_tile + 1;

@@ -20,7 +20,15 @@ typedef struct batch {
     double *rings;            /* [cap, RSCLIP_TILER_MAX_RING, 2] */
 } batch;
 
-enum { MSG_SCENE_BEGIN, MSG_BATCH, MSG_SCENE_END, MSG_SCENE_FAIL, MSG_SCENE_SKIP, MSG_DONE };
+enum {
+    MSG_SCENE_BEGIN,
+    MSG_BATCH,
+    MSG_SCENE_END,
+    MSG_SCENE_FAIL,
+    MSG_SCENE_SKIP,
+    MSG_SCENE_TIME, /* an unchanged scene whose time or STAC fields changed: update them */
+    MSG_DONE
+};
 
 typedef struct msg {
     int kind;
@@ -29,6 +37,8 @@ typedef struct msg {
     /* MSG_SCENE_BEGIN: what the index records about the scene (strings owned by the message) */
     rsclip_scene_info scene;
     char *path, *checksum, *crs_wkt, *bands, *scaling, *settings;
+    char *time[7];       /* datetime, start, end, source, stac item, collection, asset (or NULL) */
+    int64_t scene_id;    /* MSG_SCENE_TIME */
     int force;           /* replace what the index holds (file or settings changed) */
     int64_t tiles_to_do; /* tiles this run will read (not yet stored) */
     int64_t skipped;     /* MSG_SCENE_END: tiles below min_valid */
@@ -61,6 +71,7 @@ typedef struct idx_job {
     int64_t plan_size;  /* >= 0: file size, mtime and tile count the plan saw: a scene that */
     int64_t plan_mtime; /* changed since is refused (the split would no longer agree) */
     int64_t plan_tiles;
+    const char *datetime, *stac_item, *stac_collection, *stac_asset; /* from a catalogue */
 } idx_job;
 
 typedef struct pipeline {

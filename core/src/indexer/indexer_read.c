@@ -3,6 +3,7 @@
  * read and preprocess its tiles into batches for the writer. Every failure here belongs to one
  * scene: it is reported (MSG_SCENE_FAIL) and the next input is read. */
 #include "indexer/indexer_internal.h"
+#include "rsclip/time.h"
 #include "status/status_internal.h"
 
 #include <math.h>
@@ -24,9 +25,11 @@ static msg *msg_new(int kind, int scene_no) {
     return m;
 }
 
+/* Outcomes (fail, skip, end) that cannot be sent for want of memory are not lost: the writer
+ * reports every scene whose outcome never arrived once the reader is done. */
 static void send_fail(pipeline *pl, int scene_no, const char *path, const char *err) {
     msg *m = msg_new(MSG_SCENE_FAIL, scene_no);
-    if (!m) return; /* out of memory: the scene simply stays unreported as failed */
+    if (!m) return;
     m->path = dupstr(path);
     m->error = dupstr(err);
     rsclip__q_push(&pl->to_writer, m);
@@ -111,10 +114,12 @@ static void legacy_compare(pipeline *pl, rsclip_index *ro, const rsclip_scene_in
 }
 
 /* Compare the scene on disk and the settings of this run with what the index holds. */
-static void decide(pipeline *pl, rsclip_index *ro, const rsclip_raster_info *si, decision *d) {
+static void decide(pipeline *pl, rsclip_index *ro, const rsclip_raster_info *si, decision *d,
+                   rsclip_scene_info **stored) {
     memset(d, 0, sizeof *d);
     d->state = RSCLIP_SCENE_NEW;
     rsclip_scene_info *old = NULL;
+    *stored = NULL;
     if (!ro || rsclip_index_find_scene(ro, si->path, &old) != RSCLIP_OK) {
         rsclip_clear_error(); /* not there (or no index yet) */
         return;
@@ -151,7 +156,80 @@ static void decide(pipeline *pl, rsclip_index *ro, const rsclip_raster_info *si,
         d->state = RSCLIP_SCENE_CHANGED;
         snprintf(d->note, sizeof d->note, "forced");
     }
-    rsclip_free(old);
+    *stored = old;
+}
+
+/* ---- when it was taken ------------------------------------------------------------------- */
+
+/* The scene's time and STAC fields (7 strings, NULL when unknown: datetime, start, end,
+ * source, item, collection, asset), first found of: the input's own (a STAC item's), the run's
+ * --datetime, the raster's metadata, the file name pattern. */
+static int scene_time(const pipeline *pl, const idx_job *job, const rsclip_raster_info *si,
+                      char *out[7]) {
+    memset(out, 0, 7 * sizeof *out);
+    const char *text = NULL, *source = NULL;
+    rsclip_time t;
+    int have = 0;
+    if (job->datetime) {
+        text = job->datetime;
+        source = "stac";
+    } else if (pl->params->datetime) {
+        text = pl->params->datetime;
+        source = "option";
+    } else if (si->datetime[0]) {
+        text = si->datetime;
+        source = "metadata";
+    } else if (pl->params->datetime_from_name) {
+        int r = rsclip_time_from_name(si->path, pl->params->datetime_from_name, &t);
+        if (r < 0) return r;
+        have = r == 1;
+        source = "name";
+    }
+    if (text) {
+        if (rsclip_time_parse(text, &t) != RSCLIP_OK)
+            return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: its time '%s' (%s): %s", si->path,
+                                 text, source, rsclip_last_error());
+        have = 1;
+    }
+    char buf[3][RSCLIP_TIME_TEXT_MAX];
+    if (have) {
+        rsclip_time a = {t.start_ms, t.start_ms}, b = {t.end_ms, t.end_ms};
+        int span = t.end_ms != t.start_ms;
+        if (rsclip_time_format(span ? &a : &t, buf[span ? 1 : 0], RSCLIP_TIME_TEXT_MAX) ||
+            (span && rsclip_time_format(&b, buf[2], RSCLIP_TIME_TEXT_MAX)))
+            return rsclip_last_status();
+        out[span ? 1 : 0] = strdup(buf[span ? 1 : 0]);
+        if (span) out[2] = strdup(buf[2]);
+        out[3] = strdup(source);
+    }
+    const char *stac[3] = {job->stac_item, job->stac_collection, job->stac_asset};
+    for (int k = 0; k < 3; k++)
+        if (stac[k]) out[4 + k] = strdup(stac[k]);
+    return RSCLIP_OK;
+}
+
+static void time_strings_to_scene(char *const v[7], rsclip_scene_info *sc) {
+    sc->datetime = v[0];
+    sc->start_datetime = v[1];
+    sc->end_datetime = v[2];
+    sc->datetime_source = v[3];
+    sc->stac_item = v[4];
+    sc->stac_collection = v[5];
+    sc->stac_asset = v[6];
+}
+
+static int same_text(const char *a, const char *b) {
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Do the stored scene's time and STAC fields differ from v? */
+static int time_differs(const rsclip_scene_info *old, char *const v[7]) {
+    const char *o[7] = {old->datetime,        old->start_datetime, old->end_datetime,
+                        old->datetime_source, old->stac_item,      old->stac_collection,
+                        old->stac_asset};
+    for (int k = 0; k < 7; k++)
+        if (!same_text(o[k], v[k])) return 1;
+    return 0;
 }
 
 /* ---- reading a scene ------------------------------------------------------------------------- */
@@ -245,7 +323,7 @@ static int add_to_batch(pipeline *pl, batch *b, const rsclip_tile *tile, const u
 
 static int send_batch(pipeline *pl, int scene_no, batch **b) {
     msg *m = msg_new(MSG_BATCH, scene_no);
-    if (!m) return rsclip__error(RSCLIP_ERR_NOMEM, "indexer: out of memory");
+    if (!m) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", pl->jobs[scene_no].path);
     m->b = *b;
     *b = NULL;
     rsclip__q_push(&pl->to_writer, m);
@@ -310,13 +388,33 @@ static void read_scene(pipeline *pl, rsclip_index *ro, int scene_no) {
         return;
     }
     decision d;
-    decide(pl, ro, si, &d);
-    if (d.state == RSCLIP_SCENE_UNCHANGED) {
-        msg *m = msg_new(MSG_SCENE_SKIP, scene_no);
-        if (m) rsclip__q_push(&pl->to_writer, m);
+    rsclip_scene_info *stored = NULL;
+    decide(pl, ro, si, &d, &stored);
+    char *tv[7];
+    if (scene_time(pl, job, si, tv) != RSCLIP_OK) {
+        send_fail(pl, scene_no, path, rsclip_last_error());
+        for (int k = 0; k < 7; k++) free(tv[k]);
+        rsclip_free(stored);
         rsclip_tiler_close(t);
         return;
     }
+    if (d.state == RSCLIP_SCENE_UNCHANGED) {
+        /* the same tiles; only a time or catalogue fact that changed is written */
+        int update = stored && time_differs(stored, tv);
+        msg *m = msg_new(update ? MSG_SCENE_TIME : MSG_SCENE_SKIP, scene_no);
+        if (m && update) {
+            memcpy(m->time, tv, sizeof tv);
+            time_strings_to_scene(m->time, &m->scene);
+            m->scene_id = stored->id;
+        } else {
+            for (int k = 0; k < 7; k++) free(tv[k]);
+        }
+        if (m) rsclip__q_push(&pl->to_writer, m);
+        rsclip_free(stored);
+        rsclip_tiler_close(t);
+        return;
+    }
+    rsclip_free(stored);
     rsclip_tile_window *done = NULL;
     size_t n_done = 0;
     int rc = RSCLIP_OK;
@@ -328,7 +426,12 @@ static void read_scene(pipeline *pl, rsclip_index *ro, int scene_no) {
         /* windows already stored are windows of this grid (other settings re-index) */
         int64_t to_do = job_end(job, si) - job->first - (int64_t)n_done;
         m = begin_msg(pl, scene_no, si, &d, to_do > 0 ? to_do : 0);
-        if (m) m->scene.id = job->scene_id;
+        if (m) {
+            m->scene.id = job->scene_id;
+            memcpy(m->time, tv, sizeof tv);
+            memset(tv, 0, sizeof tv);
+            time_strings_to_scene(m->time, &m->scene);
+        }
         if (!m) rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", path);
     }
     int64_t skipped = 0;
@@ -345,6 +448,7 @@ static void read_scene(pipeline *pl, rsclip_index *ro, int scene_no) {
             rsclip__q_push(&pl->to_writer, me);
         }
     }
+    for (int k = 0; k < 7; k++) free(tv[k]);
     rsclip_free(done);
     rsclip_tiler_close(t);
 }

@@ -1,10 +1,13 @@
 /*
  * The encoder object: parameters, the path its products take (precision x ISA, gemm/isa.h), the
  * activation arena, the packed weights of each tower (built at the tower's first use), and the
- * encode entry points. The forward pass itself is forward.c.
+ * encode entry points. The forward pass itself is forward.c. An encoder on a CUDA device holds
+ * the CUDA encoder (cuda/cuda_encoder.h) instead of an arena and packed weights, and the entry
+ * points hand it the checked arguments.
  */
 #include "model/encoder_internal.h"
 
+#include "cuda/cuda_encoder.h"
 #include "status/status_internal.h"
 
 #include <math.h>
@@ -16,6 +19,7 @@
 
 rsclip_encoder_params rsclip_encoder_default_params(void) {
     rsclip_encoder_params p;
+    memset(&p, 0, sizeof(p)); /* device: the CPU */
     p.max_batch = 8;
     p.n_threads = 0;
     p.precision = RSCLIP_PRECISION_AUTO;
@@ -30,6 +34,10 @@ rsclip_precision rsclip_encoder_precision(const rsclip_encoder *e) {
 rsclip_isa rsclip_encoder_isa(const rsclip_encoder *e, const char **why) {
     if (why) *why = e ? e->isa_reason : NULL;
     return e ? (rsclip_isa)e->isa : RSCLIP_ISA_SCALAR;
+}
+
+const char *rsclip_encoder_device_name(const rsclip_encoder *e) {
+    return e && e->cuda ? rsclip__cuda_name(e->cuda) : "cpu";
 }
 
 static void tower_pack_free(tower_pack *tp) {
@@ -168,6 +176,32 @@ static int tower_pack_build(rsclip_encoder *e, int vision) {
     return rc;
 }
 
+/* An encoder that forwards to the CUDA encoder on p->device. INT8 has no GPU kernel: there it
+ * runs as F32, as on a CPU without AVX512-VNNI. */
+static int encoder_new_cuda(const rsclip_model *m, const rsclip_encoder_params *p,
+                            rsclip_encoder **out) {
+    if (p->device.kind != RSCLIP_DEVICE_CUDA || p->device.index < 0)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "encoder_new: unknown device (kind %d, %d)",
+                             (int)p->device.kind, p->device.index);
+    const rsclip_precision prec =
+        p->precision == RSCLIP_PRECISION_INT8 ? RSCLIP_PRECISION_F32 : p->precision;
+    rsclip_encoder *e = calloc(1, sizeof(*e));
+    if (!e) return rsclip__error(RSCLIP_ERR_NOMEM, "encoder_new: out of memory");
+    int rc = rsclip__cuda_new(m, p->device.index, p->max_batch, prec, &e->cuda);
+    if (rc != RSCLIP_OK) {
+        free(e);
+        return rc;
+    }
+    e->m = m;
+    e->max_batch = p->max_batch;
+    e->n_threads = 1;
+    e->precision = rsclip__cuda_precision(e->cuda);
+    e->isa = RSCLIP__ISA_SCALAR; /* no CPU path: the products run on the GPU */
+    e->isa_reason = "the encoder runs on a CUDA device: its products run on the GPU";
+    *out = e;
+    return RSCLIP_OK;
+}
+
 static size_t round16(size_t n) {
     return (n + 15) & ~(size_t)15; /* 16 floats = 64 bytes: every buffer starts aligned */
 }
@@ -214,6 +248,7 @@ int rsclip_encoder_new(const rsclip_model *m, const rsclip_encoder_params *param
         p.precision != RSCLIP_PRECISION_BF16 && p.precision != RSCLIP_PRECISION_INT8)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "encoder_new: unknown precision %d",
                              (int)p.precision);
+    if (p.device.kind != RSCLIP_DEVICE_CPU) return encoder_new_cuda(m, &p, out);
     const char *isa_err = rsclip__isa_env_error();
     if (isa_err) return rsclip__error(RSCLIP_ERR_UNSUPPORTED, "encoder_new: %s", isa_err);
     if (p.n_threads == 0) {
@@ -290,6 +325,7 @@ int rsclip_encoder_new(const rsclip_model *m, const rsclip_encoder_params *param
 
 void rsclip_encoder_free(rsclip_encoder *e) {
     if (!e) return;
+    rsclip__cuda_free(e->cuda);
     tower_pack_free(&e->own_text); /* the shared packs belong to the model */
     tower_pack_free(&e->own_vision);
     rsclip__gemm_ctx_free(e->g);
@@ -307,6 +343,7 @@ int rsclip_encode_images(rsclip_encoder *e, int n, const float *pixels, float *e
     const rsclip_model_info *mi = &e->m->info;
     const size_t per_img = (size_t)e->m->channels * mi->image_size * mi->image_size;
     const size_t per_hidden = (size_t)mi->n_patches * mi->vision.hidden;
+    if (e->cuda) return rsclip__cuda_encode_images(e->cuda, n, pixels, embeds, last_hidden);
     int rc = tower_pack_build(e, 1);
     if (rc != RSCLIP_OK) return rc;
     for (int i = 0; i < n; i += e->max_batch) {
@@ -315,7 +352,7 @@ int rsclip_encode_images(rsclip_encoder *e, int n, const float *pixels, float *e
                                embeds + (size_t)i * mi->embed_dim,
                                last_hidden ? last_hidden + (size_t)i * per_hidden : NULL);
     }
-    return RSCLIP_OK;
+    return rsclip__model_unchanged(e->m); /* the weights read were those loaded */
 }
 
 int rsclip_encode_texts(rsclip_encoder *e, int n, const int32_t *ids, float *embeds,
@@ -335,6 +372,7 @@ int rsclip_encode_texts(rsclip_encoder *e, int n, const int32_t *ids, float *emb
                                  i / T, i % T, (int)ids[i], mi->vocab_size);
     }
     const size_t per_hidden = T * mi->text.hidden;
+    if (e->cuda) return rsclip__cuda_encode_texts(e->cuda, n, ids, embeds, last_hidden);
     int rc = tower_pack_build(e, 0);
     if (rc != RSCLIP_OK) return rc;
     for (int i = 0; i < n; i += e->max_batch) {
@@ -342,5 +380,5 @@ int rsclip_encode_texts(rsclip_encoder *e, int n, const int32_t *ids, float *emb
         rsclip__text_forward(e, nb, ids + (size_t)i * T, embeds + (size_t)i * mi->embed_dim,
                              last_hidden ? last_hidden + (size_t)i * per_hidden : NULL);
     }
-    return RSCLIP_OK;
+    return rsclip__model_unchanged(e->m); /* the weights read were those loaded */
 }

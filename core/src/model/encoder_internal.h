@@ -7,6 +7,7 @@
 
 #include "gemm/gemm.h"
 #include "gemm/isa.h"
+#include "cuda/cuda_encoder.h"
 #include "model/model_internal.h"
 
 #include <stddef.h>
@@ -37,7 +38,7 @@ struct rsclip_encoder {
     const rsclip_model *m;
     int max_batch;
     int n_threads;
-    rsclip_precision precision; /* F32 or BF16 */
+    rsclip_precision precision; /* F32, BF16 or INT8 */
     rsclip__isa isa;            /* the path of its GEMMs */
     const char *isa_reason;     /* why (static string) */
     int in_place;               /* Linear weights read where they lie (direct f32 panels) */
@@ -61,6 +62,7 @@ struct rsclip_encoder {
     float *pa; /* pooled attention output / text pooled tokens: [n, D] */
     float *pn; /* head layernorm output: [n, D] */
     float *ph; /* head MLP hidden: [n, F] */
+    rsclip__cuda *cuda; /* set: the encoder runs on this GPU (none of the above is allocated) */
 };
 
 /* forward.c: one chunk of n <= max_batch inputs through a tower (packed weights ready).

@@ -9,6 +9,10 @@
  * All activations live in one arena per encoder, carved in rsclip_encoder_new for max_batch items
  * and touched once there: a forward pass allocates nothing.
  *
+ * An encoder on a CUDA device (rsclip_encoder_params.device) has no arena: it holds the CUDA
+ * encoder (cuda/cuda_encoder.h), which runs this same layer sequence on the GPU, and the entry
+ * points (encoder.c) hand it the checked arguments.
+ *
  * Shapes in comments: R = n * T rows (n items in this chunk, T tokens each), D = hidden,
  * F = MLP width, H = heads, hd = D / H.
  */

@@ -17,6 +17,7 @@
 #include "model/model_internal.h"
 
 #include "json/json.h"
+#include "model/checkpoint.h"
 #include "rsclip/safetensors.h"
 #include "status/status_internal.h"
 
@@ -135,132 +136,13 @@ static void req_build(req_list *r, rsclip_model *m, const float **scale, const f
 }
 
 /* ---------------------------------------------------------------------------------------------
- * The checkpoint: one file, or an index + shards */
+ * Tensors of the checkpoint (checkpoint.c holds the files) */
 
-typedef struct rsclip__ckpt {
-    rsclip_st_file **files; /* opened shards, in sorted file-name order */
-    char **file_names;      /* their names relative to the folder */
-    int n_files;
-    rsclip_json *index;            /* model.safetensors.index.json, NULL for one file */
-    const rsclip_json *weight_map; /* its "weight_map" object */
-    char index_path[PATH_CAP];
-} ckpt;
-
-static void ckpt_close(ckpt *c) {
-    for (int i = 0; i < c->n_files; i++) {
-        rsclip_st_close(c->files[i]);
-        free(c->file_names[i]);
-    }
-    free(c->files);
-    free(c->file_names);
-    rsclip_json_free(c->index);
-    memset(c, 0, sizeof(*c));
-}
+typedef rsclip__ckpt ckpt;
 
 static int file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int ckpt_open(ckpt *c, const char *dir) {
-    char path[PATH_CAP];
-    memset(c, 0, sizeof(*c));
-    snprintf(path, sizeof(path), "%s/model.safetensors", dir);
-    if (file_exists(path)) {
-        c->files = calloc(1, sizeof(*c->files));
-        c->file_names = calloc(1, sizeof(*c->file_names));
-        if (!c->files || !c->file_names || !(c->file_names[0] = strdup("model.safetensors"))) {
-            ckpt_close(c);
-            return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", path);
-        }
-        c->n_files = 1;
-        int rc = rsclip_st_open(path, &c->files[0]);
-        if (rc != RSCLIP_OK) ckpt_close(c);
-        return rc;
-    }
-    snprintf(c->index_path, sizeof(c->index_path), "%s/model.safetensors.index.json", dir);
-    if (!file_exists(c->index_path))
-        return rsclip__error(RSCLIP_ERR_NOT_FOUND,
-                             "%s: no model.safetensors or model.safetensors.index.json", dir);
-    int rc = rsclip_json_parse_file(c->index_path, 64u << 20, &c->index);
-    if (rc != RSCLIP_OK) return rc;
-    c->weight_map = rsclip_json_get(c->index, "weight_map");
-    if (!c->weight_map || c->weight_map->type != RSCLIP_JSON_OBJECT) {
-        rc = rsclip__error(RSCLIP_ERR_FORMAT, "%s: no \"weight_map\" object", c->index_path);
-        ckpt_close(c);
-        return rc;
-    }
-    /* Distinct shard names, sorted (fixes the order of the combined fingerprint). */
-    size_t n = c->weight_map->len;
-    char **names = calloc(n ? n : 1, sizeof(char *));
-    if (!names) {
-        ckpt_close(c);
-        return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", c->index_path);
-    }
-    size_t nn = 0;
-    for (size_t i = 0; i < n; i++) {
-        const rsclip_json *v = &c->weight_map->items[i];
-        if (v->type != RSCLIP_JSON_STRING || v->len == 0 || strchr(v->str, '/') ||
-            strcmp(v->str, "..") == 0 || strcmp(v->str, ".") == 0) {
-            free(names);
-            rc = rsclip__error(RSCLIP_ERR_FORMAT,
-                               "%s: weight_map['%s'] must name a file in the same folder",
-                               c->index_path, c->weight_map->keys[i]);
-            ckpt_close(c);
-            return rc;
-        }
-        names[nn++] = v->str;
-    }
-    qsort(names, nn, sizeof(char *), cmp_str);
-    size_t nu = 0;
-    for (size_t i = 0; i < nn; i++)
-        if (nu == 0 || strcmp(names[nu - 1], names[i]) != 0) names[nu++] = names[i];
-    c->files = calloc(nu ? nu : 1, sizeof(*c->files));
-    c->file_names = calloc(nu ? nu : 1, sizeof(*c->file_names));
-    if (!c->files || !c->file_names) {
-        free(names);
-        ckpt_close(c);
-        return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", c->index_path);
-    }
-    for (size_t i = 0; i < nu; i++) {
-        c->file_names[i] = strdup(names[i]);
-        if (!c->file_names[i]) {
-            rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", c->index_path);
-            break;
-        }
-        c->n_files++;
-        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-        rc = rsclip_st_open(path, &c->files[i]);
-        if (rc != RSCLIP_OK) break;
-    }
-    free(names);
-    if (rc != RSCLIP_OK) ckpt_close(c);
-    return rc;
-}
-
-/* Find a tensor; on failure sets the error ("<file>: missing tensor '<name>'"). *file receives the
- * path of the file it was looked up in. */
-static const rsclip_st_tensor *ckpt_find(const ckpt *c, const char *name, const char **file) {
-    const rsclip_st_file *f = c->files[0];
-    if (c->index) {
-        const char *shard = rsclip_json_get_str(c->weight_map, name);
-        *file = c->index_path;
-        if (!shard) {
-            rsclip__error(RSCLIP_ERR_NOT_FOUND, "%s: missing tensor '%s'", c->index_path, name);
-            return NULL;
-        }
-        char *key = (char *)shard;
-        char **hit = bsearch(&key, c->file_names, (size_t)c->n_files, sizeof(char *), cmp_str);
-        f = c->files[hit - c->file_names]; /* every weight_map value was opened */
-    }
-    *file = rsclip_st_path(f);
-    const rsclip_st_tensor *t = rsclip_st_find(f, name);
-    if (!t) rsclip__error(RSCLIP_ERR_NOT_FOUND, "%s: missing tensor '%s'", *file, name);
-    return t;
 }
 
 static void format_shape(char *buf, size_t cap, int nd, const int64_t *shape) {
@@ -270,24 +152,6 @@ static void format_shape(char *buf, size_t cap, int nd, const int64_t *shape) {
         used +=
             (size_t)snprintf(buf + used, cap - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
     if (used < cap) snprintf(buf + used, cap - used, "]");
-}
-
-/* FNV-1a 64 over the shard fingerprints, in file-name order. */
-static void ckpt_fingerprint(const ckpt *c, char out[17]) {
-    if (c->n_files == 1) {
-        rsclip_st_fingerprint(c->files[0], out);
-        return;
-    }
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (int i = 0; i < c->n_files; i++) {
-        char fp[17];
-        rsclip_st_fingerprint(c->files[i], fp);
-        for (int j = 0; j < 16; j++) {
-            h ^= (unsigned char)fp[j];
-            h *= 0x100000001b3ULL;
-        }
-    }
-    snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
 
 /* An F32 tensor that can be used where it lies in the mapping: little-endian host, 4-byte aligned
@@ -311,7 +175,7 @@ static int load_weights(rsclip_model *m, const ckpt *c, req_list *r, int towers)
     for (int i = 0; i < r->n && rc == RSCLIP_OK; i++) {
         const tensor_req *q = &r->v[i];
         const char *file = NULL;
-        const rsclip_st_tensor *t = ckpt_find(c, q->name, &file);
+        const rsclip_st_tensor *t = rsclip__ckpt_find(c, q->name, &file);
         if (!t) {
             rc = rsclip_last_status();
             break;
@@ -508,10 +372,15 @@ int rsclip_model_load(const char *dir, const rsclip_model_params *params, rsclip
         rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", dir);
         goto fail;
     }
-    if ((rc = ckpt_open(m->ckpt, dir)) != RSCLIP_OK) goto fail;
+    if ((rc = rsclip__ckpt_open(m->ckpt, dir, params && params->owned_weights)) != RSCLIP_OK) {
+        free(m->ckpt);
+        m->ckpt = NULL;
+        goto fail;
+    }
     if ((rc = load_weights(m, m->ckpt, &r, towers)) != RSCLIP_OK) goto fail;
     m->towers = towers;
-    ckpt_fingerprint(m->ckpt, m->info.fingerprint);
+    snprintf(m->info.fingerprint, sizeof m->info.fingerprint, "%s", m->ckpt->fingerprint);
+    snprintf(m->info.fingerprint_legacy, sizeof m->info.fingerprint_legacy, "%s", m->ckpt->legacy);
     m->info.logit_scale = *scale;
     m->info.logit_bias = *bias;
     free(r.v);
@@ -531,10 +400,21 @@ void rsclip_model_free(rsclip_model *m) {
     rsclip__model_packs_free(m);
     rsclip_tokenizer_free(m->tok);
     free(m->weights);
-    if (m->ckpt) ckpt_close(m->ckpt); /* unmaps the weights used in place */
+    if (m->ckpt) rsclip__ckpt_close(m->ckpt); /* unmaps the weights used in place */
     free(m->ckpt);
     free(m->layer_mem);
     free(m);
+}
+
+int rsclip__model_unchanged(const rsclip_model *m) {
+    return m && m->ckpt ? rsclip__ckpt_unchanged(m->ckpt) : RSCLIP_OK;
+}
+
+const char *rsclip_model_fingerprint_for(const rsclip_model *m, const char *recorded) {
+    if (!m) return NULL;
+    if (recorded && recorded[0] && strncmp(recorded, "sha256:", 7) != 0)
+        return m->info.fingerprint_legacy;
+    return m->info.fingerprint;
 }
 
 int rsclip_model_towers(const rsclip_model *m) {

@@ -65,6 +65,10 @@ typedef struct rsclip__vision_weights {
     const float *head_fc2_w, *head_fc2_b; /* head.mlp.fc2: [D, I], [D] */
 } rsclip__vision_weights;
 
+/* RSCLIP_OK if the checkpoint files of a mapped model were not written since load, else
+ * RSCLIP_ERR_MISMATCH naming the file (checkpoint.h). Called at the end of every encode call. */
+int rsclip__model_unchanged(const rsclip_model *m);
+
 struct rsclip_model {
     rsclip_model_info info;
     int channels; /* vision num_channels (3) */

@@ -19,11 +19,26 @@ typedef struct plan_priv {
     size_t cap;
 } plan_priv;
 
+static void scene_strings_free(rsclip_plan_scene *s) {
+    free((char *)s->path);
+    free((char *)s->datetime);
+    free((char *)s->stac_item);
+    free((char *)s->stac_collection);
+    free((char *)s->stac_asset);
+}
+
 void rsclip_plan_free(rsclip_plan *p) {
     if (!p) return;
-    for (int i = 0; i < p->n_scenes; i++) free((char *)p->scenes[i].path);
+    for (int i = 0; i < p->n_scenes; i++) scene_strings_free(&p->scenes[i]);
     free(p->scenes);
     free(p);
+}
+
+static char *dup_opt(const char *s, int *bad) {
+    if (!s) return NULL;
+    char *d = strdup(s);
+    if (!d) *bad = 1;
+    return d;
 }
 
 static int push_scene(plan_priv *pp, const rsclip_plan_scene *s) {
@@ -39,8 +54,16 @@ static int push_scene(plan_priv *pp, const rsclip_plan_scene *s) {
     }
     rsclip_plan_scene *d = &p->scenes[p->n_scenes];
     *d = *s;
-    d->path = strdup(s->path);
-    if (!d->path) return rsclip__error(RSCLIP_ERR_NOMEM, "plan: out of memory");
+    int bad = 0;
+    d->path = dup_opt(s->path, &bad);
+    d->datetime = dup_opt(s->datetime, &bad);
+    d->stac_item = dup_opt(s->stac_item, &bad);
+    d->stac_collection = dup_opt(s->stac_collection, &bad);
+    d->stac_asset = dup_opt(s->stac_asset, &bad);
+    if (bad || !d->path) {
+        scene_strings_free(d);
+        return rsclip__error(RSCLIP_ERR_NOMEM, "plan: out of memory");
+    }
     p->n_scenes++;
     return RSCLIP_OK;
 }
@@ -65,7 +88,21 @@ static uint64_t digest_scene(uint64_t h, const char *path, int64_t n_tiles) {
 int rsclip_plan_make(const char *const *paths, int n_paths, const rsclip_tiler_params *params,
                      void (*on_error)(const char *path, const char *message, void *user),
                      void *user, rsclip_plan **out) {
-    if (!out || (n_paths > 0 && !paths) || n_paths < 0 || !params)
+    if (!out || (n_paths > 0 && !paths) || n_paths < 0)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_plan_make: bad arguments");
+    rsclip_input *in = calloc((size_t)(n_paths ? n_paths : 1), sizeof *in);
+    if (!in) return rsclip__error(RSCLIP_ERR_NOMEM, "plan: out of memory");
+    for (int i = 0; i < n_paths; i++) in[i].path = paths[i];
+    int rc = rsclip_plan_make_inputs(in, n_paths, params, on_error, user, out);
+    free(in);
+    return rc;
+}
+
+int rsclip_plan_make_inputs(const rsclip_input *inputs, int n_paths,
+                            const rsclip_tiler_params *params,
+                            void (*on_error)(const char *path, const char *message, void *user),
+                            void *user, rsclip_plan **out) {
+    if (!out || (n_paths > 0 && !inputs) || n_paths < 0 || !params)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_plan_make: bad arguments");
     *out = NULL;
     plan_priv *pp = calloc(1, sizeof *pp);
@@ -78,21 +115,23 @@ int rsclip_plan_make(const char *const *paths, int n_paths, const rsclip_tiler_p
     uint64_t h = 0xcbf29ce484222325ULL;
     h = fnv(h, p->settings, strlen(p->settings) + 1);
     for (int i = 0; i < n_paths && !rc; i++) {
+        const rsclip_input *in = &inputs[i];
         rsclip_tiler *t = NULL;
-        if (rsclip_tiler_open(paths[i], &tp, &t) != RSCLIP_OK) {
+        if (rsclip_tiler_open(in->path, &tp, &t) != RSCLIP_OK) {
             p->n_failed++;
-            if (on_error) on_error(paths[i], rsclip_last_error(), user);
+            if (on_error) on_error(in->path, rsclip_last_error(), user);
             rsclip_clear_error();
             continue;
         }
         const rsclip_raster_info *si = rsclip_tiler_scene(t);
-        rsclip_plan_scene s = {paths[i],   si->fingerprint.size, si->fingerprint.mtime_ns,
-                               si->width,  si->height,           si->n_tiles,
-                               p->n_tiles, p->n_scenes};
+        rsclip_plan_scene s = {in->path,      si->fingerprint.size, si->fingerprint.mtime_ns,
+                               si->width,     si->height,           si->n_tiles,
+                               p->n_tiles,    p->n_scenes,          in->datetime,
+                               in->stac_item, in->stac_collection,  in->stac_asset};
         rc = push_scene(pp, &s);
         if (!rc) {
             p->n_tiles += si->n_tiles;
-            h = digest_scene(h, paths[i], si->n_tiles);
+            h = digest_scene(h, in->path, si->n_tiles);
         }
         rsclip_tiler_close(t);
     }
@@ -162,9 +201,19 @@ int rsclip_plan_write(const rsclip_plan *p, const char *path) {
         put_json_string(f, s->path);
         fprintf(f,
                 ", \"size\": %lld, \"mtime_ns\": %lld, \"width\": %d, \"height\": %d, "
-                "\"tiles\": %lld, \"first\": %lld}\n",
+                "\"tiles\": %lld, \"first\": %lld",
                 (long long)s->file_size, (long long)s->mtime_ns, s->width, s->height,
                 (long long)s->n_tiles, (long long)s->first_tile);
+        const char *const extra[4][2] = {{"datetime", s->datetime},
+                                         {"stac_item", s->stac_item},
+                                         {"stac_collection", s->stac_collection},
+                                         {"stac_asset", s->stac_asset}};
+        for (int k = 0; k < 4; k++)
+            if (extra[k][1]) {
+                fprintf(f, ", \"%s\": ", extra[k][0]);
+                put_json_string(f, extra[k][1]);
+            }
+        fputs("}\n", f);
     }
     int bad = ferror(f) != 0;
     bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
@@ -227,6 +276,10 @@ static int scene_of(const char *path, long lineno, const rsclip_json *j, rsclip_
         return rsclip__error(RSCLIP_ERR_FORMAT, "%s: line %ld: not a plan scene", path, lineno);
     s->width = (int)w;
     s->height = (int)h;
+    s->datetime = rsclip_json_get_str(j, "datetime");
+    s->stac_item = rsclip_json_get_str(j, "stac_item");
+    s->stac_collection = rsclip_json_get_str(j, "stac_collection");
+    s->stac_asset = rsclip_json_get_str(j, "stac_asset");
     return RSCLIP_OK;
 }
 

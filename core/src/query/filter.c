@@ -41,7 +41,7 @@ static void intersect_sorted(rsclip__allow_list *a, const int64_t *ids, size_t n
 
 /* Restrict the allow list to tiles meeting the AOI polygon (R-tree on its envelope, then the
  * exact footprint test through OGR/GEOS). */
-static int filter_aoi_impl(rsclip_session *s, const char *wkt, rsclip__allow_list *al) {
+static int filter_aoi_impl(rsclip_index *idx, const char *wkt, rsclip__allow_list *al) {
     OGRGeometryH aoi = NULL;
     char *w = (char *)wkt;
     if (OGR_G_CreateFromWkt(&w, NULL, &aoi) != OGRERR_NONE || !aoi)
@@ -52,11 +52,11 @@ static int filter_aoi_impl(rsclip_session *s, const char *wkt, rsclip__allow_lis
     memcpy(al->aoi_env, bb, sizeof bb);
     int64_t *ids = NULL;
     size_t n = 0;
-    int rc = rsclip_index_tiles_in_bbox(s->idx, bb, 0, &ids, &n);
+    int rc = rsclip_index_tiles_in_bbox(idx, bb, 0, &ids, &n);
     size_t k = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         rsclip_tile_info *t = NULL;
-        rc = rsclip_index_get_tile(s->idx, ids[i], &t);
+        rc = rsclip_index_get_tile(idx, ids[i], &t);
         if (rc) break;
         OGRGeometryH ring = OGR_G_CreateGeometry(wkbLinearRing);
         for (size_t j = 0; j < t->n_footprint; j++)
@@ -84,19 +84,22 @@ static int filter_aoi_impl(rsclip_session *s, const char *wkt, rsclip__allow_lis
     return rc;
 }
 
-static int filter_aoi(rsclip_session *s, const char *wkt, rsclip__allow_list *al) {
+static int filter_aoi(rsclip_index *idx, const char *wkt, rsclip__allow_list *al) {
     rsclip__gdal_errors e;
     rsclip__gdal_errors_push(&e);
-    int rc = filter_aoi_impl(s, wkt, al);
+    int rc = filter_aoi_impl(idx, wkt, al);
     rsclip__gdal_errors_pop(&e);
     return rc;
 }
 
 /* A scene filter names a scene of the index: an unknown id is an error, not an empty result. */
 int rsclip__query_check_scene(rsclip_session *s, int64_t scene_id) {
-    rsclip_scene_info *si = NULL;
-    int rc = rsclip_index_get_scene(s->idx, scene_id, &si);
-    rsclip_free(si);
+    int rc = RSCLIP_ERR_NOT_FOUND;
+    for (int p = 0; p < s->n_parts && rc == RSCLIP_ERR_NOT_FOUND; p++) {
+        rsclip_scene_info *si = NULL;
+        rc = rsclip_index_get_scene(s->parts[p].idx, scene_id, &si);
+        rsclip_free(si);
+    }
     if (rc == RSCLIP_ERR_NOT_FOUND)
         return rsclip__error(RSCLIP_ERR_NOT_FOUND,
                              "%s: no such scene: %lld (rsclip info lists the scenes)", s->path,
@@ -104,7 +107,89 @@ int rsclip__query_check_scene(rsclip_session *s, int64_t scene_id) {
     return rc;
 }
 
-int rsclip__query_build_allow(rsclip_session *s, const rsclip_query *q, rsclip__allow_list *al) {
+int rsclip__scene_time(const rsclip_scene_info *si, rsclip_time *t) {
+    rsclip_time a, b;
+    if (si->datetime && rsclip_time_parse(si->datetime, &a) == RSCLIP_OK) {
+        *t = a;
+        return 1;
+    }
+    if (si->start_datetime && si->end_datetime &&
+        rsclip_time_parse(si->start_datetime, &a) == RSCLIP_OK &&
+        rsclip_time_parse(si->end_datetime, &b) == RSCLIP_OK && b.end_ms >= a.start_ms) {
+        t->start_ms = a.start_ms;
+        t->end_ms = b.end_ms;
+        return 1;
+    }
+    rsclip_clear_error(); /* a malformed stored time counts as none */
+    return 0;
+}
+
+int rsclip__query_time_window(const rsclip_query *q, rsclip_time *w) {
+    w->start_ms = INT64_MIN;
+    w->end_ms = INT64_MAX;
+    rsclip_time t;
+    if (q->after) {
+        if (rsclip_time_parse(q->after, &t)) return rsclip__error_prefix("after");
+        w->start_ms = t.start_ms;
+    }
+    if (q->before) {
+        if (rsclip_time_parse(q->before, &t)) return rsclip__error_prefix("before");
+        w->end_ms = t.end_ms;
+    }
+    if (w->end_ms < w->start_ms)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "after %s is later than before %s", q->after,
+                             q->before);
+    return q->after || q->before;
+}
+
+/* The tiles of the part's scenes whose time meets the window (sorted, in *ids). */
+static int time_tiles(rsclip_index *idx, const rsclip_time *win, rsclip__allow_list *al,
+                      int64_t **ids, size_t *n) {
+    int64_t *scenes = NULL, *all = NULL;
+    size_t ns = 0, total = 0;
+    *ids = NULL;
+    *n = 0;
+    int rc = rsclip_index_list_scenes(idx, &scenes, &ns);
+    for (size_t i = 0; i < ns && !rc; i++) {
+        rsclip_scene_info *si = NULL;
+        rsclip_time t;
+        if ((rc = rsclip_index_get_scene(idx, scenes[i], &si))) break;
+        int has = rsclip__scene_time(si, &t);
+        rsclip_free(si);
+        if (!has) {
+            al->n_untimed++;
+            continue;
+        }
+        if (!rsclip_time_overlaps(&t, win)) continue;
+        int64_t *mine = NULL;
+        size_t m = 0;
+        if ((rc = rsclip_index_scene_tiles(idx, scenes[i], &mine, NULL, &m))) break;
+        if (m) {
+            int64_t *na = realloc(all, (total + m) * sizeof *na);
+            if (!na)
+                rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+            else {
+                memcpy(na + total, mine, m * sizeof *mine);
+                all = na;
+                total += m;
+            }
+        }
+        rsclip_free(mine);
+    }
+    rsclip_free(scenes);
+    if (rc) {
+        free(all);
+        return rc;
+    }
+    sort_ids(all, total);
+    *ids = all;
+    *n = total;
+    return RSCLIP_OK;
+}
+
+int rsclip__query_build_allow(rsclip_session *s, int part, const rsclip_query *q,
+                              rsclip__allow_list *al) {
+    rsclip_index *idx = s->parts[part].idx;
     memset(al, 0, sizeof *al);
     int rc = RSCLIP_OK;
     if (q->has_bbox) {
@@ -114,20 +199,36 @@ int rsclip__query_build_allow(rsclip_session *s, const rsclip_query *q, rsclip__
             return rsclip__error(RSCLIP_ERR_INVALID_ARG,
                                  "bbox must be west,south,east,north with west <= east and "
                                  "south <= north");
-        rc = rsclip_index_tiles_in_bbox(s->idx, b, 1, &al->ids, &al->n);
+        rc = rsclip_index_tiles_in_bbox(idx, b, 1, &al->ids, &al->n);
         if (rc) return rc;
         sort_ids(al->ids, al->n);
         al->active = 1;
         al->n_bbox = al->n;
     }
-    if (q->aoi_wkt && (rc = filter_aoi(s, q->aoi_wkt, al))) return rc;
+    if (q->aoi_wkt && (rc = filter_aoi(idx, q->aoi_wkt, al))) return rc;
     if (q->scene_id > 0) {
-        if ((rc = rsclip__query_check_scene(s, q->scene_id))) return rc;
         int64_t *mine = NULL;
         size_t m = 0;
-        rc = rsclip_index_scene_tiles(s->idx, q->scene_id, &mine, NULL, &m);
+        rc = rsclip_index_scene_tiles(idx, q->scene_id, &mine, NULL, &m);
         if (rc) return rc;
         al->n_scene = m;
+        if (!al->active) {
+            al->active = 1;
+            al->ids = mine;
+            al->n = m;
+        } else {
+            intersect_sorted(al, mine, m);
+            rsclip_free(mine);
+        }
+    }
+    rsclip_time win;
+    int tw = rsclip__query_time_window(q, &win);
+    if (tw < 0) return tw;
+    if (tw) {
+        int64_t *mine = NULL;
+        size_t m = 0;
+        if ((rc = time_tiles(idx, &win, al, &mine, &m))) return rc;
+        al->n_time = m;
         if (!al->active) {
             al->active = 1;
             al->ids = mine;
@@ -165,13 +266,17 @@ static void explain_box(rsclip_session *s, const char *what, const double *b, ch
     const double sw[4] = {b[1], b[0], b[3], b[2]};
     if (n < 0 || (size_t)n >= size || !s->info.has_extent || fabs(sw[1]) > 90 || fabs(sw[3]) > 90)
         return;
-    int64_t *ids = NULL;
     size_t m = 0;
-    if (rsclip_index_tiles_in_bbox(s->idx, sw, 1, &ids, &m) == RSCLIP_OK && m > 0)
+    for (int p = 0; p < s->n_parts; p++) {
+        int64_t *ids = NULL;
+        size_t mp = 0;
+        if (rsclip_index_tiles_in_bbox(s->parts[p].idx, sw, 1, &ids, &mp) == RSCLIP_OK) m += mp;
+        rsclip_free(ids);
+    }
+    if (m > 0)
         snprintf(buf + n, size - (size_t)n,
                  "; lon/lat swapped? as W,S,E,N = %.7g,%.7g,%.7g,%.7g it meets %zu tile%s", sw[0],
                  sw[1], sw[2], sw[3], m, m == 1 ? "" : "s");
-    rsclip_free(ids);
     rsclip_clear_error();
 }
 
@@ -204,7 +309,7 @@ char *rsclip__query_explain_empty(rsclip_session *s, const rsclip_query *q,
                  "%s %d hit%s found %s below the minimum probability %.4g (the highest: %.4f)",
                  n_below == 1 ? "the" : "all", n_below, n_below == 1 ? "" : "s",
                  n_below == 1 ? "is" : "are", (double)q->min_prob, (double)best_below);
-    else if (rsclip_vecset_count(s->vs) == 0)
+    else if (rsclip__session_vectors(s) == 0)
         snprintf(buf, sizeof buf, "%s holds no tiles yet", s->path);
     else if (al->active && q->has_bbox && al->n_bbox == 0)
         explain_box(s, "the bbox", q->bbox, buf, sizeof buf);
@@ -214,11 +319,17 @@ char *rsclip__query_explain_empty(rsclip_session *s, const rsclip_query *q,
         snprintf(buf, sizeof buf,
                  "scene %lld has no tiles (not indexed yet, or every window was nodata)",
                  (long long)q->scene_id);
+    else if (al->active && (q->after || q->before) && al->n_time == 0)
+        snprintf(buf, sizeof buf,
+                 "no scene's time meets the time filter (after %s, before %s; %zu scene%s "
+                 "without a time left out)",
+                 q->after ? q->after : "-", q->before ? q->before : "-", al->n_untimed,
+                 al->n_untimed == 1 ? "" : "s");
     else if (al->active && al->n == 0)
         explain_filters(q, al, buf, sizeof buf);
     else
         snprintf(buf, sizeof buf, "none of the %zu tiles searched has an embedding (%d found)",
-                 al->active ? al->n : rsclip_vecset_count(s->vs), n_hits);
+                 al->active ? al->n : rsclip__session_vectors(s), n_hits);
     return strdup(buf);
 }
 

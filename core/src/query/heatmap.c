@@ -208,10 +208,9 @@ int rsclip_session_heatmap(rsclip_session *s, const rsclip_query *q, int64_t sce
                              "heatmap: step %d and max_cells %lld must "
                              "not be negative",
                              p.step, (long long)p.max_cells);
-    rsclip_index *idx = rsclip_session_index(s);
-    const char *path = rsclip_index_path(idx);
+    const char *path = rsclip_index_set_path(rsclip_session_set(s));
     rsclip_scene_info *si = NULL;
-    int rc = rsclip_index_get_scene(idx, scene_id, &si);
+    int rc = rsclip_session_get_scene(s, scene_id, &si);
     if (rc == RSCLIP_ERR_NOT_FOUND)
         rc = rsclip__error(rc, "%s: no scene %lld", path, (long long)scene_id);
     int64_t *ids = NULL, *pid = NULL;
@@ -222,7 +221,7 @@ int rsclip_session_heatmap(rsclip_session *s, const rsclip_query *q, int64_t sce
     memset(&g, 0, sizeof g);
     rsclip_heatmap *h = NULL;
     if (!rc) rc = check_scene(path, si);
-    if (!rc) rc = rsclip_index_scene_tiles(idx, scene_id, &ids, &w, &n);
+    if (!rc) rc = rsclip_session_scene_tiles(s, scene_id, &ids, &w, &n);
     if (!rc) rc = check_windows(path, si, ids, w, n);
     if (!rc) rc = plan_grid(path, si, w, n, &p, &g);
     /* the costly part (the model, a scan of every vector) only once the grid is known to be sane */

@@ -82,6 +82,7 @@ void rsclip_vecset_free(rsclip_vecset *vs) {
         free(vs->codes4);
         free(vs->floats);
     }
+    rsclip__vcheck_free(vs->check);
     free(vs);
 }
 
@@ -450,6 +451,16 @@ static inline float approx_score(const qset *qs, float scale, const int32_t *d) 
 
 #define SCAN_BLOCK 256
 
+/* The checksums of the codes of positions [b, b + n) of rows (or rows b.. themselves), checked
+ * before a kernel reads them (loaded sets; see rsclip__vecset_check_rows). */
+static int check_rows(const rsclip_vecset *vs, int int4, const uint32_t *rows, size_t b, size_t n) {
+    if (!vs->check) return 0;
+    if (!rows) return rsclip__vecset_check_rows(vs, int4, b, n);
+    for (size_t i = 0; i < n; i++)
+        if (rsclip__vecset_check_rows(vs, int4, rows[b + i], 1)) return 1;
+    return 0;
+}
+
 typedef struct scan_job {
     const rsclip_vecset *vs;
     const qset *qs;
@@ -459,6 +470,8 @@ typedef struct scan_job {
     const float *scales;
     const uint32_t *rows; /* NULL: rows are begin..end-1 themselves */
     size_t begin, end;    /* positions in rows (or row numbers) */
+    int int4;             /* the codes are the int4 ones */
+    int damaged;          /* a block of the codes failed its checksum: the scan stopped */
     rsclip_filter_fn filter;
     void *filter_user;
     cheap heap; /* candidate mode */
@@ -472,6 +485,10 @@ static void *scan_run(void *arg) {
     const int nq = jb->qs->nq;
     for (size_t b = jb->begin; b < jb->end; b += SCAN_BLOCK) {
         size_t n = jb->end - b < SCAN_BLOCK ? jb->end - b : SCAN_BLOCK;
+        if (check_rows(vs, jb->int4, jb->rows, b, n)) {
+            jb->damaged = 1;
+            return NULL;
+        }
         jb->kern(jb->codes, jb->stride, jb->rows ? jb->rows + b : NULL, b, n, jb->qs->qc, nq,
                  jb->qs->qsum, jb->dots);
         for (size_t i = 0; i < n; i++) {
@@ -524,6 +541,7 @@ static int scan(const rsclip_vecset *vs, const qset *qs, const rsclip_search_par
         jb->stride = int4 ? vs->stride / 2 : vs->stride;
         jb->scales = int4 ? vs->scales4 : vs->scales;
         jb->rows = rows;
+        jb->int4 = int4;
         /* Split on SCAN_BLOCK boundaries. */
         size_t nb = (npos + SCAN_BLOCK - 1) / SCAN_BLOCK;
         jb->begin = nb * (size_t)t / (size_t)nt * SCAN_BLOCK;
@@ -542,6 +560,8 @@ static int scan(const rsclip_vecset *vs, const qset *qs, const rsclip_search_par
     }
     /* the process's worker pool (shared with the encoder): no thread is created per query */
     if (rc == RSCLIP_OK) rsclip__pool_run(nt, scan_part, jobs);
+    for (int t = 0; t < nt && rc == RSCLIP_OK; t++)
+        if (jobs[t].damaged) rc = RSCLIP_ERR_FORMAT;
     if (rc == RSCLIP_OK && !all) {
         size_t tot = 0;
         for (int t = 0; t < nt; t++) tot += jobs[t].heap.n;
@@ -565,6 +585,7 @@ static int scan(const rsclip_vecset *vs, const qset *qs, const rsclip_search_par
     }
     if (rc == RSCLIP_ERR_NOMEM)
         return rsclip__error(RSCLIP_ERR_NOMEM, "rsclip_vecset_search: out of memory");
+    if (rc == RSCLIP_ERR_FORMAT) return rsclip__vecset_damage_error(vs);
     return rc;
 }
 
@@ -588,6 +609,10 @@ static int rescore8(const rsclip_vecset *vs, const qset *qs, const rsclip_search
     for (size_t b = 0; b < nc; b += SCAN_BLOCK) {
         size_t n = nc - b < SCAN_BLOCK ? nc - b : SCAN_BLOCK;
         for (size_t i = 0; i < n; i++) rows[i] = c[b + i].row;
+        if (check_rows(vs, 0, rows, 0, n)) {
+            free(dots);
+            return rsclip__vecset_damage_error(vs);
+        }
         kern(vs->codes, vs->stride, rows, 0, n, qs->qc, qs->nq, qs->qsum, dots);
         for (size_t i = 0; i < n; i++)
             c[b + i].s = approx_score(qs, vs->scales[rows[i]], dots + i * (size_t)qs->nq);

@@ -1,6 +1,7 @@
 /* The tiler: one GDAL dataset, its tile grid, masks, scaling and footprints (see rsclip/tiler.h
  * for the design choices; this file only implements them). */
 #include "rsclip/tiler.h"
+#include "rsclip/time.h"
 #include "status/status_internal.h"
 #include "tiler_internal.h"
 
@@ -368,6 +369,56 @@ static int gsd_args(rsclip_tiler *t, char ***argv) {
     return RSCLIP_OK;
 }
 
+/* ---- acquisition time -------------------------------------------------------------------- */
+
+/* The first metadata key (in the order of rsclip/tiler.h) whose value parses as a time. */
+static void read_datetime(rsclip_tiler *t) {
+    static const struct {
+        const char *domain, *key;
+    } keys[] = {{"IMAGERY", "ACQUISITIONDATETIME"},
+                {NULL, "ACQUISITIONDATETIME"},
+                {NULL, "DATE_ACQUIRED"},
+                {NULL, "SENSING_TIME"},
+                {NULL, "DATATAKE_1_DATATAKE_SENSING_START"},
+                {NULL, "PRODUCT_START_TIME"},
+                {NULL, "ACQUISITION_DATE"},
+                {NULL, "DATETIME"},
+                {NULL, "TIFFTAG_DATETIME"}};
+    rsclip_raster_info *si = &t->info;
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        const char *v = GDALGetMetadataItem(t->opened, keys[k].key, keys[k].domain);
+        if (!v || !*v) continue;
+        char text[128];
+        snprintf(text, sizeof text, "%s", v);
+        if (strcmp(keys[k].key, "DATE_ACQUIRED") == 0) { /* Landsat MTL: the time apart */
+            const char *tm = GDALGetMetadataItem(t->opened, "SCENE_CENTER_TIME", NULL);
+            if (tm && *tm) {
+                char clean[40];
+                size_t j = 0;
+                for (const char *c = tm; *c && j + 1 < sizeof clean; c++)
+                    if (*c != '"') clean[j++] = *c;
+                clean[j] = 0;
+                char *dot = strchr(clean, '.'); /* 15:59:36.0551140Z: keep 3 decimals */
+                if (dot && strlen(dot) > 4) memmove(dot + 4, "Z", 2);
+                snprintf(text, sizeof text, "%.20sT%.39s", v, clean);
+            }
+        }
+        rsclip_time tm;
+        if (rsclip_time_parse(text, &tm) != RSCLIP_OK) {
+            rsclip_clear_error();
+            continue;
+        }
+        if (rsclip_time_format(&tm, si->datetime, sizeof si->datetime) != RSCLIP_OK) {
+            rsclip_clear_error();
+            si->datetime[0] = 0;
+            continue;
+        }
+        snprintf(si->datetime_key, sizeof si->datetime_key, "%s%s%s",
+                 keys[k].domain ? keys[k].domain : "", keys[k].domain ? ":" : "", keys[k].key);
+        return;
+    }
+}
+
 /* ---- open / close ------------------------------------------------------------------------- */
 
 static int open_impl(rsclip_tiler *t, rsclip__gdal_errors *e) {
@@ -449,6 +500,7 @@ static int open_impl(rsclip_tiler *t, rsclip__gdal_errors *e) {
                                  si->bands[c], GDALGetDataTypeName(dt));
     }
     rsclip__tiler_setup_masks(t);
+    read_datetime(t);
     rc = rsclip__fingerprint(path, t->opened, &si->fingerprint);
     if (rc) return rc;
     return setup_grid(t);
@@ -517,6 +569,7 @@ void rsclip_tiler_close(rsclip_tiler *t) {
     rsclip__gdal_errors_push(&e);
     if (t->ct) OCTDestroyCoordinateTransformation(t->ct);
     if (t->srs) OSRDestroySpatialReference(t->srs);
+    if (t->view) GDALClose(t->view);
     if (t->vrt) GDALClose(t->vrt);
     if (t->warped) GDALClose(t->warped);
     if (t->opened) GDALClose(t->opened);
@@ -624,6 +677,25 @@ int rsclip_tiler_tile(rsclip_tiler *t, int64_t i, rsclip_tile *tile) {
     return rc;
 }
 
+int rsclip__tiler_scale(const rsclip_tiler *t, int c, const double *v, size_t n, uint8_t *out,
+                        int px_stride, uint8_t *valid) {
+    const double lo = t->lo[c], k = t->k[c];
+    int any_invalid = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *o = out + i * (size_t)px_stride + c;
+        if (!isfinite(v[i])) { /* NaN and +-Inf (only float bands hold them) are invalid */
+            valid[i] = 0;
+            any_invalid = 1;
+            *o = 0;
+            continue;
+        }
+        double s = floor((v[i] - lo) * k + 0.5);
+        /* written so that NaN (an overflowing scale) maps to 0, never into the cast */
+        *o = !(s > 0.0) ? 0 : s >= 255.0 ? 255 : (uint8_t)s;
+    }
+    return any_invalid;
+}
+
 static double count_valid(const uint8_t *v, size_t n) {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) k += v[i];
@@ -665,19 +737,7 @@ static int read_impl(rsclip_tiler *t, rsclip_tile *tile, uint8_t *rgb, rsclip__g
         if (GDALRasterIO(t->band[c], GF_Read, xo, yo, w, h, t->vbuf, w, h, GDT_Float64, 0, 0) !=
             CE_None)
             return rsclip__gdal_error(e, RSCLIP_ERR_GDAL, "%s: %s", t->path, "cannot read a tile");
-        const double lo = t->lo[c], k = t->k[c];
-        for (size_t i = 0; i < n; i++) {
-            double v = t->vbuf[i];
-            if (!isfinite(v)) { /* NaN and +-Inf (only float bands hold them) are invalid */
-                t->valid[i] = 0;
-                any_invalid = 1;
-                rgb[3 * i + c] = 0;
-                continue;
-            }
-            double s = floor((v - lo) * k + 0.5);
-            /* written so that NaN (an overflowing scale) maps to 0, never into the cast */
-            rgb[3 * i + c] = !(s > 0.0) ? 0 : s >= 255.0 ? 255 : (uint8_t)s;
-        }
+        if (rsclip__tiler_scale(t, c, t->vbuf, n, rgb, 3, t->valid)) any_invalid = 1;
     }
     if (any_invalid) {
         frac = count_valid(t->valid, n);
