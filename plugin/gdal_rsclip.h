@@ -4,7 +4,9 @@
  * "RSCLIP:/path/index.gpkg" opens an rsclip index -- one file, or the folder of parts of a sharded
  * index ("RSCLIP:/path/city/", or the folder's bare path: rsclip_index_set_open) -- as
  *   - vector layers: `tiles` (every indexed footprint), `hits` (the ranked hits of the QUERY or
- *     LIKE_TILE open option) and `regions` (hits merged into regions, MERGE=YES);
+ *     LIKE_TILE open option; AFTER, BEFORE and LATEST filter them by time), or `changes` in its
+ *     place (CHANGE=FROM/TO: places seen in both periods, rsclip_session_change), and `regions`
+ *     (hits, or the later tiles of the changes, merged into regions, MERGE=YES);
  *   - raster subdatasets "RSCLIP:/path/index.gpkg:SCENE_ID" (with QUERY or LIKE_TILE): the score
  *     heatmap of one scene (rsclip_session_heatmap), one Float32 pixel per tile step.
  * A folder reads as the file `rsclip merge` makes of it: tile ids are unique over the parts and
@@ -50,8 +52,12 @@ struct RSCLIPQueryOptions {
     double adfBBox[4] = {0, 0, 0, 0}; /* BBOX: west, south, east, north (WGS84) */
     std::string osAOI;                /* AOI: a vector file; osAOIWkt: its polygons */
     std::string osAOIWkt;
-    int nStep = 0;         /* heatmap step in pixels (0 = the scene's stride) */
-    GIntBig nMaxCells = 0; /* heatmap cell cap (0 = the library's default) */
+    int nStep = 0;                 /* heatmap step in pixels (0 = the scene's stride) */
+    GIntBig nMaxCells = 0;         /* heatmap cell cap (0 = the library's default) */
+    std::string osAfter, osBefore; /* AFTER, BEFORE: rsclip/time.h text, checked */
+    bool bLatest = false;
+    bool bChange = false; /* CHANGE=FROM/TO: the two periods */
+    rsclip_time sFrom = {0, 0}, sTo = {0, 0};
 
     bool HasQuery() const {
         return !osQuery.empty() || nLikeTile > 0;
@@ -170,11 +176,16 @@ class RSCLIPTilesLayer final : public RSCLIPLayer {
     int TestCapability(const char *pszCap) override;
 };
 
-/* The ranked hits of the query (FID = rank) or, with bRegions, the merged regions (FID = region
- * number): the dataset's results, fixed at open. Filters select among them, as on any layer;
- * the BBOX and AOI open options restrict the search itself. */
+/* The ranked hits of the query (FID = rank), the changes of a change query (FID = rank) or the
+ * merged regions (FID = region number): the dataset's results, fixed at open, with the
+ * properties rsclip_export_hits / _changes / _regions write. Filters select among them, as on
+ * any layer; the BBOX, AOI and time open options restrict the search itself. */
 class RSCLIPHitsLayer final : public RSCLIPLayer {
-    bool m_bRegions;
+  public:
+    enum class Kind { Hits, Changes, Regions };
+
+  private:
+    Kind m_eKind;
     int Count() const;
     OGRFeature *Make(int i);
 
@@ -186,7 +197,7 @@ class RSCLIPHitsLayer final : public RSCLIPLayer {
     bool ComputeExtent(OGREnvelope *psExtent) override;
 
   public:
-    RSCLIPHitsLayer(RSCLIPDataset *poDS, bool bRegions);
+    RSCLIPHitsLayer(RSCLIPDataset *poDS, Kind eKind);
     OGRFeature *GetFeature(GIntBig nFID) override;
 };
 
@@ -205,7 +216,8 @@ class RSCLIPDataset final : public GDALDataset {
     GIntBig m_nScenes = 0;               /* scenes, one per path (a scene over parts once) */
     std::vector<int64_t> m_anScenes;     /* ListScenes' answer, once listed */
     bool m_bScenesListed = false;
-    rsclip_results *m_psHits = nullptr; /* the query's hits */
+    rsclip_results *m_psHits = nullptr;    /* the query's hits (no CHANGE) */
+    rsclip_changes *m_psChanges = nullptr; /* the change query's changes (CHANGE) */
     rsclip_region *m_pasRegions = nullptr;
     int m_nRegions = 0;
     rsclip_heatmap *m_psHeat = nullptr; /* the scene's heatmap (raster subdataset) */

@@ -58,6 +58,34 @@ static bool ParseInt(const char *name, const char *value, GIntBig lo, GIntBig hi
     return true;
 }
 
+static bool ParseBool(const char *name, const char *value, bool *out) {
+    if (EQUAL(value, "YES") || EQUAL(value, "TRUE") || EQUAL(value, "ON") || EQUAL(value, "1"))
+        *out = true;
+    else if (EQUAL(value, "NO") || EQUAL(value, "FALSE") || EQUAL(value, "OFF") ||
+             EQUAL(value, "0"))
+        *out = false;
+    else {
+        CPLError(CE_Failure, CPLE_IllegalArg, "RSCLIP: open option %s=%s: expected YES or NO", name,
+                 value);
+        return false;
+    }
+    return true;
+}
+
+/* AFTER / BEFORE: one time of rsclip/time.h, checked here so that a bad one fails the open with
+ * the option's name (the library reads the text again when the query runs). */
+static bool ParseTime(const char *name, const char *value, std::string *out) {
+    rsclip_time t;
+    if (rsclip_time_parse(value, &t) != RSCLIP_OK) {
+        CPLError(CE_Failure, CPLE_IllegalArg, "RSCLIP: open option %s=%s: %s", name, value,
+                 rsclip_last_error());
+        rsclip_clear_error();
+        return false;
+    }
+    *out = value;
+    return true;
+}
+
 bool RSCLIPQueryOptions::Parse(CSLConstList papszOpts) {
     const char *v;
     if ((v = CSLFetchNameValue(papszOpts, "QUERY")) != nullptr) {
@@ -131,16 +159,30 @@ bool RSCLIPQueryOptions::Parse(CSLConstList papszOpts) {
         }
         dfMinProb = d;
     }
-    if ((v = CSLFetchNameValue(papszOpts, "MERGE")) != nullptr) {
-        if (EQUAL(v, "YES") || EQUAL(v, "TRUE") || EQUAL(v, "ON") || EQUAL(v, "1"))
-            bMerge = true;
-        else if (EQUAL(v, "NO") || EQUAL(v, "FALSE") || EQUAL(v, "OFF") || EQUAL(v, "0"))
-            bMerge = false;
-        else {
-            CPLError(CE_Failure, CPLE_IllegalArg,
-                     "RSCLIP: open option MERGE=%s: expected YES or NO", v);
+    if ((v = CSLFetchNameValue(papszOpts, "MERGE")) != nullptr && !ParseBool("MERGE", v, &bMerge))
+        return false;
+    if ((v = CSLFetchNameValue(papszOpts, "AFTER")) != nullptr && !ParseTime("AFTER", v, &osAfter))
+        return false;
+    if ((v = CSLFetchNameValue(papszOpts, "BEFORE")) != nullptr &&
+        !ParseTime("BEFORE", v, &osBefore))
+        return false;
+    if ((v = CSLFetchNameValue(papszOpts, "LATEST")) != nullptr &&
+        !ParseBool("LATEST", v, &bLatest))
+        return false;
+    if ((v = CSLFetchNameValue(papszOpts, "CHANGE")) != nullptr) {
+        if (rsclip_change_periods(v, &sFrom, &sTo) != RSCLIP_OK) {
+            CPLError(CE_Failure, CPLE_IllegalArg, "RSCLIP: open option CHANGE=%s: %s", v,
+                     rsclip_last_error());
+            rsclip_clear_error();
             return false;
         }
+        bChange = true;
+    }
+    if (bChange && (!osAfter.empty() || !osBefore.empty() || bLatest)) {
+        CPLError(CE_Failure, CPLE_IllegalArg,
+                 "RSCLIP: open option CHANGE has its own two periods: no AFTER, BEFORE or LATEST "
+                 "with it");
+        return false;
     }
     if (!osQuery.empty() && nLikeTile > 0) {
         CPLError(CE_Failure, CPLE_IllegalArg,
@@ -151,6 +193,10 @@ bool RSCLIPQueryOptions::Parse(CSLConstList papszOpts) {
                                 : !aosNegatives.empty() ? "NEGATIVE"
                                 : bHasBBox              ? "BBOX"
                                 : !osAOI.empty()        ? "AOI"
+                                : !osAfter.empty()      ? "AFTER"
+                                : !osBefore.empty()     ? "BEFORE"
+                                : bLatest               ? "LATEST"
+                                : bChange               ? "CHANGE"
                                                         : nullptr;
     if (!HasQuery() && pszNeedsQuery) {
         CPLError(CE_Failure, CPLE_IllegalArg, "RSCLIP: open option %s needs QUERY (or LIKE_TILE)",
@@ -176,6 +222,9 @@ rsclip_query RSCLIPQueryOptions::ToQuery(std::vector<const char *> &negs) const 
         memcpy(q.bbox, adfBBox, sizeof q.bbox);
     }
     if (!osAOIWkt.empty()) q.aoi_wkt = osAOIWkt.c_str();
+    if (!osAfter.empty()) q.after = osAfter.c_str();
+    if (!osBefore.empty()) q.before = osBefore.c_str();
+    q.latest = bLatest ? 1 : 0;
     return q;
 }
 
@@ -193,6 +242,7 @@ RSCLIPDataset::~RSCLIPDataset() {
     m_apoLayers.clear(); /* layers use the session and the results */
     rsclip_regions_free(m_pasRegions, m_nRegions);
     rsclip_results_free(m_psHits);
+    rsclip_changes_free(m_psChanges);
     rsclip_heatmap_free(m_psHeat);
     if (m_psSession)
         rsclip_session_close(m_psSession); /* with its set */
@@ -291,14 +341,42 @@ bool RSCLIPDataset::RunQuery() {
     std::vector<const char *> negs;
     rsclip_query q = m_oOpts.ToQuery(negs);
     if (m_nSceneId > 0) q.scene_id = m_nSceneId;
-    if (rsclip_session_search(m_psSession, &q, &m_psHits) != RSCLIP_OK) {
-        RSCLIPReportError(m_osPath.c_str());
-        return false;
+    const char *pszWhy = nullptr, *pszNote = nullptr;
+    if (m_oOpts.bChange) {
+        if (rsclip_session_change(m_psSession, &q, &m_oOpts.sFrom, &m_oOpts.sTo, &m_psChanges) !=
+            RSCLIP_OK) {
+            RSCLIPReportError(m_osPath.c_str());
+            return false;
+        }
+        if (m_oOpts.bMerge &&
+            rsclip_change_regions(m_psChanges, &m_pasRegions, &m_nRegions) != RSCLIP_OK) {
+            RSCLIPReportError("merging the changes into regions");
+            return false;
+        }
+        pszWhy = m_psChanges->why_empty;
+        pszNote = m_psChanges->note;
+    } else {
+        if (rsclip_session_search(m_psSession, &q, &m_psHits) != RSCLIP_OK) {
+            RSCLIPReportError(m_osPath.c_str());
+            return false;
+        }
+        if (m_oOpts.bMerge && rsclip_regions_merge(m_psHits->hits, m_psHits->n, &m_pasRegions,
+                                                   &m_nRegions) != RSCLIP_OK) {
+            RSCLIPReportError("merging hits into regions");
+            return false;
+        }
+        pszWhy = m_psHits->why_empty;
+        pszNote = m_psHits->note;
     }
-    if (m_oOpts.bMerge && rsclip_regions_merge(m_psHits->hits, m_psHits->n, &m_pasRegions,
-                                               &m_nRegions) != RSCLIP_OK) {
-        RSCLIPReportError("merging hits into regions");
-        return false;
+    /* what the CLI prints to stderr, as metadata: why nothing was found (WHY_EMPTY), what a
+     * filter left out or how far a change query looked (NOTE) */
+    if (pszWhy) {
+        CPLDebug("RSCLIP", "no %s: %s", m_oOpts.bChange ? "changes" : "hits", pszWhy);
+        GDALDataset::SetMetadataItem("WHY_EMPTY", pszWhy);
+    }
+    if (pszNote) {
+        CPLDebug("RSCLIP", "note: %s", pszNote);
+        GDALDataset::SetMetadataItem("NOTE", pszNote);
     }
     return true;
 }
@@ -454,9 +532,12 @@ GDALDataset *RSCLIPDataset::Open(GDALOpenInfo *poOpenInfo) {
         if (bVector) {
             RSCLIPDataset *ds = poDS.get();
             ds->m_apoLayers.emplace_back(new RSCLIPTilesLayer(ds));
-            if (bQuery) ds->m_apoLayers.emplace_back(new RSCLIPHitsLayer(ds, false));
+            using Kind = RSCLIPHitsLayer::Kind;
+            if (bQuery)
+                ds->m_apoLayers.emplace_back(
+                    new RSCLIPHitsLayer(ds, ds->m_oOpts.bChange ? Kind::Changes : Kind::Hits));
             if (bQuery && ds->m_oOpts.bMerge)
-                ds->m_apoLayers.emplace_back(new RSCLIPHitsLayer(ds, true));
+                ds->m_apoLayers.emplace_back(new RSCLIPHitsLayer(ds, Kind::Regions));
         }
         poDS->SetDescription(aosOpts.empty() ? poOpenInfo->pszFilename
                                              : poDS->Name(poDS->m_nSceneId).c_str());
@@ -512,6 +593,16 @@ GDALDataset *RSCLIPDataset::Open(GDALOpenInfo *poOpenInfo) {
     "default: the tiling stride (recorded, or found from the stored tile windows)'/>"              \
     "  <Option name='MAX_CELLS' type='int' min='1' description='Refuse a heatmap with more "       \
     "cells (default %lld, or the RSCLIP_HEATMAP_MAX_CELLS configuration option)'/>"                \
+    "  <Option name='AFTER' type='string' description='Only scenes taken in or after this time "   \
+    "(ISO 8601: 2019, 2019-06, 2019-06-01, 2019-06-01T10:00Z); scenes without a time are left "    \
+    "out'/>"                                                                                       \
+    "  <Option name='BEFORE' type='string' description='Only scenes taken in or before this time " \
+    "(ISO 8601; BEFORE=2020 includes all of 2020)'/>"                                              \
+    "  <Option name='LATEST' type='boolean' default='NO' description='Among the hits, only the "   \
+    "most recent tile at each place'/>"                                                            \
+    "  <Option name='CHANGE' type='string' description='FROM/TO, e.g. 2019/2023: the changes "     \
+    "layer (in place of hits): places seen in both periods, ranked by the rise of the "            \
+    "probability; not with AFTER, BEFORE or LATEST'/>"                                             \
     "  <Option name='NOLOCK' type='boolean' description='Accepted and ignored (QGIS passes it to " \
     "files named *.gpkg); the index is always opened read-only'/>"                                 \
     "</OpenOptionList>"

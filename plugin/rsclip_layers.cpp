@@ -1,5 +1,5 @@
 /*
- * rsclip_layers.cpp -- the tiles, hits and regions layers (read-only, WGS84 lon/lat).
+ * rsclip_layers.cpp -- the tiles, hits, changes and regions layers (read-only, WGS84 lon/lat).
  */
 #include "gdal_rsclip.h"
 
@@ -46,6 +46,14 @@ static OGRPolygon *RingToPolygon(const double *xy, size_t n) {
     auto *poly = new OGRPolygon();
     poly->addRingDirectly(ring);
     return poly;
+}
+
+/* A text field, null when the library has no value (NULL). */
+static void SetTextOrNull(OGRFeature *f, const char *pszField, const char *pszValue) {
+    if (pszValue)
+        f->SetField(pszField, pszValue);
+    else
+        f->SetFieldNull(f->GetFieldIndex(pszField));
 }
 
 /* lon/lat of a tile centre: null for a scene in pixel coordinates (NaN from the library). */
@@ -348,32 +356,100 @@ int RSCLIPTilesLayer::TestCapability(const char *pszCap) {
     return RSCLIPLayer::TestCapability(pszCap);
 }
 
-/* ---- hits and regions ------------------------------------------------------------------------ */
+/* ---- hits, changes and regions -------------------------------------------------------------- */
 
-/* The same properties, in the same order, as rsclip_export_hits / rsclip_export_regions. */
+/* The same properties, in the same order, as rsclip_export_hits / _changes / _regions. */
 static const FieldSpec kHitFields[] = {
-    {"rank", OFTInteger},  {"score", OFTReal},    {"prob", OFTReal},         {"lon", OFTReal},
-    {"lat", OFTReal},      {"scene", OFTString},  {"xoff", OFTInteger},      {"yoff", OFTInteger},
-    {"xsize", OFTInteger}, {"ysize", OFTInteger}, {"tile_id", OFTInteger64},
+    {"rank", OFTInteger},      {"score", OFTReal},
+    {"prob", OFTReal},         {"lon", OFTReal},
+    {"lat", OFTReal},          {"scene", OFTString},
+    {"xoff", OFTInteger},      {"yoff", OFTInteger},
+    {"xsize", OFTInteger},     {"ysize", OFTInteger},
+    {"tile_id", OFTInteger64}, {"datetime", OFTString},
+    {"stac_item", OFTString},  {"stac_collection", OFTString},
 };
+static const FieldSpec kChangeFields[] = {
+    {"rank", OFTInteger},
+    {"rise", OFTReal},
+    {"prob", OFTReal},
+    {"prob_from", OFTReal},
+    {"coverage", OFTReal},
+    {"from_tiles", OFTInteger},
+    {"tile_id", OFTInteger64},
+    {"from_tile_id", OFTInteger64},
+    {"datetime", OFTString},
+    {"from_datetime", OFTString},
+    {"lon", OFTReal},
+    {"lat", OFTReal},
+    {"scene", OFTString},
+    {"from_scene", OFTString},
+    {"xoff", OFTInteger},
+    {"yoff", OFTInteger},
+    {"xsize", OFTInteger},
+    {"ysize", OFTInteger},
+    {"stac_item", OFTString},
+    {"from_stac_item", OFTString},
+    {"stac_collection", OFTString},
+};
+/* The regions of a change query add max_rise and mean_rise. */
 static const FieldSpec kRegionFields[] = {
     {"region", OFTInteger}, {"tiles", OFTInteger},  {"max_prob", OFTReal},
     {"mean_prob", OFTReal}, {"max_score", OFTReal}, {"area_m2", OFTReal},
     {"lon", OFTReal},       {"lat", OFTReal},       {"best_tile", OFTInteger64},
 };
+static const FieldSpec kRegionRiseFields[] = {
+    {"max_rise", OFTReal},
+    {"mean_rise", OFTReal},
+};
 
-RSCLIPHitsLayer::RSCLIPHitsLayer(RSCLIPDataset *poDS, bool bRegions)
-    : RSCLIPLayer(poDS, bRegions ? "regions" : "hits", bRegions ? wkbMultiPolygon : wkbPolygon),
-      m_bRegions(bRegions) {
-    if (bRegions)
+static const char *KindName(RSCLIPHitsLayer::Kind e) {
+    return e == RSCLIPHitsLayer::Kind::Regions   ? "regions"
+           : e == RSCLIPHitsLayer::Kind::Changes ? "changes"
+                                                 : "hits";
+}
+
+RSCLIPHitsLayer::RSCLIPHitsLayer(RSCLIPDataset *poDS, Kind eKind)
+    : RSCLIPLayer(poDS, KindName(eKind), eKind == Kind::Regions ? wkbMultiPolygon : wkbPolygon),
+      m_eKind(eKind) {
+    switch (eKind) {
+    case Kind::Regions: {
         AddFields(m_poDefn, kRegionFields, sizeof kRegionFields / sizeof *kRegionFields);
-    else
+        /* as rsclip_export_regions: the rise fields when a region has a rise */
+        bool bRise = false;
+        for (int i = 0; i < poDS->m_nRegions; i++) bRise |= poDS->m_pasRegions[i].has_rise != 0;
+        if (bRise)
+            AddFields(m_poDefn, kRegionRiseFields,
+                      sizeof kRegionRiseFields / sizeof *kRegionRiseFields);
+        break;
+    }
+    case Kind::Changes:
+        AddFields(m_poDefn, kChangeFields, sizeof kChangeFields / sizeof *kChangeFields);
+        break;
+    case Kind::Hits:
         AddFields(m_poDefn, kHitFields, sizeof kHitFields / sizeof *kHitFields);
+        break;
+    }
 }
 
 int RSCLIPHitsLayer::Count() const {
-    if (m_bRegions) return m_poDS->m_nRegions;
+    switch (m_eKind) {
+    case Kind::Regions:
+        return m_poDS->m_nRegions;
+    case Kind::Changes:
+        return m_poDS->m_psChanges ? m_poDS->m_psChanges->n : 0;
+    case Kind::Hits:
+        break;
+    }
     return m_poDS->m_psHits ? m_poDS->m_psHits->n : 0;
+}
+
+/* The footprint of a hit as a WGS84 polygon, on f. */
+static void SetFootprint(OGRFeature *f, const rsclip_hit *h, OGRSpatialReference *srs) {
+    OGRPolygon *poly = RingToPolygon(h->footprint, static_cast<size_t>(h->n_footprint));
+    if (poly) {
+        poly->assignSpatialReference(srs);
+        f->SetGeometryDirectly(poly);
+    }
 }
 
 /* Feature i (0-based); FID i + 1: the rank, or the region number. */
@@ -381,7 +457,30 @@ OGRFeature *RSCLIPHitsLayer::Make(int i) {
     auto *f = new OGRFeature(m_poDefn);
     OGRSpatialReference *srs = m_poDS->WGS84();
     f->SetFID(i + 1);
-    if (m_bRegions) {
+    if (m_eKind == Kind::Changes) {
+        const rsclip_change *c = &m_poDS->m_psChanges->changes[i];
+        f->SetField("rank", c->rank);
+        f->SetField("rise", static_cast<double>(c->rise));
+        f->SetField("prob", static_cast<double>(c->to.prob));
+        f->SetField("prob_from", static_cast<double>(c->prob_from));
+        f->SetField("coverage", c->coverage);
+        f->SetField("from_tiles", c->n_from);
+        f->SetField("tile_id", static_cast<GIntBig>(c->to.tile_id));
+        f->SetField("from_tile_id", static_cast<GIntBig>(c->from.tile_id));
+        SetTextOrNull(f, "datetime", c->to.datetime);
+        SetTextOrNull(f, "from_datetime", c->from.datetime);
+        SetLonLat(f, c->to.lon, c->to.lat);
+        f->SetField("scene", m_poDS->ScenePath(c->to.scene_id));
+        f->SetField("from_scene", m_poDS->ScenePath(c->from.scene_id));
+        f->SetField("xoff", c->to.xoff);
+        f->SetField("yoff", c->to.yoff);
+        f->SetField("xsize", c->to.xsize);
+        f->SetField("ysize", c->to.ysize);
+        SetTextOrNull(f, "stac_item", c->to.stac_item);
+        SetTextOrNull(f, "from_stac_item", c->from.stac_item);
+        SetTextOrNull(f, "stac_collection", c->to.stac_collection);
+        SetFootprint(f, &c->to, srs);
+    } else if (m_eKind == Kind::Regions) {
         const rsclip_region *r = &m_poDS->m_pasRegions[i];
         f->SetField("region", r->id);
         f->SetField("tiles", r->n_tiles);
@@ -392,6 +491,15 @@ OGRFeature *RSCLIPHitsLayer::Make(int i) {
         f->SetField("lon", r->lon);
         f->SetField("lat", r->lat);
         f->SetField("best_tile", static_cast<GIntBig>(r->best_tile_id));
+        if (m_poDefn->GetFieldIndex("max_rise") >= 0) {
+            if (r->has_rise) {
+                f->SetField("max_rise", static_cast<double>(r->max_rise));
+                f->SetField("mean_rise", static_cast<double>(r->mean_rise));
+            } else {
+                f->SetFieldNull(f->GetFieldIndex("max_rise"));
+                f->SetFieldNull(f->GetFieldIndex("mean_rise"));
+            }
+        }
         OGRGeometry *g = nullptr;
         if (r->wkt && OGRGeometryFactory::createFromWkt(r->wkt, nullptr, &g) == OGRERR_NONE && g) {
             g = OGRGeometryFactory::forceToMultiPolygon(g);
@@ -410,11 +518,10 @@ OGRFeature *RSCLIPHitsLayer::Make(int i) {
         f->SetField("xsize", h->xsize);
         f->SetField("ysize", h->ysize);
         f->SetField("tile_id", static_cast<GIntBig>(h->tile_id));
-        OGRPolygon *poly = RingToPolygon(h->footprint, static_cast<size_t>(h->n_footprint));
-        if (poly) {
-            poly->assignSpatialReference(srs);
-            f->SetGeometryDirectly(poly);
-        }
+        SetTextOrNull(f, "datetime", h->datetime);
+        SetTextOrNull(f, "stac_item", h->stac_item);
+        SetTextOrNull(f, "stac_collection", h->stac_collection);
+        SetFootprint(f, h, srs);
     }
     return f;
 }

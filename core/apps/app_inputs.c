@@ -42,7 +42,7 @@ int app_gather_inputs(const char *const *args, int n_args, const char *list_file
             }
             all = na;
         }
-        memcpy(all + n, items, (size_t)m * sizeof *items); /* the strings move into all */
+        if (m > 0) memcpy(all + n, items, (size_t)m * sizeof *items); /* strings move into all */
         n += m;
         free(items);
     }

@@ -1,5 +1,6 @@
 /* rsclip info: what an index holds. */
 #include "app.h"
+#include "rsclip/time.h"
 
 #include <getopt.h>
 #include <stdlib.h>
@@ -46,10 +47,17 @@ static void print_scene_row(const rsclip_scene_info *si) {
         snprintf(gsd, sizeof gsd, "%.3g", si->gsd);
     else
         snprintf(gsd, sizeof gsd, "%s", si->georef == 2 ? "?" : "-");
-    printf("  %4lld  %-8s  %6lld  %7lld  %-8s  %-10s  %-10s  %-8s  %s\n", (long long)si->id,
+    char when[2 * RSCLIP_TIME_TEXT_MAX];
+    if (si->datetime)
+        snprintf(when, sizeof when, "%s", si->datetime);
+    else if (si->start_datetime && si->end_datetime)
+        snprintf(when, sizeof when, "%s/%s", si->start_datetime, si->end_datetime);
+    else
+        snprintf(when, sizeof when, "-");
+    printf("  %4lld  %-8s  %6lld  %7lld  %-8s  %-10s  %-10s  %-8s  %-24s  %s\n", (long long)si->id,
            si->status == RSCLIP_SCENE_COMPLETE ? "complete" : "indexing",
            (long long)si->tiles_stored, (long long)si->tiles_skipped, si->bands ? si->bands : "?",
-           scale, grid, gsd, si->path);
+           scale, grid, gsd, when, si->path);
 }
 
 /* Text from the index goes out as JSON strings (settings and scaling are JSON texts themselves:
@@ -82,6 +90,13 @@ static void print_scene_json(const rsclip_scene_info *si, size_t i) {
     json_opt_string("bands", si->bands);
     json_opt_string("scaling", si->scaling);
     json_opt_string("settings", si->settings);
+    json_opt_string("datetime", si->datetime);
+    json_opt_string("start_datetime", si->start_datetime);
+    json_opt_string("end_datetime", si->end_datetime);
+    json_opt_string("datetime_source", si->datetime_source);
+    json_opt_string("stac_item", si->stac_item);
+    json_opt_string("stac_collection", si->stac_collection);
+    json_opt_string("stac_asset", si->stac_asset);
     printf("}");
 }
 
@@ -147,8 +162,9 @@ static void print_header_text(const char *path, const rsclip_index_info *in, con
            (double)sz[0] / 1048576.0, (double)sz[1] / 1048576.0, (double)sz[2] / 1048576.0);
     printf("Created:     %s\nUpdated:     %s\n", in->created_at, in->updated_at);
     if (n_scenes)
-        printf("Scenes:\n  %4s  %-8s  %6s  %7s  %-8s  %-10s  %-10s  %-8s  %s\n", "id", "status",
-               "tiles", "skipped", "bands", "scale", "tile/step", "gsd m", "path");
+        printf("Scenes:\n  %4s  %-8s  %6s  %7s  %-8s  %-10s  %-10s  %-8s  %-24s  %s\n", "id",
+               "status", "tiles", "skipped", "bands", "scale", "tile/step", "gsd m", "datetime",
+               "path");
 }
 
 int cmd_info(int argc, char **argv) {

@@ -36,6 +36,10 @@ const char app_usage_search[] =
     "                          2019-06-01, 2019-06-01T10:00Z; both periods included); scenes\n"
     "                          without a time are left out (stderr says how many)\n"
     "  --latest                only the most recent tile at each place among the hits\n"
+    "  --change FROM/TO        places seen in both periods (e.g. 2019/2023), ranked by the\n"
+    "                          rise of the probability from the earlier to the later tiles of\n"
+    "                          the same ground (footprint overlap); each hit has both\n"
+    "                          probabilities, times and tile ids (layer \"changes\")\n"
     "  --merge                 dissolve touching/overlapping hits into regions (max and mean\n"
     "                          probability, tile count, area in m2)\n"
     "  -of FORMAT              GeoJSON, GPKG, CSV, KML, FlatGeobuf, ESRI Shapefile or any OGR\n"
@@ -116,6 +120,8 @@ typedef struct search_args {
     const char *negatives[RSCLIP_SEARCH_MAX_NEGATIVES];
     const char *index, *aoi, *format, *out, *t_srs, *layer_name;
     int merge, overwrite;
+    const char *change; /* --change FROM/TO */
+    rsclip_time from, to;
     int64_t likes[RSCLIP_QUERY_MAX_EXAMPLES], unlikes[RSCLIP_QUERY_MAX_EXAMPLES];
     int n_like, n_unlike;
     app_render_opts ro; /* --chips, --sheet */
@@ -144,7 +150,8 @@ enum {
     O_LATEST,
     O_UNLIKE_TILE,
     O_CHIPS,
-    O_SHEET
+    O_SHEET,
+    O_CHANGE
 };
 
 /* Parse a positive id (--like-tile, --scene); 0 on success. */
@@ -264,6 +271,11 @@ static int parse_option(search_args *a, int ch, char **argv) {
     case O_LATEST:
         q->latest = 1;
         return APP_OK;
+    case O_CHANGE:
+        if (rsclip_change_periods(optarg, &a->from, &a->to) != RSCLIP_OK)
+            return app_usage_error("search", "--change: %s", rsclip_last_error());
+        a->change = optarg;
+        return APP_OK;
     case O_PRECISION: {
         rsclip_precision pr;
         if (rsclip_precision_parse(optarg, &pr) != RSCLIP_OK)
@@ -297,11 +309,8 @@ static int check_args(search_args *a, int argc, char **argv) {
                                          "--like-image");
     if (n_kinds > 1) return app_usage_error("search", "give only one query");
     app_query_examples(q, a->likes, a->n_like, a->unlikes, a->n_unlike);
-    if (q->text) {
-        const char *p = q->text;
-        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
-        if (!*p) return app_usage_error("search", "the query text is empty");
-    }
+    if (rsclip_query_check(q) != RSCLIP_OK)
+        return app_usage_error("search", "%s", rsclip_last_error());
     if (a->format && !a->out && strcasecmp(a->format, "GeoJSON") != 0 &&
         strcasecmp(a->format, "CSV") != 0)
         return app_usage_error("search", "-of %s needs an output file (-o)", a->format);
@@ -312,6 +321,9 @@ static int check_args(search_args *a, int argc, char **argv) {
     if ((a->layer_name && !to_file) || (a->overwrite && !to_file && !a->ro.chips && !a->ro.sheet))
         return app_usage_error("search", "%s needs an output file (-o, --chips or --sheet)",
                                a->layer_name ? "-nln" : "--overwrite");
+    if (a->change && (q->after || q->before || q->latest))
+        return app_usage_error("search", "--change has its own two periods: no --after, --before "
+                                         "or --latest with it");
     a->ro.index = a->index;
     a->ro.overwrite = a->overwrite;
     return APP_OK;
@@ -345,6 +357,7 @@ static int parse_args(search_args *a, int argc, char **argv) {
         {"unlike-tile", required_argument, NULL, O_UNLIKE_TILE},
         {"chips", required_argument, NULL, O_CHIPS},
         {"sheet", required_argument, NULL, O_SHEET},
+        {"change", required_argument, NULL, O_CHANGE},
         {NULL, 0, NULL, 0}};
     memset(a, 0, sizeof *a);
     a->q = rsclip_query_default();
@@ -398,13 +411,73 @@ static int emit(const search_args *a, const rsclip_results *r, const rsclip_regi
     return e == RSCLIP_OK ? APP_OK : app_fail();
 }
 
+/* ---- --change ------------------------------------------------------------------------------- */
+
+static void print_changes(const rsclip_changes *c) {
+    printf("%4s  %7s  %9s  %7s  %12s  %11s  %8s  %8s  %-24s  %-24s  %s\n", "rank", "rise",
+           "prob_from", "prob", "lon", "lat", "from", "tile", "from_datetime", "datetime", "scene");
+    for (int i = 0; i < c->n; i++) {
+        const rsclip_change *ch = &c->changes[i];
+        char lon[32], lat[32];
+        printf("%4d  %+7.4f  %9.4f  %7.4f  %12s  %11s  %8lld  %8lld  %-24s  %-24s  %s\n", ch->rank,
+               ch->rise, ch->prob_from, ch->to.prob, coord(lon, sizeof lon, ch->to.lon),
+               coord(lat, sizeof lat, ch->to.lat), (long long)ch->from.tile_id,
+               (long long)ch->to.tile_id, ch->from.datetime ? ch->from.datetime : "-",
+               ch->to.datetime ? ch->to.datetime : "-", ch->to.scene);
+    }
+}
+
+static void print_change_regions(const rsclip_region *rg, int n) {
+    printf("%6s  %5s  %8s  %9s  %8s  %12s  %11s  %14s  %9s\n", "region", "tiles", "max_rise",
+           "mean_rise", "max_prob", "lon", "lat", "area_m2", "best_tile");
+    for (int i = 0; i < n; i++)
+        printf("%6d  %5d  %+8.4f  %+9.4f  %8.4f  %12.7f  %11.7f  %14.1f  %9lld\n", rg[i].id,
+               rg[i].n_tiles, rg[i].max_rise, rg[i].mean_rise, rg[i].max_prob, rg[i].lon, rg[i].lat,
+               rg[i].area_m2, (long long)rg[i].best_tile_id);
+}
+
+static int run_change(search_args *a, rsclip_session *s) {
+    rsclip_changes *c = NULL;
+    if (rsclip_session_change(s, &a->q, &a->from, &a->to, &c) != RSCLIP_OK) return app_fail();
+    if (c->n == 0)
+        fprintf(stderr, "rsclip: no changes: %s\n", c->why_empty ? c->why_empty : "none found");
+    if (c->note) fprintf(stderr, "rsclip: note: %s\n", c->note);
+    /* the later tiles as hits: for regions, chips and sheets */
+    rsclip_hit *hits = malloc(sizeof *hits * (size_t)(c->n ? c->n : 1));
+    rsclip_region *regions = NULL;
+    int n_regions = 0, rc = hits ? APP_OK : app_error("out of memory");
+    for (int i = 0; i < c->n && hits; i++) hits[i] = c->changes[i].to;
+    if (rc == APP_OK && a->merge && rsclip_change_regions(c, &regions, &n_regions) != RSCLIP_OK)
+        rc = app_fail();
+    if (rc == APP_OK && !a->format && !a->out) {
+        if (a->merge)
+            print_change_regions(regions, n_regions);
+        else
+            print_changes(c);
+    } else if (rc == APP_OK) {
+        rsclip_export_params ep = export_params(a);
+        fflush(stdout);
+        int e = a->merge ? rsclip_export_regions(a->out, &ep, regions, n_regions)
+                         : rsclip_export_changes(a->out, &ep, c->changes, c->n);
+        if (e != RSCLIP_OK) rc = app_fail();
+    }
+    if (rc == APP_OK) {
+        rsclip_results r = {c->n, hits, NULL, NULL};
+        rc = app_render_outputs(&a->ro, &r, a->merge, regions, n_regions);
+    }
+    rsclip_regions_free(regions, n_regions);
+    free(hits);
+    rsclip_changes_free(c);
+    return rc;
+}
+
 static int run_search(search_args *a) {
     if (access(a->index, F_OK) != 0) return app_error("%s: no such index file", a->index);
     /* Refuse a forbidden output before the search, not after it. */
     if (a->out && strcmp(a->out, "-") != 0) {
         rsclip_export_params ep = export_params(a);
-        if (rsclip_export_check(a->out, &ep, a->merge ? "regions" : "hits") != RSCLIP_OK)
-            return app_fail();
+        const char *layer = a->merge ? "regions" : a->change ? "changes" : "hits";
+        if (rsclip_export_check(a->out, &ep, layer) != RSCLIP_OK) return app_fail();
     }
     char title[1024];
     app_query_title(&a->q, title, sizeof title);
@@ -419,6 +492,12 @@ static int run_search(search_args *a) {
     if (rsclip_session_open(a->index, &a->sp, &s) != RSCLIP_OK) {
         rsclip_free(aoi_wkt);
         return app_fail();
+    }
+    if (a->change) {
+        int rc = run_change(a, s);
+        rsclip_session_close(s);
+        rsclip_free(aoi_wkt);
+        return rc;
     }
     rsclip_results *r = NULL;
     int rc = rsclip_session_search(s, &a->q, &r) == RSCLIP_OK ? APP_OK : app_fail();

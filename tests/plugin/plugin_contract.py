@@ -55,6 +55,23 @@ def envelope_poly(e, grow=0.0):
                                      "%.17g %.17g))" % (x0, y0, x1, y0, x1, y1, x0, y1, x0, y0))
 
 
+def field_list(lyr):
+    """A layer's fields as (name, type name), in order."""
+    d = lyr.GetLayerDefn()
+    return [(d.GetFieldDefn(i).GetName(), ogr.GetFieldTypeName(d.GetFieldDefn(i).GetType()))
+            for i in range(d.GetFieldCount())]
+
+
+def check_fields(lyr, ref_path, tag):
+    """The layer's fields (names, types, order) = those of the layer `rsclip search -o REF.gpkg`
+    wrote: the driver's layers and the CLI's exports carry the same properties."""
+    ref = gdal.OpenEx(ref_path, gdal.OF_VECTOR, allowed_drivers=["GPKG"])
+    want = field_list(ref.GetLayer(0)) if ref else None
+    got = field_list(lyr) if lyr else None
+    check(want is not None and got == want,
+          "%s: fields = rsclip search's export %s" % (tag, [n for n, _ in (got or [])]))
+
+
 def check_layer(ds, name, tag):
     lyr = ds.GetLayerByName(name)
     if not check(lyr is not None, "%s: layer %s" % (tag, name)):

@@ -53,7 +53,8 @@ if FULL:
     rc, out, _ = run(["gdalinfo", "--formats"])
     check(rc == 0 and "RSCLIP" in out, "gdalinfo --formats lists RSCLIP")
 rc, out, _ = run(["gdalinfo", "--format", "RSCLIP"])
-for opt in ["QUERY", "NEGATIVE", "TOP_K", "MIN_PROB", "TEMPLATE", "MODEL", "MERGE", "LIKE_TILE"]:
+for opt in ["QUERY", "NEGATIVE", "TOP_K", "MIN_PROB", "TEMPLATE", "MODEL", "MERGE", "LIKE_TILE",
+            "AFTER", "BEFORE", "LATEST", "CHANGE"]:
     check(rc == 0 and ("name=\"%s\"" % opt) in out, "gdalinfo --format RSCLIP documents " + opt)
 
 # ---- the index file itself stays GeoPackage's --------------------------------------------------
@@ -103,11 +104,14 @@ for h, r in zip(hits, ref):
     hp, rp = h["properties"], r["properties"]
     for k in ["rank", "tile_id", "scene", "xoff", "yoff", "xsize", "ysize"]:
         ok = ok and hp[k] == rp[k]
+    for k in ["datetime", "stac_item", "stac_collection"]:  # null when unknown
+        ok = ok and hp.get(k) == rp.get(k)
     for k in ["prob", "score", "lon", "lat"]:
         ok = ok and abs(hp[k] - rp[k]) <= 1e-7
     ok = ok and h["id"] == hp["rank"]
     ok = ok and same_ring(ring_of(h["geometry"]), ring_of(r["geometry"]), 1e-9)
-check(ok, "hits equal rsclip search (order, rank, prob, score, window, footprint)")
+check(ok, "hits equal rsclip search (order, rank, prob, score, window, footprint, datetime, "
+          "STAC ids)")
 check(all(hits[i]["properties"]["score"] >= hits[i + 1]["properties"]["score"]
           for i in range(len(hits) - 1)), "hits ranked by score")
 

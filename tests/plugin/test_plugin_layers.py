@@ -18,7 +18,7 @@ from plugin_common import (MODEL, RSCLIP, SCENES, build_index, check, finish,  #
 reexec_with_preload()  # before osgeo: importing it registers (loads) the plugin
 from osgeo import gdal, ogr  # noqa: E402
 
-from plugin_contract import check_dataset, install_handler, read_all  # noqa: E402
+from plugin_contract import check_dataset, check_fields, install_handler, read_all  # noqa: E402
 
 gdal.DontUseExceptions()
 ogr.DontUseExceptions()
@@ -34,6 +34,14 @@ install_handler()
 q = ["QUERY=" + QUERY, "TOP_K=%d" % K, "MERGE=YES"]
 whole = check_dataset(DS, q, ["tiles", "hits", "regions"], "index")
 check_dataset(DS, [], ["tiles"], "index without query")
+# the fields of hits and regions: those rsclip search writes (names, types, order)
+qds = gdal.OpenEx(DS, gdal.OF_VECTOR, open_options=q)
+for layer, extra in [("hits", []), ("regions", ["--merge"])]:
+    ref = os.path.join(work, "ref_%s.gpkg" % layer)
+    rc, _, _ = run([RSCLIP, "search", idx, QUERY, "-k", str(K), "-o", ref] + extra)
+    if check(rc == 0, "reference: rsclip search -o %s" % os.path.basename(ref)):
+        check_fields(qds.GetLayerByName(layer) if qds else None, ref, "index " + layer)
+qds = None
 check_dataset(DS, ["LIKE_TILE=3", "TOP_K=6"], ["tiles", "hits"], "LIKE_TILE")
 # one scene: its tiles, and the query's hits inside it
 scene_ids = sorted({k[1][1] for k in whole.get("tiles", [])})

@@ -94,6 +94,17 @@ typedef struct rsclip_hit {
     const char *stac_item, *stac_collection; /* the scene's STAC ids, NULL if not from STAC */
 } rsclip_hit;
 
+/* A change (rsclip/query.h, change queries): a place seen in two periods. */
+typedef struct rsclip_change {
+    int rank;        /* 1-based */
+    float rise;      /* to.prob - prob_from */
+    float prob_from; /* the earlier coverage's probability (area-weighted) */
+    double coverage; /* share of to's footprint the earlier tiles cover, 0.5 .. 1 */
+    int n_from;      /* earlier tiles meeting it */
+    rsclip_hit to;   /* the later tile (its rank is the change's; strings borrowed) */
+    rsclip_hit from; /* the earlier tile that covers most of it (prob: that tile's own) */
+} rsclip_change;
+
 typedef struct rsclip_region {
     int id; /* 1-based, ordered by max_prob descending */
     int n_tiles;
@@ -103,6 +114,10 @@ typedef struct rsclip_region {
     double area_m2;
     char *wkt;         /* dissolved (multi)polygon, WGS84 lon/lat WKT (owned) */
     int64_t *tile_ids; /* n_tiles ids of the member tiles (owned) */
+    /* Regions of a change query (set by the caller, 0 otherwise): the largest and the mean rise
+     * of the member changes; exported as max_rise and mean_rise. */
+    int has_rise;
+    float max_rise, mean_rise;
 } rsclip_region;
 
 /* Merge hits (all of them: the caller filters by threshold first) into regions. Hits without a
@@ -159,6 +174,13 @@ int rsclip_export_hits(const char *path, const rsclip_export_params *params, con
  * same way. KML placemarks are named by region number. */
 int rsclip_export_regions(const char *path, const rsclip_export_params *params,
                           const rsclip_region *regions, int n);
+
+/* Write changes as rsclip_export_hits writes hits (same output rules; default layer "changes"):
+ * one polygon per change, the later tile's footprint, with rank, rise, prob, prob_from,
+ * coverage, from_tiles, tile_id, from_tile_id, datetime, from_datetime, lon, lat, scene,
+ * from_scene, the later window (xoff, yoff, xsize, ysize) and the STAC ids. */
+int rsclip_export_changes(const char *path, const rsclip_export_params *params,
+                          const rsclip_change *changes, int n);
 
 #ifdef __cplusplus
 }

@@ -38,6 +38,7 @@
 
 #include "rsclip/export.h"
 #include "rsclip/index.h"
+#include "rsclip/time.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -130,6 +131,15 @@ typedef struct rsclip_query {
 
 rsclip_query rsclip_query_default(void);
 
+/* Every rule a query must meet, without opening anything: one query of its own at most (text,
+ * like_tile, point or image; like tiles may add to it or stand alone), a text and negatives with
+ * something besides white space, a template with "{}", k >= 1, min_prob in 0..1, counts in
+ * range, a bbox of WGS84 west <= east and south <= north, after/before that parse and are in
+ * order. RSCLIP_OK or RSCLIP_ERR_INVALID_ARG with the reason. rsclip_session_search and
+ * rsclip_session_change run it first; a caller may run it to refuse a query before opening an
+ * index. */
+int rsclip_query_check(const rsclip_query *q);
+
 typedef struct rsclip_results {
     int n;
     rsclip_hit *hits; /* [n], ranked; strings and footprints owned by the results */
@@ -146,6 +156,40 @@ typedef struct rsclip_results {
 
 int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_results **out);
 void rsclip_results_free(rsclip_results *r); /* NULL-safe */
+
+/* ---- change queries -------------------------------------------------------------------------
+ * "Where did X appear between FROM and TO?" Places seen in both periods, ranked by the rise of
+ * the probability from the earlier to the later coverage of the same ground. The later tiles
+ * are those of scenes whose time meets `to` (and q's bbox, area of interest, scene); the earlier
+ * coverage of one is every tile of a scene whose time meets `from` that meets its footprint,
+ * weighted by the area it shares with it (scenes of different dates rarely share a grid), and
+ * a place counts as seen in both when those tiles cover at least half of the later footprint.
+ * Probabilities come from the exact vectors; with negatives (texts or unlike tiles) both sides
+ * are scored as a search ranks (cos - 0.5 * the strongest negative's cos) and the probabilities
+ * are those of that score. q->min_prob applies to the later tile; q->after, before and latest
+ * must be unset. Tiles in pixel coordinates have no ground to compare and are skipped. */
+
+typedef struct rsclip_changes {
+    int n;
+    rsclip_change *changes; /* [n], best rise first (ties: later tile id) */
+    const char *why_empty;  /* when n is 0: why, one sentence */
+    const char *note;       /* how many later tiles were examined, how many had no earlier
+                               coverage, whether the walk was bounded */
+} rsclip_changes;
+
+/* Parse "FROM/TO": two times of rsclip/time.h ("2019/2023": all of 2019, all of 2023), or two
+ * spans with three slashes ("2019-01/2019-06/2023-01/2023-06"). Both periods need both ends, and
+ * FROM must end before TO begins. RSCLIP_ERR_INVALID_ARG naming the text otherwise. */
+int rsclip_change_periods(const char *text, rsclip_time *from, rsclip_time *to);
+
+int rsclip_session_change(rsclip_session *s, const rsclip_query *q, const rsclip_time *from,
+                          const rsclip_time *to, rsclip_changes **out);
+void rsclip_changes_free(rsclip_changes *c); /* NULL-safe */
+
+/* The later tiles of c dissolved into regions (rsclip_regions_merge over the changes' `to` hits),
+ * each with has_rise set and the largest and mean rise of its changes (rsclip_export_regions
+ * writes them as max_rise and mean_rise). *out: rsclip_regions_free. */
+int rsclip_change_regions(const rsclip_changes *c, rsclip_region **out, int *n_out);
 
 /* Score every tile of one scene for a query (heatmaps): *probs and *tile_ids are new arrays of
  * *n entries (rsclip_free), in tile-id order; probabilities from the int8 codes (within ~1e-3 of

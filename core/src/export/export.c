@@ -578,6 +578,15 @@ static void set_real_or_null(OGRFeatureH f, const char *name, double v, int have
         OGR_F_SetFieldNull(f, i);
 }
 
+static void set_text_or_null(OGRFeatureH f, const char *name, const char *v) {
+    int i = OGR_F_GetFieldIndex(f, name);
+    if (i < 0) return;
+    if (v)
+        OGR_F_SetFieldString(f, i, v);
+    else
+        OGR_F_SetFieldNull(f, i);
+}
+
 static OGRFeatureH hit_feature(OGRFeatureDefnH defn, const rsclip_hit *h) {
     OGRFeatureH f = OGR_F_Create(defn);
     OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "rank"), h->rank);
@@ -591,6 +600,9 @@ static OGRFeatureH hit_feature(OGRFeatureDefnH defn, const rsclip_hit *h) {
     OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "xsize"), h->xsize);
     OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "ysize"), h->ysize);
     OGR_F_SetFieldInteger64(f, OGR_F_GetFieldIndex(f, "tile_id"), h->tile_id);
+    set_text_or_null(f, "datetime", h->datetime);
+    set_text_or_null(f, "stac_item", h->stac_item);
+    set_text_or_null(f, "stac_collection", h->stac_collection);
     return f;
 }
 
@@ -600,10 +612,13 @@ static OGRFeatureH hit_feature(OGRFeatureDefnH defn, const rsclip_hit *h) {
 static int export_hits(rsclip__gdal_errors *err, const char *path,
                        const rsclip_export_params *params, const rsclip_hit *hits, int n) {
     static const field_def fields[] = {
-        {"rank", OFTInteger},  {"score", OFTReal},        {"prob", OFTReal},
-        {"lon", OFTReal},      {"lat", OFTReal},          {"scene", OFTString},
-        {"xoff", OFTInteger},  {"yoff", OFTInteger},      {"xsize", OFTInteger},
-        {"ysize", OFTInteger}, {"tile_id", OFTInteger64},
+        {"rank", OFTInteger},      {"score", OFTReal},
+        {"prob", OFTReal},         {"lon", OFTReal},
+        {"lat", OFTReal},          {"scene", OFTString},
+        {"xoff", OFTInteger},      {"yoff", OFTInteger},
+        {"xsize", OFTInteger},     {"ysize", OFTInteger},
+        {"tile_id", OFTInteger64}, {"datetime", OFTString},
+        {"stac_item", OFTString},  {"stac_collection", OFTString},
     };
     static const layer_spec spec = {"hits", wkbPolygon, "rank", fields,
                                     (int)(sizeof fields / sizeof fields[0])};
@@ -647,13 +662,23 @@ static int export_regions(rsclip__gdal_errors *err, const char *path,
         {"mean_prob", OFTReal}, {"max_score", OFTReal}, {"area_m2", OFTReal},
         {"lon", OFTReal},       {"lat", OFTReal},       {"best_tile", OFTInteger64},
     };
+    static const field_def rise_fields[] = {
+        {"region", OFTInteger}, {"tiles", OFTInteger},  {"max_prob", OFTReal},
+        {"mean_prob", OFTReal}, {"max_score", OFTReal}, {"area_m2", OFTReal},
+        {"lon", OFTReal},       {"lat", OFTReal},       {"best_tile", OFTInteger64},
+        {"max_rise", OFTReal},  {"mean_rise", OFTReal},
+    };
     /* MultiPolygon: tiles touching only at a corner dissolve into two parts of one region. */
     static const layer_spec spec = {"regions", wkbMultiPolygon, "region", fields,
                                     (int)(sizeof fields / sizeof fields[0])};
+    static const layer_spec rise_spec = {"regions", wkbMultiPolygon, "region", rise_fields,
+                                         (int)(sizeof rise_fields / sizeof rise_fields[0])};
+    int with_rise = 0;
+    for (int i = 0; i < n && regions; i++) with_rise |= regions[i].has_rise;
     if (n < 0 || (n > 0 && !regions))
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "export: no regions");
     out_ctx o;
-    int rc = out_open(&o, err, path, params, &spec, 0);
+    int rc = out_open(&o, err, path, params, with_rise ? &rise_spec : &spec, 0);
     if (rc) return rc;
     OGRFeatureDefnH defn = OGR_L_GetLayerDefn(o.layer);
     for (int i = 0; i < n && rc == RSCLIP_OK; i++) {
@@ -668,6 +693,10 @@ static int export_regions(rsclip__gdal_errors *err, const char *path,
         OGR_F_SetFieldDouble(f, OGR_F_GetFieldIndex(f, "lon"), r->lon);
         OGR_F_SetFieldDouble(f, OGR_F_GetFieldIndex(f, "lat"), r->lat);
         OGR_F_SetFieldInteger64(f, OGR_F_GetFieldIndex(f, "best_tile"), r->best_tile_id);
+        if (with_rise) {
+            set_real_or_null(f, "max_rise", r->max_rise, r->has_rise);
+            set_real_or_null(f, "mean_rise", r->mean_rise, r->has_rise);
+        }
         OGRGeometryH g = NULL;
         if (r->wkt) {
             char *w = r->wkt;
@@ -678,6 +707,78 @@ static int export_regions(rsclip__gdal_errors *err, const char *path,
         OGR_F_Destroy(f);
     }
     return out_finish(&o, rc, n);
+}
+
+static int export_changes(rsclip__gdal_errors *err, const char *path,
+                          const rsclip_export_params *params, const rsclip_change *ch, int n) {
+    static const field_def fields[] = {
+        {"rank", OFTInteger},
+        {"rise", OFTReal},
+        {"prob", OFTReal},
+        {"prob_from", OFTReal},
+        {"coverage", OFTReal},
+        {"from_tiles", OFTInteger},
+        {"tile_id", OFTInteger64},
+        {"from_tile_id", OFTInteger64},
+        {"datetime", OFTString},
+        {"from_datetime", OFTString},
+        {"lon", OFTReal},
+        {"lat", OFTReal},
+        {"scene", OFTString},
+        {"from_scene", OFTString},
+        {"xoff", OFTInteger},
+        {"yoff", OFTInteger},
+        {"xsize", OFTInteger},
+        {"ysize", OFTInteger},
+        {"stac_item", OFTString},
+        {"from_stac_item", OFTString},
+        {"stac_collection", OFTString},
+    };
+    static const layer_spec spec = {"changes", wkbPolygon, "rank", fields,
+                                    (int)(sizeof fields / sizeof fields[0])};
+    if (n < 0 || (n > 0 && !ch)) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "export: no changes");
+    out_ctx o;
+    int rc = out_open(&o, err, path, params, &spec, 0);
+    if (rc) return rc;
+    OGRFeatureDefnH defn = OGR_L_GetLayerDefn(o.layer);
+    for (int i = 0; i < n && rc == RSCLIP_OK; i++) {
+        const rsclip_change *c = &ch[i];
+        OGRFeatureH f = OGR_F_Create(defn);
+        OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "rank"), c->rank);
+        OGR_F_SetFieldDouble(f, OGR_F_GetFieldIndex(f, "rise"), c->rise);
+        OGR_F_SetFieldDouble(f, OGR_F_GetFieldIndex(f, "prob"), c->to.prob);
+        OGR_F_SetFieldDouble(f, OGR_F_GetFieldIndex(f, "prob_from"), c->prob_from);
+        OGR_F_SetFieldDouble(f, OGR_F_GetFieldIndex(f, "coverage"), c->coverage);
+        OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "from_tiles"), c->n_from);
+        OGR_F_SetFieldInteger64(f, OGR_F_GetFieldIndex(f, "tile_id"), c->to.tile_id);
+        OGR_F_SetFieldInteger64(f, OGR_F_GetFieldIndex(f, "from_tile_id"), c->from.tile_id);
+        set_text_or_null(f, "datetime", c->to.datetime);
+        set_text_or_null(f, "from_datetime", c->from.datetime);
+        set_real_or_null(f, "lon", c->to.lon, !rsclip__hit_is_pixel(&c->to));
+        set_real_or_null(f, "lat", c->to.lat, !rsclip__hit_is_pixel(&c->to));
+        set_text_or_null(f, "scene", c->to.scene);
+        set_text_or_null(f, "from_scene", c->from.scene);
+        OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "xoff"), c->to.xoff);
+        OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "yoff"), c->to.yoff);
+        OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "xsize"), c->to.xsize);
+        OGR_F_SetFieldInteger(f, OGR_F_GetFieldIndex(f, "ysize"), c->to.ysize);
+        set_text_or_null(f, "stac_item", c->to.stac_item);
+        set_text_or_null(f, "from_stac_item", c->from.stac_item);
+        set_text_or_null(f, "stac_collection", c->to.stac_collection);
+        rc = out_write(&o, f, rsclip__hit_lonlat_polygon(&c->to));
+        OGR_F_Destroy(f);
+    }
+    return out_finish(&o, rc, n);
+}
+
+int rsclip_export_changes(const char *path, const rsclip_export_params *params,
+                          const rsclip_change *changes, int n) {
+    rsclip__gdal_init();
+    rsclip__gdal_errors e;
+    rsclip__gdal_errors_push(&e);
+    int rc = export_changes(&e, path, params, changes, n);
+    rsclip__gdal_errors_pop(&e);
+    return rc;
 }
 
 /* Every GDAL call of an export runs inside one error scope: nothing is printed, the first failure

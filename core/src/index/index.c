@@ -358,6 +358,16 @@ static int open_impl(rsclip_index *idx, unsigned flags) {
         if (rc) return rc;
         rc = idx__exec(idx, "PRAGMA synchronous = NORMAL", "setting synchronous");
         if (rc) return rc;
+        /* SQLite's default cache is 2000 KiB: ~30 of these 64 KiB pages. A writer's transaction
+         * (a batch of tiles, a merge chunk: the tiles, their R-tree and the window index) then
+         * spills pages to the WAL again and again; 64 MiB holds a transaction's working set. */
+        rc = idx__exec(idx, "PRAGMA cache_size = -65536", "setting the cache size");
+        if (rc) return rc;
+        /* An INSERT into tiles fires the GeoPackage R-tree triggers, so SQLite keeps a statement
+         * journal for it: in a temporary file that is one 64 KiB pwrite per page touched per
+         * row (18 per tile in a merge). In memory it costs a few pages per statement. */
+        rc = idx__exec(idx, "PRAGMA temp_store = MEMORY", "setting temp_store");
+        if (rc) return rc;
     }
     if (n_objects == 0) {
         rc = idx__exec(idx, "PRAGMA foreign_keys = OFF", "disabling foreign keys");

@@ -140,7 +140,16 @@ static void scene_failed(writer *w, int scene_no, const char *path, const char *
     w->failed_no = scene_no;
     w->settled[scene_no] = 1;
     w->rep.scenes_failed++;
-    if (w->p->on_error) w->p->on_error(path, message, w->p->user);
+    const char *item = w->pl->jobs[scene_no].stac_item;
+    if (w->p->on_error && item) { /* say which STAC item the file came from */
+        char buf[1536];
+        const char *asset = w->pl->jobs[scene_no].stac_asset;
+        snprintf(buf, sizeof buf, "%s (STAC item %s, asset %s)", message, item,
+                 asset ? asset : "?");
+        w->p->on_error(path, buf, w->p->user);
+    } else if (w->p->on_error) {
+        w->p->on_error(path, message, w->p->user);
+    }
     if (scene_no == w->scene) {
         w->ok = 0;
         atomic_store(&w->pl->dropped, scene_no + 1);

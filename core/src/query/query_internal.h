@@ -71,6 +71,22 @@ int rsclip__query_time_window(const rsclip_query *q, rsclip_time *w);
 int rsclip__same_place(const rsclip_hit *a, const rsclip_hit *b);
 int rsclip__latest_filter(rsclip_hit *hits, int n, int k, int *n_dropped);
 
+/* The query vectors of q, normalised: *qv [(1 + *n_neg) x dim] (free()): the query (text, tile,
+ * point, image, like tiles), then the negative texts and unlike tiles; the model loaded when
+ * the calibration needs it. */
+int rsclip__query_vectors(rsclip_session *s, const rsclip_query *q, float **qv, int *n_neg);
+
+/* A tile of a part with a ranking score. */
+typedef struct rsclip__tile_ref {
+    int64_t id;
+    int part;
+    float score;
+} rsclip__tile_ref;
+
+/* Results (hits ranked 1..n in the order given, details as a search gives them, prob =
+ * SigLIP's probability of the score) for tiles of the session. */
+int rsclip__results_of(rsclip_session *s, const rsclip__tile_ref *t, int n, rsclip_results **out);
+
 /* Vectors in the session (all parts). */
 size_t rsclip__session_vectors(const rsclip_session *s);
 

@@ -288,23 +288,60 @@ static void free_parts(const rsclip_session *s, part_search *ps) {
     free(ps);
 }
 
+int rsclip__query_vectors(rsclip_session *s, const rsclip_query *q, float **qv, int *n_neg) {
+    const int dim = s->info.embed_dim;
+    *n_neg = q->n_negatives + q->n_unlike_tiles;
+    *qv = malloc(sizeof(float) * (size_t)dim * (size_t)(1 + *n_neg));
+    if (!*qv) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+    s->batch_hint = q->n_negatives > 0 ? q->n_negatives : 1;
+    int rc = RSCLIP_OK;
+    if (rsclip__query_has_main(q)) rc = rsclip__query_vector(s, q, *qv);
+    if (!rc && q->n_negatives > 0)
+        rc = rsclip__embed_texts(s, q->template_str, q->negatives, q->n_negatives, *qv + dim);
+    if (!rc)
+        rc = rsclip__query_examples(s, q, *qv, *qv + (size_t)dim * (size_t)(1 + q->n_negatives));
+    if (!rc && !s->have_calibration) rc = rsclip__need_model(s, 0);
+    if (rc) {
+        free(*qv);
+        *qv = NULL;
+    }
+    return rc;
+}
+
+int rsclip__results_of(rsclip_session *s, const rsclip__tile_ref *t, int n, rsclip_results **out) {
+    *out = NULL;
+    struct results_impl *ri = calloc(1, sizeof *ri);
+    merged_hit *mh = malloc(sizeof *mh * (size_t)(n ? n : 1));
+    int rc = ri && mh ? RSCLIP_OK : rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n && !rc; i++)
+        mh[i] = (merged_hit){{t[i].id, t[i].score, t[i].score}, t[i].part};
+    rsclip_query all = rsclip_query_default();
+    all.min_prob = 0;
+    int n_below = 0;
+    float best_below = 0;
+    if (!rc) rc = fill_hits(s, &all, mh, n, ri, &n_below, &best_below);
+    free(mh);
+    if (rc) {
+        rsclip_results_free(ri ? &ri->pub : NULL);
+        return rc;
+    }
+    *out = &ri->pub;
+    return RSCLIP_OK;
+}
+
 int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_results **out) {
     if (!s || !q || !out) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "search: no query");
     *out = NULL;
-    if (q->k < 1) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "k must be at least 1");
-    if (q->n_negatives < 0 || q->n_negatives > RSCLIP_SEARCH_MAX_NEGATIVES)
-        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "at most %d negative queries",
-                             RSCLIP_SEARCH_MAX_NEGATIVES);
-    if (rsclip__query_examples_check(q)) return rsclip_last_status();
-    const int dim = s->info.embed_dim, n_neg = q->n_negatives + q->n_unlike_tiles;
+    if (rsclip_query_check(q)) return rsclip_last_status();
     /* --latest drops older tiles of the same places: rank more, keep k */
     const int k_scan = q->latest ? (q->k > 100000 ? 400000 : 4 * q->k + 16) : q->k;
-    float *qv = malloc(sizeof(float) * (size_t)dim * (size_t)(1 + n_neg));
+    float *qv = NULL;
+    int n_neg = 0;
     part_search *ps = calloc((size_t)s->n_parts, sizeof *ps);
     merged_hit *mh = NULL;
     size_t n_mh = 0;
     struct results_impl *ri = calloc(1, sizeof *ri);
-    int rc = (qv && ps && ri && !rsclip__mul_size((size_t)s->n_parts, (size_t)k_scan, &n_mh))
+    int rc = (ps && ri && !rsclip__mul_size((size_t)s->n_parts, (size_t)k_scan, &n_mh))
                  ? RSCLIP_OK
                  : rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     if (!rc) mh = malloc(n_mh * sizeof *mh);
@@ -313,13 +350,8 @@ int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_resul
             rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     rsclip_time window;
     if (!rc && (rc = rsclip__query_time_window(q, &window)) > 0) rc = RSCLIP_OK;
-    s->batch_hint = q->n_negatives > 0 ? q->n_negatives : 1;
     if (!rc && q->scene_id > 0) rc = rsclip__query_check_scene(s, q->scene_id);
-    if (!rc && rsclip__query_has_main(q)) rc = rsclip__query_vector(s, q, qv);
-    if (!rc && q->n_negatives > 0)
-        rc = rsclip__embed_texts(s, q->template_str, q->negatives, q->n_negatives, qv + dim);
-    if (!rc) rc = rsclip__query_examples(s, q, qv, qv + (size_t)dim * (size_t)(1 + q->n_negatives));
-    if (!rc && !s->have_calibration) rc = rsclip__need_model(s, 0);
+    if (!rc) rc = rsclip__query_vectors(s, q, &qv, &n_neg);
     int n_hits = 0;
     if (!rc) {
         int n_threads =
