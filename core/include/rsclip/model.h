@@ -293,7 +293,10 @@ int rsclip_encode_texts(rsclip_encoder *e, int n, const int32_t *ids, float *emb
 void rsclip_l2_normalize(float *v, int n);
 /* Cosine of two vectors (need not be normalised). */
 float rsclip_cosine(const float *a, const float *b, int n);
-/* SigLIP logit and probability of a cosine: cos * exp(logit_scale) + logit_bias, sigmoid of it. */
+/* SigLIP logit and probability of a cosine: cos * exp(logit_scale) + logit_bias, sigmoid of it.
+ * rsclip_siglip_prob is the one computation (in double) every probability rsclip reports goes
+ * through: the model's here, an index's recorded calibration in rsclip/query.h. */
+float rsclip_siglip_prob(float cosine, float logit_scale, float logit_bias);
 float rsclip_model_logit(const rsclip_model *m, float cosine);
 float rsclip_model_prob(const rsclip_model *m, float cosine);
 

@@ -334,11 +334,15 @@ float rsclip_cosine(const float *a, const float *b, int n) {
     return (float)(ab / (sqrt(aa) * sqrt(bb)));
 }
 
+float rsclip_siglip_prob(float cosine, float logit_scale, float logit_bias) {
+    double z = (double)cosine * exp((double)logit_scale) + (double)logit_bias;
+    return (float)(1.0 / (1.0 + exp(-z)));
+}
+
 float rsclip_model_logit(const rsclip_model *m, float cosine) {
-    return cosine * expf(m->info.logit_scale) + m->info.logit_bias;
+    return (float)((double)cosine * exp((double)m->info.logit_scale) + (double)m->info.logit_bias);
 }
 
 float rsclip_model_prob(const rsclip_model *m, float cosine) {
-    float z = rsclip_model_logit(m, cosine);
-    return 1.0f / (1.0f + expf(-z));
+    return rsclip_siglip_prob(cosine, m->info.logit_scale, m->info.logit_bias);
 }

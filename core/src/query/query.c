@@ -310,8 +310,7 @@ int rsclip__need_model(rsclip_session *s, int towers) {
 }
 
 float rsclip__prob_of(const rsclip_session *s, float cosine) {
-    double z = (double)cosine * exp((double)s->logit_scale) + (double)s->logit_bias;
-    return (float)(1.0 / (1.0 + exp(-z)));
+    return rsclip_siglip_prob(cosine, s->logit_scale, s->logit_bias);
 }
 
 char *rsclip_prompt_format(const char *tmpl, const char *text) {
