@@ -22,7 +22,8 @@ const char app_usage_classify[] =
     "  --json                  print {\"image\": ..., \"labels\": [{\"label\": ..., \"prob\": p,\n"
     "                          \"logit\": l}, ...]} (one object per line per image)\n"
     "  -j, --threads N         encoder threads (default: all cores)\n"
-    "  --precision P           auto (default: bf16 where the CPU has AVX512_BF16), f32, bf16\n"
+    "  --precision P           auto (default: the fastest path of this CPU, see\n"
+    "                          `rsclip --version --verbose`), f32, bf16, int8\n"
     "  --device D              cpu (default), cuda or cuda:N: encode on that NVIDIA GPU\n";
 
 typedef struct score {

@@ -22,10 +22,11 @@ const char app_usage_embed[] =
     "  --normalize         scale every vector to unit length\n"
     "  -b, --batch N       inputs per encoder batch (default 8; 256 on a GPU)\n"
     "  -j, --threads N     encoder threads (default: all cores)\n"
-    "  --precision P       auto (default: bf16 where the CPU has AVX512_BF16, else f32), f32,\n"
-    "                      bf16 (cosine >= 0.999 to f32; f32 where the CPU lacks it)\n"
+    "  --precision P       auto (default: the fastest path of this CPU, see `rsclip --version\n"
+    "                      --verbose`), f32, bf16, int8 (cosine >= 0.999 to f32; f32 where the\n"
+    "                      CPU lacks them)\n"
     "  --device D          cpu (default), cuda or cuda:N: encode on that NVIDIA GPU (a build\n"
-    "                      with CUDA; auto is bf16 there, f32 is exact to 1e-5)\n";
+    "                      with CUDA; auto is bf16 there, f32 is exact to 1e-5, int8 runs f32)\n";
 
 static void print_embeddings(const char *model, int dim, int n, const float *e) {
     fputs("{\"model\": ", stdout);

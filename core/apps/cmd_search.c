@@ -62,7 +62,7 @@ const char app_usage_search[] =
     "                          existing file only with --overwrite)\n"
     "  -m MODEL                model (default: the one the index was built with)\n"
     "  -j N                    threads (default: all cores)\n"
-    "  --precision P           text encoder: auto (default), f32, bf16\n"
+    "  --precision P           text encoder: auto (default), f32, bf16, int8\n"
     "  --device D              text encoder on cpu (default), cuda or cuda:N (an NVIDIA GPU)\n"
     "  --no-cache              do not use or write the INDEX.rsvec vector cache\n";
 

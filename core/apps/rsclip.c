@@ -26,7 +26,7 @@ static const app_command *find_command(const char *name) {
 }
 
 static void print_help(FILE *f) {
-    fprintf(f, "usage: rsclip [--version] [help] COMMAND [ARGS]\n"
+    fprintf(f, "usage: rsclip [--version [--verbose]] [help] COMMAND [ARGS]\n"
                "\n"
                "Commands:\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
@@ -57,6 +57,12 @@ int main(int argc, char **argv) {
     const char *name = argv[1];
     if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
         printf("rsclip %s\n", rsclip_version());
+        if (argc > 2 && (strcmp(argv[2], "--verbose") == 0 || strcmp(argv[2], "-v") == 0)) {
+            /* the CPU, the usable compute paths and what each precision runs, and why */
+            char report[4096];
+            rsclip_cpu_report(report, sizeof report);
+            fputs(report, stdout);
+        }
         return APP_OK;
     }
     if (strcmp(name, "help") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {

@@ -9,7 +9,7 @@
  * meaningful on a busy machine.
  *
  *   rsclip_bench_encoder [--workdir DIR] [--quick] [--models base,large] [--min-time SECONDS]
- *                        [--precision f32,bf16] [--threads 1,2] [--batches 1,8,32]
+ *                        [--precision f32,bf16,int8,auto] [--threads 1,2] [--batches 1,8,32]
  *                        [--text-batches LIST] [--device cpu|cuda|cuda:N]
  *
  * --device cuda: the encoder runs on that GPU (threads are then irrelevant: one row per precision
@@ -17,8 +17,9 @@
  * (e.g. --batches 256 --text-batches 1,256: batch-1 texts = the latency of a text query).
  *
  * Each precision row also gives the worst cosine of its embeddings (8 images / 8 texts) to the
- * f32 ones ("cos-f32"), and the precision the encoder actually ran (bf16 falls back to f32 on
- * CPUs without AVX512_BF16).
+ * f32 ones ("cos-f32"), the precision the encoder actually ran (bf16 and int8 fall back to f32 on
+ * CPUs without them; auto is resolved) and the path of its products ("isa"). The run starts with
+ * the CPU report of `rsclip --version --verbose`: the paths this CPU has and why auto picks one.
  *
  * --quick: batches 1 and 8 only, one timed iteration each, no warm-up.
  */
@@ -262,6 +263,12 @@ static double vision_flops(const shapes *s) {
            2 * D * D * 2 /* probe q, out_proj */ + 2 * T * D * 2 + 2 * D * F * 2;
 }
 
+/* The part of a pass that self-attention's two products hold (the rest runs in the GEMM stage). */
+static double attention_flops(const shapes *s, int text) {
+    const double G = (double)(s->S / s->P), T = text ? (double)s->ctx : G * G;
+    return text ? s->Lt * 4 * T * T * s->Dt : s->Lv * 4 * T * T * s->Dv;
+}
+
 static double text_flops(const shapes *s) {
     double T = (double)s->ctx, D = (double)s->Dt, F = (double)s->Ft;
     return s->Lt * layer_flops(T, D, F) + 2 * D * D;
@@ -385,9 +392,9 @@ static void bench_model(const char *name, const char *workdir, int quick, double
     }
 
     const int gpu = g_device.kind != RSCLIP_DEVICE_CPU;
-    printf("%-18s %-6s %-5s %7s %5s %9s %9s %9s %13s %9s\n", "model", "tower", "prec",
+    printf("%-18s %-6s %-5s %7s %5s %9s %9s %9s %13s %9s %-10s %s\n", "model", "tower", "prec",
            gpu ? "device" : "threads", "batch", "items/s", "ms/item", "GFLOP/s", "GFLOP/cpu-s",
-           "cos-f32");
+           "cos-f32", "isa", "items/s-by-cpu");
     int batches[32], in_v[32], in_t[32], nb = 0;
     for (int i = 0; i < n_vb + n_tb && nb < 32; i++) {
         const int b = i < n_vb ? vb[i] : tb[i - n_vb];
@@ -397,8 +404,10 @@ static void bench_model(const char *name, const char *workdir, int quick, double
         (i < n_vb ? in_v : in_t)[k] = 1;
     }
     if (quick && nb > 2) nb = 2;
-    for (int pi = 0; pi < 2; pi++) {
-        const rsclip_precision prec = pi ? RSCLIP_PRECISION_BF16 : RSCLIP_PRECISION_F32;
+    const rsclip_precision precs[4] = {RSCLIP_PRECISION_F32, RSCLIP_PRECISION_BF16,
+                                       RSCLIP_PRECISION_INT8, RSCLIP_PRECISION_AUTO};
+    for (int pi = 0; pi < 4; pi++) {
+        const rsclip_precision prec = precs[pi];
         if (!in_list(g_precisions, rsclip_precision_name(prec))) continue;
         for (int th = 1; th <= (gpu ? 1 : 2); th++) {
             char ths[8];
@@ -437,10 +446,15 @@ static void bench_model(const char *name, const char *workdir, int quick, double
                     } while (!quick && el < min_time);
                     double cpu = cpu_now() - cstart, flops = (double)iters * b * (tower ? tf : vf);
                     double per_s = iters * b / el;
-                    printf("%-18s %-6s %-5s %7s %5d %9.2f %9.3f %9.1f %13.1f %9.6f\n", name,
-                           tower ? "text" : "vision",
+                    /* items/s-by-cpu: items per CPU second times the thread count, the
+                     * baselines' per_s_cpu: what the run would give with its threads never
+                     * preempted (robust on a busy machine; a thread that spins counts) */
+                    printf("%-18s %-6s %-5s %7s %5d %9.2f %9.3f %9.1f %13.1f %9.6f %-10s %.2f\n",
+                           name, tower ? "text" : "vision",
                            rsclip_precision_name(rsclip_encoder_precision(e)), gpu ? "gpu" : ths, b,
-                           per_s, 1e3 / per_s, flops / el * 1e-9, flops / cpu * 1e-9, wc);
+                           per_s, 1e3 / per_s, flops / el * 1e-9, flops / cpu * 1e-9, wc,
+                           gpu ? "cuda" : rsclip_isa_name(rsclip_encoder_isa(e, NULL)),
+                           (double)iters * b * th / cpu);
                     if (gpu) {
                         printf("    on %s; %s: %.3f ms per batch of %d\n",
                                rsclip_encoder_device_name(e), tower ? "texts" : "images",
@@ -458,6 +472,11 @@ static void bench_model(const char *name, const char *workdir, int quick, double
                         "copies %.1f%%  other %.1f%%\n",
                         100 * sg[0] / el, 100 * sg[1] / el, 100 * sg[2] / el, 100 * sg[3] / el,
                         100 * sg[4] / el, 100 * (el - sum) / el);
+                    /* the rate inside the Linear layers' GEMMs (compare with rsclip_bench_gemm's
+                     * measured peak of the instruction) and inside attention */
+                    const double fa = (double)iters * b * attention_flops(&s, tower);
+                    printf("    inside: Linear GEMMs %.0f GFLOP/s, attention %.0f GFLOP/s\n",
+                           (flops - fa) / sg[0] * 1e-9, fa / sg[1] * 1e-9);
                     fflush(stdout);
                 }
                 rsclip_encoder_free(e);
@@ -497,13 +516,16 @@ int main(int argc, char **argv) {
         else {
             fprintf(stderr,
                     "usage: %s [--workdir DIR] [--quick] [--models base,large] "
-                    "[--min-time SECONDS] [--precision f32,bf16] [--threads 1,2] "
+                    "[--min-time SECONDS] [--precision f32,bf16,int8,auto] [--threads 1,2] "
                     "[--batches 1,8,32] [--text-batches LIST] [--device cpu|cuda|cuda:N]\n",
                     argv[0]);
             return 2;
         }
     }
     printf("rsclip encoder benchmark: workdir %s%s\n", workdir, quick ? " (quick)" : "");
+    char report[4096];
+    rsclip_cpu_report(report, sizeof report);
+    fputs(report, stdout);
     /* base, base-256, large (or the full folder names of tests/fixtures/configs) */
     char list[1024];
     snprintf(list, sizeof(list), "%s", models);

@@ -1,6 +1,6 @@
-/* GEMM benchmark: OpenBLAS cblas_sgemm vs rsclip's packed bf16 (vdpbf16ps) and packed f32 kernels
- * at the Linear-layer shapes of the SigLIP towers, 1 and 2 threads, in GFLOP/s and as a fraction
- * of the measured peak of this machine.
+/* GEMM benchmark: OpenBLAS cblas_sgemm vs rsclip's packed bf16 (AMX or vdpbf16ps), f32 and int8
+ * (vpdpbusd) kernels at the Linear-layer shapes of the SigLIP towers, 1 and 2 threads, in GFLOP/s
+ * and as a fraction of the measured peak of this machine (an int8 multiply-add counts 2 ops).
  *
  *   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE build/tests/bench/rsclip_bench_gemm [--quick]
  *       [--cpu-time] [--peak] [--one-thread]
@@ -10,6 +10,7 @@
  * for ours while OpenBLAS is set to 1 thread.
  */
 #include "gemm/gemm.h"
+#include "gemm/isa.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -64,19 +65,50 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) static float pea
     for (int i = 1; i < 12; i++) s = _mm512_add_ps(s, acc[i]);
     return _mm512_reduce_add_ps(s);
 }
+__attribute__((target("avx2,fma"))) static float peak_fma256_body(void) {
+    __m256 acc[12];
+    for (int i = 0; i < 12; i++) acc[i] = _mm256_set1_ps((float)i * 1e-3f);
+    const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
+    for (long it = 0; it < PEAK_ITERS; it++) {
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++) acc[i] = _mm256_fmadd_ps(acc[i], x, y);
+    }
+    __m256 s = acc[0];
+    for (int i = 1; i < 12; i++) s = _mm256_add_ps(s, acc[i]);
+    float out[8];
+    _mm256_storeu_ps(out, s);
+    return out[0];
+}
+__attribute__((target("avx512f,avx512vnni"))) static float peak_vnni_body(void) {
+    __m512i acc[12];
+    for (int i = 0; i < 12; i++) acc[i] = _mm512_set1_epi32(i);
+    const __m512i x = _mm512_set1_epi32(0x01010101), y = _mm512_set1_epi32(0x01020304);
+    for (long it = 0; it < PEAK_ITERS; it++) {
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++) acc[i] = _mm512_dpbusd_epi32(acc[i], x, y);
+    }
+    __m512i s = acc[0];
+    for (int i = 1; i < 12; i++) s = _mm512_add_epi32(s, acc[i]);
+    return (float)_mm512_reduce_add_epi32(s);
+}
 #endif
 
 static volatile float g_sink;
 static void *peak_thread(void *arg) {
 #if defined(__x86_64__) && defined(__GNUC__)
-    g_sink = *(int *)arg ? peak_bf16_body() : peak_fma_body();
+    const int kind = *(int *)arg;
+    g_sink = kind == 3   ? peak_fma256_body()
+             : kind == 2 ? peak_vnni_body()
+             : kind      ? peak_bf16_body()
+                         : peak_fma_body();
 #else
     (void)arg;
 #endif
     return NULL;
 }
 
-/* GFLOP/s of n_threads copies of the chain loop (flops per instruction: 32 fma, 64 dpbf16). */
+/* GFLOP/s of n_threads copies of the chain loop (ops per instruction: 32 fma, 64 dpbf16, 128
+ * dpbusd, 16 ymm fma); bf16: 0 f32, 1 bf16, 2 int8, 3 f32 on AVX2. */
 static double measure_peak(int bf16, int n_threads) {
     pthread_t th[8];
     double dt;
@@ -90,7 +122,11 @@ static double measure_peak(int bf16, int n_threads) {
         for (int i = 0; i < n_threads; i++) pthread_join(th[i], NULL);
         dt = now() - t0;
     }
-    return (double)n_threads * (double)PEAK_ITERS * 12.0 * (bf16 ? 64.0 : 32.0) / dt * 1e-9;
+    return (double)n_threads * (double)PEAK_ITERS * 12.0 *
+           (bf16 == 2 ? 128.0
+            : bf16    ? 64.0
+                      : 32.0) /
+           dt * 1e-9;
 }
 
 /* ---- GEMM timing ---- */
@@ -99,11 +135,11 @@ typedef struct gshape {
     int m, n, k;
 } gshape;
 
-typedef enum { IMPL_SGEMM, IMPL_BF16, IMPL_F32 } impl;
+typedef enum { IMPL_SGEMM, IMPL_BF16, IMPL_F32, IMPL_INT8, IMPL_N } impl;
 
 static double run_impl(impl which, int threads, const gshape *s, const float *a, const float *w,
-                       const float *bias, float *c, rsclip__packed_w *pw_bf16,
-                       rsclip__packed_w *pw_f32, rsclip__gemm_ctx *ctx, double min_time) {
+                       const float *bias, float *c, rsclip__packed_w *const pw[IMPL_N],
+                       rsclip__gemm_ctx *ctx, double min_time) {
     const double flops = 2.0 * s->m * s->n * s->k;
     const clockid_t clk = g_cpu_time && threads == 1 ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC;
     if (which == IMPL_SGEMM)
@@ -118,8 +154,7 @@ static double run_impl(impl which, int threads, const gshape *s, const float *a,
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s->m, s->n, s->k, 1.0f, a, s->k, w,
                         s->k, 0.0f, c, s->n);
         } else {
-            rsclip__gemm(ctx, (size_t)s->m, a, (size_t)s->k, which == IMPL_BF16 ? pw_bf16 : pw_f32,
-                         c, (size_t)s->n, bias, 0);
+            rsclip__gemm(ctx, (size_t)s->m, a, (size_t)s->k, pw[which], c, (size_t)s->n, bias, 0);
         }
         const double dt = now_clock(clk) - t0;
         if (dt < best) best = dt;
@@ -149,14 +184,21 @@ int main(int argc, char **argv) {
     const char *ct = getenv("OPENBLAS_CORETYPE");
     printf("OpenBLAS: %s (core %s)%s\n", openblas_get_config(), openblas_get_corename(),
            ct ? "  WARNING: OPENBLAS_CORETYPE is set; unset it for real numbers" : "");
-    const int has_bf16 = rsclip__gemm_cpu_has_avx512bf16();
-    printf("rsclip gemm: avx512bf16=%d avx512f=%d\n", has_bf16, rsclip__gemm_cpu_has_avx512f());
-    double peak_f32[3] = {0}, peak_bf16[3] = {0};
+    const rsclip__isa top = rsclip__isa_ceiling();
+    const int has_bf16 = top >= RSCLIP__ISA_AVX512BF16, has_f = top >= RSCLIP__ISA_AVX512;
+    printf("rsclip gemm: kernels up to %s%s (RSCLIP_ISA to force one)\n", rsclip__isa_name(top),
+           rsclip__isa_forced() ? ", forced" : "");
+    const int has_vnni = rsclip__gemm_vnni_usable();
+    double peak[3][IMPL_N] = {{0}}; /* per thread count, per impl (sgemm: the f32 one) */
     for (int t = 1; t <= max_threads; t++) {
-        peak_f32[t] = rsclip__gemm_cpu_has_avx512f() ? measure_peak(0, t) : 0.0;
-        peak_bf16[t] = has_bf16 ? measure_peak(1, t) : 0.0;
-        printf("measured peak, %d thread(s): f32 FMA %.0f GFLOP/s, bf16 dot %.0f GFLOP/s\n", t,
-               peak_f32[t], peak_bf16[t]);
+        peak[t][IMPL_F32] = peak[t][IMPL_SGEMM] = has_f                     ? measure_peak(0, t)
+                                                  : top >= RSCLIP__ISA_AVX2 ? measure_peak(3, t)
+                                                                            : 0.0;
+        peak[t][IMPL_BF16] = has_bf16 ? measure_peak(1, t) : 0.0;
+        peak[t][IMPL_INT8] = has_vnni ? measure_peak(2, t) : 0.0;
+        printf("measured peak, %d thread(s): f32 FMA %.0f GFLOP/s, bf16 dot %.0f GFLOP/s, int8 "
+               "dot %.0f GOP/s\n",
+               t, peak[t][IMPL_F32], peak[t][IMPL_BF16], peak[t][IMPL_INT8]);
     }
 
     if (only_peak) return 0;
@@ -208,41 +250,43 @@ int main(int argc, char **argv) {
     rsclip__gemm_ctx *ctx[3] = {NULL, NULL, NULL};
     if (rsclip__gemm_ctx_new(1, &ctx[1]) || rsclip__gemm_ctx_new(2, &ctx[2])) return 1;
 
-    printf("\n%-16s %5s %5s %5s | %-28s | %-28s\n", "shape (M x N x K)", "M", "N", "K",
-           "1 thread: sgemm bf16 f32", "2 threads: sgemm bf16 f32");
-    double sum_t[3][3] = {{0}}; /* per thread count, per impl: seconds for all shapes */
+    static const char *const names[IMPL_N] = {"sgemm", "bf16", "f32", "int8"};
+    printf("\n%-16s %5s %5s %5s |", "shape (M x N x K)", "M", "N", "K");
+    for (int t = 1; t <= max_threads; t++)
+        printf(" %d thread(s): sgemm bf16 f32 int8 (GFLOP/s, %% of peak) |", t);
+    printf("\n");
+    double sum_t[3][IMPL_N] = {{0}}; /* per thread count, per impl: seconds for all shapes */
     double sum_flops = 0.0;
     for (int i = 0; i < ns; i++) {
         const gshape *s = &shapes[i];
-        rsclip__packed_w *pb = NULL, *pf = NULL;
-        if (rsclip__pack_weights(w, (size_t)s->n, (size_t)s->k, (size_t)s->k, RSCLIP__GEMM_BF16,
-                                 &pb) ||
-            rsclip__pack_weights(w, (size_t)s->n, (size_t)s->k, (size_t)s->k, RSCLIP__GEMM_F32,
-                                 &pf))
-            return 1;
-        double g[3][3] = {{0}};
+        rsclip__packed_w *pw[IMPL_N] = {NULL, NULL, NULL, NULL};
+        const rsclip__gemm_format fmt[IMPL_N] = {RSCLIP__GEMM_F32, RSCLIP__GEMM_BF16,
+                                                 RSCLIP__GEMM_F32, RSCLIP__GEMM_INT8};
+        for (int im = 1; im < IMPL_N; im++)
+            if (rsclip__pack_weights(w, (size_t)s->n, (size_t)s->k, (size_t)s->k, fmt[im], &pw[im]))
+                return 1;
         sum_flops += 2.0 * s->m * s->n * s->k;
-        for (int t = 1; t <= max_threads; t++)
-            for (int im = 0; im < 3; im++) {
-                g[t][im] = run_impl((impl)im, t, s, a, w, bias, c, pb, pf, ctx[t], min_time);
-                sum_t[t][im] += 2.0 * s->m * s->n * s->k / (g[t][im] * 1e9);
+        printf("%-16s %5d %5d %5d |", s->what, s->m, s->n, s->k);
+        for (int t = 1; t <= max_threads; t++) {
+            for (int im = 0; im < IMPL_N; im++) {
+                const double g = run_impl((impl)im, t, s, a, w, bias, c, pw, ctx[t], min_time);
+                sum_t[t][im] += 2.0 * s->m * s->n * s->k / (g * 1e9);
+                printf(" %5.0f", g);
+                if (im && peak[t][im] > 0) printf(" (%2.0f%%)", 100.0 * g / peak[t][im]);
             }
-        printf("%-16s %5d %5d %5d | %6.0f %6.0f %6.0f (%2.0f%%) | %6.0f %6.0f %6.0f (%2.0f%%)\n",
-               s->what, s->m, s->n, s->k, g[1][0], g[1][1], g[1][2],
-               peak_bf16[1] > 0 ? 100.0 * g[1][1] / peak_bf16[1] : 0.0, g[2][0], g[2][1], g[2][2],
-               peak_bf16[2] > 0 ? 100.0 * g[2][1] / peak_bf16[2] : 0.0);
-        rsclip__packed_w_free(pb);
-        rsclip__packed_w_free(pf);
+            printf(" |");
+        }
+        printf("\n");
+        for (int im = 1; im < IMPL_N; im++) rsclip__packed_w_free(pw[im]);
     }
-    printf("(GFLOP/s, best of runs; %% = bf16 kernel / measured bf16 peak)\n");
+    printf("(GFLOP/s, best of runs; %% = kernel / measured peak of its instruction)\n");
     for (int t = 1; t <= max_threads; t++)
-        printf("all shapes, %d thread(s): sgemm %.3f s (%.0f%% of f32 peak), bf16 %.3f s "
-               "(%.2fx sgemm, %.0f%% of bf16 peak), f32 packed %.3f s (%.2fx sgemm, %.0f%% of f32 "
-               "peak)\n",
-               t, sum_t[t][0], 100.0 * sum_flops / sum_t[t][0] * 1e-9 / peak_f32[t], sum_t[t][1],
-               sum_t[t][0] / sum_t[t][1], 100.0 * sum_flops / sum_t[t][1] * 1e-9 / peak_bf16[t],
-               sum_t[t][2], sum_t[t][0] / sum_t[t][2],
-               100.0 * sum_flops / sum_t[t][2] * 1e-9 / peak_f32[t]);
+        for (int im = 0; im < IMPL_N; im++)
+            printf("all shapes, %d thread(s), %-5s: %.3f s, %.0f GFLOP/s (%.2fx sgemm, %.0f%% of "
+                   "peak)\n",
+                   t, names[im], sum_t[t][im], sum_flops / sum_t[t][im] * 1e-9,
+                   sum_t[t][0] / sum_t[t][im],
+                   peak[t][im] > 0 ? 100.0 * sum_flops / sum_t[t][im] * 1e-9 / peak[t][im] : 0.0);
     rsclip__gemm_ctx_free(ctx[1]);
     rsclip__gemm_ctx_free(ctx[2]);
     free(a);

@@ -44,8 +44,9 @@ def load_reference():
     return out
 
 
-def run(args, timeout=300):
-    p = subprocess.run([BIN] + args, capture_output=True, timeout=timeout)
+def run(args, timeout=300, env=None):
+    p = subprocess.run([BIN] + args, capture_output=True, timeout=timeout,
+                       env=dict(os.environ, **env) if env else None)
     check(p.returncode >= 0, "rsclip %s died from signal %d" % (args[:4], -p.returncode))
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
 
@@ -267,6 +268,19 @@ def test_errors():
 def test_usage():
     rc, out, err = run(["--version"])
     check(rc == 0 and out.startswith("rsclip ") and len(out.split()) == 2, "--version: %r" % out)
+    # --verbose: the CPU, its usable paths and what each precision runs, and why
+    rc, out, err = run(["--version", "--verbose"])
+    check(rc == 0 and "cpu: " in out and "paths: amx " in out and "precision auto -> " in out and
+          "precision int8 -> " in out, "--version --verbose: %r" % out)
+    rc, out, err = run(["--version", "--verbose"], env={"RSCLIP_ISA": "scalar"})
+    check(rc == 0 and "RSCLIP_ISA: set; kernels may use up to scalar" in out and
+          "precision auto -> scalar (f32)" in out, "RSCLIP_ISA=scalar report: %r" % out)
+    # a path that does not exist (or that this CPU cannot run): a clear error, not a silent fallback
+    rc, out, err = run(["--version", "--verbose"], env={"RSCLIP_ISA": "avx1024"})
+    check(rc == 0 and "RSCLIP_ISA: error: RSCLIP_ISA='avx1024' is not one of" in out,
+          "RSCLIP_ISA=avx1024 report: %r" % out)
+    rc, out, err = run(["embed", "-m", FIX, "--text", "x"], env={"RSCLIP_ISA": "avx1024"})
+    check(rc == 1 and "RSCLIP_ISA='avx1024'" in err, "RSCLIP_ISA=avx1024 embed: rc %d %r" % (rc, err))
     rc, out, err = run(["help"])
     check(rc == 0 and "embed" in out and "classify" in out and "model" in out, "help: %r" % out)
     for cmd in ["tokenize", "embed", "classify", "model"]:

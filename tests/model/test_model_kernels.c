@@ -1,9 +1,11 @@
 /* The forward pass's kernels against naive double-precision references: the BLAS Linear
- * (cblas_sgemm) against a triple loop, LayerNorm, one attention head, softmax (incl. large inputs),
+ * (plain C) against a triple loop, LayerNorm, one attention head, softmax (incl. large inputs),
  * GELU tanh, the scoring helpers, and resize edge cases (identity copy, channel counts, bad
  * arguments). */
 #include "model_test_util.h"
 
+#include "gemm/gemm.h"
+#include "gemm/isa.h"
 #include "model/model_internal.h"
 
 static uint64_t g_rng = 0x9e3779b97f4a7c15ULL;
@@ -78,53 +80,77 @@ static void test_layernorm(void) {
     CHECK(mt_max_rel(y, want, (size_t)rows * d) < 1e-5);
 }
 
+/* bf16 rounding written independently of the library: 8 significant bits, ties to even. */
+static float bf16_round(float x) {
+    if (x == 0.0f) return 0.0f;
+    int e;
+    const double m = frexp((double)x, &e);
+    return (float)ldexp(nearbyint(m * 256.0) / 256.0, e);
+}
+
 /* One attention head against softmax(q k^T scale) v in double, for token counts and head widths
- * around the kernels' block sizes (6 query rows, 16-lane vectors, 64-column tiles) and a row
- * stride wider than the head. The test runs twice (ctest): vector kernels and
- * RSCLIP_GEMM_SCALAR=1. */
-static void test_attention(void) {
-    const int Ts[] = {1, 5, 6, 7, 17, 64, 65, 196, 257};
-    const int hds[] = {8, 12, 16, 20, 64, 80};
-    for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti++) {
-        for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++) {
-            const int T = Ts[ti], hd = hds[hi], ld = hd + 13, ldo = hd + 3;
-            const float scale = 1.0f / sqrtf((float)hd);
-            float *q = malloc(sizeof(float) * T * ld), *k = malloc(sizeof(float) * T * ld);
-            float *v = malloc(sizeof(float) * T * ld), *o = malloc(sizeof(float) * T * ldo);
-            float *tmp = malloc(sizeof(float) * rsclip__attention_scratch_floats(T, hd));
-            double *p = malloc(sizeof(double) * T);
-            REQUIRE(q && k && v && o && tmp && p);
-            for (int i = 0; i < T * ld; i++)
-                q[i] = 3.0f * frand(), k[i] = 3.0f * frand(), v[i] = frand();
-            for (int i = 0; i < T * ldo; i++) o[i] = 1e30f; /* the gaps must stay untouched */
-            rsclip__attention_head(q, k, v, (size_t)ld, o, (size_t)ldo, T, hd, scale, tmp);
-            double worst = 0.0;
-            int gaps_ok = 1;
-            for (int i = 0; i < T; i++) {
-                double mx = -1e300, sum = 0.0;
-                for (int j = 0; j < T; j++) {
-                    double s = 0.0;
-                    for (int d = 0; d < hd; d++) s += (double)q[i * ld + d] * k[j * ld + d];
-                    p[j] = s * scale;
-                    mx = p[j] > mx ? p[j] : mx;
-                }
-                for (int j = 0; j < T; j++) sum += (p[j] = exp(p[j] - mx));
-                for (int d = 0; d < hd; d++) {
-                    double want = 0.0;
-                    for (int j = 0; j < T; j++) want += p[j] / sum * v[j * ld + d];
-                    double err = fabs(o[i * ldo + d] - want);
-                    worst = err > worst ? err : worst;
-                }
-                for (int d = hd; d < ldo; d++) gaps_ok &= o[i * ldo + d] == 1e30f;
-            }
-            if (worst > 1e-5 || !gaps_ok) { /* |v| < 1: float rounding is ~1e-6 */
-                fprintf(stderr, "attention T=%d hd=%d: max abs error %.3g, gaps %s\n", T, hd, worst,
-                        gaps_ok ? "intact" : "overwritten");
-                tu_failures++;
-            }
-            free(q), free(k), free(v), free(o), free(tmp), free(p);
+ * around the kernels' block sizes (6 query rows, 16-lane vectors, 64-column tiles, 32-row AMX
+ * panels, 16-step AMX k tiles) and a row stride wider than the head. mode 0: the f32 kernel
+ * (rsclip__attention_head); 1, 2: through the GEMM kernels with f32 / bf16 panels
+ * (rsclip__attention_head_gemm), bf16 against a reference with q, k, v and the probabilities
+ * rounded to bf16 as the kernel rounds them. ctest runs this once per ISA path (RSCLIP_ISA). */
+static void check_head(int T, int hd, int mode) {
+    const int ld = hd + 13, ldo = hd + 3, bf16 = mode == 2;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *q = malloc(sizeof(float) * T * ld), *k = malloc(sizeof(float) * T * ld);
+    float *v = malloc(sizeof(float) * T * ld), *o = malloc(sizeof(float) * T * ldo);
+    const size_t nt = mode ? rsclip__attention_gemm_scratch_floats(
+                                 T, hd, bf16 ? RSCLIP__GEMM_BF16 : RSCLIP__GEMM_F32)
+                           : rsclip__attention_scratch_floats(T, hd);
+    float *tmp = malloc(sizeof(float) * nt);
+    void *gs = aligned_alloc(64, rsclip__gemm_scratch_bytes());
+    double *p = malloc(sizeof(double) * T);
+    REQUIRE(q && k && v && o && tmp && p && gs);
+    for (int i = 0; i < T * ld; i++) q[i] = 3.0f * frand(), k[i] = 3.0f * frand(), v[i] = frand();
+    for (int i = 0; i < T * ldo; i++) o[i] = 1e30f; /* the gaps must stay untouched */
+    if (mode)
+        rsclip__attention_head_gemm(q, k, v, (size_t)ld, o, (size_t)ldo, T, hd, scale,
+                                    bf16 ? RSCLIP__GEMM_BF16 : RSCLIP__GEMM_F32, tmp, gs);
+    else
+        rsclip__attention_head(q, k, v, (size_t)ld, o, (size_t)ldo, T, hd, scale, tmp);
+#define R(x) (bf16 ? (double)bf16_round(x) : (double)(x))
+    double worst = 0.0;
+    int gaps_ok = 1;
+    for (int i = 0; i < T; i++) {
+        double mx = -1e300, sum = 0.0;
+        for (int j = 0; j < T; j++) {
+            double s = 0.0;
+            for (int d = 0; d < hd; d++) s += R(q[i * ld + d]) * R(k[j * ld + d]);
+            p[j] = s * scale;
+            mx = p[j] > mx ? p[j] : mx;
         }
+        for (int j = 0; j < T; j++) sum += (p[j] = exp(p[j] - mx));
+        for (int j = 0; j < T; j++) p[j] = R((float)(p[j] / sum));
+        for (int d = 0; d < hd; d++) {
+            double want = 0.0;
+            for (int j = 0; j < T; j++) want += p[j] * R(v[j * ld + d]);
+            const double err = fabs(o[i * ldo + d] - want);
+            worst = err > worst ? err : worst;
+        }
+        for (int d = hd; d < ldo; d++) gaps_ok &= o[i * ldo + d] == 1e30f;
     }
+#undef R
+    /* |v| < 1: f32 rounding is ~1e-6; bf16: a probability may round to the neighbouring bf16
+     * (2^-8 relative) where f32 and double land on two sides of a rounding boundary */
+    if (worst > (bf16 ? 4e-3 : 1e-5) || !gaps_ok) {
+        fprintf(stderr, "attention mode %d T=%d hd=%d: max abs error %.3g, gaps %s\n", mode, T, hd,
+                worst, gaps_ok ? "intact" : "overwritten");
+        tu_failures++;
+    }
+    free(q), free(k), free(v), free(o), free(tmp), free(p), free(gs);
+}
+
+static void test_attention(void) {
+    const int Ts[] = {1, 5, 6, 7, 17, 33, 64, 65, 196, 257};
+    const int hds[] = {8, 12, 16, 20, 64, 80};
+    for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti++)
+        for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++)
+            for (int mode = 0; mode < 3; mode++) check_head(Ts[ti], hds[hi], mode);
 }
 
 static void test_softmax_gelu(void) {
@@ -189,6 +215,12 @@ static void test_resize_edges(void) {
 }
 
 int main(void) {
+    const char *isa_err = rsclip__isa_env_error();
+    if (isa_err) { /* RSCLIP_ISA names a path this CPU cannot run */
+        printf("skipped: %s\n", isa_err);
+        return 77;
+    }
+    printf("kernels up to %s\n", rsclip__isa_name(rsclip__isa_ceiling()));
     test_linear();
     test_layernorm();
     test_attention();

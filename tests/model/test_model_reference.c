@@ -4,6 +4,12 @@
  * (max |a - b| / max |b|), and batch / chunking invariance. */
 #include "model_test_util.h"
 
+#include "gemm/isa.h"
+
+#ifdef RSCLIP_TEST_OPENBLAS /* a build with OpenBLAS (the model-only build may have none) */
+#include <cblas.h>
+#endif
+
 #define TOL 1e-5
 
 static double g_worst;
@@ -121,6 +127,12 @@ static void test_fixture(const char *fixture, const rsclip_st_file *px_ref) {
     rsclip_encoder *enc = NULL;
     CHECK_OK(rsclip_encoder_new(m, &ep, &enc));
     REQUIRE(enc);
+    CHECK(rsclip_encoder_isa(enc, NULL) == rsclip_precision_isa(RSCLIP_PRECISION_F32, NULL));
+#ifdef RSCLIP_TEST_OPENBLAS
+    /* the encoder leaves OpenBLAS's process-wide thread count alone (a GDAL plugin in QGIS
+     * shares the process with other OpenBLAS users) */
+    openblas_set_num_threads(3);
+#endif
 
     /* vision: 6 images in one batch */
     float *pixels = mt_ref_f32(px_ref, "pixel_values", &n);
@@ -211,7 +223,11 @@ static void test_fixture(const char *fixture, const rsclip_st_file *px_ref) {
     printf("  %-16s chunked (max_batch 4): %.3g %.3g %.3g\n", fixture, ec, eh, et);
     CHECK(ec <= 1e-6 && eh <= 1e-6 && et <= 1e-6);
 
-    /* in place: the OpenBLAS path on the model's own weights, no packed copy */
+#ifdef RSCLIP_TEST_OPENBLAS
+    CHECK(openblas_get_num_threads() == 3);
+#endif
+
+    /* in place: f32 panels packed per product from the model's own weights, no packed copy */
     rsclip_encoder *eip = NULL;
     rsclip_encoder_params pip = rsclip_encoder_default_params();
     pip.in_place = 1;
@@ -247,6 +263,17 @@ static void test_fixture(const char *fixture, const rsclip_st_file *px_ref) {
 }
 
 int main(void) {
+    const char *isa_err = rsclip__isa_env_error();
+    if (isa_err) { /* RSCLIP_ISA names a path this CPU cannot run */
+        printf("skipped: %s\n", isa_err);
+        return 77;
+    }
+    const char *why = NULL;
+    const rsclip_isa isa = rsclip_precision_isa(RSCLIP_PRECISION_F32, &why);
+    printf("f32 path: %s (%s)\n", rsclip_isa_name(isa), why);
+    if (rsclip__isa_forced()) /* RSCLIP_ISA=avx2 must run avx2, not the CPU's best */
+        CHECK((int)isa == (int)rsclip__isa_best_f32(rsclip__cpu_get(), rsclip__isa_ceiling()) &&
+              isa <= (rsclip_isa)rsclip__isa_ceiling());
     rsclip_st_file *px_ref = NULL;
     CHECK_OK(rsclip_st_open(mt_fixture("siglip-tiny/reference.safetensors"), &px_ref));
     REQUIRE(px_ref);

@@ -6,9 +6,12 @@
  *    a copy of the same checkpoint whose tensors sit at a misaligned file offset is converted, and
  *    both give bit-identical embeddings (the reference values themselves are checked against
  *    transformers by test_model_reference);
- *  - unknown tower bits are refused. */
+ *  - unknown tower bits are refused;
+ *  - the packed GEMM panels of a tower are made once per model and precision and shared by its
+ *    encoders (two encoders: the same panels, the same outputs); in-place encoders keep none. */
 #include "model_test_util.h"
 
+#include "model/encoder_internal.h"
 #include "model/model_internal.h"
 
 #include <stdint.h>
@@ -211,8 +214,45 @@ static char *misaligned_copy(const char *src) {
     return dir;
 }
 
+/* Two encoders of one model share the tower packed by the first; another precision gets its own;
+ * in place, an encoder packs nothing into the model. */
+static void check_shared_packs(const char *dir) {
+    rsclip_model *m = load(dir, 0);
+    const rsclip_model_info *mi = rsclip_model_get_info(m);
+    const size_t npx = (size_t)3 * mi->image_size * mi->image_size;
+    float *px = malloc(sizeof(float) * npx), *e1 = malloc(sizeof(float) * (size_t)mi->embed_dim),
+          *e2 = malloc(sizeof(float) * (size_t)mi->embed_dim);
+    REQUIRE(px && e1 && e2);
+    for (size_t i = 0; i < npx; i++) px[i] = (float)((i * 7919) % 255) / 127.5f - 1.0f;
+    rsclip_encoder_params ip = rsclip_encoder_default_params();
+    ip.in_place = 1;
+    rsclip_encoder *a = NULL, *b = encoder(m, RSCLIP_PRECISION_F32), *c = NULL;
+    CHECK_OK(rsclip_encoder_new(m, &ip, &a));
+    REQUIRE(a);
+    CHECK_OK(rsclip_encode_images(a, 1, px, e1, NULL));
+    CHECK(m->packs == NULL && a->vision_pack == &a->own_vision);
+    CHECK_OK(rsclip_encode_images(b, 1, px, e1, NULL));
+    REQUIRE(m->packs != NULL);
+    c = encoder(m, RSCLIP_PRECISION_F32);
+    CHECK_OK(rsclip_encode_images(c, 1, px, e2, NULL));
+    CHECK(b->vision_pack && b->vision_pack == c->vision_pack && b->text_pack == NULL);
+    CHECK(same_bits(e1, e2, (size_t)mi->embed_dim));
+    rsclip_encoder *d = encoder(m, RSCLIP_PRECISION_BF16);
+    CHECK_OK(rsclip_encode_images(d, 1, px, e2, NULL));
+    CHECK(rsclip_encoder_precision(d) == RSCLIP_PRECISION_F32 || d->vision_pack != b->vision_pack);
+    rsclip_encoder_free(b); /* the model keeps the panels: c still encodes */
+    CHECK_OK(rsclip_encode_images(c, 1, px, e2, NULL));
+    CHECK(same_bits(e1, e2, (size_t)mi->embed_dim));
+    rsclip_encoder_free(a);
+    rsclip_encoder_free(c);
+    rsclip_encoder_free(d);
+    rsclip_model_free(m);
+    free(px), free(e1), free(e2);
+}
+
 int main(void) {
     const char *tiny = mt_fixture("siglip-tiny");
+    check_shared_packs(tiny);
     check_towers(tiny, 1);
     check_towers(mt_fixture("siglip-tiny-f16"), 0);
 

@@ -7,8 +7,11 @@
 #include "search_testutil.h"
 #include "test_util.h"
 
+#include <pthread.h>
 #include <stdint.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct fetch_ctx {
     const float *vecs; /* [n, dim] in id order: id = base + stride_id * row */
@@ -558,7 +561,70 @@ static void test_exact_negatives(void) {
     free(ids);
 }
 
+/* The scan threads are the process pool's: two searches with n_threads = 2 see the filter called
+ * from the same threads (kernel thread ids), i.e. no thread is created per query. */
+typedef struct tid_set {
+    pthread_mutex_t mu;
+    long tids[8];
+    int n;
+} tid_set;
+
+static int filter_record_tid(void *user, int64_t id) {
+    tid_set *t = user;
+    const long me = (long)syscall(SYS_gettid);
+    pthread_mutex_lock(&t->mu);
+    int seen = 0;
+    for (int i = 0; i < t->n; i++) seen |= t->tids[i] == me;
+    if (!seen && t->n < 8) t->tids[t->n++] = me;
+    pthread_mutex_unlock(&t->mu);
+    return id % 2 == 0;
+}
+
+static void test_scan_threads(void) {
+    const size_t n = 40000;
+    const int dim = 64;
+    st_rng r = {9};
+    float *vecs = malloc(n * dim * sizeof(float)), q[64];
+    int64_t *ids = malloc(n * sizeof(int64_t));
+    REQUIRE(vecs && ids);
+    st_unit_vectors(&r, n, dim, vecs);
+    for (size_t i = 0; i < n; i++) ids[i] = (int64_t)i;
+    rsclip_vecset *vs = build(vecs, ids, n, dim, 0, 4096);
+    fetch_ctx fc = {vecs, 0, 1, dim, n, 0, 0, 0};
+    tid_set sets[3];
+    for (int it = 0; it < 3; it++) {
+        memset(&sets[it], 0, sizeof sets[it]);
+        pthread_mutex_init(&sets[it].mu, NULL);
+        st_unit_vectors(&r, 1, dim, q);
+        rsclip_search_params sp = rsclip_search_default_params();
+        sp.k = 10;
+        sp.fetch = fetch_cb;
+        sp.fetch_user = &fc;
+        sp.filter = filter_record_tid;
+        sp.filter_user = &sets[it];
+        sp.n_threads = 2;
+        rsclip_vecset_hit hits[10];
+        int nh = 0;
+        CHECK_OK(rsclip_vecset_search(vs, q, &sp, hits, &nh));
+        CHECK(nh == 10);
+        pthread_mutex_destroy(&sets[it].mu);
+    }
+    CHECK(sets[0].n == 2); /* the caller and one worker */
+    for (int it = 1; it < 3; it++) {
+        CHECK(sets[it].n == sets[0].n);
+        for (int i = 0; i < sets[it].n; i++) {
+            int found = 0;
+            for (int j = 0; j < sets[0].n; j++) found |= sets[it].tids[i] == sets[0].tids[j];
+            CHECK(found); /* a thread of the first query, not a new one */
+        }
+    }
+    rsclip_vecset_free(vs);
+    free(vecs);
+    free(ids);
+}
+
 int main(void) {
+    test_scan_threads();
     test_kernels();
     test_build_order();
     test_small_exact();

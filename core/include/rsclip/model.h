@@ -25,10 +25,13 @@
  *     rsclip_encode_texts(enc, 1, ids, temb, NULL);
  *     float p = rsclip_model_prob(m, rsclip_cosine(emb, temb, mi->embed_dim));
  *
- * Threading: one level of parallelism at a time. An encoder runs its GEMMs on its own pool of
- * rsclip_encoder_params.n_threads threads (the caller plus n_threads - 1 workers). To run several
- * encoders at once, give each n_threads = 1. An encoder on a GPU (rsclip_encoder_params.device)
- * owns its CUDA streams and buffers; like any encoder it is used by one thread at a time.
+ * Threading: one level of parallelism at a time. An encoder splits each step of its forward pass
+ * into rsclip_encoder_params.n_threads parts run on the process's one worker pool (the caller
+ * runs part 0; the workers are started once and shared with the search scan, so no thread is
+ * created per encode). While another thread uses the pool, a caller runs its parts itself. To
+ * run several encoders at once, give each n_threads = 1. An encoder on a GPU
+ * (rsclip_encoder_params.device) owns its CUDA streams and buffers; like any encoder it is used
+ * by one thread at a time.
  */
 #ifndef RSCLIP_MODEL_H
 #define RSCLIP_MODEL_H
@@ -156,17 +159,55 @@ int rsclip_resize_bicubic_u8(const uint8_t *src, int src_w, int src_h, size_t sr
 /* Arithmetic of the Linear layers (the GEMMs that hold ~95% of the work).
  * - F32: float32 weights and activations; matches transformers' float32 model within ~1e-6.
  * - BF16: weights rounded to bfloat16 once (when a tower is first used), activations rounded to
- *   bfloat16 at each GEMM, products summed in float32 (AVX512_BF16 vdpbf16ps); layer norms,
- *   softmax, GELU and residuals stay float32. Embeddings within cosine ~0.999+ of F32. Only
- *   taken on CPUs with AVX512_BF16: elsewhere BF16 runs as F32.
- * - AUTO: BF16 where the CPU has AVX512_BF16, F32 otherwise (the fastest that keeps fidelity).
+ *   bfloat16 at each GEMM (and, for self-attention, Q, K, V and the softmax probabilities),
+ *   products summed in float32 (AMX tiles, or AVX512_BF16 vdpbf16ps); layer norms, softmax,
+ *   GELU and residuals stay float32. Embeddings within cosine ~0.999+ of F32. Only taken on CPUs
+ *   with AMX-BF16 or AVX512_BF16: elsewhere BF16 runs as F32.
+ * - AUTO: the fastest path measured or known to be faster on this CPU, never slower than F32:
+ *   AMX-BF16 where the CPU and OS allow it; else bf16 dot products only on CPUs where they beat
+ *   f32 FMA (AMD Zen 4 and later: 1.85x measured on Zen 5; not Intel Sapphire / Emerald / Granite
+ *   Rapids, where they measured 0.6x); else F32. rsclip_precision_isa() says which, and why.
+ * - INT8 (opt-in, never chosen by AUTO): W8A8, weights quantised to int8 per output feature
+ *   once, activations per row at each GEMM (symmetric, max |x| / 127), products summed exactly
+ *   in int32 (AVX512-VNNI vpdpbusd); self-attention, layer norms, softmax, GELU and residuals as
+ *   in F32 / BF16. Embeddings within cosine 0.9994+ of F32 on random-weight models of the real
+ *   shapes; real checkpoints with outlier activations may lose more, hence opt-in. Only on CPUs
+ *   with AVX512-VNNI (and RSCLIP_ISA at avx512 or above): elsewhere INT8 runs as F32.
  * rsclip_encoder_precision() says which one an encoder runs. */
 typedef enum rsclip_precision {
     RSCLIP_PRECISION_AUTO = 0,
     RSCLIP_PRECISION_F32 = 1,
-    RSCLIP_PRECISION_BF16 = 2
+    RSCLIP_PRECISION_BF16 = 2,
+    RSCLIP_PRECISION_INT8 = 3
 } rsclip_precision;
 
+/* Compute paths of the encoder's matrix products, slowest to fastest. A path is used only when
+ * CPUID reports its instructions AND the OS enables their registers (XCR0); AMX also needs
+ * Linux's per-process tile-data permission (kernel >= 5.16), which rsclip requests once.
+ * The environment variable RSCLIP_ISA=amx|avx512bf16|avx512|avx2|scalar forces a path for
+ * tests and bug reports (the highest any kernel may use; `auto` runs exactly it);
+ * rsclip_encoder_new fails with RSCLIP_ERR_UNSUPPORTED when it names a path this CPU cannot run
+ * or no path at all. RSCLIP_GEMM_SCALAR=1 is the older spelling of RSCLIP_ISA=scalar. */
+typedef enum rsclip_isa {
+    RSCLIP_ISA_SCALAR = 0,     /* portable C, f32 */
+    RSCLIP_ISA_AVX2 = 1,       /* AVX2 + FMA, f32 */
+    RSCLIP_ISA_AVX512 = 2,     /* AVX-512F, f32 */
+    RSCLIP_ISA_AVX512BF16 = 3, /* AVX512_BF16 dot products, bf16 */
+    RSCLIP_ISA_AMX = 4         /* AMX-BF16 tiles, bf16 */
+} rsclip_isa;
+
+/* "scalar", "avx2", "avx512", "avx512bf16", "amx" (static string; "?" for an unknown value). */
+const char *rsclip_isa_name(rsclip_isa isa);
+/* The path an encoder asked for precision p runs its products on, on this CPU and OS under
+ * RSCLIP_ISA (INT8 reports avx512: its vpdpbusd kernel is an AVX-512 extension); *why (may be
+ * NULL) receives a static sentence giving the reason (for `auto`, the measurement behind the
+ * choice). */
+rsclip_isa rsclip_precision_isa(rsclip_precision p, const char **why);
+/* A few lines of text describing the CPU, what CPUID and the OS allow, each path (usable or why
+ * not), RSCLIP_ISA, and what each precision runs and why -- the text of `rsclip --version
+ * --verbose`. Writes at most size bytes (NUL-terminated when size > 0) and returns the length of
+ * the whole text, as snprintf. */
+size_t rsclip_cpu_report(char *buf, size_t size);
 /* Where an encoder runs (rsclip_encoder_params.device). The zero value is the CPU: a GPU is only
  * used when a caller asks for one. */
 typedef enum rsclip_device_kind {
@@ -190,35 +231,38 @@ typedef struct rsclip_encoder_params {
     int max_batch; /* images or texts per internal batch (arena sized for it); default 8;
                       <= 0 means the default. On a GPU use 128-512 */
     int n_threads; /* threads for this encoder's forward passes; default 0 = all cores. The
-                      encoder owns one pool of n_threads - 1 workers for its GEMMs (OpenBLAS,
-                      where still used, is set to 1 thread then: never two pools at once) */
+                      work is split into n_threads parts run on the process's one worker pool
+                      (shared with the search scan; OpenBLAS is not used by the encoder) */
     rsclip_precision precision; /* default RSCLIP_PRECISION_AUTO */
-    int in_place; /* 0 (default): each tower's Linear weights are packed once, at its first use,
-                     into a private copy for rsclip's GEMM kernels (fastest per item; costs a
-                     copy of the tower: ~340 MB f32 / ~170 MB bf16 for the base text tower).
+    int in_place; /* 0 (default): each tower's Linear weights are packed at its first use into
+                     a copy for rsclip's GEMM kernels, made once per model and precision and
+                     shared by all the model's encoders until rsclip_model_free (fastest per
+                     item; costs a copy of the tower: ~340 MB f32 / ~170 MB bf16 / ~85 MB int8
+                     for the base text tower).
                      1: float32 only (precision is ignored), the Linear layers read the model's
-                     weights where they are, through OpenBLAS: for a process that encodes a few
-                     texts and exits, e.g. a one-shot search. Builds without OpenBLAS (model-only)
-                     pack the weights anyway */
+                     weights where they are, each product packing the panels it needs as it
+                     goes: for a process that encodes a few texts and exits, e.g. a one-shot
+                     search */
     rsclip_device device; /* default (zero): the CPU. RSCLIP_DEVICE_CUDA: the encoder runs on that
                              GPU: each tower's weights are uploaded once, at its first use (bf16
                              copies for BF16, f32 for F32), activations live on the GPU; n_threads
                              and in_place are ignored. Precision there: AUTO = BF16 (bf16 tensor
                              cores, products summed in f32; cosine >= 0.999 to F32) on compute
                              capability >= 8.0, else F32; F32 = float32 GEMMs with TF32 off
-                             (within 1e-5 of the reference, as the CPU). Fails with
+                             (within 1e-5 of the reference, as the CPU); INT8 runs as F32
+                             there (no GPU int8 kernel). Fails with
                              RSCLIP_ERR_UNSUPPORTED in a build without CUDA and
                              RSCLIP_ERR_NOT_FOUND when the device does not exist */
 } rsclip_encoder_params;
 
 rsclip_encoder_params rsclip_encoder_default_params(void);
 
-/* "auto", "f32", "bf16" -> *out; returns RSCLIP_OK or RSCLIP_ERR_INVALID_ARG. */
+/* "auto", "f32", "bf16", "int8" -> *out; returns RSCLIP_OK or RSCLIP_ERR_INVALID_ARG. */
 int rsclip_precision_parse(const char *s, rsclip_precision *out);
-/* "auto", "f32", "bf16" (static string; "?" for an unknown value). */
+/* "auto", "f32", "bf16", "int8" (static string; "?" for an unknown value). */
 const char *rsclip_precision_name(rsclip_precision p);
-/* What an encoder asked for p runs on this CPU: F32 or BF16, never AUTO (BF16 needs
- * AVX512_BF16). */
+/* What an encoder asked for p runs on this CPU: F32, BF16 or INT8, never AUTO (BF16 needs
+ * AMX-BF16 or AVX512_BF16, INT8 AVX512-VNNI, and AUTO follows rsclip_precision_isa). */
 rsclip_precision rsclip_precision_effective(rsclip_precision p);
 
 typedef struct rsclip_encoder rsclip_encoder;
@@ -226,8 +270,11 @@ typedef struct rsclip_encoder rsclip_encoder;
 int rsclip_encoder_new(const rsclip_model *m, const rsclip_encoder_params *params,
                        rsclip_encoder **out);
 void rsclip_encoder_free(rsclip_encoder *e); /* NULL-safe */
-/* The precision this encoder runs (F32 or BF16, never AUTO), after the CPU (or GPU) check. */
+/* The precision this encoder runs (F32, BF16 or INT8, never AUTO), after the CPU (or GPU) check. */
 rsclip_precision rsclip_encoder_precision(const rsclip_encoder *e);
+/* The path this encoder's products run on; *why (may be NULL) as rsclip_precision_isa. An encoder
+ * on a GPU reports RSCLIP_ISA_SCALAR (no CPU path) and says so in *why. */
+rsclip_isa rsclip_encoder_isa(const rsclip_encoder *e, const char **why);
 /* Where it runs, for messages: "cpu" or e.g. "cuda:0 (NVIDIA H200)". Owned by the encoder. */
 const char *rsclip_encoder_device_name(const rsclip_encoder *e);
 

@@ -59,10 +59,12 @@
  * never over a file that is not a cache (INDEX.rsvec may be a user's file: it is left alone).
  *
  * Threading: a finalized or loaded vecset is read-only; any number of threads may search it at
- * once. One search uses n_threads scan threads (default 1; the CLI passes the core count); the
- * exact float path uses OpenBLAS' own threads instead (one level of parallelism at a time). The
- * filter callback is called from the scan threads (concurrently when n_threads > 1), the fetch
- * callback from the calling thread only.
+ * once. One search splits its scan into n_threads parts (default 1; the CLI passes the core
+ * count) run on the process's one worker pool, which the encoder shares (no thread is created per
+ * query; while another thread holds the pool, the caller scans alone); the exact float path uses
+ * OpenBLAS' own threads instead (one level of parallelism at a time). The filter callback is
+ * called from the scan threads (concurrently when n_threads > 1), the fetch callback from the
+ * calling thread only.
  */
 #ifndef RSCLIP_SEARCH_H
 #define RSCLIP_SEARCH_H

@@ -1,6 +1,6 @@
 /*
  * Private interface of the CUDA encoder (the .cu files of core/src/cuda; cuda_stub.c in builds
- * without CUDA). rsclip_encoder (model/forward.c) holds one of these when its params name a CUDA
+ * without CUDA). rsclip_encoder (model/encoder.c) holds one of these when its params name a CUDA
  * device and forwards encode calls to it after checking the arguments; the numerics are those of
  * forward.c (same layer sequence, same weights: uploaded from the rsclip_model structs).
  *

@@ -9,37 +9,10 @@
 #include <immintrin.h>
 #include <string.h>
 
+_Static_assert(GEMM_STORE_ADD_C == 1 && GEMM_STORE_LAST == 2, "rsclip__store_row32 modes");
+
 #define T_F __attribute__((target("avx512f")))
 #define T_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
-
-/* GELU tanh form: 0.5 x (1 + tanh(u)) = x / (1 + exp(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3). */
-static inline T_F __m512 gelu16(__m512 x) {
-    const __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
-    __m512 t = _mm512_fmadd_ps(_mm512_set1_ps(0.044715f), x3, x);
-    t = _mm512_mul_ps(t, _mm512_set1_ps(-1.5957691216057308f)); /* -2 sqrt(2/pi) */
-    const __m512 e = rsclip__exp16(t);
-    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
-}
-
-static inline T_F void store_row(float *c, __m512 v0, __m512 v1, __mmask16 m0, __mmask16 m1,
-                                 int mode, const float *bias, int gelu) {
-    if (mode & GEMM_STORE_ADD_C) {
-        v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, c));
-        v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, c + 16));
-    }
-    if (mode & GEMM_STORE_LAST) {
-        if (bias) {
-            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, bias));
-            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, bias + 16));
-        }
-        if (gelu) {
-            v0 = gelu16(v0);
-            v1 = gelu16(v1);
-        }
-    }
-    _mm512_mask_storeu_ps(c, m0, v0);
-    _mm512_mask_storeu_ps(c + 16, m1, v1);
-}
 
 /* The C tile's rows are 3-16 KiB apart and, for large m, no longer in L2 when the next k block
  * comes back to them: fetch them while the k loop runs instead of stalling at the store. */
@@ -55,7 +28,8 @@ static inline void prefetch_c(const float *c, size_t ldc, int mr) {
 #define ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13)
 #define DECL(r) __m512 c##r##_0 = _mm512_setzero_ps(), c##r##_1 = _mm512_setzero_ps();
 #define STORE(r)                                                                                   \
-    if (r < mr) store_row(c + (size_t)r * ldc, c##r##_0, c##r##_1, m0, m1, mode, bias, gelu);
+    if (r < mr)                                                                                    \
+        rsclip__store_row32(c + (size_t)r * ldc, c##r##_0, c##r##_1, m0, m1, mode, bias, gelu);
 
 #define STEP_BF16(r)                                                                               \
     {                                                                                              \
@@ -76,10 +50,7 @@ T_BF16 void rsclip__gemm_kernel_bf16_avx512(size_t ks, const uint32_t *a, const 
         a += GEMM_MR;
         w += GEMM_NR;
     }
-    const __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
-    const __mmask16 m1 = nr >= 32  ? (__mmask16)0xFFFF
-                         : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1)
-                                   : 0;
+    const __mmask16 m0 = rsclip__mask16(nr), m1 = rsclip__mask16(nr - 16);
     ROWS(STORE)
 }
 
@@ -102,10 +73,7 @@ T_F void rsclip__gemm_kernel_f32_avx512(size_t ks, const uint32_t *a, const uint
         a += GEMM_MR;
         w += GEMM_NR;
     }
-    const __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
-    const __mmask16 m1 = nr >= 32  ? (__mmask16)0xFFFF
-                         : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1)
-                                   : 0;
+    const __mmask16 m0 = rsclip__mask16(nr), m1 = rsclip__mask16(nr - 16);
     ROWS(STORE)
 }
 
@@ -233,6 +201,76 @@ T_BF16 void rsclip__gemm_pack_w_bf16_avx512(const float *w, size_t n, size_t k, 
 T_F void rsclip__gemm_pack_w_f32_avx512(const float *w, size_t n, size_t k, size_t ldw,
                                         size_t steps, size_t panels, uint32_t *data) {
     pack_w(w, n, k, ldw, steps, panels, 0, data);
+}
+
+/* One direct-W panel (f32, GEMM_NR lanes): rows [0, nrows) of w, k [k0, k0 + ks), as pack_w. */
+T_F void rsclip__gemm_pack_wpanel_f32_avx512(const float *w, size_t ldw, size_t nrows, size_t k0,
+                                             size_t ks, size_t k_total, uint32_t *dst) {
+    const size_t kend = k0 + ks < k_total ? k0 + ks : k_total;
+    for (size_t s = 0; s < ks; s += 16) {
+        uint32_t tmp[16 * GEMM_NR] __attribute__((aligned(64)));
+        uint32_t *d = ks - s >= 16 ? dst + s * GEMM_NR : tmp;
+        for (size_t h = 0; h < GEMM_NR; h += 16) {
+            const size_t nr = nrows <= h ? 0 : nrows - h < 16 ? nrows - h : 16;
+            __m512 r[16];
+            load16_f32(r, nr ? w + h * ldw : w, ldw, nr, k0 + s, kend);
+            transpose16(r);
+            for (size_t i = 0; i < 16; i++) _mm512_storeu_ps((float *)(d + i * GEMM_NR + h), r[i]);
+        }
+        if (d == tmp) memcpy(dst + s * GEMM_NR, tmp, (ks - s) * GEMM_NR * 4);
+    }
+}
+
+/* bf16 panels of W = wt^T from wt [k, n] (row stride ldt): unit (step s, lane l) of panel j is the
+ * RNE bf16 pair (wt[2s][j*NR + l], wt[2s + 1][j*NR + l]); rows past k and columns past n read as 0.
+ * Two rows are converted at once and interleaved word by word. */
+T_BF16 void rsclip__gemm_pack_wt_bf16_avx512(const float *wt, size_t n, size_t k, size_t ldt,
+                                             size_t steps, size_t panels, uint32_t *data) {
+    const __m512i inter =
+        _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                         21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    for (size_t j = 0; j < panels; j++) {
+        uint32_t *pd = data + j * steps * GEMM_NR;
+        for (size_t h = 0; h < GEMM_NR; h += 16) {
+            const size_t c0 = j * GEMM_NR + h;
+            const __mmask16 m = rsclip__mask16(c0 < n ? (long)(n - c0) : 0);
+            for (size_t s = 0; s < steps; s++) {
+                const size_t k0 = 2 * s;
+                const __m512 x0 = k0 < k ? _mm512_maskz_loadu_ps(m, wt + k0 * ldt + (m ? c0 : 0))
+                                         : _mm512_setzero_ps();
+                const __m512 x1 = k0 + 1 < k
+                                      ? _mm512_maskz_loadu_ps(m, wt + (k0 + 1) * ldt + (m ? c0 : 0))
+                                      : _mm512_setzero_ps();
+                const __m512i v = (__m512i)_mm512_cvtne2ps_pbh(x1, x0);
+                _mm512_store_si512((void *)(pd + s * GEMM_NR + h),
+                                   _mm512_permutexvar_epi16(inter, v));
+            }
+        }
+    }
+}
+
+/* A for the AMX kernel: panels of GEMM_MR_AMX rows; in a panel, for each tile of 16 steps, the 32
+ * rows one after the other, 16 units (64 bytes: one tile row) each -- so each 16-row half of a
+ * k tile is one contiguous 1 KiB A tile. ks must be a multiple of 16 (the driver aligns it). */
+T_BF16 void rsclip__gemm_pack_a_amx(const float *a, size_t lda, size_t rows, size_t s0, size_t ks,
+                                    size_t k_total, uint32_t *dst) {
+    const size_t panels = (rows + GEMM_MR_AMX - 1) / GEMM_MR_AMX;
+    for (size_t p = 0; p < panels; p++) {
+        uint32_t *pd = dst + p * ks * GEMM_MR_AMX;
+        for (size_t r = 0; r < GEMM_MR_AMX; r++) {
+            const size_t row = p * GEMM_MR_AMX + r;
+            const float *ar = a + (row < rows ? row : 0) * lda;
+            for (size_t t = 0; t * GEMM_AMX_KT < ks; t++) {
+                const size_t c0 = 2 * (s0 + t * GEMM_AMX_KT); /* first k of the tile */
+                const long left = row < rows && c0 < k_total ? (long)(k_total - c0) : 0;
+                const __mmask16 lo = rsclip__mask16(left), hi = rsclip__mask16(left - 16);
+                const __m512 x0 = _mm512_maskz_loadu_ps(lo, lo ? ar + c0 : ar);
+                const __m512 x1 = _mm512_maskz_loadu_ps(hi, hi ? ar + c0 + 16 : ar);
+                _mm512_store_si512((void *)(pd + (t * GEMM_MR_AMX + r) * GEMM_AMX_KT),
+                                   (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
+            }
+        }
+    }
 }
 
 #else

@@ -27,6 +27,38 @@ static inline RSCLIP_T_AVX512F __m512 rsclip__exp16(__m512 t) {
     return _mm512_scalef_ps(p, n);
 }
 
+/* GELU tanh form: 0.5 x (1 + tanh(u)) = x / (1 + exp(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3). */
+static inline RSCLIP_T_AVX512F __m512 rsclip__gelu16(__m512 x) {
+    const __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+    __m512 t = _mm512_fmadd_ps(_mm512_set1_ps(0.044715f), x3, x);
+    t = _mm512_mul_ps(t, _mm512_set1_ps(-1.5957691216057308f)); /* -2 sqrt(2/pi) */
+    const __m512 e = rsclip__exp16(t);
+    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+/* The GEMM epilogue of one row of 32 columns (lanes masked by m0, m1): add the C in memory
+ * (mode & 1: accumulation / residual), then on the last k block (mode & 2) the bias and GELU. */
+static inline RSCLIP_T_AVX512F void rsclip__store_row32(float *c, __m512 v0, __m512 v1,
+                                                        __mmask16 m0, __mmask16 m1, int mode,
+                                                        const float *bias, int gelu) {
+    if (mode & 1) {
+        v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, c));
+        v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, c + 16));
+    }
+    if (mode & 2) {
+        if (bias) {
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, bias));
+            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, bias + 16));
+        }
+        if (gelu) {
+            v0 = rsclip__gelu16(v0);
+            v1 = rsclip__gelu16(v1);
+        }
+    }
+    _mm512_mask_storeu_ps(c, m0, v0);
+    _mm512_mask_storeu_ps(c + 16, m1, v1);
+}
+
 /* Lanes [0, n) set, n clamped to [0, 16]. */
 static inline __mmask16 rsclip__mask16(long n) {
     return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);

@@ -397,6 +397,7 @@ fail:
 
 void rsclip_model_free(rsclip_model *m) {
     if (!m) return;
+    rsclip__model_packs_free(m);
     rsclip_tokenizer_free(m->tok);
     free(m->weights);
     if (m->ckpt) rsclip__ckpt_close(m->ckpt); /* unmaps the weights used in place */

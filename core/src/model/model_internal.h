@@ -80,7 +80,12 @@ struct rsclip_model {
     int towers;                /* RSCLIP_MODEL_TEXT / RSCLIP_MODEL_VISION bits loaded */
     rsclip__layer *layer_mem;  /* text layers then vision layers */
     rsclip_tokenizer *tok;
+    struct rsclip__pack_cache *packs; /* encoder.c: the towers' GEMM panels, packed once per
+                                         model at an encoder's first use (NULL until then) */
 };
+
+/* encoder.c: free the packed towers (rsclip_model_free). */
+void rsclip__model_packs_free(rsclip_model *m);
 
 /* config.c: read config.json into m->info (SiglipConfig defaults for missing keys) and validate
  * it; preprocessor_config.json (optional) into the preprocessing fields. Errors name the file. */
@@ -89,8 +94,8 @@ int rsclip__preprocessor_read(const char *path, rsclip_model *m);
 /* Defaults of SiglipConfig / SiglipImageProcessor (used for a missing file and by tests). */
 void rsclip__config_defaults(rsclip_model_info *mi);
 
-/* attention.c: layer norm rows and one attention head (AVX-512F or portable C, see
- * rsclip__gemm_use_avx512f), exposed for tests (naive references live in the tests). */
+/* attention.c: layer norm rows, softmax, GELU and one attention head (AVX-512F, AVX2 or portable
+ * C by the ISA ceiling, gemm/isa.h), exposed for tests (naive references live in the tests). */
 void rsclip__layernorm(float *out, const float *x, const float *w, const float *b, int rows, int d,
                        float eps);
 /* o = softmax(q k^T * scale) v for q, k, v: [T, hd] with row stride ld; o: [T, hd], row stride
@@ -98,11 +103,19 @@ void rsclip__layernorm(float *out, const float *x, const float *w, const float *
 void rsclip__attention_head(const float *q, const float *k, const float *v, size_t ld, float *o,
                             size_t ldo, int T, int hd, float scale, float *scratch);
 size_t rsclip__attention_scratch_floats(int T, int hd);
-
-/* forward.c: the other math kernels, exposed for tests. */
+/* The same head through the GEMM kernels (K and V^T packed as weight panels in format, an
+ * rsclip__gemm_format: f32, or bf16 for the bf16 paths). scratch:
+ * rsclip__attention_gemm_scratch_floats(T, hd, format) floats; gemm_scratch:
+ * rsclip__gemm_scratch_bytes() bytes. Both owned by the caller. */
+void rsclip__attention_head_gemm(const float *q, const float *k, const float *v, size_t ld,
+                                 float *o, size_t ldo, int T, int hd, float scale, int format,
+                                 float *scratch, void *gemm_scratch);
+size_t rsclip__attention_gemm_scratch_floats(int T, int hd, int format);
 void rsclip__gelu_tanh(float *x, size_t n);
 void rsclip__softmax_rows(float *x, int rows, int n);
-/* y[rows, out] (=|+=) x[rows, in] W^T + b, W: [out, in]. accumulate = 1 adds into y. */
+
+/* forward.c: the reference Linear (plain C, float accumulation), exposed for tests.
+ * y[rows, out] (=|+=) x[rows, in] W^T + b, W: [out, in]. accumulate = 1 adds into y. */
 void rsclip__linear(float *y, const float *x, const float *w, const float *b, int rows, int in,
                     int out, int accumulate);
 

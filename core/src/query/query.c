@@ -239,8 +239,8 @@ void rsclip_session_close(rsclip_session *s) {
 }
 
 /* A new encoder for s->model. When the encoder runs f32 (rsclip_precision_effective: asked for,
- * or auto / bf16 on a CPU without AVX512_BF16), the session's first encode call gets an in-place
- * one (f32 through OpenBLAS on the model's own weights: no copy of the tower, the fastest way to
+ * or what auto / bf16 run on this CPU), the session's first encode call gets an in-place one (f32
+ * panels packed per product from the model's own weights: no copy of the tower, the fastest way to
  * encode one query in a process that then exits, e.g. a one-shot `rsclip search`); from the second
  * call on, the packed encoder (its one-time packing pays off over the queries that follow). Where
  * it runs bf16 it always packs: the query must be encoded as the index was. */

@@ -1,12 +1,12 @@
 /* The vector set: building (add, quantise, finalize), the int8 scan with a bounded candidate
  * heap, the exact rerank, the exact sgemv path for small sets. The cache file lives in cache.c. */
+#include "gemm/pool.h"
 #include "search/vecset_internal.h"
 #include "status/status_internal.h"
 
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -507,6 +507,11 @@ static void *scan_run(void *arg) {
     return NULL;
 }
 
+static void scan_part(void *arg, int part, int n_parts) {
+    (void)n_parts;
+    (void)scan_run((scan_job *)arg + part);
+}
+
 /* Scan the int8 (or with int4 set, the int4) codes of positions [0, npos) of rows (or all rows)
  * with up to n_threads threads: either keep the best cap candidates (sorted best first into *out,
  * count *n_out), or write every approximate score into all[]. */
@@ -525,11 +530,8 @@ static int scan(const rsclip_vecset *vs, const qset *qs, const rsclip_search_par
     if ((size_t)nt > npos / min_per_thread) nt = (int)(npos / min_per_thread);
     if (nt < 1) nt = 1;
     scan_job jobs[64];
-    pthread_t tids[64];
-    int started[64];
     int rc = RSCLIP_OK;
     memset(jobs, 0, sizeof jobs);
-    memset(started, 0, sizeof started);
     for (int t = 0; t < nt; t++) {
         scan_job *jb = &jobs[t];
         jb->vs = vs;
@@ -556,17 +558,8 @@ static int scan(const rsclip_vecset *vs, const qset *qs, const rsclip_search_par
         }
         if (!jb->dots || (!all && !jb->heap.h)) rc = RSCLIP_ERR_NOMEM;
     }
-    if (rc == RSCLIP_OK) {
-        for (int t = 1; t < nt; t++)
-            started[t] = pthread_create(&tids[t], NULL, scan_run, &jobs[t]) == 0;
-        scan_run(&jobs[0]);
-        for (int t = 1; t < nt; t++) {
-            if (started[t])
-                pthread_join(tids[t], NULL);
-            else
-                scan_run(&jobs[t]); /* no thread: run it here */
-        }
-    }
+    /* the process's worker pool (shared with the encoder): no thread is created per query */
+    if (rc == RSCLIP_OK) rsclip__pool_run(nt, scan_part, jobs);
     for (int t = 0; t < nt && rc == RSCLIP_OK; t++)
         if (jobs[t].damaged) rc = RSCLIP_ERR_FORMAT;
     if (rc == RSCLIP_OK && !all) {
