@@ -2,7 +2,7 @@
  * (the same thread from call to call: no thread per call), a call made from inside a part or
  * while another thread holds the pool runs its parts on the caller, and a forked child gets a
  * working pool of its own. */
-#include "gemm/pool.h"
+#include "base/pool.h"
 #include "test_util.h"
 
 #include <pthread.h>

@@ -10,10 +10,11 @@
  * NR units); each part packs its own A rows, so no barrier is needed inside a call. The k
  * blocks are the same for any thread count, hence identical results.
  */
+#include "base/base.h"
 #include "gemm/gemm.h"
 #include "gemm/gemm_internal.h"
 #include "gemm/isa.h"
-#include "gemm/pool.h"
+#include "base/pool.h"
 #include "status/status_internal.h"
 
 #include <stdlib.h>
@@ -157,17 +158,6 @@ static gemm_kdesc kdesc_for(const rsclip__packed_w *b, unsigned flags) {
 /* ---------------------------------------------------------------------------------------------
  * Weight packing
  */
-void *rsclip__alloc_huge(size_t bytes) {
-    if (bytes == 0) bytes = 64;
-    const size_t huge = (size_t)2 << 20;
-    if (bytes < huge) return aligned_alloc(64, (bytes + 63) & ~(size_t)63);
-    void *p = NULL;
-    if (posix_memalign(&p, huge, bytes) != 0) return NULL;
-#if defined(MADV_HUGEPAGE)
-    madvise(p, bytes & ~(huge - 1), MADV_HUGEPAGE); /* advice only: failure is harmless */
-#endif
-    return p;
-}
 
 /* The layout a pack made now gets: lanes per panel and k steps (padded for AMX). */
 static int pack_shape(size_t n, size_t k, size_t ldw, rsclip__gemm_format format, int *nr,

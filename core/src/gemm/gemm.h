@@ -33,7 +33,7 @@
  * process.
  *
  * Threads: rsclip__gemm splits the product into parts run on the process's worker pool
- * (gemm/pool.h), the calling thread running part 0; it returns when the whole product is done.
+ * (base/pool.h), the calling thread running part 0; it returns when the whole product is done.
  * The context holds one scratch block per part. The result does not depend on the thread count
  * (each output element is summed in the same order). A context is used by one caller at a time;
  * the packed weights are read-only and can be shared by any number of contexts and threads.
@@ -108,11 +108,7 @@ int rsclip__packed_w_direct(const float *w, size_t n, size_t k, size_t ldw, rscl
 /* NULL is a no-op (frees the panels only if rsclip__pack_weights allocated them). */
 void rsclip__packed_w_free(rsclip__packed_w *p);
 
-/* malloc for big, long-lived blocks (packed weights, activation arenas): 64-byte aligned; from
- * 2 MiB up, 2 MiB aligned and advised as transparent huge pages (MADV_HUGEPAGE), because first
- * touching 4 KiB pages costs ~16 us each on the VMs measured -- more than packing the data.
- * Release with free(). */
-void *rsclip__alloc_huge(size_t bytes);
+/* Packed panels live in rsclip__alloc_huge memory (base/base.h). */
 /* Shape of the packed matrix (n = output features, k = input features). */
 size_t rsclip__packed_w_n(const rsclip__packed_w *p);
 size_t rsclip__packed_w_k(const rsclip__packed_w *p);

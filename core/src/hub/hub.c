@@ -1,6 +1,7 @@
 /* Model snapshots from the Hugging Face hub (see rsclip/hub.h): names, cache folders, `-m`
  * resolution, and the fetch of a whole snapshot. One file's download is hub_file.c, the HTTP
  * requests (GDAL's CPL HTTP, i.e. libgdal's curl) hub_http.c. */
+#include "base/base.h"
 #include "hub/hub_internal.h"
 
 #include "json/json.h"
@@ -308,10 +309,8 @@ int rsclip_hub_fetch_ex(const char *name, const char *dest_dir,
         return rsclip__error(RSCLIP_ERR_IO, "%s: another rsclip is downloading into this folder",
                              dir);
     }
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
     hub_req q = {endpoint, repo, dir, p.progress, p.user, max_bytes, 0, timeout};
-    if (timeout > 0) q.deadline = (double)now.tv_sec + now.tv_nsec * 1e-9 + timeout;
+    if (timeout > 0) q.deadline = rsclip__mono_s() + timeout;
     rc = fetch_all(&q, name);
     unlink(lock_path);
     close(lock);

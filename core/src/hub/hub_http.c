@@ -1,5 +1,6 @@
 /* The hub's HTTP requests, through GDAL's CPLHTTPFetchEx (libgdal's own curl: proxies and CA
  * settings from GDAL_HTTP_* apply) with a write callback, so bodies stream straight to disk. */
+#include "base/base.h"
 #include "hub/hub_internal.h"
 
 #include "imageio/gdal_util.h"
@@ -18,14 +19,8 @@
 #include <cpl_http.h>
 #include <cpl_string.h>
 
-static double mono_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 double hub__time_left(const hub_req *q) {
-    return q->deadline > 0 ? q->deadline - mono_now() : 1e9;
+    return q->deadline > 0 ? q->deadline - rsclip__mono_s() : 1e9;
 }
 
 static size_t write_cb(void *buf, size_t size, size_t nmemb, void *arg) {

@@ -20,7 +20,7 @@ typedef struct hub_req {
     rsclip_progress_fn progress;
     void *user;
     uint64_t max_bytes; /* size cap of one file */
-    double deadline;    /* CLOCK_MONOTONIC seconds; 0 = none */
+    double deadline;    /* rsclip__mono_s() seconds; 0 = none */
     double timeout_s;   /* the deadline's length, for messages */
 } hub_req;
 

@@ -2,6 +2,7 @@
  * streamed row by row, deduplicated by (scene path, window), one transaction per chunk, so that a
  * merge killed at any moment and run again ends with the same file as one that was never
  * interrupted, and merging an input twice adds nothing. */
+#include "base/base.h"
 #include "index/index_internal.h"
 #include "index/index_files.h"
 #include "status/status_internal.h"
@@ -14,12 +15,6 @@
 #include <time.h>
 
 #define MERGE_CHUNK 8192 /* tiles per transaction */
-
-static double mono_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* src scene id -> dst scene id (ids are small and dense in practice: a sorted array). */
 typedef struct scene_map {
@@ -380,7 +375,7 @@ int rsclip_index_merge(const char *out_path, const char *const *inputs, int n_in
     if (report) *report = rep;
     if (!out_path || !inputs || n_inputs < 1)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_index_merge: no output or inputs");
-    double t0 = mono_s();
+    double t0 = rsclip__mono_s();
     rsclip_index_set **sets = calloc((size_t)n_inputs, sizeof *sets);
     if (!sets) return rsclip__error(RSCLIP_ERR_NOMEM, "merge: out of memory");
     int rc = RSCLIP_OK;
@@ -419,7 +414,7 @@ int rsclip_index_merge(const char *out_path, const char *const *inputs, int n_in
     rsclip_index_close(out);
     for (int i = 0; i < n_inputs; i++) rsclip_index_set_close(sets[i]);
     free(sets);
-    rep.seconds = mono_s() - t0;
+    rep.seconds = rsclip__mono_s() - t0;
     if (report) *report = rep;
     return rc;
 }

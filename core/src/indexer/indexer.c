@@ -1,5 +1,6 @@
 /* The indexing pipeline: a reader thread (tiler + preprocessing) feeds batches to the calling
  * thread, which encodes them and stores each batch in one index transaction. */
+#include "base/base.h"
 #include "indexer/indexer_internal.h"
 #include "rsclip/plan.h"
 #include "rsclip/hub.h"
@@ -22,12 +23,6 @@ rsclip_indexer_params rsclip_indexer_default_params(void) {
     p.tiler = rsclip_tiler_default_params();
     p.batch = 8;
     return p;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 void rsclip__msg_free(msg *m) {
@@ -197,9 +192,9 @@ static int on_message(writer *w, msg *m) {
     case MSG_BATCH: {
         batch *b = m->b;
         if (m->scene_no == w->scene && w->ok) {
-            double te = now_s();
+            double te = rsclip__mono_s();
             r = rsclip_encode_images(w->enc, b->n, b->pixels, w->emb, NULL);
-            w->rep.encode_seconds += now_s() - te;
+            w->rep.encode_seconds += rsclip__mono_s() - te;
             if (!r) r = rsclip_index_add_tiles(w->idx, w->sid, (size_t)b->n, b->recs, w->emb, NULL);
             if (!r) w->rep.tiles_added += b->n;
             if (r && is_scene_error(r)) {
@@ -238,7 +233,7 @@ static void report_unsettled(writer *w) {
 
 static int report_progress(writer *w, const msg *m, double t0) {
     rsclip_indexer_progress pr;
-    double el = now_s() - t0;
+    double el = rsclip__mono_s() - t0;
     pr.scene = m->scene_no + 1;
     pr.n_scenes = w->pl->n_jobs;
     pr.path = w->pl->jobs[m->scene_no].path;
@@ -422,7 +417,7 @@ static int index_jobs(const char *index_path, const idx_job *jobs, int n_jobs,
     rsclip_indexer_params p = *params;
     if (p.batch < 1) p.batch = 8;
     if (p.batch > 256) p.batch = 256;
-    const double t0 = now_s();
+    const double t0 = rsclip__mono_s();
     rep.scenes_total = n_jobs;
 
     /* A first run that stores no scene leaves no empty index file behind. */
@@ -454,7 +449,7 @@ static int index_jobs(const char *index_path, const idx_job *jobs, int n_jobs,
         if (p.device) rc = rsclip_device_parse(p.device, &ep.device);
         if (!rc) rc = rsclip_encoder_new(model, &ep, &enc);
     }
-    rep.setup_seconds = now_s() - t0;
+    rep.setup_seconds = rsclip__mono_s() - t0;
     if (!rc && n_jobs > 0)
         rc = run_pipeline(index_path, jobs, n_jobs, &p, model, enc, idx, t0, &rep);
     if (!rc && part && rep.scenes_failed == 0)
@@ -466,7 +461,7 @@ static int index_jobs(const char *index_path, const idx_job *jobs, int n_jobs,
     rsclip_index_close(idx);
     if (remove_it) remove_index_files(index_path);
     rsclip_model_free(model);
-    rep.seconds = now_s() - t0;
+    rep.seconds = rsclip__mono_s() - t0;
     if (report) *report = rep;
     return rc;
 }

@@ -1,5 +1,6 @@
 /* The checkpoint files of a model: open (mapped or owned), identity, change detection (see
  * checkpoint.h). */
+#include "base/base.h"
 #include "model/checkpoint.h"
 
 #include "model/digest.h"
@@ -51,22 +52,6 @@ static int second_pass(int fd, const char *path, const rsclip__shard *s, const c
     return rc;
 }
 
-/* Owned memory for a whole file: huge pages for big ones (the encoder streams through them). */
-static void *alloc_file(size_t size) {
-    const size_t huge = (size_t)2 << 20;
-    void *p = NULL;
-    if (size >= 2 * huge && size <= SIZE_MAX - huge) {
-        size_t rounded = (size + huge - 1) / huge * huge;
-        if (posix_memalign(&p, huge, rounded) != 0) return NULL;
-#ifdef MADV_HUGEPAGE
-        (void)madvise(p, rounded, MADV_HUGEPAGE);
-#endif
-        return p;
-    }
-    if (posix_memalign(&p, 64, size ? size : 64) != 0) return NULL;
-    return p;
-}
-
 static int read_whole(int fd, const char *path, unsigned char *p, size_t size) {
     size_t off = 0;
     while (off < size) {
@@ -86,7 +71,7 @@ static int read_whole(int fd, const char *path, unsigned char *p, size_t size) {
  * is exactly what the model will use. */
 static int shard_read_owned(rsclip__shard *s, int fd, const char *path) {
     double t0 = rsclip__digest_now();
-    s->mem = alloc_file(s->size);
+    s->mem = rsclip__alloc_huge(s->size); /* the encoder streams through it */
     if (!s->mem)
         return rsclip__error(RSCLIP_ERR_NOMEM, "%s: cannot allocate %zu bytes for the weights",
                              path, s->size);
@@ -221,13 +206,13 @@ static void fingerprints(rsclip__ckpt *c) {
         return;
     }
     rsclip__sha256 *h = rsclip__sha256_new();
-    uint64_t fnv = 0xcbf29ce484222325ULL; /* legacy: FNV-1a 64 over the shard fingerprints */
+    uint64_t fnv = RSCLIP__FNV_OFFSET; /* legacy: FNV-1a 64 over the shard fingerprints */
     for (int i = 0; i < c->n; i++) {
         char line[4096 + 80], fp[17];
         int len = snprintf(line, sizeof line, "%s  %s\n", c->shards[i].sha256, c->shards[i].name);
         rsclip__sha256_update(h, line, (size_t)len < sizeof line ? (size_t)len : sizeof line - 1);
         rsclip_st_fingerprint(c->shards[i].st, fp);
-        for (int j = 0; j < 16; j++) fnv = (fnv ^ (unsigned char)fp[j]) * 0x100000001b3ULL;
+        fnv = rsclip__fnv1a(fnv, fp, 16);
     }
     char hex[65];
     rsclip__sha256_final(h, hex);

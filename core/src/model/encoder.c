@@ -5,6 +5,7 @@
  * the CUDA encoder (cuda/cuda_encoder.h) instead of an arena and packed weights, and the entry
  * points hand it the checked arguments.
  */
+#include "base/base.h"
 #include "model/encoder_internal.h"
 
 #include "cuda/cuda_encoder.h"

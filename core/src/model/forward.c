@@ -16,6 +16,7 @@
  * Shapes in comments: R = n * T rows (n items in this chunk, T tokens each), D = hidden,
  * F = MLP width, H = heads, hd = D / H.
  */
+#include "base/base.h"
 #include "model/encoder_internal.h"
 
 #include <math.h>
@@ -30,14 +31,8 @@
 static int g_prof;
 static double g_stage[RSCLIP__STAGE_N];
 
-static double prof_now(void) {
-    if (!g_prof) return 0.0;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 static void prof_add(int stage, double t0) {
-    if (g_prof) g_stage[stage] += prof_now() - t0;
+    if (g_prof) g_stage[stage] += rsclip__mono_s() - t0;
 }
 
 void rsclip__stage_profile(int on) {
@@ -77,7 +72,7 @@ void rsclip__linear(float *y, const float *x, const float *w, const float *b, in
 /* y = act((acc ? y : 0) + x W^T + b) on the encoder's GEMM path. */
 static void lin(rsclip_encoder *e, const rsclip__packed_w *pw, float *y, const float *x,
                 const float *b, int rows, int in, int out, unsigned flags) {
-    const double t0 = prof_now();
+    const double t0 = rsclip__mono_s();
     rsclip__gemm(e->g, (size_t)rows, x, (size_t)in, pw, y, (size_t)out, b, flags);
     prof_add(RSCLIP__STAGE_GEMM, t0);
 }
@@ -106,7 +101,7 @@ static void ln_part(void *arg, int part, int n_parts, void *scratch) {
 /* Rows split over the GEMM pool (a pass costs ~40 us per 64 rows: only worth it for many rows). */
 static void layernorm_p(rsclip_encoder *e, float *out, const float *x, const float *w,
                         const float *b, int rows, int d, float eps) {
-    double t0 = prof_now();
+    double t0 = rsclip__mono_s();
     ln_args a = {out, x, w, b, rows, d, eps};
     rsclip__gemm_run(e->g, rows >= 64 ? e->n_threads : 1, ln_part, &a);
     prof_add(RSCLIP__STAGE_LAYERNORM, t0);
@@ -149,7 +144,7 @@ static void attn_part(void *arg, int part, int n_parts, void *scratch) {
 }
 
 static void self_attention(rsclip_encoder *e, int n, int T, int D, int H) {
-    const double t0 = prof_now();
+    const double t0 = rsclip__mono_s();
     attn_args a = {e, n, T, D, H};
     rsclip__gemm_run(e->g, n * H < e->n_threads ? n * H : e->n_threads, attn_part, &a);
     prof_add(RSCLIP__STAGE_ATTENTION, t0);
@@ -187,7 +182,7 @@ void rsclip__text_forward(rsclip_encoder *e, int n, const int32_t *ids, float *e
     const int T = m->info.text_ctx, D = ti->hidden, R = n * T;
 
     /* x = token_embedding[ids] + position_embedding[t]: [R, D] */
-    double t0 = prof_now();
+    double t0 = rsclip__mono_s();
     for (int r = 0; r < R; r++) {
         const float *te = W->tok_emb + (size_t)ids[r] * D;
         const float *pe = W->pos_emb + (size_t)(r % T) * D;
@@ -253,7 +248,7 @@ static void map_head(rsclip_encoder *e, int n, int T) {
     const tower_pack *tp = e->vision_pack;
     lin(e, tp->extra[PX_MAP_K], e->k, e->xn, bk, R, D, D, 0); /* k: [R, D] */
     lin(e, tp->extra[PX_MAP_V], e->v, e->xn, bv, R, D, D, 0); /* v: [R, D] */
-    const double t0 = prof_now();
+    const double t0 = rsclip__mono_s();
     pool_args a = {e, n, T, D, H};
     rsclip__gemm_run(e->g, n * H < e->n_threads ? n * H : e->n_threads, pool_part, &a);
     prof_add(RSCLIP__STAGE_ATTENTION, t0);
@@ -278,7 +273,7 @@ void rsclip__vision_forward(rsclip_encoder *e, int n, const float *pixels, float
     const int G = S / P, T = G * G, D = ti->hidden, R = n * T, K = C * P * P;
 
     /* im2col: h = patches [R, K], row (b, gy, gx), column (c, py, px) as the conv weight */
-    double t0 = prof_now();
+    double t0 = rsclip__mono_s();
     for (int b = 0; b < n; b++) {
         for (int gy = 0; gy < G; gy++) {
             for (int gx = 0; gx < G; gx++) {
@@ -296,7 +291,7 @@ void rsclip__vision_forward(rsclip_encoder *e, int n, const float *pixels, float
     prof_add(RSCLIP__STAGE_COPY, t0);
     /* x = patches Wp^T + bp + position_embedding[t]: [R, D] */
     lin(e, e->vision_pack->extra[PX_PATCH], e->x, e->h, W->patch_b, R, K, D, 0);
-    t0 = prof_now();
+    t0 = rsclip__mono_s();
     for (int r = 0; r < R; r++) {
         const float *pe = W->pos_emb + (size_t)(r % T) * D;
         float *xr = e->x + (size_t)r * D;

@@ -1,5 +1,6 @@
 /* The plan of an indexing run: scenes with their tile counts, the shard split, the plan file
  * (JSON Lines, read in bounded memory). See rsclip/plan.h. */
+#include "base/base.h"
 #include "rsclip/plan.h"
 #include "json/json.h"
 #include "status/status_internal.h"
@@ -69,20 +70,12 @@ static int push_scene(plan_priv *pp, const rsclip_plan_scene *s) {
 }
 
 /* FNV-1a over the settings and every (path, tile count): the plan's identity. */
-static uint64_t fnv(uint64_t h, const void *data, size_t n) {
-    const unsigned char *b = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
 
 static uint64_t digest_scene(uint64_t h, const char *path, int64_t n_tiles) {
     unsigned char le[8];
     for (int i = 0; i < 8; i++) le[i] = (unsigned char)((uint64_t)n_tiles >> (8 * i));
-    h = fnv(h, path, strlen(path) + 1);
-    return fnv(h, le, 8);
+    h = rsclip__fnv1a(h, path, strlen(path) + 1);
+    return rsclip__fnv1a(h, le, 8);
 }
 
 int rsclip_plan_make(const char *const *paths, int n_paths, const rsclip_tiler_params *params,
@@ -112,8 +105,8 @@ int rsclip_plan_make_inputs(const rsclip_input *inputs, int n_paths,
     tp.defer_stats = 1;
     if (tp.stride <= 0) tp.stride = tp.tile_size;
     int rc = rsclip_tiler_settings(&tp, p->settings, sizeof p->settings);
-    uint64_t h = 0xcbf29ce484222325ULL;
-    h = fnv(h, p->settings, strlen(p->settings) + 1);
+    uint64_t h = RSCLIP__FNV_OFFSET;
+    h = rsclip__fnv1a(h, p->settings, strlen(p->settings) + 1);
     for (int i = 0; i < n_paths && !rc; i++) {
         const rsclip_input *in = &inputs[i];
         rsclip_tiler *t = NULL;
@@ -300,7 +293,7 @@ int rsclip_plan_read(const char *path, int shard_index, int shard_count, rsclip_
     long lineno = 0;
     int rc = pp ? RSCLIP_OK : rsclip__error(RSCLIP_ERR_NOMEM, "plan: out of memory");
     int64_t first = 0, end = 0, next_first = 0, ordinal = 0;
-    uint64_t h = 0xcbf29ce484222325ULL; /* the digest, recomputed over every line */
+    uint64_t h = RSCLIP__FNV_OFFSET; /* the digest, recomputed over every line */
     while (!rc && (len = getline(&line, &cap, f)) >= 0) {
         lineno++;
         if (len > PLAN_MAX_LINE) {
@@ -314,7 +307,7 @@ int rsclip_plan_read(const char *path, int shard_index, int shard_count, rsclip_
             if (!rc && shard_count)
                 rc = rsclip_plan_shard(p, shard_index, shard_count, &first, &end);
             if (!rc && !shard_count) end = p->n_tiles;
-            if (!rc) h = fnv(h, p->settings, strlen(p->settings) + 1);
+            if (!rc) h = rsclip__fnv1a(h, p->settings, strlen(p->settings) + 1);
         } else {
             rsclip_plan_scene s;
             rc = scene_of(path, lineno, j, &s);

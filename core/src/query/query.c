@@ -1,4 +1,5 @@
 /* Queries against an index: text / example / image queries, hits (the filters: filter.c). */
+#include "base/base.h"
 #include "query/query_internal.h"
 #include "rsclip/hub.h"
 #include "rsclip/imageio.h"
@@ -17,9 +18,7 @@
 /* Phase times of a search go to the log at RSCLIP_LOG_INFO (`RSCLIP_LOG=info rsclip search ...`):
  * one line per phase, "search timing: <phase> <ms> ms". */
 double rsclip__now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+    return 1e3 * rsclip__mono_s();
 }
 
 rsclip_session_params rsclip_session_default_params(void) {

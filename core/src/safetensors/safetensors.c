@@ -1,6 +1,7 @@
 /* Safetensors reader: maps the file read-only, validates the whole header before exposing any view
  * (see rsclip/safetensors.h). The JSON tree is only needed during validation; the file object keeps
  * a flat tensor table, one blob of NUL-terminated names and the string metadata. */
+#include "base/base.h"
 #include "rsclip/safetensors.h"
 #include "json/json.h"
 #include "status/status_internal.h"
@@ -576,26 +577,16 @@ int rsclip_st_read_f32(const rsclip_st_file *f, const char *name, int n_dims, co
  * Fingerprint
  */
 
-#define FNV_OFFSET 0xcbf29ce484222325ull
-#define FNV_PRIME 0x100000001b3ull
 #define FP_BLOCKS 64
 #define FP_BLOCK 4096
 
-static uint64_t fnv1a(uint64_t h, const unsigned char *p, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= FNV_PRIME;
-    }
-    return h;
-}
-
 void rsclip_st_fingerprint(const rsclip_st_file *f, char out[17]) {
     if (!out) return;
-    uint64_t h = FNV_OFFSET;
+    uint64_t h = RSCLIP__FNV_OFFSET;
     if (f) {
-        h = fnv1a(h, f->base, 8 + f->header_len);
+        h = rsclip__fnv1a(h, f->base, 8 + f->header_len);
         if (f->data_size <= (size_t)FP_BLOCKS * FP_BLOCK) {
-            h = fnv1a(h, f->data, f->data_size);
+            h = rsclip__fnv1a(h, f->data, f->data_size);
         } else {
             /* Block k starts at k/(FP_BLOCKS-1) of the way to the last full block: the first
              * block is the start of the data, the last ends at its end. */
@@ -603,7 +594,7 @@ void rsclip_st_fingerprint(const rsclip_st_file *f, char out[17]) {
                    r = span_ % (FP_BLOCKS - 1);
             for (size_t k = 0; k < FP_BLOCKS; k++) {
                 size_t off = q * k + r * k / (FP_BLOCKS - 1);
-                h = fnv1a(h, f->data + off, FP_BLOCK);
+                h = rsclip__fnv1a(h, f->data + off, FP_BLOCK);
             }
         }
     }

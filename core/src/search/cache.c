@@ -38,6 +38,7 @@
  * (with floats) is checked whole at load. XXH3 (libxxhash, inlined) hashes ~11 GB/s per core
  * here, about twice the one-stream CRC32C instruction.
  */
+#include "base/base.h"
 #include "search/vecset_internal.h"
 #include "status/status_internal.h"
 
@@ -115,15 +116,6 @@ static int compute_layout(size_t count, size_t dim, size_t stride, int floats, l
 static void section_sums(const layout *L, int s, const unsigned char *p, uint64_t *sums) {
     for (size_t o = 0, b = L->blk0[s]; o < L->len[s]; o += BLOCK_SIZE, b++)
         sums[b] = block_hash(p + o, L->len[s] - o < BLOCK_SIZE ? L->len[s] - o : BLOCK_SIZE);
-}
-
-static uint64_t fnv1a(const unsigned char *p, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
 }
 
 static void put32(unsigned char *h, size_t off, uint32_t v) {
@@ -269,7 +261,7 @@ static void fill_header(unsigned char *h, const rsclip_vecset *vs, const layout 
     put64(h, 112, L->off_sums);
     put32(h, 120, BLOCK_SIZE);
     put64(h, 128, table_sum);
-    put64(h, HDR_SUM_AT, fnv1a(h, HDR_SUM_AT));
+    put64(h, HDR_SUM_AT, rsclip__fnv1a(RSCLIP__FNV_OFFSET, h, HDR_SUM_AT));
 }
 
 static int write_file(FILE *f, const unsigned char *h, const layout *L,
@@ -434,7 +426,7 @@ static int parse_header(const char *path, const unsigned char *h, uint64_t file_
                              "%s: cache version %u (without block checksums) is older than this "
                              "rsclip's (%d)",
                              path, version, CACHE_VERSION);
-    if (get64(h, HDR_SUM_AT) != fnv1a(h, HDR_SUM_AT))
+    if (get64(h, HDR_SUM_AT) != rsclip__fnv1a(RSCLIP__FNV_OFFSET, h, HDR_SUM_AT))
         return rsclip__error(RSCLIP_ERR_FORMAT, "%s: cache header checksum mismatch", path);
     uint32_t hsize = get32(h, 12), flags = get32(h, 40), ctype = get32(h, 44);
     o->dim = get32(h, 16);
@@ -487,8 +479,8 @@ static int read_sections(rsclip_vecset *vs, int fd, const layout *L, const char 
     vs->ids = malloc(n ? n * 8 : 1);
     vs->scales = malloc(n ? n * 4 : 1);
     vs->scales4 = malloc(n ? n * 4 : 1);
-    vs->codes = rsclip__aligned_alloc(L->len[S_CODES]);
-    vs->codes4 = rsclip__aligned_alloc(L->len[S_CODES4]);
+    vs->codes = rsclip__alloc_huge(L->len[S_CODES]);
+    vs->codes4 = rsclip__alloc_huge(L->len[S_CODES4]);
     if (L->off[S_FLOATS]) vs->floats = malloc(L->len[S_FLOATS] ? L->len[S_FLOATS] : 1);
     if (!vs->ids || !vs->scales || !vs->scales4 || !vs->codes || !vs->codes4 ||
         (L->off[S_FLOATS] && !vs->floats))

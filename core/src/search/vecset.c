@@ -1,6 +1,7 @@
 /* The vector set: building (add, quantise, finalize), the int8 scan with a bounded candidate
  * heap, the exact rerank, the exact sgemv path for small sets. The cache file lives in cache.c. */
-#include "gemm/pool.h"
+#include "base/base.h"
+#include "base/pool.h"
 #include "search/vecset_internal.h"
 #include "status/status_internal.h"
 
@@ -29,24 +30,6 @@ rsclip_search_params rsclip_search_default_params(void) {
 
 size_t rsclip__vecset_stride(int dim) {
     return ((size_t)dim + RSCLIP__DIM_ALIGN - 1) / RSCLIP__DIM_ALIGN * RSCLIP__DIM_ALIGN;
-}
-
-void *rsclip__aligned_alloc(size_t size) {
-    void *p = NULL;
-    if (size == 0) size = RSCLIP__CODE_ALIGN;
-    /* Large arrays (the codes) go on transparent huge pages: the scan streams through them, and
-     * with 4 KiB pages the page walks cost several times the scan itself on virtual machines. */
-    const size_t huge = (size_t)2 << 20;
-    if (size >= 2 * huge && size <= (size_t)-1 - huge) {
-        size_t rounded = (size + huge - 1) / huge * huge;
-        if (posix_memalign(&p, huge, rounded) != 0) return NULL;
-#ifdef MADV_HUGEPAGE
-        (void)madvise(p, rounded, MADV_HUGEPAGE);
-#endif
-        return p;
-    }
-    if (posix_memalign(&p, RSCLIP__CODE_ALIGN, size) != 0) return NULL;
-    return p;
 }
 
 int rsclip_vecset_new(int dim, const rsclip_vecset_params *params, rsclip_vecset **out) {
@@ -109,8 +92,8 @@ int rsclip__vecset_reserve(rsclip_vecset *vs, size_t want) {
     if (sc) vs->scales = sc;
     float *sc4 = sc ? realloc(vs->scales4, sc_b) : NULL;
     if (sc4) vs->scales4 = sc4;
-    uint8_t *codes = sc4 ? rsclip__aligned_alloc(codes_b) : NULL;
-    uint8_t *codes4 = codes ? rsclip__aligned_alloc(codes_b / 2) : NULL;
+    uint8_t *codes = sc4 ? rsclip__alloc_huge(codes_b) : NULL;
+    uint8_t *codes4 = codes ? rsclip__alloc_huge(codes_b / 2) : NULL;
     float *fl = NULL;
     if (codes4 && vs->keep_floats) fl = realloc(vs->floats, fl_b);
     if (!codes4 || (vs->keep_floats && !fl)) {
@@ -234,8 +217,8 @@ int rsclip_vecset_finalize(rsclip_vecset *vs) {
                                  "rsclip_vecset_finalize: duplicate id %lld", dup);
         }
     const size_t s4 = vs->stride / 2;
-    uint8_t *codes = rsclip__aligned_alloc(vs->cap * vs->stride);
-    uint8_t *codes4 = rsclip__aligned_alloc(vs->cap * s4);
+    uint8_t *codes = rsclip__alloc_huge(vs->cap * vs->stride);
+    uint8_t *codes4 = rsclip__alloc_huge(vs->cap * s4);
     float *scales = malloc(vs->cap * sizeof(float));
     float *scales4 = malloc(vs->cap * sizeof(float));
     float *fl = vs->keep_floats ? malloc(vs->cap * dim * sizeof(float)) : NULL;
@@ -391,7 +374,7 @@ static int qset_prepare(const rsclip_vecset *vs, const float *query, const rscli
     qs->nq = 1 + p->n_negatives;
     qs->lam = p->neg_weight;
     qs->qf = malloc((size_t)qs->nq * dim * sizeof(float));
-    qs->qc = rsclip__aligned_alloc((size_t)qs->nq * stride);
+    qs->qc = rsclip__alloc_huge((size_t)qs->nq * stride);
     qs->qsum = malloc((size_t)qs->nq * sizeof(int32_t));
     qs->qscale = malloc((size_t)qs->nq * sizeof(float));
     if (!qs->qf || !qs->qc || !qs->qsum || !qs->qscale) {

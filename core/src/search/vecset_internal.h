@@ -2,6 +2,7 @@
 #ifndef RSCLIP_VECSET_INTERNAL_H
 #define RSCLIP_VECSET_INTERNAL_H
 
+#include "base/base.h"
 #include "search/search_internal.h"
 
 #include <stddef.h>
@@ -29,7 +30,6 @@ struct rsclip_vecset {
 };
 
 size_t rsclip__vecset_stride(int dim);
-void *rsclip__aligned_alloc(size_t size);
 int rsclip__vecset_reserve(rsclip_vecset *vs, size_t want);
 void rsclip__vecset_unmap(rsclip_vecset *vs);
 

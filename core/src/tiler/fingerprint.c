@@ -1,4 +1,5 @@
 /* The cheap file fingerprint used by the index's incremental check, and the cache setting. */
+#include "base/base.h"
 #include "rsclip/tiler.h"
 #include "status/status_internal.h"
 #include "tiler_internal.h"
@@ -19,27 +20,16 @@ void rsclip_tiler_set_cache_max(int64_t bytes) {
 
 /* ---- fingerprint ------------------------------------------------------------------------ */
 
-#define FNV_OFFSET 0xcbf29ce484222325ULL
-#define FNV_PRIME 0x100000001b3ULL
 #define FP_CHUNK (1024 * 1024)
 #define FP_MAX_DEPTH 8
 #define FP_MAX_FILES 1000000
-
-static uint64_t fnv_bytes(uint64_t h, const void *p, size_t n) {
-    const unsigned char *b = (const unsigned char *)p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= FNV_PRIME;
-    }
-    return h;
-}
 
 /* Integers are hashed as 8 little-endian bytes so the checksum does not depend on the host. */
 static uint64_t fnv_i64(uint64_t h, int64_t v) {
     unsigned char b[8];
     uint64_t u = (uint64_t)v;
     for (int i = 0; i < 8; i++) b[i] = (unsigned char)(u >> (8 * i));
-    return fnv_bytes(h, b, 8);
+    return rsclip__fnv1a(h, b, 8);
 }
 
 static int ends_with_ci(const char *s, const char *suffix) {
@@ -51,7 +41,7 @@ static int hash_range(VSILFILE *f, uint64_t off, size_t n, unsigned char *buf, u
     if (n == 0) return 0;
     if (VSIFSeekL(f, (vsi_l_offset)off, SEEK_SET) != 0) return -1;
     if (VSIFReadL(buf, 1, n, f) != n) return -1;
-    *h = fnv_bytes(*h, buf, n);
+    *h = rsclip__fnv1a(*h, buf, n);
     return 0;
 }
 
@@ -62,7 +52,7 @@ static int hash_range(VSILFILE *f, uint64_t off, size_t n, unsigned char *buf, u
 static uint64_t hash_member(uint64_t h, const char *file, int depth, int *budget) {
     if (--*budget < 0) return fnv_i64(h, -2);
     const char *base = CPLGetFilename(file);
-    h = fnv_bytes(h, base, strlen(base) + 1);
+    h = rsclip__fnv1a(h, base, strlen(base) + 1);
     VSIStatBufL vs;
     struct stat ls;
     if (strncmp(file, "/vsi", 4) != 0 && stat(file, &ls) == 0) {
@@ -93,7 +83,7 @@ static uint64_t hash_member(uint64_t h, const char *file, int depth, int *budget
  * GDAL error capture. checksum covers the other files precisely (hash_member); legacy_hex is
  * the schema-1 checksum (name, size, whole-second mtime, one level). */
 int rsclip__fingerprint(const char *path, GDALDatasetH ds, rsclip_fingerprint *fp) {
-    uint64_t h = FNV_OFFSET;
+    uint64_t h = RSCLIP__FNV_OFFSET;
     VSIStatBufL st;
     fp->size = -1;
     fp->mtime_ns = 0;
@@ -120,7 +110,7 @@ int rsclip__fingerprint(const char *path, GDALDatasetH ds, rsclip_fingerprint *f
         VSIFCloseL(f);
         if (bad) return rsclip__error(RSCLIP_ERR_IO, "%s: read error while hashing", path);
     } else {
-        h = fnv_bytes(h, path, strlen(path));
+        h = rsclip__fnv1a(h, path, strlen(path));
     }
     uint64_t legacy = h;
     if (ds) {
@@ -132,7 +122,7 @@ int rsclip__fingerprint(const char *path, GDALDatasetH ds, rsclip_fingerprint *f
             if (i == 0 && strcmp(CPLGetFilename(files[i]), main_name) == 0) continue;
             if (ends_with_ci(files[i], ".aux.xml")) continue;
             const char *base = CPLGetFilename(files[i]);
-            legacy = fnv_bytes(legacy, base, strlen(base) + 1);
+            legacy = rsclip__fnv1a(legacy, base, strlen(base) + 1);
             VSIStatBufL s2;
             if (VSIStatL(files[i], &s2) == 0) {
                 legacy = fnv_i64(legacy, (int64_t)s2.st_size);

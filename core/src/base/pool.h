@@ -1,5 +1,5 @@
 /*
- * gemm/pool.h -- private: the process's one pool of worker threads, shared by the encoder (GEMMs,
+ * base/pool.h -- private: the process's one pool of worker threads, shared by the encoder (GEMMs,
  * attention heads, layer-norm rows) and the search scan, so that one pool owns the cores and no
  * threads are created per encode or per query. (It lives beside the GEMM for now; it moves to a
  * shared base module later, hence this small header.)

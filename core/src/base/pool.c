@@ -1,6 +1,6 @@
 /* The process's worker pool (see pool.h). One mutex (g_run) is held by the caller that owns the
  * workers for the duration of a call; a generation counter under g_mu hands the work to them. */
-#include "gemm/pool.h"
+#include "base/pool.h"
 
 #include <pthread.h>
 #include <stdint.h>
