@@ -1,6 +1,7 @@
 /* rsclip command-line tool: dispatch to the commands (one file each, cmd_<name>.c). */
 #include "app.h"
 
+#include <malloc.h>
 #include <string.h>
 
 /* The command table: one row and one cmd_<name>.c per command. */
@@ -49,6 +50,12 @@ static int wants_help(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    /* SQLite allocates its 64 KiB pages one by one; glibc then grows and trims the heap with brk
+     * again and again, each trim a TLB flush on every core (a third of a merge's time on the VMs
+     * measured). Keep up to 256 MiB of freed memory, grow by 64 MiB: a process setting, so the
+     * command sets it, never the library. */
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    mallopt(M_TOP_PAD, 64 << 20);
     app_install_log();
     if (argc < 2) {
         print_help(stderr);
