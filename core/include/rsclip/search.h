@@ -185,6 +185,8 @@ typedef struct rsclip_search_params {
     void *filter_user;
     rsclip_fetch_fn fetch; /* float32 vectors for the rerank; required unless the set has floats */
     void *fetch_user;
+    int coarse; /* rsclip_vecset_candidates only: 1 = the candidates of the 4-bit pass alone, with
+                   their 4-bit scores (the first cut of a search over several sets) */
 } rsclip_search_params;
 
 rsclip_search_params rsclip_search_default_params(void);
@@ -201,6 +203,17 @@ typedef struct rsclip_vecset_hit {
  * The set must be finalized. */
 int rsclip_vecset_search(const rsclip_vecset *vs, const float *query,
                          const rsclip_search_params *params, rsclip_vecset_hit *hits, int *n_hits);
+
+/* The first stage of rsclip_vecset_search without its exact rerank: up to cap (id, approximate
+ * score) pairs, score descending then id ascending, from the 4-bit/int8 scans (filters, negatives,
+ * kernel and n_threads of params apply; n_candidates, when set, lowers cap). For a search spread
+ * over several sets (the parts of a sharded index): merge the sets' candidates, keep the best
+ * n_candidates of them, then rsclip_vecset_search each set with allow_ids = its share and
+ * n_candidates >= that share, so that exactly what one merged set would rerank is reranked, once.
+ * ids and scores: [cap]. */
+int rsclip_vecset_candidates(const rsclip_vecset *vs, const float *query,
+                             const rsclip_search_params *params, int64_t *ids, float *scores,
+                             size_t cap, size_t *n);
 
 /* Approximate score of every vector, in id order (heatmaps, histograms): out: [count]. Uses the
  * int8 codes (scores within ~1e-3 of the exact ones for unit vectors), or the exact float path

@@ -435,6 +435,9 @@ int rsclip_session_change(rsclip_session *s, const rsclip_query *q, const rsclip
     for (int p = 0; p < s->n_parts && !rc; p++) {
         rc = rsclip__query_build_allow(s, p, &ql, &late[p]);
         if (!rc) rc = rsclip__query_build_allow(s, p, &qe, &c.early[p]);
+        /* every code is scored: check them all first (a damaged cache is rebuilt) */
+        if (!rc && s->parts[p].vs)
+            rc = rsclip__part_repair(s, p, rsclip_vecset_verify(s->parts[p].vs));
         rsclip_vecset *vs = s->parts[p].vs;
         size_t cnt = vs ? rsclip_vecset_count(vs) : 0;
         if (rc || !cnt || late[p].n == 0) continue;

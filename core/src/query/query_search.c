@@ -58,6 +58,11 @@ typedef struct part_search {
     rsclip__allow_list al;
     rsclip_vecset_hit *vh; /* [k] */
     int n_hits;
+    int64_t *cid; /* two-phase search: the part's candidates (ids, approximate scores) ... */
+    float *csc;
+    size_t nc;
+    int64_t *share; /* ... and those of the global best that are its own (sorted) */
+    size_t n_share;
     int rc;
     char err[512];
 } part_search;
@@ -70,15 +75,27 @@ typedef struct search_job {
     part_search *ps;
     int threads_per_part;
     atomic_int next;
+    int phase;    /* search_part's step: PHASE_* */
+    size_t ncand; /* candidates a search of one merged set would rerank */
+    size_t npre;  /* and keep from its 4-bit pass (0: none) */
 } search_job;
+
+/* What search_part does: the whole search of its part, or one step of a search over the parts
+ * as one set (see search_phased). */
+enum { PHASE_ONE, PHASE_ALLOW, PHASE_COARSE, PHASE_FINE, PHASE_RERANK };
 
 static void search_part(search_job *j, int p) {
     rsclip_session *s = j->s;
     part_search *ps = &j->ps[p];
     const rsclip_query *q = j->q;
-    int rc = rsclip__query_build_allow(s, p, q, &ps->al);
-    if (!rc && (!ps->al.active || ps->al.n > 0) && s->parts[p].vs &&
-        rsclip_vecset_count(s->parts[p].vs) > 0) {
+    int rc = RSCLIP_OK;
+    if (j->phase == PHASE_ONE || j->phase == PHASE_ALLOW)
+        rc = rsclip__query_build_allow(s, p, q, &ps->al);
+    int shared = j->phase == PHASE_RERANK || (j->phase == PHASE_FINE && j->npre);
+    int live = (!ps->al.active || ps->al.n > 0) && s->parts[p].vs &&
+               rsclip_vecset_count(s->parts[p].vs) > 0 && (!shared || ps->n_share > 0);
+    ps->nc = 0;
+    if (!rc && live && j->phase != PHASE_ALLOW) {
         rsclip_search_params sp = rsclip_search_default_params();
         sp.k = j->k;
         sp.n_threads = j->threads_per_part;
@@ -91,9 +108,24 @@ static void search_part(search_job *j, int p) {
             sp.allow_ids = ps->al.ids;
             sp.n_allow = ps->al.n;
         }
-        rc = rsclip_vecset_search(s->parts[p].vs, j->qv, &sp, ps->vh, &ps->n_hits);
-        if (rc && (rc = rsclip__part_repair(s, p, rc)) == RSCLIP_OK)
-            rc = rsclip_vecset_search(s->parts[p].vs, j->qv, &sp, ps->vh, &ps->n_hits);
+        if (shared) { /* this part's share of the global cut */
+            sp.allow_ids = ps->share;
+            sp.n_allow = ps->n_share;
+        }
+        if (j->phase == PHASE_COARSE) sp.coarse = 1;
+        if (j->phase == PHASE_FINE) sp.n_prefilter = -1; /* the 4-bit cut, if any, is global */
+        if (j->phase == PHASE_RERANK) sp.n_candidates = (int)j->ncand; /* all of the share */
+        /* a block of the cache found damaged: rebuild the part's vectors, then once more */
+        for (int attempt = 0; attempt < 2; attempt++) {
+            rsclip_vecset *vs = s->parts[p].vs;
+            if (j->phase == PHASE_COARSE)
+                rc = rsclip_vecset_candidates(vs, j->qv, &sp, ps->cid, ps->csc, j->npre, &ps->nc);
+            else if (j->phase == PHASE_FINE)
+                rc = rsclip_vecset_candidates(vs, j->qv, &sp, ps->cid, ps->csc, j->ncand, &ps->nc);
+            else
+                rc = rsclip_vecset_search(vs, j->qv, &sp, ps->vh, &ps->n_hits);
+            if (!rc || attempt || (rc = rsclip__part_repair(s, p, rc))) break;
+        }
     }
     ps->rc = rc;
     if (rc) snprintf(ps->err, sizeof ps->err, "%s", rsclip_last_error());
@@ -123,6 +155,95 @@ static int search_parts(search_job *j, int n_threads) {
     for (int p = 0; p < s->n_parts; p++)
         if (j->ps[p].rc) return rsclip__error(j->ps[p].rc, "%s", j->ps[p].err);
     return RSCLIP_OK;
+}
+
+/* A candidate of one part, for the global cut of a two-phase search. */
+typedef struct part_cand {
+    int64_t id;
+    float score;
+    int part;
+} part_cand;
+
+static int cmp_part_cand(const void *a, const void *b) {
+    const part_cand *x = a, *y = b;
+    if (x->score != y->score) return x->score > y->score ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* The best keep of all parts' candidates (score descending, then id): each part's share, sorted
+ * by id, in ps[p].share; the count kept. */
+static int global_cut(search_job *j, size_t keep, size_t *n_kept) {
+    rsclip_session *s = j->s;
+    size_t total = 0, n = 0;
+    for (int p = 0; p < s->n_parts; p++) total += j->ps[p].nc;
+    part_cand *all = malloc(sizeof *all * (total ? total : 1));
+    if (!all) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+    for (int p = 0; p < s->n_parts; p++)
+        for (size_t i = 0; i < j->ps[p].nc; i++)
+            all[n++] = (part_cand){j->ps[p].cid[i], j->ps[p].csc[i], p};
+    if (n > 1) qsort(all, n, sizeof *all, cmp_part_cand);
+    if (n > keep) n = keep;
+    for (int p = 0; p < s->n_parts; p++) j->ps[p].n_share = 0;
+    for (size_t i = 0; i < n; i++) {
+        part_search *ps = &j->ps[all[i].part];
+        ps->share[ps->n_share++] = all[i].id;
+    }
+    for (int p = 0; p < s->n_parts; p++)
+        if (j->ps[p].n_share > 1)
+            qsort(j->ps[p].share, j->ps[p].n_share, sizeof(int64_t), rsclip__cmp_i64);
+    free(all);
+    *n_kept = n;
+    return RSCLIP_OK;
+}
+
+/* Parts without float vectors (the quantised path) are searched as the one set a merge of them
+ * would be: the same cuts, made over all parts. Each part's 4-bit pass keeps its best npre, the
+ * best npre of all go on to the int8 pass (where the merged set's size calls for a 4-bit pass),
+ * each part scores its share, the best ncand of all are reranked exactly by the parts that hold
+ * them. The same candidates as the merged file's, and the exact rerank (float vectors read from
+ * SQLite) runs once per candidate, not once per part. */
+static int search_phased(search_job *j, int n_threads) {
+    rsclip_session *s = j->s;
+    const size_t k = (size_t)j->k;
+    j->ncand = 10 * k > 256 ? 10 * k : 256;
+    const size_t pre = 4 * j->ncand > 1024 ? 4 * j->ncand : 1024;
+    for (int p = 0; p < s->n_parts; p++) {
+        part_search *ps = &j->ps[p];
+        ps->cid = malloc(sizeof(int64_t) * pre);
+        ps->csc = malloc(sizeof(float) * pre);
+        ps->share = malloc(sizeof(int64_t) * pre);
+        if (!ps->cid || !ps->csc || !ps->share)
+            return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+    }
+    j->phase = PHASE_ALLOW;
+    int rc = search_parts(j, n_threads);
+    size_t npos = 0, n = 0;
+    for (int p = 0; p < s->n_parts; p++) {
+        const part_search *ps = &j->ps[p];
+        npos += ps->al.active ? ps->al.n : s->parts[p].vs ? rsclip_vecset_count(s->parts[p].vs) : 0;
+    }
+    j->npre = npos >= 8 * pre ? pre : 0; /* the rule of one set's search */
+    double t0 = rsclip__now_ms();
+    if (!rc && j->npre) {
+        j->phase = PHASE_COARSE;
+        rc = search_parts(j, n_threads);
+        if (!rc) rc = global_cut(j, j->npre, &n);
+    }
+    double t1 = rsclip__now_ms();
+    if (!rc) {
+        j->phase = PHASE_FINE;
+        rc = search_parts(j, n_threads);
+    }
+    if (!rc) rc = global_cut(j, j->ncand, &n);
+    double t2 = rsclip__now_ms();
+    if (!rc) {
+        j->phase = PHASE_RERANK;
+        rc = search_parts(j, n_threads);
+    }
+    rsclip__log(RSCLIP_LOG_INFO,
+                "search timing: 4-bit pass %.1f ms, int8 pass %.1f ms, rerank %.1f ms (%zu)",
+                t1 - t0, t2 - t1, rsclip__now_ms() - t2, n);
+    return rc;
 }
 
 typedef struct merged_hit {
@@ -284,6 +405,9 @@ static void free_parts(const rsclip_session *s, part_search *ps) {
     for (int p = 0; ps && p < s->n_parts; p++) {
         rsclip_free(ps[p].al.ids);
         free(ps[p].vh);
+        free(ps[p].cid);
+        free(ps[p].csc);
+        free(ps[p].share);
     }
     free(ps);
 }
@@ -356,9 +480,13 @@ int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_resul
     if (!rc) {
         int n_threads =
             s->params.n_threads > 0 ? s->params.n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-        search_job job = {s, q, k_scan, qv, ps, 1, 0};
+        search_job job = {s, q, k_scan, qv, ps, 1, 0, PHASE_ONE, 0, 0};
         double t0 = rsclip__now_ms();
-        rc = search_parts(&job, n_threads < 1 ? 1 : n_threads);
+        int two_phase = s->n_parts > 1;
+        for (int p = 0; p < s->n_parts; p++)
+            if (s->parts[p].vs && rsclip_vecset_has_floats(s->parts[p].vs)) two_phase = 0;
+        rc = two_phase ? search_phased(&job, n_threads < 1 ? 1 : n_threads)
+                       : search_parts(&job, n_threads < 1 ? 1 : n_threads);
         if (!rc) n_hits = merge_parts(s, ps, k_scan, mh);
         if (!rc)
             rsclip__log(RSCLIP_LOG_INFO,

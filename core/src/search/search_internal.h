@@ -44,12 +44,8 @@ rsclip__dot_kernel rsclip__search_kernel4(int kernel);
 /* The best kernel this CPU runs, as an rsclip_kernel value. */
 int rsclip__search_best_kernel(void);
 
-/* The candidate set of the int8 scan (tests): up to cap (row id, approximate score) pairs ordered
- * by score desc, id asc; *n receives the count. Uses params' n_candidates (as cap if 0), kernel,
- * threads, negatives and filters. */
-int rsclip__vecset_candidates(const rsclip_vecset *vs, const float *query,
-                              const rsclip_search_params *params, int64_t *ids, float *scores,
-                              size_t cap, size_t *n);
+/* The candidate set of the int8 scan: rsclip_vecset_candidates (rsclip/search.h). */
+#define rsclip__vecset_candidates rsclip_vecset_candidates
 
 #ifdef __cplusplus
 }

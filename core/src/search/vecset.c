@@ -947,11 +947,14 @@ int rsclip_vecset_score_all(const rsclip_vecset *vs, const float *query,
     return rc;
 }
 
-int rsclip__vecset_candidates(const rsclip_vecset *vs, const float *query,
-                              const rsclip_search_params *params, int64_t *ids, float *scores,
-                              size_t cap, size_t *n) {
-    int rc = check_common(vs, query, "rsclip__vecset_candidates");
+int rsclip_vecset_candidates(const rsclip_vecset *vs, const float *query,
+                             const rsclip_search_params *params, int64_t *ids, float *scores,
+                             size_t cap, size_t *n) {
+    int rc = check_common(vs, query, "rsclip_vecset_candidates");
     if (rc != RSCLIP_OK) return rc;
+    if (!ids || !scores || !n || cap == 0)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_vecset_candidates: no room");
+    *n = 0;
     rsclip_search_params p = params ? *params : rsclip_search_default_params();
     if (p.n_candidates <= 0) p.n_candidates = (int)cap;
     size_t ncand = (size_t)p.n_candidates < cap ? (size_t)p.n_candidates : cap;
@@ -963,7 +966,9 @@ int rsclip__vecset_candidates(const rsclip_vecset *vs, const float *query,
     if (p.allow_ids) rc = allowed_rows(vs, p.allow_ids, p.n_allow, &rows, &npos);
     cand *cs = NULL;
     size_t nc = 0;
-    if (rc == RSCLIP_OK) rc = scan_candidates(vs, &qs, &p, rows, npos, ncand, &cs, &nc);
+    if (rc == RSCLIP_OK)
+        rc = p.coarse ? scan(vs, &qs, &p, rows, npos, ncand, &cs, &nc, NULL, 1)
+                      : scan_candidates(vs, &qs, &p, rows, npos, ncand, &cs, &nc);
     if (rc == RSCLIP_OK) {
         for (size_t i = 0; i < nc; i++) {
             ids[i] = cs[i].id;
