@@ -206,3 +206,19 @@ void app_progress_finish(app_progress *p) {
     }
     p->open = 0;
 }
+
+/* app.h */
+int app_parse_numbers(const char *s, double *v, int n) {
+    const char *p = s;
+    for (int i = 0; i < n; i++) {
+        char *end;
+        v[i] = strtod(p, &end);
+        if (end == p || !isfinite(v[i])) return -1;
+        p = end;
+        if (i < n - 1) {
+            if (*p != ',') return -1;
+            p++;
+        }
+    }
+    return *p == '\0' ? 0 : -1;
+}

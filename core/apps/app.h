@@ -119,6 +119,9 @@ int app_parse_shard(const char *cmd, const char *arg, int *index, int *count);
 /* The inputs of index/plan (app_inputs.c): rasters, folders, list_file and STAC documents
  * (asset: the STAC asset key, NULL for the default), path order, each once. An input that cannot
  * be used goes to on_error and is left out. *out: rsclip_stac_free(*out, *n). */
+/* n comma-separated finite numbers ("a,b", "W,S,E,N") into v: 0, or -1 for anything else. */
+int app_parse_numbers(const char *s, double *v, int n);
+
 int app_gather_inputs(const char *const *args, int n_args, const char *list_file, const char *asset,
                       rsclip_inputs_error_fn on_error, void *user, rsclip_input **out, int *n);
 

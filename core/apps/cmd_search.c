@@ -66,22 +66,6 @@ const char app_usage_search[] =
     "  --device D              text encoder on cpu (default), cuda or cuda:N (an NVIDIA GPU)\n"
     "  --no-cache              do not use or write the INDEX.rsvec vector cache\n";
 
-/* Parse "a,b" or "a,b,c,d" numbers. */
-static int parse_numbers(const char *s, double *v, int n) {
-    const char *p = s;
-    for (int i = 0; i < n; i++) {
-        char *end;
-        v[i] = strtod(p, &end);
-        if (end == p || !isfinite(v[i])) return -1;
-        p = end;
-        if (i < n - 1) {
-            if (*p != ',') return -1;
-            p++;
-        }
-    }
-    return *p == '\0' ? 0 : -1;
-}
-
 /* A coordinate of the table, or "-" for a tile without one (a scene in pixel coordinates). */
 static const char *coord(char *buf, size_t n, double v) {
     if (isfinite(v))
@@ -199,7 +183,8 @@ static int parse_option(search_args *a, int ch, char **argv) {
         return APP_OK;
     }
     case O_BBOX:
-        if (parse_numbers(optarg, q->bbox, 4) || q->bbox[0] > q->bbox[2] || q->bbox[1] > q->bbox[3])
+        if (app_parse_numbers(optarg, q->bbox, 4) || q->bbox[0] > q->bbox[2] ||
+            q->bbox[1] > q->bbox[3])
             return app_usage_error("search", "--bbox wants W,S,E,N in degrees, not '%s'", optarg);
         q->has_bbox = 1;
         return APP_OK;
@@ -239,7 +224,7 @@ static int parse_option(search_args *a, int ch, char **argv) {
         return APP_OK;
     case O_LIKE_POINT: {
         double v[2];
-        if (parse_numbers(optarg, v, 2) || fabs(v[0]) > 180 || fabs(v[1]) > 90)
+        if (app_parse_numbers(optarg, v, 2) || fabs(v[0]) > 180 || fabs(v[1]) > 90)
             return app_usage_error("search", "--like-point wants LON,LAT, not '%s'", optarg);
         q->has_like_point = 1;
         q->like_lon = v[0];

@@ -67,21 +67,6 @@ static int parse_i64(const char *s, int64_t lo, int64_t hi, int64_t *out) {
     return 0;
 }
 
-static int parse_doubles(const char *s, double *v, int n) {
-    const char *p = s;
-    for (int i = 0; i < n; i++) {
-        char *end;
-        v[i] = strtod(p, &end);
-        if (end == p || !isfinite(v[i])) return -1;
-        p = end;
-        if (i < n - 1) {
-            if (*p != ',') return -1;
-            p++;
-        }
-    }
-    return *p == '\0' ? 0 : -1;
-}
-
 static int blank(const char *s) {
     while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r') s++;
     return *s == '\0';
@@ -123,13 +108,13 @@ static int search_arg(serve_ctx *c, search_req *s, const serve_arg *a, serve_rep
         }
         s->q.k = (int)i;
     } else if (strcmp(k, "min_prob") == 0) {
-        if (parse_doubles(v, d, 1) || d[0] < 0 || d[0] > 1) {
+        if (app_parse_numbers(v, d, 1) || d[0] < 0 || d[0] > 1) {
             serve_error(r, 400, "min_prob wants a probability in 0..1, not '%.40s'", v);
             return -1;
         }
         s->q.min_prob = (float)d[0];
     } else if (strcmp(k, "bbox") == 0) {
-        if (parse_doubles(v, s->q.bbox, 4) || s->q.bbox[0] > s->q.bbox[2] ||
+        if (app_parse_numbers(v, s->q.bbox, 4) || s->q.bbox[0] > s->q.bbox[2] ||
             s->q.bbox[1] > s->q.bbox[3]) {
             serve_error(r, 400, "bbox wants W,S,E,N in degrees, not '%.80s'", v);
             return -1;

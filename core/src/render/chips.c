@@ -1,6 +1,7 @@
 /* Hit chips: each hit's window cut from its raster (GeoTIFF), the model's view of it (PNG) and
  * chips.geojson, written through a temporary folder; regions the same at their extent. */
 #include "render/render_internal.h"
+#include "rsclip/export.h"
 #include "export/output_internal.h"
 #include "imageio/gdal_util.h"
 #include "status/status_internal.h"
@@ -234,12 +235,6 @@ static OGRGeometryH ring_polygon(const double *ring, int n) {
 static void set_str(OGRFeatureH f, const char *name, const char *v) {
     OGR_F_SetFieldString(f, OGR_F_GetFieldIndex(f, name), v);
 }
-static void set_num(OGRFeatureH f, const char *name, double v) {
-    if (isfinite(v)) OGR_F_SetFieldDouble(f, OGR_F_GetFieldIndex(f, name), v);
-}
-static void set_int(OGRFeatureH f, const char *name, int64_t v) {
-    OGR_F_SetFieldInteger64(f, OGR_F_GetFieldIndex(f, name), v);
-}
 
 /* ---- one chip -------------------------------------------------------------------------------- */
 
@@ -266,12 +261,7 @@ static int hit_chip(rsclip_imagery *im, const rsclip_hit *h, const char *tmp, co
     if (rc) return rc;
     OGRFeatureH f = OGR_F_Create(OGR_L_GetLayerDefn(x->layer));
     char file[PATH_MAX];
-    set_int(f, "rank", h->rank);
-    set_int(f, "tile_id", h->tile_id);
-    set_num(f, "score", h->score);
-    set_num(f, "prob", h->prob);
-    set_num(f, "lon", h->lon);
-    set_num(f, "lat", h->lat);
+    rsclip_export_set_hit(f, h); /* the fields of an export's, where chips.geojson has them */
     set_str(f, "scene", h->scene ? h->scene : sc->path);
     snprintf(file, sizeof file, "%s.tif", name);
     set_str(f, "chip", file);
@@ -299,14 +289,7 @@ static int region_chip(rsclip_imagery *im, const rsclip_region *r, const rsclip_
     if (rc) return rc;
     OGRFeatureH f = OGR_F_Create(OGR_L_GetLayerDefn(x->layer));
     char file[PATH_MAX];
-    set_int(f, "region", r->id);
-    set_int(f, "tiles", r->n_tiles);
-    set_num(f, "max_prob", r->max_prob);
-    set_num(f, "mean_prob", r->mean_prob);
-    set_num(f, "area_m2", r->area_m2);
-    set_num(f, "lon", r->lon);
-    set_num(f, "lat", r->lat);
-    set_int(f, "best_tile", r->best_tile_id);
+    rsclip_export_set_region(f, r);
     set_str(f, "scene", sc->path);
     snprintf(file, sizeof file, "%s.tif", name);
     set_str(f, "chip", file);
