@@ -148,31 +148,10 @@ static int parse_id(const char *s, int64_t *out) {
     return 0;
 }
 
-/* One option into a; APP_OK or APP_USAGE (after printing why). */
-static int parse_option(search_args *a, int ch, char **argv) {
+/* An option that shapes the query (what, where, when); -1 when ch is not one of them. */
+static int parse_query_option(search_args *a, int ch) {
     rsclip_query *q = &a->q;
     switch (ch) {
-    case 'k':
-        return app_parse_int("search", "-k", optarg, 1, 1000000, &q->k) ? APP_USAGE : APP_OK;
-    case 'm':
-        a->sp.model = optarg;
-        return APP_OK;
-    case 'j':
-        return app_parse_int("search", "-j", optarg, 1, 1024, &a->sp.n_threads) ? APP_USAGE
-                                                                                : APP_OK;
-    case 'o':
-        a->out = optarg;
-        return APP_OK;
-    case O_OF:
-        a->format = optarg;
-        return APP_OK;
-    case O_NLN:
-        if (!*optarg) return app_usage_error("search", "-nln wants a layer name");
-        a->layer_name = optarg;
-        return APP_OK;
-    case O_OVERWRITE:
-        a->overwrite = 1;
-        return APP_OK;
     case O_MIN_PROB: {
         char *end;
         double v = strtod(optarg, &end);
@@ -199,12 +178,6 @@ static int parse_option(search_args *a, int ch, char **argv) {
     case O_TEMPLATE:
         q->template_str = optarg;
         return APP_OK;
-    case O_MERGE:
-        a->merge = 1;
-        return APP_OK;
-    case O_TSRS:
-        a->t_srs = optarg;
-        return APP_OK;
     case O_LIKE_TILE:
     case O_UNLIKE_TILE: {
         const char *opt = ch == O_LIKE_TILE ? "--like-tile" : "--unlike-tile";
@@ -216,12 +189,6 @@ static int parse_option(search_args *a, int ch, char **argv) {
         (*n)++;
         return APP_OK;
     }
-    case O_CHIPS:
-        a->ro.chips = optarg;
-        return APP_OK;
-    case O_SHEET:
-        a->ro.sheet = optarg;
-        return APP_OK;
     case O_LIKE_POINT: {
         double v[2];
         if (app_parse_numbers(optarg, v, 2) || fabs(v[0]) > 180 || fabs(v[1]) > 90)
@@ -237,9 +204,6 @@ static int parse_option(search_args *a, int ch, char **argv) {
     case O_SCENE:
         if (parse_id(optarg, &q->scene_id))
             return app_usage_error("search", "--scene wants a scene id, not '%s'", optarg);
-        return APP_OK;
-    case O_NO_CACHE:
-        a->sp.use_cache = 0;
         return APP_OK;
     case O_AFTER:
     case O_BEFORE: {
@@ -260,6 +224,52 @@ static int parse_option(search_args *a, int ch, char **argv) {
         if (rsclip_change_periods(optarg, &a->from, &a->to) != RSCLIP_OK)
             return app_usage_error("search", "--change: %s", rsclip_last_error());
         a->change = optarg;
+        return APP_OK;
+    default:
+        return -1;
+    }
+}
+
+/* One option into a; APP_OK or APP_USAGE (after printing why). */
+static int parse_option(search_args *a, int ch, char **argv) {
+    int r = parse_query_option(a, ch);
+    if (r >= 0) return r;
+    switch (ch) {
+    case 'k':
+        return app_parse_int("search", "-k", optarg, 1, 1000000, &a->q.k) ? APP_USAGE : APP_OK;
+    case 'm':
+        a->sp.model = optarg;
+        return APP_OK;
+    case 'j':
+        return app_parse_int("search", "-j", optarg, 1, 1024, &a->sp.n_threads) ? APP_USAGE
+                                                                                : APP_OK;
+    case 'o':
+        a->out = optarg;
+        return APP_OK;
+    case O_OF:
+        a->format = optarg;
+        return APP_OK;
+    case O_NLN:
+        if (!*optarg) return app_usage_error("search", "-nln wants a layer name");
+        a->layer_name = optarg;
+        return APP_OK;
+    case O_OVERWRITE:
+        a->overwrite = 1;
+        return APP_OK;
+    case O_MERGE:
+        a->merge = 1;
+        return APP_OK;
+    case O_TSRS:
+        a->t_srs = optarg;
+        return APP_OK;
+    case O_CHIPS:
+        a->ro.chips = optarg;
+        return APP_OK;
+    case O_SHEET:
+        a->ro.sheet = optarg;
+        return APP_OK;
+    case O_NO_CACHE:
+        a->sp.use_cache = 0;
         return APP_OK;
     case O_PRECISION: {
         rsclip_precision pr;
