@@ -222,3 +222,7 @@ int app_parse_numbers(const char *s, double *v, int n) {
     }
     return *p == '\0' ? 0 : -1;
 }
+
+int app_parse_threads(const char *cmd, const char *arg, int *out) {
+    return app_parse_int(cmd, "-j", arg, 1, 1024, out);
+}

@@ -119,6 +119,9 @@ int app_parse_shard(const char *cmd, const char *arg, int *index, int *count);
 /* The inputs of index/plan (app_inputs.c): rasters, folders, list_file and STAC documents
  * (asset: the STAC asset key, NULL for the default), path order, each once. An input that cannot
  * be used goes to on_error and is left out. *out: rsclip_stac_free(*out, *n). */
+/* -j N / --threads N, the same range for every command: 1..1024 (without it: all cores). */
+int app_parse_threads(const char *cmd, const char *arg, int *out);
+
 /* n comma-separated finite numbers ("a,b", "W,S,E,N") into v: 0, or -1 for anything else. */
 int app_parse_numbers(const char *s, double *v, int n);
 

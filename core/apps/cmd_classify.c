@@ -60,7 +60,16 @@ static void print_scores(const char *image, const score *s, int n, char **labels
         printf("  %8.6f %10.4f  %s\n", (double)s[i].prob, (double)s[i].logit, labels[s[i].label]);
 }
 
-int cmd_classify(int argc, char **argv) {
+/* What the command line asked for. */
+typedef struct classify_args {
+    rsclip_precision precision;
+    rsclip_device device;
+    const char *model_name, *tmpl;
+    int json, threads, n_labels;
+    char **labels; /* [argc]: at most one label per argument */
+} classify_args;
+
+static int parse_classify(int argc, char **argv, classify_args *a) {
     enum { OPT_JSON = 1000, OPT_PRECISION, OPT_DEVICE };
     static const struct option longopts[] = {{"model", required_argument, NULL, 'm'},
                                              {"label", required_argument, NULL, 'l'},
@@ -70,88 +79,59 @@ int cmd_classify(int argc, char **argv) {
                                              {"precision", required_argument, NULL, OPT_PRECISION},
                                              {"device", required_argument, NULL, OPT_DEVICE},
                                              {NULL, 0, NULL, 0}};
-    rsclip_precision precision = RSCLIP_PRECISION_AUTO;
-    rsclip_device device = {RSCLIP_DEVICE_CPU, 0};
-    const char *cmd = "classify", *model_name = NULL, *tmpl = RSCLIP_DEFAULT_TEMPLATE;
-    int json = 0, threads = 0, n_labels = 0, ch;
-    char **labels = calloc((size_t)argc, sizeof *labels); /* at most one label per argument */
-    if (!labels) return app_error("out of memory");
+    const char *cmd = "classify";
+    int ch;
     optind = 1;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, ":m:l:t:j:", longopts, NULL)) != -1) {
         int bad = 0;
         switch (ch) {
         case 'm':
-            model_name = optarg;
+            a->model_name = optarg;
             break;
         case 'l':
-            labels[n_labels++] = optarg;
+            a->labels[a->n_labels++] = optarg;
             break;
         case 't':
-            tmpl = optarg;
+            a->tmpl = optarg;
             break;
         case OPT_JSON:
-            json = 1;
+            a->json = 1;
             break;
         case 'j':
-            bad = app_parse_int(cmd, "--threads", optarg, 0, 1024, &threads);
+            bad = app_parse_threads(cmd, optarg, &a->threads);
             break;
         case OPT_PRECISION:
-            if (rsclip_precision_parse(optarg, &precision) != RSCLIP_OK)
+            if (rsclip_precision_parse(optarg, &a->precision) != RSCLIP_OK)
                 bad = app_usage_error(cmd, "--precision: %s", rsclip_last_error());
             break;
         case OPT_DEVICE:
-            bad = app_parse_device(cmd, optarg, &device);
+            bad = app_parse_device(cmd, optarg, &a->device);
             break;
         default:
             bad = app_bad_option(cmd, ch, argv);
         }
-        if (bad) {
-            free(labels);
-            return APP_USAGE;
-        }
+        if (bad) return APP_USAGE;
     }
     const char *usage = NULL;
-    if (!model_name)
+    if (!a->model_name)
         usage = "no model given (-m MODEL)";
-    else if (n_labels == 0)
+    else if (a->n_labels == 0)
         usage = "no labels given (-l LABEL, once per class)";
     else if (optind >= argc)
         usage = "no IMAGE given";
-    else if (!strstr(tmpl, "{}"))
+    else if (!strstr(a->tmpl, "{}"))
         usage = "--template must contain {} (where the label goes)";
-    if (usage) {
-        free(labels);
-        return app_usage_error(cmd, "%s", usage);
-    }
+    return usage ? app_usage_error(cmd, "%s", usage) : APP_OK;
+}
 
-    rsclip_model *m;
-    if (app_load_model(model_name, &m)) {
-        free(labels);
-        return APP_ERROR;
-    }
-    const rsclip_model_info *mi = rsclip_model_get_info(m);
-    size_t dim = (size_t)mi->embed_dim, ctx = (size_t)mi->text_ctx;
-    size_t px_len = (size_t)3 * mi->image_size * mi->image_size;
-    rsclip_encoder_params ep = rsclip_encoder_default_params();
-    ep.n_threads = threads;
-    ep.precision = precision;
-    ep.device = device;
-    if (device.kind != RSCLIP_DEVICE_CPU) ep.max_batch = APP_GPU_BATCH;
-    if (ep.max_batch > n_labels) ep.max_batch = n_labels;
-    rsclip_encoder *enc = NULL;
-    int32_t *ids = malloc(sizeof *ids * ctx * (size_t)n_labels);
-    float *temb = malloc(sizeof *temb * dim * (size_t)n_labels);
-    float *iemb = malloc(sizeof *iemb * dim);
-    float *px = malloc(sizeof *px * px_len);
-    score *s = malloc(sizeof *s * (size_t)n_labels);
-    int rc = APP_OK;
-    if (!ids || !temb || !iemb || !px || !s)
-        rc = app_error("out of memory");
-    else if (rsclip_encoder_new(m, &ep, &enc) != RSCLIP_OK)
-        rc = app_fail();
-    for (int i = 0; i < n_labels && rc == APP_OK; i++) {
-        char *text = rsclip_prompt_format(tmpl, labels[i]);
+/* The labels' embeddings: temb [n_labels, dim]. */
+static int embed_labels(rsclip_model *m, rsclip_encoder *enc, const classify_args *a, float *temb) {
+    size_t ctx = (size_t)rsclip_model_get_info(m)->text_ctx;
+    int32_t *ids = malloc(sizeof *ids * ctx * (size_t)a->n_labels);
+    int rc = ids ? APP_OK : app_error("out of memory");
+    for (int i = 0; i < a->n_labels && rc == APP_OK; i++) {
+        char *text = rsclip_prompt_format(a->tmpl, a->labels[i]);
         if (!text) {
             rc = app_fail();
             break;
@@ -160,31 +140,73 @@ int cmd_classify(int argc, char **argv) {
             rc = app_error("label %d: %s", i + 1, rsclip_last_error());
         free(text);
     }
-    if (rc == APP_OK && rsclip_encode_texts(enc, n_labels, ids, temb, NULL) != RSCLIP_OK)
+    if (rc == APP_OK && rsclip_encode_texts(enc, a->n_labels, ids, temb, NULL) != RSCLIP_OK)
         rc = app_fail();
+    free(ids);
+    return rc;
+}
+
+static int run_classify(rsclip_model *m, const classify_args *a, int argc, char **argv) {
+    const rsclip_model_info *mi = rsclip_model_get_info(m);
+    size_t dim = (size_t)mi->embed_dim;
+    size_t px_len = (size_t)3 * mi->image_size * mi->image_size;
+    rsclip_encoder_params ep = rsclip_encoder_default_params();
+    ep.n_threads = a->threads;
+    ep.precision = a->precision;
+    ep.device = a->device;
+    if (a->device.kind != RSCLIP_DEVICE_CPU) ep.max_batch = APP_GPU_BATCH;
+    if (ep.max_batch > a->n_labels) ep.max_batch = a->n_labels;
+    rsclip_encoder *enc = NULL;
+    float *temb = malloc(sizeof *temb * dim * (size_t)a->n_labels);
+    float *iemb = malloc(sizeof *iemb * dim);
+    float *px = malloc(sizeof *px * px_len);
+    score *s = malloc(sizeof *s * (size_t)a->n_labels);
+    int rc = APP_OK;
+    if (!temb || !iemb || !px || !s)
+        rc = app_error("out of memory");
+    else if (rsclip_encoder_new(m, &ep, &enc) != RSCLIP_OK)
+        rc = app_fail();
+    if (rc == APP_OK) rc = embed_labels(m, enc, a, temb);
     for (int k = optind; k < argc && rc == APP_OK; k++) {
         if ((rc = app_image_pixels(m, argv[k], px))) break;
         if (rsclip_encode_images(enc, 1, px, iemb, NULL) != RSCLIP_OK) {
             rc = app_fail();
             break;
         }
-        for (int i = 0; i < n_labels; i++) {
+        for (int i = 0; i < a->n_labels; i++) {
             float c = rsclip_cosine(iemb, temb + (size_t)i * dim, (int)dim);
             s[i].label = i;
             s[i].logit = rsclip_model_logit(m, c);
             s[i].prob = rsclip_model_prob(m, c);
         }
-        qsort(s, (size_t)n_labels, sizeof *s, by_prob_desc);
-        if (!json && k > optind) putchar('\n');
-        print_scores(argv[k], s, n_labels, labels, json);
+        qsort(s, (size_t)a->n_labels, sizeof *s, by_prob_desc);
+        if (!a->json && k > optind) putchar('\n');
+        print_scores(argv[k], s, a->n_labels, a->labels, a->json);
     }
     free(s);
     free(px);
     free(iemb);
     free(temb);
-    free(ids);
     rsclip_encoder_free(enc);
+    return rc;
+}
+
+int cmd_classify(int argc, char **argv) {
+    classify_args a = {RSCLIP_PRECISION_AUTO,
+                       {RSCLIP_DEVICE_CPU, 0},
+                       NULL,
+                       RSCLIP_DEFAULT_TEMPLATE,
+                       0,
+                       0,
+                       0,
+                       NULL};
+    a.labels = calloc((size_t)argc, sizeof *a.labels);
+    if (!a.labels) return app_error("out of memory");
+    int rc = parse_classify(argc, argv, &a);
+    rsclip_model *m = NULL;
+    if (rc == APP_OK && app_load_model(a.model_name, &m)) rc = APP_ERROR;
+    if (rc == APP_OK) rc = run_classify(m, &a, argc, argv);
     rsclip_model_free(m);
-    free(labels);
+    free(a.labels);
     return rc;
 }

@@ -111,7 +111,7 @@ int cmd_embed(int argc, char **argv) {
             if (app_parse_int(cmd, "--batch", optarg, 1, 1024, &batch)) return APP_USAGE;
             break;
         case 'j':
-            if (app_parse_int(cmd, "--threads", optarg, 0, 1024, &threads)) return APP_USAGE;
+            if (app_parse_threads(cmd, optarg, &threads)) return APP_USAGE;
             break;
         case OPT_PRECISION:
             if (rsclip_precision_parse(optarg, &precision) != RSCLIP_OK)

@@ -209,7 +209,7 @@ static int parse_args(int argc, char **argv, index_args *a, progress_state *ps) 
             ps->quiet = 1;
             break;
         case 'j':
-            if (app_parse_int("index", "-j", optarg, 1, 1024, &a->ip.n_threads)) return APP_USAGE;
+            if (app_parse_threads("index", optarg, &a->ip.n_threads)) return APP_USAGE;
             break;
         case O_BATCH:
             if (app_parse_int("index", "--batch", optarg, 1, 256, &a->ip.batch)) return APP_USAGE;

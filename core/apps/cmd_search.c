@@ -241,8 +241,7 @@ static int parse_option(search_args *a, int ch, char **argv) {
         a->sp.model = optarg;
         return APP_OK;
     case 'j':
-        return app_parse_int("search", "-j", optarg, 1, 1024, &a->sp.n_threads) ? APP_USAGE
-                                                                                : APP_OK;
+        return app_parse_threads("search", optarg, &a->sp.n_threads) ? APP_USAGE : APP_OK;
     case 'o':
         a->out = optarg;
         return APP_OK;

@@ -81,8 +81,7 @@ static int parse_args(int argc, char **argv, serve_config *cfg) {
             cfg->session.model = optarg;
             break;
         case 'j':
-            if (app_parse_int("serve", "-j", optarg, 1, 1024, &cfg->session.n_threads))
-                return APP_USAGE;
+            if (app_parse_threads("serve", optarg, &cfg->session.n_threads)) return APP_USAGE;
             break;
         default:
             return app_bad_option("serve", ch, argv);
