@@ -179,7 +179,7 @@ static int fetch_shards(const hub_req *q) {
         }
         int seen = 0;
         for (size_t j = 0; j < i && !seen; j++) seen = strcmp(map->items[j].str, v->str) == 0;
-        if (!seen) rc = hub__fetch_file(q, v->str);
+        if (!seen) rc = rsclip__hub_fetch_file(q, v->str);
     }
     rsclip_json_free(root);
     return rc;
@@ -244,22 +244,22 @@ static int open_lock(const char *path) {
 static int fetch_all(const hub_req *q, const char *name) {
     static const char *const optional[] = {"preprocessor_config.json", "tokenizer_config.json",
                                            "special_tokens_map.json"};
-    int rc = hub__fetch_file(q, "config.json");
+    int rc = rsclip__hub_fetch_file(q, "config.json");
     if (rc == RSCLIP_ERR_NOT_FOUND)
         return rsclip__error(RSCLIP_ERR_NOT_FOUND,
                              "%s: config.json not found at %s/%s (is the repo id right?)", name,
                              q->endpoint, q->repo);
     for (size_t i = 0; rc == RSCLIP_OK && i < sizeof optional / sizeof optional[0]; i++) {
-        rc = hub__fetch_file(q, optional[i]);
+        rc = rsclip__hub_fetch_file(q, optional[i]);
         if (rc == RSCLIP_ERR_NOT_FOUND) rc = RSCLIP_OK; /* defaults apply */
     }
-    if (rc == RSCLIP_OK) rc = hub__fetch_file(q, "spiece.model");
+    if (rc == RSCLIP_OK) rc = rsclip__hub_fetch_file(q, "spiece.model");
     if (rc) return rc;
     char index[HUB_PATH_MAX];
     if ((rc = path_join(index, sizeof index, q->dir, "model.safetensors.index.json"))) return rc;
-    if (!is_file(index)) rc = hub__fetch_file(q, "model.safetensors");
+    if (!is_file(index)) rc = rsclip__hub_fetch_file(q, "model.safetensors");
     if (rc == RSCLIP_ERR_NOT_FOUND || is_file(index)) {
-        rc = hub__fetch_file(q, "model.safetensors.index.json");
+        rc = rsclip__hub_fetch_file(q, "model.safetensors.index.json");
         if (rc == RSCLIP_ERR_NOT_FOUND)
             return rsclip__error(RSCLIP_ERR_NOT_FOUND,
                                  "%s: neither model.safetensors nor model.safetensors.index.json "

@@ -31,7 +31,7 @@ static int ends_with(const char *s, const char *suffix) {
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-int hub__check_content(const char *path, const char *file) {
+int rsclip__hub_check_content(const char *path, const char *file) {
     int rc = RSCLIP_OK;
     if (ends_with(file, ".safetensors")) {
         rsclip_st_file *f = NULL;
@@ -220,7 +220,7 @@ static int transfer(dl *d) {
             return rsclip__error(RSCLIP_ERR_CANCELLED, "%s: download cancelled (kept %s)", d->file,
                                  d->part);
         http_outcome o;
-        hub__http(d->q, d->url, &c, d->pm.validator, &o);
+        rsclip__hub_http(d->q, d->url, &c, d->pm.validator, &o);
         uint64_t size = d->have + c.written;
         int partial = o.range_first != HUB_UNKNOWN; /* a 206: the body starts at range_first */
         if (d->have == 0 && (o.identity[0] || o.validator[0])) {
@@ -298,7 +298,7 @@ static int verify(const dl *d, char sha256[65]) {
     if (d->sha256[0] && strcmp(sha256, d->sha256) != 0)
         return rsclip__error(RSCLIP_ERR_FORMAT, "%s: SHA-256 %s, the hub announced %s", d->part,
                              sha256, d->sha256);
-    return hub__check_content(d->part, d->file);
+    return rsclip__hub_check_content(d->part, d->file);
 }
 
 static int install(dl *d, const char *dest) {
@@ -335,12 +335,12 @@ static int is_file(const char *path) {
 /* HEAD first: existence, size and version before anything touches the disk (GDAL tells a GET's
  * status only after its body has been written). Servers without HEAD get a plain GET. */
 static int head(dl *d, http_outcome *h) {
-    if (hub__time_left(d->q) <= 0) return deadline_error(d, 0);
-    hub__http(d->q, d->url, NULL, NULL, h);
+    if (rsclip__hub_time_left(d->q) <= 0) return deadline_error(d, 0);
+    rsclip__hub_http(d->q, d->url, NULL, NULL, h);
     if (h->code == 404)
         return rsclip__error(RSCLIP_ERR_NOT_FOUND, "%s: not found (HTTP 404 from %s)", d->file,
                              d->url);
-    if (h->failed && hub__time_left(d->q) <= 0) return deadline_error(d, 0);
+    if (h->failed && rsclip__hub_time_left(d->q) <= 0) return deadline_error(d, 0);
     if (h->failed)
         return rsclip__error(RSCLIP_ERR_NETWORK, "%s: cannot reach %s: %s", d->file, d->url,
                              h->err);
@@ -377,7 +377,7 @@ static int open_part(dl *d, const http_outcome *h) {
     return meta_write(d->q, d->meta, &d->pm);
 }
 
-int hub__fetch_file(const hub_req *q, const char *file) {
+int rsclip__hub_fetch_file(const hub_req *q, const char *file) {
     dl d;
     memset(&d, 0, sizeof d);
     d.q = q;
@@ -393,7 +393,7 @@ int hub__fetch_file(const hub_req *q, const char *file) {
     snprintf(d.part, sizeof d.part, "%s.part", dest);
     snprintf(d.meta, sizeof d.meta, "%s.part.meta", dest);
     if (is_file(dest)) {
-        if (hub__check_content(dest, file) == RSCLIP_OK) {
+        if (rsclip__hub_check_content(dest, file) == RSCLIP_OK) {
             rsclip__log(RSCLIP_LOG_INFO, "%s: already present, not downloaded again", dest);
             return RSCLIP_OK;
         }

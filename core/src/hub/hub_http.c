@@ -19,7 +19,7 @@
 #include <cpl_http.h>
 #include <cpl_string.h>
 
-double hub__time_left(const hub_req *q) {
+double rsclip__hub_time_left(const hub_req *q) {
     return q->deadline > 0 ? q->deadline - rsclip__mono_s() : 1e9;
 }
 
@@ -50,7 +50,7 @@ static size_t write_cb(void *buf, size_t size, size_t nmemb, void *arg) {
 static int CPL_STDCALL progress_cb(double frac, const char *msg, void *arg) {
     hub_sink *c = arg;
     (void)msg;
-    if (hub__time_left(c->q) <= 0) {
+    if (rsclip__hub_time_left(c->q) <= 0) {
         c->past_deadline = 1;
         return FALSE;
     }
@@ -145,8 +145,8 @@ static void read_outcome(CPLHTTPResult *r, http_outcome *o) {
     if (!tag_sha256(linked, o->sha256) && !tag_sha256(etag, o->sha256)) o->sha256[0] = '\0';
 }
 
-void hub__http(const hub_req *q, const char *url, hub_sink *sink, const char *if_range,
-               http_outcome *o) {
+void rsclip__hub_http(const hub_req *q, const char *url, hub_sink *sink, const char *if_range,
+                      http_outcome *o) {
     const char *token = getenv("HF_TOKEN");
     for (const char *t = token; t && *t; t++)
         if ((unsigned char)*t < 0x21 || *t == 0x7f) token = NULL; /* no header injection */
@@ -173,7 +173,7 @@ void hub__http(const hub_req *q, const char *url, hub_sink *sink, const char *if
         opts = CSLSetNameValue(opts, "LOW_SPEED_TIME", "60");
         opts = CSLSetNameValue(opts, "LOW_SPEED_LIMIT", "1024");
     }
-    double left = hub__time_left(q);
+    double left = rsclip__hub_time_left(q);
     if (q->deadline > 0) {
         char t[32];
         snprintf(t, sizeof t, "%d", left < 1 ? 1 : left > 1e8 ? 100000000 : (int)ceil(left));
@@ -206,7 +206,7 @@ void hub__http(const hub_req *q, const char *url, hub_sink *sink, const char *if
     for (char *p = o->err; *p; p++)
         if (*p == '\n' || *p == '\r') *p = ' ';
     CPLHTTPDestroyResult(r);
-    if (q->deadline > 0 && hub__time_left(q) <= 0 && (o->failed || o->code)) {
+    if (q->deadline > 0 && rsclip__hub_time_left(q) <= 0 && (o->failed || o->code)) {
         o->failed = 1;
         if (sink) sink->past_deadline = 1;
     }

@@ -54,18 +54,18 @@ typedef struct hub_sink {
 
 /* One request through GDAL's curl: sink NULL = HEAD; else GET into sink, with "Range: bytes=
  * <start>-" and "If-Range: <if_range>" when sink->start > 0. $HF_TOKEN goes as a bearer token. */
-void hub__http(const hub_req *q, const char *url, hub_sink *sink, const char *if_range,
-               http_outcome *o);
+void rsclip__hub_http(const hub_req *q, const char *url, hub_sink *sink, const char *if_range,
+                      http_outcome *o);
 
 /* Seconds left before q's deadline (a large number when there is none). */
-double hub__time_left(const hub_req *q);
+double rsclip__hub_time_left(const hub_req *q);
 
 /* Download dir/file from the hub, verified, unless a valid copy is already there.
  * RSCLIP_ERR_NOT_FOUND when the hub answers 404 (nothing is written then). */
-int hub__fetch_file(const hub_req *q, const char *file);
+int rsclip__hub_fetch_file(const hub_req *q, const char *file);
 
 /* Does the file at path parse as what its name says (safetensors, JSON, spiece.model)? An error
  * naming path and the problem otherwise. */
-int hub__check_content(const char *path, const char *file);
+int rsclip__hub_check_content(const char *path, const char *file);
 
 #endif

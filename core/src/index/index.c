@@ -21,7 +21,7 @@ static char *dupstr(const char *s) {
     return d;
 }
 
-int idx__db_error(rsclip_index *idx, const char *what) {
+int rsclip__idx_db_error(rsclip_index *idx, const char *what) {
     int ext = sqlite3_extended_errcode(idx->db);
     int code;
     switch (ext & 0xff) {
@@ -51,25 +51,26 @@ int idx__db_error(rsclip_index *idx, const char *what) {
     return rsclip__error(code, "%s: %s: %s", idx->path, what, sqlite3_errmsg(idx->db));
 }
 
-int idx__exec(rsclip_index *idx, const char *sql, const char *what) {
-    if (sqlite3_exec(idx->db, sql, NULL, NULL, NULL) != SQLITE_OK) return idx__db_error(idx, what);
+int rsclip__idx_exec(rsclip_index *idx, const char *sql, const char *what) {
+    if (sqlite3_exec(idx->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return rsclip__idx_db_error(idx, what);
     return RSCLIP_OK;
 }
 
-int idx__prepare(rsclip_index *idx, const char *sql, sqlite3_stmt **st) {
+int rsclip__idx_prepare(rsclip_index *idx, const char *sql, sqlite3_stmt **st) {
     if (sqlite3_prepare_v2(idx->db, sql, -1, st, NULL) != SQLITE_OK) {
         *st = NULL;
-        return idx__db_error(idx, "preparing a query");
+        return rsclip__idx_db_error(idx, "preparing a query");
     }
     return RSCLIP_OK;
 }
 
-int idx__cached(rsclip_index *idx, int slot, const char *sql, sqlite3_stmt **st) {
+int rsclip__idx_cached(rsclip_index *idx, int slot, const char *sql, sqlite3_stmt **st) {
     if (!idx->st[slot]) {
         if (sqlite3_prepare_v3(idx->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &idx->st[slot], NULL) !=
             SQLITE_OK) {
             idx->st[slot] = NULL;
-            return idx__db_error(idx, "preparing a query");
+            return rsclip__idx_db_error(idx, "preparing a query");
         }
     } else {
         sqlite3_reset(idx->st[slot]);
@@ -79,20 +80,20 @@ int idx__cached(rsclip_index *idx, int slot, const char *sql, sqlite3_stmt **st)
     return RSCLIP_OK;
 }
 
-int idx__begin_write(rsclip_index *idx) {
-    return idx__exec(idx, "BEGIN IMMEDIATE", "starting a write transaction");
+int rsclip__idx_begin_write(rsclip_index *idx) {
+    return rsclip__idx_exec(idx, "BEGIN IMMEDIATE", "starting a write transaction");
 }
 
-int idx__begin_read(rsclip_index *idx) {
-    return idx__exec(idx, "BEGIN", "starting a read transaction");
+int rsclip__idx_begin_read(rsclip_index *idx) {
+    return rsclip__idx_exec(idx, "BEGIN", "starting a read transaction");
 }
 
-int idx__end(rsclip_index *idx, int rc) {
+int rsclip__idx_end(rsclip_index *idx, int rc) {
     if (sqlite3_get_autocommit(idx->db)) return rc; /* nothing open (SQLite may have rolled back) */
     if (rc == RSCLIP_OK) {
-        rc = idx__exec(idx, "COMMIT", "committing");
+        rc = rsclip__idx_exec(idx, "COMMIT", "committing");
         /* what an immutable (lock-free) read saw must not have changed under it */
-        if (rc == RSCLIP_OK && idx->immutable) rc = idx__immutable_check(idx);
+        if (rc == RSCLIP_OK && idx->immutable) rc = rsclip__idx_immutable_check(idx);
         if (rc == RSCLIP_OK) return rc;
     }
     /* keep the first error: the rollback's own status is secondary */
@@ -102,7 +103,7 @@ int idx__end(rsclip_index *idx, int rc) {
     return rc;
 }
 
-int idx__writable(rsclip_index *idx, const char *what) {
+int rsclip__idx_writable(rsclip_index *idx, const char *what) {
     if (idx->readonly)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: %s: index opened read-only", idx->path,
                              what);
@@ -111,29 +112,29 @@ int idx__writable(rsclip_index *idx, const char *what) {
 
 static int meta_put(rsclip_index *idx, const char *key, const char *value) {
     sqlite3_stmt *st;
-    int rc =
-        idx__prepare(idx, "INSERT OR REPLACE INTO rsclip_meta (key, value) VALUES (?1, ?2)", &st);
+    int rc = rsclip__idx_prepare(
+        idx, "INSERT OR REPLACE INTO rsclip_meta (key, value) VALUES (?1, ?2)", &st);
     if (rc) return rc;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE) rc = idx__db_error(idx, "writing rsclip_meta");
+    if (sqlite3_step(st) != SQLITE_DONE) rc = rsclip__idx_db_error(idx, "writing rsclip_meta");
     sqlite3_finalize(st);
     return rc;
 }
 
-int idx__touch(rsclip_index *idx) {
-    return idx__exec(idx,
-                     "INSERT OR REPLACE INTO rsclip_meta (key, value) VALUES "
-                     "('tool_version', 'rsclip " RSCLIP_VERSION_STRING "'), "
-                     "('updated_at', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-                     "writing rsclip_meta");
+int rsclip__idx_touch(rsclip_index *idx) {
+    return rsclip__idx_exec(idx,
+                            "INSERT OR REPLACE INTO rsclip_meta (key, value) VALUES "
+                            "('tool_version', 'rsclip " RSCLIP_VERSION_STRING "'), "
+                            "('updated_at', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+                            "writing rsclip_meta");
 }
 
 /* Meta value as a new string; *v NULL when absent. */
 static int meta_get(rsclip_index *idx, const char *key, char **v) {
     sqlite3_stmt *st;
     *v = NULL;
-    int rc = idx__prepare(idx, "SELECT value FROM rsclip_meta WHERE key = ?1", &st);
+    int rc = rsclip__idx_prepare(idx, "SELECT value FROM rsclip_meta WHERE key = ?1", &st);
     if (rc) return rc;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     int s = sqlite3_step(st);
@@ -142,13 +143,13 @@ static int meta_get(rsclip_index *idx, const char *key, char **v) {
         *v = dupstr(t ? t : "");
         if (!*v) rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
     } else if (s != SQLITE_DONE) {
-        rc = idx__db_error(idx, "reading rsclip_meta");
+        rc = rsclip__idx_db_error(idx, "reading rsclip_meta");
     }
     sqlite3_finalize(st);
     return rc;
 }
 
-int idx__meta_int(rsclip_index *idx, const char *key, int64_t *v) {
+int rsclip__idx_meta_int(rsclip_index *idx, const char *key, int64_t *v) {
     char *s;
     *v = 0;
     int rc = meta_get(idx, key, &s);
@@ -175,22 +176,22 @@ static int apply_schema(rsclip_index *idx, int64_t from) {
         if (v <= from) continue;
         char what[128];
         snprintf(what, sizeof what, "applying schema %s", rsclip_sql_files[i].name);
-        int rc = idx__exec(idx, rsclip_sql_files[i].text, what);
+        int rc = rsclip__idx_exec(idx, rsclip_sql_files[i].text, what);
         if (rc) return rc;
     }
     int64_t now = 0;
-    int rc = idx__meta_int(idx, "schema_version", &now);
+    int rc = rsclip__idx_meta_int(idx, "schema_version", &now);
     if (rc) return rc;
     if (now != RSCLIP_INDEX_SCHEMA_VERSION)
         return rsclip__error(RSCLIP_ERR_INTERNAL,
                              "%s: schema files end at version %lld, library expects %d", idx->path,
                              (long long)now, RSCLIP_INDEX_SCHEMA_VERSION);
-    return idx__touch(idx);
+    return rsclip__idx_touch(idx);
 }
 
 static int query_int(rsclip_index *idx, const char *sql, int64_t *v, const char *what) {
     sqlite3_stmt *st;
-    int rc = idx__prepare(idx, sql, &st);
+    int rc = rsclip__idx_prepare(idx, sql, &st);
     if (rc) return rc;
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW)
@@ -198,7 +199,7 @@ static int query_int(rsclip_index *idx, const char *sql, int64_t *v, const char 
     else if (s == SQLITE_DONE)
         *v = 0;
     else
-        rc = idx__db_error(idx, what);
+        rc = rsclip__idx_db_error(idx, what);
     sqlite3_finalize(st);
     return rc;
 }
@@ -225,7 +226,7 @@ static int identify(rsclip_index *idx, int64_t *version) {
             app_id == IDX_GPKG_APPLICATION_ID ? "a GeoPackage" : "an SQLite database");
     }
     free(format);
-    rc = idx__meta_int(idx, "schema_version", version);
+    rc = rsclip__idx_meta_int(idx, "schema_version", version);
     if (rc) return rc;
     if (*version > RSCLIP_INDEX_SCHEMA_VERSION)
         return rsclip__error(RSCLIP_ERR_UNSUPPORTED,
@@ -278,7 +279,7 @@ static int sniff(const char *path, int create, int *empty) {
 /* No row of foreign_key_check: the schema files keep every reference intact. */
 static int check_foreign_keys(rsclip_index *idx) {
     sqlite3_stmt *st;
-    int rc = idx__prepare(idx, "PRAGMA foreign_key_check", &st);
+    int rc = rsclip__idx_prepare(idx, "PRAGMA foreign_key_check", &st);
     if (rc) return rc;
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW)
@@ -286,7 +287,7 @@ static int check_foreign_keys(rsclip_index *idx) {
                            idx->path, (const char *)sqlite3_column_text(st, 0),
                            (long long)sqlite3_column_int64(st, 1));
     else if (s != SQLITE_DONE)
-        rc = idx__db_error(idx, "foreign_key_check");
+        rc = rsclip__idx_db_error(idx, "foreign_key_check");
     sqlite3_finalize(st);
     return rc;
 }
@@ -295,28 +296,28 @@ static int check_foreign_keys(rsclip_index *idx) {
  * off while the schema files run (rebuilding a table drops it, which with foreign keys on would
  * cascade into the tables that refer to it) and are checked before the commit. */
 static int migrate(rsclip_index *idx) {
-    int rc = idx__exec(idx, "PRAGMA foreign_keys = OFF", "disabling foreign keys");
-    if (!rc) rc = idx__begin_write(idx);
+    int rc = rsclip__idx_exec(idx, "PRAGMA foreign_keys = OFF", "disabling foreign keys");
+    if (!rc) rc = rsclip__idx_begin_write(idx);
     if (rc) return rc;
     int64_t version = 0;
     rc = identify(idx, &version);
     if (!rc && version < RSCLIP_INDEX_SCHEMA_VERSION) rc = apply_schema(idx, version);
     if (!rc) rc = check_foreign_keys(idx);
-    rc = idx__end(idx, rc);
-    int fk = idx__exec(idx, "PRAGMA foreign_keys = ON", "enabling foreign keys");
+    rc = rsclip__idx_end(idx, rc);
+    int fk = rsclip__idx_exec(idx, "PRAGMA foreign_keys = ON", "enabling foreign keys");
     return rc ? rc : fk;
 }
 
-int idx__connect(rsclip_index *idx, const char *name, int oflags) {
+int rsclip__idx_connect(rsclip_index *idx, const char *name, int oflags) {
     if (sqlite3_open_v2(name, &idx->db, oflags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
         if (!idx->db) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
-        return idx__db_error(idx, "opening");
+        return rsclip__idx_db_error(idx, "opening");
     }
     sqlite3_extended_result_codes(idx->db, 1);
     sqlite3_busy_timeout(idx->db, RSCLIP_INDEX_BUSY_TIMEOUT_MS);
-    if (idx__register_gpkg_functions(idx->db) != SQLITE_OK)
-        return idx__db_error(idx, "registering SQL functions");
-    return idx__exec(idx, "PRAGMA foreign_keys = ON", "enabling foreign keys");
+    if (rsclip__idx_register_gpkg_functions(idx->db) != SQLITE_OK)
+        return rsclip__idx_db_error(idx, "registering SQL functions");
+    return rsclip__idx_exec(idx, "PRAGMA foreign_keys = ON", "enabling foreign keys");
 }
 
 static int open_impl(rsclip_index *idx, unsigned flags) {
@@ -325,13 +326,13 @@ static int open_impl(rsclip_index *idx, unsigned flags) {
     if (rc) return rc;
     int oflags = idx->readonly ? SQLITE_OPEN_READONLY
                                : SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
-    rc = idx__connect(idx, idx->path, oflags);
+    rc = rsclip__idx_connect(idx, idx->path, oflags);
     if (rc) return rc;
 
     int64_t n_objects = 0;
     rc = query_int(idx, "SELECT count(*) FROM sqlite_master", &n_objects, "reading the schema");
     /* a read-only open SQLite cannot serve with locks (index_readonly.c) */
-    if (rc && idx->readonly && idx__readonly_fallback(idx) == RSCLIP_OK)
+    if (rc && idx->readonly && rsclip__idx_readonly_fallback(idx) == RSCLIP_OK)
         rc = query_int(idx, "SELECT count(*) FROM sqlite_master", &n_objects, "reading the schema");
     if (rc) {
         if (rsclip_last_status() == RSCLIP_ERR_FORMAT)
@@ -346,7 +347,7 @@ static int open_impl(rsclip_index *idx, unsigned flags) {
         /* page size must be chosen before the first table; WAL cannot change inside a txn */
         char sql[64];
         snprintf(sql, sizeof sql, "PRAGMA page_size = %d", IDX_PAGE_SIZE);
-        rc = idx__exec(idx, sql, "setting the page size");
+        rc = rsclip__idx_exec(idx, sql, "setting the page size");
         if (rc) return rc;
     }
     int64_t version = 0;
@@ -354,30 +355,30 @@ static int open_impl(rsclip_index *idx, unsigned flags) {
      * the journal mode rewrites the header of the user's file. */
     if (n_objects > 0 && (rc = identify(idx, &version))) return rc;
     if (!idx->readonly) {
-        rc = idx__exec(idx, "PRAGMA journal_mode = WAL", "switching to WAL");
+        rc = rsclip__idx_exec(idx, "PRAGMA journal_mode = WAL", "switching to WAL");
         if (rc) return rc;
-        rc = idx__exec(idx, "PRAGMA synchronous = NORMAL", "setting synchronous");
+        rc = rsclip__idx_exec(idx, "PRAGMA synchronous = NORMAL", "setting synchronous");
         if (rc) return rc;
         /* SQLite's default cache is 2000 KiB: ~30 of these 64 KiB pages. A writer's transaction
          * (a batch of tiles, a merge chunk: the tiles, their R-tree and the window index) then
          * spills pages to the WAL again and again; 64 MiB holds a transaction's working set. */
-        rc = idx__exec(idx, "PRAGMA cache_size = -65536", "setting the cache size");
+        rc = rsclip__idx_exec(idx, "PRAGMA cache_size = -65536", "setting the cache size");
         if (rc) return rc;
         /* An INSERT into tiles fires the GeoPackage R-tree triggers, so SQLite keeps a statement
          * journal for it: in a temporary file that is one 64 KiB pwrite per page touched per
          * row (18 per tile in a merge). In memory it costs a few pages per statement. */
-        rc = idx__exec(idx, "PRAGMA temp_store = MEMORY", "setting temp_store");
+        rc = rsclip__idx_exec(idx, "PRAGMA temp_store = MEMORY", "setting temp_store");
         if (rc) return rc;
     }
     if (n_objects == 0) {
-        rc = idx__exec(idx, "PRAGMA foreign_keys = OFF", "disabling foreign keys");
-        if (!rc) rc = idx__begin_write(idx);
+        rc = rsclip__idx_exec(idx, "PRAGMA foreign_keys = OFF", "disabling foreign keys");
+        if (!rc) rc = rsclip__idx_begin_write(idx);
         if (rc) return rc;
         /* another process may have created it meanwhile */
         rc = query_int(idx, "SELECT count(*) FROM sqlite_master", &n_objects, "reading the schema");
         if (!rc && n_objects == 0) rc = apply_schema(idx, 0);
-        rc = idx__end(idx, rc);
-        if (!rc) rc = idx__exec(idx, "PRAGMA foreign_keys = ON", "enabling foreign keys");
+        rc = rsclip__idx_end(idx, rc);
+        if (!rc) rc = rsclip__idx_exec(idx, "PRAGMA foreign_keys = ON", "enabling foreign keys");
         if (rc) return rc;
     }
     rc = identify(idx, &version);
@@ -433,7 +434,7 @@ int rsclip_index_open(const char *path, unsigned flags, rsclip_index **out) {
 void rsclip_index_close(rsclip_index *idx) {
     if (!idx) return;
     for (int i = 0; i < IDX_ST_COUNT; i++) sqlite3_finalize(idx->st[i]);
-    if (idx->db && !idx->readonly) idx__leave_wal(idx);
+    if (idx->db && !idx->readonly) rsclip__idx_leave_wal(idx);
     if (idx->db) sqlite3_close_v2(idx->db);
     free(idx->path);
     free(idx);
@@ -460,23 +461,24 @@ int rsclip_index_set_meta(rsclip_index *idx, const char *key, const char *value)
     if (reserved_key(key))
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: meta key '%s' is managed by rsclip",
                              idx->path, key);
-    int rc = idx__writable(idx, "set meta");
+    int rc = rsclip__idx_writable(idx, "set meta");
     if (rc) return rc;
-    rc = idx__begin_write(idx);
+    rc = rsclip__idx_begin_write(idx);
     if (rc) return rc;
     if (value) {
         rc = meta_put(idx, key, value);
     } else {
         sqlite3_stmt *st;
-        rc = idx__prepare(idx, "DELETE FROM rsclip_meta WHERE key = ?1", &st);
+        rc = rsclip__idx_prepare(idx, "DELETE FROM rsclip_meta WHERE key = ?1", &st);
         if (!rc) {
             sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-            if (sqlite3_step(st) != SQLITE_DONE) rc = idx__db_error(idx, "writing rsclip_meta");
+            if (sqlite3_step(st) != SQLITE_DONE)
+                rc = rsclip__idx_db_error(idx, "writing rsclip_meta");
             sqlite3_finalize(st);
         }
     }
-    if (!rc) rc = idx__touch(idx);
-    return idx__end(idx, rc);
+    if (!rc) rc = rsclip__idx_touch(idx);
+    return rsclip__idx_end(idx, rc);
 }
 
 int rsclip_index_get_meta(rsclip_index *idx, const char *key, char **value) {
@@ -506,7 +508,7 @@ static int model_read(rsclip_index *idx, model_rec *m) {
     memset(m, 0, sizeof *m);
     int rc = meta_get(idx, "model_fingerprint", &m->fingerprint);
     if (!rc) rc = meta_get(idx, "model_id", &m->id);
-    if (!rc) rc = idx__meta_int(idx, "embed_dim", &m->dim);
+    if (!rc) rc = rsclip__idx_meta_int(idx, "embed_dim", &m->dim);
     return rc;
 }
 
@@ -532,12 +534,12 @@ int rsclip_index_check_model(rsclip_index *idx, const char *fingerprint, int dim
     int rc = model_args(idx, fingerprint, dim, "rsclip_index_check_model");
     if (rc) return rc;
     model_rec m;
-    rc = idx__begin_read(idx);
+    rc = rsclip__idx_begin_read(idx);
     if (!rc)
         rc = model_read(idx, &m);
     else
         memset(&m, 0, sizeof m);
-    rc = idx__end(idx, rc);
+    rc = rsclip__idx_end(idx, rc);
     if (!rc) {
         if (!m.fingerprint)
             rc = rsclip__error(RSCLIP_ERR_NOT_FOUND, "%s: no model recorded yet (empty index)",
@@ -554,7 +556,7 @@ int rsclip_index_bind_model(rsclip_index *idx, const char *model_id, const char 
     int rc = model_args(idx, fingerprint, dim, "rsclip_index_bind_model");
     if (rc) return rc;
     if (idx->readonly) return rsclip_index_check_model(idx, fingerprint, dim);
-    rc = idx__begin_write(idx);
+    rc = rsclip__idx_begin_write(idx);
     if (rc) return rc;
     model_rec m;
     rc = model_read(idx, &m);
@@ -567,10 +569,10 @@ int rsclip_index_bind_model(rsclip_index *idx, const char *model_id, const char 
         if (!rc) rc = meta_put(idx, "model_fingerprint", fingerprint);
         if (!rc) rc = meta_put(idx, "embed_dim", d);
         if (!rc && preprocessing) rc = meta_put(idx, "preprocessing", preprocessing);
-        if (!rc) rc = idx__touch(idx);
+        if (!rc) rc = rsclip__idx_touch(idx);
     }
     model_rec_free(&m);
-    return idx__end(idx, rc);
+    return rsclip__idx_end(idx, rc);
 }
 
 /* ---- summary --------------------------------------------------------------------------------- */
@@ -586,12 +588,12 @@ static int meta_copy(rsclip_index *idx, const char *key, char *dst, size_t cap) 
 
 static int info_impl(rsclip_index *idx, rsclip_index_info *info) {
     int64_t v;
-    int rc = idx__meta_int(idx, "schema_version", &v);
+    int rc = rsclip__idx_meta_int(idx, "schema_version", &v);
     if (rc) return rc;
     info->schema_version = (int)v;
-    if ((rc = idx__meta_int(idx, "embed_dim", &v))) return rc;
+    if ((rc = rsclip__idx_meta_int(idx, "embed_dim", &v))) return rc;
     info->embed_dim = (int)v;
-    if ((rc = idx__meta_int(idx, "n_embeddings", &info->n_embeddings))) return rc;
+    if ((rc = rsclip__idx_meta_int(idx, "n_embeddings", &info->n_embeddings))) return rc;
     if ((rc = meta_copy(idx, "model_id", info->model_id, sizeof info->model_id)) ||
         (rc = meta_copy(idx, "model_fingerprint", info->model_fingerprint,
                         sizeof info->model_fingerprint)) ||
@@ -606,17 +608,17 @@ static int info_impl(rsclip_index *idx, rsclip_index_info *info) {
         (rc = query_int(idx, "SELECT count(*) FROM tiles", &info->n_tiles, "counting tiles")))
         return rc;
     sqlite3_stmt *st;
-    rc = idx__prepare(idx,
-                      "SELECT min_x, min_y, max_x, max_y FROM gpkg_contents "
-                      "WHERE table_name = 'tiles'",
-                      &st);
+    rc = rsclip__idx_prepare(idx,
+                             "SELECT min_x, min_y, max_x, max_y FROM gpkg_contents "
+                             "WHERE table_name = 'tiles'",
+                             &st);
     if (rc) return rc;
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW && info->n_tiles > 0 && sqlite3_column_type(st, 0) != SQLITE_NULL) {
         info->has_extent = 1;
         for (int i = 0; i < 4; i++) info->extent[i] = sqlite3_column_double(st, i);
     } else if (s != SQLITE_ROW && s != SQLITE_DONE) {
-        rc = idx__db_error(idx, "reading gpkg_contents");
+        rc = rsclip__idx_db_error(idx, "reading gpkg_contents");
     }
     sqlite3_finalize(st);
     return rc;
@@ -626,16 +628,16 @@ int rsclip_index_get_info(rsclip_index *idx, rsclip_index_info *info) {
     if (!idx || !info)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_index_get_info: NULL argument");
     memset(info, 0, sizeof *info);
-    int rc = idx__begin_read(idx);
+    int rc = rsclip__idx_begin_read(idx);
     if (rc) return rc;
-    return idx__end(idx, info_impl(idx, info));
+    return rsclip__idx_end(idx, info_impl(idx, info));
 }
 
 /* ---- verify ---------------------------------------------------------------------------------- */
 
 static int expect_text(rsclip_index *idx, const char *sql, const char *want, const char *what) {
     sqlite3_stmt *st;
-    int rc = idx__prepare(idx, sql, &st);
+    int rc = rsclip__idx_prepare(idx, sql, &st);
     if (rc) return rc;
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW) {
@@ -646,7 +648,7 @@ static int expect_text(rsclip_index *idx, const char *sql, const char *want, con
     } else if (s == SQLITE_DONE) {
         if (want[0]) rc = rsclip__error(RSCLIP_ERR_FORMAT, "%s: %s: no answer", idx->path, what);
     } else {
-        rc = idx__db_error(idx, what);
+        rc = rsclip__idx_db_error(idx, what);
     }
     sqlite3_finalize(st);
     return rc;
@@ -671,26 +673,26 @@ static int verify_impl(rsclip_index *idx) {
     if ((rc = expect_text(idx, "SELECT rtreecheck('rtree_tiles_geom')", "ok", "rtreecheck")))
         return rc;
     /* every footprint must be a valid 2D polygon blob (GIS tools may have written others) */
-    if ((rc = idx__prepare(idx, "SELECT fid, geom FROM tiles", &st))) return rc;
+    if ((rc = rsclip__idx_prepare(idx, "SELECT fid, geom FROM tiles", &st))) return rc;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
         idx_gpkg_geom g;
         double *xy = NULL;
         size_t np = 0;
         const uint8_t *b = sqlite3_column_blob(st, 1);
         size_t len = (size_t)sqlite3_column_bytes(st, 1);
-        if (idx__gpkg_parse(b, len, &g) != 0 || g.empty ||
-            idx__wkb_polygon_ring(g.wkb, g.wkb_len, &xy, &np) != 0) {
+        if (rsclip__idx_gpkg_parse(b, len, &g) != 0 || g.empty ||
+            rsclip__idx_wkb_polygon_ring(g.wkb, g.wkb_len, &xy, &np) != 0) {
             rc = rsclip__error(RSCLIP_ERR_FORMAT, "%s: tile %lld: footprint is not a 2D polygon",
                                idx->path, (long long)sqlite3_column_int64(st, 0));
             break;
         }
         free(xy);
     }
-    if (!rc && s != SQLITE_DONE) rc = idx__db_error(idx, "reading footprints");
+    if (!rc && s != SQLITE_DONE) rc = rsclip__idx_db_error(idx, "reading footprints");
     sqlite3_finalize(st);
     if (rc) return rc;
     int64_t dim = 0;
-    if ((rc = idx__meta_int(idx, "embed_dim", &dim))) return rc;
+    if ((rc = rsclip__idx_meta_int(idx, "embed_dim", &dim))) return rc;
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM embeddings WHERE length(vec) != %lld",
              (long long)dim * 4);
@@ -728,12 +730,12 @@ static int verify_impl(rsclip_index *idx) {
 
 int rsclip_index_verify(rsclip_index *idx) {
     if (!idx) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_index_verify: index is NULL");
-    int rc = idx__begin_read(idx);
+    int rc = rsclip__idx_begin_read(idx);
     if (rc) return rc;
-    return idx__end(idx, verify_impl(idx));
+    return rsclip__idx_end(idx, verify_impl(idx));
 }
 
-int idx__grow(rsclip_index *idx, void *arr, size_t *cap, size_t elem, size_t first) {
+int rsclip__idx_grow(rsclip_index *idx, void *arr, size_t *cap, size_t elem, size_t first) {
     void **pa = arr;
     size_t nc = *cap ? *cap * 2 : first, bytes;
     void *na = NULL;

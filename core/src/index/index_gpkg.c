@@ -124,7 +124,7 @@ static size_t wkb_walk(const uint8_t *p, size_t len, wkb_env *e, int depth) {
     return off;
 }
 
-int idx__gpkg_parse(const uint8_t *b, size_t n, idx_gpkg_geom *g) {
+int rsclip__idx_gpkg_parse(const uint8_t *b, size_t n, idx_gpkg_geom *g) {
     static const int env_doubles[5] = {0, 4, 6, 6, 8};
     memset(g, 0, sizeof *g);
     if (!b || n < 8 || b[0] != 'G' || b[1] != 'P' || b[2] != 0) return -1;
@@ -171,7 +171,7 @@ static void st_func(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     const uint8_t *b = sqlite3_value_blob(argv[0]);
     size_t n = (size_t)sqlite3_value_bytes(argv[0]);
     idx_gpkg_geom g;
-    if (idx__gpkg_parse(b, n, &g) != 0) {
+    if (rsclip__idx_gpkg_parse(b, n, &g) != 0) {
         sqlite3_result_error(ctx, "invalid GeoPackage geometry blob", -1);
         return;
     }
@@ -187,7 +187,7 @@ static void st_func(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     sqlite3_result_double(ctx, g.env[which]);
 }
 
-int idx__register_gpkg_functions(sqlite3 *db) {
+int rsclip__idx_register_gpkg_functions(sqlite3 *db) {
     static const struct {
         const char *name;
         intptr_t which;
@@ -205,12 +205,12 @@ static int ring_needs_close(const double *xy, size_t n) {
     return !(xy[0] == xy[2 * (n - 1)] && xy[1] == xy[2 * (n - 1) + 1]);
 }
 
-size_t idx__gpkg_polygon_size(const double *xy, size_t n) {
+size_t rsclip__idx_gpkg_polygon_size(const double *xy, size_t n) {
     size_t np = n + (size_t)ring_needs_close(xy, n);
     return 8 + 32 + 1 + 4 + 4 + 4 + np * 16;
 }
 
-size_t idx__gpkg_polygon_encode(const double *xy, size_t n, int32_t srs_id, uint8_t *out) {
+size_t rsclip__idx_gpkg_polygon_encode(const double *xy, size_t n, int32_t srs_id, uint8_t *out) {
     int close = ring_needs_close(xy, n);
     double minx = xy[0], maxx = xy[0], miny = xy[1], maxy = xy[1];
     for (size_t i = 1; i < n; i++) {
@@ -247,7 +247,7 @@ size_t idx__gpkg_polygon_encode(const double *xy, size_t n, int32_t srs_id, uint
     return (size_t)(p - out);
 }
 
-int idx__wkb_polygon_ring(const uint8_t *wkb, size_t len, double **xy, size_t *n) {
+int rsclip__idx_wkb_polygon_ring(const uint8_t *wkb, size_t len, double **xy, size_t *n) {
     *xy = NULL;
     *n = 0;
     if (len < 13 || wkb[0] > 1) return -1;
@@ -265,7 +265,7 @@ int idx__wkb_polygon_ring(const uint8_t *wkb, size_t len, double **xy, size_t *n
     return 0;
 }
 
-int idx__ring_contains(const double *xy, size_t n, double x, double y) {
+int rsclip__idx_ring_contains(const double *xy, size_t n, double x, double y) {
     int in = 0;
     for (size_t i = 0, j = n - 1; i < n; j = i++) {
         double xi = xy[2 * i], yi = xy[2 * i + 1], xj = xy[2 * j], yj = xy[2 * j + 1];
@@ -296,9 +296,9 @@ static int segment_meets_box(double x0, double y0, double x1, double y1, const d
     return 1;
 }
 
-int idx__ring_meets_box(const double *xy, size_t n, const double box[4]) {
+int rsclip__idx_ring_meets_box(const double *xy, size_t n, const double box[4]) {
     for (size_t i = 0, j = n - 1; i < n; j = i++)
         if (segment_meets_box(xy[2 * j], xy[2 * j + 1], xy[2 * i], xy[2 * i + 1], box)) return 1;
     /* no edge touches the box: either disjoint or the box lies inside the polygon */
-    return idx__ring_contains(xy, n, box[0], box[1]);
+    return rsclip__idx_ring_contains(xy, n, box[0], box[1]);
 }

@@ -32,7 +32,7 @@ struct rsclip_index {
 /* Open idx->db on name (a path, or a file: URI with SQLITE_OPEN_URI) with oflags (plus
  * SQLITE_OPEN_NOMUTEX) and set the connection up: extended codes, busy timeout, GeoPackage
  * functions, foreign keys. */
-int idx__connect(rsclip_index *idx, const char *name, int oflags);
+int rsclip__idx_connect(rsclip_index *idx, const char *name, int oflags);
 
 /* ---- read-only access (index_readonly.c) ---- */
 
@@ -40,65 +40,65 @@ int idx__connect(rsclip_index *idx, const char *name, int oflags);
  * in WAL mode and its -shm file is missing and cannot be created here (a read-only folder or
  * mount, another user's folder), reopen it immutable and return RSCLIP_OK; otherwise (or when
  * that is not safe: a -wal file holding changes) leave the error and return it. */
-int idx__readonly_fallback(rsclip_index *idx);
+int rsclip__idx_readonly_fallback(rsclip_index *idx);
 
 /* Immutable opens: RSCLIP_ERR_IO if the file (or its -wal) changed since it was opened. */
-int idx__immutable_check(rsclip_index *idx);
+int rsclip__idx_immutable_check(rsclip_index *idx);
 
 /* Before a writer's connection closes: switch the file back to rollback-journal mode when no
  * other connection uses it, so readers without write access to the folder can open it. Best
  * effort, never waits. */
-void idx__leave_wal(rsclip_index *idx);
+void rsclip__idx_leave_wal(rsclip_index *idx);
 
 /* Translate the connection's last SQLite error once: "PATH: WHAT: sqlite message" with
  * RSCLIP_ERR_IO for full disk / I/O errors, RSCLIP_ERR_FORMAT for not-a-database / corruption,
  * RSCLIP_ERR_NOMEM, else RSCLIP_ERR_DB. Returns the code. */
-int idx__db_error(rsclip_index *idx, const char *what);
+int rsclip__idx_db_error(rsclip_index *idx, const char *what);
 
 /* Run SQL without results; translates errors. */
-int idx__exec(rsclip_index *idx, const char *sql, const char *what);
+int rsclip__idx_exec(rsclip_index *idx, const char *sql, const char *what);
 
 /* Prepare (uncached); translates errors. */
-int idx__prepare(rsclip_index *idx, const char *sql, sqlite3_stmt **st);
+int rsclip__idx_prepare(rsclip_index *idx, const char *sql, sqlite3_stmt **st);
 
 /* Grow *arr (an array of elem-byte items with *cap slots) to twice its size, or to first slots
  * when empty; overflow-checked. RSCLIP_ERR_NOMEM naming the index on failure (*arr untouched). */
-int idx__grow(rsclip_index *idx, void *arr, size_t *cap, size_t elem, size_t first);
+int rsclip__idx_grow(rsclip_index *idx, void *arr, size_t *cap, size_t elem, size_t first);
 
 /* Cached statement slot (reset and cleared of bindings). */
-int idx__cached(rsclip_index *idx, int slot, const char *sql, sqlite3_stmt **st);
+int rsclip__idx_cached(rsclip_index *idx, int slot, const char *sql, sqlite3_stmt **st);
 
 /* Transactions: begin_write takes the write lock at once (BEGIN IMMEDIATE) so a busy writer fails
  * early; begin_read opens a snapshot. end commits (rc == OK) or rolls back (rc != OK, keeping the
  * error already recorded); returns the final status. */
-int idx__begin_write(rsclip_index *idx);
-int idx__begin_read(rsclip_index *idx);
-int idx__end(rsclip_index *idx, int rc);
+int rsclip__idx_begin_write(rsclip_index *idx);
+int rsclip__idx_begin_read(rsclip_index *idx);
+int rsclip__idx_end(rsclip_index *idx, int rc);
 
 /* RSCLIP_ERR_FORMAT naming the index and tile id unless the window lies inside a width x height
  * grid with positive sizes (rows read back are checked before anyone indexes memory by them). */
-int idx__check_window(rsclip_index *idx, int64_t id, const rsclip_tile_window *w, int64_t width,
-                      int64_t height);
+int rsclip__idx_check_window(rsclip_index *idx, int64_t id, const rsclip_tile_window *w,
+                             int64_t width, int64_t height);
 
 /* The four window columns col..col+3 of the current row, refused (RSCLIP_ERR_FORMAT naming the
  * index and id) when a value does not fit an int. */
-int idx__column_window(rsclip_index *idx, int64_t id, sqlite3_stmt *st, int col,
-                       rsclip_tile_window *w);
+int rsclip__idx_column_window(rsclip_index *idx, int64_t id, sqlite3_stmt *st, int col,
+                              rsclip_tile_window *w);
 
 /* Refuse writes on a read-only handle. */
-int idx__writable(rsclip_index *idx, const char *what);
+int rsclip__idx_writable(rsclip_index *idx, const char *what);
 
 /* Stamp tool_version/updated_at in rsclip_meta (inside a write transaction). */
-int idx__touch(rsclip_index *idx);
+int rsclip__idx_touch(rsclip_index *idx);
 
 /* Read an integer meta value (missing -> *v = 0, RSCLIP_OK). */
-int idx__meta_int(rsclip_index *idx, const char *key, int64_t *v);
+int rsclip__idx_meta_int(rsclip_index *idx, const char *key, int64_t *v);
 
 /* ---- GeoPackage geometry (index_gpkg.c) ---- */
 
 /* Register ST_IsEmpty, ST_MinX, ST_MaxX, ST_MinY, ST_MaxY on a connection (the R-tree triggers
  * call them). Returns a SQLite result code. */
-int idx__register_gpkg_functions(sqlite3 *db);
+int rsclip__idx_register_gpkg_functions(sqlite3 *db);
 
 /* Parsed GeoPackage geometry blob header. */
 typedef struct idx_gpkg_geom {
@@ -112,23 +112,23 @@ typedef struct idx_gpkg_geom {
 
 /* Parse a blob header; when the blob has no envelope and is not empty, the envelope is computed
  * from the WKB. 0 on success, -1 when the blob is malformed. */
-int idx__gpkg_parse(const uint8_t *b, size_t n, idx_gpkg_geom *g);
+int rsclip__idx_gpkg_parse(const uint8_t *b, size_t n, idx_gpkg_geom *g);
 
 /* Bytes needed to encode a polygon with one ring of n points (closing point added when missing). */
-size_t idx__gpkg_polygon_size(const double *xy, size_t n);
+size_t rsclip__idx_gpkg_polygon_size(const double *xy, size_t n);
 
 /* Encode xy (n lon,lat pairs) as a GeoPackage POLYGON blob (srs 4326, little endian, envelope)
- * into out (idx__gpkg_polygon_size bytes). Returns the bytes written. */
-size_t idx__gpkg_polygon_encode(const double *xy, size_t n, int32_t srs_id, uint8_t *out);
+ * into out (rsclip__idx_gpkg_polygon_size bytes). Returns the bytes written. */
+size_t rsclip__idx_gpkg_polygon_encode(const double *xy, size_t n, int32_t srs_id, uint8_t *out);
 
 /* Decode the exterior ring of a 2D polygon WKB: *xy new array (free()) of *n points. 0 on
  * success, -1 malformed or not a 2D polygon, -2 out of memory. */
-int idx__wkb_polygon_ring(const uint8_t *wkb, size_t len, double **xy, size_t *n);
+int rsclip__idx_wkb_polygon_ring(const uint8_t *wkb, size_t len, double **xy, size_t *n);
 
 /* Point in polygon (ring of n points, closed or not): ray casting. */
-int idx__ring_contains(const double *xy, size_t n, double x, double y);
+int rsclip__idx_ring_contains(const double *xy, size_t n, double x, double y);
 
 /* Does the ring (as a polygon) meet the box {minx, miny, maxx, maxy}? */
-int idx__ring_meets_box(const double *xy, size_t n, const double box[4]);
+int rsclip__idx_ring_meets_box(const double *xy, size_t n, const double box[4]);
 
 #endif

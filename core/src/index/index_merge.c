@@ -25,8 +25,8 @@ typedef struct scene_map {
 static int map_put(rsclip_index *out, scene_map *m, int64_t s, int64_t d) {
     if (m->n == m->cap) {
         size_t cap = m->cap, cap2 = m->cap;
-        if (idx__grow(out, &m->src, &cap, sizeof *m->src, 64) ||
-            idx__grow(out, &m->dst, &cap2, sizeof *m->dst, 64))
+        if (rsclip__idx_grow(out, &m->src, &cap, sizeof *m->src, 64) ||
+            rsclip__idx_grow(out, &m->dst, &cap2, sizeof *m->dst, 64))
             return rsclip_last_status();
         m->cap = cap;
     }
@@ -146,28 +146,31 @@ static void stmts_free(merge_stmts *m) {
 
 static int stmts_prepare(rsclip_index *out, rsclip_index *in, merge_stmts *m) {
     memset(m, 0, sizeof *m);
-    int rc = idx__prepare(in,
-                          "SELECT t.fid, t.geom, t.scene_id, t.xoff, t.yoff, t.xsize, t.ysize, "
-                          "t.valid_fraction, t.lon, t.lat, t.ul_x, t.ul_y, t.ur_x, t.ur_y, t.lr_x, "
-                          "t.lr_y, t.ll_x, t.ll_y, e.vec FROM tiles t JOIN embeddings e ON "
-                          "e.tile_id = t.fid WHERE t.fid > ?1 ORDER BY t.fid LIMIT ?2",
-                          &m->read);
+    int rc = rsclip__idx_prepare(
+        in,
+        "SELECT t.fid, t.geom, t.scene_id, t.xoff, t.yoff, t.xsize, t.ysize, "
+        "t.valid_fraction, t.lon, t.lat, t.ul_x, t.ul_y, t.ur_x, t.ur_y, t.lr_x, "
+        "t.lr_y, t.ll_x, t.ll_y, e.vec FROM tiles t JOIN embeddings e ON "
+        "e.tile_id = t.fid WHERE t.fid > ?1 ORDER BY t.fid LIMIT ?2",
+        &m->read);
     if (!rc)
-        rc = idx__prepare(out,
-                          "SELECT 1 FROM tiles WHERE scene_id = ?1 AND xoff = ?2 AND yoff = ?3 "
-                          "AND xsize = ?4 AND ysize = ?5",
-                          &m->dup);
-    if (!rc) rc = idx__prepare(out, "SELECT 1 FROM tiles WHERE fid = ?1", &m->taken);
+        rc = rsclip__idx_prepare(
+            out,
+            "SELECT 1 FROM tiles WHERE scene_id = ?1 AND xoff = ?2 AND yoff = ?3 "
+            "AND xsize = ?4 AND ysize = ?5",
+            &m->dup);
+    if (!rc) rc = rsclip__idx_prepare(out, "SELECT 1 FROM tiles WHERE fid = ?1", &m->taken);
     if (!rc)
-        rc = idx__prepare(out,
-                          "INSERT INTO tiles (fid, geom, scene_id, xoff, yoff, xsize, ysize, "
-                          "valid_fraction, lon, lat, ul_x, ul_y, ur_x, ur_y, lr_x, lr_y, ll_x, "
-                          "ll_y) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
-                          "?14, ?15, ?16, ?17, ?18)",
-                          &m->ins_tile);
+        rc = rsclip__idx_prepare(
+            out,
+            "INSERT INTO tiles (fid, geom, scene_id, xoff, yoff, xsize, ysize, "
+            "valid_fraction, lon, lat, ul_x, ul_y, ur_x, ur_y, lr_x, lr_y, ll_x, "
+            "ll_y) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
+            "?14, ?15, ?16, ?17, ?18)",
+            &m->ins_tile);
     if (!rc)
-        rc =
-            idx__prepare(out, "INSERT INTO embeddings (tile_id, vec) VALUES (?1, ?2)", &m->ins_vec);
+        rc = rsclip__idx_prepare(out, "INSERT INTO embeddings (tile_id, vec) VALUES (?1, ?2)",
+                                 &m->ins_vec);
     if (rc) stmts_free(m);
     return rc;
 }
@@ -191,10 +194,10 @@ static int copy_row(rsclip_index *out, merge_stmts *m, const scene_map *map, int
     sqlite3_bind_int64(m->dup, 1, dst_scene);
     for (int k = 0; k < 4; k++) sqlite3_bind_value(m->dup, 2 + k, sqlite3_column_value(r, 3 + k));
     int e = step_exists(m->dup);
-    if (e) return e < 0 ? idx__db_error(out, "looking up a window") : RSCLIP_OK;
+    if (e) return e < 0 ? rsclip__idx_db_error(out, "looking up a window") : RSCLIP_OK;
     sqlite3_bind_int64(m->taken, 1, fid);
     int taken = step_exists(m->taken);
-    if (taken < 0) return idx__db_error(out, "looking up a tile id");
+    if (taken < 0) return rsclip__idx_db_error(out, "looking up a tile id");
     sqlite3_stmt *t = m->ins_tile;
     if (taken)
         sqlite3_bind_null(t, 1);
@@ -205,12 +208,12 @@ static int copy_row(rsclip_index *out, merge_stmts *m, const scene_map *map, int
     for (int k = 3; k < 18; k++) sqlite3_bind_value(t, k + 1, sqlite3_column_value(r, k));
     int s = sqlite3_step(t);
     sqlite3_reset(t);
-    if (s != SQLITE_DONE) return idx__db_error(out, "inserting a tile");
+    if (s != SQLITE_DONE) return rsclip__idx_db_error(out, "inserting a tile");
     sqlite3_bind_int64(m->ins_vec, 1, sqlite3_last_insert_rowid(out->db));
     sqlite3_bind_value(m->ins_vec, 2, sqlite3_column_value(r, 18));
     s = sqlite3_step(m->ins_vec);
     sqlite3_reset(m->ins_vec);
-    if (s != SQLITE_DONE) return idx__db_error(out, "inserting an embedding");
+    if (s != SQLITE_DONE) return rsclip__idx_db_error(out, "inserting an embedding");
     *added = 1;
     return RSCLIP_OK;
 }
@@ -223,7 +226,7 @@ static int merge_tiles(rsclip_index *out, rsclip_index *in, const scene_map *map
     if (rc) return rc;
     int64_t last = 0;
     for (;;) {
-        if ((rc = idx__begin_read(in)) || (rc = idx__begin_write(out))) break;
+        if ((rc = rsclip__idx_begin_read(in)) || (rc = rsclip__idx_begin_write(out))) break;
         sqlite3_bind_int64(m.read, 1, last);
         sqlite3_bind_int64(m.read, 2, MERGE_CHUNK);
         int n = 0, r;
@@ -237,11 +240,11 @@ static int merge_tiles(rsclip_index *out, rsclip_index *in, const scene_map *map
             else
                 rep->tiles_duplicate++;
         }
-        if (!rc && r != SQLITE_DONE) rc = idx__db_error(in, "reading tiles");
+        if (!rc && r != SQLITE_DONE) rc = rsclip__idx_db_error(in, "reading tiles");
         sqlite3_reset(m.read);
-        if (!rc) rc = idx__touch(out);
-        rc = idx__end(out, rc);
-        idx__end(in, RSCLIP_OK);
+        if (!rc) rc = rsclip__idx_touch(out);
+        rc = rsclip__idx_end(out, rc);
+        rsclip__idx_end(in, RSCLIP_OK);
         if (rc || n == 0) break;
         if (progress && !progress(rep->tiles_added + rep->tiles_duplicate, user)) {
             rc = rsclip__error(RSCLIP_ERR_CANCELLED, "merge cancelled");
@@ -264,7 +267,7 @@ static int finish_scenes(rsclip_index *out, const skip_sum *sums, size_t n_sums)
     int64_t *ids = NULL;
     size_t n = 0;
     int rc = rsclip_index_list_scenes(out, &ids, &n);
-    if (!rc) rc = idx__begin_write(out);
+    if (!rc) rc = rsclip__idx_begin_write(out);
     for (size_t i = 0; i < n && !rc; i++) {
         rsclip_scene_info *s = NULL;
         if ((rc = rsclip_index_get_scene(out, ids[i], &s))) break;
@@ -276,31 +279,34 @@ static int finish_scenes(rsclip_index *out, const skip_sum *sums, size_t n_sums)
             int64_t sk = done ? s->tiles_planned - s->tiles_stored
                               : (skipped > s->tiles_skipped ? skipped : s->tiles_skipped);
             sqlite3_stmt *st;
-            if (!(rc = idx__prepare(out,
-                                    "UPDATE scenes SET tiles_skipped = ?2, status = CASE WHEN ?3 "
-                                    "THEN 'complete' ELSE status END, indexed_at = CASE WHEN ?3 "
-                                    "THEN coalesce(indexed_at, strftime('%Y-%m-%dT%H:%M:%fZ', "
-                                    "'now')) ELSE indexed_at END WHERE id = ?1",
-                                    &st))) {
+            if (!(rc = rsclip__idx_prepare(
+                      out,
+                      "UPDATE scenes SET tiles_skipped = ?2, status = CASE WHEN ?3 "
+                      "THEN 'complete' ELSE status END, indexed_at = CASE WHEN ?3 "
+                      "THEN coalesce(indexed_at, strftime('%Y-%m-%dT%H:%M:%fZ', "
+                      "'now')) ELSE indexed_at END WHERE id = ?1",
+                      &st))) {
                 sqlite3_bind_int64(st, 1, s->id);
                 sqlite3_bind_int64(st, 2, sk);
                 sqlite3_bind_int(st, 3, done);
-                if (sqlite3_step(st) != SQLITE_DONE) rc = idx__db_error(out, "updating a scene");
+                if (sqlite3_step(st) != SQLITE_DONE)
+                    rc = rsclip__idx_db_error(out, "updating a scene");
                 sqlite3_finalize(st);
             }
         }
         rsclip_free(s);
     }
     if (!rc)
-        rc = idx__exec(out,
-                       "UPDATE gpkg_contents SET min_x = (SELECT min(minx) FROM rtree_tiles_geom), "
-                       "min_y = (SELECT min(miny) FROM rtree_tiles_geom), "
-                       "max_x = (SELECT max(maxx) FROM rtree_tiles_geom), "
-                       "max_y = (SELECT max(maxy) FROM rtree_tiles_geom) "
-                       "WHERE table_name = 'tiles'",
-                       "updating the layer extent");
-    if (!rc) rc = idx__touch(out);
-    rc = idx__end(out, rc);
+        rc = rsclip__idx_exec(
+            out,
+            "UPDATE gpkg_contents SET min_x = (SELECT min(minx) FROM rtree_tiles_geom), "
+            "min_y = (SELECT min(miny) FROM rtree_tiles_geom), "
+            "max_x = (SELECT max(maxx) FROM rtree_tiles_geom), "
+            "max_y = (SELECT max(maxy) FROM rtree_tiles_geom) "
+            "WHERE table_name = 'tiles'",
+            "updating the layer extent");
+    if (!rc) rc = rsclip__idx_touch(out);
+    rc = rsclip__idx_end(out, rc);
     rsclip_free(ids);
     return rc;
 }
@@ -315,7 +321,7 @@ static int add_skips(rsclip_index *in, skip_sum **sums, size_t *n, size_t *cap) 
         size_t k = 0;
         while (k < *n && strcmp((*sums)[k].path, s->path) != 0) k++;
         if (k == *n) {
-            if (*n == *cap && (rc = idx__grow(in, sums, cap, sizeof **sums, 64))) {
+            if (*n == *cap && (rc = rsclip__idx_grow(in, sums, cap, sizeof **sums, 64))) {
                 rsclip_free(s);
                 break;
             }
@@ -392,7 +398,7 @@ int rsclip_index_merge(const char *out_path, const char *const *inputs, int n_in
         rc = bind_from(out, first); /* a new output takes the inputs' model */
     }
     rsclip_free(bound);
-    if (!rc) rc = idx__meta_int(out, "embed_dim", &dim);
+    if (!rc) rc = rsclip__idx_meta_int(out, "embed_dim", &dim);
     skip_sum *sums = NULL;
     size_t n_sums = 0, cap_sums = 0;
     for (int i = 0; i < n_inputs && !rc; i++) {

@@ -38,10 +38,10 @@ static int tile_geom(rsclip_index *idx, int64_t id, sqlite3_stmt *st, int col, d
     idx_gpkg_geom g;
     *xy = NULL;
     *n = 0;
-    if (idx__gpkg_parse(b, len, &g) != 0 || g.empty || !g.has_env)
+    if (rsclip__idx_gpkg_parse(b, len, &g) != 0 || g.empty || !g.has_env)
         return rsclip__error(RSCLIP_ERR_FORMAT, "%s: tile %lld: footprint is not a valid geometry",
                              idx->path, (long long)id);
-    int r = idx__wkb_polygon_ring(g.wkb, g.wkb_len, xy, n);
+    int r = rsclip__idx_wkb_polygon_ring(g.wkb, g.wkb_len, xy, n);
     if (r == -2) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
     if (r != 0)
         return rsclip__error(RSCLIP_ERR_FORMAT, "%s: tile %lld: footprint is not a 2D polygon",
@@ -55,8 +55,8 @@ static int tile_geom(rsclip_index *idx, int64_t id, sqlite3_stmt *st, int col, d
 
 /* The window of a stored tile must lie inside its scene's grid: rows come from a file that GIS
  * tools (or anyone) may have edited, and callers index memory with these numbers. */
-int idx__check_window(rsclip_index *idx, int64_t id, const rsclip_tile_window *w, int64_t width,
-                      int64_t height) {
+int rsclip__idx_check_window(rsclip_index *idx, int64_t id, const rsclip_tile_window *w,
+                             int64_t width, int64_t height) {
     if (w->xoff < 0 || w->yoff < 0 || w->xsize < 1 || w->ysize < 1 ||
         (int64_t)w->xoff + w->xsize > width || (int64_t)w->yoff + w->ysize > height)
         return rsclip__error(RSCLIP_ERR_FORMAT,
@@ -66,8 +66,8 @@ int idx__check_window(rsclip_index *idx, int64_t id, const rsclip_tile_window *w
     return RSCLIP_OK;
 }
 
-int idx__column_window(rsclip_index *idx, int64_t id, sqlite3_stmt *st, int col,
-                       rsclip_tile_window *w) {
+int rsclip__idx_column_window(rsclip_index *idx, int64_t id, sqlite3_stmt *st, int col,
+                              rsclip_tile_window *w) {
     int64_t v[4];
     for (int k = 0; k < 4; k++) {
         v[k] = sqlite3_column_int64(st, col + k);
@@ -95,25 +95,25 @@ int rsclip_index_get_tile(rsclip_index *idx, int64_t tile_id, rsclip_tile_info *
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_index_get_tile: NULL argument");
     *out = NULL;
     sqlite3_stmt *st;
-    int rc =
-        idx__cached(idx, IDX_ST_GET_TILE,
-                    "SELECT t.scene_id, t.xoff, t.yoff, t.xsize, t.ysize, t.valid_fraction, "
-                    "t.lon, t.lat, t.ul_x, t.ul_y, t.ur_x, t.ur_y, t.lr_x, t.lr_y, t.ll_x, "
-                    "t.ll_y, t.geom, s.width, s.height, s.src_width, s.src_height FROM tiles t "
-                    "JOIN scenes s ON s.id = t.scene_id WHERE t.fid = ?1",
-                    &st);
+    int rc = rsclip__idx_cached(
+        idx, IDX_ST_GET_TILE,
+        "SELECT t.scene_id, t.xoff, t.yoff, t.xsize, t.ysize, t.valid_fraction, "
+        "t.lon, t.lat, t.ul_x, t.ul_y, t.ur_x, t.ur_y, t.lr_x, t.lr_y, t.ll_x, "
+        "t.ll_y, t.geom, s.width, s.height, s.src_width, s.src_height FROM tiles t "
+        "JOIN scenes s ON s.id = t.scene_id WHERE t.fid = ?1",
+        &st);
     if (rc) return rc;
     sqlite3_bind_int64(st, 1, tile_id);
     int r = sqlite3_step(st);
     if (r != SQLITE_ROW) {
         rc = r == SQLITE_DONE ? rsclip__error(RSCLIP_ERR_NOT_FOUND, "%s: no tile with id %lld",
                                               idx->path, (long long)tile_id)
-                              : idx__db_error(idx, "reading a tile");
+                              : rsclip__idx_db_error(idx, "reading a tile");
         sqlite3_reset(st);
         return rc;
     }
     rsclip_tile_window w;
-    int wrc = idx__column_window(idx, tile_id, st, 1, &w);
+    int wrc = rsclip__idx_column_window(idx, tile_id, st, 1, &w);
     if (wrc) {
         sqlite3_reset(st);
         return wrc;
@@ -122,7 +122,7 @@ int rsclip_index_get_tile(rsclip_index *idx, int64_t tile_id, rsclip_tile_info *
     double *xy = NULL, env[4] = {NAN, NAN, NAN, NAN};
     size_t np = 0;
     int has_geom = sqlite3_column_type(st, 16) != SQLITE_NULL;
-    rc = idx__check_window(idx, tile_id, &w, width, height);
+    rc = rsclip__idx_check_window(idx, tile_id, &w, width, height);
     if (!rc && has_geom) rc = tile_geom(idx, tile_id, st, 16, &xy, &np, env);
     if (rc) {
         sqlite3_reset(st);
@@ -172,11 +172,12 @@ static int cand_by_key(const void *a, const void *b) {
 static int spatial_impl(rsclip_index *idx, const double box[4], int mode, int64_t **ids,
                         size_t *n) {
     sqlite3_stmt *st;
-    int rc = idx__prepare(idx,
-                          "SELECT t.fid, t.lon, t.lat, t.geom FROM rtree_tiles_geom r "
-                          "JOIN tiles t ON t.fid = r.id WHERE r.maxx >= ?1 AND r.minx <= ?3 AND "
-                          "r.maxy >= ?2 AND r.miny <= ?4 ORDER BY r.id",
-                          &st);
+    int rc =
+        rsclip__idx_prepare(idx,
+                            "SELECT t.fid, t.lon, t.lat, t.geom FROM rtree_tiles_geom r "
+                            "JOIN tiles t ON t.fid = r.id WHERE r.maxx >= ?1 AND r.minx <= ?3 AND "
+                            "r.maxy >= ?2 AND r.miny <= ?4 ORDER BY r.id",
+                            &st);
     if (rc) return rc;
     for (int k = 0; k < 4; k++) sqlite3_bind_double(st, k + 1, box[k]);
     cand *a = NULL;
@@ -194,19 +195,19 @@ static int spatial_impl(rsclip_index *idx, const double box[4], int mode, int64_
         else if (mode == 0)
             keep = 1;
         else if (mode == 1)
-            keep = idx__ring_meets_box(xy, np, box);
+            keep = rsclip__idx_ring_meets_box(xy, np, box);
         else
-            keep = idx__ring_contains(xy, np, box[0], box[1]);
+            keep = rsclip__idx_ring_contains(xy, np, box[0], box[1]);
         free(xy);
         if (!keep) continue;
-        if (cnt == cap && (rc = idx__grow(idx, &a, &cap, sizeof *a, 64))) break;
+        if (cnt == cap && (rc = rsclip__idx_grow(idx, &a, &cap, sizeof *a, 64))) break;
         double dx = sqlite3_column_double(st, 1) - box[0],
                dy = sqlite3_column_double(st, 2) - box[1];
         a[cnt].id = id;
         a[cnt].key = mode == 2 ? dx * dx + dy * dy : 0.0;
         cnt++;
     }
-    if (!rc && r != SQLITE_DONE) rc = idx__db_error(idx, "querying the R-tree");
+    if (!rc && r != SQLITE_DONE) rc = rsclip__idx_db_error(idx, "querying the R-tree");
     sqlite3_finalize(st);
     if (!rc && cnt > 0) {
         if (mode == 2) qsort(a, cnt, sizeof *a, cand_by_key);
@@ -228,9 +229,9 @@ int rsclip_index_tiles_at(rsclip_index *idx, double lon, double lat, int64_t **i
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: tiles_at: coordinates not finite",
                              idx->path);
     const double box[4] = {lon, lat, lon, lat};
-    int rc = idx__begin_read(idx);
+    int rc = rsclip__idx_begin_read(idx);
     if (rc) return rc;
-    return idx__end(idx, spatial_impl(idx, box, 2, ids, n));
+    return rsclip__idx_end(idx, spatial_impl(idx, box, 2, ids, n));
 }
 
 int rsclip_index_tiles_in_bbox(rsclip_index *idx, const double bbox[4], int exact, int64_t **ids,
@@ -242,9 +243,9 @@ int rsclip_index_tiles_in_bbox(rsclip_index *idx, const double bbox[4], int exac
     if (!(bbox[0] <= bbox[2] && bbox[1] <= bbox[3]))
         return rsclip__error(RSCLIP_ERR_INVALID_ARG,
                              "%s: bbox must be min lon, min lat, max lon, max lat", idx->path);
-    int rc = idx__begin_read(idx);
+    int rc = rsclip__idx_begin_read(idx);
     if (rc) return rc;
-    return idx__end(idx, spatial_impl(idx, bbox, exact ? 1 : 0, ids, n));
+    return rsclip__idx_end(idx, spatial_impl(idx, bbox, exact ? 1 : 0, ids, n));
 }
 
 /* ---- embeddings ------------------------------------------------------------------------------ */
@@ -309,7 +310,7 @@ static int grow(rsclip_index *idx, emb_priv *ep, size_t *cap, size_t want) {
 static int load_impl(rsclip_index *idx, emb_priv *ep) {
     rsclip_embeddings *e = &ep->pub;
     int64_t dim = 0, hint = 0;
-    int rc = idx__meta_int(idx, "embed_dim", &dim);
+    int rc = rsclip__idx_meta_int(idx, "embed_dim", &dim);
     if (rc) return rc;
     if (dim <= 0) return RSCLIP_OK;
     if (dim > (1 << 20))
@@ -319,7 +320,7 @@ static int load_impl(rsclip_index *idx, emb_priv *ep) {
     /* rsclip_meta n_embeddings is kept by triggers in the same transactions: an exact size without
      * counting the (large) embeddings table */
     sqlite3_stmt *st;
-    if ((rc = idx__meta_int(idx, "n_embeddings", &hint))) return rc;
+    if ((rc = rsclip__idx_meta_int(idx, "n_embeddings", &hint))) return rc;
     /* a damaged or hostile count cannot make us map more rows than the files could hold */
     uint64_t file_bytes = 0;
     struct stat sb;
@@ -336,7 +337,8 @@ static int load_impl(rsclip_index *idx, emb_priv *ep) {
     if (hint < 0 || (uint64_t)hint > max_rows) hint = (int64_t)max_rows;
     size_t cap = 0;
     if ((rc = grow(idx, ep, &cap, hint > 0 ? (size_t)hint : 16))) return rc;
-    if ((rc = idx__prepare(idx, "SELECT tile_id, vec FROM embeddings ORDER BY tile_id", &st)))
+    if ((rc =
+             rsclip__idx_prepare(idx, "SELECT tile_id, vec FROM embeddings ORDER BY tile_id", &st)))
         return rc;
     const size_t row_bytes = (size_t)dim * 4;
     size_t n = 0;
@@ -355,7 +357,7 @@ static int load_impl(rsclip_index *idx, emb_priv *ep) {
         copy_vec(e->vecs + n * (size_t)dim, b, (size_t)dim);
         n++;
     }
-    if (!rc && r != SQLITE_DONE) rc = idx__db_error(idx, "reading embeddings");
+    if (!rc && r != SQLITE_DONE) rc = rsclip__idx_db_error(idx, "reading embeddings");
     sqlite3_finalize(st);
     e->n = n;
     if (!rc && n < cap && n > 0) {
@@ -371,8 +373,8 @@ int rsclip_index_load_embeddings(rsclip_index *idx, rsclip_embeddings **out) {
     *out = NULL;
     emb_priv *ep = calloc(1, sizeof *ep);
     if (!ep) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
-    int rc = idx__begin_read(idx);
-    if (!rc) rc = idx__end(idx, load_impl(idx, ep));
+    int rc = rsclip__idx_begin_read(idx);
+    if (!rc) rc = rsclip__idx_end(idx, load_impl(idx, ep));
     if (rc) {
         rsclip_embeddings_free(&ep->pub);
         return rc;
@@ -383,14 +385,14 @@ int rsclip_index_load_embeddings(rsclip_index *idx, rsclip_embeddings **out) {
 
 static int get_vecs_impl(rsclip_index *idx, const int64_t *ids, size_t n, float *out) {
     int64_t dim = 0;
-    int rc = idx__meta_int(idx, "embed_dim", &dim);
+    int rc = rsclip__idx_meta_int(idx, "embed_dim", &dim);
     if (rc) return rc;
     if (dim <= 0)
         return rsclip__error(RSCLIP_ERR_NOT_FOUND, "%s: the index holds no embeddings", idx->path);
     sqlite3_stmt *st;
     for (size_t i = 0; i < n; i++) {
-        if ((rc = idx__cached(idx, IDX_ST_GET_VEC, "SELECT vec FROM embeddings WHERE tile_id = ?1",
-                              &st)))
+        if ((rc = rsclip__idx_cached(idx, IDX_ST_GET_VEC,
+                                     "SELECT vec FROM embeddings WHERE tile_id = ?1", &st)))
             return rc;
         sqlite3_bind_int64(st, 1, ids[i]);
         int r = sqlite3_step(st);
@@ -398,7 +400,7 @@ static int get_vecs_impl(rsclip_index *idx, const int64_t *ids, size_t n, float 
             rc = rsclip__error(RSCLIP_ERR_NOT_FOUND, "%s: no embedding for tile %lld", idx->path,
                                (long long)ids[i]);
         else if (r != SQLITE_ROW)
-            rc = idx__db_error(idx, "reading an embedding");
+            rc = rsclip__idx_db_error(idx, "reading an embedding");
         else if ((size_t)sqlite3_column_bytes(st, 0) != (size_t)dim * 4)
             rc = rsclip__error(RSCLIP_ERR_FORMAT, "%s: embedding of tile %lld has %d bytes",
                                idx->path, (long long)ids[i], sqlite3_column_bytes(st, 0));
@@ -414,7 +416,7 @@ int rsclip_index_get_embeddings(rsclip_index *idx, const int64_t *tile_ids, size
     if (!idx || (n > 0 && (!tile_ids || !out)))
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_index_get_embeddings: NULL argument");
     if (n == 0) return RSCLIP_OK;
-    int rc = idx__begin_read(idx);
+    int rc = rsclip__idx_begin_read(idx);
     if (rc) return rc;
-    return idx__end(idx, get_vecs_impl(idx, tile_ids, n, out));
+    return rsclip__idx_end(idx, get_vecs_impl(idx, tile_ids, n, out));
 }

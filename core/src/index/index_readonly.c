@@ -4,8 +4,8 @@
  * beside it: in a read-only folder, on a read-only mount or in another user's folder, a plain
  * read-only open fails with "attempt to write a readonly database". Two measures:
  *
- * 1. A writer that closes cleanly leaves the file in rollback-journal mode (idx__leave_wal), when
- *    no other connection has it open: such a file is read with nothing but read access. The next
+ * 1. A writer that closes cleanly leaves the file in rollback-journal mode (rsclip__idx_leave_wal),
+ * when no other connection has it open: such a file is read with nothing but read access. The next
  *    writer switches it back to WAL (readers alongside a writer keep working as before).
  *
  * 2. A file left in WAL mode (an index written before this rule, a writer killed, a reader that was
@@ -94,7 +94,7 @@ static char *immutable_uri(const char *path) {
     return u;
 }
 
-int idx__readonly_fallback(rsclip_index *idx) {
+int rsclip__idx_readonly_fallback(rsclip_index *idx) {
     const int failed = rsclip_last_status();
     const int code = sqlite3_extended_errcode(idx->db) & 0xff;
     if (code != SQLITE_READONLY && code != SQLITE_CANTOPEN && code != SQLITE_IOERR) return failed;
@@ -115,7 +115,7 @@ int idx__readonly_fallback(rsclip_index *idx) {
         free(uri);
         return rsclip__error(RSCLIP_ERR_IO, "%s: %s", idx->path, strerror(errno));
     }
-    int rc = idx__connect(idx, uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI);
+    int rc = rsclip__idx_connect(idx, uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI);
     free(uri);
     if (rc) return rc;
     idx->immutable = 1;
@@ -125,7 +125,7 @@ int idx__readonly_fallback(rsclip_index *idx) {
     return RSCLIP_OK;
 }
 
-int idx__immutable_check(rsclip_index *idx) {
+int rsclip__idx_immutable_check(rsclip_index *idx) {
     uint64_t now[5];
     int same = file_id(idx->path, now) == 0 && memcmp(now, idx->file_id, sizeof now) == 0 &&
                side_file_size(idx->path, "-wal") == -1;
@@ -136,7 +136,7 @@ int idx__immutable_check(rsclip_index *idx) {
                          idx->path);
 }
 
-void idx__leave_wal(rsclip_index *idx) {
+void rsclip__idx_leave_wal(rsclip_index *idx) {
     sqlite3_busy_timeout(idx->db, 0);
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(idx->db, "PRAGMA journal_mode = DELETE", -1, &st, NULL) == SQLITE_OK)

@@ -24,10 +24,10 @@ static int opt_strcmp(const char *a, const char *b) {
 static int scene_state_impl(rsclip_index *idx, const rsclip_scene_info *s, int64_t *id,
                             int *state) {
     sqlite3_stmt *st;
-    int rc = idx__prepare(idx,
-                          "SELECT id, file_size, mtime_ns, checksum, status, settings FROM "
-                          "scenes WHERE path = ?1",
-                          &st);
+    int rc = rsclip__idx_prepare(idx,
+                                 "SELECT id, file_size, mtime_ns, checksum, status, settings FROM "
+                                 "scenes WHERE path = ?1",
+                                 &st);
     if (rc) return rc;
     sqlite3_bind_text(st, 1, s->path, -1, SQLITE_STATIC);
     int r = sqlite3_step(st);
@@ -45,7 +45,7 @@ static int scene_state_impl(rsclip_index *idx, const rsclip_scene_info *s, int64
                  : complete ? RSCLIP_SCENE_UNCHANGED
                             : RSCLIP_SCENE_RESUMED;
     } else if (r != SQLITE_DONE) {
-        rc = idx__db_error(idx, "looking up a scene");
+        rc = rsclip__idx_db_error(idx, "looking up a scene");
     }
     sqlite3_finalize(st);
     return rc;
@@ -133,7 +133,7 @@ static void bind_scene(sqlite3_stmt *st, const rsclip_scene_info *s) {
 }
 
 static int step_done(rsclip_index *idx, sqlite3_stmt *st, const char *what) {
-    int rc = sqlite3_step(st) == SQLITE_DONE ? RSCLIP_OK : idx__db_error(idx, what);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? RSCLIP_OK : rsclip__idx_db_error(idx, what);
     sqlite3_finalize(st);
     return rc;
 }
@@ -142,18 +142,19 @@ static int step_done(rsclip_index *idx, sqlite3_stmt *st, const char *what) {
  * layer extent in gpkg_contents. */
 static int delete_tiles(rsclip_index *idx, int64_t scene_id) {
     sqlite3_stmt *st;
-    int rc = idx__prepare(idx, "DELETE FROM tiles WHERE scene_id = ?1", &st);
+    int rc = rsclip__idx_prepare(idx, "DELETE FROM tiles WHERE scene_id = ?1", &st);
     if (rc) return rc;
     sqlite3_bind_int64(st, 1, scene_id);
     if ((rc = step_done(idx, st, "deleting tiles"))) return rc;
-    return idx__exec(idx,
-                     "UPDATE gpkg_contents SET min_x = (SELECT min(ST_MinX(geom)) FROM tiles), "
-                     "min_y = (SELECT min(ST_MinY(geom)) FROM tiles), "
-                     "max_x = (SELECT max(ST_MaxX(geom)) FROM tiles), "
-                     "max_y = (SELECT max(ST_MaxY(geom)) FROM tiles), "
-                     "last_change = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
-                     "WHERE table_name = 'tiles'",
-                     "updating gpkg_contents");
+    return rsclip__idx_exec(
+        idx,
+        "UPDATE gpkg_contents SET min_x = (SELECT min(ST_MinX(geom)) FROM tiles), "
+        "min_y = (SELECT min(ST_MinY(geom)) FROM tiles), "
+        "max_x = (SELECT max(ST_MaxX(geom)) FROM tiles), "
+        "max_y = (SELECT max(ST_MaxY(geom)) FROM tiles), "
+        "last_change = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+        "WHERE table_name = 'tiles'",
+        "updating gpkg_contents");
 }
 
 static int begin_impl(rsclip_index *idx, const rsclip_scene_info *s, int force, int64_t *id,
@@ -166,10 +167,10 @@ static int begin_impl(rsclip_index *idx, const rsclip_scene_info *s, int force, 
     case RSCLIP_SCENE_UNCHANGED:
         return RSCLIP_OK;
     case RSCLIP_SCENE_NEW:
-        rc = idx__prepare(idx,
-                          "INSERT INTO scenes (" SCENE_BIND_COLS
-                          ", status, id) VALUES (" SCENE_BIND_VALUES ", 'indexing', ?33)",
-                          &st);
+        rc = rsclip__idx_prepare(idx,
+                                 "INSERT INTO scenes (" SCENE_BIND_COLS
+                                 ", status, id) VALUES (" SCENE_BIND_VALUES ", 'indexing', ?33)",
+                                 &st);
         if (rc) return rc;
         bind_scene(st, s);
         bind_opt_int(st, 33, s->id);
@@ -178,11 +179,12 @@ static int begin_impl(rsclip_index *idx, const rsclip_scene_info *s, int force, 
         break;
     case RSCLIP_SCENE_RESUMED:
         /* same file: refresh the description, keep the tiles */
-        rc = idx__prepare(idx,
-                          "UPDATE scenes SET (" SCENE_BIND_COLS ") = (" SCENE_BIND_VALUES
-                          ") WHERE id = ?33 AND path = ?1 AND file_size = ?2 AND mtime_ns = ?3 AND "
-                          "(?4 IS NULL OR checksum IS NULL OR checksum = ?4)",
-                          &st);
+        rc = rsclip__idx_prepare(
+            idx,
+            "UPDATE scenes SET (" SCENE_BIND_COLS ") = (" SCENE_BIND_VALUES
+            ") WHERE id = ?33 AND path = ?1 AND file_size = ?2 AND mtime_ns = ?3 AND "
+            "(?4 IS NULL OR checksum IS NULL OR checksum = ?4)",
+            &st);
         if (rc) return rc;
         bind_scene(st, s);
         sqlite3_bind_int64(st, 33, *id);
@@ -190,18 +192,19 @@ static int begin_impl(rsclip_index *idx, const rsclip_scene_info *s, int force, 
         break;
     default: /* CHANGED or forced */
         if ((rc = delete_tiles(idx, *id))) return rc;
-        rc = idx__prepare(idx,
-                          "UPDATE scenes SET (" SCENE_BIND_COLS ") = (" SCENE_BIND_VALUES
-                          "), status = 'indexing', tiles_stored = 0, tiles_skipped = 0, "
-                          "indexed_at = NULL, started_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
-                          "WHERE id = ?33",
-                          &st);
+        rc = rsclip__idx_prepare(
+            idx,
+            "UPDATE scenes SET (" SCENE_BIND_COLS ") = (" SCENE_BIND_VALUES
+            "), status = 'indexing', tiles_stored = 0, tiles_skipped = 0, "
+            "indexed_at = NULL, started_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+            "WHERE id = ?33",
+            &st);
         if (rc) return rc;
         bind_scene(st, s);
         sqlite3_bind_int64(st, 33, *id);
         if ((rc = step_done(idx, st, "replacing a scene"))) return rc;
     }
-    return idx__touch(idx);
+    return rsclip__idx_touch(idx);
 }
 
 int rsclip_index_begin_scene(rsclip_index *idx, const rsclip_scene_info *scene, int force,
@@ -211,10 +214,10 @@ int rsclip_index_begin_scene(rsclip_index *idx, const rsclip_scene_info *scene, 
     if (!scene_id || !state)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_index_begin_scene: NULL output");
     *scene_id = 0;
-    if ((rc = idx__writable(idx, "begin scene"))) return rc;
-    if ((rc = idx__begin_write(idx))) return rc;
+    if ((rc = rsclip__idx_writable(idx, "begin scene"))) return rc;
+    if ((rc = rsclip__idx_begin_write(idx))) return rc;
     int64_t id = 0;
-    rc = idx__end(idx, begin_impl(idx, scene, force, &id, state));
+    rc = rsclip__idx_end(idx, begin_impl(idx, scene, force, &id, state));
     if (!rc) *scene_id = id;
     return rc;
 }
@@ -222,7 +225,7 @@ int rsclip_index_begin_scene(rsclip_index *idx, const rsclip_scene_info *scene, 
 /* Scene must exist: RSCLIP_ERR_NOT_FOUND otherwise. */
 static int scene_exists(rsclip_index *idx, int64_t scene_id) {
     sqlite3_stmt *st;
-    int rc = idx__prepare(idx, "SELECT 1 FROM scenes WHERE id = ?1", &st);
+    int rc = rsclip__idx_prepare(idx, "SELECT 1 FROM scenes WHERE id = ?1", &st);
     if (rc) return rc;
     sqlite3_bind_int64(st, 1, scene_id);
     int r = sqlite3_step(st);
@@ -230,7 +233,7 @@ static int scene_exists(rsclip_index *idx, int64_t scene_id) {
         rc = rsclip__error(RSCLIP_ERR_NOT_FOUND, "%s: no scene with id %lld", idx->path,
                            (long long)scene_id);
     else if (r != SQLITE_ROW)
-        rc = idx__db_error(idx, "looking up a scene");
+        rc = rsclip__idx_db_error(idx, "looking up a scene");
     sqlite3_finalize(st);
     return rc;
 }
@@ -239,58 +242,59 @@ static int complete_impl(rsclip_index *idx, int64_t scene_id, int64_t skipped) {
     int rc = scene_exists(idx, scene_id);
     if (rc) return rc;
     sqlite3_stmt *st;
-    rc = idx__prepare(idx,
-                      "UPDATE scenes SET status = 'complete', tiles_skipped = ?2, "
-                      "indexed_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
-                      &st);
+    rc = rsclip__idx_prepare(idx,
+                             "UPDATE scenes SET status = 'complete', tiles_skipped = ?2, "
+                             "indexed_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1",
+                             &st);
     if (rc) return rc;
     sqlite3_bind_int64(st, 1, scene_id);
     sqlite3_bind_int64(st, 2, skipped);
     if ((rc = step_done(idx, st, "completing a scene"))) return rc;
-    return idx__touch(idx);
+    return rsclip__idx_touch(idx);
 }
 
 int rsclip_index_complete_scene(rsclip_index *idx, int64_t scene_id, int64_t tiles_skipped) {
     if (!idx || tiles_skipped < 0)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_index_complete_scene: bad argument");
-    int rc = idx__writable(idx, "complete scene");
-    if (rc || (rc = idx__begin_write(idx))) return rc;
-    return idx__end(idx, complete_impl(idx, scene_id, tiles_skipped));
+    int rc = rsclip__idx_writable(idx, "complete scene");
+    if (rc || (rc = rsclip__idx_begin_write(idx))) return rc;
+    return rsclip__idx_end(idx, complete_impl(idx, scene_id, tiles_skipped));
 }
 
 static int delete_impl(rsclip_index *idx, int64_t scene_id) {
     int rc = scene_exists(idx, scene_id);
     if (rc || (rc = delete_tiles(idx, scene_id))) return rc;
     sqlite3_stmt *st;
-    if ((rc = idx__prepare(idx, "DELETE FROM scenes WHERE id = ?1", &st))) return rc;
+    if ((rc = rsclip__idx_prepare(idx, "DELETE FROM scenes WHERE id = ?1", &st))) return rc;
     sqlite3_bind_int64(st, 1, scene_id);
     if ((rc = step_done(idx, st, "deleting a scene"))) return rc;
-    return idx__touch(idx);
+    return rsclip__idx_touch(idx);
 }
 
 static int set_time_impl(rsclip_index *idx, int64_t scene_id, const rsclip_scene_info *s) {
     int rc = scene_exists(idx, scene_id);
     if (rc) return rc;
     sqlite3_stmt *st;
-    if ((rc = idx__prepare(idx,
-                           "UPDATE scenes SET (datetime, start_datetime, end_datetime, "
-                           "datetime_source, stac_item, stac_collection, stac_asset) = (?2, ?3, "
-                           "?4, ?5, ?6, ?7, ?8) WHERE id = ?1",
-                           &st)))
+    if ((rc = rsclip__idx_prepare(
+             idx,
+             "UPDATE scenes SET (datetime, start_datetime, end_datetime, "
+             "datetime_source, stac_item, stac_collection, stac_asset) = (?2, ?3, "
+             "?4, ?5, ?6, ?7, ?8) WHERE id = ?1",
+             &st)))
         return rc;
     sqlite3_bind_int64(st, 1, scene_id);
     bind_time(st, 2, s);
     if ((rc = step_done(idx, st, "updating a scene's time"))) return rc;
-    return idx__touch(idx);
+    return rsclip__idx_touch(idx);
 }
 
 int rsclip_index_set_scene_time(rsclip_index *idx, int64_t scene_id,
                                 const rsclip_scene_info *scene) {
     if (!idx || !scene)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_index_set_scene_time: NULL argument");
-    int rc = idx__writable(idx, "set scene time");
-    if (rc || (rc = idx__begin_write(idx))) return rc;
-    return idx__end(idx, set_time_impl(idx, scene_id, scene));
+    int rc = rsclip__idx_writable(idx, "set scene time");
+    if (rc || (rc = rsclip__idx_begin_write(idx))) return rc;
+    return rsclip__idx_end(idx, set_time_impl(idx, scene_id, scene));
 }
 
 int rsclip_index_delete_scene(rsclip_index *idx, int64_t scene_id) {
@@ -300,10 +304,10 @@ int rsclip_index_delete_scene(rsclip_index *idx, int64_t scene_id) {
 int rsclip_index_delete_scenes(rsclip_index *idx, const int64_t *scene_ids, size_t n) {
     if (!idx || (n > 0 && !scene_ids))
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_index_delete_scenes: NULL argument");
-    int rc = idx__writable(idx, "delete scenes");
-    if (rc || (rc = idx__begin_write(idx))) return rc;
+    int rc = rsclip__idx_writable(idx, "delete scenes");
+    if (rc || (rc = rsclip__idx_begin_write(idx))) return rc;
     for (size_t i = 0; i < n && !rc; i++) rc = delete_impl(idx, scene_ids[i]);
-    return idx__end(idx, rc);
+    return rsclip__idx_end(idx, rc);
 }
 
 /* Run a query whose rows are int64 ids into a new array. */
@@ -312,10 +316,10 @@ static int collect_ids(rsclip_index *idx, sqlite3_stmt *st, int64_t **ids, size_
     int64_t *a = NULL;
     int rc = RSCLIP_OK, r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        if (cnt == cap && (rc = idx__grow(idx, &a, &cap, sizeof *a, 64))) break;
+        if (cnt == cap && (rc = rsclip__idx_grow(idx, &a, &cap, sizeof *a, 64))) break;
         a[cnt++] = sqlite3_column_int64(st, 0);
     }
-    if (!rc && r != SQLITE_DONE) rc = idx__db_error(idx, "reading ids");
+    if (!rc && r != SQLITE_DONE) rc = rsclip__idx_db_error(idx, "reading ids");
     if (rc) {
         free(a);
         return rc;
@@ -331,7 +335,7 @@ int rsclip_index_list_scenes(rsclip_index *idx, int64_t **ids, size_t *n) {
     *ids = NULL;
     *n = 0;
     sqlite3_stmt *st;
-    int rc = idx__prepare(idx, "SELECT id FROM scenes ORDER BY id", &st);
+    int rc = rsclip__idx_prepare(idx, "SELECT id FROM scenes ORDER BY id", &st);
     if (rc) return rc;
     rc = collect_ids(idx, st, ids, n);
     sqlite3_finalize(st);
@@ -404,7 +408,7 @@ static int get_scene_where(rsclip_index *idx, const char *where, int64_t id, con
     char sql[512];
     snprintf(sql, sizeof sql, "SELECT " SCENE_COLS " FROM scenes WHERE %s", where);
     sqlite3_stmt *st;
-    int rc = idx__prepare(idx, sql, &st);
+    int rc = rsclip__idx_prepare(idx, sql, &st);
     if (rc) return rc;
     if (path)
         sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
@@ -418,7 +422,7 @@ static int get_scene_where(rsclip_index *idx, const char *where, int64_t id, con
                   : rsclip__error(RSCLIP_ERR_NOT_FOUND, "%s: no scene with id %lld", idx->path,
                                   (long long)id);
     else
-        rc = idx__db_error(idx, "reading a scene");
+        rc = rsclip__idx_db_error(idx, "reading a scene");
     sqlite3_finalize(st);
     return rc;
 }
@@ -444,21 +448,21 @@ int rsclip_index_scene_windows(rsclip_index *idx, int64_t scene_id, rsclip_tile_
     *out = NULL;
     *n = 0;
     sqlite3_stmt *st;
-    int rc = idx__prepare(idx,
-                          "SELECT xoff, yoff, xsize, ysize FROM tiles WHERE scene_id = ?1 "
-                          "ORDER BY yoff, xoff, ysize, xsize",
-                          &st);
+    int rc = rsclip__idx_prepare(idx,
+                                 "SELECT xoff, yoff, xsize, ysize FROM tiles WHERE scene_id = ?1 "
+                                 "ORDER BY yoff, xoff, ysize, xsize",
+                                 &st);
     if (rc) return rc;
     sqlite3_bind_int64(st, 1, scene_id);
     size_t cap = 0, cnt = 0;
     rsclip_tile_window *a = NULL;
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        if (cnt == cap && (rc = idx__grow(idx, &a, &cap, sizeof *a, 256))) break;
-        if ((rc = idx__column_window(idx, scene_id, st, 0, &a[cnt]))) break;
+        if (cnt == cap && (rc = rsclip__idx_grow(idx, &a, &cap, sizeof *a, 256))) break;
+        if ((rc = rsclip__idx_column_window(idx, scene_id, st, 0, &a[cnt]))) break;
         cnt++;
     }
-    if (!rc && r != SQLITE_DONE) rc = idx__db_error(idx, "reading tile windows");
+    if (!rc && r != SQLITE_DONE) rc = rsclip__idx_db_error(idx, "reading tile windows");
     sqlite3_finalize(st);
     if (rc) {
         free(a);
@@ -477,11 +481,12 @@ int rsclip_index_scene_tiles(rsclip_index *idx, int64_t scene_id, int64_t **ids,
     if (windows) *windows = NULL;
     *n = 0;
     sqlite3_stmt *st;
-    int rc = idx__prepare(idx,
-                          "SELECT t.fid, t.xoff, t.yoff, t.xsize, t.ysize, s.width, s.height FROM "
-                          "tiles t JOIN scenes s ON s.id = t.scene_id WHERE t.scene_id = ?1 "
-                          "ORDER BY t.fid",
-                          &st);
+    int rc = rsclip__idx_prepare(
+        idx,
+        "SELECT t.fid, t.xoff, t.yoff, t.xsize, t.ysize, s.width, s.height FROM "
+        "tiles t JOIN scenes s ON s.id = t.scene_id WHERE t.scene_id = ?1 "
+        "ORDER BY t.fid",
+        &st);
     if (rc) return rc;
     sqlite3_bind_int64(st, 1, scene_id);
     size_t cap = 0, cnt = 0;
@@ -491,18 +496,18 @@ int rsclip_index_scene_tiles(rsclip_index *idx, int64_t scene_id, int64_t **ids,
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         if (cnt == cap) {
             size_t wcap = cap; /* both arrays grow in step */
-            if ((rc = idx__grow(idx, &w, &wcap, sizeof *w, 256)) ||
-                (rc = idx__grow(idx, &a, &cap, sizeof *a, 256)))
+            if ((rc = rsclip__idx_grow(idx, &w, &wcap, sizeof *w, 256)) ||
+                (rc = rsclip__idx_grow(idx, &a, &cap, sizeof *a, 256)))
                 break;
         }
         a[cnt] = sqlite3_column_int64(st, 0);
-        if ((rc = idx__column_window(idx, a[cnt], st, 1, &w[cnt]))) break;
-        if ((rc = idx__check_window(idx, a[cnt], &w[cnt], sqlite3_column_int64(st, 5),
-                                    sqlite3_column_int64(st, 6))))
+        if ((rc = rsclip__idx_column_window(idx, a[cnt], st, 1, &w[cnt]))) break;
+        if ((rc = rsclip__idx_check_window(idx, a[cnt], &w[cnt], sqlite3_column_int64(st, 5),
+                                           sqlite3_column_int64(st, 6))))
             break;
         cnt++;
     }
-    if (!rc && r != SQLITE_DONE) rc = idx__db_error(idx, "reading the tiles of a scene");
+    if (!rc && r != SQLITE_DONE) rc = rsclip__idx_db_error(idx, "reading the tiles of a scene");
     sqlite3_finalize(st);
     if (rc) {
         free(a);
@@ -587,7 +592,7 @@ typedef struct add_ctx {
 /* The scene's grid size (NOT_FOUND if there is no such scene). */
 static int scene_grid(rsclip_index *idx, int64_t scene_id, int64_t *w, int64_t *h) {
     sqlite3_stmt *st;
-    int rc = idx__prepare(idx, "SELECT width, height FROM scenes WHERE id = ?1", &st);
+    int rc = rsclip__idx_prepare(idx, "SELECT width, height FROM scenes WHERE id = ?1", &st);
     if (rc) return rc;
     sqlite3_bind_int64(st, 1, scene_id);
     int r = sqlite3_step(st);
@@ -598,7 +603,7 @@ static int scene_grid(rsclip_index *idx, int64_t scene_id, int64_t *w, int64_t *
         rc = rsclip__error(RSCLIP_ERR_NOT_FOUND, "%s: no scene with id %lld", idx->path,
                            (long long)scene_id);
     } else {
-        rc = idx__db_error(idx, "looking up a scene");
+        rc = rsclip__idx_db_error(idx, "looking up a scene");
     }
     sqlite3_finalize(st);
     return rc;
@@ -609,21 +614,21 @@ static int add_impl(rsclip_index *idx, add_ctx *c) {
     int rc = scene_grid(idx, c->scene_id, &gw, &gh);
     if (rc) return rc;
     for (size_t i = 0; i < c->n; i++) /* windows read back index memory: none outside the grid */
-        if ((rc = idx__check_window(idx, (int64_t)i, &c->tiles[i].window, gw, gh)))
+        if ((rc = rsclip__idx_check_window(idx, (int64_t)i, &c->tiles[i].window, gw, gh)))
             return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s", rsclip_last_error());
     sqlite3_stmt *ti = NULL, *ve = NULL;
     for (size_t i = 0; i < c->n; i++) {
         const rsclip_tile_record *t = &c->tiles[i];
         size_t gsz = 0;
         if (t->footprint) {
-            gsz = idx__gpkg_polygon_size(t->footprint, t->n_footprint);
+            gsz = rsclip__idx_gpkg_polygon_size(t->footprint, t->n_footprint);
             if (gsz > c->gcap) {
                 uint8_t *nb = realloc(c->gbuf, gsz);
                 if (!nb) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
                 c->gbuf = nb;
                 c->gcap = gsz;
             }
-            gsz = idx__gpkg_polygon_encode(t->footprint, t->n_footprint, 4326, c->gbuf);
+            gsz = rsclip__idx_gpkg_polygon_encode(t->footprint, t->n_footprint, 4326, c->gbuf);
         }
         for (size_t k = 0; t->footprint && k < t->n_footprint; k++) {
             double x = t->footprint[2 * k], y = t->footprint[2 * k + 1];
@@ -632,12 +637,13 @@ static int add_impl(rsclip_index *idx, add_ctx *c) {
             if (x > c->env[2]) c->env[2] = x;
             if (y > c->env[3]) c->env[3] = y;
         }
-        if ((rc = idx__cached(idx, IDX_ST_INSERT_TILE,
-                              "INSERT INTO tiles (geom, scene_id, xoff, yoff, xsize, ysize, "
-                              "valid_fraction, lon, lat, ul_x, ul_y, ur_x, ur_y, lr_x, lr_y, "
-                              "ll_x, ll_y, fid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-                              "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-                              &ti)))
+        if ((rc = rsclip__idx_cached(
+                 idx, IDX_ST_INSERT_TILE,
+                 "INSERT INTO tiles (geom, scene_id, xoff, yoff, xsize, ysize, "
+                 "valid_fraction, lon, lat, ul_x, ul_y, ur_x, ur_y, lr_x, lr_y, "
+                 "ll_x, ll_y, fid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+                 "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                 &ti)))
             return rc;
         if (t->footprint)
             sqlite3_bind_blob(ti, 1, c->gbuf, (int)gsz, SQLITE_STATIC);
@@ -668,34 +674,35 @@ static int add_impl(rsclip_index *idx, add_ctx *c) {
                                      "%s: scene %lld already has the tile window %d,%d %dx%d",
                                      idx->path, (long long)c->scene_id, t->window.xoff,
                                      t->window.yoff, t->window.xsize, t->window.ysize);
-            return idx__db_error(idx, "inserting a tile");
+            return rsclip__idx_db_error(idx, "inserting a tile");
         }
         int64_t id = sqlite3_last_insert_rowid(idx->db);
         if (c->ids) c->ids[i] = id;
         pack_vector(c->vecs + i * (size_t)c->dim, c->dim, c->vbuf);
-        if ((rc = idx__cached(idx, IDX_ST_INSERT_VEC,
-                              "INSERT INTO embeddings (tile_id, vec) VALUES (?1, ?2)", &ve)))
+        if ((rc = rsclip__idx_cached(idx, IDX_ST_INSERT_VEC,
+                                     "INSERT INTO embeddings (tile_id, vec) VALUES (?1, ?2)", &ve)))
             return rc;
         sqlite3_bind_int64(ve, 1, id);
         sqlite3_bind_blob(ve, 2, c->vbuf, c->dim * 4, SQLITE_STATIC);
-        if (sqlite3_step(ve) != SQLITE_DONE) return idx__db_error(idx, "inserting an embedding");
+        if (sqlite3_step(ve) != SQLITE_DONE)
+            return rsclip__idx_db_error(idx, "inserting an embedding");
     }
     sqlite3_reset(ti);
     sqlite3_reset(ve);
-    if (!(c->env[0] <= c->env[2])) return idx__touch(idx); /* no footprint in this batch */
+    if (!(c->env[0] <= c->env[2])) return rsclip__idx_touch(idx); /* no footprint in this batch */
     sqlite3_stmt *st; /* scenes.tiles_stored follows by trigger */
-    if ((rc = idx__prepare(idx,
-                           "UPDATE gpkg_contents SET min_x = min(coalesce(min_x, ?1), ?1), "
-                           "min_y = min(coalesce(min_y, ?2), ?2), "
-                           "max_x = max(coalesce(max_x, ?3), ?3), "
-                           "max_y = max(coalesce(max_y, ?4), ?4), "
-                           "last_change = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
-                           "WHERE table_name = 'tiles'",
-                           &st)))
+    if ((rc = rsclip__idx_prepare(idx,
+                                  "UPDATE gpkg_contents SET min_x = min(coalesce(min_x, ?1), ?1), "
+                                  "min_y = min(coalesce(min_y, ?2), ?2), "
+                                  "max_x = max(coalesce(max_x, ?3), ?3), "
+                                  "max_y = max(coalesce(max_y, ?4), ?4), "
+                                  "last_change = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+                                  "WHERE table_name = 'tiles'",
+                                  &st)))
         return rc;
     for (int k = 0; k < 4; k++) sqlite3_bind_double(st, k + 1, c->env[k]);
     if ((rc = step_done(idx, st, "updating gpkg_contents"))) return rc;
-    return idx__touch(idx);
+    return rsclip__idx_touch(idx);
 }
 
 int rsclip_index_add_tiles(rsclip_index *idx, int64_t scene_id, size_t n,
@@ -705,12 +712,12 @@ int rsclip_index_add_tiles(rsclip_index *idx, int64_t scene_id, size_t n,
     if (!tiles || !vecs)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: add_tiles: tiles or vectors missing",
                              idx->path);
-    int rc = idx__writable(idx, "add tiles");
+    int rc = rsclip__idx_writable(idx, "add tiles");
     if (rc) return rc;
     for (size_t i = 0; i < n; i++)
         if ((rc = check_record(idx, &tiles[i], i))) return rc;
     int64_t dim = 0;
-    if ((rc = idx__meta_int(idx, "embed_dim", &dim))) return rc;
+    if ((rc = rsclip__idx_meta_int(idx, "embed_dim", &dim))) return rc;
     if (dim <= 0)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG,
                              "%s: no model bound: call rsclip_index_bind_model before adding "
@@ -727,8 +734,8 @@ int rsclip_index_add_tiles(rsclip_index *idx, int64_t scene_id, size_t n,
                                  "%s: tile %zu: embedding is zero or not finite", idx->path, i);
         }
     }
-    rc = idx__begin_write(idx);
-    if (!rc) rc = idx__end(idx, add_impl(idx, &c));
+    rc = rsclip__idx_begin_write(idx);
+    if (!rc) rc = rsclip__idx_end(idx, add_impl(idx, &c));
     free(c.vbuf);
     free(c.gbuf);
     return rc;
