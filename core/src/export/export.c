@@ -99,16 +99,6 @@ OGRSpatialReferenceH rsclip__export_srs(const char *def) {
     return srs;
 }
 
-OGRGeometryH rsclip__ring_polygon(const double *xy, int n) {
-    OGRGeometryH ring = OGR_G_CreateGeometry(wkbLinearRing);
-    for (int i = 0; i < n; i++) OGR_G_AddPoint_2D(ring, xy[2 * i], xy[2 * i + 1]);
-    if (n > 0 && (xy[0] != xy[2 * (n - 1)] || xy[1] != xy[2 * (n - 1) + 1]))
-        OGR_G_AddPoint_2D(ring, xy[0], xy[1]);
-    OGRGeometryH poly = OGR_G_CreateGeometry(wkbPolygon);
-    OGR_G_AddGeometryDirectly(poly, ring);
-    return poly;
-}
-
 OGRGeometryH rsclip__hit_lonlat_polygon(const rsclip_hit *h) {
     if (!h->footprint || h->n_footprint < 3) return NULL;
     return rsclip__ring_polygon(h->footprint, h->n_footprint);

@@ -17,9 +17,6 @@ static inline const char *rsclip__gdal_msg(const rsclip__gdal_errors *e, const c
  * it does not parse. */
 OGRSpatialReferenceH rsclip__export_srs(const char *def);
 
-/* Polygon from a ring of n (x, y) points (closed here if the caller did not). */
-OGRGeometryH rsclip__ring_polygon(const double *xy, int n);
-
 /* A hit in pixel coordinates: no lon/lat and no WGS84 footprint (see rsclip/export.h). */
 static inline int rsclip__hit_is_pixel(const rsclip_hit *h) {
     return !h->has_lonlat && !(h->footprint && h->n_footprint >= 3);

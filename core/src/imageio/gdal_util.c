@@ -54,3 +54,13 @@ int rsclip__gdal_error(const rsclip__gdal_errors *e, int code, const char *fmt, 
     if (e && e->msg[0]) return rsclip__error(code, "%s: %s", head, e->msg);
     return rsclip__error(code, "%s", head);
 }
+
+OGRGeometryH rsclip__ring_polygon(const double *xy, int n) {
+    OGRGeometryH ring = OGR_G_CreateGeometry(wkbLinearRing);
+    for (int i = 0; i < n; i++) OGR_G_AddPoint_2D(ring, xy[2 * i], xy[2 * i + 1]);
+    if (n > 0 && (xy[0] != xy[2 * (n - 1)] || xy[1] != xy[2 * (n - 1) + 1]))
+        OGR_G_AddPoint_2D(ring, xy[0], xy[1]);
+    OGRGeometryH poly = OGR_G_CreateGeometry(wkbPolygon);
+    OGR_G_AddGeometryDirectly(poly, ring);
+    return poly;
+}

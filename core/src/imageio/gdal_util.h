@@ -1,9 +1,12 @@
-/* Private GDAL glue shared by imageio and hub: one-time driver registration and a scoped GDAL
- * error handler whose captured message is translated once into rsclip's per-thread error. */
+/* Private GDAL glue shared by the modules that use GDAL (tiler, query, export, render, hub):
+ * one-time driver registration, a scoped GDAL error handler whose captured message is translated
+ * once into rsclip's per-thread error, and footprints as OGR polygons. */
 #ifndef RSCLIP_GDAL_UTIL_H
 #define RSCLIP_GDAL_UTIL_H
 
 #include "status/status_internal.h"
+
+#include <ogr_api.h>
 
 /* GDALAllRegister() exactly once per process (pthread_once). */
 void rsclip__gdal_init(void);
@@ -21,5 +24,8 @@ void rsclip__gdal_errors_pop(rsclip__gdal_errors *e);
 /* rsclip__error(code, fmt, ...) with ": <GDAL message>" appended when one was captured. */
 int rsclip__gdal_error(const rsclip__gdal_errors *e, int code, const char *fmt, ...)
     RSCLIP_PRINTF(3, 4);
+
+/* Polygon from a ring of n (x, y) points (closed here if the caller did not). */
+OGRGeometryH rsclip__ring_polygon(const double *xy, int n);
 
 #endif

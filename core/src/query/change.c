@@ -95,13 +95,7 @@ static int tile_score(rsclip_session *s, int part, int64_t id, const float *qv, 
 }
 
 static OGRGeometryH footprint_poly(const rsclip_tile_info *t) {
-    OGRGeometryH ring = OGR_G_CreateGeometry(wkbLinearRing);
-    for (size_t i = 0; i < t->n_footprint; i++)
-        OGR_G_AddPoint_2D(ring, t->footprint[2 * i], t->footprint[2 * i + 1]);
-    OGR_G_CloseRings(ring);
-    OGRGeometryH poly = OGR_G_CreateGeometry(wkbPolygon);
-    OGR_G_AddGeometryDirectly(poly, ring);
-    return poly;
+    return rsclip__ring_polygon(t->footprint, (int)t->n_footprint);
 }
 
 /* ---- state of one change query ----------------------------------------------------------------

@@ -58,11 +58,7 @@ static int filter_aoi_impl(rsclip_index *idx, const char *wkt, rsclip__allow_lis
         rsclip_tile_info *t = NULL;
         rc = rsclip_index_get_tile(idx, ids[i], &t);
         if (rc) break;
-        OGRGeometryH ring = OGR_G_CreateGeometry(wkbLinearRing);
-        for (size_t j = 0; j < t->n_footprint; j++)
-            OGR_G_AddPoint_2D(ring, t->footprint[2 * j], t->footprint[2 * j + 1]);
-        OGRGeometryH poly = OGR_G_CreateGeometry(wkbPolygon);
-        OGR_G_AddGeometryDirectly(poly, ring);
+        OGRGeometryH poly = rsclip__ring_polygon(t->footprint, (int)t->n_footprint);
         if (OGR_G_Intersects(poly, aoi)) ids[k++] = ids[i];
         OGR_G_DestroyGeometry(poly);
         rsclip_free(t);

@@ -14,15 +14,6 @@
  * one: neighbours that only touch (a shared edge, a sliver of resampling) do not count. */
 #define SAME_PLACE_SHARE 0.1
 
-static OGRGeometryH ring_poly(const double *xy, int n) {
-    OGRGeometryH ring = OGR_G_CreateGeometry(wkbLinearRing);
-    for (int i = 0; i < n; i++) OGR_G_AddPoint_2D(ring, xy[2 * i], xy[2 * i + 1]);
-    OGR_G_CloseRings(ring);
-    OGRGeometryH poly = OGR_G_CreateGeometry(wkbPolygon);
-    OGR_G_AddGeometryDirectly(poly, ring);
-    return poly;
-}
-
 int rsclip__same_place(const rsclip_hit *a, const rsclip_hit *b) {
     if (!a->footprint || !b->footprint || a->n_footprint < 3 || b->n_footprint < 3) return 0;
     double ea[4] = {INFINITY, INFINITY, -INFINITY, -INFINITY}, eb[4];
@@ -36,8 +27,8 @@ int rsclip__same_place(const rsclip_hit *a, const rsclip_hit *b) {
         eb[1] = fmin(eb[1], b->footprint[2 * i + 1]), eb[3] = fmax(eb[3], b->footprint[2 * i + 1]);
     }
     if (ea[2] <= eb[0] || eb[2] <= ea[0] || ea[3] <= eb[1] || eb[3] <= ea[1]) return 0;
-    OGRGeometryH pa = ring_poly(a->footprint, a->n_footprint);
-    OGRGeometryH pb = ring_poly(b->footprint, b->n_footprint);
+    OGRGeometryH pa = rsclip__ring_polygon(a->footprint, a->n_footprint);
+    OGRGeometryH pb = rsclip__ring_polygon(b->footprint, b->n_footprint);
     OGRGeometryH x = OGR_G_Intersection(pa, pb);
     double ax = x ? OGR_G_Area(x) : 0, aa = OGR_G_Area(pa), ab = OGR_G_Area(pb);
     OGR_G_DestroyGeometry(x);

@@ -225,11 +225,7 @@ static int index_add(index_writer *x, OGRFeatureH f, OGRGeometryH g) {
 }
 
 static OGRGeometryH ring_polygon(const double *ring, int n) {
-    if (!ring || n < 4) return NULL;
-    OGRGeometryH r = OGR_G_CreateGeometry(wkbLinearRing), p = OGR_G_CreateGeometry(wkbPolygon);
-    for (int i = 0; i < n; i++) OGR_G_AddPoint_2D(r, ring[2 * i], ring[2 * i + 1]);
-    OGR_G_AddGeometryDirectly(p, r);
-    return p;
+    return ring && n >= 4 ? rsclip__ring_polygon(ring, n) : NULL;
 }
 
 static void set_str(OGRFeatureH f, const char *name, const char *v) {

@@ -105,11 +105,7 @@ static const char *base_name(const char *path) {
 
 static OGRGeometryH hit_geom(const rsclip_hit *h) {
     if (!h->has_lonlat || !h->footprint || h->n_footprint < 4) return NULL;
-    OGRGeometryH r = OGR_G_CreateGeometry(wkbLinearRing), p = OGR_G_CreateGeometry(wkbPolygon);
-    for (int i = 0; i < h->n_footprint; i++)
-        OGR_G_AddPoint_2D(r, h->footprint[2 * i], h->footprint[2 * i + 1]);
-    OGR_G_AddGeometryDirectly(p, r);
-    return p;
+    return rsclip__ring_polygon(h->footprint, h->n_footprint);
 }
 
 static void lonlat_text(char *buf, size_t cap, double lon, double lat) {
