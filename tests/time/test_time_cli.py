@@ -399,6 +399,8 @@ def group_filters(tmp):
     check(len(both) == sc["a2019.tif"]["tiles"], "an instant matches itself (closed bounds)")
     none, err = hits("--after", "2024")
     check(not none and "no hits" in err, "a window with no scene: no hits, said why: %s" % err)
+    check("no scene's time meets the time filter" in err and "1 scene without a time left out" in err,
+          "the reason counts the untimed scenes over every part: %s" % err)
     p = run(["search", ix, "coast", "--after", "2023", "--before", "2019"])
     check(p.returncode == 2 or "later than" in p.stderr, "after later than before refused")
     p = run(["search", ix, "coast", "--after", "yesterday"])

@@ -397,6 +397,8 @@ static void sum_allow(const rsclip_session *s, const part_search *ps, rsclip__al
         sum->n_bbox += a->n_bbox;
         sum->n_aoi += a->n_aoi;
         sum->n_scene += a->n_scene;
+        sum->n_time += a->n_time;
+        sum->n_untimed += a->n_untimed;
         if (a->n_aoi || p == 0) memcpy(sum->aoi_env, a->aoi_env, sizeof sum->aoi_env);
     }
 }
