@@ -4,7 +4,7 @@
 #include "rsclip/export.h"
 #include "export/export_internal.h"
 #include "export/output_internal.h"
-#include "imageio/gdal_util.h"
+#include "gdal/gdal_util.h"
 #include "status/status_internal.h"
 
 #include <cpl_conv.h>

@@ -2,7 +2,7 @@
 #ifndef RSCLIP_EXPORT_INTERNAL_H
 #define RSCLIP_EXPORT_INTERNAL_H
 
-#include "imageio/gdal_util.h"
+#include "gdal/gdal_util.h"
 #include "rsclip/export.h"
 
 #include <ogr_api.h>

@@ -3,7 +3,7 @@
 #include "base/base.h"
 #include "hub/hub_internal.h"
 
-#include "imageio/gdal_util.h"
+#include "gdal/gdal_util.h"
 #include "status/status_internal.h"
 
 #include <errno.h>

@@ -2,7 +2,7 @@
  * GDAL's errors translated once into rsclip's per-thread error. */
 #include "rsclip/imageio.h"
 
-#include "imageio/gdal_util.h"
+#include "gdal/gdal_util.h"
 #include "status/status_internal.h"
 
 #include <errno.h>

@@ -6,7 +6,7 @@
 #include "rsclip/plan.h"
 #include "rsclip/tiler.h"
 #include "rsclip/time.h"
-#include "imageio/gdal_util.h"
+#include "gdal/gdal_util.h"
 #include "status/status_internal.h"
 
 #include <cpl_vsi.h>

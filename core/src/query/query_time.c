@@ -1,7 +1,7 @@
 /* Time in queries, after the ranking: --latest (the most recent tile at each place among the
  * hits). The time filters themselves are allow lists (filter.c); change queries: change.c. */
 #include "query/query_internal.h"
-#include "imageio/gdal_util.h"
+#include "gdal/gdal_util.h"
 #include "status/status_internal.h"
 
 #include <ogr_api.h>
@@ -14,7 +14,7 @@
  * one: neighbours that only touch (a shared edge, a sliver of resampling) do not count. */
 #define SAME_PLACE_SHARE 0.1
 
-int rsclip__same_place(const rsclip_hit *a, const rsclip_hit *b) {
+static int same_place(const rsclip_hit *a, const rsclip_hit *b) {
     if (!a->footprint || !b->footprint || a->n_footprint < 3 || b->n_footprint < 3) return 0;
     double ea[4] = {INFINITY, INFINITY, -INFINITY, -INFINITY}, eb[4];
     memcpy(eb, ea, sizeof eb);
@@ -61,7 +61,7 @@ int rsclip__latest_filter(rsclip_hit *hits, int n, int k, int *n_dropped) {
     rsclip__gdal_errors_push(&e);
     for (int i = 0; i < n; i++)
         for (int j = 0; j < n && !drop[i]; j++)
-            if (j != i && when[j] > when[i] && rsclip__same_place(&hits[i], &hits[j]))
+            if (j != i && when[j] > when[i] && same_place(&hits[i], &hits[j]))
                 drop[i] = 1; /* a later tile shows this place */
     rsclip__gdal_errors_pop(&e);
     int kept = 0;

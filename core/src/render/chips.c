@@ -3,7 +3,7 @@
 #include "render/render_internal.h"
 #include "rsclip/export.h"
 #include "export/output_internal.h"
-#include "imageio/gdal_util.h"
+#include "gdal/gdal_util.h"
 #include "status/status_internal.h"
 
 #include <gdal.h>

@@ -1,7 +1,7 @@
 /* The imagery behind an index: its scenes reopened as they were indexed, a pool of tilers shared
  * by threads, the model's view of a tile, web map tiles and PNG encoding. */
 #include "render/render_internal.h"
-#include "imageio/gdal_util.h"
+#include "gdal/gdal_util.h"
 #include "json/json.h"
 #include "status/status_internal.h"
 

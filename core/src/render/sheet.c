@@ -2,7 +2,7 @@
  * as a title and an overview map of the footprints, drawn with cairo to PNG or PDF. */
 #include "render/render_internal.h"
 #include "export/output_internal.h"
-#include "imageio/gdal_util.h"
+#include "gdal/gdal_util.h"
 #include "status/status_internal.h"
 
 #include <cairo-pdf.h>

@@ -1,10 +1,10 @@
-/* Private declarations of the tiler module. GDAL registration and error capture are shared with
- * imageio (imageio/gdal_util.h). */
+/* Private declarations of the tiler module. GDAL registration and error capture come from the
+ * shared GDAL glue (gdal/gdal_util.h). */
 #ifndef RSCLIP_TILER_INTERNAL_H
 #define RSCLIP_TILER_INTERNAL_H
 
 #include "rsclip/tiler.h"
-#include "imageio/gdal_util.h"
+#include "gdal/gdal_util.h"
 
 #include <gdal.h>
 #include <ogr_srs_api.h>

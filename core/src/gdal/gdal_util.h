@@ -1,6 +1,7 @@
-/* Private GDAL glue shared by the modules that use GDAL (tiler, query, export, render, hub):
- * one-time driver registration, a scoped GDAL error handler whose captured message is translated
- * once into rsclip's per-thread error, and footprints as OGR polygons. */
+/* Private GDAL glue, its own module, shared by every module that uses GDAL (tiler, imageio, query,
+ * export, render, hub, plan): one-time driver registration, a scoped GDAL error handler whose
+ * captured message is translated once into rsclip's per-thread error, and footprints as OGR
+ * polygons. */
 #ifndef RSCLIP_GDAL_UTIL_H
 #define RSCLIP_GDAL_UTIL_H
 

@@ -1,5 +1,5 @@
-/* GDAL registration and error capture (see gdal_util.h). */
-#include "imageio/gdal_util.h"
+/* The GDAL glue: registration, error capture, rings as polygons (see gdal_util.h). */
+#include "gdal/gdal_util.h"
 
 #include <pthread.h>
 #include <stdarg.h>
