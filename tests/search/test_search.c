@@ -369,14 +369,14 @@ static void test_large(size_t n) {
             cp.kernel = RSCLIP_KERNEL_SCALAR;
             cp.n_threads = 1;
             size_t n0 = 0, n1 = 0;
-            CHECK_OK(rsclip__vecset_candidates(vs, q, &cp, cid0, cs0, ccap, &n0));
+            CHECK_OK(rsclip_vecset_candidates(vs, q, &cp, cid0, cs0, ccap, &n0));
             CHECK(n0 == ccap);
             for (int kern = RSCLIP_KERNEL_SCALAR; kern <= RSCLIP_KERNEL_AVX512VNNI; kern++) {
                 if (!rsclip__search_kernel(kern)) continue;
                 for (int nt = 1; nt <= 3; nt++) {
                     cp.kernel = kern;
                     cp.n_threads = nt;
-                    CHECK_OK(rsclip__vecset_candidates(vs, q, &cp, cid1, cs1, ccap, &n1));
+                    CHECK_OK(rsclip_vecset_candidates(vs, q, &cp, cid1, cs1, ccap, &n1));
                     ncmp++;
                     if (n1 != n0 || memcmp(cid0, cid1, n0 * sizeof(int64_t)) != 0 ||
                         memcmp(cs0, cs1, n0 * sizeof(float)) != 0)

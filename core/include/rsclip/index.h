@@ -79,6 +79,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rsclip/tiler.h" /* rsclip_georef */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -160,10 +162,10 @@ int rsclip_index_verify(rsclip_index *idx);
 
 /* ---- scenes ---------------------------------------------------------------------------------- */
 
-enum {
+typedef enum rsclip_scene_status {
     RSCLIP_SCENE_INDEXING = 0, /* started, not all tiles stored yet */
     RSCLIP_SCENE_COMPLETE = 1
-};
+} rsclip_scene_status;
 
 /* Outcome of rsclip_index_begin_scene / rsclip_index_scene_state */
 enum {
@@ -196,19 +198,19 @@ typedef struct rsclip_scene_info {
     int tile_size, stride; /* the tile grid, in grid pixels */
     int src_width, src_height, src_bands; /* the source raster; the grid (width, height) differs
                                              from it after resampling to a gsd */
-    int georef; /* rsclip_georef (rsclip/tiler.h) the footprints were made with */
-    double gsd; /* metres per grid pixel (0 = unknown) */
+    rsclip_georef georef;                 /* what the footprints were made with */
+    double gsd;                           /* metres per grid pixel (0 = unknown) */
     /* Schema 3 (NULL when unknown; not part of the scene's identity): when it was taken, ISO
      * 8601 UTC (rsclip/time.h): an instant in datetime, or an interval in start_datetime and
      * end_datetime (end exclusive); datetime_source is "stac", "option", "metadata" or "name".
      * stac_*: the STAC item, collection and asset key the scene was read from. */
     const char *datetime, *start_datetime, *end_datetime, *datetime_source;
     const char *stac_item, *stac_collection, *stac_asset;
-    int status;             /* output: RSCLIP_SCENE_INDEXING / RSCLIP_SCENE_COMPLETE */
-    int64_t tiles_stored;   /* output: tiles in the index */
-    int64_t tiles_skipped;  /* output: as given to rsclip_index_complete_scene */
-    const char *started_at; /* output: ISO 8601 UTC */
-    const char *indexed_at; /* output: ISO 8601 UTC of completion, NULL while indexing */
+    rsclip_scene_status status; /* output */
+    int64_t tiles_stored;       /* output: tiles in the index */
+    int64_t tiles_skipped;      /* output: as given to rsclip_index_complete_scene */
+    const char *started_at;     /* output: ISO 8601 UTC */
+    const char *indexed_at;     /* output: ISO 8601 UTC of completion, NULL while indexing */
 } rsclip_scene_info;
 
 /* Where the scene (path, file_size, mtime_ns, checksum, settings of *scene) stands in the index,

@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rsclip/model.h"
 #include "rsclip/plan.h"
 #include "rsclip/tiler.h"
 
@@ -58,12 +59,12 @@ typedef int (*rsclip_indexer_progress_fn)(const rsclip_indexer_progress *p, void
 typedef void (*rsclip_indexer_error_fn)(const char *path, const char *message, void *user);
 
 typedef struct rsclip_indexer_params {
-    const char *model;         /* model folder, "base", "large" or a repo id (rsclip/hub.h) */
-    rsclip_tiler_params tiler; /* tile_size is taken from the model's image size */
-    int force;                 /* re-index unchanged scenes */
-    int batch;                 /* tiles per encoder batch; default 8 */
-    int n_threads;             /* encoder threads; 0 = all cores */
-    int precision;             /* rsclip_precision (rsclip/model.h); 0 = auto */
+    const char *model;          /* model folder, "base", "large" or a repo id (rsclip/hub.h) */
+    rsclip_tiler_params tiler;  /* tile_size is taken from the model's image size */
+    int force;                  /* re-index unchanged scenes */
+    int batch;                  /* tiles per encoder batch; default 8 */
+    int n_threads;              /* encoder threads; 0 = all cores */
+    rsclip_precision precision; /* 0 = RSCLIP_PRECISION_AUTO */
     /* The acquisition time of each scene, first found of: the input's own (a STAC item's),
      * datetime (one time for every input of the run, rsclip/time.h text), the raster's
      * metadata (rsclip_raster_info.datetime), the file name through datetime_from_name (a

@@ -38,6 +38,7 @@
 
 #include "rsclip/export.h"
 #include "rsclip/index.h"
+#include "rsclip/model.h"
 #include "rsclip/time.h"
 
 #ifdef __cplusplus
@@ -57,7 +58,7 @@ typedef struct rsclip_session_params {
     int n_threads;     /* encoder and scan threads; 0 = all cores */
     int use_cache;     /* map (and rebuild when stale) INDEX.rsvec; default 1. With 0 the
                           vectors are read from the index on every open */
-    int precision;     /* text encoder's rsclip_precision (rsclip/model.h); 0 = auto */
+    rsclip_precision precision; /* the text encoder's; 0 = RSCLIP_PRECISION_AUTO */
     /* Text encoder's device: NULL or "cpu" (default), "cuda", "cuda:N" (rsclip_device_parse). */
     const char *device;
 } rsclip_session_params;

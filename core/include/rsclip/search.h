@@ -172,8 +172,8 @@ typedef struct rsclip_search_params {
                                  pass (used when the set has >= 8x as many vectors) */
     size_t exact_below;       /* AUTO mode: exact search for sets of at most this many vectors
                                  that hold floats; default 32768 */
-    int mode;                 /* rsclip_search_mode; default AUTO */
-    int kernel;               /* rsclip_kernel for the int8 scan; default AUTO (benchmarks/tests
+    rsclip_search_mode mode;  /* default AUTO */
+    rsclip_kernel kernel;     /* for the int8 scan; default AUTO (benchmarks/tests
                                  may force one; RSCLIP_ERR_UNSUPPORTED if the CPU lacks it) */
     int n_threads;            /* scan threads; default 1 */
     const float *negatives;   /* [n_negatives, dim] negative queries, or NULL */

@@ -123,12 +123,12 @@ typedef enum rsclip_georef {
 } rsclip_georef;
 
 typedef struct rsclip_tiler_params {
-    int tile_size;       /* window side in (resampled) pixels = model input size; default 256 */
-    int stride;          /* distance between windows; 0 (default) = tile_size, no overlap */
-    int n_bands;         /* 0 (default) = from colour interpretation, else 1 (replicated) or 3 */
-    int bands[3];        /* 1-based source band numbers when n_bands > 0 */
-    double min_valid;    /* tiles with a valid fraction below this are skipped; default 0.5 */
-    int scale_mode;      /* rsclip_tiler_scale_mode; default AUTO */
+    int tile_size;    /* window side in (resampled) pixels = model input size; default 256 */
+    int stride;       /* distance between windows; 0 (default) = tile_size, no overlap */
+    int n_bands;      /* 0 (default) = from colour interpretation, else 1 (replicated) or 3 */
+    int bands[3];     /* 1-based source band numbers when n_bands > 0 */
+    double min_valid; /* tiles with a valid fraction below this are skipped; default 0.5 */
+    rsclip_tiler_scale_mode scale_mode; /* default AUTO */
     double scale_min[3]; /* RANGE: per output channel (set all three alike for "all bands") */
     double scale_max[3];
     double pct_low;         /* PERCENTILE/AUTO: default 2 */
@@ -137,7 +137,7 @@ typedef struct rsclip_tiler_params {
     double gsd;             /* target ground resolution in metres; 0 (default) = native */
     const char *resampling; /* GDAL method for gsd ("average", "cubic", ...); NULL = average
                                when downsampling, cubic when upsampling. Copied at open. */
-    int mask_mode;          /* rsclip_tiler_mask_mode; default AUTO */
+    rsclip_tiler_mask_mode mask_mode; /* default AUTO */
     int allow_pixel_coords; /* accept rasters without CRS (no lon/lat footprints); default 0 */
     int densify;            /* WGS84 ring points per edge, 1..RSCLIP_TILER_MAX_DENSIFY; default 8 */
     int64_t max_tiles;      /* refuse scenes with more windows; 0 = RSCLIP_TILER_MAX_TILES */
@@ -191,10 +191,10 @@ typedef struct rsclip_raster_info {
     const char *driver; /* GDAL driver short name, e.g. "GTiff", "VRT" */
     int src_width, src_height, src_bands;
     const char *data_type; /* GDAL name of the selected bands' type, e.g. "Byte", "UInt16" */
-    int georef;            /* rsclip_georef */
-    const char *crs_wkt;   /* WKT1 (as GeoPackage's definition column wants); "" if none */
-    const char *crs_wkt2;  /* WKT2:2019; "" if none */
-    int epsg;              /* EPSG code when the CRS is (or matches exactly) one; else 0 */
+    rsclip_georef georef;
+    const char *crs_wkt;  /* WKT1 (as GeoPackage's definition column wants); "" if none */
+    const char *crs_wkt2; /* WKT2:2019; "" if none */
+    int epsg;             /* EPSG code when the CRS is (or matches exactly) one; else 0 */
     double src_geotransform[6];
     /* The tiling grid: equals the source unless params.gsd resampled it. Footprints follow
      * geotransform: X = gt[0] + px * gt[1] + py * gt[2], Y = gt[3] + px * gt[4] + py * gt[5]. */
@@ -208,8 +208,8 @@ typedef struct rsclip_raster_info {
     int bands_assumed;   /* 1: more than three bands and no red/green/blue colour interpretation:
                             the first three were taken (callers should warn: give bands) */
     char bands_text[48]; /* "3,2,1" (or "1" for a replicated band), for the index */
-    int scale_mode;      /* what was applied: NONE, RANGE or PERCENTILE (never AUTO) */
-    double scale_min[3], scale_max[3]; /* per output channel, in source units (RANGE/PERCENTILE) */
+    rsclip_tiler_scale_mode scale_mode; /* applied: NONE, RANGE or PERCENTILE (never AUTO) */
+    double scale_min[3], scale_max[3];  /* per output channel, in source units (RANGE/PERCENTILE) */
     char scaling_json[512]; /* the same for the index, e.g. {"mode":"percentile","pct":[2,98],
                                "min":[22,52,30],"max":[128,122,103],"fill":0}; mode "none" for
                                8-bit pass-through */

@@ -41,7 +41,7 @@ void rsclip__msg_free(msg *m) {
 
 /* ---- the queue between the threads ------------------------------------------------------- */
 
-void rsclip__q_init(queue *q, int cap) {
+static void q_init(queue *q, int cap) {
     memset(q, 0, sizeof *q);
     q->cap = cap;
     pthread_mutex_init(&q->mu, NULL);
@@ -49,7 +49,7 @@ void rsclip__q_init(queue *q, int cap) {
     pthread_cond_init(&q->not_full, NULL);
 }
 
-void rsclip__q_destroy(queue *q) {
+static void q_destroy(queue *q) {
     pthread_mutex_destroy(&q->mu);
     pthread_cond_destroy(&q->not_empty);
     pthread_cond_destroy(&q->not_full);
@@ -273,8 +273,8 @@ static int run_pipeline(const char *index_path, const idx_job *jobs, int n_jobs,
     pl.batch_cap = p.batch;
     atomic_init(&pl.stop, 0);
     atomic_init(&pl.dropped, 0);
-    rsclip__q_init(&pl.to_writer, 16);
-    rsclip__q_init(&pl.free_batches, N_BATCH_BUFFERS);
+    q_init(&pl.to_writer, 16);
+    q_init(&pl.free_batches, N_BATCH_BUFFERS);
     const size_t px_per_tile = (size_t)3 * (size_t)mi->image_size * (size_t)mi->image_size;
     batch *buffers[N_BATCH_BUFFERS] = {0};
     for (int i = 0; i < N_BATCH_BUFFERS && !rc; i++) {
@@ -320,8 +320,8 @@ static int run_pipeline(const char *index_path, const idx_job *jobs, int n_jobs,
     if (reader_started && !fatal) report_unsettled(&w);
     rc = fatal;
     for (int i = 0; i < N_BATCH_BUFFERS; i++) batch_free(buffers[i]);
-    rsclip__q_destroy(&pl.to_writer);
-    rsclip__q_destroy(&pl.free_batches);
+    q_destroy(&pl.to_writer);
+    q_destroy(&pl.free_batches);
     free(w.emb);
     free(w.settled);
     *report = w.rep;
@@ -445,7 +445,7 @@ static int index_jobs(const char *index_path, const idx_job *jobs, int n_jobs,
         rsclip_encoder_params ep = rsclip_encoder_default_params();
         ep.max_batch = p.batch;
         ep.n_threads = p.n_threads;
-        ep.precision = (rsclip_precision)p.precision;
+        ep.precision = p.precision;
         if (p.device) rc = rsclip_device_parse(p.device, &ep.device);
         if (!rc) rc = rsclip_encoder_new(model, &ep, &enc);
     }

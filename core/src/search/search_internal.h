@@ -44,9 +44,6 @@ rsclip__dot_kernel rsclip__search_kernel4(int kernel);
 /* The best kernel this CPU runs, as an rsclip_kernel value. */
 int rsclip__search_best_kernel(void);
 
-/* The candidate set of the int8 scan: rsclip_vecset_candidates (rsclip/search.h). */
-#define rsclip__vecset_candidates rsclip_vecset_candidates
-
 #ifdef __cplusplus
 }
 #endif
