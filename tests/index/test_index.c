@@ -94,10 +94,22 @@ typedef struct expect_tile {
     double lon0, lat0;
 } expect_tile;
 
-static void test_write_read(const char *dir) {
-    const char *p = tmp_path(dir, "a.gpkg");
+/* The index every reading test below reads: two scenes (one complete, one still indexing) and
+ * the tiles the writing test stored, with what each tile must read back as. */
+typedef struct written {
     char path[1024];
-    snprintf(path, sizeof path, "%s", p);
+    rsclip_scene_info s1;
+    int64_t sid1, sid2;
+    int n1, n_total;
+    expect_tile *ex; /* [n_total], in insertion (= id) order */
+    double ext[4];   /* the extent of every footprint */
+} written;
+
+/* Writing: model binding, batches, refusals of bad records and windows already stored, meta. */
+static void write_index(const char *dir, written *w) {
+    const char *p = tmp_path(dir, "a.gpkg");
+    snprintf(w->path, sizeof w->path, "%s", p);
+    const char *path = w->path;
     rsclip_index *idx;
     CHECK_OK(rsclip_index_open(path, RSCLIP_INDEX_CREATE, &idx));
     REQUIRE(idx);
@@ -105,12 +117,12 @@ static void test_write_read(const char *dir) {
 
     /* no model yet: adding tiles is refused, check_model says NOT_FOUND */
     CHECK(rsclip_index_check_model(idx, fp_a, DIM) == RSCLIP_ERR_NOT_FOUND);
-    rsclip_scene_info s1 = ti_scene("/data/s1.tif", 1000, 111, "c1", COLS, ROWS);
+    w->s1 = ti_scene("/data/s1.tif", 1000, 111, "c1", COLS, ROWS);
     int64_t sid1 = 0, sid2 = 0;
     int state = -1;
-    CHECK_OK(rsclip_index_scene_state(idx, &s1, &sid1, &state));
+    CHECK_OK(rsclip_index_scene_state(idx, &w->s1, &sid1, &state));
     CHECK(state == RSCLIP_SCENE_NEW && sid1 == 0);
-    CHECK_OK(rsclip_index_begin_scene(idx, &s1, 0, &sid1, &state));
+    CHECK_OK(rsclip_index_begin_scene(idx, &w->s1, 0, &sid1, &state));
     CHECK(state == RSCLIP_SCENE_NEW && sid1 > 0);
     CHECK(ti_add_batch(idx, sid1, 1, LON0, LAT0, COLS, 0, 4, DIM) == RSCLIP_ERR_INVALID_ARG);
 
@@ -170,7 +182,38 @@ static void test_write_read(const char *dir) {
     CHECK_OK(rsclip_index_verify(idx));
     rsclip_index_close(idx);
 
-    /* ---- reopen read-only and read everything back ---- */
+    w->sid1 = sid1;
+    w->sid2 = sid2;
+    w->n1 = n1;
+    w->n_total = n1 + 20 + 1;
+    const int n_total = w->n_total;
+    expect_tile *ex = calloc((size_t)n_total, sizeof *ex);
+    REQUIRE(ex);
+    /* expected tiles, in insertion (= id) order */
+    for (int t = 0; t < n1; t++) ex[t] = (expect_tile){1, t % COLS, t / COLS, LON0, LAT0};
+    for (int t = 0; t < 20; t++) ex[n1 + t] = (expect_tile){2, t % 5, t / 5, LON1, LAT1};
+    ex[n1 + 20] = (expect_tile){3, 7, 7, LON1, LAT1};
+    double *ext = w->ext;
+    ext[0] = ext[1] = INFINITY;
+    ext[2] = ext[3] = -INFINITY;
+    for (int t = 0; t < n_total; t++) {
+        double xy[2 * TI_NPTS], cl, ca, e[4];
+        ti_footprint(ex[t].lon0, ex[t].lat0, ex[t].col, ex[t].row, xy, &cl, &ca);
+        envelope(xy, TI_NPTS, e);
+        ext[0] = fmin(ext[0], e[0]);
+        ext[1] = fmin(ext[1], e[1]);
+        ext[2] = fmax(ext[2], e[2]);
+        ext[3] = fmax(ext[3], e[3]);
+    }
+
+    w->ex = ex;
+}
+
+/* Meta and the index summary, read back read-only (and writes refused there). */
+static void test_read_meta_info(const written *w) {
+    const char *path = w->path;
+    rsclip_index *idx;
+    int state;
     CHECK_OK(rsclip_index_open(path, RSCLIP_INDEX_READONLY, &idx));
     REQUIRE(idx);
     char *v = NULL;
@@ -186,11 +229,10 @@ static void test_write_read(const char *dir) {
     rsclip_free(v);
     CHECK(rsclip_index_set_meta(idx, "x", "y") == RSCLIP_ERR_INVALID_ARG);
     int64_t dummy;
-    CHECK(rsclip_index_begin_scene(idx, &s1, 0, &dummy, &state) == RSCLIP_ERR_INVALID_ARG);
+    CHECK(rsclip_index_begin_scene(idx, &w->s1, 0, &dummy, &state) == RSCLIP_ERR_INVALID_ARG);
 
     rsclip_index_info info;
     CHECK_OK(rsclip_index_get_info(idx, &info));
-    int n_total = n1 + 20 + 1;
     CHECK(info.schema_version == RSCLIP_INDEX_SCHEMA_VERSION);
     CHECK(info.embed_dim == DIM);
     CHECK(strcmp(info.model_id, "tiny") == 0 && strcmp(info.model_fingerprint, fp_a) == 0);
@@ -198,27 +240,22 @@ static void test_write_read(const char *dir) {
     CHECK(strncmp(info.tool_version, "rsclip ", 7) == 0);
     CHECK(info.created_at[0] == '2' && info.updated_at[0] == '2');
     CHECK(info.n_scenes == 2 && info.n_scenes_complete == 1);
-    CHECK(info.n_tiles == n_total);
-    CHECK(info.n_embeddings == n_total);
+    CHECK(info.n_tiles == w->n_total);
+    CHECK(info.n_embeddings == w->n_total);
 
-    /* expected tiles, in insertion (= id) order */
-    expect_tile *ex = calloc((size_t)n_total, sizeof *ex);
-    for (int t = 0; t < n1; t++) ex[t] = (expect_tile){1, t % COLS, t / COLS, LON0, LAT0};
-    for (int t = 0; t < 20; t++) ex[n1 + t] = (expect_tile){2, t % 5, t / 5, LON1, LAT1};
-    ex[n1 + 20] = (expect_tile){3, 7, 7, LON1, LAT1};
-    double ext[4] = {INFINITY, INFINITY, -INFINITY, -INFINITY};
-    for (int t = 0; t < n_total; t++) {
-        double xy[2 * TI_NPTS], cl, ca, e[4];
-        ti_footprint(ex[t].lon0, ex[t].lat0, ex[t].col, ex[t].row, xy, &cl, &ca);
-        envelope(xy, TI_NPTS, e);
-        ext[0] = fmin(ext[0], e[0]);
-        ext[1] = fmin(ext[1], e[1]);
-        ext[2] = fmax(ext[2], e[2]);
-        ext[3] = fmax(ext[3], e[3]);
-    }
     CHECK(info.has_extent);
-    for (int k = 0; k < 4; k++) CHECK(info.extent[k] == ext[k]);
+    for (int k = 0; k < 4; k++) CHECK(info.extent[k] == w->ext[k]);
+    rsclip_index_close(idx);
+}
 
+/* Scenes, their tile ids and windows. */
+static void test_read_scenes(const written *w) {
+    rsclip_index *idx;
+    const int64_t sid1 = w->sid1, sid2 = w->sid2;
+    const int n1 = w->n1;
+    const rsclip_scene_info s1 = w->s1;
+    CHECK_OK(rsclip_index_open(w->path, RSCLIP_INDEX_READONLY, &idx));
+    REQUIRE(idx);
     /* scenes */
     int64_t *sids = NULL;
     size_t ns = 0;
@@ -260,15 +297,26 @@ static void test_write_read(const char *dir) {
     CHECK(nst == 0 && st_ids == NULL);
 
     /* windows of scene 2: sorted by (yoff, xoff) */
-    rsclip_tile_window *w = NULL;
+    rsclip_tile_window *win = NULL;
     size_t nw = 0;
-    CHECK_OK(rsclip_index_scene_windows(idx, sid2, &w, &nw));
+    CHECK_OK(rsclip_index_scene_windows(idx, sid2, &win, &nw));
     CHECK(nw == 21);
     for (size_t i = 1; i < nw; i++)
-        CHECK(w[i - 1].yoff < w[i].yoff ||
-              (w[i - 1].yoff == w[i].yoff && w[i - 1].xoff < w[i].xoff));
-    rsclip_free(w);
+        CHECK(win[i - 1].yoff < win[i].yoff ||
+              (win[i - 1].yoff == win[i].yoff && win[i - 1].xoff < win[i].xoff));
+    rsclip_free(win);
 
+    rsclip_index_close(idx);
+}
+
+/* Embeddings in bulk and by id, tiles by id: what was written, exactly. */
+static void test_read_tiles(const written *w) {
+    rsclip_index *idx;
+    const int64_t sid1 = w->sid1, sid2 = w->sid2;
+    const int n_total = w->n_total;
+    const expect_tile *ex = w->ex;
+    CHECK_OK(rsclip_index_open(w->path, RSCLIP_INDEX_READONLY, &idx));
+    REQUIRE(idx);
     /* bulk load: ids ascending, vectors = normalised expectations */
     rsclip_embeddings *emb = NULL;
     CHECK_OK(rsclip_index_load_embeddings(idx, &emb));
@@ -318,6 +366,21 @@ static void test_write_read(const char *dir) {
     int64_t bad[2] = {emb->ids[1], 99999};
     CHECK(rsclip_index_get_embeddings(idx, bad, 2, got) == RSCLIP_ERR_NOT_FOUND);
 
+    rsclip_embeddings_free(emb);
+    rsclip_index_close(idx);
+}
+
+/* Bbox and point queries against brute force over the expected footprints. */
+static void test_spatial(const written *w) {
+    rsclip_index *idx;
+    const int n_total = w->n_total;
+    const expect_tile *ex = w->ex;
+    const double *ext = w->ext;
+    CHECK_OK(rsclip_index_open(w->path, RSCLIP_INDEX_READONLY, &idx));
+    REQUIRE(idx);
+    rsclip_embeddings *emb = NULL;
+    CHECK_OK(rsclip_index_load_embeddings(idx, &emb));
+    REQUIRE(emb);
     /* ---- spatial queries vs brute force ---- */
     uint64_t rs = 42;
     for (int q = 0; q < 200; q++) {
@@ -385,8 +448,23 @@ static void test_write_read(const char *dir) {
         }
         rsclip_free(ids);
     }
+    rsclip_embeddings_free(emb);
     rsclip_index_close(idx);
+}
 
+/* The file as any GeoPackage reader sees it (plain SQLite, no rsclip code): R-tree, ids, pragmas;
+ * then a lying size hint of the bulk load changes nothing loaded. */
+static void test_file_level(const written *w) {
+    const char *path = w->path;
+    const int n_total = w->n_total;
+    const expect_tile *ex = w->ex;
+    rsclip_index *idx;
+    rsclip_embeddings *emb = NULL;
+    CHECK_OK(rsclip_index_open(path, RSCLIP_INDEX_READONLY, &idx));
+    REQUIRE(idx);
+    CHECK_OK(rsclip_index_load_embeddings(idx, &emb));
+    rsclip_index_close(idx);
+    REQUIRE(emb);
     /* ---- R-tree contents through plain SQLite (no rsclip code) ---- */
     sqlite3 *db;
     REQUIRE(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
@@ -446,7 +524,19 @@ static void test_write_read(const char *dir) {
     }
 
     rsclip_embeddings_free(emb);
-    free(ex);
+}
+
+static void test_write_read(const char *dir) {
+    written w;
+    memset(&w, 0, sizeof w);
+    write_index(dir, &w);
+    if (!w.ex) return;
+    test_read_meta_info(&w);
+    test_read_scenes(&w);
+    test_read_tiles(&w);
+    test_spatial(&w);
+    test_file_level(&w);
+    free(w.ex);
 }
 
 static void test_scene_states(const char *dir) {
