@@ -1,9 +1,14 @@
 /* The shared utilities of base/base.h. */
 #include "base/base.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 uint64_t rsclip__fnv1a(uint64_t h, const void *p, size_t n) {
     const unsigned char *b = p;
@@ -33,4 +38,43 @@ void *rsclip__alloc_huge(size_t bytes) {
     }
     if (posix_memalign(&p, 64, bytes ? (bytes + 63) & ~(size_t)63 : 64) != 0) return NULL;
     return p;
+}
+
+void *rsclip__map_grow(void *p, size_t old_bytes, size_t new_bytes) {
+    void *q;
+    if (!p) {
+        q = mmap(NULL, new_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    } else {
+        q = mremap(p, old_bytes, new_bytes, MREMAP_MAYMOVE);
+    }
+    if (q == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+    if (new_bytes >= ((size_t)2 << 20)) (void)madvise(q, new_bytes, MADV_HUGEPAGE);
+#endif
+    return q;
+}
+
+void rsclip__map_free(void *p, size_t bytes) {
+    if (p) munmap(p, bytes);
+}
+
+int rsclip__cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+int rsclip__cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int rsclip__rename(const char *src, const char *dst, int replace) {
+    if (replace) return rename(src, dst);
+#ifdef RENAME_NOREPLACE
+    if (renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_NOREPLACE) == 0) return 0;
+    if (errno != EINVAL && errno != ENOSYS) return -1;
+#endif
+    /* no RENAME_NOREPLACE on this file system: link() refuses an existing name as well */
+    if (link(src, dst) != 0) return -1;
+    unlink(src);
+    return 0;
 }

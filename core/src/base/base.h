@@ -1,7 +1,8 @@
 /*
  * base/base.h -- private: the small utilities every module shares, in one place: a hash for
- * identities and checksums of headers, the monotonic clock, and the allocator for big blocks.
- * The process's one worker pool is base/pool.h.
+ * identities and checksums of headers, the monotonic clock, the allocators for big blocks, the
+ * qsort comparators, and the rename that never replaces. The process's one worker pool is
+ * base/pool.h.
  */
 #ifndef RSCLIP_BASE_H
 #define RSCLIP_BASE_H
@@ -22,5 +23,27 @@ double rsclip__mono_s(void);
  * as transparent huge pages (MADV_HUGEPAGE), because first touching 4 KiB pages costs ~16 us
  * each on the VMs measured, more than the work done on them. NULL on failure; free() it. */
 void *rsclip__alloc_huge(size_t bytes);
+
+/* Big blocks that grow (bulk reads of unknown size): mapped directly, huge pages advised from
+ * 2 MiB, grown in place or moved by the kernel (mremap) without copying. rsclip__map_grow(NULL,
+ * 0, n) maps a new block; on failure NULL and the old block is kept. rsclip__map_free(NULL, 0) is
+ * a no-op. */
+void *rsclip__map_grow(void *p, size_t old_bytes, size_t new_bytes);
+void rsclip__map_free(void *p, size_t bytes);
+
+/* qsort/bsearch comparators: int64_t ascending; char * ascending by strcmp. */
+int rsclip__cmp_i64(const void *a, const void *b);
+int rsclip__cmp_str(const void *a, const void *b);
+
+/* The order of ranked rows everywhere (hits, candidates, merged parts): score descending, then
+ * id ascending, so ties rank the same in a file and in the parts it was merged from. */
+static inline int rsclip__cmp_score_id(float sa, int64_t ida, float sb, int64_t idb) {
+    if (sa != sb) return sa > sb ? -1 : 1;
+    return (ida > idb) - (ida < idb);
+}
+
+/* rename(src, dst), but when replace is 0 only if dst does not exist (RENAME_NOREPLACE, or
+ * link + unlink where the file system lacks it): 0, or -1 with errno (EEXIST: dst exists). */
+int rsclip__rename(const char *src, const char *dst, int replace);
 
 #endif

@@ -1,4 +1,5 @@
 /* Where an export may write, and new files through a temporary folder (see output_internal.h). */
+#include "base/base.h"
 #include "export/output_internal.h"
 #include "index/index_files.h"
 #include "rsclip/export.h"
@@ -264,18 +265,6 @@ static int check_targets(const char *tmp, char **names, const rsclip__dest *d, i
     return rc;
 }
 
-static int move_one(const char *src, const char *dst, int overwrite) {
-    if (overwrite) return rename(src, dst);
-#ifdef RENAME_NOREPLACE
-    if (renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_NOREPLACE) == 0) return 0;
-    if (errno != EINVAL && errno != ENOSYS) return -1;
-#endif
-    /* No RENAME_NOREPLACE on this file system: link() refuses an existing name as well. */
-    if (link(src, dst) != 0) return -1;
-    unlink(src);
-    return 0;
-}
-
 int rsclip__tmpdir_commit(const char *tmp, const rsclip__dest *d, int overwrite,
                           const char *const *prot, int n_prot, char **old_files) {
     int n = 0;
@@ -300,7 +289,7 @@ int rsclip__tmpdir_commit(const char *tmp, const rsclip__dest *d, int overwrite,
         char *src = join(tmp, names[moved]), *dst = join(d->folder, names[moved]);
         if (!src || !dst)
             rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
-        else if (move_one(src, dst, overwrite) != 0)
+        else if (rsclip__rename(src, dst, overwrite) != 0)
             rc = rsclip__error(errno == EEXIST ? RSCLIP_ERR_EXISTS : RSCLIP_ERR_IO,
                                "%s: cannot move the new file into place as %s: %s", d->path, dst,
                                errno == EEXIST ? "it appeared meanwhile" : strerror(errno));

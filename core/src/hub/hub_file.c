@@ -8,7 +8,7 @@
 
 #include "json/json.h"
 #include "model/digest.h"
-#include "imageio/gdal_util.h"
+#include "gdal/gdal_util.h"
 #include "rsclip/safetensors.h"
 #include "rsclip/tokenizer.h"
 #include "status/status_internal.h"
@@ -31,7 +31,7 @@ static int ends_with(const char *s, const char *suffix) {
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-int rsclip__hub_check_content(const char *path, const char *file) {
+static int check_content(const char *path, const char *file) {
     int rc = RSCLIP_OK;
     if (ends_with(file, ".safetensors")) {
         rsclip_st_file *f = NULL;
@@ -298,7 +298,7 @@ static int verify(const dl *d, char sha256[65]) {
     if (d->sha256[0] && strcmp(sha256, d->sha256) != 0)
         return rsclip__error(RSCLIP_ERR_FORMAT, "%s: SHA-256 %s, the hub announced %s", d->part,
                              sha256, d->sha256);
-    return rsclip__hub_check_content(d->part, d->file);
+    return check_content(d->part, d->file);
 }
 
 static int install(dl *d, const char *dest) {
@@ -393,7 +393,7 @@ int rsclip__hub_fetch_file(const hub_req *q, const char *file) {
     snprintf(d.part, sizeof d.part, "%s.part", dest);
     snprintf(d.meta, sizeof d.meta, "%s.part.meta", dest);
     if (is_file(dest)) {
-        if (rsclip__hub_check_content(dest, file) == RSCLIP_OK) {
+        if (check_content(dest, file) == RSCLIP_OK) {
             rsclip__log(RSCLIP_LOG_INFO, "%s: already present, not downloaded again", dest);
             return RSCLIP_OK;
         }

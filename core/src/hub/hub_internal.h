@@ -64,8 +64,4 @@ double rsclip__hub_time_left(const hub_req *q);
  * RSCLIP_ERR_NOT_FOUND when the hub answers 404 (nothing is written then). */
 int rsclip__hub_fetch_file(const hub_req *q, const char *file);
 
-/* Does the file at path parse as what its name says (safetensors, JSON, spiece.model)? An error
- * naming path and the problem otherwise. */
-int rsclip__hub_check_content(const char *path, const char *file);
-
 #endif

@@ -1,5 +1,6 @@
 /* Readers: tiles by id, spatial queries (R-tree, then exact geometry), the bulk embedding load and
  * the fetch of selected embeddings. */
+#include "base/base.h"
 #include "index/index_internal.h"
 #include "status/status_internal.h"
 
@@ -258,27 +259,11 @@ typedef struct emb_priv {
     size_t vec_bytes, id_bytes; /* mapped sizes */
 } emb_priv;
 
-static void *big_alloc(size_t bytes) {
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return NULL;
-#ifdef MADV_HUGEPAGE
-    if (bytes >= ((size_t)2 << 20)) madvise(p, bytes, MADV_HUGEPAGE);
-#endif
-    return p;
-}
-
-/* Resize a mapping (contents kept up to the smaller size); NULL on failure (old kept). */
-static void *big_realloc(void *p, size_t old, size_t bytes) {
-    if (!p) return big_alloc(bytes);
-    void *q = mremap(p, old, bytes, MREMAP_MAYMOVE);
-    return q == MAP_FAILED ? NULL : q;
-}
-
 void rsclip_embeddings_free(rsclip_embeddings *e) {
     if (!e) return;
     emb_priv *ep = (emb_priv *)e;
-    if (e->vecs) munmap(e->vecs, ep->vec_bytes);
-    if (e->ids) munmap(e->ids, ep->id_bytes);
+    rsclip__map_free(e->vecs, ep->vec_bytes);
+    rsclip__map_free(e->ids, ep->id_bytes);
     free(ep);
 }
 
@@ -291,13 +276,13 @@ static int grow(rsclip_index *idx, emb_priv *ep, size_t *cap, size_t want) {
         rsclip__mul_size(want, sizeof(int64_t), &ibytes))
         return rsclip__error(RSCLIP_ERR_NOMEM, "%s: %zu embeddings do not fit in memory", idx->path,
                              want);
-    float *v = big_realloc(e->vecs, ep->vec_bytes, vbytes);
+    float *v = rsclip__map_grow(e->vecs, ep->vec_bytes, vbytes);
     if (!v)
         return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory loading %zu embeddings",
                              idx->path, want);
     e->vecs = v;
     ep->vec_bytes = vbytes;
-    int64_t *ids = big_realloc(e->ids, ep->id_bytes, ibytes);
+    int64_t *ids = rsclip__map_grow(e->ids, ep->id_bytes, ibytes);
     if (!ids)
         return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory loading %zu embeddings",
                              idx->path, want);

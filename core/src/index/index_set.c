@@ -1,6 +1,7 @@
 /* Index sets: one index file, or a folder of parts (part-IIIII-of-NNNNN.gpkg) written by the
  * workers of an array job. Opening a folder checks that its parts belong together (same shard
  * count, plan, settings, model); readers then treat the set as one index. */
+#include "base/base.h"
 #include "index/index_internal.h"
 #include "status/status_internal.h"
 
@@ -72,10 +73,6 @@ static int part_name(const char *name, int *i, int *n) {
 static int is_gpkg(const char *name) {
     size_t n = strlen(name);
     return n > 5 && strcmp(name + n - 5, ".gpkg") == 0;
-}
-
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* Meta of a part as text ("" when absent). */
@@ -153,7 +150,7 @@ static int open_folder(rsclip_index_set *s, unsigned flags) {
     if (!rc && n == 0)
         rc = rsclip__error(RSCLIP_ERR_NOT_FOUND,
                            "%s: a folder without index parts (part-IIIII-of-NNNNN.gpkg)", s->path);
-    if (!rc) qsort(names, n, sizeof *names, cmp_str);
+    if (!rc) qsort(names, n, sizeof *names, rsclip__cmp_str);
     for (size_t j = 0; j < n && !rc; j++) {
         int i, k;
         part_name(names[j], &i, &k);

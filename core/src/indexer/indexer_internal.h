@@ -56,8 +56,6 @@ typedef struct queue {
     pthread_cond_t not_empty, not_full;
 } queue;
 
-void rsclip__q_init(queue *q, int cap);
-void rsclip__q_destroy(queue *q);
 void rsclip__q_push(queue *q, void *p);
 void *rsclip__q_pop(queue *q);
 

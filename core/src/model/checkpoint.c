@@ -154,10 +154,6 @@ static int file_exists(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* The distinct shard names of the weight_map, sorted (fixes the order of the fingerprints). */
 static int shard_names(rsclip__ckpt *c, char ***out, size_t *n_out) {
     size_t n = c->weight_map->len, nn = 0;
@@ -174,7 +170,7 @@ static int shard_names(rsclip__ckpt *c, char ***out, size_t *n_out) {
         }
         names[nn++] = v->str;
     }
-    qsort(names, nn, sizeof(char *), cmp_str);
+    qsort(names, nn, sizeof(char *), rsclip__cmp_str);
     size_t nu = 0;
     for (size_t i = 0; i < nn; i++)
         if (nu == 0 || strcmp(names[nu - 1], names[i]) != 0) names[nu++] = names[i];

@@ -10,7 +10,7 @@
  * a bounded number of candidates, which the note then says). */
 #include "query/examples.h"
 #include "query/query_internal.h"
-#include "imageio/gdal_util.h"
+#include "gdal/gdal_util.h"
 #include "status/status_internal.h"
 
 #include <ogr_api.h>
@@ -128,8 +128,7 @@ typedef struct change_ctx {
 
 static int cmp_cand(const void *a, const void *b) {
     const cand *x = a, *y = b;
-    if (x->approx != y->approx) return x->approx > y->approx ? -1 : 1;
-    return (x->id > y->id) - (x->id < y->id);
+    return rsclip__cmp_score_id(x->approx, x->id, y->approx, y->id);
 }
 
 /* Does f rank before g? (rise descending, then the later tile's id) */

@@ -1,7 +1,7 @@
 /* The filters of a query (bbox, area of interest, scene) as an allow list of tile ids, why a
  * search found nothing, and reading an area of interest from a vector file. */
 #include "query/query_internal.h"
-#include "imageio/gdal_util.h"
+#include "gdal/gdal_util.h"
 #include "status/status_internal.h"
 
 #include <cpl_conv.h>
@@ -13,11 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int rsclip__cmp_i64(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
 
 /* qsort of ids that may be NULL when n is 0 (an empty filter): qsort(NULL, 0) is undefined. */
 static void sort_ids(int64_t *ids, size_t n) {
@@ -103,7 +98,8 @@ int rsclip__query_check_scene(rsclip_session *s, int64_t scene_id) {
     return rc;
 }
 
-int rsclip__scene_time(const rsclip_scene_info *si, rsclip_time *t) {
+/* A scene's time (instant or span); 0 when it has none. */
+static int scene_time(const rsclip_scene_info *si, rsclip_time *t) {
     rsclip_time a, b;
     if (si->datetime && rsclip_time_parse(si->datetime, &a) == RSCLIP_OK) {
         *t = a;
@@ -150,7 +146,7 @@ static int time_tiles(rsclip_index *idx, const rsclip_time *win, rsclip__allow_l
         rsclip_scene_info *si = NULL;
         rsclip_time t;
         if ((rc = rsclip_index_get_scene(idx, scenes[i], &si))) break;
-        int has = rsclip__scene_time(si, &t);
+        int has = scene_time(si, &t);
         rsclip_free(si);
         if (!has) {
             al->n_untimed++;

@@ -58,21 +58,17 @@ rsclip_index_set *rsclip_session_set(rsclip_session *s) {
     return s ? s->set : NULL;
 }
 
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ULL;
-    return h;
-}
-
 /* Identifies the index's content: any committed write changes updated_at or the counts. */
 static uint64_t content_stamp(const rsclip_index_info *in) {
+    /* not RSCLIP__FNV_OFFSET (a digit short of it): the seed every .rsvec stamp was made with,
+     * kept so that existing caches stay valid */
     uint64_t h = 1469598103934665603ULL;
-    h = fnv1a(h, &in->n_embeddings, sizeof in->n_embeddings);
-    h = fnv1a(h, &in->n_tiles, sizeof in->n_tiles);
-    h = fnv1a(h, &in->n_scenes, sizeof in->n_scenes);
-    h = fnv1a(h, &in->embed_dim, sizeof in->embed_dim);
-    h = fnv1a(h, in->updated_at, strlen(in->updated_at));
-    h = fnv1a(h, in->model_fingerprint, strlen(in->model_fingerprint));
+    h = rsclip__fnv1a(h, &in->n_embeddings, sizeof in->n_embeddings);
+    h = rsclip__fnv1a(h, &in->n_tiles, sizeof in->n_tiles);
+    h = rsclip__fnv1a(h, &in->n_scenes, sizeof in->n_scenes);
+    h = rsclip__fnv1a(h, &in->embed_dim, sizeof in->embed_dim);
+    h = rsclip__fnv1a(h, in->updated_at, strlen(in->updated_at));
+    h = rsclip__fnv1a(h, in->model_fingerprint, strlen(in->model_fingerprint));
     return h ? h : 1;
 }
 
@@ -252,7 +248,7 @@ static int new_encoder(rsclip_session *s) {
      * every page of a bigger arena costs start-up time (~55 ms for 4 on the base model). */
     ep.max_batch = s->batch_hint < 1 ? 1 : s->batch_hint > 4 ? 4 : s->batch_hint;
     ep.n_threads = s->params.n_threads;
-    ep.precision = (rsclip_precision)s->params.precision;
+    ep.precision = s->params.precision;
     int rc = s->params.device ? rsclip_device_parse(s->params.device, &ep.device) : RSCLIP_OK;
     if (rc) return rc;
     /* in place is a CPU matter: a GPU encoder is made once and kept */

@@ -2,6 +2,7 @@
 #ifndef RSCLIP_QUERY_INTERNAL_H
 #define RSCLIP_QUERY_INTERNAL_H
 
+#include "base/base.h"
 #include "rsclip/index.h"
 #include "rsclip/model.h"
 #include "rsclip/query.h"
@@ -48,9 +49,6 @@ typedef struct rsclip__allow_list {
     double aoi_env[4];             /* the AOI's envelope: west, south, east, north */
 } rsclip__allow_list;
 
-/* qsort/bsearch order of int64_t ids. */
-int rsclip__cmp_i64(const void *a, const void *b);
-
 /* RSCLIP_ERR_NOT_FOUND ("no such scene") when the index has no scene scene_id. */
 int rsclip__query_check_scene(rsclip_session *s, int64_t scene_id);
 
@@ -58,17 +56,13 @@ int rsclip__query_check_scene(rsclip_session *s, int64_t scene_id);
 int rsclip__query_build_allow(rsclip_session *s, int part, const rsclip_query *q,
                               rsclip__allow_list *al);
 
-/* A scene's time (instant or span); 0 when it has none. */
-int rsclip__scene_time(const rsclip_scene_info *si, rsclip_time *t);
-
 /* The time window of q's after/before (open sides INT64_MIN/MAX); 0 when q has neither,
  * 1 when it has one, a negative status for text that is not a time. */
 int rsclip__query_time_window(const rsclip_query *q, rsclip_time *w);
 
-/* query_time.c: do two hits show the same place (footprints overlapping by a tenth of the
- * smaller one); keep, of n ranked hits, those no later hit of the same place supersedes, the
- * first k of them renumbered; *n_dropped: how many were superseded. Returns the count kept. */
-int rsclip__same_place(const rsclip_hit *a, const rsclip_hit *b);
+/* query_time.c: keep, of n ranked hits, those no later hit of the same place (footprints
+ * overlapping by a tenth of the smaller one) supersedes, the first k of them renumbered;
+ * *n_dropped: how many were superseded. Returns the count kept. */
 int rsclip__latest_filter(rsclip_hit *hits, int n, int k, int *n_dropped);
 
 /* The query vectors of q, normalised: *qv [(1 + *n_neg) x dim] (free()): the query (text, tile,

@@ -166,8 +166,7 @@ typedef struct part_cand {
 
 static int cmp_part_cand(const void *a, const void *b) {
     const part_cand *x = a, *y = b;
-    if (x->score != y->score) return x->score > y->score ? -1 : 1;
-    return (x->id > y->id) - (x->id < y->id);
+    return rsclip__cmp_score_id(x->score, x->id, y->score, y->id);
 }
 
 /* The best keep of all parts' candidates (score descending, then id): each part's share, sorted
@@ -255,8 +254,7 @@ typedef struct merged_hit {
  * hits exactly as the file merged from it. */
 static int cmp_merged(const void *a, const void *b) {
     const merged_hit *x = a, *y = b;
-    if (x->h.score != y->h.score) return x->h.score > y->h.score ? -1 : 1;
-    return (x->h.id > y->h.id) - (x->h.id < y->h.id);
+    return rsclip__cmp_score_id(x->h.score, x->h.id, y->h.score, y->h.id);
 }
 
 /* ---- hit details ------------------------------------------------------------------------- */

@@ -311,19 +311,6 @@ static int check_target(const char *path, int *exists) {
     return rc;
 }
 
-/* Rename tmp onto path: over an existing cache (replace = 1), else only if path is still free. */
-static int install(const char *tmp, const char *path, int replace) {
-    if (replace) return rename(tmp, path);
-#ifdef RENAME_NOREPLACE
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0) return 0;
-    if (errno != EINVAL && errno != ENOSYS) return -1;
-#endif
-    /* no RENAME_NOREPLACE here: link() refuses an existing name as well */
-    if (link(tmp, path) != 0) return -1;
-    unlink(tmp);
-    return 0;
-}
-
 int rsclip_vecset_save(const rsclip_vecset *vs, const char *path, uint64_t source_stamp) {
 #ifdef RSCLIP_BIG_ENDIAN
     return rsclip__error(RSCLIP_ERR_UNSUPPORTED, "%s: cache files need a little-endian host", path);
@@ -371,7 +358,7 @@ int rsclip_vecset_save(const rsclip_vecset *vs, const char *path, uint64_t sourc
     if (!f) close(fd);
     if (f && fflush(f) != 0) bad = 1, e = errno;
     if (f && fclose(f) != 0) bad = 1, e = errno;
-    if (!bad && install(tmp, path, exists) != 0) bad = 1, e = errno;
+    if (!bad && rsclip__rename(tmp, path, exists) != 0) bad = 1, e = errno;
     if (bad) {
         unlink(tmp);
         free(tmp);

@@ -28,6 +28,8 @@ size_t rsclip__vecset_stride(int dim) {
     return ((size_t)dim + RSCLIP__DIM_ALIGN - 1) / RSCLIP__DIM_ALIGN * RSCLIP__DIM_ALIGN;
 }
 
+static int vecset_reserve(rsclip_vecset *vs, size_t want);
+
 int rsclip_vecset_new(int dim, const rsclip_vecset_params *params, rsclip_vecset **out) {
     if (!out) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_vecset_new: out is NULL");
     *out = NULL;
@@ -41,7 +43,7 @@ int rsclip_vecset_new(int dim, const rsclip_vecset_params *params, rsclip_vecset
     vs->stride = rsclip__vecset_stride(dim);
     vs->keep_floats = p.keep_floats != 0;
     vs->sorted = 1;
-    if (p.capacity_hint > 0 && rsclip__vecset_reserve(vs, p.capacity_hint) != RSCLIP_OK) {
+    if (p.capacity_hint > 0 && vecset_reserve(vs, p.capacity_hint) != RSCLIP_OK) {
         rsclip_vecset_free(vs);
         return RSCLIP_ERR_NOMEM;
     }
@@ -66,7 +68,7 @@ void rsclip_vecset_free(rsclip_vecset *vs) {
 }
 
 /* Grow the owned arrays to hold at least want vectors. */
-int rsclip__vecset_reserve(rsclip_vecset *vs, size_t want) {
+static int vecset_reserve(rsclip_vecset *vs, size_t want) {
     if (want <= vs->cap) return RSCLIP_OK;
     size_t cap = vs->cap ? vs->cap : 1024;
     while (cap < want) cap = cap > ((size_t)-1) / 2 ? want : cap * 2;
@@ -159,7 +161,7 @@ int rsclip_vecset_add(rsclip_vecset *vs, size_t n, const int64_t *ids, const flo
                 return rsclip__error(RSCLIP_ERR_INVALID_ARG,
                                      "rsclip_vecset_add: vector of id %lld has a non-finite value",
                                      (long long)ids[i]);
-    int rc = rsclip__vecset_reserve(vs, want);
+    int rc = vecset_reserve(vs, want);
     if (rc != RSCLIP_OK) return rc;
     for (size_t i = 0; i < n; i++) {
         const float *v = vecs + i * dim;

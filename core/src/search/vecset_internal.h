@@ -30,7 +30,6 @@ struct rsclip_vecset {
 };
 
 size_t rsclip__vecset_stride(int dim);
-int rsclip__vecset_reserve(rsclip_vecset *vs, size_t want);
 void rsclip__vecset_unmap(rsclip_vecset *vs);
 
 /* Block checksums of a loaded set (cache.c). The ids, scales and floats are verified when the file

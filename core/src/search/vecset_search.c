@@ -26,9 +26,7 @@ static inline int cand_better(const cand *a, const cand *b) {
 
 static int cmp_cand(const void *a, const void *b) {
     const cand *x = a, *y = b;
-    if (cand_better(x, y)) return -1;
-    if (cand_better(y, x)) return 1;
-    return 0;
+    return rsclip__cmp_score_id(x->s, x->id, y->s, y->id);
 }
 
 /* Bounded heap of the best cap candidates; heap[0] is the worst kept. */

@@ -1,4 +1,5 @@
 /* Expansion of command-line inputs (files, folders, an input-list file) into a sorted list. */
+#include "base/base.h"
 #include "rsclip/tiler.h"
 #include "status/status_internal.h"
 
@@ -205,10 +206,6 @@ static int add_list_file(const char *list_file, strlist *out) {
     return rc;
 }
 
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 void rsclip_inputs_free(char **paths, int n_paths) {
     if (!paths) return;
     for (int i = 0; i < n_paths; i++) free(paths[i]);
@@ -242,7 +239,7 @@ int rsclip_inputs_expand_ex(const char *const *inputs, int n_inputs, const char 
         rsclip_inputs_free(l.v, (int)(l.n > INT_MAX ? INT_MAX : l.n));
         return rc;
     }
-    if (l.n > 1) qsort(l.v, l.n, sizeof(char *), cmp_str);
+    if (l.n > 1) qsort(l.v, l.n, sizeof(char *), rsclip__cmp_str);
     size_t k = 0;
     for (size_t i = 0; i < l.n; i++) {
         if (k > 0 && strcmp(l.v[k - 1], l.v[i]) == 0)

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int rsclip__buf_reserve(rsclip__buf *b, size_t extra) {
+static int buf_reserve(rsclip__buf *b, size_t extra) {
     size_t need;
     if (rsclip__add_size(b->len, extra, &need)) return RSCLIP_ERR_NOMEM;
     if (need <= b->cap) return RSCLIP_OK;
@@ -35,7 +35,7 @@ int rsclip__buf_reserve(rsclip__buf *b, size_t extra) {
 }
 
 int rsclip__buf_append(rsclip__buf *b, const void *p, size_t n) {
-    int rc = rsclip__buf_reserve(b, n);
+    int rc = buf_reserve(b, n);
     if (rc) return rc;
     if (n) memcpy(b->data + b->len, p, n);
     b->len += n;
@@ -282,7 +282,8 @@ static void sort_ids(const rsclip__piece *pieces, int32_t *ids, int32_t *tmp, si
     memcpy(ids, tmp, n * sizeof *ids);
 }
 
-int32_t rsclip__ptrie_find(const rsclip__ptrie *t, const char *s, size_t len) {
+/* Exact trie lookup of a matchable piece; -1 if absent. */
+static int32_t ptrie_find(const rsclip__ptrie *t, const char *s, size_t len) {
     if (!t->n_nodes) return -1;
     uint32_t node = 0;
     for (size_t i = 0; i < len; i++) {
@@ -311,7 +312,7 @@ static int32_t reserved_find(const rsclip_tokenizer *tok, const char *s, size_t 
 int32_t rsclip__piece_to_id(const rsclip_tokenizer *tok, const char *s, size_t len) {
     int32_t id = reserved_find(tok, s, len);
     if (id >= 0) return id;
-    id = rsclip__ptrie_find(&tok->trie, s, len);
+    id = ptrie_find(&tok->trie, s, len);
     if (id >= 0) return id;
     return tok->sp_unk_id;
 }

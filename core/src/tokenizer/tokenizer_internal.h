@@ -92,7 +92,6 @@ typedef struct rsclip__buf {
     size_t len, cap;
 } rsclip__buf;
 
-int rsclip__buf_reserve(rsclip__buf *b, size_t extra);
 int rsclip__buf_append(rsclip__buf *b, const void *p, size_t n);
 
 /* One piece of sentencepiece's output: a span of the normalized string (or, for byte fallback,
@@ -126,8 +125,6 @@ void rsclip__spm_release(rsclip_tokenizer *tok);
 
 /* PieceToId(s): reserved pieces first, then matchable ones, else the unknown id. */
 int32_t rsclip__piece_to_id(const rsclip_tokenizer *tok, const char *s, size_t len);
-/* Exact trie lookup of a matchable piece; -1 if absent. */
-int32_t rsclip__ptrie_find(const rsclip__ptrie *t, const char *s, size_t len);
 /* Child of node by byte, or -1. */
 static inline int64_t rsclip__ptrie_child(const rsclip__ptrie *t, uint32_t node, uint8_t c) {
     uint32_t lo = t->edge_first[node], hi = lo + t->edge_count[node];
