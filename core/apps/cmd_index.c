@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 const char app_usage_index[] =
@@ -59,16 +58,10 @@ const char app_usage_index[] =
 
 typedef struct progress_state {
     int quiet, tty;
-    double last;
+    double last; /* elapsed_s of the last line printed */
     int last_scene;
     int failed; /* inputs and scenes reported through on_error */
 } progress_state;
-
-static double mono_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static const char *base_name(const char *p) {
     const char *s = strrchr(p, '/');
@@ -78,7 +71,7 @@ static const char *base_name(const char *p) {
 static int on_progress(const rsclip_indexer_progress *p, void *user) {
     progress_state *ps = user;
     if (ps->quiet) return 1;
-    double t = mono_s();
+    double t = p->elapsed_s; /* the library's clock: one monotonic clock in the process */
     int new_scene = p->scene != ps->last_scene;
     if (!ps->tty && !new_scene && t - ps->last < 5.0 && p->tiles_done < p->tiles_total) return 1;
     if (ps->tty && !new_scene && t - ps->last < 0.2 && p->tiles_done < p->tiles_total) return 1;

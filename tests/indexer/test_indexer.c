@@ -178,17 +178,20 @@ static void test_on_error(const char *const *scenes, char **ref, int n_ref) {
 /* ---- cancel and resume ----------------------------------------------------------------------- */
 
 typedef struct cancel_at {
-    int64_t after; /* cancel once this many tiles are stored (< 0: never) */
-    int calls;     /* progress calls */
-    int64_t last;  /* tiles_done of the last call */
-    int monotonic; /* tiles_done never went down, scene numbers in range */
+    int64_t after;  /* cancel once this many tiles are stored (< 0: never) */
+    int calls;      /* progress calls */
+    int64_t last;   /* tiles_done of the last call */
+    int monotonic;  /* tiles_done and elapsed_s never went down, scene numbers in range */
+    double elapsed; /* elapsed_s of the last call */
 } cancel_at;
 
 static int on_progress(const rsclip_indexer_progress *pr, void *user) {
     cancel_at *c = user;
-    if (pr->tiles_done < c->last || pr->scene < 1 || pr->scene > pr->n_scenes || !pr->path)
+    if (pr->tiles_done < c->last || pr->scene < 1 || pr->scene > pr->n_scenes || !pr->path ||
+        !(pr->elapsed_s >= c->elapsed) || pr->elapsed_s > 3600)
         c->monotonic = 0;
     c->last = pr->tiles_done;
+    c->elapsed = pr->elapsed_s;
     c->calls++;
     return !(c->after >= 0 && pr->tiles_done >= c->after);
 }
@@ -198,7 +201,7 @@ static void test_cancel_resume(const char *const *scenes, char **ref, int n_ref)
     rsclip_indexer_params p = params();
     for (int64_t after = 1; after < n_ref; after += 4) {
         unlink(index);
-        cancel_at c = {after, 0, 0, 1};
+        cancel_at c = {after, 0, 0, 1, 0};
         p.progress = on_progress;
         p.user = &c;
         rsclip_indexer_report rep;
@@ -211,7 +214,7 @@ static void test_cancel_resume(const char *const *scenes, char **ref, int n_ref)
         CHECK(n_part == rep.tiles_added);
         list_free(part, n_part);
         /* resumed: only the missing tiles are added */
-        c = (cancel_at){-1, 0, 0, 1};
+        c = (cancel_at){-1, 0, 0, 1, 0};
         rsclip_indexer_report rep2;
         CHECK_OK(rsclip_indexer_run(index, scenes, 3, &p, &rep2));
         CHECK(rep2.tiles_added == n_ref - n_part && rep2.scenes_failed == 0);

@@ -50,6 +50,7 @@ typedef struct rsclip_indexer_progress {
     int64_t tiles_total; /* tiles to encode in this run, over the scenes opened so far */
     double tiles_per_s;  /* encoding rate so far */
     double eta_s;        /* estimated seconds left (< 0: unknown) */
+    double elapsed_s;    /* seconds since the run started (monotonic clock) */
 } rsclip_indexer_progress;
 
 /* Called from the calling thread after each stored batch and at scene boundaries; return 0 to

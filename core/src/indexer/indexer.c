@@ -242,6 +242,7 @@ static int report_progress(writer *w, const msg *m, double t0) {
     pr.tiles_per_s = el > 0 ? (double)w->rep.tiles_added / el : 0;
     pr.eta_s =
         pr.tiles_per_s > 0 ? (double)(w->tiles_total - w->rep.tiles_added) / pr.tiles_per_s : -1;
+    pr.elapsed_s = el;
     if (!w->p->progress(&pr, w->p->user))
         return rsclip__error(RSCLIP_ERR_CANCELLED, "indexing cancelled");
     return RSCLIP_OK;
