@@ -103,9 +103,10 @@ enum {
     "                        default from colour interpretation, else the first three\n"           \
     "  --min-valid F         skip tiles with less than this valid (not nodata) fraction\n"         \
     "                        (default 0.5)\n"                                                      \
-    "  --scale auto|MIN,MAX|MIN1,MAX1,MIN2,MAX2,MIN3,MAX3\n"                                       \
+    "  --scale auto|none|MIN,MAX|MIN1,MAX1,MIN2,MAX2,MIN3,MAX3\n"                                  \
     "                        non-8-bit data to 0..255: per-band 2-98 percentiles of the scene\n"   \
-    "                        (auto, default), one range for all bands, or one per band\n"          \
+    "                        (auto, default), values as they are (none), one range for all\n"      \
+    "                        bands, or one per band\n"                                             \
     "  --gsd METRES          resample to this ground resolution (default native)\n"                \
     "  --resampling METHOD   GDAL resampling for --gsd (default average down, cubic up)\n"         \
     "  --allow-pixel-coords  accept rasters without georeferencing (footprints in pixels)\n"       \

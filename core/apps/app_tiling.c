@@ -7,55 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int parse_bands(const char *s, rsclip_tiler_params *tp) {
-    int v[4], n = 0;
-    const char *p = s;
-    while (*p && n < 4) {
-        char *end;
-        long b = strtol(p, &end, 10);
-        if (end == p || b < 1 || b > 65535) return -1;
-        v[n++] = (int)b;
-        p = end;
-        if (*p == ',')
-            p++;
-        else if (*p)
-            return -1;
-    }
-    if (*p || (n != 1 && n != 3)) return -1;
-    tp->n_bands = n;
-    for (int i = 0; i < n; i++) tp->bands[i] = v[i];
-    return 0;
-}
-
-static int parse_scale(const char *s, rsclip_tiler_params *tp) {
-    if (strcmp(s, "auto") == 0) {
-        tp->scale_mode = RSCLIP_TILER_SCALE_AUTO;
-        return 0;
-    }
-    double v[6];
-    int n = 0;
-    const char *p = s;
-    while (*p && n < 6) {
-        char *end;
-        v[n] = strtod(p, &end);
-        if (end == p || !isfinite(v[n])) return -1;
-        n++;
-        p = end;
-        if (*p == ',')
-            p++;
-        else if (*p)
-            return -1;
-    }
-    if (*p || (n != 2 && n != 6)) return -1;
-    tp->scale_mode = RSCLIP_TILER_SCALE_RANGE;
-    for (int c = 0; c < 3; c++) {
-        tp->scale_min[c] = n == 2 ? v[0] : v[2 * c];
-        tp->scale_max[c] = n == 2 ? v[1] : v[2 * c + 1];
-        if (!(tp->scale_max[c] > tp->scale_min[c])) return -1;
-    }
-    return 0;
-}
-
 static int parse_fraction(const char *s, double lo_excl, double *out) {
     char *end;
     double v = strtod(s, &end);
@@ -69,7 +20,7 @@ int app_tiling_option(const char *cmd, int opt, const char *arg, rsclip_tiler_pa
     case APP_O_STRIDE:
         return app_parse_int(cmd, "--stride", arg, 1, 1 << 20, &tp->stride) ? APP_USAGE : 0;
     case APP_O_BANDS:
-        if (parse_bands(arg, tp))
+        if (rsclip_tiler_parse_bands(arg, tp))
             return app_usage_error(cmd, "--bands wants R,G,B or one band, e.g. 4,3,2");
         return 0;
     case APP_O_MIN_VALID:
@@ -77,9 +28,9 @@ int app_tiling_option(const char *cmd, int opt, const char *arg, rsclip_tiler_pa
             return app_usage_error(cmd, "--min-valid wants a fraction in 0..1");
         return 0;
     case APP_O_SCALE:
-        if (parse_scale(arg, tp))
-            return app_usage_error(cmd,
-                                   "--scale wants auto, MIN,MAX or MIN1,MAX1,MIN2,MAX2,MIN3,MAX3");
+        if (rsclip_tiler_parse_scale(arg, tp))
+            return app_usage_error(cmd, "--scale wants auto, none, MIN,MAX or "
+                                        "MIN1,MAX1,MIN2,MAX2,MIN3,MAX3 (MAX > MIN)");
         return 0;
     case APP_O_GSD:
         if (parse_fraction(arg, 0.0, &tp->gsd))

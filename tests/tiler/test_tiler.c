@@ -105,6 +105,48 @@ static void test_params(void) {
     }
 }
 
+/* The band and scale grammar (command line and settings texts alike). */
+static void test_option_texts(void) {
+    rsclip_tiler_params p = rsclip_tiler_default_params();
+    CHECK_OK(rsclip_tiler_parse_bands("4,3,2", &p));
+    CHECK(p.n_bands == 3 && p.bands[0] == 4 && p.bands[1] == 3 && p.bands[2] == 2);
+    CHECK_OK(rsclip_tiler_parse_bands("7", &p));
+    CHECK(p.n_bands == 1 && p.bands[0] == 7);
+    CHECK_OK(rsclip_tiler_parse_bands("auto", &p));
+    CHECK(p.n_bands == 0);
+    const char *bad_bands[] = {"", "0", "1,2", "1,2,3,4", "1.5", "x", "1,,2", "65536", "3,"};
+    for (size_t i = 0; i < sizeof bad_bands / sizeof *bad_bands; i++) {
+        p.n_bands = 0;
+        CHECK(rsclip_tiler_parse_bands(bad_bands[i], &p) == RSCLIP_ERR_INVALID_ARG);
+        CHECK(p.n_bands == 0 && strstr(rsclip_last_error(), "bands") != NULL);
+    }
+    CHECK_OK(rsclip_tiler_parse_scale("0,3000", &p));
+    CHECK(p.scale_mode == RSCLIP_TILER_SCALE_RANGE && p.scale_min[2] == 0 &&
+          p.scale_max[2] == 3000);
+    CHECK_OK(rsclip_tiler_parse_scale("1,2,3,4,5,6", &p));
+    CHECK(p.scale_min[1] == 3 && p.scale_max[1] == 4 && p.scale_max[2] == 6);
+    CHECK_OK(rsclip_tiler_parse_scale("none", &p));
+    CHECK(p.scale_mode == RSCLIP_TILER_SCALE_NONE);
+    CHECK_OK(rsclip_tiler_parse_scale("percentile", &p));
+    CHECK(p.scale_mode == RSCLIP_TILER_SCALE_PERCENTILE);
+    const char *bad_scale[] = {"", "5", "3,3", "4,1", "1,2,3", "1,2,3,4,6,5", "nan,1", "0,1x"};
+    for (size_t i = 0; i < sizeof bad_scale / sizeof *bad_scale; i++) {
+        p.scale_mode = RSCLIP_TILER_SCALE_AUTO;
+        CHECK(rsclip_tiler_parse_scale(bad_scale[i], &p) == RSCLIP_ERR_INVALID_ARG);
+        CHECK(p.scale_mode == RSCLIP_TILER_SCALE_AUTO && strstr(rsclip_last_error(), "scale"));
+    }
+    CHECK(rsclip_tiler_parse_scale(NULL, &p) == RSCLIP_ERR_INVALID_ARG);
+    /* a settings text round-trips through the same grammar */
+    rsclip_tiler_params a = rsclip_tiler_default_params(), b;
+    CHECK_OK(rsclip_tiler_parse_bands("3,2,1", &a));
+    CHECK_OK(rsclip_tiler_parse_scale("10,20", &a));
+    char text[RSCLIP_TILER_SETTINGS_MAX], again[RSCLIP_TILER_SETTINGS_MAX];
+    CHECK_OK(rsclip_tiler_settings(&a, text, sizeof text));
+    CHECK_OK(rsclip_tiler_settings_parse(text, &b));
+    CHECK_OK(rsclip_tiler_settings(&b, again, sizeof again));
+    CHECK(strcmp(text, again) == 0 && b.n_bands == 3 && b.scale_max[0] == 20);
+}
+
 static int has(char **v, int n, const char *s) {
     for (int i = 0; i < n; i++)
         if (strcmp(v[i], s) == 0) return 1;
@@ -389,6 +431,7 @@ int main(void) {
     snprintf(g_tmp, sizeof g_tmp, "/tmp/rsclip_tiler_XXXXXX");
     REQUIRE(mkdtemp(g_tmp));
     test_params();
+    test_option_texts();
     test_inputs();
     test_fingerprint();
     test_threads();

@@ -162,6 +162,13 @@ int rsclip_tiler_settings(const rsclip_tiler_params *p, char *buf, size_t cap);
  * hold (allow_pixel_coords, max_tiles, defer_stats) keep the defaults. */
 int rsclip_tiler_settings_parse(const char *text, rsclip_tiler_params *out);
 
+/* The band and scale options as text, one grammar for the command line and the settings texts:
+ * bands "auto" or "R,G,B" or one band "B" (1-based, up to 65535); scale "auto", "none",
+ * "percentile", "MIN,MAX" (all bands) or "MIN1,MAX1,MIN2,MAX2,MIN3,MAX3" (MAX > MIN each). Set
+ * the fields of p they decide; RSCLIP_ERR_INVALID_ARG (p unchanged) otherwise. */
+int rsclip_tiler_parse_bands(const char *text, rsclip_tiler_params *p);
+int rsclip_tiler_parse_scale(const char *text, rsclip_tiler_params *p);
+
 /* What differs between two settings texts, for people: "stride 256 → 128, bands auto → 1,2,3"
  * (keys in the order of b). Returns the number of differing keys (0: same), or a negative
  * status when a text is not a settings object. buf may be NULL. */

@@ -157,46 +157,55 @@ static int parse_list(const char *s, double *v, int max) {
         if (end == s || !isfinite(v[n])) return -1;
         n++;
         s = end;
-        if (*s == ',')
+        if (*s == ',' && s[1])
             s++;
         else if (*s)
-            return -1;
+            return -1; /* anything else, or a trailing comma */
     }
     return *s ? -1 : n;
 }
 
-static int parse_scale(const char *s, rsclip_tiler_params *p) {
+int rsclip_tiler_parse_scale(const char *s, rsclip_tiler_params *p) {
     static const char *const modes[] = {"auto", "none", NULL, "percentile"};
+    if (!s || !p) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_tiler_parse_scale: NULL");
     for (int m = 0; m < 4; m++)
         if (modes[m] && strcmp(s, modes[m]) == 0) {
-            p->scale_mode = m;
-            return 0;
+            p->scale_mode = (rsclip_tiler_scale_mode)m;
+            return RSCLIP_OK;
         }
     double v[6];
     int n = parse_list(s, v, 6);
-    if (n != 2 && n != 6) return -1;
+    for (int c = 0; c < 3 && (n == 2 || n == 6); c++)
+        if (!(n == 2 ? v[1] > v[0] : v[2 * c + 1] > v[2 * c])) n = -1;
+    if (n != 2 && n != 6)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG,
+                             "scale \"%s\": not auto, none, percentile, MIN,MAX or "
+                             "MIN1,MAX1,MIN2,MAX2,MIN3,MAX3 (MAX > MIN)",
+                             s);
     p->scale_mode = RSCLIP_TILER_SCALE_RANGE;
     for (int c = 0; c < 3; c++) {
         p->scale_min[c] = n == 2 ? v[0] : v[2 * c];
         p->scale_max[c] = n == 2 ? v[1] : v[2 * c + 1];
     }
-    return 0;
+    return RSCLIP_OK;
 }
 
-static int parse_bands(const char *s, rsclip_tiler_params *p) {
+int rsclip_tiler_parse_bands(const char *s, rsclip_tiler_params *p) {
+    if (!s || !p) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_tiler_parse_bands: NULL");
     if (strcmp(s, "auto") == 0) {
         p->n_bands = 0;
-        return 0;
+        return RSCLIP_OK;
     }
     double v[3];
     int n = parse_list(s, v, 3);
-    if (n != 1 && n != 3) return -1;
+    for (int c = 0; c < n; c++)
+        if (v[c] < 1 || v[c] > 65535 || v[c] != floor(v[c])) n = -1;
+    if (n != 1 && n != 3)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG,
+                             "bands \"%s\": not auto, R,G,B or one band (1-based numbers)", s);
     p->n_bands = n;
-    for (int c = 0; c < n; c++) {
-        if (v[c] < 1 || v[c] > 65535 || v[c] != floor(v[c])) return -1;
-        p->bands[c] = (int)v[c];
-    }
-    return 0;
+    for (int c = 0; c < n; c++) p->bands[c] = (int)v[c];
+    return RSCLIP_OK;
 }
 
 int rsclip_tiler_settings_parse(const char *text, rsclip_tiler_params *out) {
@@ -219,8 +228,8 @@ int rsclip_tiler_settings_parse(const char *text, rsclip_tiler_params *out) {
              mask;
     ok = ok && ts > 0 && ts <= 8192 && stride > 0 && stride <= (1 << 30) && densify > 0 &&
          densify <= RSCLIP_TILER_MAX_DENSIFY && stats > 0 && stats <= 16384;
-    ok = ok && parse_bands(bands, &p) == 0 && parse_scale(scale, &p) == 0 &&
-         parse_list(pcts, pct, 2) == 2;
+    ok = ok && rsclip_tiler_parse_bands(bands, &p) == 0 &&
+         rsclip_tiler_parse_scale(scale, &p) == 0 && parse_list(pcts, pct, 2) == 2;
     if (ok && strcmp(gsds, "native") != 0) ok = parse_list(gsds, &gsd, 1) == 1 && gsd > 0;
     int mask_mode = -1;
     static const char *const masks[] = {"auto", "no_alpha", "none"};
