@@ -563,13 +563,17 @@ GDALDataset *RSCLIPDataset::Open(GDALOpenInfo *poOpenInfo) {
 
 /* ---- registration ---------------------------------------------------------------------------- */
 
+#define RSCLIP_STR(x) #x
+#define RSCLIP_XSTR(x) RSCLIP_STR(x)
+#define RSCLIP_TOP_K_MAX RSCLIP_XSTR(RSCLIP_QUERY_MAX_K)
 #define RSCLIP_OPEN_OPTIONS                                                                        \
     "<OpenOptionList>"                                                                             \
     "  <Option name='QUERY' type='string' description='Text to search for (put into TEMPLATE). "   \
     "Adds the hits layer (and regions with MERGE=YES) and the heatmap subdatasets'/>"              \
     "  <Option name='NEGATIVE' type='string' description='Text to push down the ranking; repeat "  \
     "the option or separate texts with |'/>"                                                       \
-    "  <Option name='TOP_K' type='int' min='1' default='100' description='Number of hits'/>"       \
+    "  <Option name='TOP_K' type='int' min='1' max='" RSCLIP_TOP_K_MAX "' default='100' "          \
+    "description='Number of hits'/>"                                                               \
     "  <Option name='MIN_PROB' type='float' min='0' max='1' default='0' description='Drop hits "   \
     "whose probability is below this'/>"                                                           \
     "  <Option name='TEMPLATE' type='string' default='" RSCLIP_DEFAULT_TEMPLATE "' "               \
