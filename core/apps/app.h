@@ -14,6 +14,7 @@
 /* A macro's value as a string literal: "..." APP_XSTR(RSCLIP_QUERY_MAX_K) "...". */
 #define APP_STR(x) #x
 #define APP_XSTR(x) APP_STR(x)
+#define APP_MAX_K_STR APP_XSTR(RSCLIP_QUERY_MAX_K)
 
 #define APP_OK 0
 #define APP_ERROR 1
@@ -143,6 +144,7 @@ typedef struct app_common {
  * indexer takes (rsclip/indexer.h caps its batch there); 256 tiles of 384 px are ~450 MB of
  * pixels per batch in flight. */
 #define APP_BATCH_MAX 256
+#define APP_BATCH_MAX_STR APP_XSTR(APP_BATCH_MAX)
 /* Encoder batch when --device names a GPU and --batch is not given. */
 #define APP_GPU_BATCH 256
 
@@ -172,8 +174,8 @@ enum { APP_O_PRECISION = 950 };
     "  --precision P           auto (default: the fastest path of this CPU, see\n"                 \
     "                          `rsclip --version --verbose`), f32, bf16, int8\n"
 #define APP_USAGE_BATCH                                                                            \
-    "  -b, --batch N           items per encoder batch, 1.." APP_XSTR(                             \
-        APP_BATCH_MAX) " (default 8; 256 on a GPU)\n"
+    "  -b, --batch N           items per encoder batch, 1.." APP_BATCH_MAX_STR                     \
+    " (default 8; 256 on a GPU)\n"
 #define APP_USAGE_QUIET "  -q, --quiet             no progress\n"
 
 /* c with nothing given. */

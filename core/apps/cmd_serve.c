@@ -24,15 +24,12 @@ const char app_usage_serve[] =
     "  --port N                port (default 8080; 0: any free port)\n"
     "  --http-threads N        requests served at once, 1..64 (default 4)\n"
     "  --timeout S             close a connection idle (or too slow) for S seconds (default 15)\n"
-    "  --max-k N               most hits one search may ask for, 1.." APP_XSTR(
-        RSCLIP_QUERY_MAX_K) " (default 1000)\n"
-                            "  --leaflet DIR           Leaflet's folder "
-                            "(default " RSCLIP_LEAFLET_DIR ")\n"
-                            "  --no-cache              do not use or write the INDEX.rsvec vector "
-                            "cache\n"
-                            "-j (--threads) is the encoder's and the scan's threads; "
-                            "--http-threads the server's.\n" APP_USAGE_COMMON
-                                APP_USAGE_MODEL_OF_INDEX APP_USAGE_THREADS APP_USAGE_PRECISION;
+    "  --max-k N               most hits one search may ask for, 1.." APP_MAX_K_STR
+    " (default 1000)\n"
+    "  --leaflet DIR           Leaflet's folder (default " RSCLIP_LEAFLET_DIR ")\n"
+    "  --no-cache              do not use or write the INDEX.rsvec vector cache\n"
+    "-j (--threads) is the encoder's and the scan's threads; --http-threads the "
+    "server's.\n" APP_USAGE_COMMON APP_USAGE_MODEL_OF_INDEX APP_USAGE_THREADS APP_USAGE_PRECISION;
 
 static int parse_args(int argc, char **argv, serve_config *cfg) {
     enum { O_BIND = 1000, O_PORT, O_HTTP_THREADS, O_TIMEOUT, O_MAX_K, O_LEAFLET, O_NO_CACHE };
