@@ -37,10 +37,11 @@ void RSCLIPReportError(const char *context);
 /* Report a caught C++ exception at a GDAL entry point. */
 void RSCLIPReportException(const char *where, const std::exception *e);
 
-/* Parsed open options (RSCLIPQueryOptions::Parse converts the values; the library checks the
- * query itself when it runs). */
+/* Parsed open options (RSCLIPQueryOptions::Parse converts the values and has the library check
+ * the query: rsclip_query_check, rsclip_change_check). */
 struct RSCLIPQueryOptions {
     std::string osQuery;
+    bool bQuery = false; /* QUERY given (even empty) */
     std::vector<std::string> aosNegatives;
     std::string osTemplate;
     std::string osModel;
@@ -54,13 +55,13 @@ struct RSCLIPQueryOptions {
     std::string osAOIWkt;
     int nStep = 0;                 /* heatmap step in pixels (0 = the scene's stride) */
     GIntBig nMaxCells = 0;         /* heatmap cell cap (0 = the library's default) */
-    std::string osAfter, osBefore; /* AFTER, BEFORE: rsclip/time.h text, checked */
+    std::string osAfter, osBefore; /* AFTER, BEFORE: rsclip/time.h text */
     bool bLatest = false;
     bool bChange = false; /* CHANGE=FROM/TO: the two periods */
     rsclip_time sFrom = {0, 0}, sTo = {0, 0};
 
     bool HasQuery() const {
-        return !osQuery.empty() || nLikeTile > 0;
+        return bQuery || nLikeTile > 0;
     }
     /* Fill an rsclip_query (strings point into this object and negs). */
     rsclip_query ToQuery(std::vector<const char *> &negs) const;

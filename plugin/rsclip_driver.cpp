@@ -72,28 +72,31 @@ static bool ParseBool(const char *name, const char *value, bool *out) {
     return true;
 }
 
-/* AFTER / BEFORE: one time of rsclip/time.h, checked here so that a bad one fails the open with
- * the option's name (the library reads the text again when the query runs). */
-static bool ParseTime(const char *name, const char *value, std::string *out) {
-    rsclip_time t;
-    if (rsclip_time_parse(value, &t) != RSCLIP_OK) {
-        CPLError(CE_Failure, CPLE_IllegalArg, "RSCLIP: open option %s=%s: %s", name, value,
-                 rsclip_last_error());
-        rsclip_clear_error();
-        return false;
+/* The options that shape a query, as NAME=value (values cut at 40 bytes), for the one message
+ * that reports a query the library refuses: its reason names the field (k, min_prob, template,
+ * after...), this names the options the user gave. */
+static std::string QueryOptionsGiven(CSLConstList papszOpts) {
+    static const char *const apszNames[] = {"QUERY", "LIKE_TILE", "NEGATIVE", "TEMPLATE",
+                                            "TOP_K", "MIN_PROB",  "BBOX",     "AOI",
+                                            "AFTER", "BEFORE",    "LATEST",   "CHANGE"};
+    std::string os;
+    for (const char *pszName : apszNames) {
+        const char *v = CSLFetchNameValue(papszOpts, pszName);
+        if (!v) continue;
+        std::string osValue(v);
+        if (osValue.size() > 40) osValue = osValue.substr(0, 37) + "...";
+        os += (os.empty() ? "" : " ") + std::string(pszName) + "=" + osValue;
     }
-    *out = value;
-    return true;
+    return os;
 }
 
+/* Only converts values: every rule of the query itself is the library's (rsclip_query_check,
+ * rsclip_change_check), reported with the options given. */
 bool RSCLIPQueryOptions::Parse(CSLConstList papszOpts) {
     const char *v;
     if ((v = CSLFetchNameValue(papszOpts, "QUERY")) != nullptr) {
         osQuery = v;
-        if (osQuery.empty()) {
-            CPLError(CE_Failure, CPLE_IllegalArg, "RSCLIP: open option QUERY is empty");
-            return false;
-        }
+        bQuery = true; /* an empty QUERY is a query the library refuses, not no query */
     }
     char **papszNeg = CSLFetchNameValueMultiple(papszOpts, "NEGATIVE");
     for (char **p = papszNeg; p && *p; p++) {
@@ -103,21 +106,16 @@ bool RSCLIPQueryOptions::Parse(CSLConstList papszOpts) {
         CSLDestroy(parts);
     }
     CSLDestroy(papszNeg);
-    if ((v = CSLFetchNameValue(papszOpts, "TEMPLATE")) != nullptr) {
-        osTemplate = v;
-        if (osTemplate.find("{}") == std::string::npos) {
-            CPLError(CE_Failure, CPLE_IllegalArg,
-                     "RSCLIP: open option TEMPLATE=%s must contain {} (where the text goes)", v);
-            return false;
-        }
-    }
+    if ((v = CSLFetchNameValue(papszOpts, "TEMPLATE")) != nullptr) osTemplate = v;
     if ((v = CSLFetchNameValue(papszOpts, "MODEL")) != nullptr) osModel = v;
     GIntBig n;
     if ((v = CSLFetchNameValue(papszOpts, "TOP_K")) != nullptr) {
-        if (!ParseInt("TOP_K", v, 1, 1000000, &n)) return false;
+        /* any int: the range (1..RSCLIP_QUERY_MAX_K) is the library's */
+        if (!ParseInt("TOP_K", v, INT_MIN, INT_MAX, &n)) return false;
         nTopK = static_cast<int>(n);
     }
     if ((v = CSLFetchNameValue(papszOpts, "LIKE_TILE")) != nullptr) {
+        /* a tile id; 0 would silently mean no tile */
         if (!ParseInt("LIKE_TILE", v, 1, std::numeric_limits<GIntBig>::max(), &n)) return false;
         nLikeTile = n;
     }
@@ -151,21 +149,17 @@ bool RSCLIPQueryOptions::Parse(CSLConstList papszOpts) {
     if ((v = CSLFetchNameValue(papszOpts, "AOI")) != nullptr) osAOI = v;
     if ((v = CSLFetchNameValue(papszOpts, "MIN_PROB")) != nullptr) {
         char *end = nullptr;
-        double d = CPLStrtod(v, &end);
-        if (end == v || *end || !(d >= 0.0 && d <= 1.0)) {
+        dfMinProb = CPLStrtod(v, &end);
+        if (end == v || *end) {
             CPLError(CE_Failure, CPLE_IllegalArg,
                      "RSCLIP: open option MIN_PROB=%s: expected a probability from 0 to 1", v);
             return false;
         }
-        dfMinProb = d;
     }
     if ((v = CSLFetchNameValue(papszOpts, "MERGE")) != nullptr && !ParseBool("MERGE", v, &bMerge))
         return false;
-    if ((v = CSLFetchNameValue(papszOpts, "AFTER")) != nullptr && !ParseTime("AFTER", v, &osAfter))
-        return false;
-    if ((v = CSLFetchNameValue(papszOpts, "BEFORE")) != nullptr &&
-        !ParseTime("BEFORE", v, &osBefore))
-        return false;
+    if ((v = CSLFetchNameValue(papszOpts, "AFTER")) != nullptr) osAfter = v;
+    if ((v = CSLFetchNameValue(papszOpts, "BEFORE")) != nullptr) osBefore = v;
     if ((v = CSLFetchNameValue(papszOpts, "LATEST")) != nullptr &&
         !ParseBool("LATEST", v, &bLatest))
         return false;
@@ -178,17 +172,9 @@ bool RSCLIPQueryOptions::Parse(CSLConstList papszOpts) {
         }
         bChange = true;
     }
-    if (bChange && (!osAfter.empty() || !osBefore.empty() || bLatest)) {
-        CPLError(CE_Failure, CPLE_IllegalArg,
-                 "RSCLIP: open option CHANGE has its own two periods: no AFTER, BEFORE or LATEST "
-                 "with it");
-        return false;
-    }
-    if (!osQuery.empty() && nLikeTile > 0) {
-        CPLError(CE_Failure, CPLE_IllegalArg,
-                 "RSCLIP: open options QUERY and LIKE_TILE exclude each other: give one");
-        return false;
-    }
+    /* The driver's own rule, which no query can express: without QUERY or LIKE_TILE the dataset
+     * lists the index (tiles, scenes) and runs no query, so an option that only shapes one would
+     * be silently ignored. */
     const char *pszNeedsQuery = bMerge                  ? "MERGE"
                                 : !aosNegatives.empty() ? "NEGATIVE"
                                 : bHasBBox              ? "BBOX"
@@ -198,9 +184,18 @@ bool RSCLIPQueryOptions::Parse(CSLConstList papszOpts) {
                                 : bLatest               ? "LATEST"
                                 : bChange               ? "CHANGE"
                                                         : nullptr;
-    if (!HasQuery() && pszNeedsQuery) {
+    if (!HasQuery()) {
+        if (!pszNeedsQuery) return true;
         CPLError(CE_Failure, CPLE_IllegalArg, "RSCLIP: open option %s needs QUERY (or LIKE_TILE)",
                  pszNeedsQuery);
+        return false;
+    }
+    std::vector<const char *> negs;
+    const rsclip_query q = ToQuery(negs);
+    if ((bChange ? rsclip_change_check(&q, &sFrom, &sTo) : rsclip_query_check(&q)) != RSCLIP_OK) {
+        CPLError(CE_Failure, CPLE_IllegalArg, "RSCLIP: open options %s: %s",
+                 QueryOptionsGiven(papszOpts).c_str(), rsclip_last_error());
+        rsclip_clear_error();
         return false;
     }
     return true;
@@ -210,7 +205,7 @@ rsclip_query RSCLIPQueryOptions::ToQuery(std::vector<const char *> &negs) const 
     rsclip_query q = rsclip_query_default();
     negs.clear();
     for (const auto &s : aosNegatives) negs.push_back(s.c_str());
-    if (!osQuery.empty()) q.text = osQuery.c_str();
+    if (bQuery) q.text = osQuery.c_str();
     if (!osTemplate.empty()) q.template_str = osTemplate.c_str();
     q.negatives = negs.empty() ? nullptr : negs.data();
     q.n_negatives = static_cast<int>(negs.size());
@@ -568,13 +563,17 @@ GDALDataset *RSCLIPDataset::Open(GDALOpenInfo *poOpenInfo) {
 
 /* ---- registration ---------------------------------------------------------------------------- */
 
+#define RSCLIP_STR(x) #x
+#define RSCLIP_XSTR(x) RSCLIP_STR(x)
+#define RSCLIP_TOP_K_MAX RSCLIP_XSTR(RSCLIP_QUERY_MAX_K)
 #define RSCLIP_OPEN_OPTIONS                                                                        \
     "<OpenOptionList>"                                                                             \
     "  <Option name='QUERY' type='string' description='Text to search for (put into TEMPLATE). "   \
     "Adds the hits layer (and regions with MERGE=YES) and the heatmap subdatasets'/>"              \
     "  <Option name='NEGATIVE' type='string' description='Text to push down the ranking; repeat "  \
     "the option or separate texts with |'/>"                                                       \
-    "  <Option name='TOP_K' type='int' min='1' default='100' description='Number of hits'/>"       \
+    "  <Option name='TOP_K' type='int' min='1' max='" RSCLIP_TOP_K_MAX "' default='100' "          \
+    "description='Number of hits'/>"                                                               \
     "  <Option name='MIN_PROB' type='float' min='0' max='1' default='0' description='Drop hits "   \
     "whose probability is below this'/>"                                                           \
     "  <Option name='TEMPLATE' type='string' default='" RSCLIP_DEFAULT_TEMPLATE "' "               \

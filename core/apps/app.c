@@ -226,3 +226,33 @@ int app_parse_numbers(const char *s, double *v, int n) {
 int app_parse_threads(const char *cmd, const char *arg, int *out) {
     return app_parse_int(cmd, "-j", arg, 1, 1024, out);
 }
+
+app_common app_common_default(void) {
+    app_common c = {NULL, 0, RSCLIP_PRECISION_AUTO, 0, 0};
+    return c;
+}
+
+int app_common_option(const char *cmd, int ch, const char *arg, app_common *c) {
+    switch (ch) {
+    case 'm':
+        if (!*arg) {
+            app_usage_error(cmd, "-m wants a model");
+            return -1;
+        }
+        c->model = arg;
+        return 1;
+    case 'j':
+        return app_parse_threads(cmd, arg, &c->threads) ? -1 : 1;
+    case APP_O_PRECISION:
+        if (rsclip_precision_parse(arg, &c->precision) == RSCLIP_OK) return 1;
+        app_usage_error(cmd, "--precision: %s", rsclip_last_error());
+        return -1;
+    case 'b':
+        return app_parse_int(cmd, "--batch", arg, 1, APP_BATCH_MAX, &c->batch) ? -1 : 1;
+    case 'q':
+        c->quiet = 1;
+        return 1;
+    default:
+        return 0;
+    }
+}

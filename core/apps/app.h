@@ -11,6 +11,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* A macro's value as a string literal: "..." APP_XSTR(RSCLIP_QUERY_MAX_K) "...". */
+#define APP_STR(x) #x
+#define APP_XSTR(x) APP_STR(x)
+#define APP_MAX_K_STR APP_XSTR(RSCLIP_QUERY_MAX_K)
+
 #define APP_OK 0
 #define APP_ERROR 1
 #define APP_USAGE 2
@@ -123,6 +128,63 @@ int app_parse_shard(const char *cmd, const char *arg, int *index, int *count);
 /* -j N / --threads N, the same range for every command: 1..1024 (without it: all cores). */
 int app_parse_threads(const char *cmd, const char *arg, int *out);
 
+/* ---- the options commands share ----------------------------------------------------------------
+ * -m/--model, -j/--threads, --precision, -b/--batch and -q/--quiet have one spelling, one range,
+ * one message and one help line wherever they appear. A command puts the ones it takes in its
+ * getopt table (APP_OPT_*), its short options (APP_SHORT_*) and its usage (APP_USAGE_*), and
+ * hands every option to app_common_option before its own switch. */
+typedef struct app_common {
+    const char *model;          /* -m; NULL when not given */
+    int threads;                /* -j; 0 (not given) = all cores */
+    rsclip_precision precision; /* --precision; RSCLIP_PRECISION_AUTO when not given */
+    int batch;                  /* -b; 0 (not given) = the command's default */
+    int quiet;                  /* -q */
+} app_common;
+
+/* The most images, texts or tiles per encoder batch: what a GPU wants (128-256) and what the
+ * indexer takes (rsclip/indexer.h caps its batch there); 256 tiles of 384 px are ~450 MB of
+ * pixels per batch in flight. */
+#define APP_BATCH_MAX 256
+#define APP_BATCH_MAX_STR APP_XSTR(APP_BATCH_MAX)
+/* Encoder batch when --device names a GPU and --batch is not given. */
+#define APP_GPU_BATCH 256
+
+enum { APP_O_PRECISION = 950 };
+#define APP_OPT_MODEL                                                                              \
+    { "model", required_argument, NULL, 'm' }
+#define APP_OPT_THREADS                                                                            \
+    { "threads", required_argument, NULL, 'j' }
+#define APP_OPT_PRECISION                                                                          \
+    { "precision", required_argument, NULL, APP_O_PRECISION }
+#define APP_OPT_BATCH                                                                              \
+    { "batch", required_argument, NULL, 'b' }
+#define APP_OPT_QUIET                                                                              \
+    { "quiet", no_argument, NULL, 'q' }
+#define APP_SHORT_MODEL "m:"
+#define APP_SHORT_THREADS "j:"
+#define APP_SHORT_BATCH "b:"
+#define APP_SHORT_QUIET "q"
+
+#define APP_USAGE_COMMON "\nOptions every command spells and checks alike:\n"
+#define APP_USAGE_MODEL                                                                            \
+    "  -m, --model MODEL       snapshot folder, base, large or a repo id in the cache\n"
+#define APP_USAGE_MODEL_OF_INDEX                                                                   \
+    "  -m, --model MODEL       model (default: the one the index was built with)\n"
+#define APP_USAGE_THREADS "  -j, --threads N         threads, 1..1024 (default: all cores)\n"
+#define APP_USAGE_PRECISION                                                                        \
+    "  --precision P           auto (default: the fastest path of this CPU, see\n"                 \
+    "                          `rsclip --version --verbose`), f32, bf16, int8\n"
+#define APP_USAGE_BATCH                                                                            \
+    "  -b, --batch N           items per encoder batch, 1.." APP_BATCH_MAX_STR                     \
+    " (default 8; 256 on a GPU)\n"
+#define APP_USAGE_QUIET "  -q, --quiet             no progress\n"
+
+/* c with nothing given. */
+app_common app_common_default(void);
+/* Apply option ch (getopt's value, arg its optarg) if it is a shared one: 1 done, 0 not a
+ * shared option, -1 a bad value (printed as a usage error of cmd). */
+int app_common_option(const char *cmd, int ch, const char *arg, app_common *c);
+
 /* n comma-separated finite numbers ("a,b", "W,S,E,N") into v: 0, or -1 for anything else. */
 int app_parse_numbers(const char *s, double *v, int n);
 
@@ -148,9 +210,6 @@ int app_parse_int(const char *cmd, const char *opt, const char *s, int min, int 
 
 /* --device: "cpu", "cuda" or "cuda:N" into *out; 0, or APP_USAGE after printing an error. */
 int app_parse_device(const char *cmd, const char *s, rsclip_device *out);
-/* Encoder batch when --device names a GPU and --batch is not given. */
-#define APP_GPU_BATCH 256
-
 /* Resolve -m (rsclip_hub_resolve) and load the model; prints the error and returns APP_ERROR. */
 int app_load_model(const char *name, rsclip_model **out);
 

@@ -14,17 +14,14 @@ const char app_usage_classify[] =
     "where text is the template with {} replaced by the label. Labels are listed highest\n"
     "probability first. SigLIP's probabilities are independent per label (no softmax).\n"
     "\n"
-    "  -m, --model MODEL       snapshot folder, base, large or a repo id in the cache\n"
     "  -l, --label LABEL       a class label (repeat for each class)\n"
     "  -t, --template TEXT     prompt template, {} is the label\n"
     "                          (default \"" RSCLIP_DEFAULT_TEMPLATE "\";\n"
     "                          --template \"{}\" uses the labels as they are)\n"
     "  --json                  print {\"image\": ..., \"labels\": [{\"label\": ..., \"prob\": p,\n"
     "                          \"logit\": l}, ...]} (one object per line per image)\n"
-    "  -j, --threads N         encoder threads (default: all cores)\n"
-    "  --precision P           auto (default: the fastest path of this CPU, see\n"
-    "                          `rsclip --version --verbose`), f32, bf16, int8\n"
-    "  --device D              cpu (default), cuda or cuda:N: encode on that NVIDIA GPU\n";
+    "  --device D              cpu (default), cuda or cuda:N: encode on that NVIDIA "
+    "GPU\n" APP_USAGE_COMMON APP_USAGE_MODEL APP_USAGE_THREADS APP_USAGE_PRECISION;
 
 typedef struct score {
     int label;
@@ -62,33 +59,33 @@ static void print_scores(const char *image, const score *s, int n, char **labels
 
 /* What the command line asked for. */
 typedef struct classify_args {
-    rsclip_precision precision;
+    app_common co; /* -m, -j, --precision */
     rsclip_device device;
-    const char *model_name, *tmpl;
-    int json, threads, n_labels;
+    const char *tmpl;
+    int json, n_labels;
     char **labels; /* [argc]: at most one label per argument */
 } classify_args;
 
 static int parse_classify(int argc, char **argv, classify_args *a) {
-    enum { OPT_JSON = 1000, OPT_PRECISION, OPT_DEVICE };
-    static const struct option longopts[] = {{"model", required_argument, NULL, 'm'},
+    enum { OPT_JSON = 1000, OPT_DEVICE };
+    static const struct option longopts[] = {APP_OPT_MODEL,
+                                             APP_OPT_THREADS,
+                                             APP_OPT_PRECISION,
                                              {"label", required_argument, NULL, 'l'},
                                              {"template", required_argument, NULL, 't'},
                                              {"json", no_argument, NULL, OPT_JSON},
-                                             {"threads", required_argument, NULL, 'j'},
-                                             {"precision", required_argument, NULL, OPT_PRECISION},
                                              {"device", required_argument, NULL, OPT_DEVICE},
                                              {NULL, 0, NULL, 0}};
     const char *cmd = "classify";
     int ch;
     optind = 1;
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":m:l:t:j:", longopts, NULL)) != -1) {
-        int bad = 0;
+    while ((ch = getopt_long(argc, argv, ":l:t:" APP_SHORT_MODEL APP_SHORT_THREADS, longopts,
+                             NULL)) != -1) {
+        int bad = app_common_option(cmd, ch, optarg, &a->co);
+        if (bad < 0) return APP_USAGE;
+        if (bad > 0) continue;
         switch (ch) {
-        case 'm':
-            a->model_name = optarg;
-            break;
         case 'l':
             a->labels[a->n_labels++] = optarg;
             break;
@@ -97,13 +94,6 @@ static int parse_classify(int argc, char **argv, classify_args *a) {
             break;
         case OPT_JSON:
             a->json = 1;
-            break;
-        case 'j':
-            bad = app_parse_threads(cmd, optarg, &a->threads);
-            break;
-        case OPT_PRECISION:
-            if (rsclip_precision_parse(optarg, &a->precision) != RSCLIP_OK)
-                bad = app_usage_error(cmd, "--precision: %s", rsclip_last_error());
             break;
         case OPT_DEVICE:
             bad = app_parse_device(cmd, optarg, &a->device);
@@ -114,7 +104,7 @@ static int parse_classify(int argc, char **argv, classify_args *a) {
         if (bad) return APP_USAGE;
     }
     const char *usage = NULL;
-    if (!a->model_name)
+    if (!a->co.model)
         usage = "no model given (-m MODEL)";
     else if (a->n_labels == 0)
         usage = "no labels given (-l LABEL, once per class)";
@@ -151,8 +141,8 @@ static int run_classify(rsclip_model *m, const classify_args *a, int argc, char 
     size_t dim = (size_t)mi->embed_dim;
     size_t px_len = (size_t)3 * mi->image_size * mi->image_size;
     rsclip_encoder_params ep = rsclip_encoder_default_params();
-    ep.n_threads = a->threads;
-    ep.precision = a->precision;
+    ep.n_threads = a->co.threads;
+    ep.precision = a->co.precision;
     ep.device = a->device;
     if (a->device.kind != RSCLIP_DEVICE_CPU) ep.max_batch = APP_GPU_BATCH;
     if (ep.max_batch > a->n_labels) ep.max_batch = a->n_labels;
@@ -192,19 +182,13 @@ static int run_classify(rsclip_model *m, const classify_args *a, int argc, char 
 }
 
 int cmd_classify(int argc, char **argv) {
-    classify_args a = {RSCLIP_PRECISION_AUTO,
-                       {RSCLIP_DEVICE_CPU, 0},
-                       NULL,
-                       RSCLIP_DEFAULT_TEMPLATE,
-                       0,
-                       0,
-                       0,
-                       NULL};
+    classify_args a = {
+        app_common_default(), {RSCLIP_DEVICE_CPU, 0}, RSCLIP_DEFAULT_TEMPLATE, 0, 0, NULL};
     a.labels = calloc((size_t)argc, sizeof *a.labels);
     if (!a.labels) return app_error("out of memory");
     int rc = parse_classify(argc, argv, &a);
     rsclip_model *m = NULL;
-    if (rc == APP_OK && app_load_model(a.model_name, &m)) rc = APP_ERROR;
+    if (rc == APP_OK && app_load_model(a.co.model, &m)) rc = APP_ERROR;
     if (rc == APP_OK) rc = run_classify(m, &a, argc, argv);
     rsclip_model_free(m);
     free(a.labels);

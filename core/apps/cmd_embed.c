@@ -16,17 +16,14 @@ const char app_usage_embed[] =
     "vectors are the model's unnormalised features (get_image_features / get_text_features)\n"
     "unless --normalize is given. Inputs are encoded in batches through one encoder.\n"
     "\n"
-    "  -m, --model MODEL   snapshot folder, base, large or a repo id in the cache\n"
-    "  --image             inputs are image files\n"
-    "  --text              inputs are texts (UTF-8; empty text is valid)\n"
-    "  --normalize         scale every vector to unit length\n"
-    "  -b, --batch N       inputs per encoder batch (default 8; 256 on a GPU)\n"
-    "  -j, --threads N     encoder threads (default: all cores)\n"
-    "  --precision P       auto (default: the fastest path of this CPU, see `rsclip --version\n"
-    "                      --verbose`), f32, bf16, int8 (cosine >= 0.999 to f32; f32 where the\n"
-    "                      CPU lacks them)\n"
-    "  --device D          cpu (default), cuda or cuda:N: encode on that NVIDIA GPU (a build\n"
-    "                      with CUDA; auto is bf16 there, f32 is exact to 1e-5, int8 runs f32)\n";
+    "  --image                 inputs are image files\n"
+    "  --text                  inputs are texts (UTF-8; empty text is valid)\n"
+    "  --normalize             scale every vector to unit length\n"
+    "  --device D              cpu (default), cuda or cuda:N: encode on that NVIDIA GPU (a\n"
+    "                          build with CUDA; auto is bf16 there, f32 is exact to 1e-5, int8\n"
+    "                          runs f32)\n"
+    "bf16, int8: within cosine 0.999 of f32; f32 where the CPU lacks them.\n" APP_USAGE_COMMON
+        APP_USAGE_MODEL APP_USAGE_BATCH APP_USAGE_THREADS APP_USAGE_PRECISION;
 
 static void print_embeddings(const char *model, int dim, int n, const float *e) {
     fputs("{\"model\": ", stdout);
@@ -77,27 +74,28 @@ static int embed_texts(rsclip_model *m, rsclip_encoder *enc, int n, char **texts
 }
 
 int cmd_embed(int argc, char **argv) {
-    enum { OPT_IMAGE = 1000, OPT_TEXT, OPT_NORMALIZE, OPT_PRECISION, OPT_DEVICE };
-    static const struct option longopts[] = {{"model", required_argument, NULL, 'm'},
+    enum { OPT_IMAGE = 1000, OPT_TEXT, OPT_NORMALIZE, OPT_DEVICE };
+    static const struct option longopts[] = {APP_OPT_MODEL,
+                                             APP_OPT_BATCH,
+                                             APP_OPT_THREADS,
+                                             APP_OPT_PRECISION,
                                              {"image", no_argument, NULL, OPT_IMAGE},
                                              {"text", no_argument, NULL, OPT_TEXT},
                                              {"normalize", no_argument, NULL, OPT_NORMALIZE},
-                                             {"batch", required_argument, NULL, 'b'},
-                                             {"threads", required_argument, NULL, 'j'},
-                                             {"precision", required_argument, NULL, OPT_PRECISION},
                                              {"device", required_argument, NULL, OPT_DEVICE},
                                              {NULL, 0, NULL, 0}};
-    rsclip_precision precision = RSCLIP_PRECISION_AUTO;
     rsclip_device device = {RSCLIP_DEVICE_CPU, 0};
-    const char *cmd = "embed", *model_name = NULL;
-    int images = 0, texts = 0, normalize = 0, batch = 0, threads = 0, ch;
+    const char *cmd = "embed";
+    app_common co = app_common_default();
+    int images = 0, texts = 0, normalize = 0, ch;
     optind = 1;
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":m:b:j:", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":" APP_SHORT_MODEL APP_SHORT_BATCH APP_SHORT_THREADS,
+                             longopts, NULL)) != -1) {
+        int r = app_common_option(cmd, ch, optarg, &co);
+        if (r < 0) return APP_USAGE;
+        if (r > 0) continue;
         switch (ch) {
-        case 'm':
-            model_name = optarg;
-            break;
         case OPT_IMAGE:
             images = 1;
             break;
@@ -107,16 +105,6 @@ int cmd_embed(int argc, char **argv) {
         case OPT_NORMALIZE:
             normalize = 1;
             break;
-        case 'b':
-            if (app_parse_int(cmd, "--batch", optarg, 1, 1024, &batch)) return APP_USAGE;
-            break;
-        case 'j':
-            if (app_parse_threads(cmd, optarg, &threads)) return APP_USAGE;
-            break;
-        case OPT_PRECISION:
-            if (rsclip_precision_parse(optarg, &precision) != RSCLIP_OK)
-                return app_usage_error(cmd, "--precision: %s", rsclip_last_error());
-            break;
         case OPT_DEVICE:
             if (app_parse_device(cmd, optarg, &device)) return APP_USAGE;
             break;
@@ -124,6 +112,8 @@ int cmd_embed(int argc, char **argv) {
             return app_bad_option(cmd, ch, argv);
         }
     }
+    const char *model_name = co.model;
+    int batch = co.batch;
     if (!model_name) return app_usage_error(cmd, "no model given (-m MODEL)");
     if (images == texts) return app_usage_error(cmd, "give exactly one of --image or --text");
     int n = argc - optind;
@@ -136,8 +126,8 @@ int cmd_embed(int argc, char **argv) {
     const rsclip_model_info *mi = rsclip_model_get_info(m);
     rsclip_encoder_params ep = rsclip_encoder_default_params();
     ep.max_batch = batch;
-    ep.n_threads = threads;
-    ep.precision = precision;
+    ep.n_threads = co.threads;
+    ep.precision = co.precision;
     ep.device = device;
     rsclip_encoder *enc = NULL;
     float *out = calloc((size_t)n * (size_t)mi->embed_dim, sizeof *out);

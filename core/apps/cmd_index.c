@@ -17,7 +17,6 @@ const char app_usage_index[] =
     "searched recursively) into model-sized tiles, embed them and store them in INDEX (created\n"
     "or updated). Unchanged scenes are skipped; an interrupted run resumes where it stopped.\n"
     "\n"
-    "  -m MODEL              model folder, base, large or a repo id\n"
     "  -o INDEX              index file (a GeoPackage, e.g. city.gpkg); with --shard a folder\n"
     "  --input-list FILE     read inputs from FILE, one per line ('#' comments)\n"
     "  --asset KEY           STAC inputs (.json: Item, ItemCollection, Catalog, Collection):\n"
@@ -31,13 +30,9 @@ const char app_usage_index[] =
     "  --force               re-index scenes even when unchanged\n"
     "  --prune               first drop the scenes whose files are gone (local paths);\n"
     "                        with no INPUT (and no -m) only prune\n"
-    "  --batch N             tiles per encoder batch (default 8; 256 on a GPU)\n"
-    "  -j N                  encoder threads (default: all cores)\n"
-    "  --precision P         auto (default: the fastest path of this CPU, see\n"
-    "                        `rsclip --version --verbose`), f32, bf16, int8\n"
-    "  --device D            cpu (default), cuda or cuda:N: encode on that NVIDIA GPU\n"
-    "  -q                    quiet: no progress\n"
-    "\n"
+    "  --device D            cpu (default), cuda or cuda:N: encode on that NVIDIA "
+    "GPU\n" APP_USAGE_COMMON APP_USAGE_MODEL APP_USAGE_BATCH APP_USAGE_THREADS APP_USAGE_PRECISION
+        APP_USAGE_QUIET "\n"
     "Sharded indexing (array jobs; see README \"Scale out\"):\n"
     "  --shard I/N           index only shard I of N (0 <= I < N) of the TILES of the inputs,\n"
     "                        into FOLDER/part-IIIII-of-NNNNN.gpkg; every worker computes the\n"
@@ -157,8 +152,6 @@ static int parse_args(int argc, char **argv, index_args *a, progress_state *ps) 
     enum {
         O_INPUT_LIST = 1000,
         O_FORCE,
-        O_BATCH,
-        O_PRECISION,
         O_PRUNE,
         O_SHARD,
         O_PLAN,
@@ -168,7 +161,11 @@ static int parse_args(int argc, char **argv, index_args *a, progress_state *ps) 
         O_ASSET
     };
     static const struct option longopts[] = {
-        {"model", required_argument, NULL, 'm'},
+        APP_OPT_MODEL,
+        APP_OPT_THREADS,
+        APP_OPT_PRECISION,
+        APP_OPT_BATCH,
+        APP_OPT_QUIET,
         {"output", required_argument, NULL, 'o'},
         {"input-list", required_argument, NULL, O_INPUT_LIST},
         APP_TILING_LONGOPTS,
@@ -178,43 +175,24 @@ static int parse_args(int argc, char **argv, index_args *a, progress_state *ps) 
         {"plan", required_argument, NULL, O_PLAN},
         {"datetime", required_argument, NULL, O_DATETIME},
         {"datetime-from-name", required_argument, NULL, O_DATETIME_NAME},
-        {"batch", required_argument, NULL, O_BATCH},
-        {"precision", required_argument, NULL, O_PRECISION},
         {"device", required_argument, NULL, O_DEVICE},
         {"asset", required_argument, NULL, O_ASSET},
-        {"threads", required_argument, NULL, 'j'},
-        {"quiet", no_argument, NULL, 'q'},
         {NULL, 0, NULL, 0}};
     const char *shard = NULL;
-    int ch, rc, batch_given = 0;
+    int ch, rc;
     rsclip_device dev = {RSCLIP_DEVICE_CPU, 0};
+    app_common co = app_common_default();
     opterr = 0;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, ":m:o:j:q", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(
+                argc, argv, ":o:" APP_SHORT_MODEL APP_SHORT_THREADS APP_SHORT_BATCH APP_SHORT_QUIET,
+                longopts, NULL)) != -1) {
+        if ((rc = app_common_option("index", ch, optarg, &co)) < 0) return APP_USAGE;
+        if (rc > 0) continue;
         switch (ch) {
-        case 'm':
-            a->ip.model = optarg;
-            break;
         case 'o':
             a->index = optarg;
             break;
-        case 'q':
-            ps->quiet = 1;
-            break;
-        case 'j':
-            if (app_parse_threads("index", optarg, &a->ip.n_threads)) return APP_USAGE;
-            break;
-        case O_BATCH:
-            if (app_parse_int("index", "--batch", optarg, 1, 256, &a->ip.batch)) return APP_USAGE;
-            batch_given = 1;
-            break;
-        case O_PRECISION: {
-            rsclip_precision pr;
-            if (rsclip_precision_parse(optarg, &pr) != RSCLIP_OK)
-                return app_usage_error("index", "--precision: %s", rsclip_last_error());
-            a->ip.precision = (int)pr;
-            break;
-        }
         case O_ASSET:
             a->asset = optarg;
             break;
@@ -263,7 +241,14 @@ static int parse_args(int argc, char **argv, index_args *a, progress_state *ps) 
             return app_bad_option("index", ch, argv);
         }
     }
-    if (dev.kind != RSCLIP_DEVICE_CPU && !batch_given) a->ip.batch = APP_GPU_BATCH;
+    if (co.model) a->ip.model = co.model;
+    a->ip.n_threads = co.threads;
+    a->ip.precision = (int)co.precision;
+    ps->quiet = co.quiet;
+    if (co.batch)
+        a->ip.batch = co.batch;
+    else if (dev.kind != RSCLIP_DEVICE_CPU)
+        a->ip.batch = APP_GPU_BATCH;
     if (!a->index) return app_usage_error("index", "no index file given (-o)");
     if (shard && (rc = app_parse_shard("index", shard, &a->shard_index, &a->shard_count)))
         return rc;

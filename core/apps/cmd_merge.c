@@ -17,8 +17,8 @@ const char app_usage_merge[] =
     "-wal/-shm/.rsvec files or a file inside an input folder.\n"
     "\n"
     "  -o OUT        the merged index\n"
-    "  --no-cache    do not build OUT.rsvec (the first search builds it)\n"
-    "  -q            quiet\n";
+    "  --no-cache    do not build OUT.rsvec (the first search builds it)\n" APP_USAGE_COMMON
+        APP_USAGE_QUIET;
 
 typedef struct merge_state {
     int quiet, tty;
@@ -37,20 +37,22 @@ int cmd_merge(int argc, char **argv) {
     enum { O_NO_CACHE = 1000 };
     static const struct option longopts[] = {{"output", required_argument, NULL, 'o'},
                                              {"no-cache", no_argument, NULL, O_NO_CACHE},
-                                             {"quiet", no_argument, NULL, 'q'},
+                                             APP_OPT_QUIET,
                                              {NULL, 0, NULL, 0}};
     const char *out = NULL;
     int ch, cache = 1;
     merge_state ms = {0, isatty(2)};
+    app_common co = app_common_default();
     opterr = 0;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, ":o:q", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":o:" APP_SHORT_QUIET, longopts, NULL)) != -1) {
+        if (app_common_option("merge", ch, optarg, &co) > 0) {
+            ms.quiet = co.quiet;
+            continue;
+        }
         switch (ch) {
         case 'o':
             out = optarg;
-            break;
-        case 'q':
-            ms.quiet = 1;
             break;
         case O_NO_CACHE:
             cache = 0;

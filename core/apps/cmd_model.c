@@ -27,11 +27,10 @@ const char app_usage_model[] =
     "~/.cache/rsclip/models/REPO_ID. base = lcybuaa/Git-RSCLIP-base, large = lcybuaa/Git-RSCLIP.\n"
     "\n"
     "  -o, --output DIR   download into DIR instead of the cache\n"
-    "  -q, --quiet        no progress\n"
     "  --max-size N       refuse a file larger than N bytes (K, M, G, T suffixes; default\n"
     "                     $RSCLIP_FETCH_MAX_BYTES, else 64G)\n"
     "  --timeout S        give up after S seconds in all (default $RSCLIP_FETCH_TIMEOUT, else\n"
-    "                     24 hours); run again to resume\n";
+    "                     24 hours); run again to resume\n" APP_USAGE_COMMON APP_USAGE_QUIET;
 
 static int progress(double frac, const char *msg, void *user) {
     app_progress_update(user, msg, frac);
@@ -53,23 +52,22 @@ static uint64_t parse_size(const char *s) {
 static int model_fetch(int argc, char **argv) {
     enum { OPT_MAX_SIZE = 256, OPT_TIMEOUT };
     static const struct option longopts[] = {{"output", required_argument, NULL, 'o'},
-                                             {"quiet", no_argument, NULL, 'q'},
+                                             APP_OPT_QUIET,
                                              {"max-size", required_argument, NULL, OPT_MAX_SIZE},
                                              {"timeout", required_argument, NULL, OPT_TIMEOUT},
                                              {NULL, 0, NULL, 0}};
     const char *cmd = "model fetch", *dest = NULL;
-    int quiet = 0, ch;
+    app_common co = app_common_default();
+    int ch;
     rsclip_hub_fetch_params fp = rsclip_hub_fetch_default_params();
     char *end;
     optind = 1;
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":o:q", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":o:" APP_SHORT_QUIET, longopts, NULL)) != -1) {
+        if (app_common_option(cmd, ch, optarg, &co) > 0) continue;
         switch (ch) {
         case 'o':
             dest = optarg;
-            break;
-        case 'q':
-            quiet = 1;
             break;
         case OPT_MAX_SIZE:
             if (!(fp.max_bytes = parse_size(optarg)))
@@ -87,7 +85,7 @@ static int model_fetch(int argc, char **argv) {
     }
     if (optind >= argc) return app_usage_error(cmd, "no model given (base, large or REPO_ID)");
     if (argc - optind > 1) return app_usage_error(cmd, "one model at a time");
-    app_progress p = {quiet ? NULL : stderr, "", 0, 0};
+    app_progress p = {co.quiet ? NULL : stderr, "", 0, 0};
     char dir[4096];
     fp.progress = progress;
     fp.user = &p;

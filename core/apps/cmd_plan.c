@@ -12,16 +12,15 @@ const char app_usage_plan[] =
     "Open the header of every input raster once and write the plan of an indexing run: the\n"
     "scenes in order with their tile counts and the tiling settings. Workers of an array job\n"
     "then run `rsclip index -m MODEL --plan PLAN --shard auto -o FOLDER/` and each reads only\n"
-    "its own share of the plan (no worker lists or opens the other inputs).\n"
+    "its own share of the plan (no worker lists or opens the other inputs). The model's input\n"
+    "size is the tile size.\n"
     "\n"
-    "  -m MODEL              the model (its input size is the tile size)\n"
     "  -o PLAN               the plan file to write (JSON Lines)\n"
     "  --input-list FILE     read inputs from FILE, one per line ('#' comments)\n"
     "  --asset KEY           STAC inputs: the asset to index (default visual, else the first\n"
     "                        raster asset)\n" APP_USAGE_TILING
-    "  --overwrite           replace an existing PLAN\n"
-    "  -q                    quiet\n"
-    "\n"
+    "  --overwrite           replace an existing PLAN\n" APP_USAGE_COMMON APP_USAGE_MODEL
+        APP_USAGE_QUIET "\n"
     "Exit status: 0, 1 error (or no input could be opened), 2 usage, 3 some inputs could not be\n"
     "opened (named on stderr; they are not in the plan).\n";
 
@@ -39,29 +38,27 @@ static void on_error(const char *path, const char *message, void *user) {
 
 int cmd_plan(int argc, char **argv) {
     enum { O_INPUT_LIST = 1000, O_OVERWRITE, O_ASSET };
-    static const struct option longopts[] = {{"model", required_argument, NULL, 'm'},
+    static const struct option longopts[] = {APP_OPT_MODEL,
+                                             APP_OPT_QUIET,
                                              {"output", required_argument, NULL, 'o'},
                                              {"input-list", required_argument, NULL, O_INPUT_LIST},
                                              {"overwrite", no_argument, NULL, O_OVERWRITE},
                                              {"asset", required_argument, NULL, O_ASSET},
                                              APP_TILING_LONGOPTS,
-                                             {"quiet", no_argument, NULL, 'q'},
                                              {NULL, 0, NULL, 0}};
     rsclip_tiler_params tp = rsclip_tiler_default_params();
-    const char *model = NULL, *out = NULL, *list = NULL, *asset = NULL;
-    int ch, rc, quiet = 0, overwrite = 0;
+    const char *out = NULL, *list = NULL, *asset = NULL;
+    int ch, rc, overwrite = 0;
+    app_common co = app_common_default();
     opterr = 0;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, ":m:o:q", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":o:" APP_SHORT_MODEL APP_SHORT_QUIET, longopts, NULL)) !=
+           -1) {
+        if ((rc = app_common_option("plan", ch, optarg, &co)) < 0) return APP_USAGE;
+        if (rc > 0) continue;
         switch (ch) {
-        case 'm':
-            model = optarg;
-            break;
         case 'o':
             out = optarg;
-            break;
-        case 'q':
-            quiet = 1;
             break;
         case O_INPUT_LIST:
             list = optarg;
@@ -79,6 +76,8 @@ int cmd_plan(int argc, char **argv) {
             if ((rc = app_tiling_option("plan", ch, optarg, &tp))) return rc;
         }
     }
+    const char *model = co.model;
+    int quiet = co.quiet;
     if (!model) return app_usage_error("plan", "no model given (-m)");
     if (!out) return app_usage_error("plan", "no plan file given (-o)");
     if (optind == argc && !list) return app_usage_error("plan", "no input rasters given");

@@ -14,8 +14,8 @@ const char app_usage_remove[] =
     "\n"
     "Remove scenes from an index: their footprints and vectors go (the vector cache follows).\n"
     "SCENE is a scene id (see rsclip info) or the path of the indexed raster. All scenes are\n"
-    "removed in one transaction: if one is not in the index, nothing is removed.\n"
-    "  -q    quiet\n";
+    "removed in one transaction: if one is not in the index, nothing is removed.\n" APP_USAGE_COMMON
+        APP_USAGE_QUIET;
 
 /* Scene id of a command-line SCENE: a number is an id, anything else a path (as stored, or the
  * canonical path of a local file). */
@@ -61,16 +61,15 @@ static int delete_and_report(rsclip_index *idx, const int64_t *ids, size_t n, in
 }
 
 int cmd_remove(int argc, char **argv) {
-    static const struct option longopts[] = {{"quiet", no_argument, NULL, 'q'}, {NULL, 0, NULL, 0}};
-    int ch, quiet = 0;
+    static const struct option longopts[] = {APP_OPT_QUIET, {NULL, 0, NULL, 0}};
+    app_common co = app_common_default();
+    int ch;
     opterr = 0;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, ":q", longopts, NULL)) != -1) {
-        if (ch == 'q')
-            quiet = 1;
-        else
+    while ((ch = getopt_long(argc, argv, ":" APP_SHORT_QUIET, longopts, NULL)) != -1)
+        if (app_common_option("remove", ch, optarg, &co) == 0)
             return app_bad_option("remove", ch, argv);
-    }
+    const int quiet = co.quiet;
     if (argc - optind < 2) return app_usage_error("remove", "give an index and the scenes");
     const char *path = argv[optind];
     if (access(path, F_OK) != 0) return app_error("%s: no such index file", path);

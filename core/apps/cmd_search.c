@@ -3,6 +3,7 @@
 #include "app.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -22,7 +23,7 @@ const char app_usage_search[] =
     "  --like-point LON,LAT    tiles that look like the indexed tile containing this point\n"
     "  --like-image FILE       tiles that look like an image file (8-bit RGB or grey)\n"
     "Options:\n"
-    "  -k N                    number of hits (default 20)\n"
+    "  -k N                    number of hits, 1.." APP_MAX_K_STR " (default 20)\n"
     "  --min-prob P            drop hits whose probability is below P (0..1)\n"
     "  --not TEXT              push down tiles that look like TEXT (repeatable)\n"
     "  --unlike-tile ID        push down tiles that look like indexed tile ID (repeatable)\n"
@@ -60,11 +61,9 @@ const char app_usage_search[] =
     "                          (a folder that is not empty only with --overwrite)\n"
     "  --sheet FILE            a contact sheet of the hits (regions): .png or .pdf (an\n"
     "                          existing file only with --overwrite)\n"
-    "  -m MODEL                model (default: the one the index was built with)\n"
-    "  -j N                    threads (default: all cores)\n"
-    "  --precision P           text encoder: auto (default), f32, bf16, int8\n"
     "  --device D              text encoder on cpu (default), cuda or cuda:N (an NVIDIA GPU)\n"
-    "  --no-cache              do not use or write the INDEX.rsvec vector cache\n";
+    "  --no-cache              do not use or write the INDEX.rsvec vector cache\n" APP_USAGE_COMMON
+        APP_USAGE_MODEL_OF_INDEX APP_USAGE_THREADS APP_USAGE_PRECISION;
 
 /* A coordinate of the table, or "-" for a tile without one (a scene in pixel coordinates). */
 static const char *coord(char *buf, size_t n, double v) {
@@ -109,6 +108,7 @@ typedef struct search_args {
     int64_t likes[RSCLIP_QUERY_MAX_EXAMPLES], unlikes[RSCLIP_QUERY_MAX_EXAMPLES];
     int n_like, n_unlike;
     app_render_opts ro; /* --chips, --sheet */
+    app_common co;      /* -m, -j, --precision */
 } search_args;
 
 enum {
@@ -127,7 +127,6 @@ enum {
     O_OF,
     O_NLN,
     O_OVERWRITE,
-    O_PRECISION,
     O_DEVICE,
     O_AFTER,
     O_BEFORE,
@@ -153,17 +152,15 @@ static int parse_query_option(search_args *a, int ch) {
     rsclip_query *q = &a->q;
     switch (ch) {
     case O_MIN_PROB: {
-        char *end;
-        double v = strtod(optarg, &end);
-        if (end == optarg || *end || !(v >= 0 && v <= 1))
+        double v;
+        if (app_parse_numbers(optarg, &v, 1))
             return app_usage_error("search", "--min-prob wants a probability in 0..1, not '%s'",
                                    optarg);
         q->min_prob = (float)v;
         return APP_OK;
     }
     case O_BBOX:
-        if (app_parse_numbers(optarg, q->bbox, 4) || q->bbox[0] > q->bbox[2] ||
-            q->bbox[1] > q->bbox[3])
+        if (app_parse_numbers(optarg, q->bbox, 4))
             return app_usage_error("search", "--bbox wants W,S,E,N in degrees, not '%s'", optarg);
         q->has_bbox = 1;
         return APP_OK;
@@ -191,7 +188,7 @@ static int parse_query_option(search_args *a, int ch) {
     }
     case O_LIKE_POINT: {
         double v[2];
-        if (app_parse_numbers(optarg, v, 2) || fabs(v[0]) > 180 || fabs(v[1]) > 90)
+        if (app_parse_numbers(optarg, v, 2))
             return app_usage_error("search", "--like-point wants LON,LAT, not '%s'", optarg);
         q->has_like_point = 1;
         q->like_lon = v[0];
@@ -235,13 +232,15 @@ static int parse_option(search_args *a, int ch, char **argv) {
     int r = parse_query_option(a, ch);
     if (r >= 0) return r;
     switch (ch) {
-    case 'k':
-        return app_parse_int("search", "-k", optarg, 1, 1000000, &a->q.k) ? APP_USAGE : APP_OK;
-    case 'm':
-        a->sp.model = optarg;
+    case 'k': { /* a number here; its range is the library's (RSCLIP_QUERY_MAX_K) */
+        char *end;
+        errno = 0;
+        long v = strtol(optarg, &end, 10);
+        if (end == optarg || *end)
+            return app_usage_error("search", "-k wants a number of hits, not '%s'", optarg);
+        a->q.k = errno || v > INT_MAX ? INT_MAX : v < INT_MIN ? INT_MIN : (int)v;
         return APP_OK;
-    case 'j':
-        return app_parse_threads("search", optarg, &a->sp.n_threads) ? APP_USAGE : APP_OK;
+    }
     case 'o':
         a->out = optarg;
         return APP_OK;
@@ -270,13 +269,6 @@ static int parse_option(search_args *a, int ch, char **argv) {
     case O_NO_CACHE:
         a->sp.use_cache = 0;
         return APP_OK;
-    case O_PRECISION: {
-        rsclip_precision pr;
-        if (rsclip_precision_parse(optarg, &pr) != RSCLIP_OK)
-            return app_usage_error("search", "--precision: %s", rsclip_last_error());
-        a->sp.precision = (int)pr;
-        return APP_OK;
-    }
     case O_DEVICE: {
         rsclip_device dev;
         if (app_parse_device("search", optarg, &dev)) return APP_USAGE;
@@ -297,14 +289,10 @@ static int check_args(search_args *a, int argc, char **argv) {
     a->index = argv[optind];
     if (npos > 2) return app_usage_error("search", "one query text at a time (quote it)");
     if (npos == 2) q->text = argv[optind + 1];
-    int n_kinds = (q->text != NULL) + q->has_like_point + (q->like_image != NULL);
-    if (n_kinds == 0 && a->n_like == 0)
-        return app_usage_error("search", "no query: give a TEXT or --like-tile/--like-point/"
-                                         "--like-image");
-    if (n_kinds > 1) return app_usage_error("search", "give only one query");
     app_query_examples(q, a->likes, a->n_like, a->unlikes, a->n_unlike);
-    if (rsclip_query_check(q) != RSCLIP_OK)
-        return app_usage_error("search", "%s", rsclip_last_error());
+    /* every rule of the query is the library's; a refused query is a usage error */
+    int bad = a->change ? rsclip_change_check(q, &a->from, &a->to) : rsclip_query_check(q);
+    if (bad) return app_usage_error("search", "%s", rsclip_last_error());
     if (a->format && !a->out && strcasecmp(a->format, "GeoJSON") != 0 &&
         strcasecmp(a->format, "CSV") != 0)
         return app_usage_error("search", "-of %s needs an output file (-o)", a->format);
@@ -315,9 +303,6 @@ static int check_args(search_args *a, int argc, char **argv) {
     if ((a->layer_name && !to_file) || (a->overwrite && !to_file && !a->ro.chips && !a->ro.sheet))
         return app_usage_error("search", "%s needs an output file (-o, --chips or --sheet)",
                                a->layer_name ? "-nln" : "--overwrite");
-    if (a->change && (q->after || q->before || q->latest))
-        return app_usage_error("search", "--change has its own two periods: no --after, --before "
-                                         "or --latest with it");
     a->ro.index = a->index;
     a->ro.overwrite = a->overwrite;
     return APP_OK;
@@ -343,9 +328,9 @@ static int parse_args(search_args *a, int argc, char **argv) {
         {"of", required_argument, NULL, O_OF},
         {"nln", required_argument, NULL, O_NLN},
         {"overwrite", no_argument, NULL, O_OVERWRITE},
-        {"model", required_argument, NULL, 'm'},
-        {"threads", required_argument, NULL, 'j'},
-        {"precision", required_argument, NULL, O_PRECISION},
+        APP_OPT_MODEL,
+        APP_OPT_THREADS,
+        APP_OPT_PRECISION,
         {"device", required_argument, NULL, O_DEVICE},
         {"output", required_argument, NULL, 'o'},
         {"unlike-tile", required_argument, NULL, O_UNLIKE_TILE},
@@ -356,6 +341,7 @@ static int parse_args(search_args *a, int argc, char **argv) {
     memset(a, 0, sizeof *a);
     a->q = rsclip_query_default();
     a->sp = rsclip_session_default_params();
+    a->co = app_common_default();
     /* GDAL spells them -of and -nln: accept them as long options with one dash. */
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "-of") == 0)
@@ -365,10 +351,15 @@ static int parse_args(search_args *a, int argc, char **argv) {
     int ch;
     opterr = 0;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, ":k:m:j:o:", longopts, NULL)) != -1) {
-        int rc = parse_option(a, ch, argv);
-        if (rc) return rc;
+    while ((ch = getopt_long(argc, argv, ":k:o:" APP_SHORT_MODEL APP_SHORT_THREADS, longopts,
+                             NULL)) != -1) {
+        int rc = app_common_option("search", ch, optarg, &a->co);
+        if (rc < 0) return APP_USAGE;
+        if (rc == 0 && (rc = parse_option(a, ch, argv))) return rc;
     }
+    a->sp.model = a->co.model;
+    a->sp.n_threads = a->co.threads;
+    a->sp.precision = (int)a->co.precision;
     return check_args(a, argc, argv);
 }
 

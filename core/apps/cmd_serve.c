@@ -22,31 +22,38 @@ const char app_usage_serve[] =
     "Options:\n"
     "  --bind ADDR             address to listen on (default 127.0.0.1: this machine only)\n"
     "  --port N                port (default 8080; 0: any free port)\n"
-    "  --threads N             requests served at once (default 4)\n"
+    "  --http-threads N        requests served at once, 1..64 (default 4)\n"
     "  --timeout S             close a connection idle (or too slow) for S seconds (default 15)\n"
-    "  --max-k N               most hits one search may ask for (default 1000)\n"
+    "  --max-k N               most hits one search may ask for, 1.." APP_MAX_K_STR
+    " (default 1000)\n"
     "  --leaflet DIR           Leaflet's folder (default " RSCLIP_LEAFLET_DIR ")\n"
-    "  -m MODEL                model (default: the one the index was built with)\n"
-    "  -j N                    encoder and scan threads (default: all cores)\n"
-    "  --precision P           text encoder: auto (default), f32, bf16\n"
-    "  --no-cache              do not use or write the INDEX.rsvec vector cache\n";
+    "  --no-cache              do not use or write the INDEX.rsvec vector cache\n"
+    "-j (--threads) is the encoder's and the scan's threads; --http-threads the "
+    "server's.\n" APP_USAGE_COMMON APP_USAGE_MODEL_OF_INDEX APP_USAGE_THREADS APP_USAGE_PRECISION;
 
 static int parse_args(int argc, char **argv, serve_config *cfg) {
-    enum { O_BIND = 1000, O_PORT, O_THREADS, O_TIMEOUT, O_MAX_K, O_LEAFLET, O_PREC, O_NO_CACHE };
-    static const struct option longopts[] = {{"bind", required_argument, NULL, O_BIND},
-                                             {"port", required_argument, NULL, O_PORT},
-                                             {"threads", required_argument, NULL, O_THREADS},
-                                             {"timeout", required_argument, NULL, O_TIMEOUT},
-                                             {"max-k", required_argument, NULL, O_MAX_K},
-                                             {"leaflet", required_argument, NULL, O_LEAFLET},
-                                             {"precision", required_argument, NULL, O_PREC},
-                                             {"no-cache", no_argument, NULL, O_NO_CACHE},
-                                             {"model", required_argument, NULL, 'm'},
-                                             {NULL, 0, NULL, 0}};
+    enum { O_BIND = 1000, O_PORT, O_HTTP_THREADS, O_TIMEOUT, O_MAX_K, O_LEAFLET, O_NO_CACHE };
+    static const struct option longopts[] = {
+        APP_OPT_MODEL,
+        APP_OPT_THREADS,
+        APP_OPT_PRECISION,
+        {"bind", required_argument, NULL, O_BIND},
+        {"port", required_argument, NULL, O_PORT},
+        {"http-threads", required_argument, NULL, O_HTTP_THREADS},
+        {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"max-k", required_argument, NULL, O_MAX_K},
+        {"leaflet", required_argument, NULL, O_LEAFLET},
+        {"no-cache", no_argument, NULL, O_NO_CACHE},
+        {NULL, 0, NULL, 0}};
+    app_common co = app_common_default();
     int ch;
     opterr = 0;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, ":m:j:", longopts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":" APP_SHORT_MODEL APP_SHORT_THREADS, longopts, NULL)) !=
+           -1) {
+        int r = app_common_option("serve", ch, optarg, &co);
+        if (r < 0) return APP_USAGE;
+        if (r > 0) continue;
         switch (ch) {
         case O_BIND:
             cfg->bind = optarg;
@@ -54,39 +61,31 @@ static int parse_args(int argc, char **argv, serve_config *cfg) {
         case O_PORT:
             if (app_parse_int("serve", "--port", optarg, 0, 65535, &cfg->port)) return APP_USAGE;
             break;
-        case O_THREADS:
-            if (app_parse_int("serve", "--threads", optarg, 1, 64, &cfg->threads)) return APP_USAGE;
+        case O_HTTP_THREADS:
+            if (app_parse_int("serve", "--http-threads", optarg, 1, 64, &cfg->threads))
+                return APP_USAGE;
             break;
         case O_TIMEOUT:
             if (app_parse_int("serve", "--timeout", optarg, 1, 3600, &cfg->timeout_s))
                 return APP_USAGE;
             break;
         case O_MAX_K:
-            if (app_parse_int("serve", "--max-k", optarg, 1, 100000, &cfg->max_k)) return APP_USAGE;
+            if (app_parse_int("serve", "--max-k", optarg, 1, RSCLIP_QUERY_MAX_K, &cfg->max_k))
+                return APP_USAGE;
             break;
         case O_LEAFLET:
             cfg->leaflet_dir = optarg;
             break;
-        case O_PREC: {
-            rsclip_precision pr;
-            if (rsclip_precision_parse(optarg, &pr) != RSCLIP_OK)
-                return app_usage_error("serve", "--precision: %s", rsclip_last_error());
-            cfg->session.precision = (int)pr;
-            break;
-        }
         case O_NO_CACHE:
             cfg->session.use_cache = 0;
-            break;
-        case 'm':
-            cfg->session.model = optarg;
-            break;
-        case 'j':
-            if (app_parse_threads("serve", optarg, &cfg->session.n_threads)) return APP_USAGE;
             break;
         default:
             return app_bad_option("serve", ch, argv);
         }
     }
+    cfg->session.model = co.model;
+    cfg->session.n_threads = co.threads;
+    cfg->session.precision = (int)co.precision;
     if (argc - optind < 1) return app_usage_error("serve", "no index given");
     if (argc - optind > 1)
         return app_usage_error("serve", "one index (a file or a sharded index folder); "

@@ -12,25 +12,22 @@ const char app_usage_tokenize[] =
     "(padding=\"max_length\", truncation=True). An empty text is valid; text that is not valid\n"
     "UTF-8 is an error.\n"
     "\n"
-    "  -m, --model MODEL   snapshot folder, base, large or a repo id in the cache\n"
-    "  --                  end of options (for texts starting with '-')\n";
+    "  --                      end of options (for texts starting with '-')\n" APP_USAGE_COMMON
+        APP_USAGE_MODEL;
 
 int cmd_tokenize(int argc, char **argv) {
-    static const struct option longopts[] = {{"model", required_argument, NULL, 'm'},
-                                             {NULL, 0, NULL, 0}};
-    const char *cmd = "tokenize", *model_name = NULL;
+    static const struct option longopts[] = {APP_OPT_MODEL, {NULL, 0, NULL, 0}};
+    const char *cmd = "tokenize";
+    app_common co = app_common_default();
     int ch;
     optind = 1;
     opterr = 0;
-    while ((ch = getopt_long(argc, argv, ":m:", longopts, NULL)) != -1) {
-        switch (ch) {
-        case 'm':
-            model_name = optarg;
-            break;
-        default:
-            return app_bad_option(cmd, ch, argv);
-        }
+    while ((ch = getopt_long(argc, argv, ":" APP_SHORT_MODEL, longopts, NULL)) != -1) {
+        int r = app_common_option(cmd, ch, optarg, &co);
+        if (r < 0) return APP_USAGE;
+        if (r == 0) return app_bad_option(cmd, ch, argv);
     }
+    const char *model_name = co.model;
     if (!model_name) return app_usage_error(cmd, "no model given (-m MODEL)");
     if (optind >= argc) return app_usage_error(cmd, "no TEXT given");
 

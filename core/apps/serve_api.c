@@ -101,21 +101,20 @@ static int search_arg(serve_ctx *c, search_req *s, const serve_arg *a, serve_rep
         s->negatives[s->q.n_negatives++] = v;
     } else if (strcmp(k, "template") == 0) {
         s->q.template_str = blank(v) ? NULL : v;
-    } else if (strcmp(k, "k") == 0) {
+    } else if (strcmp(k, "k") == 0) { /* --max-k: this server's own bound (<= the library's) */
         if (parse_i64(v, 1, c->cfg.max_k, &i)) {
             serve_error(r, 400, "k wants a number of hits in 1..%d, not '%.40s'", c->cfg.max_k, v);
             return -1;
         }
         s->q.k = (int)i;
     } else if (strcmp(k, "min_prob") == 0) {
-        if (app_parse_numbers(v, d, 1) || d[0] < 0 || d[0] > 1) {
+        if (app_parse_numbers(v, d, 1)) {
             serve_error(r, 400, "min_prob wants a probability in 0..1, not '%.40s'", v);
             return -1;
         }
         s->q.min_prob = (float)d[0];
     } else if (strcmp(k, "bbox") == 0) {
-        if (app_parse_numbers(v, s->q.bbox, 4) || s->q.bbox[0] > s->q.bbox[2] ||
-            s->q.bbox[1] > s->q.bbox[3]) {
+        if (app_parse_numbers(v, s->q.bbox, 4)) {
             serve_error(r, 400, "bbox wants W,S,E,N in degrees, not '%.80s'", v);
             return -1;
         }
@@ -210,12 +209,13 @@ void serve_search(serve_ctx *c, const serve_arg *args, int n_args, serve_reply *
     s.q = rsclip_query_default();
     for (int i = 0; i < n_args; i++)
         if (search_arg(c, &s, &args[i], r)) return;
-    if (!s.q.text && s.n_like == 0) {
-        serve_error(r, 400, "no query: give q (a text) or like (tile ids)");
-        return;
-    }
     s.q.negatives = s.negatives;
     app_query_examples(&s.q, s.likes, s.n_like, s.unlikes, s.n_unlike);
+    /* the query's rules are the library's: a refused query is the client's 400 */
+    if (rsclip_query_check(&s.q) != RSCLIP_OK) {
+        serve_fail(r);
+        return;
+    }
     rsclip_results *res = NULL;
     pthread_mutex_lock(&c->search_mu);
     int rc = rsclip_session_search(c->session, &s.q, &res);

@@ -2,7 +2,7 @@
 """The rsclip binary against the siglip-tiny reference (transformers' own outputs): tokenize,
 embed (images, texts, --normalize), classify, plus bad inputs, usage errors and help.
 
-Usage: test_cli.py GROUP   (GROUP = reference | errors | usage; one ctest each)"""
+Usage: test_cli.py GROUP   (GROUP = reference | errors | usage | options; one ctest each)"""
 import json
 import os
 import shutil
@@ -317,6 +317,75 @@ def test_usage():
         check(rc == 2 and out == "" and err.startswith("rsclip"), "%s: rc %d %r" % (what, rc, err))
 
 
+def test_options():
+    """The shared options (-m, -j, --precision, --batch, -q): one spelling, one range, one
+    message and one help line in every command that takes them; query rules are the library's
+    (rsclip_query_check), so search refuses a bad query with its reason, as a usage error."""
+    img = os.path.join(FIX, "img0.png")
+    # what each command needs besides the option so that only the option can be wrong
+    rest = {"tokenize": ["x"], "embed": ["--text", "x"], "classify": ["-l", "a", img],
+            "index": ["-o", "x.gpkg", img], "plan": ["-o", "x.plan", img],
+            "search": ["x.gpkg", "river"], "serve": ["x.gpkg"], "merge": ["-o", "x.gpkg", "y"],
+            "remove": ["x.gpkg", "1"]}
+    takes = {"-m": ["tokenize", "embed", "classify", "index", "plan", "search", "serve"],
+             "-j": ["embed", "classify", "index", "search", "serve"],
+             "--precision": ["embed", "classify", "index", "search", "serve"],
+             "--batch": ["embed", "index"]}
+    bad = {"-j": (["-j", "0"], "-j: expected an integer in [1, 1024], got '0'"),
+           "--threads": (["--threads", "2000"], "-j: expected an integer in [1, 1024], got '2000'"),
+           "--precision": (["--precision", "bogus"], "--precision: "),
+           "--batch": (["--batch", "0"], "--batch: expected an integer in [1, 256], got '0'"),
+           "-b": (["-b", "257"], "--batch: expected an integer in [1, 256], got '257'"),
+           "-m": (["-m", ""], "-m wants a model")}
+    for opt, (args, msg) in bad.items():
+        key = {"--threads": "-j", "-b": "--batch"}.get(opt, opt)
+        first = None
+        for cmd in takes[key]:
+            pre = ["-m", FIX] if cmd in ("embed", "classify", "index", "plan", "tokenize") and \
+                opt != "-m" else []
+            rc, out, err = run([cmd] + pre + args + rest[cmd])
+            line = err.splitlines()[0] if err else ""
+            check(rc == 2 and out == "" and line == "rsclip %s: %s" % (cmd, line.split(": ", 1)[-1])
+                  and msg in line, "%s %s: rc %d %r" % (cmd, " ".join(args), rc, err))
+            first = first or line.split(": ", 1)[-1]
+            check(line.split(": ", 1)[-1] == first, "%s %s: the same message as the others: %r"
+                  % (cmd, " ".join(args), line))
+    # the help of every command shows the shared lines it takes, word for word
+    lines = {"-m": "  -m, --model MODEL", "-j": "  -j, --threads N         threads, 1..1024",
+             "--precision": "  --precision P           auto (default: the fastest path",
+             "--batch": "  -b, --batch N           items per encoder batch, 1..256",
+             "-q": "  -q, --quiet             no progress"}
+    takes["-q"] = ["index", "plan", "merge", "model", "remove"]
+    for key, cmds in takes.items():
+        for cmd in cmds:
+            rc, out, _ = run([cmd, "--help"])
+            check(rc == 0 and lines[key] in out, "%s --help lists %s: %r" % (cmd, key, out[-400:]))
+    # -q and --quiet are the same option wherever -q is taken
+    for cmd in ["merge", "remove"]:
+        for q in ["-q", "--quiet"]:
+            rc, _, err = run([cmd, q] + rest[cmd])
+            check(rc == 1 and "unknown option" not in err, "%s %s: rc %d %r" % (cmd, q, rc, err))
+    # serve: --threads is -j as everywhere; the HTTP pool is --http-threads (1..64)
+    rc, _, err = run(["serve", "--http-threads", "65", "x.gpkg"])
+    check(rc == 2 and "--http-threads: expected an integer in [1, 64]" in err,
+          "serve --http-threads 65: rc %d %r" % (rc, err))
+    # search: the query's rules are the library's, refused before the index is opened (exit 2)
+    for args, reason in [([], "give a query"), (["river", "--like-point", "1,2"], "only one query"),
+                         (["river", "-k", "0"], "k must be within 1..1000000, not 0"),
+                         (["river", "-k", "1000001"], "k must be within 1..1000000"),
+                         (["river", "-k", "many"], "-k wants a number"),
+                         (["river", "--min-prob", "2"], "min_prob must be within 0..1"),
+                         (["river", "--bbox", "3,0,1,1"], "west <= east"),
+                         (["--like-point", "200,0"], "lon,lat"),
+                         (["river", "--template", "no hole"], "{}"),
+                         (["river", "--change", "2019/2023", "--latest"], "own two periods"),
+                         (["river", "--change", "2019/2023", "--after", "2020"],
+                          "own two periods")]:
+        rc, out, err = run(["search", "no_such.gpkg"] + args)
+        check(rc == 2 and out == "" and err.startswith("rsclip search: ") and reason in err,
+              "search %s: rc %d %r" % (" ".join(args), rc, err))
+
+
 def main():
     group = sys.argv[1] if len(sys.argv) > 1 else "all"
     if group in ("reference", "all"):
@@ -325,6 +394,8 @@ def main():
         test_errors()
     if group in ("usage", "all"):
         test_usage()
+    if group in ("options", "all"):
+        test_options()
     name = "test_cli_" + group
     if failures:
         print("%s: %d check(s) failed" % (name, failures), file=sys.stderr)

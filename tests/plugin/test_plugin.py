@@ -375,6 +375,14 @@ bad = [
 ]
 if not FULL:
     bad = [bad[0], bad[3], bad[4], bad[9], bad[12]]
+# the query's rules are the library's (rsclip_query_check): its reason, with the options given
+bad += [
+    (["ogrinfo", "-so", DS, "-oo", "QUERY=" + QUERY, "-oo", "TOP_K=1000001"],
+     "TOP_K=1000001: k must be within 1..1000000"),
+    (["ogrinfo", "-so", DS, "-oo", "QUERY= "], "the query text is empty"),
+    (["ogrinfo", "-so", DS, "-oo", "QUERY=" + QUERY, "-oo", "BBOX=3,0,1,1"], "west <= east"),
+    (["ogrinfo", "-so", DS, "-oo", "QUERY=" + QUERY, "-oo", "LIKE_TILE=3"], "only one query"),
+]
 for args, needle in bad:
     rc, out, err = run(args, expect_ok=False)
     text = out + err

@@ -18,6 +18,51 @@ static void refused(const rsclip_query *q, const char *reason) {
     }
 }
 
+/* rsclip_change_periods, and rsclip_change_check over the good query q. */
+static void change_rules(const rsclip_query *q) {
+    /* change periods */
+    rsclip_time from, to;
+    CHECK_OK(rsclip_change_periods("2019/2023", &from, &to));
+    CHECK(from.end_ms < to.start_ms);
+    CHECK_OK(rsclip_change_periods("2019-01/2019-06/2023-01/2023-06", &from, &to));
+    rsclip_time june19;
+    CHECK_OK(rsclip_time_parse("2019-06", &june19));
+    CHECK(from.end_ms == june19.end_ms);
+    const char *bad[] = {"2019",           "2023/2019", "2019/2019", "../2023",   "2019/..",
+                         "2019/2023/2024", "a/b",       "",          "2019//2023"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = rsclip_change_periods(bad[i], &from, &to);
+        CHECK(rc == RSCLIP_ERR_INVALID_ARG);
+        if (rc == RSCLIP_ERR_INVALID_ARG && !strstr(rsclip_last_error(), "change periods")) {
+            fprintf(stderr, "'%s': %s\n", bad[i], rsclip_last_error());
+            CHECK(0);
+        }
+    }
+
+    /* change queries: the query's rules, no after/before/latest, periods in order */
+    CHECK_OK(rsclip_change_periods("2019/2023", &from, &to));
+    rsclip_query b = *q;
+    CHECK_OK(rsclip_change_check(&b, &from, &to));
+    CHECK(rsclip_change_check(&b, &to, &from) == RSCLIP_ERR_INVALID_ARG);
+    CHECK(strstr(rsclip_last_error(), "earlier period") != NULL);
+    CHECK(rsclip_change_check(&b, NULL, &to) == RSCLIP_ERR_INVALID_ARG);
+    b.k = 0;
+    CHECK(rsclip_change_check(&b, &from, &to) == RSCLIP_ERR_INVALID_ARG);
+    CHECK(strstr(rsclip_last_error(), "k must be") != NULL);
+    for (int i = 0; i < 3; i++) {
+        b = *q;
+        if (i == 0)
+            b.after = "2020";
+        else if (i == 1)
+            b.before = "2020";
+        else
+            b.latest = 1;
+        CHECK(rsclip_query_check(&b) == RSCLIP_OK);
+        CHECK(rsclip_change_check(&b, &from, &to) == RSCLIP_ERR_INVALID_ARG);
+        CHECK(strstr(rsclip_last_error(), "own two periods") != NULL);
+    }
+}
+
 int main(void) {
     rsclip_query q = rsclip_query_default();
     refused(&q, "give a query");
@@ -38,6 +83,14 @@ int main(void) {
     b = q;
     b.k = 0;
     refused(&b, "k must be");
+    b.k = RSCLIP_QUERY_MAX_K + 1;
+    refused(&b, "k must be within 1..1000000");
+    b.k = RSCLIP_QUERY_MAX_K;
+    CHECK_OK(rsclip_query_check(&b));
+    /* no query at all: refused by the library, not by each front end */
+    b = rsclip_query_default();
+    b.text = NULL;
+    refused(&b, "give a query");
     b = q;
     b.min_prob = 1.5f;
     refused(&b, "min_prob");
@@ -90,23 +143,6 @@ int main(void) {
     b.n_like_tiles = RSCLIP_QUERY_MAX_EXAMPLES + 1;
     refused(&b, "like");
 
-    /* change periods */
-    rsclip_time from, to;
-    CHECK_OK(rsclip_change_periods("2019/2023", &from, &to));
-    CHECK(from.end_ms < to.start_ms);
-    CHECK_OK(rsclip_change_periods("2019-01/2019-06/2023-01/2023-06", &from, &to));
-    rsclip_time june19;
-    CHECK_OK(rsclip_time_parse("2019-06", &june19));
-    CHECK(from.end_ms == june19.end_ms);
-    const char *bad[] = {"2019",           "2023/2019", "2019/2019", "../2023",   "2019/..",
-                         "2019/2023/2024", "a/b",       "",          "2019//2023"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        int rc = rsclip_change_periods(bad[i], &from, &to);
-        CHECK(rc == RSCLIP_ERR_INVALID_ARG);
-        if (rc == RSCLIP_ERR_INVALID_ARG && !strstr(rsclip_last_error(), "change periods")) {
-            fprintf(stderr, "'%s': %s\n", bad[i], rsclip_last_error());
-            CHECK(0);
-        }
-    }
+    change_rules(&q);
     return tu_finish("test_query_check");
 }

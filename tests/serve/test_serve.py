@@ -428,7 +428,7 @@ def test_hostile(tmp):
     idx = build_index(os.path.join(tmp, "idx.gpkg"), [sample("usgs_hro"), sample("l8_b7")])
     own_tmp = os.path.join(tmp, "server_tmp")
     os.makedirs(own_tmp)
-    srv = Server(idx, ["--timeout", "2", "--threads", "2"], tmpdir=own_tmp)
+    srv = Server(idx, ["--timeout", "2", "--http-threads", "2"], tmpdir=own_tmp)
     try:
         for path in ("/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/leaflet/../../../etc/passwd",
                      "/api/chip/../../../etc/passwd", "/leaflet/%2e%2e/%2e%2e/etc/hosts",
@@ -630,7 +630,7 @@ def test_load(tmp):
             reqs.append((kind, "/api/chip/%d.png" % hits[i % len(hits)]["properties"]["tile_id"]))
         else:
             reqs.append((kind, "/tiles/%d/%d/%d.png" % tiles[i % len(tiles)]))
-    srv = Server(idx, ["--threads", "4"])
+    srv = Server(idx, ["--http-threads", "4"])
     results, lock = [], threading.Lock()
 
     def client(k):

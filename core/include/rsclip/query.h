@@ -130,15 +130,20 @@ typedef struct rsclip_query {
  * it. Heatmaps and scene probabilities take the like tiles (negatives do not apply there). */
 #define RSCLIP_QUERY_MAX_EXAMPLES 64
 
+/* The most hits one query may ask for (k): the CLI's -k, the plugin's TOP_K and the server's
+ * --max-k share it. */
+#define RSCLIP_QUERY_MAX_K 1000000
+
 rsclip_query rsclip_query_default(void);
 
-/* Every rule a query must meet, without opening anything: one query of its own at most (text,
- * like_tile, point or image; like tiles may add to it or stand alone), a text and negatives with
- * something besides white space, a template with "{}", k >= 1, min_prob in 0..1, counts in
- * range, a bbox of WGS84 west <= east and south <= north, after/before that parse and are in
- * order. RSCLIP_OK or RSCLIP_ERR_INVALID_ARG with the reason. rsclip_session_search and
- * rsclip_session_change run it first; a caller may run it to refuse a query before opening an
- * index. */
+/* Every rule a query must meet, without opening anything: a query, and one of its own at most
+ * (text, like_tile, point or image; like tiles may add to it or stand alone), a text and
+ * negatives with something besides white space, a template with "{}", k in
+ * 1..RSCLIP_QUERY_MAX_K, min_prob in 0..1, counts in range, a point and a bbox in WGS84 (west <=
+ * east, south <= north), after/before that parse and are in order. RSCLIP_OK or
+ * RSCLIP_ERR_INVALID_ARG with the reason. rsclip_session_search runs it first; the CLI, the
+ * plugin and the server run it to refuse a query before opening an index, and only convert
+ * their inputs. */
 int rsclip_query_check(const rsclip_query *q);
 
 typedef struct rsclip_results {
@@ -182,6 +187,11 @@ typedef struct rsclip_changes {
  * spans with three slashes ("2019-01/2019-06/2023-01/2023-06"). Both periods need both ends, and
  * FROM must end before TO begins. RSCLIP_ERR_INVALID_ARG naming the text otherwise. */
 int rsclip_change_periods(const char *text, rsclip_time *from, rsclip_time *to);
+
+/* Every rule a change query must meet (rsclip_session_change runs it first): those of
+ * rsclip_query_check, no after, before or latest (the two periods replace them), and from ending
+ * before to begins. RSCLIP_OK or RSCLIP_ERR_INVALID_ARG with the reason. */
+int rsclip_change_check(const rsclip_query *q, const rsclip_time *from, const rsclip_time *to);
 
 int rsclip_session_change(rsclip_session *s, const rsclip_query *q, const rsclip_time *from,
                           const rsclip_time *to, rsclip_changes **out);

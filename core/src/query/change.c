@@ -378,25 +378,13 @@ static rsclip_query period_query(const rsclip_query *q, const char *period) {
     return p;
 }
 
-static int check_query(const rsclip_query *q) {
-    if (rsclip_query_check(q)) return rsclip_last_status();
-    if (q->after || q->before || q->latest)
-        return rsclip__error(RSCLIP_ERR_INVALID_ARG,
-                             "a change query has its own two periods: --after, --before and "
-                             "--latest do not apply");
-    return RSCLIP_OK;
-}
-
 int rsclip_session_change(rsclip_session *s, const rsclip_query *q, const rsclip_time *from,
                           const rsclip_time *to, rsclip_changes **out) {
     if (!s || !q || !from || !to || !out)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "change: invalid arguments");
     *out = NULL;
-    int rc = check_query(q);
+    int rc = rsclip_change_check(q, from, to);
     if (rc) return rc;
-    if (from->end_ms >= to->start_ms)
-        return rsclip__error(RSCLIP_ERR_INVALID_ARG,
-                             "change: the earlier period must end before the later one begins");
     char tf[RSCLIP_TIME_TEXT_MAX], tt[RSCLIP_TIME_TEXT_MAX];
     if (rsclip_time_format(from, tf, sizeof tf) || rsclip_time_format(to, tt, sizeof tt))
         return rsclip_last_status();

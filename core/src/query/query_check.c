@@ -55,8 +55,9 @@ int rsclip_query_check(const rsclip_query *q) {
                              "template '%s' has no {} for the text (use \"{}\" for the text as "
                              "it is)",
                              q->template_str);
-    if (q->k < 1)
-        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "k must be at least 1, not %d", q->k);
+    if (q->k < 1 || q->k > RSCLIP_QUERY_MAX_K)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "k must be within 1..%d, not %d",
+                             RSCLIP_QUERY_MAX_K, q->k);
     if (!(q->min_prob >= 0 && q->min_prob <= 1))
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "min_prob must be within 0..1, not %g",
                              (double)q->min_prob);
@@ -77,4 +78,18 @@ int rsclip_query_check(const rsclip_query *q) {
     rsclip_time w;
     if (rsclip__query_time_window(q, &w) < 0) return rsclip_last_status();
     return rsclip__query_examples_check(q) ? rsclip_last_status() : RSCLIP_OK;
+}
+
+int rsclip_change_check(const rsclip_query *q, const rsclip_time *from, const rsclip_time *to) {
+    if (rsclip_query_check(q)) return rsclip_last_status();
+    if (q->after || q->before || q->latest)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG,
+                             "a change query has its own two periods: after, before and latest do "
+                             "not apply");
+    if (!from || !to)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "a change query needs its two periods");
+    if (from->end_ms >= to->start_ms)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG,
+                             "change: the earlier period must end before the later one begins");
+    return RSCLIP_OK;
 }
