@@ -25,6 +25,7 @@
 #include "rsclip/rsclip.h"
 #include "rsclip/query.h"
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -272,6 +273,10 @@ class RSCLIPDataset final : public GDALDataset {
     bool SceneTiles(int64_t nSceneId, RSCLIPTileList &out);
     bool TilesInBBox(const double adfBBox[4], RSCLIPTileList &out);
     bool AllTiles(RSCLIPTileList &out);
+    /* What the first two share: fetch(part, &ids, &n) gives a part's ids (rsclip_free); they
+     * are gathered with their part and sorted. */
+    bool CollectTiles(RSCLIPTileList &out,
+                      const std::function<int(rsclip_index *, int64_t **, size_t *)> &fetch);
     /* The scenes, one per path (a scene spread over parts once), ids ascending; their paths go
      * into the ScenePath cache. false with one error reported. */
     bool ListScenes(std::vector<int64_t> &anIds);

@@ -132,14 +132,15 @@ int RSCLIPDataset::GetTile(int64_t nId, int iPart, rsclip_tile_info **out) {
     return RSCLIP_ERR_NOT_FOUND;
 }
 
-bool RSCLIPDataset::SceneTiles(int64_t nSceneId, RSCLIPTileList &out) {
+bool RSCLIPDataset::CollectTiles(
+    RSCLIPTileList &out, const std::function<int(rsclip_index *, int64_t **, size_t *)> &fetch) {
     out.clear();
     const bool bMulti = PartCount() > 1;
     for (int p = 0; p < PartCount(); p++) {
         int64_t *ids = nullptr;
         size_t n = 0;
-        if (rsclip_index_scene_tiles(rsclip_index_set_part(m_psSet, p), nSceneId, &ids, nullptr,
-                                     &n) != RSCLIP_OK) {
+        if (fetch(rsclip_index_set_part(m_psSet, p), &ids, &n) != RSCLIP_OK) {
+            rsclip_free(ids);
             RSCLIPReportError(m_osPath.c_str());
             out.clear();
             return false;
@@ -151,23 +152,16 @@ bool RSCLIPDataset::SceneTiles(int64_t nSceneId, RSCLIPTileList &out) {
     return true;
 }
 
+bool RSCLIPDataset::SceneTiles(int64_t nSceneId, RSCLIPTileList &out) {
+    return CollectTiles(out, [nSceneId](rsclip_index *idx, int64_t **ids, size_t *n) {
+        return rsclip_index_scene_tiles(idx, nSceneId, ids, nullptr, n);
+    });
+}
+
 bool RSCLIPDataset::TilesInBBox(const double adfBBox[4], RSCLIPTileList &out) {
-    out.clear();
-    const bool bMulti = PartCount() > 1;
-    for (int p = 0; p < PartCount(); p++) {
-        int64_t *ids = nullptr;
-        size_t n = 0;
-        if (rsclip_index_tiles_in_bbox(rsclip_index_set_part(m_psSet, p), adfBBox, 0, &ids, &n) !=
-            RSCLIP_OK) {
-            RSCLIPReportError(m_osPath.c_str());
-            out.clear();
-            return false;
-        }
-        out.Append(ids, n, p, bMulti);
-        rsclip_free(ids);
-    }
-    out.Sort();
-    return true;
+    return CollectTiles(out, [adfBBox](rsclip_index *idx, int64_t **ids, size_t *n) {
+        return rsclip_index_tiles_in_bbox(idx, adfBBox, 0, ids, n);
+    });
 }
 
 bool RSCLIPDataset::AllTiles(RSCLIPTileList &out) {
