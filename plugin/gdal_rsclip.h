@@ -45,6 +45,7 @@ struct RSCLIPQueryOptions {
     bool bQuery = false; /* QUERY given (even empty) */
     std::vector<std::string> aosNegatives;
     std::string osTemplate;
+    bool bTemplate = false; /* TEMPLATE given (even empty: the library refuses it) */
     std::string osModel;
     int nTopK = 100;
     double dfMinProb = 0.0;
@@ -54,9 +55,10 @@ struct RSCLIPQueryOptions {
     double adfBBox[4] = {0, 0, 0, 0}; /* BBOX: west, south, east, north (WGS84) */
     std::string osAOI;                /* AOI: a vector file; osAOIWkt: its polygons */
     std::string osAOIWkt;
-    int nStep = 0;                 /* heatmap step in pixels (0 = the scene's stride) */
-    GIntBig nMaxCells = 0;         /* heatmap cell cap (0 = the library's default) */
-    std::string osAfter, osBefore; /* AFTER, BEFORE: rsclip/time.h text */
+    int nStep = 0;                        /* heatmap step in pixels (0 = the scene's stride) */
+    GIntBig nMaxCells = 0;                /* heatmap cell cap (0 = the library's default) */
+    std::string osAfter, osBefore;        /* AFTER, BEFORE: rsclip/time.h text */
+    bool bAfter = false, bBefore = false; /* given (even empty) */
     bool bLatest = false;
     bool bChange = false; /* CHANGE=FROM/TO: the two periods */
     rsclip_time sFrom = {0, 0}, sTo = {0, 0};

@@ -106,7 +106,10 @@ bool RSCLIPQueryOptions::Parse(CSLConstList papszOpts) {
         CSLDestroy(parts);
     }
     CSLDestroy(papszNeg);
-    if ((v = CSLFetchNameValue(papszOpts, "TEMPLATE")) != nullptr) osTemplate = v;
+    if ((v = CSLFetchNameValue(papszOpts, "TEMPLATE")) != nullptr) {
+        osTemplate = v;
+        bTemplate = true;
+    }
     if ((v = CSLFetchNameValue(papszOpts, "MODEL")) != nullptr) osModel = v;
     GIntBig n;
     if ((v = CSLFetchNameValue(papszOpts, "TOP_K")) != nullptr) {
@@ -158,8 +161,14 @@ bool RSCLIPQueryOptions::Parse(CSLConstList papszOpts) {
     }
     if ((v = CSLFetchNameValue(papszOpts, "MERGE")) != nullptr && !ParseBool("MERGE", v, &bMerge))
         return false;
-    if ((v = CSLFetchNameValue(papszOpts, "AFTER")) != nullptr) osAfter = v;
-    if ((v = CSLFetchNameValue(papszOpts, "BEFORE")) != nullptr) osBefore = v;
+    if ((v = CSLFetchNameValue(papszOpts, "AFTER")) != nullptr) {
+        osAfter = v;
+        bAfter = true;
+    }
+    if ((v = CSLFetchNameValue(papszOpts, "BEFORE")) != nullptr) {
+        osBefore = v;
+        bBefore = true;
+    }
     if ((v = CSLFetchNameValue(papszOpts, "LATEST")) != nullptr &&
         !ParseBool("LATEST", v, &bLatest))
         return false;
@@ -179,8 +188,8 @@ bool RSCLIPQueryOptions::Parse(CSLConstList papszOpts) {
                                 : !aosNegatives.empty() ? "NEGATIVE"
                                 : bHasBBox              ? "BBOX"
                                 : !osAOI.empty()        ? "AOI"
-                                : !osAfter.empty()      ? "AFTER"
-                                : !osBefore.empty()     ? "BEFORE"
+                                : bAfter                ? "AFTER"
+                                : bBefore               ? "BEFORE"
                                 : bLatest               ? "LATEST"
                                 : bChange               ? "CHANGE"
                                                         : nullptr;
@@ -206,7 +215,7 @@ rsclip_query RSCLIPQueryOptions::ToQuery(std::vector<const char *> &negs) const 
     negs.clear();
     for (const auto &s : aosNegatives) negs.push_back(s.c_str());
     if (bQuery) q.text = osQuery.c_str();
-    if (!osTemplate.empty()) q.template_str = osTemplate.c_str();
+    if (bTemplate) q.template_str = osTemplate.c_str();
     q.negatives = negs.empty() ? nullptr : negs.data();
     q.n_negatives = static_cast<int>(negs.size());
     q.like_tile = nLikeTile;
@@ -217,8 +226,8 @@ rsclip_query RSCLIPQueryOptions::ToQuery(std::vector<const char *> &negs) const 
         memcpy(q.bbox, adfBBox, sizeof q.bbox);
     }
     if (!osAOIWkt.empty()) q.aoi_wkt = osAOIWkt.c_str();
-    if (!osAfter.empty()) q.after = osAfter.c_str();
-    if (!osBefore.empty()) q.before = osBefore.c_str();
+    if (bAfter) q.after = osAfter.c_str();
+    if (bBefore) q.before = osBefore.c_str();
     q.latest = bLatest ? 1 : 0;
     return q;
 }

@@ -224,7 +224,7 @@ int app_parse_numbers(const char *s, double *v, int n) {
 }
 
 int app_parse_threads(const char *cmd, const char *arg, int *out) {
-    return app_parse_int(cmd, "-j", arg, 1, 1024, out);
+    return app_parse_int(cmd, "-j/--threads", arg, 1, 1024, out);
 }
 
 app_common app_common_default(void) {

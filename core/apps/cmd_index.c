@@ -243,7 +243,7 @@ static int parse_args(int argc, char **argv, index_args *a, progress_state *ps) 
     }
     if (co.model) a->ip.model = co.model;
     a->ip.n_threads = co.threads;
-    a->ip.precision = (int)co.precision;
+    a->ip.precision = co.precision;
     ps->quiet = co.quiet;
     if (co.batch)
         a->ip.batch = co.batch;

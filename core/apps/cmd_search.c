@@ -238,7 +238,10 @@ static int parse_option(search_args *a, int ch, char **argv) {
         long v = strtol(optarg, &end, 10);
         if (end == optarg || *end)
             return app_usage_error("search", "-k wants a number of hits, not '%s'", optarg);
-        a->q.k = errno || v > INT_MAX ? INT_MAX : v < INT_MIN ? INT_MIN : (int)v;
+        if (errno || v > INT_MAX || v < INT_MIN)
+            return app_usage_error("search", "-k %s is out of range (1..%d)", optarg,
+                                   RSCLIP_QUERY_MAX_K);
+        a->q.k = (int)v;
         return APP_OK;
     }
     case 'o':
@@ -359,7 +362,7 @@ static int parse_args(search_args *a, int argc, char **argv) {
     }
     a->sp.model = a->co.model;
     a->sp.n_threads = a->co.threads;
-    a->sp.precision = (int)a->co.precision;
+    a->sp.precision = a->co.precision;
     return check_args(a, argc, argv);
 }
 

@@ -85,7 +85,14 @@ static int parse_args(int argc, char **argv, serve_config *cfg) {
     }
     cfg->session.model = co.model;
     cfg->session.n_threads = co.threads;
-    cfg->session.precision = (int)co.precision;
+    cfg->session.precision = co.precision;
+    /* --threads meant the request threads before --http-threads existed: say what it is now */
+    for (int i = 1; i < optind; i++)
+        if (strncmp(argv[i], "--threads", 9) == 0 && (argv[i][9] == '\0' || argv[i][9] == '=')) {
+            fprintf(stderr, "rsclip serve: note: --threads sets the encoder's and the scan's "
+                            "threads (-j); requests served at once are --http-threads\n");
+            break;
+        }
     if (argc - optind < 1) return app_usage_error("serve", "no index given");
     if (argc - optind > 1)
         return app_usage_error("serve", "one index (a file or a sharded index folder); "

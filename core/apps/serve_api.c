@@ -207,6 +207,7 @@ void serve_search(serve_ctx *c, const serve_arg *args, int n_args, serve_reply *
     search_req s;
     memset(&s, 0, sizeof s);
     s.q = rsclip_query_default();
+    if (s.q.k > c->cfg.max_k) s.q.k = c->cfg.max_k; /* the default k within --max-k too */
     for (int i = 0; i < n_args; i++)
         if (search_arg(c, &s, &args[i], r)) return;
     s.q.negatives = s.negatives;

@@ -82,7 +82,8 @@ fi
 # The target: query latency in one process (a server, QGIS through the driver), each index
 # opened once and warmed, the same "more like this tile" queries on both (no text encoder).
 echo "   query latency in one process (median over queries of the median of 5 runs):"
-run "$latency" "$folder" "$merged" --queries "${QUERIES:-20}" --runs 5 -k 20 | sed 's/^/   /'
+run "$latency" "$folder" "$merged" --queries "${QUERIES:-20}" --runs 5 -k 20 | sed 's/^/   /' ||
+    echo "   folder_bench FAILED (different hits or an error: see above)"
 # For information: a one-shot CLI search per process, whose scan includes the first reading of
 # the mapped .rsvec codes in that process (~400 MB of 4-bit codes for 1M tiles, checksummed).
 for ix in "$merged" "$folder"; do

@@ -331,8 +331,8 @@ def test_options():
              "-j": ["embed", "classify", "index", "search", "serve"],
              "--precision": ["embed", "classify", "index", "search", "serve"],
              "--batch": ["embed", "index"]}
-    bad = {"-j": (["-j", "0"], "-j: expected an integer in [1, 1024], got '0'"),
-           "--threads": (["--threads", "2000"], "-j: expected an integer in [1, 1024], got '2000'"),
+    bad = {"-j": (["-j", "0"], "-j/--threads: expected an integer in [1, 1024], got '0'"),
+           "--threads": (["--threads", "2000"], "-j/--threads: expected an integer in [1, 1024], got '2000'"),
            "--precision": (["--precision", "bogus"], "--precision: "),
            "--batch": (["--batch", "0"], "--batch: expected an integer in [1, 256], got '0'"),
            "-b": (["-b", "257"], "--batch: expected an integer in [1, 256], got '257'"),
@@ -374,6 +374,7 @@ def test_options():
                          (["river", "-k", "0"], "k must be within 1..1000000, not 0"),
                          (["river", "-k", "1000001"], "k must be within 1..1000000"),
                          (["river", "-k", "many"], "-k wants a number"),
+                         (["river", "-k", "99999999999"], "-k 99999999999 is out of range (1..1000000)"),
                          (["river", "--min-prob", "2"], "min_prob must be within 0..1"),
                          (["river", "--bbox", "3,0,1,1"], "west <= east"),
                          (["--like-point", "200,0"], "lon,lat"),

@@ -382,6 +382,10 @@ bad += [
     (["ogrinfo", "-so", DS, "-oo", "QUERY= "], "the query text is empty"),
     (["ogrinfo", "-so", DS, "-oo", "QUERY=" + QUERY, "-oo", "BBOX=3,0,1,1"], "west <= east"),
     (["ogrinfo", "-so", DS, "-oo", "QUERY=" + QUERY, "-oo", "LIKE_TILE=3"], "only one query"),
+    # given but empty is refused, not taken as absent
+    (["ogrinfo", "-so", DS, "-oo", "QUERY=" + QUERY, "-oo", "TEMPLATE="], "TEMPLATE="),
+    (["ogrinfo", "-so", DS, "-oo", "QUERY=" + QUERY, "-oo", "AFTER="], "AFTER="),
+    (["ogrinfo", "-so", DS, "-oo", "AFTER="], "AFTER"),
 ]
 for args, needle in bad:
     rc, out, err = run(args, expect_ok=False)

@@ -257,6 +257,20 @@ int main(void) {
     CHECK(rsclip_session_heatmap(s, &qa, sa, &hp, &h) == RSCLIP_ERR_INVALID_ARG && !h);
     CHECK(rsclip_session_heatmap(NULL, &qa, sa, NULL, &h) == RSCLIP_ERR_INVALID_ARG);
     CHECK(rsclip_session_heatmap(s, &qa, sa, NULL, NULL) == RSCLIP_ERR_INVALID_ARG);
+    /* the query's own rules hold for heatmaps too; k and min_prob are not its business */
+    rsclip_query qt = rsclip_query_default();
+    qt.text = " \t";
+    CHECK(rsclip_session_heatmap(s, &qt, sa, NULL, &h) == RSCLIP_ERR_INVALID_ARG && !h);
+    CHECK(strstr(rsclip_last_error(), "empty") != NULL);
+    qt = like(ia[0]);
+    qt.like_lon = 1, qt.has_like_point = 1; /* two queries at once */
+    CHECK(rsclip_session_heatmap(s, &qt, sa, NULL, &h) == RSCLIP_ERR_INVALID_ARG && !h);
+    qt = like(ia[0]);
+    qt.k = 0;
+    qt.min_prob = 5;
+    CHECK_OK(rsclip_session_heatmap(s, &qt, sa, NULL, &h));
+    rsclip_heatmap_free(h);
+    h = NULL;
     CHECK(expect_error(s, 9999, NULL, RSCLIP_ERR_NOT_FOUND, "no scene 9999"));
     rsclip_heatmap_free(NULL);
     rsclip_session_close(s);

@@ -428,8 +428,12 @@ def test_hostile(tmp):
     idx = build_index(os.path.join(tmp, "idx.gpkg"), [sample("usgs_hro"), sample("l8_b7")])
     own_tmp = os.path.join(tmp, "server_tmp")
     os.makedirs(own_tmp)
-    srv = Server(idx, ["--timeout", "2", "--http-threads", "2"], tmpdir=own_tmp)
+    srv = Server(idx, ["--timeout", "2", "--http-threads", "2", "--max-k", "5"], tmpdir=own_tmp)
     try:
+        # --max-k bounds the default k (20) too
+        st, hdr, body = srv.get("/api/search?q=lake")
+        n = len(json.loads(body).get("features", [])) if st == 200 else -1
+        check(st == 200 and 0 < n <= 5, "--max-k 5, no k: %d hits (status %d)" % (n, st))
         for path in ("/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/leaflet/../../../etc/passwd",
                      "/api/chip/../../../etc/passwd", "/leaflet/%2e%2e/%2e%2e/etc/hosts",
                      "/index.html/..", "//etc/passwd", "/tiles/../../etc/passwd",

@@ -204,7 +204,8 @@ int rsclip_change_regions(const rsclip_changes *c, rsclip_region **out, int *n_o
 
 /* Score every tile of one scene for a query (heatmaps): *probs and *tile_ids are new arrays of
  * *n entries (rsclip_free), in tile-id order; probabilities from the int8 codes (within ~1e-3 of
- * the exact ones). k, min_prob and spatial filters of q are ignored. RSCLIP_ERR_NOT_FOUND when
+ * the exact ones). k, min_prob and spatial filters of q are ignored; the rules of
+ * rsclip_query_check on the query itself (kind, texts, template) apply. RSCLIP_ERR_NOT_FOUND when
  * the index has no scene scene_id. */
 int rsclip_session_scene_probs(rsclip_session *s, const rsclip_query *q, int64_t scene_id,
                                int64_t **tile_ids, float **probs, size_t *n);

@@ -32,7 +32,9 @@ static int check_bbox(const double b[4]) {
     return RSCLIP_OK;
 }
 
-int rsclip_query_check(const rsclip_query *q) {
+/* What is asked (the query's own kind, texts, template, negatives, examples): the rules that
+ * scene probabilities and heatmaps, which ignore k, min_prob and the filters, apply too. */
+int rsclip__query_check_what(const rsclip_query *q) {
     if (!q) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "no query");
     int n_kinds = (q->text != NULL) + (q->like_tile != 0) + (q->has_like_point != 0) +
                   (q->like_image != NULL);
@@ -55,12 +57,6 @@ int rsclip_query_check(const rsclip_query *q) {
                              "template '%s' has no {} for the text (use \"{}\" for the text as "
                              "it is)",
                              q->template_str);
-    if (q->k < 1 || q->k > RSCLIP_QUERY_MAX_K)
-        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "k must be within 1..%d, not %d",
-                             RSCLIP_QUERY_MAX_K, q->k);
-    if (!(q->min_prob >= 0 && q->min_prob <= 1))
-        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "min_prob must be within 0..1, not %g",
-                             (double)q->min_prob);
     if (q->n_negatives < 0 || q->n_negatives > RSCLIP_SEARCH_MAX_NEGATIVES)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "at most %d negative queries, not %d",
                              RSCLIP_SEARCH_MAX_NEGATIVES, q->n_negatives);
@@ -69,6 +65,17 @@ int rsclip_query_check(const rsclip_query *q) {
     for (int i = 0; i < q->n_negatives; i++)
         if (!q->negatives[i] || !has_text(q->negatives[i]))
             return rsclip__error(RSCLIP_ERR_INVALID_ARG, "negative query %d is empty", i + 1);
+    return rsclip__query_examples_check(q) ? rsclip_last_status() : RSCLIP_OK;
+}
+
+int rsclip_query_check(const rsclip_query *q) {
+    if (rsclip__query_check_what(q)) return rsclip_last_status();
+    if (q->k < 1 || q->k > RSCLIP_QUERY_MAX_K)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "k must be within 1..%d, not %d",
+                             RSCLIP_QUERY_MAX_K, q->k);
+    if (!(q->min_prob >= 0 && q->min_prob <= 1))
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "min_prob must be within 0..1, not %g",
+                             (double)q->min_prob);
     if (q->has_bbox && check_bbox(q->bbox)) return rsclip_last_status();
     if (q->aoi_wkt && !*q->aoi_wkt)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "the area of interest is empty");
@@ -76,8 +83,7 @@ int rsclip_query_check(const rsclip_query *q) {
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%lld is not a scene id",
                              (long long)q->scene_id);
     rsclip_time w;
-    if (rsclip__query_time_window(q, &w) < 0) return rsclip_last_status();
-    return rsclip__query_examples_check(q) ? rsclip_last_status() : RSCLIP_OK;
+    return rsclip__query_time_window(q, &w) < 0 ? rsclip_last_status() : RSCLIP_OK;
 }
 
 int rsclip_change_check(const rsclip_query *q, const rsclip_time *from, const rsclip_time *to) {

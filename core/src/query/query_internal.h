@@ -49,6 +49,10 @@ typedef struct rsclip__allow_list {
     double aoi_env[4];             /* the AOI's envelope: west, south, east, north */
 } rsclip__allow_list;
 
+/* The rules of rsclip_query_check on what is asked (kind, texts, template, negatives, examples),
+ * without those on k, min_prob, filters and time. */
+int rsclip__query_check_what(const rsclip_query *q);
+
 /* RSCLIP_ERR_NOT_FOUND ("no such scene") when the index has no scene scene_id. */
 int rsclip__query_check_scene(rsclip_session *s, int64_t scene_id);
 

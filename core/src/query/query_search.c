@@ -625,7 +625,7 @@ int rsclip_session_scene_probs(rsclip_session *s, const rsclip_query *q, int64_t
     size_t k = 0;
     int rc = qv ? rsclip__query_check_scene(s, scene_id)
                 : rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
-    if (!rc) rc = rsclip__query_examples_check(q);
+    if (!rc) rc = rsclip__query_check_what(q);
     if (!rc && rsclip__query_has_main(q)) rc = rsclip__query_vector(s, q, qv);
     if (!rc) rc = rsclip__query_examples(s, q, qv, NULL);
     if (!rc && !s->have_calibration) rc = rsclip__need_model(s, 0);
