@@ -18,30 +18,9 @@ FIX = os.environ.get("RSCLIP_FIXTURES", os.path.join(SRC, "tests", "fixtures"))
 MODEL = os.path.join(FIX, "siglip-tiny")
 SAMPLES = os.path.join(SRC, "samples")
 
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what, file=sys.stderr)
-    return cond
-
-
-def finish(name):
-    if failures:
-        print("%s: %d check(s) failed" % (name, len(failures)), file=sys.stderr)
-        sys.exit(1)
-    print("%s: all checks passed" % name)
-
-
-def run(args, check_rc=None, timeout=300, **kw):
-    p = subprocess.run([BIN] + args, capture_output=True, text=True, timeout=timeout, **kw)
-    if check_rc is not None and p.returncode != check_rc:
-        print("command:", " ".join(args), "\nstdout:", p.stdout[-2000:], "\nstderr:",
-              p.stderr[-2000:], file=sys.stderr)
-        raise SystemExit("unexpected exit status %d (wanted %d)" % (p.returncode, check_rc))
-    return p
+# check, failures, finish and run are the tests' shared ones (tests/lib), re-exported here
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from rsclip_testlib import check, failures, finish, run  # noqa: E402,F401
 
 
 def sample(name):

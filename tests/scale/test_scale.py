@@ -22,29 +22,14 @@ from osgeo import gdal, osr
 gdal.UseExceptions()
 
 BIN = os.environ.get("RSCLIP_BIN", "build/core/rsclip")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from rsclip_testlib import check, failures, run  # noqa: E402  (the tests' shared helpers)
 SRC = os.environ.get("RSCLIP_SOURCE_DIR", ".")
 FIX = os.environ.get("RSCLIP_FIXTURES", os.path.join(SRC, "tests", "fixtures"))
 MODEL = os.path.join(FIX, "siglip-tiny")
 SAMPLES = os.path.join(SRC, "samples")
 HERE = os.path.dirname(os.path.abspath(__file__))
 SKIP = 77
-
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what, file=sys.stderr)
-
-
-def run(args, check_rc=None, env=None, timeout=600):
-    p = subprocess.run([BIN] + args, capture_output=True, text=True, env=env, timeout=timeout)
-    if check_rc is not None and p.returncode != check_rc:
-        print("command:", " ".join(args), "\nstdout:", p.stdout[-3000:], "\nstderr:",
-              p.stderr[-3000:], file=sys.stderr)
-        raise SystemExit("unexpected exit status %d (wanted %d)" % (p.returncode, check_rc))
-    return p
 
 
 def mosaic(tmp, samples=None):

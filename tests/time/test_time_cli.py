@@ -23,36 +23,21 @@ from osgeo import gdal, ogr, osr
 gdal.UseExceptions()
 
 BIN = os.environ.get("RSCLIP_BIN", "build/core/rsclip")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from rsclip_testlib import check, failures, run  # noqa: E402  (the tests' shared helpers)
 SRC = os.environ.get("RSCLIP_SOURCE_DIR", ".")
 FIX = os.environ.get("RSCLIP_FIXTURES", os.path.join(SRC, "tests", "fixtures"))
 MODEL = os.path.join(FIX, "siglip-tiny")
 S2 = os.path.join(SRC, "samples", "s2_aberystwyth_20210527_b2-b3-b4-nir_10m_epsg27700.tif")
 
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what, file=sys.stderr)
-
-
-def run(args, rc=None, timeout=300):
-    p = subprocess.run([BIN] + args, capture_output=True, text=True, timeout=timeout)
-    if rc is not None and p.returncode != rc:
-        print("command:", " ".join(args), "\nstdout:", p.stdout[-3000:], "\nstderr:",
-              p.stderr[-3000:], file=sys.stderr)
-        raise SystemExit("exit status %d, wanted %d" % (p.returncode, rc))
-    return p
-
 
 def index(ix, inputs, extra=(), rc=0):
-    return run(["index", "-q", "-m", MODEL, "-o", ix] + list(extra) + list(inputs), rc=rc)
+    return run(["index", "-q", "-m", MODEL, "-o", ix] + list(extra) + list(inputs), check_rc=rc)
 
 
 def scenes(ix):
     """path -> scene of `rsclip info --json`."""
-    d = json.loads(run(["info", "--json", ix], rc=0).stdout)
+    d = json.loads(run(["info", "--json", ix], check_rc=0).stdout)
     return {os.path.basename(s["path"]): s for s in d["scene_list"]}
 
 
@@ -217,7 +202,7 @@ def group_sources(tmp):
     p = run(["index", "-q", "-m", MODEL, "-o", ix3, "--datetime-from-name", "(?<year>", e])
     check(p.returncode == 2 and "datetime-from-name" in p.stderr, "bad pattern refused: %s" % p.stderr)
     # the info table shows the time
-    out = run(["info", ix], rc=0).stdout
+    out = run(["info", ix], check_rc=0).stdout
     check("datetime" in out and "2019-06-01T10:11:12Z" in out, "info table shows times")
 
 
@@ -244,7 +229,7 @@ def group_stac(tmp):
         check(sc["a2019"]["path"].endswith("coll/a2019/a2019.tif"),
               "asset href resolved against the item: %s" % sc["a2019"]["path"])
     # hits carry the item, collection and time
-    rows = csv_rows(run(["search", ix, "coast", "-k", "50", "-of", "CSV"], rc=0).stdout)
+    rows = csv_rows(run(["search", ix, "coast", "-k", "50", "-of", "CSV"], check_rc=0).stdout)
     check(rows and all(r["stac_item"] in ("a2019", "b2023") and r["stac_collection"] == "aber"
                        for r in rows), "hits carry STAC ids")
     check(any(r["datetime"] == "2019-06-01T10:00:00Z" for r in rows), "hits carry datetime")
@@ -383,7 +368,7 @@ def group_filters(tmp):
     ids = {n: s["id"] for n, s in sc.items()}
 
     def hits(*extra):
-        p = run(["search", ix, "coast", "-k", "200", "-of", "CSV"] + list(extra), rc=0)
+        p = run(["search", ix, "coast", "-k", "200", "-of", "CSV"] + list(extra), check_rc=0)
         return csv_rows(p.stdout), p.stderr
 
     every, _ = hits()
@@ -434,12 +419,12 @@ def group_change(tmp):
     ix = two_dates(tmp)
     sc = scenes(ix)
     # the query: the later scene's altered upper-left tile itself, so that its place rises most
-    every = csv_rows(run(["search", ix, "coast", "-k", "100", "-of", "CSV"], rc=0).stdout)
+    every = csv_rows(run(["search", ix, "coast", "-k", "100", "-of", "CSV"], check_rc=0).stdout)
     ul_tile = [r["tile_id"] for r in every if r["scene"].endswith("b2023.tif") and
                r["xoff"] == "0" and r["yoff"] == "0"]
     check(len(ul_tile) == 1, "the later scene has an upper-left tile")
     q = ["--like-tile", ul_tile[0]]
-    p = run(["search", ix] + q + ["--change", "2019/2023", "-k", "50", "-of", "CSV"], rc=0)
+    p = run(["search", ix] + q + ["--change", "2019/2023", "-k", "50", "-of", "CSV"], check_rc=0)
     rows = csv_rows(p.stdout)
     check(rows, "changes found")
     if not rows:
@@ -462,7 +447,7 @@ def group_change(tmp):
     early = {r["tile_id"]: r for r in every if r["scene"].endswith("a2019.tif")}
     g0 = ogr.CreateGeometryFromWkt(rows[0]["WKT"])
     probs = {r["tile_id"]: float(r["prob"]) for r in csv_rows(run(
-        ["search", ix] + q + ["-k", "100", "-of", "CSV"], rc=0).stdout)}
+        ["search", ix] + q + ["-k", "100", "-of", "CSV"], check_rc=0).stdout)}
     wsum = psum = 0.0
     for tid, r in early.items():
         a = g0.Intersection(ogr.CreateGeometryFromWkt(r["WKT"])).GetArea()
@@ -480,18 +465,18 @@ def group_change(tmp):
     g = ogr.CreateGeometryFromWkt(rows[0]["WKT"])
     env = g.GetEnvelope()
     box = "%f,%f,%f,%f" % (env[0] + 1e-4, env[2] + 1e-4, env[1] - 1e-4, env[3] - 1e-4)
-    p = run(["search", ix, "coast", "--change", "2019/2023", "--bbox", box, "-of", "CSV"], rc=0)
+    p = run(["search", ix, "coast", "--change", "2019/2023", "--bbox", box, "-of", "CSV"], check_rc=0)
     boxed = csv_rows(p.stdout)
     check(boxed and all(ogr.CreateGeometryFromWkt(r["WKT"]).Intersects(g) for r in boxed) and
           len(boxed) < len(rows), "--bbox restricts the later tiles")
     # --not changes the scores, still ranked by rise
-    p = run(["search", ix, "coast", "--not", "clouds", "--change", "2019/2023", "-of", "CSV"], rc=0)
+    p = run(["search", ix, "coast", "--not", "clouds", "--change", "2019/2023", "-of", "CSV"], check_rc=0)
     neg = csv_rows(p.stdout)
     check(neg and [float(r["rise"]) for r in neg] == sorted([float(r["rise"]) for r in neg],
                                                            reverse=True), "--not with --change")
     # --merge: regions with the largest and mean rise
     out = os.path.join(tmp, "regions.gpkg")
-    run(["search", ix, "coast", "--change", "2019/2023", "--merge", "-o", out], rc=0)
+    run(["search", ix, "coast", "--change", "2019/2023", "--merge", "-o", out], check_rc=0)
     ds = ogr.Open(out)
     lyr = ds.GetLayerByName("regions")
     names = [lyr.GetLayerDefn().GetFieldDefn(i).GetName()
@@ -501,7 +486,7 @@ def group_change(tmp):
     ds = None
     # export to GeoPackage: a "changes" layer QGIS opens
     out = os.path.join(tmp, "changes.gpkg")
-    run(["search", ix, "coast", "--change", "2019/2023", "-k", "5", "-o", out], rc=0)
+    run(["search", ix, "coast", "--change", "2019/2023", "-k", "5", "-o", out], check_rc=0)
     ds = ogr.Open(out)
     lyr = ds.GetLayerByName("changes")
     check(lyr is not None and lyr.GetFeatureCount() == min(5, len(rows)),
@@ -517,13 +502,13 @@ def group_change(tmp):
     p = run(["search", ix, "coast", "--change", "2019/2023", "--after", "2020"])
     check(p.returncode == 2, "--change with --after refused")
     # periods with no scene: no changes, said why, exit 0
-    p = run(["search", ix, "coast", "--change", "2010/2011"], rc=0)
+    p = run(["search", ix, "coast", "--change", "2010/2011"], check_rc=0)
     check("no changes" in p.stderr, "empty change query says why: %s" % p.stderr)
     # spans with three slashes
     p = run(["search", ix, "coast", "--change", "2019-01/2019-12/2023-01/2023-12", "-of", "CSV"],
-            rc=0)
+            check_rc=0)
     check(len(csv_rows(p.stdout)) == min(20, len(csv_rows(run(
-        ["search", ix, "coast", "--change", "2019/2023", "-of", "CSV"], rc=0).stdout))),
+        ["search", ix, "coast", "--change", "2019/2023", "-of", "CSV"], check_rc=0).stdout))),
         "two spans A/B/C/D")
 
 
