@@ -2,6 +2,7 @@
  * unchanged scene, resume an interrupted one, replace one whose file or settings changed), then
  * read and preprocess its tiles into batches for the writer. Every failure here belongs to one
  * scene: it is reported (MSG_SCENE_FAIL) and the next input is read. */
+#include "base/base.h"
 #include "indexer/indexer_internal.h"
 #include "rsclip/time.h"
 #include "status/status_internal.h"
@@ -13,11 +14,11 @@
 #include <unistd.h>
 
 static char *dupstr(const char *s) {
-    return strdup(s ? s : "");
+    return rsclip__strdup(s ? s : "");
 }
 
 static msg *msg_new(int kind, int scene_no) {
-    msg *m = calloc(1, sizeof *m);
+    msg *m = rsclip__calloc(1, sizeof *m);
     if (m) {
         m->kind = kind;
         m->scene_no = scene_no;
@@ -61,7 +62,7 @@ static int cmp_int(const void *a, const void *b) {
 }
 
 static int inferred_step(const rsclip_tile_window *w, size_t n, int horizontal) {
-    int *o = malloc((n ? n : 1) * sizeof *o);
+    int *o = rsclip__malloc((n ? n : 1) * sizeof *o);
     if (!o) return 0;
     for (size_t i = 0; i < n; i++) o[i] = horizontal ? w[i].xoff : w[i].yoff;
     qsort(o, n, sizeof *o, cmp_int);
@@ -198,13 +199,13 @@ static int scene_time(const pipeline *pl, const idx_job *job, const rsclip_raste
         if (rsclip_time_format(span ? &a : &t, buf[span ? 1 : 0], RSCLIP_TIME_TEXT_MAX) ||
             (span && rsclip_time_format(&b, buf[2], RSCLIP_TIME_TEXT_MAX)))
             return rsclip_last_status();
-        out[span ? 1 : 0] = strdup(buf[span ? 1 : 0]);
-        if (span) out[2] = strdup(buf[2]);
-        out[3] = strdup(source);
+        out[span ? 1 : 0] = rsclip__strdup(buf[span ? 1 : 0]);
+        if (span) out[2] = rsclip__strdup(buf[2]);
+        out[3] = rsclip__strdup(source);
     }
     const char *stac[3] = {job->stac_item, job->stac_collection, job->stac_asset};
     for (int k = 0; k < 3; k++)
-        if (stac[k]) out[4 + k] = strdup(stac[k]);
+        if (stac[k]) out[4 + k] = rsclip__strdup(stac[k]);
     return RSCLIP_OK;
 }
 
@@ -336,7 +337,7 @@ static int read_tiles(pipeline *pl, rsclip_tiler *t, const idx_job *job, int sce
                       const rsclip_tile_window *done, size_t n_done, int64_t *skipped) {
     const rsclip_raster_info *si = rsclip_tiler_scene(t);
     const size_t rgb_size = rsclip_tiler_buffer_size(t);
-    uint8_t *rgb = malloc(rgb_size);
+    uint8_t *rgb = rsclip__malloc(rgb_size);
     if (!rgb) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", si->path);
     batch *b = NULL;
     rsclip_tile tile;
