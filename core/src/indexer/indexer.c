@@ -287,7 +287,9 @@ static int run_pipeline(const char *index_path, const idx_job *jobs, int n_jobs,
     writer w = {&p, &pl, enc, idx, NULL, *report, 0, 0, -1, 0, -1, NULL};
     w.emb = rc ? NULL : rsclip__malloc(sizeof(float) * (size_t)p.batch * (size_t)mi->embed_dim);
     w.settled = rc ? NULL : rsclip__calloc((size_t)n_jobs, 1);
-    if (!rc && (!w.emb || !w.settled))
+    pl.done = rc ? NULL : rsclip__calloc(1, sizeof *pl.done);
+    if (pl.done) pl.done->kind = MSG_DONE;
+    if (!rc && (!w.emb || !w.settled || !pl.done))
         rc = rsclip__error(RSCLIP_ERR_NOMEM, "indexer: out of memory");
     pthread_t reader;
     int reader_started = 0;
@@ -322,6 +324,7 @@ static int run_pipeline(const char *index_path, const idx_job *jobs, int n_jobs,
     for (int i = 0; i < N_BATCH_BUFFERS; i++) batch_free(buffers[i]);
     rsclip__q_destroy(&pl.to_writer);
     rsclip__q_destroy(&pl.free_batches);
+    if (!reader_started) rsclip__msg_free(pl.done); /* else the writer freed it */
     free(w.emb);
     free(w.settled);
     *report = w.rep;

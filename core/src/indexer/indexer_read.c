@@ -463,12 +463,6 @@ void *rsclip__indexer_reader(void *arg) {
     }
     for (int i = 0; i < pl->n_jobs && !atomic_load(&pl->stop); i++) read_scene(pl, ro, i);
     rsclip_index_close(ro);
-    msg *m = msg_new(MSG_DONE, 0);
-    /* The writer waits for MSG_DONE: spin until memory allows it (never in practice). */
-    while (!m) {
-        usleep(1000);
-        m = msg_new(MSG_DONE, 0);
-    }
-    rsclip__q_push(&pl->to_writer, m);
+    rsclip__q_push(&pl->to_writer, pl->done);
     return NULL;
 }
