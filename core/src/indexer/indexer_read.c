@@ -114,17 +114,21 @@ static void legacy_compare(pipeline *pl, rsclip_index *ro, const rsclip_scene_in
     (void)pl;
 }
 
-/* Compare the scene on disk and the settings of this run with what the index holds. */
-static void decide(pipeline *pl, rsclip_index *ro, const rsclip_raster_info *si, decision *d,
-                   rsclip_scene_info **stored) {
+/* Compare the scene on disk and the settings of this run with what the index holds. An error
+ * other than "not there" (out of memory) is the scene's: taken for NEW, a stored scene would be
+ * read again in full. */
+static int decide(pipeline *pl, rsclip_index *ro, const rsclip_raster_info *si, decision *d,
+                  rsclip_scene_info **stored) {
     memset(d, 0, sizeof *d);
     d->state = RSCLIP_SCENE_NEW;
     rsclip_scene_info *old = NULL;
     *stored = NULL;
-    if (!ro || rsclip_index_find_scene(ro, si->path, &old) != RSCLIP_OK) {
+    int rc = ro ? rsclip_index_find_scene(ro, si->path, &old) : RSCLIP_ERR_NOT_FOUND;
+    if (rc == RSCLIP_ERR_NOT_FOUND) {
         rsclip_clear_error(); /* not there (or no index yet) */
-        return;
+        return RSCLIP_OK;
     }
+    if (rc) return rc;
     d->sid = old->id;
     const rsclip_fingerprint *fp = &si->fingerprint;
     int legacy = old->settings == NULL;
@@ -158,6 +162,7 @@ static void decide(pipeline *pl, rsclip_index *ro, const rsclip_raster_info *si,
         snprintf(d->note, sizeof d->note, "forced");
     }
     *stored = old;
+    return RSCLIP_OK;
 }
 
 /* ---- when it was taken ------------------------------------------------------------------- */
@@ -390,7 +395,11 @@ static void read_scene(pipeline *pl, rsclip_index *ro, int scene_no) {
     }
     decision d;
     rsclip_scene_info *stored = NULL;
-    decide(pl, ro, si, &d, &stored);
+    if (decide(pl, ro, si, &d, &stored) != RSCLIP_OK) {
+        send_fail(pl, scene_no, path, rsclip_last_error());
+        rsclip_tiler_close(t);
+        return;
+    }
     char *tv[7];
     if (scene_time(pl, job, si, tv) != RSCLIP_OK) {
         send_fail(pl, scene_no, path, rsclip_last_error());
@@ -457,9 +466,19 @@ static void read_scene(pipeline *pl, rsclip_index *ro, int scene_no) {
 void *rsclip__indexer_reader(void *arg) {
     pipeline *pl = arg;
     rsclip_index *ro = NULL;
+    /* The writer created the index before starting us: without this connection no scene can be
+     * told unchanged or resumed (taken for NEW, each would be read again and refused), so each
+     * fails, reported, and the next run does them. */
     if (rsclip_index_open(pl->index_path, RSCLIP_INDEX_READONLY, &ro) != RSCLIP_OK) {
-        ro = NULL;
-        rsclip_clear_error();
+        char err[1024];
+        snprintf(err, sizeof err, "%s", rsclip_last_error());
+        for (int i = 0; i < pl->n_jobs && !atomic_load(&pl->stop); i++) {
+            rsclip__error(RSCLIP_ERR_IO, "%s: cannot look it up in the index: %s", pl->jobs[i].path,
+                          err);
+            send_fail(pl, i, pl->jobs[i].path, rsclip_last_error());
+        }
+        rsclip__q_push(&pl->to_writer, pl->done);
+        return NULL;
     }
     for (int i = 0; i < pl->n_jobs && !atomic_load(&pl->stop); i++) read_scene(pl, ro, i);
     rsclip_index_close(ro);
