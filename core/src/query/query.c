@@ -201,17 +201,24 @@ int rsclip_session_open(const char *index_path, const rsclip_session_params *par
         rc = rsclip__error(RSCLIP_ERR_NOT_FOUND,
                            "%s: the index holds no tiles yet (no model bound)", index_path);
     if (!rc) {
+        /* the calibration recorded by the index; absent (an older index), the model's. Only
+         * absence falls back: another error (out of memory) is the open's */
         char *a = NULL, *b = NULL;
         rsclip_index *idx0 = s->parts[0].idx;
-        if (rsclip_index_get_meta(idx0, "logit_scale", &a) == RSCLIP_OK &&
-            rsclip_index_get_meta(idx0, "logit_bias", &b) == RSCLIP_OK) {
+        int ca = rsclip_index_get_meta(idx0, "logit_scale", &a);
+        int cb = ca ? ca : rsclip_index_get_meta(idx0, "logit_bias", &b);
+        if (!ca && !cb) {
             s->logit_scale = strtof(a, NULL);
             s->logit_bias = strtof(b, NULL);
             s->have_calibration = 1;
+        } else if (cb != RSCLIP_ERR_NOT_FOUND) {
+            rc = cb;
         }
         rsclip_free(a);
         rsclip_free(b);
-        rsclip_clear_error();
+        if (!rc) rsclip_clear_error();
+    }
+    if (!rc) {
         const char *name = s->params.model ? s->params.model : s->info.model_id;
         s->model_name = rsclip__strdup(name);
         if (!s->model_name) rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
