@@ -27,10 +27,16 @@ static msg *msg_new(int kind, int scene_no) {
 }
 
 /* Outcomes (fail, skip, end) that cannot be sent for want of memory are not lost: the writer
- * reports every scene whose outcome never arrived once the reader is done. */
+ * reports every scene whose outcome never arrived once the reader is done. The message names
+ * the scene (an error of the index names the index). */
 static void send_fail(pipeline *pl, int scene_no, const char *path, const char *err) {
     msg *m = msg_new(MSG_SCENE_FAIL, scene_no);
     if (!m) return;
+    char buf[1536];
+    if (!strstr(err, path)) {
+        snprintf(buf, sizeof buf, "%s: %s", path, err);
+        err = buf;
+    }
     m->path = dupstr(path);
     m->error = dupstr(err);
     rsclip__q_push(&pl->to_writer, m);
