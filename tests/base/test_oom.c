@@ -41,6 +41,7 @@ static int g_quiet_points; /* failures to describe at most, per path */
 static int g_verbose;      /* RSCLIP_OOM_VERBOSE: every run's outcome */
 static int g_full;         /* RSCLIP_OOM_FULL: every allocation of every path (minutes) */
 
+#ifndef RSCLIP_TEST_MODEL_ONLY
 static const char *in_dir(const char *name) {
     static char buf[8][1024];
     static int k;
@@ -48,6 +49,7 @@ static const char *in_dir(const char *name) {
     snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
     return buf[k];
 }
+#endif
 
 /* ---- the driver ------------------------------------------------------------------------------ */
 
