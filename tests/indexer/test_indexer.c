@@ -2,9 +2,9 @@
  * written here with GDAL: a cancel through the progress callback leaves a valid index that a
  * second run completes with no tile duplicated or missing; on_error is called once per input
  * that fails (a message naming it) while the others are indexed; a plan split into shards gives
- * parts whose tiles are exactly the whole run's; and a failed allocation in the reader thread never
- * drops a scene without reporting it. */
-#include "indexer/indexer_internal.h" /* sizeof(msg), for the allocation failures below */
+ * parts whose tiles are exactly the whole run's. Failed allocations (no scene dropped without a
+ * report) are tests/base/test_oom.c's. */
+#include "rsclip/index.h"
 #include "rsclip/indexer.h"
 #include "rsclip/plan.h"
 #include "rsclip/status.h"
@@ -15,20 +15,10 @@
 #include <ogr_srs_api.h>
 #include <sqlite3.h>
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#if defined(__SANITIZE_ADDRESS__)
-#define NO_MALLOC_HOOK 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define NO_MALLOC_HOOK 1
-#endif
-#endif
 
 static char g_dir[256];
 static char g_model[1024];
@@ -289,70 +279,7 @@ static void test_shards(const char *const *scenes, char **ref, int n_ref) {
     rsclip_plan_free(plan);
 }
 
-/* ---- a failed allocation in the reader never drops a scene silently -------------------------- */
-
-#ifndef NO_MALLOC_HOOK
-/* This executable's calloc stands in for the C library's in the whole process: it fails the
- * fail_at-th allocation of a pipeline message (calloc(1, sizeof(msg))) made off the main thread,
- * i.e. by the indexer's reader. */
-extern void *__libc_calloc(size_t n, size_t size);
-static atomic_int g_fail_at, g_msg_allocs;
-static pthread_t g_main;
-
-void *calloc(size_t n, size_t size) {
-    if (n == 1 && size == sizeof(msg) && atomic_load(&g_fail_at) > 0 &&
-        !pthread_equal(pthread_self(), g_main)) {
-        int k = atomic_fetch_add(&g_msg_allocs, 1) + 1;
-        if (k == atomic_load(&g_fail_at)) return NULL;
-    }
-    return __libc_calloc(n, size);
-}
-
-static void test_oom(const char *const *scenes) {
-    rsclip_indexer_params p = params();
-    errors e;
-    p.on_error = on_error;
-    p.user = &e;
-    const char *index = in_dir("oom.gpkg");
-    int injected = 0;
-    for (int k = 1, hit_k = 1; hit_k && k < 200; k++) {
-        hit_k = 0;
-        for (int again = 0; again < 2; again++) { /* a new index, then one with nothing to do */
-            if (!again) unlink(index);
-            memset(&e, 0, sizeof e);
-            rsclip_indexer_report rep;
-            atomic_store(&g_msg_allocs, 0);
-            atomic_store(&g_fail_at, k);
-            int rc = rsclip_indexer_run(index, scenes, 2, &p, &rep);
-            atomic_store(&g_fail_at, 0);
-            int hit = atomic_load(&g_msg_allocs) >= k;
-            injected += hit;
-            hit_k |= hit;
-            /* every scene is indexed, unchanged or reported: none vanishes */
-            CHECK(rc == RSCLIP_OK);
-            if (rep.scenes_indexed + rep.scenes_unchanged + rep.scenes_failed != 2 ||
-                e.n != rep.scenes_failed) {
-                fprintf(stderr,
-                        "allocation %d failed (run %d): %d indexed, %d unchanged, %d "
-                        "failed, %d reported\n",
-                        k, again, rep.scenes_indexed, rep.scenes_unchanged, rep.scenes_failed, e.n);
-                tu_failures++;
-            }
-            for (int i = 0; i < e.n && i < 8; i++) {
-                CHECK(strstr(e.msg[i], e.path[i]) &&
-                      (strcmp(e.path[i], scenes[0]) == 0 || strcmp(e.path[i], scenes[1]) == 0));
-            }
-            CHECK(verify(index) == RSCLIP_OK);
-        }
-    }
-    CHECK(injected > 10); /* k went past the last message of both runs */
-}
-#endif
-
 int main(void) {
-#ifndef NO_MALLOC_HOOK
-    g_main = pthread_self();
-#endif
     GDALAllRegister();
     snprintf(g_model, sizeof g_model, "%s/siglip-tiny", tu_fixtures());
     snprintf(g_dir, sizeof g_dir, "%s", "test_indexer.tmp.XXXXXX");
@@ -383,11 +310,6 @@ int main(void) {
     test_on_error(scenes, ref, n_ref);
     test_cancel_resume(scenes, ref, n_ref);
     test_shards(scenes, ref, n_ref);
-#ifndef NO_MALLOC_HOOK
-    test_oom(scenes);
-#else
-    printf("allocation failures not injected under AddressSanitizer\n");
-#endif
     list_free(ref, n_ref);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);

@@ -1,7 +1,8 @@
 /*
  * base/base.h -- private: the small utilities every module shares, in one place: a hash for
- * identities and checksums of headers, the monotonic clock, the allocators for big blocks, the
- * qsort comparators, and the rename that never replaces. The process's one worker pool is
+ * identities and checksums of headers, the monotonic clock, the library's allocation entry
+ * points (with out-of-memory injection for tests), the allocators for big blocks, the qsort
+ * comparators, and the rename that never replaces. The process's one worker pool is
  * base/pool.h.
  */
 #ifndef RSCLIP_BASE_H
@@ -17,6 +18,31 @@ uint64_t rsclip__fnv1a(uint64_t h, const void *p, size_t n);
 
 /* Seconds on CLOCK_MONOTONIC (timings, deadlines). */
 double rsclip__mono_s(void);
+
+/* The library's allocations: every malloc, calloc, realloc, strdup, strndup and aligned_alloc in
+ * core/src goes through these (base/ itself and the CUDA .cu files excepted; GDAL, SQLite and
+ * libc's own allocations such as realpath() and getline() are outside). Same contracts as libc's;
+ * what they return is freed with plain free(), so memory the public API hands out stays
+ * free()-able. Each call first asks the fault injector below: off, that is one relaxed atomic
+ * load. */
+void *rsclip__malloc(size_t n);
+void *rsclip__calloc(size_t n, size_t size);
+void *rsclip__realloc(void *p, size_t n); /* on failure p is untouched, as with realloc */
+char *rsclip__strdup(const char *s);
+/* NULL for NULL, else rsclip__strdup: optional strings (a failure is s != NULL, result NULL). */
+char *rsclip__strdup_opt(const char *s);
+char *rsclip__strndup(const char *s, size_t n);
+void *rsclip__aligned_alloc(size_t align, size_t n);
+
+/* Out-of-memory injection, SQLite-style (tests/base/test_oom.c): after
+ * rsclip__alloc_fail_at(n, every_later), the n-th allocation call from now, counted over all
+ * threads, returns NULL, and with every_later each call after it too; n <= 0 turns injection off.
+ * rsclip__alloc_count() is the number of calls since the last rsclip__alloc_fail_at() with n > 0
+ * (calls are counted only while armed: rsclip__alloc_fail_at(LONG_MAX, 0) counts a run's
+ * allocations without failing any). rsclip__alloc_huge counts as one allocation too. Always
+ * compiled in; thread-safe; meant for tests only (one arming at a time). */
+void rsclip__alloc_fail_at(long n, int every_later);
+long rsclip__alloc_count(void);
 
 /* Big, long-lived blocks (packed weights, activation arenas, vector codes, a checkpoint read
  * whole): 64-byte aligned; from 2 MiB up, 2 MiB aligned, rounded up to whole 2 MiB and advised

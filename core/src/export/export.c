@@ -1,6 +1,7 @@
 /* Hits and regions to OGR data sources; merging touching hits into regions. Where an output may
  * be written is decided here (plan_output) after the rules of rsclip/export.h; the file-system
  * side (protected paths, the temporary folder and the rename) is in output.c. */
+#include "base/base.h"
 #include "rsclip/export.h"
 #include "export/export_internal.h"
 #include "export/output_internal.h"
@@ -397,7 +398,7 @@ static int out_open(out_ctx *o, rsclip__gdal_errors *err, const char *path,
     const int shp = strcmp(dname, "ESRI Shapefile") == 0;
     o->canon = OGR_FD_Create("rsclip");
     OGR_FD_Reference(o->canon);
-    if (!(o->map = malloc(sizeof *o->map * (size_t)(ls->n_fields ? ls->n_fields : 1))))
+    if (!(o->map = rsclip__malloc(sizeof *o->map * (size_t)(ls->n_fields ? ls->n_fields : 1))))
         return out_fail(o, RSCLIP_ERR_NOMEM, "out of memory");
     for (int i = 0; i < ls->n_fields; i++) {
         const OGRFieldType type = (OGRFieldType)ls->fields[i].ogr_type;

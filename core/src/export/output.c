@@ -24,7 +24,7 @@
 static char *join(const char *dir, const char *name) {
     size_t a = strlen(dir), b = strlen(name);
     int slash = a > 0 && dir[a - 1] == '/';
-    char *s = malloc(a + b + 2);
+    char *s = rsclip__malloc(a + b + 2);
     if (!s) return NULL;
     memcpy(s, dir, a);
     if (!slash) s[a++] = '/';
@@ -59,7 +59,8 @@ int rsclip__dest_resolve(const char *path, rsclip__dest *d) {
                                                                  : "not a file name");
     char *slash = strrchr(d->real, '/');
     d->name = slash + 1;
-    d->folder = slash == d->real ? strdup("/") : strndup(d->real, (size_t)(slash - d->real));
+    d->folder = slash == d->real ? rsclip__strdup("/")
+                                 : rsclip__strndup(d->real, (size_t)(slash - d->real));
     if (!d->folder) {
         rsclip__dest_free(d);
         return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
@@ -204,14 +205,14 @@ static char **list_entries(const char *tmp, const char *last, int *n_out) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
         if (n + 2 > cap) {
             cap = cap ? 2 * cap : 8;
-            char **nv = realloc(v, (size_t)cap * sizeof *v);
+            char **nv = rsclip__realloc(v, (size_t)cap * sizeof *v);
             if (!nv) {
                 ok = 0;
                 break;
             }
             v = nv;
         }
-        if (!(v[n] = strdup(e->d_name)))
+        if (!(v[n] = rsclip__strdup(e->d_name)))
             ok = 0;
         else
             n++;
@@ -222,7 +223,7 @@ static char **list_entries(const char *tmp, const char *last, int *n_out) {
         free(v);
         return NULL;
     }
-    if (!v && !(v = calloc(1, sizeof *v))) return NULL;
+    if (!v && !(v = rsclip__calloc(1, sizeof *v))) return NULL;
     for (int i = 0; i < n - 1; i++)
         if (strcmp(v[i], last) == 0) {
             char *t = v[i];

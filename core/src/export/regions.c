@@ -1,4 +1,5 @@
 /* Merging touching hits into regions (connected components of their WGS84 footprints). */
+#include "base/base.h"
 #include "export/export_internal.h"
 #include "rsclip/export.h"
 #include "status/status_internal.h"
@@ -111,7 +112,7 @@ static int number_regions(merge_ctx *m, rsclip_region *regs) {
 /* Region k's tile ids, dissolved polygon, centroid and area. */
 static int dissolve(merge_ctx *m, rsclip_region *R, int k, OGRSpatialReferenceH wgs84,
                     rsclip__gdal_errors *err) {
-    R->tile_ids = malloc((size_t)R->n_tiles * sizeof(int64_t));
+    R->tile_ids = rsclip__malloc((size_t)R->n_tiles * sizeof(int64_t));
     if (!R->tile_ids) return rsclip__error(RSCLIP_ERR_NOMEM, "regions_merge: out of memory");
     R->mean_prob /= (float)R->n_tiles;
     R->n_tiles = 0; /* refilled below */
@@ -147,11 +148,11 @@ static int regions_merge(rsclip__gdal_errors *err, const rsclip_hit *hits, int n
     int rc = RSCLIP_OK, nr = 0, n_pixel = 0;
     merge_ctx m = {hits,
                    n,
-                   calloc((size_t)n + 1, sizeof(OGRGeometryH)),
-                   calloc((size_t)n + 1, sizeof(OGREnvelope)),
-                   malloc(((size_t)n + 1) * sizeof(int)),
-                   malloc(((size_t)n + 1) * sizeof(int))};
-    rsclip_region *regs = calloc((size_t)n + 1, sizeof *regs);
+                   rsclip__calloc((size_t)n + 1, sizeof(OGRGeometryH)),
+                   rsclip__calloc((size_t)n + 1, sizeof(OGREnvelope)),
+                   rsclip__malloc(((size_t)n + 1) * sizeof(int)),
+                   rsclip__malloc(((size_t)n + 1) * sizeof(int))};
+    rsclip_region *regs = rsclip__calloc((size_t)n + 1, sizeof *regs);
     OGRSpatialReferenceH wgs84 = rsclip__export_srs("EPSG:4326");
     if (!m.geoms || !m.env || !m.parent || !m.root_region || !regs || !wgs84) {
         rc = rsclip__error(RSCLIP_ERR_NOMEM, "regions_merge: out of memory");

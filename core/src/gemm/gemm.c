@@ -258,7 +258,7 @@ static int pack_common(const float *w, size_t n, size_t k, size_t ldw, rsclip__g
                        void *mem, rsclip__packed_w **out) {
     if (!out) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "gemm pack: out is NULL");
     *out = NULL;
-    rsclip__packed_w *p = calloc(1, sizeof *p);
+    rsclip__packed_w *p = rsclip__calloc(1, sizeof *p);
     if (!p) return rsclip__error(RSCLIP_ERR_NOMEM, "gemm pack: out of memory");
     const int rc = pack_fill(p, w, n, k, ldw, 0, format, mem);
     if (rc != RSCLIP_OK) {
@@ -300,7 +300,7 @@ int rsclip__packed_w_direct(const float *w, size_t n, size_t k, size_t ldw,
     if (!w) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "gemm direct: weights are NULL");
     int rc = pack_shape(n, k, ldw, RSCLIP__GEMM_F32, &nr, &steps, &panels, &bytes);
     if (rc != RSCLIP_OK) return rc;
-    rsclip__packed_w *p = calloc(1, sizeof *p);
+    rsclip__packed_w *p = rsclip__calloc(1, sizeof *p);
     if (!p) return rsclip__error(RSCLIP_ERR_NOMEM, "gemm direct: out of memory");
     p->n = n;
     p->k = k;
@@ -502,17 +502,17 @@ int rsclip__gemm_ctx_new(int n_threads, rsclip__gemm_ctx **out) {
     if (n_threads < 1 || n_threads > MAX_THREADS)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "gemm context: %d threads (1..%d)", n_threads,
                              MAX_THREADS);
-    rsclip__gemm_ctx *g = calloc(1, sizeof *g);
+    rsclip__gemm_ctx *g = rsclip__calloc(1, sizeof *g);
     if (!g) return rsclip__error(RSCLIP_ERR_NOMEM, "gemm context: out of memory");
     g->n_threads = n_threads;
-    g->scratch = calloc((size_t)n_threads, sizeof *g->scratch);
+    g->scratch = rsclip__calloc((size_t)n_threads, sizeof *g->scratch);
     if (!g->scratch) {
         rsclip__gemm_ctx_free(g);
         return rsclip__error(RSCLIP_ERR_NOMEM, "gemm context: out of memory");
     }
     const size_t bytes = rsclip__gemm_scratch_bytes();
     for (int i = 0; i < n_threads; i++) {
-        g->scratch[i] = aligned_alloc(64, bytes);
+        g->scratch[i] = rsclip__aligned_alloc(64, bytes);
         if (!g->scratch[i]) {
             rsclip__gemm_ctx_free(g);
             return rsclip__error(RSCLIP_ERR_NOMEM, "gemm context: out of memory");

@@ -1,5 +1,6 @@
 /* Whole-image reading through GDAL (see rsclip/imageio.h): band mapping, palette expansion, and
  * GDAL's errors translated once into rsclip's per-thread error. */
+#include "base/base.h"
 #include "rsclip/imageio.h"
 
 #include "gdal/gdal_util.h"
@@ -90,7 +91,7 @@ static int read_dataset(GDALDatasetH ds, const char *path, rsclip__gdal_errors *
         if (rc) return rc;
     }
 
-    uint8_t *rgb = malloc(n_bytes);
+    uint8_t *rgb = rsclip__malloc(n_bytes);
     if (!rgb)
         return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory (%zu bytes)", path, n_bytes);
     /* Pixel-interleaved destination: pixel space 3, line space 3w, band space 1. */

@@ -1,5 +1,6 @@
 /* The index file: open/create (schema from sql/), identification and version refusal, errors,
  * transactions, meta, model binding, summary and verification. */
+#include "base/base.h"
 #include "index/index_internal.h"
 #include "status/status_internal.h"
 
@@ -16,7 +17,7 @@
 
 static char *dupstr(const char *s) {
     size_t n = strlen(s) + 1;
-    char *d = malloc(n);
+    char *d = rsclip__malloc(n);
     if (d) memcpy(d, s, n);
     return d;
 }
@@ -416,7 +417,7 @@ int rsclip_index_open(const char *path, unsigned flags, rsclip_index **out) {
                              path);
     if (flags & ~(unsigned)(RSCLIP_INDEX_READONLY | RSCLIP_INDEX_CREATE))
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: unknown open flags 0x%x", path, flags);
-    rsclip_index *idx = calloc(1, sizeof *idx);
+    rsclip_index *idx = rsclip__calloc(1, sizeof *idx);
     if (!idx || !(idx->path = dupstr(path))) {
         free(idx);
         return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", path);
@@ -739,7 +740,7 @@ int rsclip__idx_grow(rsclip_index *idx, void *arr, size_t *cap, size_t elem, siz
     void **pa = arr;
     size_t nc = *cap ? *cap * 2 : first, bytes;
     void *na = NULL;
-    if (nc > *cap && !rsclip__mul_size(nc, elem, &bytes)) na = realloc(*pa, bytes);
+    if (nc > *cap && !rsclip__mul_size(nc, elem, &bytes)) na = rsclip__realloc(*pa, bytes);
     if (!na) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
     *pa = na;
     *cap = nc;

@@ -1,4 +1,5 @@
 /* Which paths are an index's files (see index_files.h). */
+#include "base/base.h"
 #include "index/index_files.h"
 
 #include <limits.h>
@@ -10,7 +11,7 @@ static const char *const k_companions[] = {"", "-wal", "-shm", "-journal", ".rsv
 
 static char *concat(const char *a, const char *sep, const char *b) {
     size_t n = strlen(a), s = strlen(sep), m = strlen(b);
-    char *r = malloc(n + s + m + 1);
+    char *r = rsclip__malloc(n + s + m + 1);
     if (!r) return NULL;
     memcpy(r, a, n);
     memcpy(r + n, sep, s);
@@ -24,7 +25,8 @@ char *rsclip__path_canon(const char *path) {
     const char *slash = strrchr(path, '/');
     const char *name = slash ? slash + 1 : path;
     if (!*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) return NULL;
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    char *dir = slash ? rsclip__strndup(path, slash == path ? 1 : (size_t)(slash - path))
+                      : rsclip__strdup(".");
     if (!dir) return NULL;
     char *rd = realpath(dir, NULL);
     free(dir);
@@ -40,7 +42,7 @@ static int same_file(const struct stat *a, const struct stat *b) {
 }
 
 int rsclip__path_is_index_file(const char *real, const struct stat *st, const char *index) {
-    char *bases[2] = {strdup(index), realpath(index, NULL)};
+    char *bases[2] = {rsclip__strdup(index), realpath(index, NULL)};
     int hit = 0;
     for (int b = 0; b < 2 && !hit; b++) {
         if (!bases[b] || (b == 1 && bases[0] && strcmp(bases[0], bases[1]) == 0)) continue;

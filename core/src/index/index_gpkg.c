@@ -2,6 +2,7 @@
  * header parser behind the ST_* SQL functions that the R-tree triggers call, and the small planar
  * predicates used by the spatial queries. Blobs come from files other programs may have written,
  * so every read is bounds-checked. */
+#include "base/base.h"
 #include "index/index_internal.h"
 
 #include <math.h>
@@ -257,7 +258,7 @@ int rsclip__idx_wkb_polygon_ring(const uint8_t *wkb, size_t len, double **xy, si
     if (nrings < 1) return -1;
     uint32_t np = rd_u32(wkb + 9, le);
     if (np < 3 || (len - 13) / 16 < np) return -1;
-    double *out = malloc((size_t)np * 2 * sizeof(double));
+    double *out = rsclip__malloc((size_t)np * 2 * sizeof(double));
     if (!out) return -2;
     for (uint32_t i = 0; i < 2 * np; i++) out[i] = rd_f64(wkb + 13 + 8 * (size_t)i, le);
     *xy = out;

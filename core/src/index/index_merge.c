@@ -325,7 +325,7 @@ static int add_skips(rsclip_index *in, skip_sum **sums, size_t *n, size_t *cap) 
                 rsclip_free(s);
                 break;
             }
-            (*sums)[k].path = strdup(s->path);
+            (*sums)[k].path = rsclip__strdup(s->path);
             (*sums)[k].skipped = 0;
             if (!(*sums)[k].path) rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
             (*n)++;
@@ -382,7 +382,7 @@ int rsclip_index_merge(const char *out_path, const char *const *inputs, int n_in
     if (!out_path || !inputs || n_inputs < 1)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_index_merge: no output or inputs");
     double t0 = rsclip__mono_s();
-    rsclip_index_set **sets = calloc((size_t)n_inputs, sizeof *sets);
+    rsclip_index_set **sets = rsclip__calloc((size_t)n_inputs, sizeof *sets);
     if (!sets) return rsclip__error(RSCLIP_ERR_NOMEM, "merge: out of memory");
     int rc = RSCLIP_OK;
     for (int i = 0; i < n_inputs && !rc; i++)

@@ -129,7 +129,7 @@ int rsclip_index_get_tile(rsclip_index *idx, int64_t tile_id, rsclip_tile_info *
         sqlite3_reset(st);
         return rc;
     }
-    rsclip_tile_info *t = calloc(1, sizeof *t + np * 2 * sizeof(double));
+    rsclip_tile_info *t = rsclip__calloc(1, sizeof *t + np * 2 * sizeof(double));
     if (!t) {
         free(xy);
         sqlite3_reset(st);
@@ -212,7 +212,7 @@ static int spatial_impl(rsclip_index *idx, const double box[4], int mode, int64_
     sqlite3_finalize(st);
     if (!rc && cnt > 0) {
         if (mode == 2) qsort(a, cnt, sizeof *a, cand_by_key);
-        *ids = malloc(cnt * sizeof **ids);
+        *ids = rsclip__malloc(cnt * sizeof **ids);
         if (!*ids) rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
         for (size_t i = 0; !rc && i < cnt; i++) (*ids)[i] = a[i].id;
         if (!rc) *n = cnt;
@@ -311,7 +311,7 @@ static int load_impl(rsclip_index *idx, emb_priv *ep) {
     struct stat sb;
     if (stat(idx->path, &sb) == 0) file_bytes += (uint64_t)sb.st_size;
     size_t plen = strlen(idx->path);
-    char *wal = malloc(plen + 5);
+    char *wal = rsclip__malloc(plen + 5);
     if (wal) {
         memcpy(wal, idx->path, plen);
         memcpy(wal + plen, "-wal", 5);
@@ -356,7 +356,7 @@ int rsclip_index_load_embeddings(rsclip_index *idx, rsclip_embeddings **out) {
     if (!idx || !out)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_index_load_embeddings: NULL argument");
     *out = NULL;
-    emb_priv *ep = calloc(1, sizeof *ep);
+    emb_priv *ep = rsclip__calloc(1, sizeof *ep);
     if (!ep) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
     int rc = rsclip__idx_begin_read(idx);
     if (!rc) rc = rsclip__idx_end(idx, load_impl(idx, ep));

@@ -19,6 +19,7 @@
  *    open, and fails with RSCLIP_ERR_IO ("changed while it was read") instead of returning what
  *    it read. A -wal file that holds changes (a writer killed in that folder) is not skipped
  *    silently: the open fails, saying that the index must be opened once with write access. */
+#include "base/base.h"
 #include "index/index_internal.h"
 #include "status/status_internal.h"
 
@@ -33,7 +34,7 @@
 /* path + suffix as a new string. */
 static char *with_suffix(const char *path, const char *suffix) {
     size_t a = strlen(path), b = strlen(suffix);
-    char *s = malloc(a + b + 1);
+    char *s = rsclip__malloc(a + b + 1);
     if (s) {
         memcpy(s, path, a);
         memcpy(s + a, suffix, b + 1);
@@ -77,7 +78,7 @@ static int file_id(const char *path, uint64_t id[5]) {
 static char *immutable_uri(const char *path) {
     static const char hex[] = "0123456789ABCDEF";
     size_t n = strlen(path);
-    char *u = malloc(3 * n + 32);
+    char *u = rsclip__malloc(3 * n + 32);
     if (!u) return NULL;
     char *o = u;
     o += sprintf(o, "file:%s", path[0] == '/' ? "//" : "");

@@ -1,5 +1,6 @@
 /* Scenes and the tile writer: incremental state, begin/replace, resume windows, batches of tiles +
  * embeddings in one transaction, completion. */
+#include "base/base.h"
 #include "index/index_internal.h"
 #include "status/status_internal.h"
 
@@ -349,7 +350,7 @@ static int scene_from_row(rsclip_index *idx, sqlite3_stmt *st, rsclip_scene_info
     for (size_t i = 0; i < sizeof text_cols / sizeof text_cols[0]; i++)
         if (sqlite3_column_type(st, text_cols[i]) != SQLITE_NULL)
             total += (size_t)sqlite3_column_bytes(st, text_cols[i]) + 1;
-    rsclip_scene_info *s = calloc(1, total);
+    rsclip_scene_info *s = rsclip__calloc(1, total);
     if (!s) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
     char *p = (char *)(s + 1);
     const char *strs[15];
@@ -623,7 +624,7 @@ static int add_impl(rsclip_index *idx, add_ctx *c) {
         if (t->footprint) {
             gsz = rsclip__idx_gpkg_polygon_size(t->footprint, t->n_footprint);
             if (gsz > c->gcap) {
-                uint8_t *nb = realloc(c->gbuf, gsz);
+                uint8_t *nb = rsclip__realloc(c->gbuf, gsz);
                 if (!nb) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
                 c->gbuf = nb;
                 c->gcap = gsz;
@@ -725,7 +726,7 @@ int rsclip_index_add_tiles(rsclip_index *idx, int64_t scene_id, size_t n,
                              idx->path);
     add_ctx c = {scene_id, n,    tiles, vecs, (int)dim,
                  tile_ids, NULL, NULL,  0,    {INFINITY, INFINITY, -INFINITY, -INFINITY}};
-    c.vbuf = malloc((size_t)dim * 4);
+    c.vbuf = rsclip__malloc((size_t)dim * 4);
     if (!c.vbuf) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
     for (size_t i = 0; i < n; i++) {
         if (pack_vector(vecs + i * (size_t)dim, (int)dim, c.vbuf) != 0) {

@@ -52,7 +52,7 @@ void rsclip_index_set_close(rsclip_index_set *s) {
 static int add_part(rsclip_index_set *s, rsclip_index *idx) {
     if (s->n == s->cap) {
         int cap = s->cap ? s->cap * 2 : 16;
-        rsclip_index **p = realloc(s->parts, (size_t)cap * sizeof *p);
+        rsclip_index **p = rsclip__realloc(s->parts, (size_t)cap * sizeof *p);
         if (!p) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", s->path);
         s->parts = p;
         s->cap = cap;
@@ -134,14 +134,14 @@ static int open_folder(rsclip_index_set *s, unsigned flags) {
         }
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
-            char **nn = realloc(names, cap * sizeof *nn);
+            char **nn = rsclip__realloc(names, cap * sizeof *nn);
             if (!nn) {
                 rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", s->path);
                 break;
             }
             names = nn;
         }
-        if (!(names[n] = strdup(de->d_name)))
+        if (!(names[n] = rsclip__strdup(de->d_name)))
             rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
         else
             n++;
@@ -155,7 +155,7 @@ static int open_folder(rsclip_index_set *s, unsigned flags) {
         int i, k;
         part_name(names[j], &i, &k);
         size_t len = strlen(s->path) + strlen(names[j]) + 2;
-        char *full = malloc(len);
+        char *full = rsclip__malloc(len);
         if (!full) {
             rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
             break;
@@ -186,8 +186,8 @@ int rsclip_index_set_open(const char *path, unsigned flags, rsclip_index_set **o
     if (flags & RSCLIP_INDEX_CREATE)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: an index set is opened, not created",
                              path);
-    rsclip_index_set *s = calloc(1, sizeof *s);
-    if (!s || !(s->path = strdup(path))) {
+    rsclip_index_set *s = rsclip__calloc(1, sizeof *s);
+    if (!s || !(s->path = rsclip__strdup(path))) {
         free(s);
         return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", path);
     }
@@ -281,7 +281,7 @@ int rsclip_index_set_scenes(rsclip_index_set *s, rsclip_scene_info ***out, size_
         for (size_t i = 0; i < m && !rc; i++) {
             if (n == cap) {
                 cap = cap ? cap * 2 : 64;
-                rsclip_scene_info **nv = realloc(v, cap * sizeof *nv);
+                rsclip_scene_info **nv = rsclip__realloc(v, cap * sizeof *nv);
                 if (!nv) {
                     rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", s->path);
                     break;

@@ -86,16 +86,16 @@ static void batch_free(batch *b) {
 }
 
 static batch *batch_new(int cap, size_t px_per_tile) {
-    batch *b = calloc(1, sizeof *b);
+    batch *b = rsclip__calloc(1, sizeof *b);
     if (!b) return NULL;
     size_t npx;
     if (rsclip__mul_size(px_per_tile, (size_t)cap, &npx)) {
         free(b);
         return NULL;
     }
-    b->pixels = malloc(npx * sizeof(float));
-    b->recs = calloc((size_t)cap, sizeof *b->recs);
-    b->rings = malloc(sizeof(double) * 2 * RSCLIP_TILER_MAX_RING * (size_t)cap);
+    b->pixels = rsclip__malloc(npx * sizeof(float));
+    b->recs = rsclip__calloc((size_t)cap, sizeof *b->recs);
+    b->rings = rsclip__malloc(sizeof(double) * 2 * RSCLIP_TILER_MAX_RING * (size_t)cap);
     if (!b->pixels || !b->recs || !b->rings) {
         batch_free(b);
         return NULL;
@@ -286,9 +286,11 @@ static int run_pipeline(const char *index_path, const idx_job *jobs, int n_jobs,
             rsclip__q_push(&pl.free_batches, buffers[i]);
     }
     writer w = {&p, &pl, enc, idx, NULL, *report, 0, 0, -1, 0, -1, NULL};
-    w.emb = rc ? NULL : malloc(sizeof(float) * (size_t)p.batch * (size_t)mi->embed_dim);
-    w.settled = rc ? NULL : calloc((size_t)n_jobs, 1);
-    if (!rc && (!w.emb || !w.settled))
+    w.emb = rc ? NULL : rsclip__malloc(sizeof(float) * (size_t)p.batch * (size_t)mi->embed_dim);
+    w.settled = rc ? NULL : rsclip__calloc((size_t)n_jobs, 1);
+    pl.done = rc ? NULL : rsclip__calloc(1, sizeof *pl.done);
+    if (pl.done) pl.done->kind = MSG_DONE;
+    if (!rc && (!w.emb || !w.settled || !pl.done))
         rc = rsclip__error(RSCLIP_ERR_NOMEM, "indexer: out of memory");
     pthread_t reader;
     int reader_started = 0;
@@ -323,6 +325,7 @@ static int run_pipeline(const char *index_path, const idx_job *jobs, int n_jobs,
     for (int i = 0; i < N_BATCH_BUFFERS; i++) batch_free(buffers[i]);
     q_destroy(&pl.to_writer);
     q_destroy(&pl.free_batches);
+    if (!reader_started) rsclip__msg_free(pl.done); /* else the writer freed it */
     free(w.emb);
     free(w.settled);
     *report = w.rep;
@@ -376,7 +379,7 @@ static int check_part(rsclip_index *idx, const part_meta *pm) {
 static void remove_index_files(const char *path) {
     static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
     for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
-        char *f = malloc(strlen(path) + 10);
+        char *f = rsclip__malloc(strlen(path) + 10);
         if (!f) return;
         sprintf(f, "%s%s", path, suffix[i]);
         unlink(f);
@@ -472,7 +475,7 @@ int rsclip_indexer_run(const char *index_path, const char *const *paths, int n_p
     if (report) memset(report, 0, sizeof *report);
     if (!index_path || (n_paths > 0 && !paths) || n_paths < 0)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "indexer: no index or inputs");
-    rsclip_input *in = calloc((size_t)(n_paths ? n_paths : 1), sizeof *in);
+    rsclip_input *in = rsclip__calloc((size_t)(n_paths ? n_paths : 1), sizeof *in);
     if (!in) return rsclip__error(RSCLIP_ERR_NOMEM, "indexer: out of memory");
     for (int i = 0; i < n_paths; i++) in[i].path = paths[i];
     int rc = rsclip_indexer_run_inputs(index_path, in, n_paths, params, report);
@@ -487,7 +490,7 @@ int rsclip_indexer_run_inputs(const char *index_path, const rsclip_input *inputs
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "indexer: no index or inputs");
     rsclip_indexer_params p = params ? *params : rsclip_indexer_default_params();
     p.tiler.tile_size = 0; /* from the model */
-    idx_job *jobs = calloc((size_t)(n_inputs ? n_inputs : 1), sizeof *jobs);
+    idx_job *jobs = rsclip__calloc((size_t)(n_inputs ? n_inputs : 1), sizeof *jobs);
     if (!jobs) return rsclip__error(RSCLIP_ERR_NOMEM, "indexer: out of memory");
     for (int i = 0; i < n_inputs; i++) {
         const rsclip_input *in = &inputs[i];
@@ -519,7 +522,7 @@ int rsclip_indexer_run_plan(const char *index_path, const rsclip_plan *plan, int
     int64_t first = 0, end = plan->n_tiles;
     if (shard_count > 0 && (rc = rsclip_plan_shard(plan, shard_index, shard_count, &first, &end)))
         return rc;
-    idx_job *jobs = calloc((size_t)(plan->n_scenes ? plan->n_scenes : 1), sizeof *jobs);
+    idx_job *jobs = rsclip__calloc((size_t)(plan->n_scenes ? plan->n_scenes : 1), sizeof *jobs);
     if (!jobs) return rsclip__error(RSCLIP_ERR_NOMEM, "indexer: out of memory");
     int n = 0;
     for (int i = 0; i < plan->n_scenes; i++) {

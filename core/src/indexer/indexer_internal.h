@@ -85,6 +85,8 @@ typedef struct pipeline {
     queue free_batches; /* batch* */
     atomic_int stop;    /* the writer asks the reader to stop (fatal error or cancel) */
     atomic_int dropped; /* 1 + the scene number the writer refused (stop reading it), 0: none */
+    struct msg *done;   /* the reader's last message (MSG_DONE), allocated before it starts: the
+                           writer waits for it, so it cannot be left to a failing allocation */
 } pipeline;
 
 /* The reader thread: for each input, decide what to do (skip, resume, replace), then read and

@@ -2,6 +2,7 @@
  * unchanged scene, resume an interrupted one, replace one whose file or settings changed), then
  * read and preprocess its tiles into batches for the writer. Every failure here belongs to one
  * scene: it is reported (MSG_SCENE_FAIL) and the next input is read. */
+#include "base/base.h"
 #include "indexer/indexer_internal.h"
 #include "rsclip/time.h"
 #include "status/status_internal.h"
@@ -13,11 +14,11 @@
 #include <unistd.h>
 
 static char *dupstr(const char *s) {
-    return strdup(s ? s : "");
+    return rsclip__strdup(s ? s : "");
 }
 
 static msg *msg_new(int kind, int scene_no) {
-    msg *m = calloc(1, sizeof *m);
+    msg *m = rsclip__calloc(1, sizeof *m);
     if (m) {
         m->kind = kind;
         m->scene_no = scene_no;
@@ -26,10 +27,16 @@ static msg *msg_new(int kind, int scene_no) {
 }
 
 /* Outcomes (fail, skip, end) that cannot be sent for want of memory are not lost: the writer
- * reports every scene whose outcome never arrived once the reader is done. */
+ * reports every scene whose outcome never arrived once the reader is done. The message names
+ * the scene (an error of the index names the index). */
 static void send_fail(pipeline *pl, int scene_no, const char *path, const char *err) {
     msg *m = msg_new(MSG_SCENE_FAIL, scene_no);
     if (!m) return;
+    char buf[1536];
+    if (!strstr(err, path)) {
+        snprintf(buf, sizeof buf, "%s: %s", path, err);
+        err = buf;
+    }
     m->path = dupstr(path);
     m->error = dupstr(err);
     rsclip__q_push(&pl->to_writer, m);
@@ -61,7 +68,7 @@ static int cmp_int(const void *a, const void *b) {
 }
 
 static int inferred_step(const rsclip_tile_window *w, size_t n, int horizontal) {
-    int *o = malloc((n ? n : 1) * sizeof *o);
+    int *o = rsclip__malloc((n ? n : 1) * sizeof *o);
     if (!o) return 0;
     for (size_t i = 0; i < n; i++) o[i] = horizontal ? w[i].xoff : w[i].yoff;
     qsort(o, n, sizeof *o, cmp_int);
@@ -113,17 +120,21 @@ static void legacy_compare(pipeline *pl, rsclip_index *ro, const rsclip_scene_in
     (void)pl;
 }
 
-/* Compare the scene on disk and the settings of this run with what the index holds. */
-static void decide(pipeline *pl, rsclip_index *ro, const rsclip_raster_info *si, decision *d,
-                   rsclip_scene_info **stored) {
+/* Compare the scene on disk and the settings of this run with what the index holds. An error
+ * other than "not there" (out of memory) is the scene's: taken for NEW, a stored scene would be
+ * read again in full. */
+static int decide(pipeline *pl, rsclip_index *ro, const rsclip_raster_info *si, decision *d,
+                  rsclip_scene_info **stored) {
     memset(d, 0, sizeof *d);
     d->state = RSCLIP_SCENE_NEW;
     rsclip_scene_info *old = NULL;
     *stored = NULL;
-    if (!ro || rsclip_index_find_scene(ro, si->path, &old) != RSCLIP_OK) {
+    int rc = ro ? rsclip_index_find_scene(ro, si->path, &old) : RSCLIP_ERR_NOT_FOUND;
+    if (rc == RSCLIP_ERR_NOT_FOUND) {
         rsclip_clear_error(); /* not there (or no index yet) */
-        return;
+        return RSCLIP_OK;
     }
+    if (rc) return rc;
     d->sid = old->id;
     const rsclip_fingerprint *fp = &si->fingerprint;
     int legacy = old->settings == NULL;
@@ -157,6 +168,7 @@ static void decide(pipeline *pl, rsclip_index *ro, const rsclip_raster_info *si,
         snprintf(d->note, sizeof d->note, "forced");
     }
     *stored = old;
+    return RSCLIP_OK;
 }
 
 /* ---- when it was taken ------------------------------------------------------------------- */
@@ -198,13 +210,13 @@ static int scene_time(const pipeline *pl, const idx_job *job, const rsclip_raste
         if (rsclip_time_format(span ? &a : &t, buf[span ? 1 : 0], RSCLIP_TIME_TEXT_MAX) ||
             (span && rsclip_time_format(&b, buf[2], RSCLIP_TIME_TEXT_MAX)))
             return rsclip_last_status();
-        out[span ? 1 : 0] = strdup(buf[span ? 1 : 0]);
-        if (span) out[2] = strdup(buf[2]);
-        out[3] = strdup(source);
+        out[span ? 1 : 0] = rsclip__strdup(buf[span ? 1 : 0]);
+        if (span) out[2] = rsclip__strdup(buf[2]);
+        out[3] = rsclip__strdup(source);
     }
     const char *stac[3] = {job->stac_item, job->stac_collection, job->stac_asset};
     for (int k = 0; k < 3; k++)
-        if (stac[k]) out[4 + k] = strdup(stac[k]);
+        if (stac[k]) out[4 + k] = rsclip__strdup(stac[k]);
     return RSCLIP_OK;
 }
 
@@ -336,7 +348,7 @@ static int read_tiles(pipeline *pl, rsclip_tiler *t, const idx_job *job, int sce
                       const rsclip_tile_window *done, size_t n_done, int64_t *skipped) {
     const rsclip_raster_info *si = rsclip_tiler_scene(t);
     const size_t rgb_size = rsclip_tiler_buffer_size(t);
-    uint8_t *rgb = malloc(rgb_size);
+    uint8_t *rgb = rsclip__malloc(rgb_size);
     if (!rgb) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", si->path);
     batch *b = NULL;
     rsclip_tile tile;
@@ -389,7 +401,11 @@ static void read_scene(pipeline *pl, rsclip_index *ro, int scene_no) {
     }
     decision d;
     rsclip_scene_info *stored = NULL;
-    decide(pl, ro, si, &d, &stored);
+    if (decide(pl, ro, si, &d, &stored) != RSCLIP_OK) {
+        send_fail(pl, scene_no, path, rsclip_last_error());
+        rsclip_tiler_close(t);
+        return;
+    }
     char *tv[7];
     if (scene_time(pl, job, si, tv) != RSCLIP_OK) {
         send_fail(pl, scene_no, path, rsclip_last_error());
@@ -456,18 +472,22 @@ static void read_scene(pipeline *pl, rsclip_index *ro, int scene_no) {
 void *rsclip__indexer_reader(void *arg) {
     pipeline *pl = arg;
     rsclip_index *ro = NULL;
+    /* The writer created the index before starting us: without this connection no scene can be
+     * told unchanged or resumed (taken for NEW, each would be read again and refused), so each
+     * fails, reported, and the next run does them. */
     if (rsclip_index_open(pl->index_path, RSCLIP_INDEX_READONLY, &ro) != RSCLIP_OK) {
-        ro = NULL;
-        rsclip_clear_error();
+        char err[1024];
+        snprintf(err, sizeof err, "%s", rsclip_last_error());
+        for (int i = 0; i < pl->n_jobs && !atomic_load(&pl->stop); i++) {
+            rsclip__error(RSCLIP_ERR_IO, "%s: cannot look it up in the index: %s", pl->jobs[i].path,
+                          err);
+            send_fail(pl, i, pl->jobs[i].path, rsclip_last_error());
+        }
+        rsclip__q_push(&pl->to_writer, pl->done);
+        return NULL;
     }
     for (int i = 0; i < pl->n_jobs && !atomic_load(&pl->stop); i++) read_scene(pl, ro, i);
     rsclip_index_close(ro);
-    msg *m = msg_new(MSG_DONE, 0);
-    /* The writer waits for MSG_DONE: spin until memory allows it (never in practice). */
-    while (!m) {
-        usleep(1000);
-        m = msg_new(MSG_DONE, 0);
-    }
-    rsclip__q_push(&pl->to_writer, m);
+    rsclip__q_push(&pl->to_writer, pl->done);
     return NULL;
 }

@@ -1,4 +1,5 @@
 /* Private JSON reader (RFC 8259): recursive descent over a bounded-depth tree. See json.h. */
+#include "base/base.h"
 #include "json/json.h"
 #include "status/status_internal.h"
 
@@ -123,7 +124,7 @@ static int parse_string(parser *p, char **out, size_t *out_len) {
     while (end < p->len && p->s[end] != '"') end += p->s[end] == '\\' ? 2 : 1;
     if (end >= p->len) return perr(p, p->pos, "unterminated string");
 
-    unsigned char *buf = malloc(end - start + 1);
+    unsigned char *buf = rsclip__malloc(end - start + 1);
     if (!buf) return nomem();
     size_t o = 0, i = start;
     while (i < end) {
@@ -285,7 +286,7 @@ static int parse_number(parser *p, rsclip_json *v) {
 
     size_t n = i - start;
     char small[64];
-    char *tmp = n < sizeof small ? small : malloc(n + 1);
+    char *tmp = n < sizeof small ? small : rsclip__malloc(n + 1);
     if (!tmp) return nomem();
     memcpy(tmp, s + start, n);
     tmp[n] = '\0';
@@ -309,11 +310,11 @@ static int grow(rsclip_json *v, size_t *cap, int with_keys) {
     if (v->len < *cap) return RSCLIP_OK;
     size_t ncap = *cap ? *cap * 2 : 4, bytes;
     if (rsclip__mul_size(ncap, sizeof *v->items, &bytes)) return nomem();
-    rsclip_json *items = realloc(v->items, bytes);
+    rsclip_json *items = rsclip__realloc(v->items, bytes);
     if (!items) return nomem();
     v->items = items;
     if (with_keys) {
-        char **keys = realloc(v->keys, ncap * sizeof *keys);
+        char **keys = rsclip__realloc(v->keys, ncap * sizeof *keys);
         if (!keys) return nomem();
         v->keys = keys;
     }
@@ -424,7 +425,7 @@ static void free_node(rsclip_json *v) {
 int rsclip_json_parse(const char *text, size_t len, rsclip_json **out) {
     if (!out || (!text && len)) return rsclip__error(RSCLIP_ERR_INVALID_ARG, "json: no input");
     *out = NULL;
-    rsclip_json *root = calloc(1, sizeof *root);
+    rsclip_json *root = rsclip__calloc(1, sizeof *root);
     if (!root) return nomem();
     parser p = {(const unsigned char *)(text ? text : ""), len, 0, 0};
     int rc = parse_value(&p, root);
@@ -499,7 +500,7 @@ int rsclip_json_parse_file(const char *path, size_t max_bytes, rsclip_json **out
                                    path, max_bytes);
                 break;
             }
-            char *nb = realloc(buf, ncap);
+            char *nb = rsclip__realloc(buf, ncap);
             if (!nb) {
                 rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", path);
                 break;

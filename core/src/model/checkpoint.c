@@ -157,7 +157,7 @@ static int file_exists(const char *path) {
 /* The distinct shard names of the weight_map, sorted (fixes the order of the fingerprints). */
 static int shard_names(rsclip__ckpt *c, char ***out, size_t *n_out) {
     size_t n = c->weight_map->len, nn = 0;
-    char **names = calloc(n ? n : 1, sizeof(char *));
+    char **names = rsclip__calloc(n ? n : 1, sizeof(char *));
     if (!names) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", c->index_path);
     for (size_t i = 0; i < n; i++) {
         const rsclip_json *v = &c->weight_map->items[i];
@@ -180,14 +180,15 @@ static int shard_names(rsclip__ckpt *c, char ***out, size_t *n_out) {
 }
 
 static int open_files(rsclip__ckpt *c, const char *dir, char **names, size_t n, int owned) {
-    c->shards = calloc(n ? n : 1, sizeof *c->shards);
+    c->shards = rsclip__calloc(n ? n : 1, sizeof *c->shards);
     if (!c->shards) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", dir);
     char path[4096 + 256];
     for (size_t i = 0; i < n; i++) {
         rsclip__shard *s = &c->shards[i];
         s->fd = -1;
         c->n++;
-        if (!(s->name = strdup(names[i]))) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+        if (!(s->name = rsclip__strdup(names[i])))
+            return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         int rc = shard_open(s, path, owned);
         if (rc) return rc;

@@ -1,4 +1,5 @@
 /* SHA-256 of weight files and the digest cache (see digest.h). */
+#include "base/base.h"
 #include "model/digest.h"
 
 #include "status/status_internal.h"
@@ -43,7 +44,7 @@ void rsclip__sha256_hex(const void *p, size_t n, char out[RSCLIP__SHA256_HEX]) {
 }
 
 rsclip__sha256 *rsclip__sha256_new(void) {
-    rsclip__sha256 *h = calloc(1, sizeof *h);
+    rsclip__sha256 *h = rsclip__calloc(1, sizeof *h);
     if (!h) return NULL;
     h->ctx = EVP_MD_CTX_new();
     if (!h->ctx || !EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL)) {
@@ -69,7 +70,7 @@ void rsclip__sha256_final(rsclip__sha256 *h, char out[RSCLIP__SHA256_HEX]) {
 
 int rsclip__sha256_fd(int fd, const char *path, off_t size, char out[RSCLIP__SHA256_HEX]) {
     const size_t chunk = (size_t)4 << 20;
-    unsigned char *buf = malloc(chunk);
+    unsigned char *buf = rsclip__malloc(chunk);
     rsclip__sha256 *h = rsclip__sha256_new();
     if (!buf || !h) {
         free(buf);
@@ -184,7 +185,7 @@ static void read_cache(const char *file, entry *v, size_t *n) {
     struct stat st;
     char *text = NULL;
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
-        st.st_size <= CACHE_MAX_BYTES && (text = malloc((size_t)st.st_size + 1))) {
+        st.st_size <= CACHE_MAX_BYTES && (text = rsclip__malloc((size_t)st.st_size + 1))) {
         ssize_t r = pread(fd, text, (size_t)st.st_size, 0);
         if (r == st.st_size) {
             text[r] = '\0';
@@ -198,7 +199,7 @@ static void read_cache(const char *file, entry *v, size_t *n) {
 int rsclip__digest_lookup(const struct stat *st, char out[RSCLIP__SHA256_HEX]) {
     char dir[4096], file[4200];
     if (!cache_paths(dir, sizeof dir, file, sizeof file)) return 0;
-    entry *v = malloc(CACHE_MAX_ENTRIES * sizeof *v), key;
+    entry *v = rsclip__malloc(CACHE_MAX_ENTRIES * sizeof *v), key;
     if (!v) return 0;
     size_t n;
     read_cache(file, v, &n);
@@ -263,7 +264,7 @@ void rsclip__digest_store(const struct stat *st, const char *hex, double hash_st
     }
     char dir[4096], file[4200];
     if (!cache_paths(dir, sizeof dir, file, sizeof file)) return;
-    entry *v = malloc((CACHE_MAX_ENTRIES + 1) * sizeof *v);
+    entry *v = rsclip__malloc((CACHE_MAX_ENTRIES + 1) * sizeof *v);
     if (!v) return;
     size_t n, k = 0;
     read_cache(file, v, &n);

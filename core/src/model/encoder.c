@@ -102,8 +102,8 @@ static int tower_pack_make(const rsclip_model *m, int vision, rsclip__gemm_forma
     const rsclip_tower_info *ti = vision ? &m->info.vision : &m->info.text;
     const size_t n_jobs = (size_t)ti->layers * PK_PER_LAYER + PX_N;
     tp->n_layers = ti->layers;
-    tp->lw = calloc((size_t)ti->layers * PK_PER_LAYER, sizeof(*tp->lw));
-    pack_job *jobs = calloc(n_jobs, sizeof(*jobs));
+    tp->lw = rsclip__calloc((size_t)ti->layers * PK_PER_LAYER, sizeof(*tp->lw));
+    pack_job *jobs = rsclip__calloc(n_jobs, sizeof(*jobs));
     int rc = tp->lw && jobs ? RSCLIP_OK : RSCLIP_ERR_NOMEM;
     int nj = rc == RSCLIP_OK ? tower_jobs(m, vision, tp, jobs) : 0;
     size_t total = 0;
@@ -165,7 +165,7 @@ static int tower_pack_build(rsclip_encoder *e, int vision) {
                                                                                 : RSCLIP__GEMM_F32;
         rsclip_model *m = (rsclip_model *)e->m; /* the cache only: logically const */
         pthread_mutex_lock(&g_pack_mu);
-        if (!m->packs && !(m->packs = calloc(1, sizeof *m->packs))) rc = RSCLIP_ERR_NOMEM;
+        if (!m->packs && !(m->packs = rsclip__calloc(1, sizeof *m->packs))) rc = RSCLIP_ERR_NOMEM;
         tower_pack *tp = rc == RSCLIP_OK ? &m->packs->tp[vision != 0][fmt] : NULL;
         if (tp && !tp->ready) rc = tower_pack_make(m, vision, fmt, 0, tp);
         pthread_mutex_unlock(&g_pack_mu);
@@ -186,7 +186,7 @@ static int encoder_new_cuda(const rsclip_model *m, const rsclip_encoder_params *
                              (int)p->device.kind, p->device.index);
     const rsclip_precision prec =
         p->precision == RSCLIP_PRECISION_INT8 ? RSCLIP_PRECISION_F32 : p->precision;
-    rsclip_encoder *e = calloc(1, sizeof(*e));
+    rsclip_encoder *e = rsclip__calloc(1, sizeof(*e));
     if (!e) return rsclip__error(RSCLIP_ERR_NOMEM, "encoder_new: out of memory");
     int rc = rsclip__cuda_new(m, p->device.index, p->max_batch, prec, &e->cuda);
     if (rc != RSCLIP_OK) {
@@ -290,7 +290,7 @@ int rsclip_encoder_new(const rsclip_model *m, const rsclip_encoder_params *param
         return rsclip__error(RSCLIP_ERR_NOMEM, "encoder_new: arena size overflows (max_batch %d)",
                              p.max_batch);
 
-    rsclip_encoder *e = calloc(1, sizeof(*e));
+    rsclip_encoder *e = rsclip__calloc(1, sizeof(*e));
     if (!e) return rsclip__error(RSCLIP_ERR_NOMEM, "encoder_new: out of memory");
     e->arena = rsclip__alloc_huge(bytes);
     if (!e->arena) {

@@ -14,6 +14,7 @@
  * into one 64-byte-aligned buffer. The checkpoint files stay open (mapped) until
  * rsclip_model_free.
  */
+#include "base/base.h"
 #include "model/model_internal.h"
 
 #include "json/json.h"
@@ -168,7 +169,7 @@ static int use_in_place(const rsclip_st_tensor *t) {
 /* Check every requested tensor; point the ones of the wanted towers into the mapping or convert
  * them into one aligned float32 buffer; leave the others NULL. */
 static int load_weights(rsclip_model *m, const ckpt *c, req_list *r, int towers) {
-    const rsclip_st_tensor **found = calloc((size_t)r->n, sizeof(*found));
+    const rsclip_st_tensor **found = rsclip__calloc((size_t)r->n, sizeof(*found));
     if (!found) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     size_t total = 0;
     int rc = RSCLIP_OK, dtype = -1, mixed = 0;
@@ -212,7 +213,7 @@ static int load_weights(rsclip_model *m, const ckpt *c, req_list *r, int towers)
     if (rc == RSCLIP_OK && rsclip__mul_size(total, sizeof(float), &bytes))
         rc = rsclip__error(RSCLIP_ERR_NOMEM, "weights too large");
     if (rc == RSCLIP_OK && total > 0) {
-        m->weights = aligned_alloc(64, bytes);
+        m->weights = rsclip__aligned_alloc(64, bytes);
         if (!m->weights)
             rc =
                 rsclip__error(RSCLIP_ERR_NOMEM, "cannot allocate %zu bytes for the weights", bytes);
@@ -343,7 +344,7 @@ int rsclip_model_load(const char *dir, const rsclip_model_params *params, rsclip
                              "%s: no config.json: not a Hugging Face SigLIP checkpoint folder",
                              dir);
 
-    rsclip_model *m = calloc(1, sizeof(*m));
+    rsclip_model *m = rsclip__calloc(1, sizeof(*m));
     if (!m) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", dir);
     rsclip__config_defaults(&m->info);
     set_name_from_dir(&m->info, dir);
@@ -355,10 +356,10 @@ int rsclip_model_load(const char *dir, const rsclip_model_params *params, rsclip
     snprintf(path, sizeof(path), "%s/preprocessor_config.json", dir);
     if (file_exists(path) && (rc = rsclip__preprocessor_read(path, m)) != RSCLIP_OK) goto fail;
 
-    m->layer_mem =
-        calloc((size_t)m->info.text.layers + m->info.vision.layers + 1, sizeof(rsclip__layer));
+    m->layer_mem = rsclip__calloc((size_t)m->info.text.layers + m->info.vision.layers + 1,
+                                  sizeof(rsclip__layer));
     r.cap = 64 + 16 * (m->info.text.layers + m->info.vision.layers);
-    r.v = calloc((size_t)r.cap, sizeof(tensor_req));
+    r.v = rsclip__calloc((size_t)r.cap, sizeof(tensor_req));
     if (!m->layer_mem || !r.v) {
         rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", dir);
         goto fail;
@@ -367,7 +368,7 @@ int rsclip_model_load(const char *dir, const rsclip_model_params *params, rsclip
     m->vision.layers = m->layer_mem + m->info.text.layers;
     req_build(&r, m, &scale, &bias);
 
-    m->ckpt = calloc(1, sizeof(*m->ckpt));
+    m->ckpt = rsclip__calloc(1, sizeof(*m->ckpt));
     if (!m->ckpt) {
         rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", dir);
         goto fail;
@@ -446,7 +447,7 @@ static void warn_if_cut(const rsclip_model *m, const char *text, ptrdiff_t len) 
     /* Enough room for any text of a command line; a longer one is reported as "more than". */
     size_t cap = bytes + 2 < (size_t)ctx + 1 ? (size_t)ctx + 1 : bytes + 2;
     if (cap > 65536) cap = 65536;
-    int32_t *tmp = malloc(cap * sizeof *tmp);
+    int32_t *tmp = rsclip__malloc(cap * sizeof *tmp);
     int n = 0;
     if (tmp && rsclip_tokenizer_encode(m->tok, text, len, tmp, (int)cap, &n) != RSCLIP_OK)
         rsclip_clear_error(); /* only the warning is lost */

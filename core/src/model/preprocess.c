@@ -9,6 +9,7 @@
  *   K((x - center + 0.5) / fs) (Keys cubic, a = -0.5), normalised to sum 1 in double, then
  *   rounded to 22-bit fixed point; out = clamp((2^21 + sum p c) >> 22, 0, 255).
  */
+#include "base/base.h"
 #include "model/model_internal.h"
 
 #include "status/status_internal.h"
@@ -39,9 +40,9 @@ static int precompute_coeffs(int in_size, int out_size, int **bounds_out, int32_
     int ksize = (int)ceil(support) * 2 + 1;
     size_t nk;
     if (rsclip__mul_size((size_t)out_size, (size_t)ksize, &nk)) return 0;
-    double *pre = malloc(nk * sizeof(double));
-    int32_t *kk = malloc(nk * sizeof(int32_t));
-    int *bounds = malloc((size_t)out_size * 2 * sizeof(int));
+    double *pre = rsclip__malloc(nk * sizeof(double));
+    int32_t *kk = rsclip__malloc(nk * sizeof(int32_t));
+    int *bounds = rsclip__malloc((size_t)out_size * 2 * sizeof(int));
     if (!pre || !kk || !bounds) {
         free(pre), free(kk), free(bounds);
         return 0;
@@ -157,7 +158,7 @@ int rsclip_resize_bicubic_u8(const uint8_t *src, int src_w, int src_h, size_t sr
     /* Both: horizontal into a uint8 intermediate of dst_w x src_h, then vertical. */
     if (rsclip__mul_size((size_t)dst_w * channels, (size_t)src_h, &tmp_bytes))
         return rsclip__error(RSCLIP_ERR_NOMEM, "resize: image too large");
-    uint8_t *tmp = malloc(tmp_bytes);
+    uint8_t *tmp = rsclip__malloc(tmp_bytes);
     if (!tmp)
         return rsclip__error(RSCLIP_ERR_NOMEM, "resize: out of memory (%zu bytes)", tmp_bytes);
     int rc = resample_horizontal(src, src_w, src_h, src_stride, channels, tmp, dst_w);
@@ -186,7 +187,7 @@ int rsclip_preprocess_rgb8(const rsclip_model *m, const uint8_t *rgb, int width,
                                  "preprocess: image is %dx%d, model needs %dx%d and do_resize is "
                                  "false",
                                  width, height, s, s);
-        resized = malloc((size_t)s * s * 3);
+        resized = rsclip__malloc((size_t)s * s * 3);
         if (!resized) return rsclip__error(RSCLIP_ERR_NOMEM, "preprocess: out of memory");
         int rc = rsclip_resize_bicubic_u8(rgb, width, height, stride, 3, resized, s, s);
         if (rc != RSCLIP_OK) {

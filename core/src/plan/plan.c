@@ -37,7 +37,7 @@ void rsclip_plan_free(rsclip_plan *p) {
 
 static char *dup_opt(const char *s, int *bad) {
     if (!s) return NULL;
-    char *d = strdup(s);
+    char *d = rsclip__strdup(s);
     if (!d) *bad = 1;
     return d;
 }
@@ -48,7 +48,7 @@ static int push_scene(plan_priv *pp, const rsclip_plan_scene *s) {
         size_t cap = pp->cap ? pp->cap * 2 : 64, bytes;
         if (cap > (size_t)0x7fffffff || rsclip__mul_size(cap, sizeof *p->scenes, &bytes))
             return rsclip__error(RSCLIP_ERR_NOMEM, "plan: too many scenes");
-        rsclip_plan_scene *n = realloc(p->scenes, bytes);
+        rsclip_plan_scene *n = rsclip__realloc(p->scenes, bytes);
         if (!n) return rsclip__error(RSCLIP_ERR_NOMEM, "plan: out of memory");
         p->scenes = n;
         pp->cap = cap;
@@ -83,7 +83,7 @@ int rsclip_plan_make(const char *const *paths, int n_paths, const rsclip_tiler_p
                      void *user, rsclip_plan **out) {
     if (!out || (n_paths > 0 && !paths) || n_paths < 0)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_plan_make: bad arguments");
-    rsclip_input *in = calloc((size_t)(n_paths ? n_paths : 1), sizeof *in);
+    rsclip_input *in = rsclip__calloc((size_t)(n_paths ? n_paths : 1), sizeof *in);
     if (!in) return rsclip__error(RSCLIP_ERR_NOMEM, "plan: out of memory");
     for (int i = 0; i < n_paths; i++) in[i].path = paths[i];
     int rc = rsclip_plan_make_inputs(in, n_paths, params, on_error, user, out);
@@ -98,7 +98,7 @@ int rsclip_plan_make_inputs(const rsclip_input *inputs, int n_paths,
     if (!out || (n_paths > 0 && !inputs) || n_paths < 0 || !params)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_plan_make: bad arguments");
     *out = NULL;
-    plan_priv *pp = calloc(1, sizeof *pp);
+    plan_priv *pp = rsclip__calloc(1, sizeof *pp);
     if (!pp) return rsclip__error(RSCLIP_ERR_NOMEM, "plan: out of memory");
     rsclip_plan *p = &pp->pub;
     rsclip_tiler_params tp = *params;
@@ -167,7 +167,7 @@ int rsclip_plan_write(const rsclip_plan *p, const char *path) {
     if (!p || !path || !*path)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_plan_write: bad arguments");
     size_t n = strlen(path);
-    char *tmp = malloc(n + 16);
+    char *tmp = rsclip__malloc(n + 16);
     if (!tmp) return rsclip__error(RSCLIP_ERR_NOMEM, "plan: out of memory");
     snprintf(tmp, n + 16, "%s.tmpXXXXXX", path);
     int fd = mkstemp(tmp);
@@ -285,7 +285,7 @@ int rsclip_plan_read(const char *path, int shard_index, int shard_count, rsclip_
     if (!f)
         return rsclip__error(errno == ENOENT ? RSCLIP_ERR_NOT_FOUND : RSCLIP_ERR_IO,
                              "%s: cannot open the plan: %s", path, strerror(errno));
-    plan_priv *pp = calloc(1, sizeof *pp);
+    plan_priv *pp = rsclip__calloc(1, sizeof *pp);
     rsclip_plan *p = &pp->pub;
     char *line = NULL;
     size_t cap = 0;

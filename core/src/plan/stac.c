@@ -2,6 +2,7 @@
  * item and child links are followed, local or over HTTP (GDAL's /vsicurl/). Each item gives one
  * raster asset with its time and ids. A bad item (not JSON, wrong type, no usable asset, an
  * unreachable href) fails alone; the others go on. STAC 1.0.0. */
+#include "base/base.h"
 #include "json/json.h"
 #include "rsclip/plan.h"
 #include "rsclip/tiler.h"
@@ -47,7 +48,7 @@ static void fail_one(stac_walk *w, const char *where, const char *fmt, ...) {
 /* http(s) URLs are read through GDAL's /vsicurl/; anything else as given. */
 static char *vsi_path(const char *href) {
     size_t n = strlen(href);
-    char *p = malloc(n + 10);
+    char *p = rsclip__malloc(n + 10);
     if (!p) return NULL;
     if (strncmp(href, "http://", 7) == 0 || strncmp(href, "https://", 8) == 0)
         snprintf(p, n + 10, "/vsicurl/%s", href);
@@ -60,11 +61,11 @@ static char *vsi_path(const char *href) {
  * as they are; relative ones against the base's folder, "./" and "../" folded (RFC 3986 §5.2 for
  * the cases STAC catalogues use). */
 static char *resolve(const char *base, const char *href) {
-    if (strstr(href, "://") || href[0] == '/') return strdup(href);
+    if (strstr(href, "://") || href[0] == '/') return rsclip__strdup(href);
     const char *slash = strrchr(base, '/');
     size_t dir = slash ? (size_t)(slash - base + 1) : 0;
     size_t n = dir + strlen(href) + 1;
-    char *out = malloc(n);
+    char *out = rsclip__malloc(n);
     if (!out) return NULL;
     memcpy(out, base, dir);
     out[dir] = 0;
@@ -104,7 +105,7 @@ static int read_doc(const char *href, rsclip_json **out) {
         rc = rsclip__gdal_error(&e, RSCLIP_ERR_IO, "%s: cannot read", href);
     } else {
         size_t cap = 1 << 16;
-        buf = malloc(cap);
+        buf = rsclip__malloc(cap);
         while (buf) {
             size_t got = VSIFReadL(buf + len, 1, cap - len, f);
             len += got;
@@ -114,7 +115,7 @@ static int read_doc(const char *href, rsclip_json **out) {
                                    href, STAC_MAX_BYTES >> 20);
                 break;
             }
-            char *nb = realloc(buf, cap * 2);
+            char *nb = rsclip__realloc(buf, cap * 2);
             if (!nb) break;
             buf = nb;
             cap *= 2;
@@ -137,12 +138,12 @@ static int seen_before(stac_walk *w, const char *href) {
         if (strcmp(w->seen[i], href) == 0) return 1;
     if (w->n_seen == w->cap_seen) {
         int cap = w->cap_seen ? w->cap_seen * 2 : 64;
-        char **s = realloc(w->seen, (size_t)cap * sizeof *s);
+        char **s = rsclip__realloc(w->seen, (size_t)cap * sizeof *s);
         if (!s) return 1;
         w->seen = s;
         w->cap_seen = cap;
     }
-    w->seen[w->n_seen] = strdup(href);
+    w->seen[w->n_seen] = rsclip__strdup(href);
     if (w->seen[w->n_seen]) w->n_seen++;
     return 0;
 }
@@ -198,7 +199,7 @@ static int push_item(stac_walk *w, const char *href, const char *datetime, const
                      const char *collection, const char *asset) {
     if (w->n == w->cap) {
         int cap = w->cap ? w->cap * 2 : 64;
-        rsclip_input *n = realloc(w->items, (size_t)cap * sizeof *n);
+        rsclip_input *n = rsclip__realloc(w->items, (size_t)cap * sizeof *n);
         if (!n) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
         w->items = n;
         w->cap = cap;
@@ -209,10 +210,10 @@ static int push_item(stac_walk *w, const char *href, const char *datetime, const
     char *real =
         strncmp(href, "/vsi", 4) != 0 && !strstr(href, "://") ? realpath(href, NULL) : NULL;
     in->path = real ? real : vsi_path(href);
-    in->datetime = datetime ? strdup(datetime) : NULL;
-    in->stac_item = id ? strdup(id) : NULL;
-    in->stac_collection = collection ? strdup(collection) : NULL;
-    in->stac_asset = asset ? strdup(asset) : NULL;
+    in->datetime = datetime ? rsclip__strdup(datetime) : NULL;
+    in->stac_item = id ? rsclip__strdup(id) : NULL;
+    in->stac_collection = collection ? rsclip__strdup(collection) : NULL;
+    in->stac_asset = asset ? rsclip__strdup(asset) : NULL;
     w->n++;
     if (!in->path || (datetime && !in->datetime) || (id && !in->stac_item) ||
         (collection && !in->stac_collection) || (asset && !in->stac_asset))

@@ -8,6 +8,7 @@
  * is the later probability minus the earlier one, both from the exact vectors. Since a rise never
  * exceeds the later probability, the walk stops once k rises beat every candidate left (or after
  * a bounded number of candidates, which the note then says). */
+#include "base/base.h"
 #include "query/examples.h"
 #include "query/query_internal.h"
 #include "gdal/gdal_util.h"
@@ -44,7 +45,7 @@ int rsclip_change_periods(const char *text, rsclip_time *from, rsclip_time *to) 
     for (int seen = 0; *mid; mid++)
         if (*mid == '/' && ++seen == (slashes + 1) / 2) break;
     size_t n = (size_t)(mid - text);
-    char *a = malloc(n + 1);
+    char *a = rsclip__malloc(n + 1);
     if (!a) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     memcpy(a, text, n);
     a[n] = 0;
@@ -280,7 +281,7 @@ int rsclip_change_regions(const rsclip_changes *c, rsclip_region **out, int *n_o
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "change regions: no changes");
     *out = NULL;
     *n_out = 0;
-    rsclip_hit *hits = malloc(sizeof *hits * (size_t)(c->n > 0 ? c->n : 1));
+    rsclip_hit *hits = rsclip__malloc(sizeof *hits * (size_t)(c->n > 0 ? c->n : 1));
     if (!hits) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     for (int i = 0; i < c->n; i++) hits[i] = c->changes[i].to;
     rsclip_region *rg = NULL;
@@ -312,9 +313,9 @@ int rsclip_change_regions(const rsclip_changes *c, rsclip_region **out, int *n_o
 static int make_results(change_ctx *c, const rsclip_time *from, const rsclip_time *to,
                         size_t n_late, struct changes_impl *ci) {
     rsclip_session *s = c->s;
-    rsclip__tile_ref *tr = malloc(sizeof *tr * (size_t)(c->n_top ? c->n_top : 1));
-    rsclip__tile_ref *fr = malloc(sizeof *fr * (size_t)(c->n_top ? c->n_top : 1));
-    ci->pub.changes = calloc((size_t)(c->n_top ? c->n_top : 1), sizeof *ci->pub.changes);
+    rsclip__tile_ref *tr = rsclip__malloc(sizeof *tr * (size_t)(c->n_top ? c->n_top : 1));
+    rsclip__tile_ref *fr = rsclip__malloc(sizeof *fr * (size_t)(c->n_top ? c->n_top : 1));
+    ci->pub.changes = rsclip__calloc((size_t)(c->n_top ? c->n_top : 1), sizeof *ci->pub.changes);
     int rc =
         tr && fr && ci->pub.changes ? RSCLIP_OK : rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     for (int i = 0; i < c->n_top && !rc; i++) tr[i] = c->top[i].to, fr[i] = c->top[i].from;
@@ -352,7 +353,7 @@ static int make_results(change_ctx *c, const rsclip_time *from, const rsclip_tim
                  "; stopped there (of %zu): the rises are the best among the most probable "
                  "later tiles",
                  n_late);
-    ci->note = strdup(buf);
+    ci->note = rsclip__strdup(buf);
     ci->pub.note = ci->note;
     if (c->n_top == 0) {
         char w[512];
@@ -363,7 +364,7 @@ static int make_results(change_ctx *c, const rsclip_time *from, const rsclip_tim
                      "no place of the later period %s was seen in the earlier period %s (tiles "
                      "covering at least half of it)%s",
                      b, a, c->q->min_prob > 0 ? " above --min-prob" : "");
-        ci->why = strdup(w);
+        ci->why = rsclip__strdup(w);
         ci->pub.why_empty = ci->why;
     }
     if (!ci->note || (c->n_top == 0 && !ci->why))
@@ -395,11 +396,11 @@ int rsclip_session_change(rsclip_session *s, const rsclip_query *q, const rsclip
     c.q = q;
     c.k = q->k;
     float *qv = NULL;
-    rsclip__allow_list *late = calloc((size_t)s->n_parts, sizeof *late);
-    c.early = calloc((size_t)s->n_parts, sizeof *c.early);
-    c.vbuf = malloc(sizeof(float) * (size_t)dim);
-    c.top = malloc(sizeof *c.top * (size_t)q->k);
-    struct changes_impl *ci = calloc(1, sizeof *ci);
+    rsclip__allow_list *late = rsclip__calloc((size_t)s->n_parts, sizeof *late);
+    c.early = rsclip__calloc((size_t)s->n_parts, sizeof *c.early);
+    c.vbuf = rsclip__malloc(sizeof(float) * (size_t)dim);
+    c.top = rsclip__malloc(sizeof *c.top * (size_t)q->k);
+    struct changes_impl *ci = rsclip__calloc(1, sizeof *ci);
     if (!late || !c.early || !c.vbuf || !c.top || !ci)
         rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     if (!rc && q->scene_id > 0) rc = rsclip__query_check_scene(s, q->scene_id);
@@ -422,8 +423,8 @@ int rsclip_session_change(rsclip_session *s, const rsclip_query *q, const rsclip
         rsclip_vecset *vs = s->parts[p].vs;
         size_t cnt = vs ? rsclip_vecset_count(vs) : 0;
         if (rc || !cnt || late[p].n == 0) continue;
-        float *all = malloc(sizeof(float) * cnt);
-        cand *ncv = realloc(cv, sizeof *cv * (n_cand + late[p].n));
+        float *all = rsclip__malloc(sizeof(float) * cnt);
+        cand *ncv = rsclip__realloc(cv, sizeof *cv * (n_cand + late[p].n));
         if (ncv) cv = ncv;
         if (!all || !ncv) {
             free(all);

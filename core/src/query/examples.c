@@ -1,5 +1,6 @@
 /* Queries by example: like and unlike tiles combined with the query (rsclip/query.h, "Examples"),
  * looked up in whichever part of the session holds them. */
+#include "base/base.h"
 #include "query/examples.h"
 #include "query/query_internal.h"
 #include "rsclip/search.h"
@@ -62,7 +63,7 @@ int rsclip__query_examples(rsclip_session *s, const rsclip_query *q, float *qv, 
     const int dim = s->info.embed_dim, n_like = q->n_like_tiles;
     int rc = RSCLIP_OK;
     if (n_like > 0) {
-        float *v = malloc(sizeof(float) * (size_t)dim * (size_t)n_like);
+        float *v = rsclip__malloc(sizeof(float) * (size_t)dim * (size_t)n_like);
         if (!v) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
         rc = fetch_tiles(s, q->like_tiles, n_like, v);
         if (!rc) {

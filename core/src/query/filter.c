@@ -1,5 +1,6 @@
 /* The filters of a query (bbox, area of interest, scene) as an allow list of tile ids, why a
  * search found nothing, and reading an area of interest from a vector file. */
+#include "base/base.h"
 #include "query/query_internal.h"
 #include "gdal/gdal_util.h"
 #include "status/status_internal.h"
@@ -157,7 +158,7 @@ static int time_tiles(rsclip_index *idx, const rsclip_time *win, rsclip__allow_l
         size_t m = 0;
         if ((rc = rsclip_index_scene_tiles(idx, scenes[i], &mine, NULL, &m))) break;
         if (m) {
-            int64_t *na = realloc(all, (total + m) * sizeof *na);
+            int64_t *na = rsclip__realloc(all, (total + m) * sizeof *na);
             if (!na)
                 rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
             else {
@@ -322,7 +323,7 @@ char *rsclip__query_explain_empty(rsclip_session *s, const rsclip_query *q,
     else
         snprintf(buf, sizeof buf, "none of the %zu tiles searched has an embedding (%d found)",
                  al->active ? al->n : rsclip__session_vectors(s), n_hits);
-    return strdup(buf);
+    return rsclip__strdup(buf);
 }
 
 static int aoi_read(const rsclip__gdal_errors *e, const char *path, char **wkt) {
@@ -381,7 +382,7 @@ static int aoi_read(const rsclip__gdal_errors *e, const char *path, char **wkt) 
     if (!rc) {
         char *w = NULL;
         OGR_G_ExportToWkt(u, &w);
-        *wkt = w ? strdup(w) : NULL;
+        *wkt = w ? rsclip__strdup(w) : NULL;
         CPLFree(w);
         if (!*wkt) rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     }

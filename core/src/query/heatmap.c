@@ -1,6 +1,7 @@
 /* A scene's query heatmap (rsclip/query.h): the tile grid read back from the index, checked, and
  * the query's probability per tile placed on it. Only public API below: the session scores, the
  * index stores; this file decides which cell shows which tile. */
+#include "base/base.h"
 #include "rsclip/index.h"
 #include "rsclip/query.h"
 #include "status/status_internal.h"
@@ -144,8 +145,8 @@ static int new_heatmap(const rsclip_scene_info *si, const grid *g, rsclip_heatma
     const char *crs = si->crs_wkt ? si->crs_wkt : "";
     const size_t ls = strlen(si->path) + 1, lc = strlen(crs) + 1;
     const size_t cells = (size_t)g->nx * (size_t)g->ny; /* <= the cap */
-    rsclip_heatmap *h = calloc(1, sizeof *h + ls + lc);
-    float *v = malloc(cells * sizeof *v);
+    rsclip_heatmap *h = rsclip__calloc(1, sizeof *h + ls + lc);
+    float *v = rsclip__malloc(cells * sizeof *v);
     if (!h || !v) {
         free(h);
         free(v);

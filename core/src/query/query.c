@@ -99,7 +99,7 @@ static int load_vectors_impl(rsclip_session *s, rsclip__part *pt, int rebuild, c
     if (!s->params.use_cache) return build_vecset(pt, &pt->vs);
     uint64_t stamp = content_stamp(&pt->info);
     size_t n = strlen(pt->path);
-    char *cache = malloc(n + 7);
+    char *cache = rsclip__malloc(n + 7);
     if (!cache) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     memcpy(cache, pt->path, n);
     memcpy(cache + n, ".rsvec", 7);
@@ -160,7 +160,7 @@ int rsclip__part_repair(rsclip_session *s, int p, int rc) {
 /* The set's parts, each with its own summary. */
 static int open_parts(rsclip_session *s) {
     s->n_parts = rsclip_index_set_count(s->set);
-    s->parts = calloc((size_t)s->n_parts, sizeof *s->parts);
+    s->parts = rsclip__calloc((size_t)s->n_parts, sizeof *s->parts);
     if (!s->parts) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     for (int p = 0; p < s->n_parts; p++) {
         rsclip__part *pt = &s->parts[p];
@@ -183,10 +183,10 @@ int rsclip_session_open(const char *index_path, const rsclip_session_params *par
     if (!out || !index_path)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_session_open: no index path");
     *out = NULL;
-    rsclip_session *s = calloc(1, sizeof *s);
+    rsclip_session *s = rsclip__calloc(1, sizeof *s);
     if (!s) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     s->params = params ? *params : rsclip_session_default_params();
-    s->path = strdup(index_path);
+    s->path = rsclip__strdup(index_path);
     int rc = s->path ? RSCLIP_OK : rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     double t0 = rsclip__now_ms();
     if (!rc) rc = rsclip_index_set_open(index_path, RSCLIP_INDEX_READONLY, &s->set);
@@ -197,19 +197,26 @@ int rsclip_session_open(const char *index_path, const rsclip_session_params *par
         rc = rsclip__error(RSCLIP_ERR_NOT_FOUND,
                            "%s: the index holds no tiles yet (no model bound)", index_path);
     if (!rc) {
+        /* the calibration recorded by the index; absent (an older index), the model's. Only
+         * absence falls back: another error (out of memory) is the open's */
         char *a = NULL, *b = NULL;
         rsclip_index *idx0 = s->parts[0].idx;
-        if (rsclip_index_get_meta(idx0, "logit_scale", &a) == RSCLIP_OK &&
-            rsclip_index_get_meta(idx0, "logit_bias", &b) == RSCLIP_OK) {
+        int ca = rsclip_index_get_meta(idx0, "logit_scale", &a);
+        int cb = ca ? ca : rsclip_index_get_meta(idx0, "logit_bias", &b);
+        if (!ca && !cb) {
             s->logit_scale = strtof(a, NULL);
             s->logit_bias = strtof(b, NULL);
             s->have_calibration = 1;
+        } else if (cb != RSCLIP_ERR_NOT_FOUND) {
+            rc = cb;
         }
         rsclip_free(a);
         rsclip_free(b);
-        rsclip_clear_error();
+        if (!rc) rsclip_clear_error();
+    }
+    if (!rc) {
         const char *name = s->params.model ? s->params.model : s->info.model_id;
-        s->model_name = strdup(name);
+        s->model_name = rsclip__strdup(name);
         if (!s->model_name) rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     }
     if (!rc) rc = load_vectors(s);
@@ -318,7 +325,8 @@ char *rsclip_prompt_format(const char *tmpl, const char *text) {
         return NULL;
     }
     char *out = NULL;
-    if (!rsclip__mul_size(n_holes, xl, &n) && !rsclip__add_size(n, tl + 1, &n)) out = malloc(n);
+    if (!rsclip__mul_size(n_holes, xl, &n) && !rsclip__add_size(n, tl + 1, &n))
+        out = rsclip__malloc(n);
     if (!out) {
         rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
         return NULL;
@@ -344,7 +352,7 @@ int rsclip__embed_texts(rsclip_session *s, const char *tmpl, const char *const *
     if (rc) return rc;
     double t0 = rsclip__now_ms();
     const rsclip_model_info *mi = rsclip_model_get_info(s->model);
-    int32_t *ids = malloc(sizeof(int32_t) * (size_t)mi->text_ctx * (size_t)n);
+    int32_t *ids = rsclip__malloc(sizeof(int32_t) * (size_t)mi->text_ctx * (size_t)n);
     if (!ids) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     for (int i = 0; i < n && !rc; i++) {
         const char *p = texts[i];
@@ -382,7 +390,7 @@ static int embed_image(rsclip_session *s, const char *path, float *out) {
     rc = rsclip_image_read_rgb8(path, &rgb, &w, &h);
     if (rc) return rc;
     size_t npx = (size_t)3 * (size_t)mi->image_size * (size_t)mi->image_size;
-    float *px = malloc(npx * sizeof(float));
+    float *px = rsclip__malloc(npx * sizeof(float));
     if (!px) rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     if (!rc) rc = rsclip_preprocess_rgb8(s->model, rgb, w, h, (size_t)w * 3, px);
     if (!rc) rc = rsclip_encode_images(s->enc, 1, px, out, NULL);

@@ -2,6 +2,7 @@
  * is scanned for its own top k, in parallel, and the parts' hits are merged by score (ties by
  * tile id, as within one part), so a folder gives the hits its merged file gives. Also the hit
  * details, per-scene probabilities and the scene helpers that span parts. */
+#include "base/base.h"
 #include "query/examples.h"
 #include "query/query_internal.h"
 #include "status/status_internal.h"
@@ -175,7 +176,7 @@ static int global_cut(search_job *j, size_t keep, size_t *n_kept) {
     rsclip_session *s = j->s;
     size_t total = 0, n = 0;
     for (int p = 0; p < s->n_parts; p++) total += j->ps[p].nc;
-    part_cand *all = malloc(sizeof *all * (total ? total : 1));
+    part_cand *all = rsclip__malloc(sizeof *all * (total ? total : 1));
     if (!all) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     for (int p = 0; p < s->n_parts; p++)
         for (size_t i = 0; i < j->ps[p].nc; i++)
@@ -208,9 +209,9 @@ static int search_phased(search_job *j, int n_threads) {
     const size_t pre = 4 * j->ncand > 1024 ? 4 * j->ncand : 1024;
     for (int p = 0; p < s->n_parts; p++) {
         part_search *ps = &j->ps[p];
-        ps->cid = malloc(sizeof(int64_t) * pre);
-        ps->csc = malloc(sizeof(float) * pre);
-        ps->share = malloc(sizeof(int64_t) * pre);
+        ps->cid = rsclip__malloc(sizeof(int64_t) * pre);
+        ps->csc = rsclip__malloc(sizeof(float) * pre);
+        ps->share = rsclip__malloc(sizeof(int64_t) * pre);
         if (!ps->cid || !ps->csc || !ps->share)
             return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     }
@@ -261,24 +262,24 @@ static int cmp_merged(const void *a, const void *b) {
 
 /* A scene's time as one text: the instant, or "start/end". */
 static char *scene_time_text(const rsclip_scene_info *si) {
-    if (si->datetime) return strdup(si->datetime);
+    if (si->datetime) return rsclip__strdup(si->datetime);
     if (!si->start_datetime || !si->end_datetime) return NULL;
     size_t n = strlen(si->start_datetime) + strlen(si->end_datetime) + 2;
-    char *t = malloc(n);
+    char *t = rsclip__malloc(n);
     if (t) snprintf(t, n, "%s/%s", si->start_datetime, si->end_datetime);
     return t;
 }
 
 static char *dup_opt(const char *s) {
-    return s ? strdup(s) : NULL;
+    return s ? rsclip__strdup(s) : NULL;
 }
 
 /* The details of the hits mh[0..n_hits) whose probability reaches q->min_prob, ranked, into ri;
  * *n_below hits were dropped by min_prob, the best of them with probability *best_below. */
 static int fill_hits(rsclip_session *s, const rsclip_query *q, const merged_hit *mh, int n_hits,
                      struct results_impl *ri, int *n_below, float *best_below) {
-    ri->pub.hits = calloc((size_t)(n_hits ? n_hits : 1), sizeof *ri->pub.hits);
-    ri->store = calloc((size_t)(n_hits ? n_hits : 1), sizeof *ri->store);
+    ri->pub.hits = rsclip__calloc((size_t)(n_hits ? n_hits : 1), sizeof *ri->pub.hits);
+    ri->store = rsclip__calloc((size_t)(n_hits ? n_hits : 1), sizeof *ri->store);
     if (!ri->pub.hits || !ri->store) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     int rc = RSCLIP_OK;
     rsclip_scene_info *sc = NULL; /* the scene of the previous hit (ids agree over parts) */
@@ -304,11 +305,11 @@ static int fill_hits(rsclip_session *s, const rsclip_query *q, const merged_hit 
                 break;
             }
         }
-        st->scene = strdup(sc->path);
+        st->scene = rsclip__strdup(sc->path);
         st->datetime = scene_time_text(sc);
         st->item = dup_opt(sc->stac_item);
         st->collection = dup_opt(sc->stac_collection);
-        st->footprint = malloc(sizeof(double) * 2 * (t->n_footprint ? t->n_footprint : 1));
+        st->footprint = rsclip__malloc(sizeof(double) * 2 * (t->n_footprint ? t->n_footprint : 1));
         if (!st->scene || !st->footprint || (sc->stac_item && !st->item) ||
             (sc->stac_collection && !st->collection) ||
             ((sc->datetime || sc->start_datetime) && !st->datetime)) {
@@ -371,7 +372,7 @@ static int make_note(const rsclip_session *s, const rsclip_query *q, const part_
                  "%s%d older tile%s of the same places dropped (--latest)", n ? "; " : "", n_latest,
                  n_latest == 1 ? "" : "s");
     if (!buf[0]) return RSCLIP_OK;
-    ri->note = strdup(buf);
+    ri->note = rsclip__strdup(buf);
     ri->pub.note = ri->note;
     return ri->note ? RSCLIP_OK : rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
 }
@@ -415,7 +416,7 @@ static void free_parts(const rsclip_session *s, part_search *ps) {
 int rsclip__query_vectors(rsclip_session *s, const rsclip_query *q, float **qv, int *n_neg) {
     const int dim = s->info.embed_dim;
     *n_neg = q->n_negatives + q->n_unlike_tiles;
-    *qv = malloc(sizeof(float) * (size_t)dim * (size_t)(1 + *n_neg));
+    *qv = rsclip__malloc(sizeof(float) * (size_t)dim * (size_t)(1 + *n_neg));
     if (!*qv) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     s->batch_hint = q->n_negatives > 0 ? q->n_negatives : 1;
     int rc = RSCLIP_OK;
@@ -434,8 +435,8 @@ int rsclip__query_vectors(rsclip_session *s, const rsclip_query *q, float **qv, 
 
 int rsclip__results_of(rsclip_session *s, const rsclip__tile_ref *t, int n, rsclip_results **out) {
     *out = NULL;
-    struct results_impl *ri = calloc(1, sizeof *ri);
-    merged_hit *mh = malloc(sizeof *mh * (size_t)(n ? n : 1));
+    struct results_impl *ri = rsclip__calloc(1, sizeof *ri);
+    merged_hit *mh = rsclip__malloc(sizeof *mh * (size_t)(n ? n : 1));
     int rc = ri && mh ? RSCLIP_OK : rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     for (int i = 0; i < n && !rc; i++)
         mh[i] = (merged_hit){{t[i].id, t[i].score, t[i].score}, t[i].part};
@@ -461,16 +462,16 @@ int rsclip_session_search(rsclip_session *s, const rsclip_query *q, rsclip_resul
     const int k_scan = q->latest ? (q->k > 100000 ? 400000 : 4 * q->k + 16) : q->k;
     float *qv = NULL;
     int n_neg = 0;
-    part_search *ps = calloc((size_t)s->n_parts, sizeof *ps);
+    part_search *ps = rsclip__calloc((size_t)s->n_parts, sizeof *ps);
     merged_hit *mh = NULL;
     size_t n_mh = 0;
-    struct results_impl *ri = calloc(1, sizeof *ri);
+    struct results_impl *ri = rsclip__calloc(1, sizeof *ri);
     int rc = (ps && ri && !rsclip__mul_size((size_t)s->n_parts, (size_t)k_scan, &n_mh))
                  ? RSCLIP_OK
                  : rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
-    if (!rc) mh = malloc(n_mh * sizeof *mh);
+    if (!rc) mh = rsclip__malloc(n_mh * sizeof *mh);
     for (int p = 0; p < s->n_parts && !rc; p++)
-        if (!(ps[p].vh = malloc(sizeof *ps[p].vh * (size_t)k_scan)) || !mh)
+        if (!(ps[p].vh = rsclip__malloc(sizeof *ps[p].vh * (size_t)k_scan)) || !mh)
             rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     rsclip_time window;
     if (!rc && (rc = rsclip__query_time_window(q, &window)) > 0) rc = RSCLIP_OK;
@@ -547,9 +548,9 @@ int rsclip_session_scene_tiles(rsclip_session *s, int64_t scene_id, int64_t **id
         size_t m = 0;
         rc = rsclip_index_scene_tiles(s->parts[p].idx, scene_id, &pi, &pw, &m);
         if (!rc && m) {
-            int64_t *na = realloc(all, (total + m) * sizeof *na);
+            int64_t *na = rsclip__realloc(all, (total + m) * sizeof *na);
             if (na) all = na;
-            rsclip_tile_window *nw = na ? realloc(aw, (total + m) * sizeof *nw) : NULL;
+            rsclip_tile_window *nw = na ? rsclip__realloc(aw, (total + m) * sizeof *nw) : NULL;
             if (nw) aw = nw;
             if (!na || !nw) {
                 rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
@@ -619,7 +620,7 @@ int rsclip_session_scene_probs(rsclip_session *s, const rsclip_query *q, int64_t
     *probs = NULL;
     *n = 0;
     const int dim = s->info.embed_dim;
-    float *qv = malloc(sizeof(float) * (size_t)dim);
+    float *qv = rsclip__malloc(sizeof(float) * (size_t)dim);
     int64_t *out_ids = NULL;
     float *out_pr = NULL;
     size_t k = 0;
@@ -637,13 +638,13 @@ int rsclip_session_scene_probs(rsclip_session *s, const rsclip_query *q, int64_t
         size_t cnt = vs ? rsclip_vecset_count(vs) : 0, m = 0;
         int64_t *ids = NULL;
         rc = rsclip_index_scene_tiles(s->parts[p].idx, scene_id, &ids, NULL, &m);
-        float *all = rc || !m ? NULL : malloc(sizeof(float) * (cnt ? cnt : 1));
+        float *all = rc || !m ? NULL : rsclip__malloc(sizeof(float) * (cnt ? cnt : 1));
         if (!rc && m && !all) rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
         /* The heatmap shows the positive query's probability: negatives do not apply. */
         if (!rc && m && cnt) rc = rsclip_vecset_score_all(vs, qv, NULL, all);
-        int64_t *ni = !rc && m ? realloc(out_ids, (k + m) * sizeof *ni) : out_ids;
+        int64_t *ni = !rc && m ? rsclip__realloc(out_ids, (k + m) * sizeof *ni) : out_ids;
         if (ni) out_ids = ni;
-        float *np = !rc && m && ni ? realloc(out_pr, (k + m) * sizeof *np) : out_pr;
+        float *np = !rc && m && ni ? rsclip__realloc(out_pr, (k + m) * sizeof *np) : out_pr;
         if (np) out_pr = np;
         if (!rc && m && (!ni || !np)) rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
         const int64_t *vid = vs ? rsclip_vecset_ids(vs) : NULL;

@@ -1,5 +1,6 @@
 /* Time in queries, after the ranking: --latest (the most recent tile at each place among the
  * hits). The time filters themselves are allow lists (filter.c); change queries: change.c. */
+#include "base/base.h"
 #include "query/query_internal.h"
 #include "gdal/gdal_util.h"
 #include "status/status_internal.h"
@@ -49,8 +50,8 @@ static int64_t recency(const rsclip_hit *h) {
 int rsclip__latest_filter(rsclip_hit *hits, int n, int k, int *n_dropped) {
     *n_dropped = 0;
     if (n <= 1) return n < k ? n : k;
-    int64_t *when = malloc((size_t)n * sizeof *when);
-    char *drop = calloc((size_t)n, 1);
+    int64_t *when = rsclip__malloc((size_t)n * sizeof *when);
+    char *drop = rsclip__calloc((size_t)n, 1);
     if (!when || !drop) {
         free(when);
         free(drop);

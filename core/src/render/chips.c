@@ -1,5 +1,6 @@
 /* Hit chips: each hit's window cut from its raster (GeoTIFF), the model's view of it (PNG) and
  * chips.geojson, written through a temporary folder; regions the same at their extent. */
+#include "base/base.h"
 #include "render/render_internal.h"
 #include "rsclip/export.h"
 #include "export/output_internal.h"
@@ -117,7 +118,7 @@ int rsclip__im_region(rsclip_imagery *im, const rsclip_region *r, const rsclip_h
         *w = (int)fmax(1.0, floor(area[2] * scale + 0.5));
         *h = (int)fmax(1.0, floor(area[3] * scale + 0.5));
         size_t n = (size_t)*w * (size_t)*h * 4;
-        *rgba = malloc(n);
+        *rgba = rsclip__malloc(n);
         if (!*rgba) rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
         if (!rc)
             rc = rsclip_tiler_render(t, NULL, area, *w, *h, scale < 1.0 ? "average" : "near", *rgba,
@@ -320,12 +321,12 @@ static char **earlier_chips(const char *dir) {
         if (!is_chip_file(e->d_name)) continue;
         if (n + 2 > cap) {
             cap = cap ? 2 * cap : 64;
-            char **nv = realloc(v, cap * sizeof *v);
+            char **nv = rsclip__realloc(v, cap * sizeof *v);
             if (!nv) break;
             v = nv;
         }
         size_t len = strlen(dir) + strlen(e->d_name) + 2;
-        if ((v[n] = malloc(len)) != NULL) snprintf(v[n++], len, "%s/%s", dir, e->d_name);
+        if ((v[n] = rsclip__malloc(len)) != NULL) snprintf(v[n++], len, "%s/%s", dir, e->d_name);
         v[n] = NULL;
     }
     if (d) closedir(d);
@@ -392,7 +393,7 @@ static int chips_run(const chips_job *j, const char *dir, const rsclip_chips_par
     /* Written into a private folder in dir, then moved into place by the export rule:
      * chips.geojson last, no existing file replaced without overwrite, never the index. */
     size_t len = strlen(dir) + sizeof "/chips.geojson";
-    char *index_path = malloc(len), *tmp = NULL;
+    char *index_path = rsclip__malloc(len), *tmp = NULL;
     if (!index_path) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     snprintf(index_path, len, "%s/chips.geojson", dir);
     rsclip__dest dest;

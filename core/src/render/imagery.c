@@ -1,5 +1,6 @@
 /* The imagery behind an index: its scenes reopened as they were indexed, a pool of tilers shared
  * by threads, the model's view of a tile, web map tiles and PNG encoding. */
+#include "base/base.h"
 #include "render/render_internal.h"
 #include "gdal/gdal_util.h"
 #include "json/json.h"
@@ -144,15 +145,15 @@ static int load_scenes(rsclip_imagery *im) {
     size_t n = 0;
     int rc = rsclip_index_set_scenes(im->set, &v, &n);
     if (rc) return rc;
-    im->scenes = calloc(n ? n : 1, sizeof *im->scenes);
+    im->scenes = rsclip__calloc(n ? n : 1, sizeof *im->scenes);
     if (!im->scenes) rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", im->path);
     rsclip__gdal_errors e;
     rsclip__gdal_errors_push(&e);
     for (size_t i = 0; i < n && !rc; i++) {
         rsclip__im_scene *sc = &im->scenes[i];
         sc->id = v[i]->id;
-        sc->path = strdup(v[i]->path ? v[i]->path : "");
-        sc->checksum = v[i]->checksum ? strdup(v[i]->checksum) : NULL;
+        sc->path = rsclip__strdup(v[i]->path ? v[i]->path : "");
+        sc->checksum = v[i]->checksum ? rsclip__strdup(v[i]->checksum) : NULL;
         im->n_scenes = i + 1;
         if (!sc->path || (v[i]->checksum && !sc->checksum)) {
             rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", im->path);
@@ -180,11 +181,11 @@ int rsclip_imagery_open(const char *index_path, const rsclip_imagery_params *par
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_imagery_open: no index path");
     *out = NULL;
     rsclip__gdal_init();
-    rsclip_imagery *im = calloc(1, sizeof *im);
+    rsclip_imagery *im = rsclip__calloc(1, sizeof *im);
     if (!im) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&im->mu, NULL);
     im->max_open = params && params->max_open > 0 ? params->max_open : IMAGERY_MAX_OPEN_DEFAULT;
-    im->path = strdup(index_path);
+    im->path = rsclip__strdup(index_path);
     int rc = im->path ? RSCLIP_OK : rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     if (!rc) rc = rsclip_index_set_open(index_path, RSCLIP_INDEX_READONLY, &im->set);
     if (!rc) rc = load_scenes(im);
@@ -274,7 +275,7 @@ void rsclip__im_put(rsclip_imagery *im, int64_t scene_id, rsclip_tiler *t) {
     if (!t) return;
     rsclip__pooled *p = NULL;
     pthread_mutex_lock(&im->mu);
-    if (im->n_idle < im->max_open && (p = malloc(sizeof *p)) != NULL) {
+    if (im->n_idle < im->max_open && (p = rsclip__malloc(sizeof *p)) != NULL) {
         p->scene_id = scene_id;
         p->t = t;
         p->next = im->idle;
@@ -321,7 +322,7 @@ static int view_read(rsclip_tiler *t, const int gw[4], uint8_t **rgb, int *w, in
     size_t n = (size_t)gw[2] * (size_t)gw[3];
     if (i >= 0) {
         size_t cap = rsclip_tiler_buffer_size(t);
-        uint8_t *buf = malloc(cap);
+        uint8_t *buf = rsclip__malloc(cap);
         rsclip_tile tile;
         if (!buf) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
         int rc = rsclip_tiler_read(t, i, buf, cap, &tile);
@@ -336,7 +337,7 @@ static int view_read(rsclip_tiler *t, const int gw[4], uint8_t **rgb, int *w, in
     }
     /* Not a window of this grid (an index from before recorded settings): the same pixels drawn
      * 1:1 with nearest neighbour. */
-    uint8_t *rgba = malloc(n * 4);
+    uint8_t *rgba = rsclip__malloc(n * 4);
     if (!rgba) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     double area[4] = {gw[0], gw[1], gw[2], gw[3]};
     int rc = rsclip_tiler_render(t, NULL, area, gw[2], gw[3], "near", rgba, n * 4, NULL);
@@ -451,7 +452,8 @@ int rsclip_imagery_xyz(rsclip_imagery *im, int z, int x, int y, int size, uint8_
         if (!sc->has_ll || sc->merc[0] >= box[2] || sc->merc[2] <= box[0] ||
             sc->merc[1] >= box[3] || sc->merc[3] <= box[1])
             continue;
-        if (!tmp && !(tmp = malloc(n * 4))) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+        if (!tmp && !(tmp = rsclip__malloc(n * 4)))
+            return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
         drawn += xyz_scene(im, sc, box, size, rgba, tmp);
     }
     free(tmp);
@@ -499,7 +501,7 @@ int rsclip_png_encode(const uint8_t *px, int w, int h, int channels, uint8_t **p
     if (ds) GDALClose(ds);
     vsi_l_offset len = 0;
     GByte *buf = rc ? NULL : VSIGetMemFileBuffer(name, &len, FALSE);
-    if (!rc && (!buf || !(*png = malloc((size_t)len))))
+    if (!rc && (!buf || !(*png = rsclip__malloc((size_t)len))))
         rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory for a PNG");
     if (!rc) {
         memcpy(*png, buf, (size_t)len);

@@ -1,6 +1,7 @@
 /* Where chips may go: a folder that is new, empty, or (with overwrite) holds an earlier chips run,
  * and never the index's own folder. Files themselves follow the export module's rule (never over
  * a file unasked, never over the index, through a temporary folder renamed into place). */
+#include "base/base.h"
 #include "render/render_internal.h"
 #include "status/status_internal.h"
 
@@ -14,9 +15,9 @@
 
 static char *parent_of(const char *path) {
     const char *slash = strrchr(path, '/');
-    if (!slash) return strdup(".");
-    if (slash == path) return strdup("/");
-    return strndup(path, (size_t)(slash - path));
+    if (!slash) return rsclip__strdup(".");
+    if (slash == path) return rsclip__strdup("/");
+    return rsclip__strndup(path, (size_t)(slash - path));
 }
 
 int rsclip__out_check_dir(const char *dir, const rsclip__out_rules *r) {

@@ -1,5 +1,6 @@
 /* Contact sheets: the hits (or regions) in rank order as thumbnails with their numbers, the query
  * as a title and an overview map of the footprints, drawn with cairo to PNG or PDF. */
+#include "base/base.h"
 #include "render/render_internal.h"
 #include "export/output_internal.h"
 #include "gdal/gdal_util.h"
@@ -450,7 +451,7 @@ static int sheet_run(const sheet_job *j, const char *path, const rsclip_sheet_pa
     if (!rc) rc = layout(n, &p, with_map, pdf ? SHEET_MAX_PDF : SHEET_MAX_PNG, &L);
     if (!rc) rc = rsclip_output_check(path, p.overwrite, p.protected_paths, p.n_protected);
     if (rc) return rc;
-    cell *cells = calloc((size_t)n, sizeof *cells);
+    cell *cells = rsclip__calloc((size_t)n, sizeof *cells);
     if (!cells) return rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     rsclip__gdal_errors e;
     rsclip__gdal_errors_push(&e);
@@ -467,7 +468,7 @@ static int sheet_run(const sheet_job *j, const char *path, const rsclip_sheet_pa
     if (!rc) rc = rsclip__tmpdir_new(&dest, &tmp);
     if (!rc) {
         size_t len = strlen(tmp) + strlen(dest.name) + 2;
-        char *tp = malloc(len);
+        char *tp = rsclip__malloc(len);
         if (tp) snprintf(tp, len, "%s/%s", tmp, dest.name);
         rc = tp ? render_file(tp, path, pdf, &L, cells, n, p.title, subtitle)
                 : rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");

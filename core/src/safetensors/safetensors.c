@@ -155,16 +155,16 @@ static int parse_metadata(rsclip_st_file *f, const rsclip_json *m) {
     if (m->type != RSCLIP_JSON_OBJECT)
         return rsclip__error(RSCLIP_ERR_FORMAT, "%s: __metadata__ is not an object", f->path);
     if (m->len == 0) return RSCLIP_OK;
-    f->meta_keys = calloc(m->len, sizeof *f->meta_keys);
-    f->meta_vals = calloc(m->len, sizeof *f->meta_vals);
+    f->meta_keys = rsclip__calloc(m->len, sizeof *f->meta_keys);
+    f->meta_vals = rsclip__calloc(m->len, sizeof *f->meta_vals);
     if (!f->meta_keys || !f->meta_vals)
         return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", f->path);
     for (size_t i = 0; i < m->len; i++) {
         if (m->items[i].type != RSCLIP_JSON_STRING)
             return rsclip__error(RSCLIP_ERR_FORMAT, "%s: __metadata__ '%s' is not a string",
                                  f->path, SHOW(m->keys[i]));
-        f->meta_keys[i] = strdup(m->keys[i]);
-        f->meta_vals[i] = strdup(m->items[i].str);
+        f->meta_keys[i] = rsclip__strdup(m->keys[i]);
+        f->meta_vals[i] = rsclip__strdup(m->items[i].str);
         f->n_meta = i + 1;
         if (!f->meta_keys[i] || !f->meta_vals[i])
             return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", f->path);
@@ -302,12 +302,12 @@ static int build(rsclip_st_file *f) {
     span *spans = NULL;
     named *nm = NULL;
     if (n_tensors) {
-        f->tensors = calloc(n_tensors, sizeof *f->tensors);
-        f->by_name = calloc(n_tensors, sizeof *f->by_name);
-        spans = calloc(n_tensors, sizeof *spans);
-        nm = calloc(n_tensors, sizeof *nm);
+        f->tensors = rsclip__calloc(n_tensors, sizeof *f->tensors);
+        f->by_name = rsclip__calloc(n_tensors, sizeof *f->by_name);
+        spans = rsclip__calloc(n_tensors, sizeof *spans);
+        nm = rsclip__calloc(n_tensors, sizeof *nm);
     }
-    f->names = malloc(names_bytes + 1);
+    f->names = rsclip__malloc(names_bytes + 1);
     if ((n_tensors && (!f->tensors || !f->by_name || !spans || !nm)) || !f->names) {
         rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", f->path);
         goto done;
@@ -376,8 +376,8 @@ int rsclip_st_open_memory(const void *buf, size_t size, const char *label, rscli
     *out = NULL;
     if (!buf && size)
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: NULL buffer", label_or(label));
-    rsclip_st_file *f = calloc(1, sizeof *f);
-    if (!f || !(f->path = strdup(label_or(label)))) {
+    rsclip_st_file *f = rsclip__calloc(1, sizeof *f);
+    if (!f || !(f->path = rsclip__strdup(label_or(label)))) {
         free(f);
         return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", label_or(label));
     }
@@ -413,8 +413,8 @@ int rsclip_st_open(const char *path, rsclip_st_file **out) {
         close(fd);
         return rsclip__error(RSCLIP_ERR_IO, "%s: too large to map", path);
     }
-    rsclip_st_file *f = calloc(1, sizeof *f);
-    if (!f || !(f->path = strdup(path))) {
+    rsclip_st_file *f = rsclip__calloc(1, sizeof *f);
+    if (!f || !(f->path = rsclip__strdup(path))) {
         free(f);
         close(fd);
         return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", path);

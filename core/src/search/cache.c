@@ -327,7 +327,7 @@ int rsclip_vecset_save(const rsclip_vecset *vs, const char *path, uint64_t sourc
         return rsclip__error(RSCLIP_ERR_NOMEM, "%s: cache size overflows", path);
     const unsigned char *p[N_SEC];
     section_ptrs(vs, p);
-    uint64_t *sums = malloc(L.n_blocks ? L.n_blocks * 8 : 8);
+    uint64_t *sums = rsclip__malloc(L.n_blocks ? L.n_blocks * 8 : 8);
     if (!sums) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", path);
     for (int s = 0; s < N_SEC; s++)
         if (L.len[s]) section_sums(&L, s, p[s], sums);
@@ -335,7 +335,7 @@ int rsclip_vecset_save(const rsclip_vecset *vs, const char *path, uint64_t sourc
     fill_header(h, vs, &L, source_stamp, block_hash(sums, L.n_blocks * 8));
 
     size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
+    char *tmp = rsclip__malloc(plen + 16);
     int fd = -1, e = 0;
     if (tmp) {
         memcpy(tmp, path, plen);
@@ -463,12 +463,12 @@ static int parse_header(const char *path, const unsigned char *h, uint64_t file_
 /* Private copies of every section (rsclip_vecset_read); sizes are bounded by the file size. */
 static int read_sections(rsclip_vecset *vs, int fd, const layout *L, const char *path) {
     const size_t n = vs->count;
-    vs->ids = malloc(n ? n * 8 : 1);
-    vs->scales = malloc(n ? n * 4 : 1);
-    vs->scales4 = malloc(n ? n * 4 : 1);
+    vs->ids = rsclip__malloc(n ? n * 8 : 1);
+    vs->scales = rsclip__malloc(n ? n * 4 : 1);
+    vs->scales4 = rsclip__malloc(n ? n * 4 : 1);
     vs->codes = rsclip__alloc_huge(L->len[S_CODES]);
     vs->codes4 = rsclip__alloc_huge(L->len[S_CODES4]);
-    if (L->off[S_FLOATS]) vs->floats = malloc(L->len[S_FLOATS] ? L->len[S_FLOATS] : 1);
+    if (L->off[S_FLOATS]) vs->floats = rsclip__malloc(L->len[S_FLOATS] ? L->len[S_FLOATS] : 1);
     if (!vs->ids || !vs->scales || !vs->scales4 || !vs->codes || !vs->codes4 ||
         (L->off[S_FLOATS] && !vs->floats))
         return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory for %zu vectors", path, n);
@@ -502,14 +502,14 @@ static int map_sections(rsclip_vecset *vs, int fd, const layout *L, const char *
 /* The block table (checked against the header's hash), then the sections every search reads in
  * full: ids, scales and floats. The codes are left to rsclip__vecset_check_rows. */
 static int setup_check(rsclip_vecset *vs, int fd, const cache_hdr *H, const char *path) {
-    struct rsclip__vcheck *c = calloc(1, sizeof *c);
+    struct rsclip__vcheck *c = rsclip__calloc(1, sizeof *c);
     if (!c) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", path);
     vs->check = c;
     c->L = H->L;
     const size_t nb = c->L.n_blocks;
-    c->path = strdup(path);
-    c->sums = malloc(nb ? nb * 8 : 8);
-    c->state = calloc(nb ? nb : 1, sizeof *c->state);
+    c->path = rsclip__strdup(path);
+    c->sums = rsclip__malloc(nb ? nb * 8 : 8);
+    c->state = rsclip__calloc(nb ? nb : 1, sizeof *c->state);
     if (!c->path || !c->sums || !c->state)
         return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", path);
     if (read_full(fd, c->sums, nb * 8, c->L.off_sums))
@@ -566,7 +566,7 @@ static int open_cache(const char *path, int copy, rsclip_vecset **out) {
     else
         rc = parse_header(path, h, (uint64_t)st.st_size, &H);
     rsclip_vecset *vs = NULL;
-    if (!rc && !(vs = calloc(1, sizeof *vs)))
+    if (!rc && !(vs = rsclip__calloc(1, sizeof *vs)))
         rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", path);
     if (!rc) {
         vs->dim = (int)H.dim;

@@ -37,7 +37,7 @@ int rsclip_vecset_new(int dim, const rsclip_vecset_params *params, rsclip_vecset
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "rsclip_vecset_new: dim %d not in 1..%d", dim,
                              RSCLIP_VECSET_MAX_DIM);
     rsclip_vecset_params p = params ? *params : rsclip_vecset_default_params();
-    rsclip_vecset *vs = calloc(1, sizeof *vs);
+    rsclip_vecset *vs = rsclip__calloc(1, sizeof *vs);
     if (!vs) return rsclip__error(RSCLIP_ERR_NOMEM, "rsclip_vecset_new: out of memory");
     vs->dim = dim;
     vs->stride = rsclip__vecset_stride(dim);
@@ -84,16 +84,16 @@ static int vecset_reserve(rsclip_vecset *vs, size_t want) {
                              rsclip__mul_size(fl_b, sizeof(float), &fl_b))))
         return rsclip__error(RSCLIP_ERR_NOMEM, "rsclip_vecset: size overflow");
     /* realloc'd arrays only grow: a failure half way leaves the set consistent */
-    int64_t *ids = realloc(vs->ids, ids_b);
+    int64_t *ids = rsclip__realloc(vs->ids, ids_b);
     if (ids) vs->ids = ids;
-    float *sc = ids ? realloc(vs->scales, sc_b) : NULL;
+    float *sc = ids ? rsclip__realloc(vs->scales, sc_b) : NULL;
     if (sc) vs->scales = sc;
-    float *sc4 = sc ? realloc(vs->scales4, sc_b) : NULL;
+    float *sc4 = sc ? rsclip__realloc(vs->scales4, sc_b) : NULL;
     if (sc4) vs->scales4 = sc4;
     uint8_t *codes = sc4 ? rsclip__alloc_huge(codes_b) : NULL;
     uint8_t *codes4 = codes ? rsclip__alloc_huge(codes_b / 2) : NULL;
     float *fl = NULL;
-    if (codes4 && vs->keep_floats) fl = realloc(vs->floats, fl_b);
+    if (codes4 && vs->keep_floats) fl = rsclip__realloc(vs->floats, fl_b);
     if (!codes4 || (vs->keep_floats && !fl)) {
         free(codes);
         free(codes4);
@@ -200,7 +200,7 @@ int rsclip_vecset_finalize(rsclip_vecset *vs) {
     /* Order rows by id so that ids can be found by binary search (allow lists) and the cache file
      * needs no separate lookup table. */
     const size_t n = vs->count, dim = (size_t)vs->dim;
-    id_row *perm = malloc(n * sizeof *perm);
+    id_row *perm = rsclip__malloc(n * sizeof *perm);
     if (!perm) return rsclip__error(RSCLIP_ERR_NOMEM, "rsclip_vecset_finalize: out of memory");
     for (size_t r = 0; r < n; r++) {
         perm[r].id = vs->ids[r];
@@ -217,9 +217,9 @@ int rsclip_vecset_finalize(rsclip_vecset *vs) {
     const size_t s4 = vs->stride / 2;
     uint8_t *codes = rsclip__alloc_huge(vs->cap * vs->stride);
     uint8_t *codes4 = rsclip__alloc_huge(vs->cap * s4);
-    float *scales = malloc(vs->cap * sizeof(float));
-    float *scales4 = malloc(vs->cap * sizeof(float));
-    float *fl = vs->keep_floats ? malloc(vs->cap * dim * sizeof(float)) : NULL;
+    float *scales = rsclip__malloc(vs->cap * sizeof(float));
+    float *scales4 = rsclip__malloc(vs->cap * sizeof(float));
+    float *fl = vs->keep_floats ? rsclip__malloc(vs->cap * dim * sizeof(float)) : NULL;
     if (!codes || !codes4 || !scales || !scales4 || (vs->keep_floats && !fl)) {
         free(codes);
         free(codes4);

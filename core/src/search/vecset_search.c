@@ -106,10 +106,10 @@ static int qset_prepare(const rsclip_vecset *vs, const float *query, const rscli
     const size_t dim = (size_t)vs->dim, stride = vs->stride;
     qs->nq = 1 + p->n_negatives;
     qs->lam = p->neg_weight;
-    qs->qf = malloc((size_t)qs->nq * dim * sizeof(float));
+    qs->qf = rsclip__malloc((size_t)qs->nq * dim * sizeof(float));
     qs->qc = rsclip__alloc_huge((size_t)qs->nq * stride);
-    qs->qsum = malloc((size_t)qs->nq * sizeof(int32_t));
-    qs->qscale = malloc((size_t)qs->nq * sizeof(float));
+    qs->qsum = rsclip__malloc((size_t)qs->nq * sizeof(int32_t));
+    qs->qscale = rsclip__malloc((size_t)qs->nq * sizeof(float));
     if (!qs->qf || !qs->qc || !qs->qsum || !qs->qscale) {
         qset_free(qs);
         return rsclip__error(RSCLIP_ERR_NOMEM, "rsclip_vecset_search: out of memory");
@@ -267,10 +267,10 @@ static int scan(const rsclip_vecset *vs, const qset *qs, const rsclip_search_par
         jb->filter = p->filter;
         jb->filter_user = p->filter_user;
         jb->all = all;
-        jb->dots = malloc(SCAN_BLOCK * (size_t)qs->nq * sizeof(int32_t));
+        jb->dots = rsclip__malloc(SCAN_BLOCK * (size_t)qs->nq * sizeof(int32_t));
         if (!all) {
             jb->heap.cap = cap;
-            jb->heap.h = malloc((cap ? cap : 1) * sizeof(cand));
+            jb->heap.h = rsclip__malloc((cap ? cap : 1) * sizeof(cand));
         }
         if (!jb->dots || (!all && !jb->heap.h)) rc = RSCLIP_ERR_NOMEM;
     }
@@ -281,7 +281,7 @@ static int scan(const rsclip_vecset *vs, const qset *qs, const rsclip_search_par
     if (rc == RSCLIP_OK && !all) {
         size_t tot = 0;
         for (int t = 0; t < nt; t++) tot += jobs[t].heap.n;
-        cand *m = malloc((tot ? tot : 1) * sizeof(cand));
+        cand *m = rsclip__malloc((tot ? tot : 1) * sizeof(cand));
         if (!m) {
             rc = RSCLIP_ERR_NOMEM;
         } else {
@@ -315,7 +315,7 @@ static int rescore8(const rsclip_vecset *vs, const qset *qs, const rsclip_search
                     size_t nc, size_t cap, size_t *n_out) {
     rsclip__dot_kernel kern = rsclip__search_kernel(p->kernel);
     uint32_t rows[SCAN_BLOCK];
-    int32_t *dots = malloc(SCAN_BLOCK * (size_t)qs->nq * sizeof(int32_t));
+    int32_t *dots = rsclip__malloc(SCAN_BLOCK * (size_t)qs->nq * sizeof(int32_t));
     if (!kern || !dots) {
         free(dots);
         return rsclip__error(kern ? RSCLIP_ERR_NOMEM : RSCLIP_ERR_UNSUPPORTED,
@@ -359,7 +359,7 @@ static int cmp_u32(const void *a, const void *b) {
 /* Allowed rows, ascending and unique. */
 static int allowed_rows(const rsclip_vecset *vs, const int64_t *ids, size_t n, uint32_t **out,
                         size_t *n_out) {
-    uint32_t *rows = malloc((n ? n : 1) * sizeof(uint32_t));
+    uint32_t *rows = rsclip__malloc((n ? n : 1) * sizeof(uint32_t));
     if (!rows) return rsclip__error(RSCLIP_ERR_NOMEM, "rsclip_vecset_search: out of memory");
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
@@ -396,13 +396,13 @@ static int rerank(const rsclip_vecset *vs, const qset *qs, const rsclip_search_p
     if (nc == 0) return RSCLIP_OK;
     /* Rows are in id order: fetching in row order walks the index's B-tree forwards. */
     qsort(c, nc, sizeof(cand), cmp_cand_row);
-    scored *sc = malloc(nc * sizeof *sc);
+    scored *sc = rsclip__malloc(nc * sizeof *sc);
     if (!sc) return rsclip__error(RSCLIP_ERR_NOMEM, "rsclip_vecset_search: out of memory");
     if (!vs->floats) {
-        int64_t *ids = malloc(nc * sizeof(int64_t));
+        int64_t *ids = rsclip__malloc(nc * sizeof(int64_t));
         size_t fb;
         if (rsclip__mul_size(nc, dim * sizeof(float), &fb)) fb = (size_t)-1;
-        buf = ids ? malloc(fb) : NULL;
+        buf = ids ? rsclip__malloc(fb) : NULL;
         if (!ids || !buf) {
             free(ids);
             free(buf);
@@ -459,7 +459,7 @@ static int exact_scores(const rsclip_vecset *vs, const qset *qs, const uint32_t 
     const size_t dim = (size_t)vs->dim;
     const int nq = qs->nq;
     const size_t blk = (size_t)1 << 16;
-    float *tmp = malloc(blk * (size_t)nq * sizeof(float));
+    float *tmp = rsclip__malloc(blk * (size_t)nq * sizeof(float));
     if (!tmp) return rsclip__error(RSCLIP_ERR_NOMEM, "rsclip_vecset_search: out of memory");
     for (size_t b = 0; b < npos; b += blk) {
         size_t n = npos - b < blk ? npos - b : blk;
@@ -497,14 +497,14 @@ static int exact_scores(const rsclip_vecset *vs, const qset *qs, const uint32_t 
  * margin of the k-th best, so that the double rerank yields the exact top k. */
 static int exact_candidates(const rsclip_vecset *vs, const qset *qs, const rsclip_search_params *p,
                             const uint32_t *rows, size_t npos, cand **out, size_t *n_out) {
-    float *f = malloc((npos ? npos : 1) * sizeof(float));
+    float *f = rsclip__malloc((npos ? npos : 1) * sizeof(float));
     if (!f) return rsclip__error(RSCLIP_ERR_NOMEM, "rsclip_vecset_search: out of memory");
     int rc = exact_scores(vs, qs, rows, npos, f);
     if (rc != RSCLIP_OK) {
         free(f);
         return rc;
     }
-    cheap hp = {malloc((size_t)p->k * sizeof(cand)), 0, (size_t)p->k};
+    cheap hp = {rsclip__malloc((size_t)p->k * sizeof(cand)), 0, (size_t)p->k};
     if (!hp.h) {
         free(f);
         return rsclip__error(RSCLIP_ERR_NOMEM, "rsclip_vecset_search: out of memory");
@@ -530,13 +530,13 @@ static int exact_candidates(const rsclip_vecset *vs, const qset *qs, const rscli
     double thr = (double)hp.h[0].s - 2.0 * e;
     free(hp.h);
     size_t n = 0, cap = 64;
-    cand *cs = malloc(cap * sizeof(cand));
+    cand *cs = rsclip__malloc(cap * sizeof(cand));
     for (size_t i = 0; cs && i < npos; i++) {
         if (!((double)f[i] >= thr)) continue;
         uint32_t row = rows ? rows[i] : (uint32_t)i;
         if (p->filter && !p->filter(p->filter_user, vs->ids[row])) continue;
         if (n == cap) {
-            cand *g = realloc(cs, 2 * cap * sizeof(cand));
+            cand *g = rsclip__realloc(cs, 2 * cap * sizeof(cand));
             if (!g) {
                 free(cs);
                 cs = NULL;
@@ -560,7 +560,7 @@ static int exact_candidates(const rsclip_vecset *vs, const qset *qs, const rscli
 /* Every allowed row passing the filter (sets no larger than the candidate count). */
 static int all_candidates(const rsclip_vecset *vs, const rsclip_search_params *p,
                           const uint32_t *rows, size_t npos, cand **out, size_t *n_out) {
-    cand *cs = malloc((npos ? npos : 1) * sizeof(cand));
+    cand *cs = rsclip__malloc((npos ? npos : 1) * sizeof(cand));
     if (!cs) return rsclip__error(RSCLIP_ERR_NOMEM, "rsclip_vecset_search: out of memory");
     size_t n = 0;
     for (size_t i = 0; i < npos; i++) {

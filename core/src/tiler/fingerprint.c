@@ -96,7 +96,7 @@ int rsclip__fingerprint(const char *path, GDALDatasetH ds, rsclip_fingerprint *f
         h = fnv_i64(h, fp->size);
         VSILFILE *f = VSIFOpenL(path, "rb");
         if (!f) return rsclip__error(RSCLIP_ERR_IO, "%s: cannot open for reading", path);
-        unsigned char *buf = (unsigned char *)malloc(FP_CHUNK);
+        unsigned char *buf = (unsigned char *)rsclip__malloc(FP_CHUNK);
         if (!buf) {
             VSIFCloseL(f);
             return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", path);

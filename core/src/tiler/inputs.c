@@ -50,7 +50,7 @@ static int list_push(strlist *l, char *s) {
             free(s);
             return rsclip__error(RSCLIP_ERR_NOMEM, "inputs: too many files");
         }
-        char **v = (char **)realloc(l->v, bytes);
+        char **v = (char **)rsclip__realloc(l->v, bytes);
         if (!v) {
             free(s);
             return rsclip__error(RSCLIP_ERR_NOMEM, "inputs: out of memory");
@@ -65,7 +65,7 @@ static int list_push(strlist *l, char *s) {
 static char *join_path(const char *dir, const char *name) {
     size_t a = strlen(dir), b = strlen(name), n;
     if (rsclip__add_size(a, b, &n) || rsclip__add_size(n, 2, &n)) return NULL;
-    char *s = (char *)malloc(n);
+    char *s = (char *)rsclip__malloc(n);
     if (!s) return NULL;
     memcpy(s, dir, a);
     size_t k = a;
@@ -126,19 +126,19 @@ static int walk(const char *dir, strlist *out, int depth) {
 static int add_input(const char *in, const char *base, strlist *out) {
     if (strncmp(in, "http://", 7) == 0 || strncmp(in, "https://", 8) == 0 ||
         strncmp(in, "ftp://", 6) == 0) {
-        char *s = (char *)malloc(strlen(in) + 10);
+        char *s = (char *)rsclip__malloc(strlen(in) + 10);
         if (s) {
             memcpy(s, "/vsicurl/", 9);
             strcpy(s + 9, in);
         }
         return list_push(out, s);
     }
-    char *joined = (base && in[0] != '/') ? join_path(base, in) : strdup(in);
+    char *joined = (base && in[0] != '/') ? join_path(base, in) : rsclip__strdup(in);
     if (!joined) return rsclip__error(RSCLIP_ERR_NOMEM, "inputs: out of memory");
     char *real = realpath(joined, NULL);
     if (!real && is_virtual(in)) {
         free(joined);
-        return list_push(out, strdup(in));
+        return list_push(out, rsclip__strdup(in));
     }
     if (!real) {
         int rc = rsclip__error(errno == ENOENT || errno == ENOTDIR ? RSCLIP_ERR_NOT_FOUND
@@ -169,7 +169,7 @@ static int add_list_file(const char *list_file, strlist *out) {
         return soft(out, list_file,
                     rsclip__error(errno == ENOENT ? RSCLIP_ERR_NOT_FOUND : RSCLIP_ERR_IO,
                                   "%s: cannot open input list: %s", list_file, strerror(errno)));
-    char *base = strdup(list_file);
+    char *base = rsclip__strdup(list_file);
     if (!base) {
         fclose(f);
         return rsclip__error(RSCLIP_ERR_NOMEM, "inputs: out of memory");

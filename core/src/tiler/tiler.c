@@ -1,5 +1,6 @@
 /* The tiler: one GDAL dataset, its tile grid, masks, scaling and footprints (see rsclip/tiler.h
  * for the design choices; this file only implements them). */
+#include "base/base.h"
 #include "rsclip/tiler.h"
 #include "rsclip/time.h"
 #include "status/status_internal.h"
@@ -513,9 +514,9 @@ static int prepare_impl(rsclip_tiler *t, rsclip__gdal_errors *e) {
     size_t npx = (size_t)t->p.tile_size * (size_t)t->p.tile_size, nbytes;
     if (rsclip__mul_size(npx, sizeof(double), &nbytes))
         return rsclip__error(RSCLIP_ERR_NOMEM, "%s: tile buffers too large", t->path);
-    t->valid = (uint8_t *)malloc(npx);
-    t->mtmp = (uint8_t *)malloc(npx);
-    t->vbuf = (double *)malloc(nbytes);
+    t->valid = (uint8_t *)rsclip__malloc(npx);
+    t->mtmp = (uint8_t *)rsclip__malloc(npx);
+    t->vbuf = (double *)rsclip__malloc(nbytes);
     if (!t->valid || !t->mtmp || !t->vbuf)
         return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory for tile buffers", t->path);
     t->prepared = 1;
@@ -540,11 +541,11 @@ int rsclip_tiler_open(const char *path, const rsclip_tiler_params *params, rscli
     int rc = check_params(path, &p);
     if (rc) return rc;
     rsclip__gdal_init();
-    rsclip_tiler *t = (rsclip_tiler *)calloc(1, sizeof *t);
+    rsclip_tiler *t = (rsclip_tiler *)rsclip__calloc(1, sizeof *t);
     if (!t) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", path);
     t->p = p;
-    t->path = strdup(path);
-    t->resampling = p.resampling ? strdup(p.resampling) : NULL;
+    t->path = rsclip__strdup(path);
+    t->resampling = p.resampling ? rsclip__strdup(p.resampling) : NULL;
     t->p.resampling = t->resampling;
     if (!t->path || (p.resampling && !t->resampling)) {
         rsclip_tiler_close(t);

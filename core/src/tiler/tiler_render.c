@@ -1,6 +1,7 @@
 /* Pictures of a scene for people (previews, web map tiles, region views) drawn with the tiler's
  * own bands, masks and scaling, and windows of the source copied to a new raster (chips). The
  * model's tiles stay with rsclip_tiler_read; this file only resamples what it reads. */
+#include "base/base.h"
 #include "rsclip/tiler.h"
 #include "status/status_internal.h"
 #include "tiler_internal.h"
@@ -54,11 +55,11 @@ static int picture_new(rsclip_tiler *t, int w, int h, picture *p) {
     p->h = h;
     p->n = (size_t)w * (size_t)h;
     for (int c = 0; c < 3; c++) {
-        p->v[c] = malloc(p->n * sizeof(double));
+        p->v[c] = rsclip__malloc(p->n * sizeof(double));
         if (!p->v[c]) break;
         for (size_t i = 0; i < p->n; i++) p->v[c][i] = NAN;
     }
-    p->valid = calloc(p->n, 1);
+    p->valid = rsclip__calloc(p->n, 1);
     if (!p->v[0] || !p->v[1] || !p->v[2] || !p->valid) {
         picture_free(p);
         return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory for a picture", t->path);
@@ -131,7 +132,7 @@ static int render_window(rsclip_tiler *t, const double area[4], GDALRIOResampleA
                                       "cannot read a window of the scene");
     }
     for (int j = j0; j < j1; j++) memset(p->valid + (size_t)j * p->w + i0, 1, (size_t)bw);
-    uint8_t *m = malloc((size_t)bw * (size_t)bh);
+    uint8_t *m = rsclip__malloc((size_t)bw * (size_t)bh);
     if (!m) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", t->path);
     ex.eResampleAlg = GRIORA_NearestNeighbour;
     int rc = RSCLIP_OK;

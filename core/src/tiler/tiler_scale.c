@@ -1,5 +1,6 @@
 /* The tiler's masks and value scaling: which mask bands decide validity, and the per-band
  * percentile statistics that map non-8-bit data to 0..255 (design in rsclip/tiler.h). */
+#include "base/base.h"
 #include "rsclip/tiler.h"
 #include "status/status_internal.h"
 #include "tiler_internal.h"
@@ -63,9 +64,9 @@ static int compute_percentiles(rsclip_tiler *t, rsclip__gdal_errors *e) {
     if (rsclip__mul_size(n, sizeof(double), &nb_vals) ||
         rsclip__mul_size(n, sizeof(double), &nb_sorted))
         return rsclip__error(RSCLIP_ERR_NOMEM, "%s: statistics buffer too large", t->path);
-    double *vals = (double *)malloc(nb_vals);
-    double *sorted = (double *)malloc(nb_sorted);
-    uint8_t *valid = (uint8_t *)malloc(n), *tmp = (uint8_t *)malloc(n);
+    double *vals = (double *)rsclip__malloc(nb_vals);
+    double *sorted = (double *)rsclip__malloc(nb_sorted);
+    uint8_t *valid = (uint8_t *)rsclip__malloc(n), *tmp = (uint8_t *)rsclip__malloc(n);
     int rc = RSCLIP_OK;
     if (!vals || !sorted || !valid || !tmp) {
         rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory for statistics", t->path);

@@ -7,6 +7,7 @@
  *                  pieces merged into one, or split into byte pieces under byte_fallback.
  * The result is what transformers gets from sp_model.encode(text, out_type=str), with each
  * piece's id as piece_to_id(piece string) gives it back. */
+#include "base/base.h"
 #include "tokenizer/tokenizer_internal.h"
 
 #include "status/status_internal.h"
@@ -183,7 +184,7 @@ static int push_piece(rsclip__sp_result *r, size_t begin, size_t len, int32_t id
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 64, bytes;
         if (rsclip__mul_size(cap, sizeof *r->pieces, &bytes)) return RSCLIP_ERR_NOMEM;
-        rsclip__sp_piece *p = realloc(r->pieces, bytes);
+        rsclip__sp_piece *p = rsclip__realloc(r->pieces, bytes);
         if (!p) return RSCLIP_ERR_NOMEM;
         r->pieces = p;
         r->cap = cap;
@@ -206,7 +207,7 @@ static int viterbi(const rsclip_tokenizer *tok, rsclip__sp_result *r) {
     if (rsclip__add_size(size, 1, &need) || rsclip__mul_size(need, sizeof(best_path_node), &bytes))
         return RSCLIP_ERR_NOMEM;
     if (r->lattice_cap < need) {
-        void *p = realloc(r->lattice, bytes);
+        void *p = rsclip__realloc(r->lattice, bytes);
         if (!p) return RSCLIP_ERR_NOMEM;
         r->lattice = p;
         r->lattice_cap = need;
@@ -285,7 +286,7 @@ static int populate(const rsclip_tokenizer *tok, rsclip__sp_result *r) {
         for (size_t i = 0; i < n_path; i++)
             if (r->pieces[i].id == tok->sp_unk_id) n_bytes += r->pieces[i].len;
         if (n_bytes) {
-            rsclip__sp_piece *path = malloc(n_path * sizeof *path);
+            rsclip__sp_piece *path = rsclip__malloc(n_path * sizeof *path);
             if (!path) return RSCLIP_ERR_NOMEM;
             memcpy(path, r->pieces, n_path * sizeof *path);
             r->n = 0;

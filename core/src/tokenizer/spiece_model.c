@@ -6,6 +6,7 @@
  * is untrusted: every read is bounds-checked, every size overflow-checked, and the precompiled
  * charsmap's double-array trie is walked once here so that no reachable transition or replacement
  * string can point outside the blob (lookups also stay bounds-checked). */
+#include "base/base.h"
 #include "tokenizer/tokenizer_internal.h"
 
 #include "status/status_internal.h"
@@ -27,7 +28,7 @@ static int buf_reserve(rsclip__buf *b, size_t extra) {
         }
         cap *= 2;
     }
-    char *p = realloc(b->data, cap);
+    char *p = rsclip__realloc(b->data, cap);
     if (!p) return RSCLIP_ERR_NOMEM;
     b->data = p;
     b->cap = cap;
@@ -229,7 +230,7 @@ static int parse_model(const parse_ctx *c, const uint8_t *buf, size_t size, mode
                 if (rsclip__mul_size(cap, sizeof *m->pieces, &bytes))
                     return rsclip__error(RSCLIP_ERR_NOMEM, "%s: spiece.model: too many pieces",
                                          c->label);
-                raw_piece *p = realloc(m->pieces, bytes);
+                raw_piece *p = rsclip__realloc(m->pieces, bytes);
                 if (!p) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", c->label);
                 m->pieces = p;
                 m->cap = cap;
@@ -325,13 +326,13 @@ static int build_trie(rsclip_tokenizer *tok, const int32_t *sorted, size_t m, si
     if (rsclip__add_size(total_len, 1, &max_nodes) || max_nodes > UINT32_MAX)
         return rsclip__error(RSCLIP_ERR_NOMEM, "%s: spiece.model: vocabulary too large",
                              tok->label);
-    t->value = malloc(max_nodes * sizeof *t->value);
-    t->edge_first = malloc(max_nodes * sizeof *t->edge_first);
-    t->edge_count = malloc(max_nodes * sizeof *t->edge_count);
-    t->label = malloc(max_nodes);
-    t->child = malloc(max_nodes * sizeof *t->child);
-    size_t *range = malloc(max_nodes * 2 * sizeof *range); /* lo, hi per node */
-    uint32_t *depth = malloc(max_nodes * sizeof *depth);
+    t->value = rsclip__malloc(max_nodes * sizeof *t->value);
+    t->edge_first = rsclip__malloc(max_nodes * sizeof *t->edge_first);
+    t->edge_count = rsclip__malloc(max_nodes * sizeof *t->edge_count);
+    t->label = rsclip__malloc(max_nodes);
+    t->child = rsclip__malloc(max_nodes * sizeof *t->child);
+    size_t *range = rsclip__malloc(max_nodes * 2 * sizeof *range); /* lo, hi per node */
+    uint32_t *depth = rsclip__malloc(max_nodes * sizeof *depth);
     int rc = RSCLIP_OK;
     if (!t->value || !t->edge_first || !t->edge_count || !t->label || !t->child || !range ||
         !depth) {
@@ -391,10 +392,10 @@ static int check_charsmap(const rsclip_tokenizer *tok) {
     size_t nu = tok->cm_n_units;
     if (nu == 0) return RSCLIP_OK;
     size_t nb = (nu + 255) & ~(size_t)255; /* bases b ^ c stay in b's 256-block */
-    uint32_t *start = calloc(nb + 1, sizeof *start);
-    uint32_t *kids = malloc(nu * sizeof *kids);
-    uint32_t *queue = malloc(nu * sizeof *queue);
-    uint32_t *mark = calloc((nu + 31) / 32, sizeof *mark);
+    uint32_t *start = rsclip__calloc(nb + 1, sizeof *start);
+    uint32_t *kids = rsclip__malloc(nu * sizeof *kids);
+    uint32_t *queue = rsclip__malloc(nu * sizeof *queue);
+    uint32_t *mark = rsclip__calloc((nu + 31) / 32, sizeof *mark);
     int rc = RSCLIP_OK;
     if (!start || !kids || !queue || !mark) {
         rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", tok->label);
@@ -462,8 +463,8 @@ static int load_charsmap(rsclip_tokenizer *tok, const model_raw *m) {
                              tok->label);
     tok->cm_n_units = trie_size / 4;
     tok->cm_strings_size = m->charsmap_len - 4 - trie_size;
-    tok->cm_units = malloc(tok->cm_n_units ? tok->cm_n_units * 4 : 1);
-    tok->cm_strings = malloc(tok->cm_strings_size ? tok->cm_strings_size : 1);
+    tok->cm_units = rsclip__malloc(tok->cm_n_units ? tok->cm_n_units * 4 : 1);
+    tok->cm_strings = rsclip__malloc(tok->cm_strings_size ? tok->cm_strings_size : 1);
     if (!tok->cm_units || !tok->cm_strings)
         return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", tok->label);
     for (size_t i = 0; i < tok->cm_n_units; i++) {
@@ -572,7 +573,7 @@ static int index_pieces(rsclip_tokenizer *tok, size_t n, size_t n_match, size_t 
                                  "%s: spiece.model: piece %d is already defined (piece %d)", L,
                                  ids[i], ids[i - 1]);
     }
-    tok->reserved = malloc((n_res ? n_res : 1) * sizeof *tok->reserved);
+    tok->reserved = rsclip__malloc((n_res ? n_res : 1) * sizeof *tok->reserved);
     if (!tok->reserved) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", L);
     if (n_res) memcpy(tok->reserved, ids, n_res * sizeof *ids);
     tok->n_reserved = (int)n_res;
@@ -624,10 +625,10 @@ static int build_vocab(rsclip_tokenizer *tok, const model_raw *m) {
     tok->n_pieces = (int)n;
     if (rsclip__mul_size(n ? n : 1, sizeof *tok->pieces, &bytes))
         return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", L);
-    tok->pieces = calloc(1, bytes);
-    tok->strings = malloc(total ? total : 1);
-    int32_t *ids = malloc((n ? n : 1) * sizeof *ids);
-    int32_t *tmp = malloc((n ? n : 1) * sizeof *tmp);
+    tok->pieces = rsclip__calloc(1, bytes);
+    tok->strings = rsclip__malloc(total ? total : 1);
+    int32_t *ids = rsclip__malloc((n ? n : 1) * sizeof *ids);
+    int32_t *tmp = rsclip__malloc((n ? n : 1) * sizeof *tmp);
     size_t n_match = 0, match_len = 0;
     int rc = tok->pieces && tok->strings && ids && tmp
                  ? RSCLIP_OK

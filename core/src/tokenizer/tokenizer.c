@@ -11,6 +11,7 @@
  *   convert_tokens_to_ids          piece_to_id of every piece string
  *   prepare_for_model              truncate to max_length - 1, add EOS unless already last, pad
  */
+#include "base/base.h"
 #include "tokenizer/tokenizer_internal.h"
 #include "tokenizer/unicode_tables.h"
 
@@ -89,9 +90,9 @@ int rsclip_tokenizer_load_memory(const void *buf, size_t size, const char *label
     rsclip_tokenizer_params p = params ? *params : rsclip_tokenizer_default_params();
     int rc = check_params(&p);
     if (rc) return rc;
-    rsclip_tokenizer *tok = calloc(1, sizeof *tok);
+    rsclip_tokenizer *tok = rsclip__calloc(1, sizeof *tok);
     if (!tok) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", label);
-    tok->label = malloc(strlen(label) + 1);
+    tok->label = rsclip__malloc(strlen(label) + 1);
     if (!tok->label) {
         free(tok);
         return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", label);
@@ -191,10 +192,10 @@ enum { TF_UNDERLINE = 1, TF_SPECIAL = 2 }; /* string == "▁", string in all_spe
 static int tl_push(tok_list *l, int32_t id, uint8_t flags) {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 128;
-        int32_t *ids = realloc(l->ids, cap * sizeof *ids);
+        int32_t *ids = rsclip__realloc(l->ids, cap * sizeof *ids);
         if (!ids) return RSCLIP_ERR_NOMEM;
         l->ids = ids;
-        uint8_t *fl = realloc(l->flags, cap);
+        uint8_t *fl = rsclip__realloc(l->flags, cap);
         if (!fl) return RSCLIP_ERR_NOMEM;
         l->flags = fl;
         l->cap = cap;
