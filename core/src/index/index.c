@@ -15,13 +15,6 @@
 #define IDX_PAGE_SIZE 65536
 #define IDX_GPKG_APPLICATION_ID 0x47504B47
 
-static char *dupstr(const char *s) {
-    size_t n = strlen(s) + 1;
-    char *d = rsclip__malloc(n);
-    if (d) memcpy(d, s, n);
-    return d;
-}
-
 int rsclip__idx_db_error(rsclip_index *idx, const char *what) {
     int ext = sqlite3_extended_errcode(idx->db);
     int code;
@@ -141,7 +134,7 @@ static int meta_get(rsclip_index *idx, const char *key, char **v) {
     int s = sqlite3_step(st);
     if (s == SQLITE_ROW) {
         const char *t = (const char *)sqlite3_column_text(st, 0);
-        *v = dupstr(t ? t : "");
+        *v = rsclip__strdup(t ? t : "");
         if (!*v) rc = rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
     } else if (s != SQLITE_DONE) {
         rc = rsclip__idx_db_error(idx, "reading rsclip_meta");
@@ -418,7 +411,7 @@ int rsclip_index_open(const char *path, unsigned flags, rsclip_index **out) {
     if (flags & ~(unsigned)(RSCLIP_INDEX_READONLY | RSCLIP_INDEX_CREATE))
         return rsclip__error(RSCLIP_ERR_INVALID_ARG, "%s: unknown open flags 0x%x", path, flags);
     rsclip_index *idx = rsclip__calloc(1, sizeof *idx);
-    if (!idx || !(idx->path = dupstr(path))) {
+    if (!idx || !(idx->path = rsclip__strdup(path))) {
         free(idx);
         return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", path);
     }

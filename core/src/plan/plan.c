@@ -36,9 +36,8 @@ void rsclip_plan_free(rsclip_plan *p) {
 }
 
 static char *dup_opt(const char *s, int *bad) {
-    if (!s) return NULL;
-    char *d = rsclip__strdup(s);
-    if (!d) *bad = 1;
+    char *d = rsclip__strdup_opt(s);
+    if (s && !d) *bad = 1;
     return d;
 }
 

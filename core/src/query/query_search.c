@@ -270,10 +270,6 @@ static char *scene_time_text(const rsclip_scene_info *si) {
     return t;
 }
 
-static char *dup_opt(const char *s) {
-    return s ? rsclip__strdup(s) : NULL;
-}
-
 /* The details of the hits mh[0..n_hits) whose probability reaches q->min_prob, ranked, into ri;
  * *n_below hits were dropped by min_prob, the best of them with probability *best_below. */
 static int fill_hits(rsclip_session *s, const rsclip_query *q, const merged_hit *mh, int n_hits,
@@ -307,8 +303,8 @@ static int fill_hits(rsclip_session *s, const rsclip_query *q, const merged_hit 
         }
         st->scene = rsclip__strdup(sc->path);
         st->datetime = scene_time_text(sc);
-        st->item = dup_opt(sc->stac_item);
-        st->collection = dup_opt(sc->stac_collection);
+        st->item = rsclip__strdup_opt(sc->stac_item);
+        st->collection = rsclip__strdup_opt(sc->stac_collection);
         st->footprint = rsclip__malloc(sizeof(double) * 2 * (t->n_footprint ? t->n_footprint : 1));
         if (!st->scene || !st->footprint || (sc->stac_item && !st->item) ||
             (sc->stac_collection && !st->collection) ||
