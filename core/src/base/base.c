@@ -123,6 +123,18 @@ void rsclip__map_free(void *p, size_t bytes) {
     if (p) munmap(p, bytes);
 }
 
+int rsclip__grow(void *arr, size_t *cap, size_t elem, size_t first) {
+    void **pa = arr;
+    size_t nc = *cap ? *cap * 2 : first, bytes;
+    if (nc <= *cap || elem == 0 || nc > SIZE_MAX / elem) return -1;
+    bytes = nc * elem;
+    void *na = rsclip__realloc(*pa, bytes);
+    if (!na) return -1;
+    *pa = na;
+    *cap = nc;
+    return 0;
+}
+
 int rsclip__cmp_i64(const void *a, const void *b) {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return (x > y) - (x < y);

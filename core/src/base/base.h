@@ -57,6 +57,11 @@ void *rsclip__alloc_huge(size_t bytes);
 void *rsclip__map_grow(void *p, size_t old_bytes, size_t new_bytes);
 void rsclip__map_free(void *p, size_t bytes);
 
+/* Growable arrays: make room in *(T **)arr (with *cap slots) for one more T: the capacity
+ * doubles, or is first when empty; elem = sizeof(T), overflow-checked. 0, or -1 (out of memory,
+ * or a size past SIZE_MAX) with *arr and *cap untouched. Callers say what ran out. */
+int rsclip__grow(void *arr, size_t *cap, size_t elem, size_t first);
+
 /* qsort/bsearch comparators: int64_t ascending; char * ascending by strcmp. */
 int rsclip__cmp_i64(const void *a, const void *b);
 int rsclip__cmp_str(const void *a, const void *b);

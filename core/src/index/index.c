@@ -730,12 +730,7 @@ int rsclip_index_verify(rsclip_index *idx) {
 }
 
 int rsclip__idx_grow(rsclip_index *idx, void *arr, size_t *cap, size_t elem, size_t first) {
-    void **pa = arr;
-    size_t nc = *cap ? *cap * 2 : first, bytes;
-    void *na = NULL;
-    if (nc > *cap && !rsclip__mul_size(nc, elem, &bytes)) na = rsclip__realloc(*pa, bytes);
-    if (!na) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
-    *pa = na;
-    *cap = nc;
+    if (rsclip__grow(arr, cap, elem, first))
+        return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", idx->path);
     return RSCLIP_OK;
 }

@@ -44,13 +44,10 @@ static char *dup_opt(const char *s, int *bad) {
 static int push_scene(plan_priv *pp, const rsclip_plan_scene *s) {
     rsclip_plan *p = &pp->pub;
     if ((size_t)p->n_scenes == pp->cap) {
-        size_t cap = pp->cap ? pp->cap * 2 : 64, bytes;
-        if (cap > (size_t)0x7fffffff || rsclip__mul_size(cap, sizeof *p->scenes, &bytes))
+        if (pp->cap > (size_t)0x3fffffff) /* n_scenes is an int */
             return rsclip__error(RSCLIP_ERR_NOMEM, "plan: too many scenes");
-        rsclip_plan_scene *n = rsclip__realloc(p->scenes, bytes);
-        if (!n) return rsclip__error(RSCLIP_ERR_NOMEM, "plan: out of memory");
-        p->scenes = n;
-        pp->cap = cap;
+        if (rsclip__grow(&p->scenes, &pp->cap, sizeof *p->scenes, 64))
+            return rsclip__error(RSCLIP_ERR_NOMEM, "plan: out of memory");
     }
     rsclip_plan_scene *d = &p->scenes[p->n_scenes];
     *d = *s;

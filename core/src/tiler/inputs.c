@@ -44,19 +44,9 @@ static int soft(strlist *l, const char *input, int rc) {
 
 static int list_push(strlist *l, char *s) {
     if (!s) return rsclip__error(RSCLIP_ERR_NOMEM, "inputs: out of memory");
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64, bytes;
-        if (rsclip__mul_size(cap, sizeof(char *), &bytes)) {
-            free(s);
-            return rsclip__error(RSCLIP_ERR_NOMEM, "inputs: too many files");
-        }
-        char **v = (char **)rsclip__realloc(l->v, bytes);
-        if (!v) {
-            free(s);
-            return rsclip__error(RSCLIP_ERR_NOMEM, "inputs: out of memory");
-        }
-        l->v = v;
-        l->cap = cap;
+    if (l->n == l->cap && rsclip__grow(&l->v, &l->cap, sizeof *l->v, 64)) {
+        free(s);
+        return rsclip__error(RSCLIP_ERR_NOMEM, "inputs: out of memory");
     }
     l->v[l->n++] = s;
     return RSCLIP_OK;

@@ -181,14 +181,8 @@ typedef struct best_path_node {
 } best_path_node;
 
 static int push_piece(rsclip__sp_result *r, size_t begin, size_t len, int32_t id, int byte) {
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 64, bytes;
-        if (rsclip__mul_size(cap, sizeof *r->pieces, &bytes)) return RSCLIP_ERR_NOMEM;
-        rsclip__sp_piece *p = rsclip__realloc(r->pieces, bytes);
-        if (!p) return RSCLIP_ERR_NOMEM;
-        r->pieces = p;
-        r->cap = cap;
-    }
+    if (r->n == r->cap && rsclip__grow(&r->pieces, &r->cap, sizeof *r->pieces, 64))
+        return RSCLIP_ERR_NOMEM;
     rsclip__sp_piece *p = &r->pieces[r->n++];
     p->begin = begin;
     p->len = len;

@@ -225,16 +225,8 @@ static int parse_model(const parse_ctx *c, const uint8_t *buf, size_t size, mode
     while ((rc = pb_next(c, &r, &f)) > 0) {
         if (f.wire != PB_LEN) continue;
         if (f.num == 1) {
-            if (m->n == m->cap) {
-                size_t cap = m->cap ? m->cap * 2 : 1024, bytes;
-                if (rsclip__mul_size(cap, sizeof *m->pieces, &bytes))
-                    return rsclip__error(RSCLIP_ERR_NOMEM, "%s: spiece.model: too many pieces",
-                                         c->label);
-                raw_piece *p = rsclip__realloc(m->pieces, bytes);
-                if (!p) return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", c->label);
-                m->pieces = p;
-                m->cap = cap;
-            }
+            if (m->n == m->cap && rsclip__grow(&m->pieces, &m->cap, sizeof *m->pieces, 1024))
+                return rsclip__error(RSCLIP_ERR_NOMEM, "%s: out of memory", c->label);
             rc = parse_piece(c, &f, &m->pieces[m->n]);
             if (rc < 0) return rc;
             m->n++;
