@@ -213,7 +213,7 @@ static int load_weights(rsclip_model *m, const ckpt *c, req_list *r, int towers)
     if (rc == RSCLIP_OK && rsclip__mul_size(total, sizeof(float), &bytes))
         rc = rsclip__error(RSCLIP_ERR_NOMEM, "weights too large");
     if (rc == RSCLIP_OK && total > 0) {
-        m->weights = rsclip__aligned_alloc(64, bytes);
+        m->weights = rsclip__alloc_huge(bytes); /* big and long-lived: huge pages */
         if (!m->weights)
             rc =
                 rsclip__error(RSCLIP_ERR_NOMEM, "cannot allocate %zu bytes for the weights", bytes);
