@@ -121,8 +121,10 @@ typedef struct change_ctx {
     const float *qv;
     int n_neg;
     rsclip__allow_list *early; /* [n_parts] */
-    float *vbuf;               /* [dim] */
-    found *top;                /* [k], best first */
+    float **memo; /* [n_parts][early[p].n]: an earlier tile's exact score once read, else NAN (an
+                     earlier tile meets several later ones: its vector is read once) */
+    float *vbuf;  /* [dim] */
+    found *top;   /* [k], best first */
     int n_top, k;
     size_t n_walked, n_unseen, n_pixel;
 } change_ctx;
@@ -162,11 +164,21 @@ static int cover_one(change_ctx *c, const rsclip_tile_info *t, OGRGeometryH poly
     for (int p = 0; p < s->n_parts && !rc; p++) {
         const rsclip__allow_list *al = &c->early[p];
         if (al->n == 0) continue;
+        if (!c->memo[p]) {
+            c->memo[p] = rsclip__malloc(sizeof(float) * al->n);
+            if (!c->memo[p]) {
+                rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
+                break; /* covered (of earlier parts) is freed below */
+            }
+            for (size_t i = 0; i < al->n; i++) c->memo[p][i] = NAN;
+        }
         int64_t *ids = NULL;
         size_t n = 0;
         rc = rsclip_index_tiles_in_bbox(s->parts[p].idx, t->bbox, 0, &ids, &n);
         for (size_t i = 0; i < n && !rc; i++) {
-            if (!bsearch(&ids[i], al->ids, al->n, sizeof *al->ids, rsclip__cmp_i64)) continue;
+            const int64_t *at = bsearch(&ids[i], al->ids, al->n, sizeof *al->ids, rsclip__cmp_i64);
+            if (!at) continue;
+            float *memo = &c->memo[p][at - al->ids];
             rsclip_tile_info *e = NULL;
             if ((rc = rsclip_index_get_tile(s->parts[p].idx, ids[i], &e))) break;
             if (e->scene_id == t->scene_id || !e->has_lonlat || e->n_footprint < 3) {
@@ -177,8 +189,11 @@ static int cover_one(change_ctx *c, const rsclip_tile_info *t, OGRGeometryH poly
             OGRGeometryH x = OGR_G_Intersection(poly, ep);
             double a = x ? OGR_G_Area(x) : 0;
             if (a > 1e-9 * area) {
-                float sc = 0;
-                rc = tile_score(s, p, ids[i], c->qv, c->n_neg, c->vbuf, &sc);
+                float sc = *memo;
+                if (isnan(sc)) {
+                    rc = tile_score(s, p, ids[i], c->qv, c->n_neg, c->vbuf, &sc);
+                    if (!rc) *memo = sc;
+                }
                 if (!rc) {
                     float pr = rsclip__prob_of(s, sc);
                     wsum += a;
@@ -398,10 +413,11 @@ int rsclip_session_change(rsclip_session *s, const rsclip_query *q, const rsclip
     float *qv = NULL;
     rsclip__allow_list *late = rsclip__calloc((size_t)s->n_parts, sizeof *late);
     c.early = rsclip__calloc((size_t)s->n_parts, sizeof *c.early);
+    c.memo = rsclip__calloc((size_t)s->n_parts, sizeof *c.memo);
     c.vbuf = rsclip__malloc(sizeof(float) * (size_t)dim);
     c.top = rsclip__malloc(sizeof *c.top * (size_t)q->k);
     struct changes_impl *ci = rsclip__calloc(1, sizeof *ci);
-    if (!late || !c.early || !c.vbuf || !c.top || !ci)
+    if (!late || !c.early || !c.memo || !c.vbuf || !c.top || !ci)
         rc = rsclip__error(RSCLIP_ERR_NOMEM, "out of memory");
     if (!rc && q->scene_id > 0) rc = rsclip__query_check_scene(s, q->scene_id);
     if (!rc) rc = rsclip__query_vectors(s, q, &qv, &c.n_neg);
@@ -453,9 +469,11 @@ int rsclip_session_change(rsclip_session *s, const rsclip_query *q, const rsclip
     for (int p = 0; p < s->n_parts; p++) {
         if (late) rsclip_free(late[p].ids);
         if (c.early) rsclip_free(c.early[p].ids);
+        if (c.memo) free(c.memo[p]);
     }
     free(late);
     free(c.early);
+    free(c.memo);
     free(c.vbuf);
     free(c.top);
     free(cv);
