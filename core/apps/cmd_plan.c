@@ -82,9 +82,11 @@ int cmd_plan(int argc, char **argv) {
     if (!out) return app_usage_error("plan", "no plan file given (-o)");
     if (optind == argc && !list) return app_usage_error("plan", "no input rasters given");
     /* The library's rule for a whole file: an existing PLAN only with --overwrite, never a
-     * folder, a device or one of the inputs. */
+     * folder, a device or one of the inputs (as given here; again below once folders and the
+     * input list are expanded). */
     if (rsclip_output_check(out, overwrite, (const char *const *)argv + optind, argc - optind) !=
-        RSCLIP_OK)
+            RSCLIP_OK ||
+        (list && rsclip_output_check(out, overwrite, &list, 1) != RSCLIP_OK))
         return app_fail();
     rsclip_model *m = NULL;
     if ((rc = app_load_model(model, &m)) != APP_OK) return rc;
@@ -96,6 +98,19 @@ int cmd_plan(int argc, char **argv) {
     if ((rc = app_gather_inputs((const char *const *)argv + optind, argc - optind, list, asset,
                                 on_error, &ps, &in, &n_in)) != APP_OK)
         return rc;
+    /* nor any raster found in a folder or named by the input list */
+    const char **prot = calloc((size_t)n_in + 1, sizeof *prot);
+    if (!prot) {
+        rsclip_stac_free(in, n_in);
+        return app_error("out of memory");
+    }
+    for (int i = 0; i < n_in; i++) prot[i] = in[i].path;
+    rc = rsclip_output_check(out, overwrite, prot, n_in);
+    free(prot);
+    if (rc) {
+        rsclip_stac_free(in, n_in);
+        return app_fail();
+    }
     rsclip_plan *plan = NULL;
     rc = rsclip_plan_make_inputs(in, n_in, &tp, on_error, &ps, &plan);
     rsclip_stac_free(in, n_in);

@@ -155,6 +155,20 @@ def group_plan(tmp):
           "plan header: %s" % head)
     p = run(["plan", "-m", MODEL, "-o", plan] + inputs)
     check(p.returncode == 1 and "exists" in p.stderr, "an existing plan is not overwritten")
+    # never an input, not even with --overwrite: found in a folder, or named by the input list
+    victim = os.path.join(tmp, "in", "m0.tif")
+    before = open(victim, "rb").read()
+    listf = os.path.join(tmp, "inputs.txt")
+    with open(listf, "w") as f:
+        f.write(victim + "\n")
+    for args in (["-o", victim, "--overwrite", os.path.join(tmp, "in")],
+                 ["-o", victim, "--overwrite", "--input-list", listf],
+                 ["-o", listf, "--overwrite", "--input-list", listf]):
+        p = run(["plan", "-q", "-m", MODEL] + args)
+        check(p.returncode == 1 and "refusing to write over" in p.stderr,
+              "plan %s refused: %d %s" % (" ".join(args[:3]), p.returncode, p.stderr[-200:]))
+    check(open(victim, "rb").read() == before and open(listf).read() == victim + "\n",
+          "the inputs and the input list are untouched")
     folder = os.path.join(tmp, "k8s")
     envs = [("JOB_COMPLETION_INDEX", "auto/3"), ("AWS_BATCH_JOB_ARRAY_INDEX", "auto/3")]
     for var, shard in envs:
