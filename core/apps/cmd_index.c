@@ -135,6 +135,7 @@ static int part_path(const char *folder, int index, int count, char *out, size_t
     } else if (!S_ISDIR(st.st_mode)) {
         return app_error("%s: --shard writes a part into a folder, and this is a file", folder);
     }
+    if (rsclip_index_set_check_shard(folder, index, count) != RSCLIP_OK) return app_fail();
     size_t n = strlen(folder);
     int w = snprintf(out, cap, "%s%spart-%05d-of-%05d.gpkg", folder,
                      n && folder[n - 1] == '/' ? "" : "/", index, count);

@@ -136,8 +136,15 @@ def group_split(tmp):
     p = run(["index", "-m", MODEL, "-o", folder, "--shard", "2/%d" % n, "--precision", "f32"] +
             inputs, check_rc=0)
     check("0 tiles added" in p.stderr, "a complete part is left alone: " + p.stderr)
-    # mixing: a part of another shard count (or plan) in the folder is refused, naming both
-    run(["index", "-q", "-m", MODEL, "-o", folder, "--shard", "0/3"] + inputs, check_rc=0)
+    # mixing: a worker of another shard count is refused before it writes, naming a part there
+    p = run(["index", "-q", "-m", MODEL, "-o", folder, "--shard", "0/3"] + inputs)
+    check(p.returncode == 1 and "-of-%05d.gpkg" % n in p.stderr and "0/3" in p.stderr and
+          not os.path.exists(os.path.join(folder, "part-00000-of-00003.gpkg")),
+          "a worker of another shard count refused: " + p.stderr)
+    # a part of another count put there anyway (made elsewhere, copied in): the folder refuses
+    other = os.path.join(os.path.dirname(folder), "other3")
+    run(["index", "-q", "-m", MODEL, "-o", other, "--shard", "0/3"] + inputs, check_rc=0)
+    shutil.copy(os.path.join(other, "part-00000-of-00003.gpkg"), folder)
     p = run(["search", folder, "lake"])
     check(p.returncode == 1 and "part-00000-of-00003" in p.stderr and "shard_count" in p.stderr,
           "parts of different N refused: " + p.stderr)

@@ -365,6 +365,10 @@ rsclip_index *rsclip_index_set_part(rsclip_index_set *s, int i); /* owned by the
 /* *count: N of the parts' names (0 for a file); *missing: parts of 0..N-1 absent; *incomplete:
  * parts whose worker has not finished. Any pointer may be NULL. */
 int rsclip_index_set_shards(const rsclip_index_set *s, int *count, int *missing, int *incomplete);
+/* Before a worker writes shard index/count into folder (which may not exist yet): RSCLIP_OK, or
+ * RSCLIP_ERR_MISMATCH naming a part of another shard count already there (the folder would no
+ * longer open; another plan or settings are caught when the part itself exists). */
+int rsclip_index_set_check_shard(const char *folder, int index, int count);
 /* Summary over the parts (counts summed, extent united, times spanned; n_scenes counts a scene
  * once per part that holds some of it: see rsclip_index_set_scenes). */
 int rsclip_index_set_info(rsclip_index_set *s, rsclip_index_info *info);

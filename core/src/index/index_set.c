@@ -70,6 +70,24 @@ static int part_name(const char *name, int *i, int *n) {
     return strcmp(canon, name) == 0 && *n >= 1 && *i >= 0 && *i < *n;
 }
 
+int rsclip_index_set_check_shard(const char *folder, int index, int count) {
+    if (!folder || count < 1 || index < 0 || index >= count)
+        return rsclip__error(RSCLIP_ERR_INVALID_ARG, "shard %d/%d: not a shard", index, count);
+    DIR *d = opendir(folder);
+    if (!d) return RSCLIP_OK; /* a new folder holds no other part */
+    int rc = RSCLIP_OK;
+    for (struct dirent *de; !rc && (de = readdir(d)) != NULL;) {
+        int i, n;
+        if (part_name(de->d_name, &i, &n) && n != count)
+            rc = rsclip__error(RSCLIP_ERR_MISMATCH,
+                               "%s: holds %s, a part of %d shards; this run is shard %d/%d "
+                               "(index into another folder, or remove the old parts)",
+                               folder, de->d_name, n, index, count);
+    }
+    closedir(d);
+    return rc;
+}
+
 static int is_gpkg(const char *name) {
     size_t n = strlen(name);
     return n > 5 && strcmp(name + n - 5, ".gpkg") == 0;
