@@ -144,6 +144,9 @@ def group_split(tmp):
     # a part of another count put there anyway (made elsewhere, copied in): the folder refuses
     other = os.path.join(os.path.dirname(folder), "other3")
     run(["index", "-q", "-m", MODEL, "-o", other, "--shard", "0/3"] + inputs, check_rc=0)
+    p = run(["merge", "-o", os.path.join(os.path.dirname(folder), "partial.gpkg"), other],
+            check_rc=0)
+    check("2 of 3 parts missing" in p.stderr, "merging an incomplete folder warns: " + p.stderr)
     shutil.copy(os.path.join(other, "part-00000-of-00003.gpkg"), folder)
     p = run(["search", folder, "lake"])
     check(p.returncode == 1 and "part-00000-of-00003" in p.stderr and "shard_count" in p.stderr,
@@ -261,6 +264,14 @@ def group_merge(tmp):
     check(p.returncode == 1 and "other.gpkg" in p.stderr and "m.gpkg" in p.stderr,
           "another model refused naming both: " + p.stderr)
     check(os.path.getsize(merged) == size and content([merged]) == want, "refused merge wrote nothing")
+    # a new output whose merge fails part-way (a scene indexed with other settings in the second
+    # input) is not left behind half-built
+    strided = os.path.join(tmp, "strided.gpkg")
+    run(["index", "-q", "-m", MODEL, "-o", strided, "--stride", "128", inputs[0]], check_rc=0)
+    half = os.path.join(tmp, "half.gpkg")
+    p = run(["merge", "-o", half, folder, strided])
+    check(p.returncode == 1 and "other settings" in p.stderr and not os.path.exists(half) and
+          not glob.glob(half + "-*"), "a failed merge leaves no new file: " + p.stderr)
 
 
 def slurm_env(tmp):

@@ -3,8 +3,10 @@
 #include "index/index_files.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const k_companions[] = {"", "-wal", "-shm", "-journal", ".rsvec"};
 #define N_COMPANIONS (sizeof k_companions / sizeof k_companions[0])
@@ -60,4 +62,15 @@ int rsclip__path_is_index_file(const char *real, const struct stat *st, const ch
     free(bases[0]);
     free(bases[1]);
     return hit;
+}
+
+void rsclip__idx_remove_files(const char *path) {
+    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
+        char *f = rsclip__malloc(strlen(path) + 10);
+        if (!f) return;
+        sprintf(f, "%s%s", path, suffix[i]);
+        unlink(f);
+        free(f);
+    }
 }

@@ -18,4 +18,8 @@ char *rsclip__path_canon(const char *path);
  * and inode (hard links). */
 int rsclip__path_is_index_file(const char *real, const struct stat *st, const char *index);
 
+/* Delete an index file a run created and could not finish, with SQLite's companion files (-wal,
+ * -shm, -journal). Only for files the caller itself created. */
+void rsclip__idx_remove_files(const char *path);
+
 #endif

@@ -7,6 +7,7 @@
 #include "index/index_files.h"
 #include "status/status_internal.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -385,10 +386,20 @@ int rsclip_index_merge(const char *out_path, const char *const *inputs, int n_in
     rsclip_index_set **sets = rsclip__calloc((size_t)n_inputs, sizeof *sets);
     if (!sets) return rsclip__error(RSCLIP_ERR_NOMEM, "merge: out of memory");
     int rc = RSCLIP_OK;
-    for (int i = 0; i < n_inputs && !rc; i++)
+    for (int i = 0; i < n_inputs && !rc; i++) {
         rc = rsclip_index_set_open(inputs[i], RSCLIP_INDEX_READONLY, &sets[i]);
+        int count = 0, missing = 0, incomplete = 0;
+        if (!rc && rsclip_index_set_shards(sets[i], &count, &missing, &incomplete) == RSCLIP_OK &&
+            (missing || incomplete)) /* an array job still running, or a failed task */
+            rsclip__log(RSCLIP_LOG_WARN,
+                        "%s: %d of %d parts missing and %d unfinished: the merge holds only the "
+                        "tiles stored so far (merge again when the job is done)",
+                        inputs[i], missing, count, incomplete);
+    }
     if (!rc) rc = check_output(out_path, sets, n_inputs);
     rsclip_index *out = NULL;
+    struct stat ost;
+    const int created = stat(out_path, &ost) != 0 && errno == ENOENT; /* a new output */
     if (!rc) rc = rsclip_index_open(out_path, RSCLIP_INDEX_CREATE, &out);
     rsclip_index *first = rc ? NULL : rsclip_index_set_part(sets[0], 0);
     int64_t dim = 0;
@@ -418,6 +429,9 @@ int rsclip_index_merge(const char *out_path, const char *const *inputs, int n_in
     for (size_t k = 0; k < n_sums; k++) free(sums[k].path);
     free(sums);
     rsclip_index_close(out);
+    /* a new output that failed part-way is no index of its inputs: it goes (an existing one keeps
+     * what its committed chunks added: merging is incremental) */
+    if (rc && out && created) rsclip__idx_remove_files(out_path);
     for (int i = 0; i < n_inputs; i++) rsclip_index_set_close(sets[i]);
     free(sets);
     rep.seconds = rsclip__mono_s() - t0;

@@ -1,6 +1,7 @@
 /* The indexing pipeline: a reader thread (tiler + preprocessing) feeds batches to the calling
  * thread, which encodes them and stores each batch in one index transaction. */
 #include "base/base.h"
+#include "index/index_files.h"
 #include "indexer/indexer_internal.h"
 #include "rsclip/plan.h"
 #include "rsclip/hub.h"
@@ -375,18 +376,6 @@ static int check_part(rsclip_index *idx, const part_meta *pm) {
     return RSCLIP_OK;
 }
 
-/* Delete an index this run created and left empty, with SQLite's companion files. */
-static void remove_index_files(const char *path) {
-    static const char *const suffix[] = {"", "-wal", "-shm", "-journal"};
-    for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
-        char *f = rsclip__malloc(strlen(path) + 10);
-        if (!f) return;
-        sprintf(f, "%s%s", path, suffix[i]);
-        unlink(f);
-        free(f);
-    }
-}
-
 static int bind_model(rsclip_index *idx, const char *name, const rsclip_model *model) {
     const rsclip_model_info *mi = rsclip_model_get_info(model);
     char model_id[4096], prep[512], v[64];
@@ -463,7 +452,7 @@ static int index_jobs(const char *index_path, const idx_job *jobs, int n_jobs,
     int remove_it = !existed && idx && rsclip_index_get_info(idx, &info) == RSCLIP_OK &&
                     info.n_scenes == 0 && !part;
     rsclip_index_close(idx);
-    if (remove_it) remove_index_files(index_path);
+    if (remove_it) rsclip__idx_remove_files(index_path);
     rsclip_model_free(model);
     rep.seconds = rsclip__mono_s() - t0;
     if (report) *report = rep;
