@@ -99,10 +99,14 @@ bool RSCLIPQueryOptions::Parse(CSLConstList papszOpts) {
         bQuery = true; /* an empty QUERY is a query the library refuses, not no query */
     }
     char **papszNeg = CSLFetchNameValueMultiple(papszOpts, "NEGATIVE");
-    for (char **p = papszNeg; p && *p; p++) {
-        char **parts = CSLTokenizeString2(*p, "|", CSLT_STRIPLEADSPACES | CSLT_STRIPENDSPACES);
-        for (char **q = parts; q && *q; q++)
-            if (**q) aosNegatives.push_back(*q);
+    for (char **p = papszNeg; p && *p; p++) { /* a blank one is kept: the library refuses it */
+        if (!**p) {
+            aosNegatives.push_back("");
+            continue;
+        }
+        char **parts = CSLTokenizeString2(
+            *p, "|", CSLT_STRIPLEADSPACES | CSLT_STRIPENDSPACES | CSLT_ALLOWEMPTYTOKENS);
+        for (char **q = parts; q && *q; q++) aosNegatives.push_back(*q);
         CSLDestroy(parts);
     }
     CSLDestroy(papszNeg);

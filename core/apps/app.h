@@ -109,9 +109,9 @@ enum {
     "  --min-valid F         skip tiles with less than this valid (not nodata) fraction\n"         \
     "                        (default 0.5)\n"                                                      \
     "  --scale auto|none|MIN,MAX|MIN1,MAX1,MIN2,MAX2,MIN3,MAX3\n"                                  \
-    "                        non-8-bit data to 0..255: per-band 2-98 percentiles of the scene\n"   \
-    "                        (auto, default), values as they are (none), one range for all\n"      \
-    "                        bands, or one per band\n"                                             \
+    "                        to 0..255: 8-bit data as it is, other types by per-band 2-98\n"       \
+    "                        percentiles of the scene (auto, default); values as they are\n"       \
+    "                        (none); one range for all bands or one per band (any type)\n"         \
     "  --gsd METRES          resample to this ground resolution (default native)\n"                \
     "  --resampling METHOD   GDAL resampling for --gsd (default average down, cubic up)\n"         \
     "  --allow-pixel-coords  accept rasters without georeferencing (footprints in pixels)\n"       \

@@ -133,6 +133,9 @@ static int setup(serve_ctx *c) {
     for (int i = 0; i < 2; i++) {
         rsclip_results *r = NULL;
         if (rsclip_session_search(c->session, &q, &r) != RSCLIP_OK) {
+            /* a model asked for by name (-m) must load, as in every other command; the index's
+             * own model may be absent here (queries by example still work) */
+            if (c->cfg.session.model) return app_fail();
             fprintf(stderr, "rsclip serve: warning: text queries will fail: %s\n",
                     rsclip_last_error());
             break;

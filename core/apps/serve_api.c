@@ -92,15 +92,14 @@ static int search_arg(serve_ctx *c, search_req *s, const serve_arg *a, serve_rep
     }
     if (strcmp(k, "q") == 0) {
         s->q.text = blank(v) ? NULL : v;
-    } else if (strcmp(k, "not") == 0) {
-        if (blank(v)) return 0;
+    } else if (strcmp(k, "not") == 0) { /* a blank one is the library's to refuse, as in search */
         if (s->q.n_negatives == RSCLIP_SEARCH_MAX_NEGATIVES) {
             serve_error(r, 400, "at most %d not texts", RSCLIP_SEARCH_MAX_NEGATIVES);
             return -1;
         }
         s->negatives[s->q.n_negatives++] = v;
     } else if (strcmp(k, "template") == 0) {
-        s->q.template_str = blank(v) ? NULL : v;
+        s->q.template_str = v;        /* given: checked by the library (a blank one has no {}) */
     } else if (strcmp(k, "k") == 0) { /* --max-k: this server's own bound (<= the library's) */
         if (parse_i64(v, 1, c->cfg.max_k, &i)) {
             serve_error(r, 400, "k wants a number of hits in 1..%d, not '%.40s'", c->cfg.max_k, v);

@@ -386,6 +386,8 @@ bad += [
     (["ogrinfo", "-so", DS, "-oo", "QUERY=" + QUERY, "-oo", "TEMPLATE="], "TEMPLATE="),
     (["ogrinfo", "-so", DS, "-oo", "QUERY=" + QUERY, "-oo", "AFTER="], "AFTER="),
     (["ogrinfo", "-so", DS, "-oo", "AFTER="], "AFTER"),
+    (["ogrinfo", "-so", DS, "-oo", "QUERY=" + QUERY, "-oo", "NEGATIVE="], "negative query 1 is empty"),
+    (["ogrinfo", "-so", DS, "-oo", "QUERY=" + QUERY, "-oo", "NEGATIVE=a||b"], "negative query 2 is empty"),
 ]
 for args, needle in bad:
     rc, out, err = run(args, expect_ok=False)

@@ -428,6 +428,11 @@ def test_hostile(tmp):
     idx = build_index(os.path.join(tmp, "idx.gpkg"), [sample("usgs_hro"), sample("l8_b7")])
     own_tmp = os.path.join(tmp, "server_tmp")
     os.makedirs(own_tmp)
+    # a model asked for by name must load, as in every other command
+    p = subprocess.run([BIN, "serve", idx, "--port", "0", "-m", os.path.join(tmp, "no_model")],
+                       capture_output=True, text=True, timeout=60)
+    check(p.returncode == 1 and "no_model" in p.stderr, "serve -m with no such model: exit %d %s"
+          % (p.returncode, p.stderr[-200:]))
     srv = Server(idx, ["--timeout", "2", "--http-threads", "2", "--max-k", "5"], tmpdir=own_tmp)
     try:
         # --max-k bounds the default k (20) too
@@ -448,7 +453,8 @@ def test_hostile(tmp):
                "/api/search?k=5": 400, "/api/search?q=%20": 400,
                "/api/search?q=x&like=0": 400, "/api/search?q=x&like=abc": 400,
                "/api/search?q=x&like=999999": 404, "/api/search?q=x&scene=999": 404,
-               "/api/search?q=x&template=no+hole": 400,
+               "/api/search?q=x&template=no+hole": 400, "/api/search?q=x&template=": 400,
+               "/api/search?q=x&not=": 400, "/api/search?q=x&not=+": 400,
                "/api/search?" + query(q="x", **{"not": ["n%d" % i for i in range(17)]}): 400,
                "/api/search?" + "&".join("like=1" for _ in range(65)) + "&q=x": 400,
                "/api/search?" + "&".join("a%d=1" % i for i in range(200)): 400,
