@@ -47,8 +47,8 @@ elseif(NOT RSCLIP_CUDA STREQUAL "OFF")
         # "90a" spelling in 3.28).
         set(CMAKE_CUDA_ARCHITECTURES OFF)
         enable_language(CUDA)
-        # Programs that link librsclip.a link with their own C/C++ driver (gcc), not nvcc: the
-        # CUDA objects need no device link, and the library names cudart and cuBLAS itself.
+        # The CUDA objects live in their own module (librsclip_cuda.so): nothing that links
+        # librsclip.a links CUDA, so the CUDA linker preference must not propagate to it.
         set(CMAKE_CUDA_LINKER_PREFERENCE_PROPAGATES OFF)
         set(CMAKE_CUDA_STANDARD 17)
         set(CMAKE_CUDA_STANDARD_REQUIRED ON)

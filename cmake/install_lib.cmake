@@ -2,11 +2,13 @@
 # after rsclip_core is defined). Components:
 #   rsclip_lib  librsclip.so.0 (RSCLIP_SHARED): its dependencies are its own DT_NEEDED entries
 #   rsclip_dev  headers, librsclip.a, rsclip.pc, lib/cmake/rsclip/ (find_package(rsclip))
-# (rsclip_bin is the CLI, the plugin installs into GDAL's plugin directory on its own.)
+# (rsclip_bin is the CLI, rsclip_cuda the CUDA module lib/rsclip/librsclip_cuda.so that the
+# library, the CLI and the plugin open for --device cuda (core/CMakeLists.txt), when built; the
+# plugin installs into GDAL's plugin directory on its own.)
 #
 #   pkg-config --cflags --libs rsclip           -> the shared library
 #   pkg-config --static --cflags --libs rsclip  -> adds what librsclip.a needs (GDAL, SQLite,
-#                                                  PCRE2, cairo, OpenBLAS, libcrypto, CUDA, libm, pthread)
+#                                                  PCRE2, cairo, OpenBLAS, libcrypto, libm, pthread)
 #   find_package(rsclip) -> rsclip::rsclip (shared when built, else static) and
 #                           rsclip::rsclip_static (when its dependencies are found)
 include(CMakePackageConfigHelpers)
@@ -60,8 +62,7 @@ if(RSCLIP_HAVE_OPENBLAS)
     string(APPEND RSCLIP_PC_REQUIRES_PRIVATE " openblas")
 endif()
 if(RSCLIP_HAVE_CUDA)
-    string(PREPEND RSCLIP_PC_LIBS_PRIVATE
-           "-L${CUDAToolkit_LIBRARY_DIR} -lcublasLt -lcublas -lcudart -lstdc++ ")
+    string(PREPEND RSCLIP_PC_LIBS_PRIVATE "-ldl ") # the CUDA module is opened with dlopen
 endif()
 string(STRIP "${RSCLIP_PC_REQUIRES_PRIVATE}" RSCLIP_PC_REQUIRES_PRIVATE)
 configure_file(${PROJECT_SOURCE_DIR}/cmake/rsclip.pc.in ${CMAKE_CURRENT_BINARY_DIR}/rsclip.pc @ONLY)
@@ -73,10 +74,6 @@ set(RSCLIP_CFG_MODEL_ONLY ${RSCLIP_MODEL_ONLY})
 set(RSCLIP_CFG_OPENBLAS ${RSCLIP_HAVE_OPENBLAS})
 set(RSCLIP_CFG_CUDA ${RSCLIP_HAVE_CUDA})
 set(RSCLIP_CFG_SHARED ${RSCLIP_SHARED})
-set(RSCLIP_CFG_CUDA_ROOT "")
-if(RSCLIP_HAVE_CUDA)
-    get_filename_component(RSCLIP_CFG_CUDA_ROOT "${CUDAToolkit_BIN_DIR}" DIRECTORY)
-endif()
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/rsclipConfig.cmake.in
     ${CMAKE_CURRENT_BINARY_DIR}/rsclipConfig.cmake INSTALL_DESTINATION ${RSCLIP_CMAKE_DIR})
 write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/rsclipConfigVersion.cmake

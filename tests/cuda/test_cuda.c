@@ -4,6 +4,11 @@
  * without CUDA refuses a CUDA encoder with RSCLIP_ERR_UNSUPPORTED and a message saying so; then
  * the test exits 77 (ctest: skipped) because nothing can run on a GPU here.
  *
+ * `test_cuda --no-module WHY` (a build with CUDA, RSCLIP_CUDA_MODULE naming a missing file or a
+ * module of another build): the library cannot use its CUDA module, so a CUDA encoder is refused
+ * with RSCLIP_ERR_UNSUPPORTED naming the module's path and saying WHY, and the CPU encoder works
+ * as ever.
+ *
  * On a GPU (exit 77 "no CUDA device" when the build has CUDA but the machine no GPU):
  *  - F32 on the GPU against transformers' reference tensors of both fixtures (siglip-tiny F32,
  *    siglip-tiny-f16) within 1e-5 (max |a - b| / max |b|), as test_model_reference does on the
@@ -94,7 +99,9 @@ static void test_parse(void) {
     CHECK(ep.device.kind == RSCLIP_DEVICE_CPU); /* a GPU is never taken by default */
 }
 
-/* A CUDA encoder where there is none: the error and the message. */
+/* A CUDA encoder where there is none: the error and the message (for RSCLIP_ERR_UNSUPPORTED it
+ * contains why_unsupported). */
+static const char *why_unsupported = "without CUDA";
 static void test_refused(const rsclip_model *m, int expect) {
     rsclip_encoder_params ep = rsclip_encoder_default_params();
     ep.device.kind = RSCLIP_DEVICE_CUDA;
@@ -104,7 +111,7 @@ static void test_refused(const rsclip_model *m, int expect) {
     CHECK(rc == expect);
     CHECK(e == NULL);
     if (expect == RSCLIP_ERR_UNSUPPORTED)
-        CHECK(strstr(rsclip_last_error(), "without CUDA") != NULL);
+        CHECK(strstr(rsclip_last_error(), why_unsupported) != NULL);
 }
 
 /* Both towers of one fixture on the GPU: F32 parity with the reference, BF16 against CPU F32. */
@@ -242,11 +249,28 @@ static void test_generated(int gpu) {
     mt_rmtree(dir);
 }
 
-int main(void) {
+/* The CUDA module missing or foreign (--no-module): CUDA refused, naming the module; the CPU
+ * unaffected. */
+static int test_no_module(rsclip_model *m, const char *why) {
+    const char *path = getenv("RSCLIP_CUDA_MODULE");
+    REQUIRE(path && *path);
+    int count = -1;
+    CHECK(rsclip_cuda_device_count(&count) == RSCLIP_ERR_UNSUPPORTED && count == 0);
+    printf("  device count refused: %s\n", rsclip_last_error());
+    CHECK(strstr(rsclip_last_error(), why) != NULL);
+    why_unsupported = path;
+    test_refused(m, RSCLIP_ERR_UNSUPPORTED);
+    test_generated(0); /* the CPU encoder */
+    rsclip_model_free(m);
+    return tu_finish("test_cuda --no-module");
+}
+
+int main(int argc, char **argv) {
     test_parse();
     rsclip_model *m = NULL;
     CHECK_OK(rsclip_model_load(mt_fixture("siglip-tiny"), NULL, &m));
     REQUIRE(m);
+    if (argc == 3 && !strcmp(argv[1], "--no-module")) return test_no_module(m, argv[2]);
     int count = -1;
     int rc = rsclip_cuda_device_count(&count);
     if (rc == RSCLIP_ERR_UNSUPPORTED) {

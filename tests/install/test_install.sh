@@ -65,4 +65,32 @@ cmake --build "$tmp/cm" >"$tmp/cmb.log" 2>&1 || { cat "$tmp/cmb.log"; echo "FAIL
 run "find_package: rsclip::rsclip" "$tmp/cm/consumer_default"
 [ -x "$tmp/cm/consumer_static" ] || { echo "FAIL: rsclip::rsclip_static not defined"; exit 1; }
 run "find_package: rsclip::rsclip_static" "$tmp/cm/consumer_static"
+# The CUDA module (a build with CUDA, component rsclip_cuda): installed in <libdir>/rsclip/ and
+# opened from this prefix, though it is not the configured one, by the shared library and by the
+# CLI, the latter also when started through PATH (the loader's trace names the file opened).
+if [ -f "$build/core/librsclip_cuda.so" ]; then
+    cmake --install "$build" --prefix "$prefix" --component rsclip_cuda >/dev/null
+    cmake --install "$build" --prefix "$prefix" --component rsclip_bin >/dev/null
+    mod=$libdir/rsclip/librsclip_cuda.so
+    [ -f "$mod" ] || { echo "FAIL: librsclip_cuda.so not installed in $libdir/rsclip"; exit 1; }
+    opens_module() { # what, command...: the command must open $mod
+        local what=$1
+        shift
+        rm -f "$tmp"/ld.*
+        LD_LIBRARY_PATH= LD_DEBUG=files LD_DEBUG_OUTPUT=$tmp/ld "$@" >"$tmp/out" 2>&1 || true
+        if grep -q "file=$mod " "$tmp"/ld.*; then
+            echo "ok: $what opens $mod ($(tail -1 "$tmp/out"))"
+        else
+            echo "FAIL: $what did not open $mod: $(tail -1 "$tmp/out")"; exit 1
+        fi
+    }
+    if [ $shared = 1 ] && [ -x "$tmp/pc_shared" ]; then
+        opens_module "librsclip.so" "$tmp/pc_shared" "$model" --cuda
+    fi
+    if [ -x "$prefix/bin/rsclip" ]; then
+        opens_module "the installed CLI" "$prefix/bin/rsclip" embed -m "$model" --device cuda --text x
+        (cd "$tmp" && PATH="$prefix/bin:$PATH" opens_module "the installed CLI from PATH" \
+            rsclip embed -m "$model" --device cuda --text x) || exit 1
+    fi
+fi
 echo "test_install: all checks passed"

@@ -368,10 +368,6 @@ int texts(rsclip__cuda *c, int n, const int32_t *ids, float *embeds, float *last
 
 extern "C" {
 
-int rsclip__cuda_built(void) {
-    return 1;
-}
-
 int rsclip__cuda_device_count(int *n) {
     *n = 0;
     int count = 0;

@@ -1,12 +1,14 @@
 /*
- * Private interface of the CUDA encoder (the .cu files of core/src/cuda; cuda_stub.c in builds
- * without CUDA). rsclip_encoder (model/encoder.c) holds one of these when its params name a CUDA
- * device and forwards encode calls to it after checking the arguments; the numerics are those of
- * forward.c (same layer sequence, same weights: uploaded from the rsclip_model structs).
+ * Private interface of the CUDA encoder: implemented by the .cu files of core/src/cuda, built
+ * into the CUDA module, and forwarded to it by cuda_load.c in the library (cuda_module.h).
+ * rsclip_encoder (model/encoder.c) holds one of these when its params name a CUDA device and
+ * forwards encode calls to it after checking the arguments; the numerics are those of forward.c
+ * (same layer sequence, same weights: uploaded from the rsclip_model structs).
  *
- * Errors: RSCLIP_ERR_UNSUPPORTED (built without CUDA), RSCLIP_ERR_NOT_FOUND (no such device, no
- * driver), RSCLIP_ERR_NOMEM (device memory), RSCLIP_ERR_INTERNAL (any other CUDA/cuBLAS failure,
- * with its message); rsclip__error has been called.
+ * Errors: RSCLIP_ERR_UNSUPPORTED (built without CUDA, or its module cannot be loaded: the message
+ * says why), RSCLIP_ERR_NOT_FOUND (no such device, no driver), RSCLIP_ERR_NOMEM (device memory),
+ * RSCLIP_ERR_INTERNAL (any other CUDA/cuBLAS failure, with its message); rsclip__error has been
+ * called.
  */
 #ifndef RSCLIP_CUDA_ENCODER_H
 #define RSCLIP_CUDA_ENCODER_H
@@ -21,8 +23,6 @@ extern "C" {
 
 typedef struct rsclip__cuda rsclip__cuda;
 
-/* 1 when this library has the CUDA encoder compiled in. */
-int rsclip__cuda_built(void);
 /* Devices the driver reports (RSCLIP_OK with 0 when there is no driver or GPU). */
 int rsclip__cuda_device_count(int *n);
 

@@ -45,6 +45,8 @@
 #define RSCLIP_GEMM_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -156,9 +158,26 @@ rsclip__gemm_path rsclip__gemm_path_for(const rsclip__packed_w *b, unsigned flag
 /* "scalar", "avx512bf16", "avx512f", "avx2", "amx", "avx512vnni". */
 const char *rsclip__gemm_path_name(rsclip__gemm_path p);
 
-/* Round-to-nearest-even f32 -> bf16 (NaN stays NaN), and the exact bf16 -> f32 widening. */
-unsigned short rsclip__f32_to_bf16(float x);
-float rsclip__bf16_to_f32(unsigned short h);
+/* Round-to-nearest-even f32 -> bf16 (as vcvtne2ps2bf16: NaN stays a quiet NaN, denormal inputs
+ * read as zero), and the exact bf16 -> f32 widening. Inline: the CUDA module uses them too. */
+static inline unsigned short rsclip__f32_to_bf16(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7F800000u) == 0x7F800000u) {                              /* inf or NaN */
+        if (u & 0x007FFFFFu) return (unsigned short)((u >> 16) | 0x40u); /* quiet NaN */
+        return (unsigned short)(u >> 16);
+    }
+    if ((u & 0x7F800000u) == 0) return (unsigned short)((u >> 16) & 0x8000u); /* zero/denormal */
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    return (unsigned short)(u >> 16);
+}
+
+static inline float rsclip__bf16_to_f32(unsigned short h) {
+    const uint32_t u = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &u, 4);
+    return x;
+}
 
 #ifdef __cplusplus
 }

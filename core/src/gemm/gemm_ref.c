@@ -6,26 +6,6 @@
 #include <math.h>
 #include <string.h>
 
-/* bf16 rounding (RNE, as vcvtne2ps2bf16: denormal inputs read as zero) and widening. */
-unsigned short rsclip__f32_to_bf16(float x) {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    if ((u & 0x7F800000u) == 0x7F800000u) {                              /* inf or NaN */
-        if (u & 0x007FFFFFu) return (unsigned short)((u >> 16) | 0x40u); /* quiet NaN */
-        return (unsigned short)(u >> 16);
-    }
-    if ((u & 0x7F800000u) == 0) return (unsigned short)((u >> 16) & 0x8000u); /* zero/denormal */
-    u += 0x7FFFu + ((u >> 16) & 1u);
-    return (unsigned short)(u >> 16);
-}
-
-float rsclip__bf16_to_f32(unsigned short h) {
-    const uint32_t u = (uint32_t)h << 16;
-    float x;
-    memcpy(&x, &u, 4);
-    return x;
-}
-
 static uint32_t bf16_pair(float lo, float hi) {
     return (uint32_t)rsclip__f32_to_bf16(lo) | (uint32_t)rsclip__f32_to_bf16(hi) << 16;
 }

@@ -1,14 +1,17 @@
 /* A program outside the rsclip tree, built against an installed rsclip (tests/install): loads the
- * tiny fixture model, embeds one text and prints the embedding's size and first value. */
+ * tiny fixture model, embeds one text and prints the embedding's size and first value.
+ * `consumer MODEL_DIR --cuda` also asks for the CUDA devices and prints the answer (a count, or
+ * why there is none). */
 #include <rsclip/model.h>
 #include <rsclip/status.h>
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s MODEL_DIR\n", argv[0]);
+    if (argc != 2 && !(argc == 3 && !strcmp(argv[2], "--cuda"))) {
+        fprintf(stderr, "usage: %s MODEL_DIR [--cuda]\n", argv[0]);
         return 2;
     }
     rsclip_model *m = NULL;
@@ -31,5 +34,12 @@ int main(int argc, char **argv) {
            emb[0]);
     rsclip_encoder_free(e);
     rsclip_model_free(m);
+    if (argc == 3) {
+        int n = 0;
+        if (rsclip_cuda_device_count(&n) == RSCLIP_OK)
+            printf("cuda: %d device(s)\n", n);
+        else
+            printf("cuda: %s\n", rsclip_last_error());
+    }
     return 0;
 }

@@ -1,31 +1,22 @@
-/* The CUDA encoder's entry points in a build without CUDA (RSCLIP_CUDA=OFF, or no nvcc/cuBLAS
- * found at configure time): every device request fails with one clear message. */
+/* The encoder entry points of a CUDA module from another rsclip build, for
+ * test_cuda_foreign_module: built with the real cuda_module.c under another RSCLIP_CUDA_BUILD_ID,
+ * so that the real identity check is the one that must refuse it. Never reached. */
 #include "cuda/cuda_encoder.h"
 
-#include "status/status_internal.h"
+#include "rsclip/status.h"
 
 #include <stddef.h>
 
-static int no_cuda(void) {
-    return rsclip__error(RSCLIP_ERR_UNSUPPORTED,
-                         "this rsclip was built without CUDA support: rebuild with nvcc and "
-                         "cuBLAS installed (cmake -DRSCLIP_CUDA=ON) to use --device cuda");
-}
-
-int rsclip__cuda_built(void) {
-    return 0;
-}
-
 int rsclip__cuda_device_count(int *n) {
-    if (n) *n = 0;
-    return no_cuda();
+    *n = 1;
+    return RSCLIP_OK;
 }
 
 int rsclip__cuda_new(const rsclip_model *m, int device, int max_batch, rsclip_precision precision,
                      rsclip__cuda **out) {
     (void)m, (void)device, (void)max_batch, (void)precision;
-    if (out) *out = NULL;
-    return no_cuda();
+    *out = NULL;
+    return RSCLIP_ERR_INTERNAL;
 }
 
 void rsclip__cuda_free(rsclip__cuda *c) {
@@ -39,17 +30,17 @@ rsclip_precision rsclip__cuda_precision(const rsclip__cuda *c) {
 
 const char *rsclip__cuda_name(const rsclip__cuda *c) {
     (void)c;
-    return "cuda (not built)";
+    return "foreign";
 }
 
 int rsclip__cuda_encode_images(rsclip__cuda *c, int n, const float *pixels, float *embeds,
                                float *last_hidden) {
     (void)c, (void)n, (void)pixels, (void)embeds, (void)last_hidden;
-    return no_cuda();
+    return RSCLIP_ERR_INTERNAL;
 }
 
 int rsclip__cuda_encode_texts(rsclip__cuda *c, int n, const int32_t *ids, float *embeds,
                               float *last_hidden) {
     (void)c, (void)n, (void)ids, (void)embeds, (void)last_hidden;
-    return no_cuda();
+    return RSCLIP_ERR_INTERNAL;
 }
