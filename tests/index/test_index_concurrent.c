@@ -1,7 +1,8 @@
 /* WAL concurrency: while a writer thread commits batches, a reader (its own read-only handle) keeps
  * loading; it never fails or blocks, sees whole batches only (counts are multiples of the batch
  * size, never decreasing), and finally sees everything. A second writer handle waits for the lock
- * (busy timeout) instead of failing. */
+ * (busy timeout) instead of failing. Halfway the writer waits (bounded) for one load, so that the
+ * reader is seen to read a partial index however the two threads are scheduled. */
 #include "index_test_util.h"
 #include "test_util.h"
 
@@ -19,6 +20,8 @@ static char path[1024];
 static int64_t scene_id;
 static atomic_int writer_done;
 static atomic_int writer_rc;
+static atomic_int half_done;    /* the writer committed half its batches and waits */
+static atomic_int read_in_half; /* the reader loaded while the writer waited */
 
 static void *writer(void *arg) {
     (void)arg;
@@ -28,6 +31,13 @@ static void *writer(void *arg) {
         rc = ti_add_batch(idx, scene_id, 1, LON0, LAT0, COLS, b * BATCH, BATCH, DIM);
         struct timespec ts = {0, 2000000};
         nanosleep(&ts, NULL);
+        if (b == NBATCH / 2 - 1) {
+            atomic_store(&half_done, 1);
+            for (int w = 0; w < 60000 && !atomic_load(&read_in_half); w++) { /* at most ~60 s */
+                struct timespec ms = {0, 1000000};
+                nanosleep(&ms, NULL);
+            }
+        }
     }
     if (rc != RSCLIP_OK) fprintf(stderr, "writer: %s\n", rsclip_last_error());
     rsclip_index_close(idx);
@@ -59,6 +69,7 @@ int main(void) {
     int meta_writes = 0;
     const double world[4] = {-180, -90, 180, 90};
     while (!atomic_load(&writer_done)) {
+        const int in_half = atomic_load(&half_done);
         rsclip_embeddings *e = NULL;
         CHECK_OK(rsclip_index_load_embeddings(reader, &e));
         if (!e) break;
@@ -67,6 +78,7 @@ int main(void) {
         if (e->n > 0 && e->n < NBATCH * BATCH) partial_views++;
         last = e->n;
         rsclip_embeddings_free(e);
+        if (in_half) atomic_store(&read_in_half, 1);
         rsclip_index_info info;
         CHECK_OK(rsclip_index_get_info(reader, &info));
         CHECK(info.n_tiles % BATCH == 0 && (size_t)info.n_tiles >= last);
