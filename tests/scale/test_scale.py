@@ -315,16 +315,21 @@ def group_slurm(tmp):
         part1 = os.path.join(out, "part-00001-of-00004.gpkg")
         t0 = time.time()
         n1 = 0
-        while time.time() - t0 < 60 and p.poll() is None:
-            try:
-                db = sqlite3.connect(part1, timeout=1)
+        # The task runs in slices of a few ms and is stopped while its part is read, so that it
+        # is caught with some tiles stored however fast it runs (polling a running task could
+        # miss its whole run: CI saw it finish unobserved).
+        while time.time() - t0 < 120 and p.poll() is None:
+            p.send_signal(signal.SIGSTOP)
+            try:  # (read-only: never creates the part before the task does)
+                db = sqlite3.connect("file:%s?mode=ro" % part1, uri=True, timeout=1)
                 n1 = db.execute("SELECT count(*) FROM tiles").fetchone()[0]
                 db.close()
             except sqlite3.Error:
                 n1 = 0
             if n1 >= 2:
                 break
-            time.sleep(0.05)
+            p.send_signal(signal.SIGCONT)
+            time.sleep(0.003)
         p.send_signal(signal.SIGKILL)
         p.wait()
         check(n1 >= 2, "task 1 stored some tiles before it was killed (%d)" % n1)
