@@ -69,6 +69,14 @@ int main(int argc, char **argv) {
             char report[4096];
             rsclip_cpu_report(report, sizeof report);
             fputs(report, stdout);
+            /* the GPU side: whether the CUDA module opens here, and the devices it sees */
+            int ndev = 0;
+            if (rsclip_cuda_device_count(&ndev) != RSCLIP_OK)
+                printf("cuda: %s\n", rsclip_last_error());
+            else if (ndev == 0)
+                printf("cuda: 0 devices (no usable CUDA driver or GPU)\n");
+            else
+                printf("cuda: %d device%s\n", ndev, ndev == 1 ? "" : "s");
         }
         return APP_OK;
     }

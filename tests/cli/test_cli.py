@@ -271,7 +271,13 @@ def test_usage():
     # --verbose: the CPU, its usable paths and what each precision runs, and why
     rc, out, err = run(["--version", "--verbose"])
     check(rc == 0 and "cpu: " in out and "paths: amx " in out and "precision auto -> " in out and
-          "precision int8 -> " in out, "--version --verbose: %r" % out)
+          "precision int8 -> " in out and "\ncuda: " in out, "--version --verbose: %r" % out)
+    # the CUDA line says why a module that cannot be used is unusable (a build without CUDA says so)
+    rc, out, err = run(["--version", "--verbose"],
+                       env={"RSCLIP_CUDA_MODULE": "/nonexistent/librsclip_cuda.so"})
+    check(rc == 0 and ("cuda: the CUDA module /nonexistent/librsclip_cuda.so is missing" in out or
+                       "cuda: this rsclip was built without CUDA" in out),
+          "--version --verbose, no CUDA module: %r" % out)
     rc, out, err = run(["--version", "--verbose"], env={"RSCLIP_ISA": "scalar"})
     check(rc == 0 and "RSCLIP_ISA: set; kernels may use up to scalar" in out and
           "precision auto -> scalar (f32)" in out, "RSCLIP_ISA=scalar report: %r" % out)
