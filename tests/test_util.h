@@ -40,6 +40,29 @@ static inline const char *tu_fixtures(void) {
     return d ? d : "tests/fixtures";
 }
 
+/* A fresh folder ./<name>.tmp.XXXXXX in the working (build) directory, its absolute path in dir
+ * (for tests that hand paths to programs and libraries running elsewhere). */
+static inline void tu_abs_tmpdir(char *dir, size_t size, const char *name) {
+    char rel[512];
+    snprintf(rel, sizeof rel, "%s.tmp.XXXXXX", name);
+    REQUIRE(mkdtemp(rel));
+    char *abs = realpath(rel, NULL);
+    REQUIRE(abs && strlen(abs) < size);
+    snprintf(dir, size, "%s", abs);
+    free(abs);
+}
+
+/* Copy a file byte for byte (the test stops if it cannot). */
+static inline void tu_copy_file(const char *from, const char *to) {
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    REQUIRE(in && out);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) REQUIRE(fwrite(buf, 1, n, out) == n);
+    fclose(in);
+    REQUIRE(fclose(out) == 0);
+}
+
 static inline int tu_finish(const char *name) {
     if (tu_failures) {
         fprintf(stderr, "%s: %d check(s) failed\n", name, tu_failures);

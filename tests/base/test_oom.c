@@ -23,9 +23,8 @@
 #include <unistd.h>
 
 #ifndef RSCLIP_TEST_MODEL_ONLY
-#include <cpl_conv.h>
-#include <gdal.h>
-#include <ogr_srs_api.h>
+#include "gdal_test_util.h"
+#include "index/index_test_util.h"
 #endif
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -304,19 +303,7 @@ static void scene_tiles(int sc, rsclip_scene_info *s, rsclip_tile_record *rec, d
     s->bands = "1,2,3";
     s->datetime = sc & 1 ? "2021-05-01T00:00:00Z" : "2020-05-01T00:00:00Z";
     s->datetime_source = "option";
-    memset(rec, 0, sizeof *rec * IX_TILES);
-    for (int i = 0; i < IX_TILES; i++) {
-        double w = 10 + 0.1 * sc + 0.01 * i, x = w + 0.01;
-        double r[8] = {w, 50.01, x, 50.01, x, 50, w, 50};
-        memcpy(ring[i], r, sizeof r);
-        rec[i].window = (rsclip_tile_window){64 * i, 0, 64, 64};
-        rec[i].valid_fraction = 1;
-        rec[i].lon = (w + x) / 2;
-        rec[i].lat = 50.005;
-        memcpy(rec[i].corners, r, sizeof r);
-        rec[i].footprint = ring[i];
-        rec[i].n_footprint = 4;
-    }
+    ti_strip(10 + 0.1 * sc, IX_TILES, rec, ring);
 }
 
 /* Add scene sc with its tiles to an open index. */
@@ -338,16 +325,6 @@ static int bind(rsclip_index *idx, const ix_ctx *c) {
     if (!rc) rc = rsclip_index_set_meta(idx, "logit_scale", "2.30258509");
     if (!rc) rc = rsclip_index_set_meta(idx, "logit_bias", "-2.5");
     return rc;
-}
-
-static void copy_file(const char *from, const char *to) {
-    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
-    REQUIRE(in && out);
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, in)) > 0) REQUIRE(fwrite(buf, 1, n, out) == n);
-    fclose(in);
-    REQUIRE(fclose(out) == 0);
 }
 
 static void remove_index(const char *path) {
@@ -403,7 +380,7 @@ static int run_index(void *ctx) {
     const char *work = in_dir("work.gpkg"), *fresh = in_dir("fresh.gpkg");
     remove_index(work);
     remove_index(fresh);
-    copy_file(in_dir("base.gpkg"), work);
+    tu_copy_file(in_dir("base.gpkg"), work);
     rsclip_index *idx = NULL;
     int rc = rsclip_index_open(work, RSCLIP_INDEX_READWRITE, &idx);
     if (!rc) rc = add_scene(idx, 2, c->vecs);
@@ -528,37 +505,6 @@ typedef struct ixr_ctx {
     rsclip_indexer_report rep;
 } ixr_ctx;
 
-/* A w x h RGB GeoTIFF in UTM 32N whose tiles all look different. */
-static void write_raster(const char *path, int w, int h, int seed) {
-    GDALDriverH drv = GDALGetDriverByName("GTiff");
-    REQUIRE(drv);
-    GDALDatasetH ds = GDALCreate(drv, path, w, h, 3, GDT_Byte, NULL);
-    REQUIRE(ds);
-    double gt[6] = {500000.0 + 20000.0 * seed, 10.0, 0.0, 4000000.0, 0.0, -10.0};
-    GDALSetGeoTransform(ds, gt);
-    OGRSpatialReferenceH srs = OSRNewSpatialReference(NULL);
-    OSRImportFromEPSG(srs, 32632);
-    char *wkt = NULL;
-    OSRExportToWkt(srs, &wkt);
-    GDALSetProjection(ds, wkt);
-    CPLFree(wkt);
-    OSRDestroySpatialReference(srs);
-    unsigned char *row = malloc((size_t)w);
-    REQUIRE(row);
-    uint32_t x = 2463534242u + (uint32_t)seed;
-    for (int b = 1; b <= 3; b++)
-        for (int y = 0; y < h; y++) {
-            for (int i = 0; i < w; i++) {
-                x ^= x << 13, x ^= x >> 17, x ^= x << 5;
-                row[i] = (unsigned char)(((i / 64 + y / 64) * 37 * b + (x & 31)) & 0xff);
-            }
-            REQUIRE(GDALRasterIOEx(GDALGetRasterBand(ds, b), GF_Write, 0, y, w, 1, row, w, 1,
-                                   GDT_Byte, 0, 0, NULL) == CE_None);
-        }
-    free(row);
-    GDALClose(ds);
-}
-
 static void on_error(const char *path, const char *message, void *user) {
     ixr_ctx *c = user;
     if (c->n_err < 4) snprintf(c->err_path[c->n_err], sizeof c->err_path[0], "%s", path);
@@ -625,12 +571,7 @@ static void check_indexer(void *ctx, int rc) {
 
 int main(void) {
     snprintf(g_model, sizeof g_model, "%s/siglip-tiny", tu_fixtures());
-    snprintf(g_dir, sizeof g_dir, "%s", "test_oom.tmp.XXXXXX");
-    REQUIRE(mkdtemp(g_dir));
-    char *abs = realpath(g_dir, NULL);
-    REQUIRE(abs);
-    snprintf(g_dir, sizeof g_dir, "%s", abs);
-    free(abs);
+    tu_abs_tmpdir(g_dir, sizeof g_dir, "test_oom");
     /* the model's digest cache lives here, not in the user's cache */
     REQUIRE(setenv("RSCLIP_CACHE", g_dir, 1) == 0);
     setvbuf(stdout, NULL, _IOLBF, 0); /* in order with stderr */
@@ -695,8 +636,8 @@ int main(void) {
         char paths[2][1200];
         snprintf(paths[0], sizeof paths[0], "%s", in_dir("scene0.tif"));
         snprintf(paths[1], sizeof paths[1], "%s", in_dir("scene1.tif"));
-        write_raster(paths[0], 256, 512, 0); /* 1 x 2 tiles of 256 px (the tiny model's size) */
-        write_raster(paths[1], 256, 256, 1);
+        tu_write_raster(paths[0], 256, 512, 0); /* 1 x 2 tiles of 256 px (the tiny model's size) */
+        tu_write_raster(paths[1], 256, 256, 1);
         c.scenes[0] = paths[0];
         c.scenes[1] = paths[1];
         inject(&(oom_path){"indexer", run_indexer, check_indexer, &c, 50});

@@ -77,17 +77,6 @@ static int same_bytes(const char *a, const char *b) {
     return same;
 }
 
-static void copy_file(const char *from, const char *to) {
-    size_t n = 0;
-    char *b = slurp(from, &n);
-    REQUIRE(b);
-    FILE *f = fopen(to, "wb");
-    REQUIRE(f);
-    fwrite(b, 1, n, f);
-    fclose(f);
-    free(b);
-}
-
 /* No temporary folder of an export left anywhere below d. */
 static int no_temp_left(const char *d) {
     DIR *dp = opendir(d);
@@ -216,7 +205,7 @@ static void test_existing(void) {
     /* A raster (any existing file) is refused, then replaced with overwrite. */
     const char *tif = P("scene.tif");
     write_file(tif, "II*\0 not really a tiff");
-    copy_file(tif, P("scene.orig"));
+    tu_copy_file(tif, P("scene.orig"));
     ep.format = "GeoJSON";
     CHECK(rsclip_export_hits(tif, &ep, hits, NH) == RSCLIP_ERR_EXISTS);
     CHECK(strstr(rsclip_last_error(), "--overwrite") != NULL);
@@ -281,7 +270,7 @@ static void test_layers(void) {
     make_project(proj);
     rsclip_export_params ep = params(NULL, NULL, 0);
     /* An existing GeoPackage without -nln or overwrite is refused, untouched. */
-    copy_file(proj, P("project.orig"));
+    tu_copy_file(proj, P("project.orig"));
     CHECK(rsclip_export_hits(proj, &ep, hits, NH) == RSCLIP_ERR_EXISTS);
     CHECK(strstr(rsclip_last_error(), "-nln") != NULL);
     CHECK(same_bytes(proj, P("project.orig")));
@@ -304,7 +293,7 @@ static void test_layers(void) {
           layer_count(proj, "hits") == 1);
     /* A failure while writing the layer (a footprint outside the target projection's domain)
      * leaves the file byte-identical: the transaction is rolled back. */
-    copy_file(proj, P("project.before"));
+    tu_copy_file(proj, P("project.before"));
     ep.layer_name = "lakes";
     ep.t_srs = "+proj=ortho +lat_0=-60 +lon_0=-170";
     CHECK(rsclip_export_hits(proj, &ep, hits, NH) != RSCLIP_OK);
@@ -316,7 +305,7 @@ static void test_layers(void) {
     ep = params("GeoJSON", NULL, 0);
     ep.overwrite = 1;
     ep.t_srs = "+proj=ortho +lat_0=-60 +lon_0=-170";
-    copy_file(P("scene.tif"), P("scene.before"));
+    tu_copy_file(P("scene.tif"), P("scene.before"));
     CHECK(rsclip_export_hits(P("scene.tif"), &ep, hits, NH) != RSCLIP_OK);
     CHECK(same_bytes(P("scene.tif"), P("scene.before")));
     CHECK(rsclip_export_hits(P("never.geojson"), &ep, hits, NH) != RSCLIP_OK);

@@ -91,6 +91,24 @@ static inline void ti_record(int seed, double lon0, double lat0, int col, int ro
     ti_vector(seed, col, row, dim, v);
 }
 
+/* n tiles of 64 px side by side: squares of 0.01 degree from longitude lon0 eastwards between
+ * latitudes 50 and 50.01, full of valid pixels, their footprints in ring. */
+static inline void ti_strip(double lon0, int n, rsclip_tile_record *rec, double (*ring)[8]) {
+    memset(rec, 0, sizeof *rec * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        double w = lon0 + 0.01 * i, x = w + 0.01;
+        double r[8] = {w, 50.01, x, 50.01, x, 50, w, 50};
+        memcpy(ring[i], r, sizeof r);
+        rec[i].window = (rsclip_tile_window){64 * i, 0, 64, 64};
+        rec[i].valid_fraction = 1;
+        rec[i].lon = (w + x) / 2;
+        rec[i].lat = 50.005;
+        memcpy(rec[i].corners, r, sizeof r);
+        rec[i].footprint = ring[i];
+        rec[i].n_footprint = 4;
+    }
+}
+
 /* Minimal scene description. */
 static inline rsclip_scene_info ti_scene(const char *path, int64_t size, int64_t mtime,
                                          const char *checksum, int cols, int rows) {

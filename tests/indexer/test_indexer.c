@@ -8,11 +8,9 @@
 #include "rsclip/indexer.h"
 #include "rsclip/plan.h"
 #include "rsclip/status.h"
+#include "gdal_test_util.h"
 #include "test_util.h"
 
-#include <cpl_conv.h>
-#include <gdal.h>
-#include <ogr_srs_api.h>
 #include <sqlite3.h>
 
 #include <stdint.h>
@@ -29,37 +27,6 @@ static const char *in_dir(const char *name) {
     k = (k + 1) % 4;
     snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
     return buf[k];
-}
-
-/* A w x h RGB GeoTIFF in UTM 32N whose tiles all look different. */
-static void write_raster(const char *path, int w, int h, int seed) {
-    GDALDriverH drv = GDALGetDriverByName("GTiff");
-    REQUIRE(drv);
-    GDALDatasetH ds = GDALCreate(drv, path, w, h, 3, GDT_Byte, NULL);
-    REQUIRE(ds);
-    double gt[6] = {500000.0 + 20000.0 * seed, 10.0, 0.0, 4000000.0, 0.0, -10.0};
-    GDALSetGeoTransform(ds, gt);
-    OGRSpatialReferenceH srs = OSRNewSpatialReference(NULL);
-    OSRImportFromEPSG(srs, 32632);
-    char *wkt = NULL;
-    OSRExportToWkt(srs, &wkt);
-    GDALSetProjection(ds, wkt);
-    CPLFree(wkt);
-    OSRDestroySpatialReference(srs);
-    unsigned char *row = malloc((size_t)w);
-    REQUIRE(row);
-    uint32_t x = 2463534242u + (uint32_t)seed;
-    for (int b = 1; b <= 3; b++)
-        for (int y = 0; y < h; y++) {
-            for (int i = 0; i < w; i++) {
-                x ^= x << 13, x ^= x >> 17, x ^= x << 5;
-                row[i] = (unsigned char)(((i / 64 + y / 64) * 37 * b + (x & 31)) & 0xff);
-            }
-            REQUIRE(GDALRasterIOEx(GDALGetRasterBand(ds, b), GF_Write, 0, y, w, 1, row, w, 1,
-                                   GDT_Byte, 0, 0, NULL) == CE_None);
-        }
-    free(row);
-    GDALClose(ds);
 }
 
 /* Every stored tile as "scene:xoff,yoff,xsizexysize" in order, its count in *n; also checks that
@@ -282,19 +249,14 @@ static void test_shards(const char *const *scenes, char **ref, int n_ref) {
 int main(void) {
     GDALAllRegister();
     snprintf(g_model, sizeof g_model, "%s/siglip-tiny", tu_fixtures());
-    snprintf(g_dir, sizeof g_dir, "%s", "test_indexer.tmp.XXXXXX");
-    REQUIRE(mkdtemp(g_dir));
-    char *abs = realpath(g_dir, NULL);
-    REQUIRE(abs);
-    snprintf(g_dir, sizeof g_dir, "%s", abs);
-    free(abs);
+    tu_abs_tmpdir(g_dir, sizeof g_dir, "test_indexer");
     /* 3 x 2, 2 x 2 and 1 x 2 tiles of 256 px (the tiny model's size) */
     static const int sizes[3][2] = {{768, 512}, {512, 400}, {256, 512}};
     char paths[3][512];
     const char *scenes[3];
     for (int i = 0; i < 3; i++) {
         snprintf(paths[i], sizeof paths[i], "%s/scene%d.tif", g_dir, i);
-        write_raster(paths[i], sizes[i][0], sizes[i][1], i);
+        tu_write_raster(paths[i], sizes[i][0], sizes[i][1], i);
         scenes[i] = paths[i];
     }
     /* the reference: one uninterrupted run */

@@ -3,6 +3,7 @@
  * other, a scene without tiles, min_prob above every hit. An unknown scene id is an error, not
  * an empty result. Empty filters take no undefined path (qsort(NULL, 0) under UBSan). A query
  * text longer than the model's 64 tokens is cut with a warning in the log. */
+#include "index/index_test_util.h"
 #include "test_util.h"
 
 #include "rsclip/rsclip.h"
@@ -55,19 +56,7 @@ static void build(const char *path, const char *model_dir, int64_t *scene_ids) {
         if (sc < 2) {
             rsclip_tile_record rec[3];
             double ring[3][8];
-            memset(rec, 0, sizeof rec);
-            for (int i = 0; i < 3; i++) {
-                double w = 10 + 0.1 * sc + 0.01 * i, x = w + 0.01;
-                double r[8] = {w, 50.01, x, 50.01, x, 50, w, 50};
-                memcpy(ring[i], r, sizeof r);
-                rec[i].window = (rsclip_tile_window){64 * i, 0, 64, 64};
-                rec[i].valid_fraction = 1;
-                rec[i].lon = (w + x) / 2;
-                rec[i].lat = 50.005;
-                memcpy(rec[i].corners, r, sizeof r);
-                rec[i].footprint = ring[i];
-                rec[i].n_footprint = 4;
-            }
+            ti_strip(10 + 0.1 * sc, 3, rec, ring);
             CHECK_OK(rsclip_index_add_tiles(idx, scene_ids[sc], 3, rec, vecs + (size_t)sc * 3 * dim,
                                             NULL));
         }

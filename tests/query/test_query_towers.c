@@ -3,6 +3,7 @@
  * both kinds of query keep giving the right answers. The index holds the (full-model) embeddings
  * of the fixture images, so an image query must find its own image first, with cosine ~1, and a
  * text query must rank the tiles exactly as the cosines to the text's full-model embedding. */
+#include "index/index_test_util.h"
 #include "test_util.h"
 
 #include "rsclip/rsclip.h"
@@ -97,19 +98,7 @@ int main(void) {
     CHECK_OK(rsclip_index_begin_scene(idx, &s, 0, &sid, &state));
     rsclip_tile_record rec[N_IMG];
     double ring[N_IMG][8];
-    memset(rec, 0, sizeof rec);
-    for (int i = 0; i < N_IMG; i++) {
-        double w = 10 + 0.01 * i, x = w + 0.01;
-        double r[8] = {w, 50.01, x, 50.01, x, 50, w, 50};
-        memcpy(ring[i], r, sizeof r);
-        rec[i].window = (rsclip_tile_window){64 * i, 0, 64, 64};
-        rec[i].valid_fraction = 1;
-        rec[i].lon = (w + x) / 2;
-        rec[i].lat = 50.005;
-        memcpy(rec[i].corners, r, sizeof r);
-        rec[i].footprint = ring[i];
-        rec[i].n_footprint = 4;
-    }
+    ti_strip(10, N_IMG, rec, ring);
     CHECK_OK(rsclip_index_add_tiles(idx, sid, N_IMG, rec, vecs, tile_ids));
     CHECK_OK(rsclip_index_complete_scene(idx, sid, 0));
     rsclip_index_close(idx);

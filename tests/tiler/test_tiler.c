@@ -32,16 +32,6 @@ static void write_file(const char *path, const char *text) {
     fclose(f);
 }
 
-static void copy_file(const char *from, const char *to) {
-    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
-    REQUIRE(a && b);
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, a)) > 0) REQUIRE(fwrite(buf, 1, n, b) == n);
-    fclose(a);
-    fclose(b);
-}
-
 static void patch_byte(const char *path, long off, int whence) {
     FILE *f = fopen(path, "r+b");
     REQUIRE(f);
@@ -233,7 +223,7 @@ static void test_fingerprint(void) {
     sample_path(src, sizeof src, "naip_nd_20200831_rgbn_5m_epsg26914.tif");
     snprintf(a, sizeof a, "%s/fp.tif", g_tmp);
     snprintf(vrt, sizeof vrt, "%s/fp.vrt", g_tmp);
-    copy_file(src, a);
+    tu_copy_file(src, a);
     rsclip_fingerprint f0, f1, f2;
     CHECK_OK(rsclip_file_fingerprint(a, &f0));
     CHECK_OK(rsclip_file_fingerprint(a, &f1));
@@ -391,7 +381,7 @@ static void test_all_samples(void) {
     sample_path(src, sizeof src, "naip_nd_20200831_rgbn_5m_epsg26914.tif");
     snprintf(trunc, sizeof trunc, "%s/trunc.tif", g_tmp);
     snprintf(junk, sizeof junk, "%s/junk.tif", g_tmp);
-    copy_file(src, trunc);
+    tu_copy_file(src, trunc);
     REQUIRE(truncate(trunc, 800000) == 0);
     rsclip_tiler_params p = rsclip_tiler_default_params();
     p.min_valid = 0.0;
